@@ -1,0 +1,1 @@
+"""The ``assemblenet`` command line."""
