@@ -1,0 +1,24 @@
+"""AssembleNet models: stems, blocks, fusion, representation flow, heads, builders and the registry."""
+
+from assemblenet.models.assemblenet import AssembleNet, AssembleNode, build_assemblenet
+from assemblenet.models.blocks import BLOCKS_PER_DEPTH, INTERMEDIATE_CHANNELS, BlockGroup, BottleneckBlock
+from assemblenet.models.fusion import SigmoidFusion
+from assemblenet.models.heads import AssembleNetHead
+from assemblenet.models.rep_flow import RepresentationFlow
+
+__all__ = [
+    "AssembleNet", "AssembleNode", "build_assemblenet", "BLOCKS_PER_DEPTH", "INTERMEDIATE_CHANNELS",
+    "BlockGroup", "BottleneckBlock", "SigmoidFusion", "AssembleNetHead", "RepresentationFlow",
+]
+
+from assemblenet.models.registry import (  # noqa: E402
+    ModelInfo,
+    create_model,
+    list_models,
+    load_weights,
+    model_info,
+    model_table,
+    register_model,
+)
+
+__all__ += ["ModelInfo", "create_model", "list_models", "load_weights", "model_info", "model_table", "register_model"]

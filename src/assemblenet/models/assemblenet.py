@@ -1,0 +1,254 @@
+"""The AssembleNet model, built from any valid :class:`~assemblenet.graph.AssembleNetGraph`."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Literal, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from assemblenet.errors import GraphError
+from assemblenet.graph import AssembleNetGraph, BlockNode, StemNode, StemType
+from assemblenet.models.blocks import BLOCKS_PER_DEPTH, INTERMEDIATE_CHANNELS, BlockGroup
+from assemblenet.models.fusion import SigmoidFusion
+from assemblenet.models.heads import AssembleNetHead
+from assemblenet.models.rep_flow import RepresentationFlow
+from assemblenet.models.stems import NUM_OBJECT_CLASSES, FlowStem, ObjectStem, RGBStem
+
+FlowMode = Literal["rgb", "precomputed"]
+_STEM_RGB, _STEM_FLOW, _STEM_OBJECT = int(StemType.RGB), int(StemType.FLOW), int(StemType.OBJECT)
+
+
+class AssembleNode(nn.Module):
+    """One block node: fusion of its inputs followed by its block group."""
+
+    def __init__(self, fusion: SigmoidFusion, blocks: BlockGroup) -> None:
+        super().__init__()
+        self.fusion = fusion
+        self.blocks = blocks
+
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        return self.blocks(self.fusion(inputs))
+
+
+class AssembleNet(nn.Module):
+    """A multi-stream AssembleNet.
+
+    Inputs:
+        x: RGB clip ``[B, 3, T, H, W]``, float in [0, 1].
+        flow: optical flow ``[B, 2, T, H, W]`` in pixels; required when ``flow_mode='precomputed'`` and the
+            graph has flow stems, ignored otherwise.
+        objects: per-class segmentation maps ``[B, 151, T, H, W]``; required when the graph has object stems.
+
+    Output: logits ``[B, num_classes]``. :meth:`forward_nodes` returns every node's output instead.
+
+    Build it with :func:`build_assemblenet` or :func:`assemblenet.models.create_model`.
+    """
+
+    def __init__(
+        self,
+        graph: AssembleNetGraph,
+        *,
+        num_classes: int,
+        num_blocks: Sequence[int],
+        stem_filters: int,
+        intermediate_channels: Sequence[int],
+        learnable_weights: Optional[bool] = None,
+        max_pool_predictions: bool = False,
+        dropout: float = 0.0,
+        flow_mode: FlowMode = "rgb",
+        flow_layer: Optional[RepresentationFlow] = None,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        if flow_mode not in ("rgb", "precomputed"):
+            raise ValueError(f"flow_mode must be 'rgb' or 'precomputed', got {flow_mode!r}")
+        self.graph = graph
+        self.num_classes = int(num_classes)
+        self.num_blocks = tuple(int(n) for n in num_blocks)
+        self.flow_mode = flow_mode
+        self.stem_kinds: List[int] = []
+        self.node_inputs: List[List[int]] = []
+        self.output_nodes: List[int] = graph.output_indices
+
+        channels: List[int] = []
+        is_object: List[bool] = []
+        stems = []
+        nodes = []
+        for index, node in enumerate(graph.nodes):
+            if isinstance(node, StemNode):
+                if node.stem_type == StemType.RGB:
+                    stems.append(RGBStem(stem_filters, temporal_dilation=node.temporal_dilation))
+                    channels.append(stem_filters)
+                elif node.stem_type == StemType.FLOW:
+                    stems.append(FlowStem(stem_filters))
+                    channels.append(stem_filters)
+                else:
+                    stems.append(ObjectStem())
+                    channels.append(NUM_OBJECT_CLASSES)
+                self.stem_kinds.append(int(node.stem_type))
+                is_object.append(node.stem_type == StemType.OBJECT)
+                continue
+            assert isinstance(node, BlockNode)
+            in_channels = [channels[i] for i in node.inputs]
+            learnable = node.edge_weights is None if learnable_weights is None else learnable_weights
+            if not learnable and node.edge_weights is None and len(node.inputs) > 1:
+                raise GraphError(f"node {index}: frozen connection weights requested but the graph gives none")
+            fusion = SigmoidFusion(
+                in_channels, edge_weights=node.edge_weights, learnable=learnable,
+                width_inputs=[not is_object[i] for i in node.inputs],
+            )
+            blocks = BlockGroup(
+                fusion.out_channels, node.filters, num_blocks=self.num_blocks[node.level],
+                intermediate_channels=int(intermediate_channels[node.level]),
+                temporal_dilation=node.temporal_dilation, stride=node.spatial_stride,
+            )
+            nodes.append(AssembleNode(fusion, blocks))
+            self.node_inputs.append(list(node.inputs))
+            channels.append(node.out_channels)
+            is_object.append(False)
+        self.stems = nn.ModuleList(stems)
+        self.nodes = nn.ModuleList(nodes)
+        self.node_channels = channels
+        self.has_flow_stem = _STEM_FLOW in self.stem_kinds
+        self.has_object_stem = _STEM_OBJECT in self.stem_kinds
+        self.flow_layer = flow_layer if (self.has_flow_stem and flow_mode == "rgb") else None
+        if self.has_flow_stem and flow_mode == "rgb" and flow_layer is None:
+            self.flow_layer = RepresentationFlow()
+        self.head = AssembleNetHead(
+            [channels[i] for i in self.output_nodes], num_classes,
+            max_pool_predictions=max_pool_predictions, dropout=dropout,
+        )
+
+    # ------------------------------------------------------------------ forward
+    def compute_flow(self, x: Tensor, flow: Optional[Tensor] = None) -> Optional[Tensor]:
+        """The flow the flow stems read: computed from ``x`` or the given precomputed flow."""
+        if not self.has_flow_stem:
+            return None
+        if self.flow_layer is not None:
+            return self.flow_layer(x)
+        if flow is None:
+            raise ValueError("this model takes precomputed flow: call model(x, flow) with flow [B, 2, T, H, W]")
+        return flow
+
+    def forward_nodes(
+        self, x: Tensor, flow: Optional[Tensor] = None, objects: Optional[Tensor] = None
+    ) -> List[Tensor]:
+        """Every graph node's output in graph order (stems included), each ``[B, C, T, H', W']``."""
+        if x.dim() != 5:
+            raise ValueError(f"expected a clip batch [B, C, T, H, W], got shape {list(x.shape)}")
+        flow_input = self.compute_flow(x, flow)
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+        if flow_input is not None:
+            flow_input = flow_input.to(x.dtype).contiguous(memory_format=torch.channels_last_3d)
+        outputs: List[Tensor] = []
+        for k, stem in enumerate(self.stems):
+            kind = self.stem_kinds[k]
+            if kind == _STEM_RGB:
+                outputs.append(stem(x))
+            elif kind == _STEM_FLOW:
+                assert flow_input is not None
+                outputs.append(stem(flow_input))
+            else:
+                if objects is None:
+                    raise ValueError("this graph has an object stem: pass objects [B, 151, T, H, W]")
+                outputs.append(stem(objects.contiguous(memory_format=torch.channels_last_3d)))
+        for n, node in enumerate(self.nodes):
+            outputs.append(node([outputs[i] for i in self.node_inputs[n]]))
+        return outputs
+
+    def forward(self, x: Tensor, flow: Optional[Tensor] = None, objects: Optional[Tensor] = None) -> Tensor:
+        outputs = self.forward_nodes(x, flow, objects)
+        return self.head([outputs[i] for i in self.output_nodes])
+
+    # ------------------------------------------------------------------ connection weights
+    @torch.jit.unused
+    def connection_weights(self) -> Dict[Tuple[int, int], float]:
+        """Current post-sigmoid strength of every edge ``(source, target)``, in graph terms.
+
+        Edges into single-input nodes are never scaled and report 1.0.
+        """
+        strengths: Dict[Tuple[int, int], float] = {}
+        first_block = len(self.stems)
+        for n, node in enumerate(self.nodes):
+            target = first_block + n
+            values = node.fusion.connection_strengths().tolist()
+            for source, value in zip(self.node_inputs[n], values):
+                strengths[(source, target)] = float(value)
+        return strengths
+
+    @torch.jit.unused
+    def graph_with_learned_weights(self) -> AssembleNetGraph:
+        """The model's graph carrying its current connection strengths (nodes with several inputs)."""
+        strengths = self.connection_weights()
+        per_node: List[Optional[List[float]]] = []
+        for index, node in enumerate(self.graph.nodes):
+            if isinstance(node, BlockNode) and len(node.inputs) > 1:
+                per_node.append([strengths[(source, index)] for source in node.inputs])
+            else:
+                per_node.append(None)
+        return self.graph.with_edge_weights(per_node)
+
+
+def build_assemblenet(
+    *,
+    graph: AssembleNetGraph,
+    num_classes: int,
+    depth: int = 50,
+    width_multiplier: float = 1.0,
+    stem_filters: Optional[int] = None,
+    intermediate_channels: Optional[Sequence[int]] = None,
+    learnable_weights: Optional[bool] = None,
+    max_pool_predictions: bool = False,
+    dropout: float = 0.0,
+    flow_mode: FlowMode = "rgb",
+    flow_normalization: Literal["clip", "batch"] = "clip",
+    flow_iterations: int = 40,
+    flow_trainable: bool = False,
+) -> AssembleNet:
+    """Build an AssembleNet from a graph.
+
+    Args:
+        graph: the architecture (see :mod:`assemblenet.graph`).
+        num_classes: logits per clip.
+        depth: 26, 38, 50, 68, 77 or 101; sets the blocks per level.
+        width_multiplier: scales node filters, the stem width and the fixed 3x3 widths, e.g. 0.125 for a
+            tiny CPU proxy. 1.0 is the published model.
+        stem_filters: stem width; default ``round(128 * width_multiplier) // number_of_stems``.
+        intermediate_channels: 3x3 widths per level; default ``(64, 128, 256, 512) * width_multiplier``.
+        learnable_weights: ``None`` learns the connections of nodes whose graph carries no weights and freezes
+            the given ones; ``True`` learns all (starting from given weights where present); ``False`` freezes
+            all (every multi-input node then needs weights).
+        max_pool_predictions: per-frame logits with softmax-over-time pooling.
+        dropout: dropout before the classifier.
+        flow_mode: ``'rgb'`` computes representation flow from the clip; ``'precomputed'`` takes ``flow``.
+        flow_normalization: ``'clip'`` (per clip) or ``'batch'`` (the TF behaviour) min/max normalisation.
+        flow_iterations, flow_trainable: representation-flow settings.
+
+    Shapes: ``model(x [B, 3, T, H, W]) -> [B, num_classes]``; node outputs keep all T frames; a level-L node
+    at stride 2 halves H and W (the stems already divide them by 4).
+    """
+    if depth not in BLOCKS_PER_DEPTH:
+        raise ValueError(f"depth {depth} is not supported; expected one of {sorted(BLOCKS_PER_DEPTH)}")
+    if not width_multiplier > 0:
+        raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
+    if width_multiplier != 1.0:
+        graph = graph.scaled(width_multiplier)
+    num_stems = len(graph.stem_indices)
+    if stem_filters is None:
+        stem_filters = max(1, int(round(128 * width_multiplier)) // num_stems)
+    if intermediate_channels is None:
+        intermediate_channels = [max(1, int(round(c * width_multiplier))) for c in INTERMEDIATE_CHANNELS]
+    if len(intermediate_channels) != 4:
+        raise ValueError(f"intermediate_channels needs 4 values, got {list(intermediate_channels)}")
+    flow_layer = None
+    if flow_mode == "rgb" and graph.stems_of(StemType.FLOW):
+        flow_layer = RepresentationFlow(
+            num_iterations=flow_iterations, normalization=flow_normalization, trainable=flow_trainable
+        )
+    return AssembleNet(
+        graph, num_classes=num_classes, num_blocks=BLOCKS_PER_DEPTH[depth], stem_filters=stem_filters,
+        intermediate_channels=intermediate_channels, learnable_weights=learnable_weights,
+        max_pool_predictions=max_pool_predictions, dropout=dropout, flow_mode=flow_mode, flow_layer=flow_layer,
+    )

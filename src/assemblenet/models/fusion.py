@@ -1,0 +1,127 @@
+"""Sigmoid-weighted fusion of a node's inputs (the learned connections of AssembleNet)."""
+
+from __future__ import annotations
+
+import math
+from typing import List, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from assemblenet.models.layers import max_pool_same, spatial_conv
+
+_WEIGHT_CLAMP = 1e-7  # keeps logit(w) finite for weights of exactly 0 or 1
+
+
+def weight_to_logit(weight: float) -> float:
+    weight = min(max(float(weight), _WEIGHT_CLAMP), 1.0 - _WEIGHT_CLAMP)
+    return -math.log(1.0 / weight - 1.0)
+
+
+class SigmoidFusion(nn.Module):
+    """Fuse inputs of different resolutions and widths into one tensor.
+
+    1. Inputs larger than the smallest spatial size are max-pooled with kernel = stride = (H+1)//H_min
+       (TF 'SAME').
+    2. Input i is scaled by sigmoid(logit_i).
+    3. Inputs of equal width are summed; each group narrower than the widest input is mapped to it with a
+       1x1 conv (no bias, no BN); the groups are summed.
+
+    A single input passes through unchanged and has no weight. Fixed weights are stored as a buffer of
+    logits, learnable ones as a parameter initialised from TruncatedNormal(0, 0.01) (or from given weights).
+
+    Args:
+        in_channels: channels of each input, in the node's input order.
+        edge_weights: post-sigmoid strengths, or ``None`` for a fresh learnable initialisation.
+        learnable: whether the logits are trained.
+        width_inputs: which inputs may set the output width (AssembleNet++ excludes the object stem);
+            all by default.
+
+    Shapes: a list of ``[B, C_i, T, H_i, W_i]`` -> ``[B, C_out, T, H_min, W_min]``.
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        *,
+        edge_weights: Sequence[float] | None = None,
+        learnable: bool = True,
+        width_inputs: Sequence[bool] | None = None,
+    ) -> None:
+        super().__init__()
+        in_channels = [int(c) for c in in_channels]
+        if not in_channels:
+            raise ValueError("fusion needs at least one input")
+        if width_inputs is None or not any(width_inputs):
+            width_inputs = [True] * len(in_channels)
+        self.num_inputs = len(in_channels)
+        self.out_channels = max(c for c, counts in zip(in_channels, width_inputs) if counts)
+
+        if self.num_inputs > 1:
+            if edge_weights is not None:
+                if len(edge_weights) != self.num_inputs:
+                    raise ValueError(f"{len(edge_weights)} edge weights for {self.num_inputs} inputs")
+                logits = torch.tensor([weight_to_logit(w) for w in edge_weights], dtype=torch.float32)
+            else:
+                if not learnable:
+                    raise ValueError("frozen connection weights need given edge weights")
+                logits = nn.init.trunc_normal_(torch.empty(self.num_inputs), std=0.01, a=-0.02, b=0.02)
+        else:
+            logits = torch.zeros(0)
+        if learnable and self.num_inputs > 1:
+            self.edge_logits = nn.Parameter(logits)
+        else:
+            self.register_buffer("edge_logits", logits)
+
+        # Channel groups in order of first appearance, as the reference sums them.
+        group_widths: List[int] = []
+        for c in in_channels:
+            if c not in group_widths:
+                group_widths.append(c)
+        self.group_members: List[List[int]] = [
+            [i for i, c in enumerate(in_channels) if c == width] for width in group_widths
+        ]
+        self.group_widths = group_widths
+        self.projections = nn.ModuleList(
+            [nn.Identity() if width == self.out_channels else spatial_conv(width, self.out_channels, 1)
+             for width in group_widths]
+        )
+
+    @property
+    def learnable(self) -> bool:
+        return isinstance(self.edge_logits, nn.Parameter)
+
+    def connection_strengths(self) -> Tensor:
+        """Post-sigmoid weight of each input (1.0 for a single input, which is never scaled)."""
+        if self.num_inputs == 1:
+            return torch.ones(1)
+        return torch.sigmoid(self.edge_logits.detach().float())
+
+    def extra_repr(self) -> str:
+        return f"inputs={self.num_inputs}, groups={self.group_widths}, out={self.out_channels}, learnable={self.learnable}"
+
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        if self.num_inputs == 1:
+            return inputs[0]
+        min_h = inputs[0].shape[-2]
+        min_w = inputs[0].shape[-1]
+        for x in inputs:
+            min_h = min(min_h, x.shape[-2])
+            min_w = min(min_w, x.shape[-1])
+        weights = torch.sigmoid(self.edge_logits)
+        scaled: List[Tensor] = []
+        for i, x in enumerate(inputs):
+            if x.shape[-2] != min_h or x.shape[-1] != min_w:
+                ratio = (x.shape[-2] + 1) // min_h
+                x = max_pool_same(x, ratio, ratio)
+            scaled.append(x * weights[i].to(x.dtype))
+        output: Tensor | None = None
+        for g, projection in enumerate(self.projections):
+            members = self.group_members[g]
+            group = scaled[members[0]]
+            for k in range(1, len(members)):
+                group = group + scaled[members[k]]
+            group = projection(group)
+            output = group if output is None else output + group
+        assert output is not None
+        return output

@@ -1,0 +1,83 @@
+"""Primitive layers with the reference's exact padding and BatchNorm settings.
+
+Every tensor is ``[B, C, T, H, W]``. Spatial convolutions are Conv3d with a ``(1, k, k)`` kernel and temporal
+ones ``(k, 1, 1)``; in ``channels_last_3d`` memory format these run as fast as 2-D convolutions over frames.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+# TF BatchNormalization(momentum=0.99) updates the running mean with weight 0.01.
+BN_MOMENTUM = 0.01
+BN_EPSILON = 1e-5
+
+
+def batch_norm(channels: int, *, zero_init: bool = False) -> nn.BatchNorm3d:
+    bn = nn.BatchNorm3d(channels, eps=BN_EPSILON, momentum=BN_MOMENTUM)
+    if zero_init:
+        nn.init.zeros_(bn.weight)
+    return bn
+
+
+def spatial_conv(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1) -> nn.Conv3d:
+    """A k x k convolution applied to every frame, without bias.
+
+    Stride 1 uses 'same' padding; stride 2 pads (k-1)//2 before and the rest after. For the odd kernels used
+    here both are symmetric, so torch's ``padding=(k-1)//2`` is exact.
+    """
+    if kernel_size % 2 != 1:
+        raise ValueError(f"only odd spatial kernels are supported, got {kernel_size}")
+    return nn.Conv3d(
+        in_channels, out_channels, (1, kernel_size, kernel_size), stride=(1, stride, stride),
+        padding=(0, kernel_size // 2, kernel_size // 2), bias=False,
+    )
+
+
+def temporal_conv(in_channels: int, out_channels: int, kernel_size: int, *, dilation: int = 1) -> nn.Conv3d:
+    """A 1-D convolution over time with zero 'same' padding inside each clip, without bias."""
+    total = (kernel_size - 1) * dilation
+    if total % 2:
+        raise ValueError(f"temporal kernel {kernel_size} with dilation {dilation} has no symmetric 'same' padding")
+    return nn.Conv3d(
+        in_channels, out_channels, (kernel_size, 1, 1), padding=(total // 2, 0, 0),
+        dilation=(dilation, 1, 1), bias=False,
+    )
+
+
+def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TF 'SAME' padding of one dimension: the extra pixel goes at the end."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class MaxPoolSame(nn.Module):
+    """Per-frame k x k max-pool with stride s and TF 'SAME' padding (pads with -inf, extra pad at the end).
+
+    Torch's symmetric ``padding=`` differs from this whenever the total pad is odd, e.g. 3x3/2 on even sizes.
+    """
+
+    def __init__(self, kernel_size: int, stride: int) -> None:
+        super().__init__()
+        self.kernel_size = int(kernel_size)
+        self.stride = int(stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding='SAME'"
+
+    def forward(self, x: Tensor) -> Tensor:
+        return max_pool_same(x, self.kernel_size, self.stride)
+
+
+def max_pool_same(x: Tensor, kernel_size: int, stride: int) -> Tensor:
+    """Functional form of :class:`MaxPoolSame` for ``[B, C, T, H, W]``."""
+    top, bottom = tf_same_padding(x.shape[-2], kernel_size, stride)
+    left, right = tf_same_padding(x.shape[-1], kernel_size, stride)
+    if top == bottom and left == right:
+        padding = (0, top, left)
+    else:
+        x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+        padding = (0, 0, 0)
+    return F.max_pool3d(x, (1, kernel_size, kernel_size), (1, stride, stride), padding=padding)
