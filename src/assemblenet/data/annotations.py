@@ -1,0 +1,438 @@
+"""Parsers for the annotation files that video datasets ship.
+
+Every parser raises ``DataError`` naming the file and the line of the first malformed row, so a user can fix
+their annotations instead of guessing. Supported formats:
+
+- class lists: one name per line, or Charades ``c000 Holding some clothes`` lines;
+- Charades ``Charades_v1_{train,test}.csv`` (actions ``c092 11.90 21.20;c147 0.00 12.60``);
+- PySlowFast frame lists (``original_vido_id video_id frame_id path labels``, space separated);
+- video/label lists: CSV ``path,label`` (Kinetics, Moments-in-Time; a header row is optional), whitespace
+  separated ``path label`` lines (MMAction style), and the official Kinetics
+  ``label,youtube_id,time_start,time_end,split`` CSV;
+- plain lists of file names (Toyota Smarthome split lists).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from assemblenet.errors import DataError
+
+_CHARADES_CLASS_LINE = re.compile(r"^(c\d+)\s+(\S.*)$")
+_CHARADES_ACTION = re.compile(r"^(c\d+)\s+(-?\d+(?:\.\d*)?)\s+(-?\d+(?:\.\d*)?)$")
+
+
+def _open_text(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    return path
+
+
+@dataclass(frozen=True)
+class ClassList:
+    """Class names in label-index order. ``ids`` are short codes (Charades ``c000``), else equal to names."""
+
+    names: tuple[str, ...]
+    ids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.ids):
+            raise ValueError("names and ids differ in length")
+
+    @classmethod
+    def from_names(cls, names: Iterable[str]) -> "ClassList":
+        names = tuple(names)
+        return cls(names, names)
+
+    @classmethod
+    def from_labels(cls, labels: Iterable[str]) -> "ClassList":
+        """Sorted unique labels: the same set of labels always gives the same indices."""
+        return cls.from_names(sorted(set(labels)))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index_of(self, label: str) -> int:
+        """Index of a class id or name; raises KeyError."""
+        lookup = self.__dict__.get("_lookup")
+        if lookup is None:
+            lookup = {name: i for i, name in enumerate(self.names)}
+            lookup.update({cid: i for i, cid in enumerate(self.ids)})
+            object.__setattr__(self, "_lookup", lookup)
+        return lookup[label]
+
+    def __contains__(self, label: object) -> bool:
+        try:
+            self.index_of(label)  # type: ignore[arg-type]
+            return True
+        except KeyError:
+            return False
+
+
+def read_class_list(path: str | os.PathLike) -> ClassList:
+    """Read a class file: ``c000 Holding some clothes`` lines (Charades) or one class name per line.
+
+    Blank lines are ignored; the order of the file is the label order; duplicates are an error.
+    """
+    path = _open_text(path)
+    entries: list[tuple[int, str]] = [
+        (number, line.strip()) for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if line.strip()]
+    if not entries:
+        raise DataError(f"{path}: class list is empty")
+    charades = all(_CHARADES_CLASS_LINE.match(text) for _, text in entries)
+    names: list[str] = []
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for number, text in entries:
+        if charades:
+            match = _CHARADES_CLASS_LINE.match(text)
+            assert match is not None
+            class_id, name = match.group(1), match.group(2).strip()
+        else:
+            class_id = name = text
+        if class_id in seen:
+            raise DataError(f"{path}:{number}: duplicate class {class_id!r} (first on line {seen[class_id]})")
+        seen[class_id] = number
+        ids.append(class_id)
+        names.append(name)
+    return ClassList(tuple(names), tuple(ids))
+
+
+def write_class_list(path: str | os.PathLike, classes: ClassList) -> None:
+    """Write ``id name`` lines when ids differ from names, else one name per line."""
+    lines = [f"{cid} {name}" if cid != name else name for cid, name in zip(classes.ids, classes.names)]
+    _atomic_write_text(Path(path), "\n".join(lines) + "\n")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -- Charades --------------------------------------------------------------------------------------------
+CHARADES_COLUMNS = ("id", "subject", "scene", "quality", "relevance", "verified", "script", "objects",
+                    "descriptions", "actions", "length")
+
+
+@dataclass(frozen=True)
+class CharadesAction:
+    class_id: str
+    start: float  # seconds
+    end: float
+
+
+@dataclass(frozen=True)
+class CharadesRecord:
+    """One row of a Charades CSV."""
+
+    video_id: str
+    actions: tuple[CharadesAction, ...]
+    length: float | None  # seconds, as the CSV states it
+    line: int
+    fields: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+def parse_charades_actions(text: str, *, where: str = "actions") -> tuple[CharadesAction, ...]:
+    """Parse ``c092 11.90 21.20;c147 0.00 12.60`` (empty text means no actions)."""
+    actions = []
+    for part in text.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        match = _CHARADES_ACTION.match(part)
+        if match is None:
+            raise DataError(f"{where}: malformed action {part!r}, expected 'cNNN START END' in seconds")
+        start, end = float(match.group(2)), float(match.group(3))
+        if start < 0 or end < start:
+            raise DataError(f"{where}: action {part!r} has an invalid interval (start {start}, end {end})")
+        actions.append(CharadesAction(match.group(1), start, end))
+    return tuple(actions)
+
+
+def read_charades_csv(path: str | os.PathLike, classes: ClassList | None = None) -> list[CharadesRecord]:
+    """Read ``Charades_v1_train.csv`` / ``Charades_v1_test.csv``.
+
+    Only ``id`` and ``actions`` are required; ``length`` is used for frame-level targets when present.
+    With ``classes``, every action's class id must be in it.
+    """
+    path = _open_text(path)
+    records: list[CharadesRecord] = []
+    seen: dict[str, int] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{path}: empty file, expected a Charades CSV header") from None
+        header = [h.strip() for h in header]
+        missing = [c for c in ("id", "actions") if c not in header]
+        if missing:
+            raise DataError(f"{path}:1: header lacks column(s) {missing}; expected {','.join(CHARADES_COLUMNS)}")
+        column = {name: i for i, name in enumerate(header)}
+        line = reader.line_num
+        while True:
+            start_line = line + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise DataError(f"{path}:{start_line}: {exc}") from exc
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            where = f"{path}:{start_line}"
+            if len(row) != len(header):
+                raise DataError(f"{where}: {len(row)} fields, the header has {len(header)}")
+            video_id = row[column["id"]].strip()
+            if not video_id:
+                raise DataError(f"{where}: empty video id")
+            if video_id in seen:
+                raise DataError(f"{where}: duplicate video id {video_id!r} (first on line {seen[video_id]})")
+            seen[video_id] = start_line
+            actions = parse_charades_actions(row[column["actions"]], where=where)
+            if classes is not None:
+                for action in actions:
+                    if action.class_id not in classes:
+                        raise DataError(f"{where}: unknown action class {action.class_id!r}")
+            length = None
+            if "length" in column and row[column["length"]].strip():
+                try:
+                    length = float(row[column["length"]])
+                except ValueError:
+                    raise DataError(f"{where}: length {row[column['length']]!r} is not a number") from None
+                if not length >= 0:
+                    raise DataError(f"{where}: negative length {length}")
+            fields = {name: row[i] for name, i in column.items()}
+            records.append(CharadesRecord(video_id, actions, length, start_line, fields))
+    return records
+
+
+def write_charades_csv(path: str | os.PathLike, rows: Sequence[dict[str, str]]) -> None:
+    """Write rows (dicts with the Charades columns) atomically, in the official column order."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(CHARADES_COLUMNS))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in CHARADES_COLUMNS})
+    os.replace(tmp, path)
+
+
+def format_charades_actions(actions: Iterable[CharadesAction]) -> str:
+    return ";".join(f"{a.class_id} {a.start:.2f} {a.end:.2f}" for a in actions)
+
+
+# -- PySlowFast frame lists ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FrameListVideo:
+    """One video of a PySlowFast frame list: frame image paths in frame order and labels per frame."""
+
+    video_id: str
+    frame_paths: tuple[str, ...]
+    frame_labels: tuple[tuple[int, ...], ...]
+    line: int
+
+
+def _parse_label_indices(text: str, where: str) -> tuple[int, ...]:
+    text = text.strip().strip('"')
+    if not text:
+        return ()
+    try:
+        labels = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise DataError(f"{where}: labels {text!r} must be comma-separated integers") from None
+    if any(label < 0 for label in labels):
+        raise DataError(f"{where}: negative label in {text!r}")
+    return labels
+
+
+def read_frame_list(path: str | os.PathLike) -> list[FrameListVideo]:
+    """Read a PySlowFast Charades frame list (``train.csv``/``val.csv``).
+
+    Lines: ``original_vido_id video_id frame_id path labels`` after one header line, space separated, labels
+    comma separated (``""`` for none). Videos keep the order of first appearance; frames are sorted by
+    ``frame_id``.
+    """
+    path = _open_text(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        raise DataError(f"{path}: empty frame list")
+    header = lines[0].split()
+    if len(header) != 5 or header[0] not in ("original_vido_id", "original_video_id"):
+        raise DataError(f"{path}:1: expected the header 'original_vido_id video_id frame_id path labels'")
+    frames: dict[str, list[tuple[int, str, tuple[int, ...]]]] = {}
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        parts = line.split()
+        if len(parts) == 4:  # an unquoted empty label field
+            parts.append("")
+        if len(parts) != 5:
+            raise DataError(f"{where}: {len(parts)} fields, expected 5 "
+                            "(original_vido_id video_id frame_id path labels)")
+        video_id, _, frame_id, frame_path, labels = parts
+        try:
+            frame_number = int(frame_id)
+        except ValueError:
+            raise DataError(f"{where}: frame_id {frame_id!r} is not an integer") from None
+        frames.setdefault(video_id, []).append((frame_number, frame_path, _parse_label_indices(labels, where)))
+        first_line.setdefault(video_id, number)
+    videos = []
+    for video_id, entries in frames.items():
+        entries.sort(key=lambda entry: entry[0])
+        numbers = [entry[0] for entry in entries]
+        if len(set(numbers)) != len(numbers):
+            raise DataError(f"{path}:{first_line[video_id]}: video {video_id!r} repeats a frame_id")
+        videos.append(FrameListVideo(video_id, tuple(e[1] for e in entries), tuple(e[2] for e in entries),
+                                     first_line[video_id]))
+    return videos
+
+
+# -- video/label lists -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LabeledPath:
+    """One entry of a video list: a path (relative to the dataset root) and its label(s) as written."""
+
+    path: str
+    labels: tuple[str, ...]
+    line: int
+
+
+KINETICS_OFFICIAL_TEMPLATE = "{label}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
+
+
+def read_video_list(path: str | os.PathLike, *, multi_label: bool = False, label_sep: str = ";",
+                    kinetics_template: str = KINETICS_OFFICIAL_TEMPLATE) -> list[LabeledPath]:
+    """Read a list of labelled videos.
+
+    Accepted layouts (detected from the content):
+
+    - CSV ``path,label[,more columns]``; a first row ``path,label`` is a header and skipped. Extra columns
+      (Moments-in-Time's vote counts) are ignored.
+    - whitespace separated ``path label`` lines (no comma in the line).
+    - the official Kinetics CSV with header ``label,youtube_id,time_start,time_end,split``; paths follow
+      ``kinetics_template``.
+
+    With ``multi_label``, a label field may hold several labels separated by ``label_sep``.
+    """
+    path = _open_text(path)
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    entries: list[LabeledPath] = []
+    first = next((line for line in lines if line.strip()), "")
+    if not first:
+        raise DataError(f"{path}: empty video list")
+
+    def split_labels(raw: str, where: str) -> tuple[str, ...]:
+        parts = [p.strip() for p in raw.split(label_sep)] if multi_label else [raw.strip()]
+        parts = [p for p in parts if p]
+        if not parts:
+            raise DataError(f"{where}: empty label")
+        return tuple(parts)
+
+    if "," in first:
+        reader = csv.reader(lines)
+        header = [h.strip().lower() for h in next(csv.reader([first]))]
+        official = "youtube_id" in header
+        if official:
+            missing = [c for c in ("youtube_id", "time_start", "time_end") if c not in header]
+            if missing:
+                raise DataError(f"{path}:1: Kinetics header lacks {missing}")
+            column = {name: i for i, name in enumerate(header)}
+        skip_header = official or header[:2] == ["path", "label"] or header[:2] == ["path", "labels"]
+        for row in reader:
+            number = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if number == 1 and skip_header:
+                continue
+            where = f"{path}:{number}"
+            if official:
+                if len(row) != len(header):
+                    raise DataError(f"{where}: {len(row)} fields, the header has {len(header)}")
+                try:
+                    start, end = int(float(row[column["time_start"]])), int(float(row[column["time_end"]]))
+                except ValueError:
+                    raise DataError(f"{where}: time_start/time_end must be numbers") from None
+                label = row[column["label"]].strip() if "label" in column else ""
+                rel = kinetics_template.format(label=label, youtube_id=row[column["youtube_id"]].strip(),
+                                               time_start=start, time_end=end)
+                entries.append(LabeledPath(rel, split_labels(label, where) if label else (), number))
+                continue
+            if len(row) < 2:
+                raise DataError(f"{where}: expected 'path,label', got {len(row)} field(s)")
+            rel = row[0].strip()
+            if not rel:
+                raise DataError(f"{where}: empty path")
+            entries.append(LabeledPath(rel, split_labels(row[1], where), number))
+    else:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            parts = line.strip().rsplit(maxsplit=1)
+            if len(parts) != 2:
+                raise DataError(f"{where}: expected 'path label', got {line.strip()!r}")
+            entries.append(LabeledPath(parts[0], split_labels(parts[1], where), number))
+    if not entries:
+        raise DataError(f"{path}: no videos listed")
+    return entries
+
+
+def write_video_list(path: str | os.PathLike, entries: Iterable[tuple[str, str]]) -> None:
+    """Write a ``path,label`` CSV with a header, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label"])
+        writer.writerows(entries)
+    os.replace(tmp, path)
+
+
+def read_name_list(path: str | os.PathLike) -> list[str]:
+    """One entry per non-blank line (e.g. Toyota Smarthome split lists); surrounding spaces are dropped."""
+    path = _open_text(path)
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise DataError(f"{path}: list is empty")
+    return names
+
+
+# -- Toyota Smarthome ------------------------------------------------------------------------------------
+_SMARTHOME_NAME = re.compile(r"^(?P<activity>.+?)_p(?P<subject>\d+)_r(?P<repetition>\d+)_v(?P<view>\d+)"
+                             r"_c(?P<camera>\d+)$")
+
+
+@dataclass(frozen=True)
+class SmarthomeClip:
+    """Fields encoded in a Toyota Smarthome clip name such as ``Cook.Cleandishes_p02_r00_v02_c03.mp4``."""
+
+    name: str
+    activity: str
+    subject: int
+    camera: int
+
+
+def parse_smarthome_name(name: str) -> SmarthomeClip:
+    stem = Path(name).stem if Path(name).suffix.lower() in (".mp4", ".avi", ".mkv") else Path(name).name
+    match = _SMARTHOME_NAME.match(stem)
+    if match is None:
+        raise DataError(f"{name}: not a Toyota Smarthome clip name (Activity_pNN_rNN_vNN_cNN)")
+    return SmarthomeClip(Path(name).name, match.group("activity"), int(match.group("subject")),
+                         int(match.group("camera")))

@@ -1,0 +1,138 @@
+"""Find the videos of a dataset that cannot be used: missing, empty, not a video, truncated, undecodable,
+or shorter than a clip. Used by ``assemblenet check-videos`` and ``VideoDataset.scan``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from assemblenet.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    path: str
+    ok: bool
+    num_frames: int = 0
+    fps: float = 0.0
+    width: int = 0
+    height: int = 0
+    problem: str | None = None  # None, "unreadable" or "too_short"
+    reason: str | None = None
+
+
+def check_video(path: str | os.PathLike, *, min_frames: int = 1, full_decode: bool = False,
+                frame_fps: float = 30.0) -> CheckResult:
+    """Check one video file or frame folder.
+
+    The quick check opens the file, indexes it (which detects truncation against the container's declared
+    frame count) and decodes the first and last frames. ``full_decode`` decodes every frame as well.
+    """
+    import av
+
+    from assemblenet.data.decode import open_video
+
+    path = str(path)
+    try:
+        with open_video(path, fps=frame_fps) as reader:
+            num_frames = reader.num_frames
+            if full_decode:
+                decoded = sum(1 for _ in reader.iter_frames(short_side=64))
+                num_frames = min(num_frames, decoded)
+            else:
+                reader.get_frames(sorted({0, num_frames - 1}), short_side=64)
+            height, width, fps = reader.height, reader.width, reader.fps
+    except DataError as exc:
+        return CheckResult(path, False, problem="unreadable", reason=str(exc))
+    except (av.FFmpegError, OSError, ValueError, RuntimeError) as exc:
+        return CheckResult(path, False, problem="unreadable", reason=f"{path}: {type(exc).__name__}: {exc}")
+    if num_frames < min_frames:
+        return CheckResult(path, False, num_frames, fps, width, height, "too_short",
+                           f"{path}: {num_frames} frames, fewer than the {min_frames} required")
+    return CheckResult(path, True, num_frames, fps, width, height)
+
+
+def _check_job(args: tuple) -> CheckResult:
+    path, min_frames, full_decode, frame_fps = args
+    return check_video(path, min_frames=min_frames, full_decode=full_decode, frame_fps=frame_fps)
+
+
+def check_videos(paths: Iterable[str | os.PathLike], *, workers: int = 1, min_frames: int = 1,
+                 full_decode: bool = False, frame_fps: float = 30.0, progress: bool = True) -> list[CheckResult]:
+    """Check many videos in parallel (``workers`` processes; <= 1 checks in this process), with a progress
+    bar. Results keep the order of ``paths``; bad files are logged as warnings."""
+    from tqdm import tqdm
+
+    jobs = [(str(p), min_frames, full_decode, frame_fps) for p in paths]
+    bar = tqdm(total=len(jobs), desc="checking videos", unit="video", disable=not progress)
+    results: list[CheckResult] = []
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            results.append(_check_job(job))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for result in pool.map(_check_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
+                results.append(result)
+                bar.update()
+    bar.close()
+    for result in results:
+        if not result.ok:
+            logger.warning("bad video: %s", result.reason)
+    return results
+
+
+def collect_videos(source: str | os.PathLike, *, root: str | os.PathLike | None = None) -> list[Path]:
+    """The videos named by ``source``: a folder (searched recursively for video files and frame folders), a
+    single video file, or a list file (CSV/text with the path in the first column; paths relative to ``root``,
+    default the list's folder; Charades CSVs use ``root/{id}.mp4``)."""
+    from assemblenet.data.annotations import read_charades_csv, read_video_list
+    from assemblenet.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    source = Path(source)
+    if source.is_dir():
+        found: list[Path] = []
+        for directory, subdirs, files in os.walk(source):
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+            directory_path = Path(directory)
+            videos = sorted(f for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS and not f.startswith("."))
+            found.extend(directory_path / f for f in videos)
+            if directory_path != source and any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in files):
+                found.append(directory_path)
+        return found
+    if not source.exists():
+        raise DataError(f"{source}: no such folder or list file")
+    if source.suffix.lower() in VIDEO_EXTENSIONS:
+        return [source]
+    base = Path(root) if root is not None else source.parent
+    first_line = source.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+    if first_line.startswith("id,") and "actions" in first_line:
+        return [base / f"{record.video_id}.mp4" for record in read_charades_csv(source)]
+    entries = read_video_list(source, multi_label=True)
+    return [Path(e.path) if Path(e.path).is_absolute() else base / e.path for e in entries]
+
+
+def write_report(results: Sequence[CheckResult], path: str | os.PathLike, *, source: str = "") -> dict:
+    """Write a JSON report (summary plus every bad file) atomically; returns it as a dict."""
+    bad = [r for r in results if not r.ok]
+    report = {
+        "source": source,
+        "checked": len(results),
+        "ok": len(results) - len(bad),
+        "unreadable": sum(1 for r in bad if r.problem == "unreadable"),
+        "too_short": sum(1 for r in bad if r.problem == "too_short"),
+        "bad": [asdict(r) for r in bad],
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return report

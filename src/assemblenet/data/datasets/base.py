@@ -1,0 +1,359 @@
+"""The map-style dataset every video dataset builds on.
+
+``VideoDataset[i]`` returns ``(clip, target, meta)``:
+
+- ``clip``: float32 [3, T, H, W] in [0, 1] for RGB; with ``modalities=("rgb", "flow")`` a dict
+  ``{"rgb": [3, T, H, W], "flow": [2, T, H, W]}`` (flow in pixels, frame-aligned, see ``assemblenet.data.flow``);
+  with ``modalities=("flow",)`` the flow tensor alone.
+- ``target``: single-label: int64 scalar class index. Multi-label: float32 [K] multi-hot, or [T, K] for
+  ``target_type="frame"``.
+- ``meta``: dict with ``video_id``, ``path``, ``video_index``, ``clip_index``, ``crop_index``,
+  ``frame_indices`` and ``skipped`` (the (path, reason) pairs skipped while producing this sample).
+
+Training mode draws one random clip and a random crop per item. Test mode expands every video into
+``num_clips x num_crops`` views (evenly spaced clips x left/centre/right crops), one item each, so
+``len(dataset) = videos x views``; ``meta["video_index"]`` groups the views of a video.
+
+Broken videos (missing, empty, not a video, truncated, undecodable) never stop a run: the item is logged with a
+warning naming the file, recorded in ``skipped`` and replaced by the next good video, at most
+``max_attempts`` times in a row. ``scan()`` checks every video up front and drops the bad ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from assemblenet.data.annotations import ClassList
+from assemblenet.data.decode import FrameFolderReader, VideoReader, open_video
+from assemblenet.data.sampling import ClipSampling, random_clip, uniform_clip_positions, clip_indices
+from assemblenet.data.transforms import Transform, eval_transform, train_transform
+from assemblenet.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+MODALITIES = ("rgb", "flow")
+TARGET_TYPES = ("video", "clip", "frame")
+# Active-interval comparisons allow for timestamps rounded to 2 decimals in Charades CSVs.
+_TIME_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One video of a dataset.
+
+    Args:
+        path: video file or frame folder.
+        labels: video-level class indices.
+        video_id: a name for reports.
+        key: storage key for precomputed flow (path relative to the dataset root, no extension).
+        intervals: (class index, start s, end s) per action, for clip/frame targets (Charades).
+        frame_paths: explicit frame images (PySlowFast frame lists) instead of ``path``.
+        frame_labels: class indices per frame, aligned with ``frame_paths``.
+    """
+
+    path: str
+    labels: tuple[int, ...]
+    video_id: str
+    key: str
+    intervals: tuple[tuple[int, float, float], ...] = ()
+    frame_paths: tuple[str, ...] | None = None
+    frame_labels: tuple[tuple[int, ...], ...] | None = None
+
+
+def _torch_seeded_rng() -> np.random.Generator:
+    # Drawn from torch's generator: reproducible under torch.manual_seed, distinct in each DataLoader worker.
+    return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+
+
+class VideoDataset(torch.utils.data.Dataset):
+    """Clips from a list of ``VideoItem`` (see the module docstring for what an item returns).
+
+    Args:
+        items: the videos.
+        classes: class names in label order.
+        multi_label: targets are multi-hot (Charades) instead of a class index.
+        num_frames, stride, target_fps, short_video: the clip (``ClipSampling``).
+        mode: ``"train"`` (random clip, random crop) or ``"test"`` (multi-view).
+        num_clips, num_crops: test views per video (``num_crops`` is 1 = centre, or 3 = left/centre/right).
+        crop_size: output H = W. ``None`` keeps the decoded size (train mode then only flips).
+        scale, ratio: random-resized-crop ranges for training.
+        hflip_prob: training flip probability. Set 0 where classes depend on left/right (the synthetic set).
+        transform: replaces the default train transform (a ``Transform`` or ``f(sample, rng) -> sample``).
+        modalities: ``("rgb",)``, ``("flow",)`` or ``("rgb", "flow")``.
+        flow_root: folder of precomputed flow (``assemblenet flow``), needed for the flow modality.
+        target_type: ``"video"`` (all labels of the video), ``"clip"`` (labels active during the clip's
+            time span) or ``"frame"`` ([T, K], labels active at each sampled frame); the last two need
+            time intervals or per-frame labels.
+        frame_fps: frame rate of frame folders.
+        decode_short_side: shrink frames to this shorter side while decoding (much cheaper than resizing
+            full-size frames later).
+        seek: seek inside video files (``None`` = where safe, ``False`` = decode from the start).
+        max_attempts: consecutive broken videos tolerated for one item before raising ``DataError``.
+    """
+
+    def __init__(self, items: Sequence[VideoItem], *, classes: ClassList, multi_label: bool = False,
+                 num_frames: int = 16, stride: int = 1, target_fps: float | None = None,
+                 short_video: str = "loop", mode: str = "train", num_clips: int = 1, num_crops: int = 1,
+                 crop_size: int | None = None, scale: tuple[float, float] = (0.25, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), hflip_prob: float = 0.5,
+                 transform: Transform | Callable | None = None, modalities: Sequence[str] = ("rgb",),
+                 flow_root: str | os.PathLike | None = None, target_type: str = "video", frame_fps: float = 30.0,
+                 decode_short_side: int | None = None, seek: bool | None = None, max_attempts: int = 10) -> None:
+        if mode not in ("train", "test"):
+            raise ConfigError(f"mode must be 'train' or 'test', got {mode!r}")
+        if num_crops not in (1, 3):
+            raise ConfigError(f"num_crops must be 1 or 3, got {num_crops}")
+        if num_clips < 1:
+            raise ConfigError(f"num_clips must be >= 1, got {num_clips}")
+        modalities = tuple(modalities)
+        if not modalities or any(m not in MODALITIES for m in modalities) or len(set(modalities)) != len(modalities):
+            raise ConfigError(f"modalities must be a non-empty subset of {MODALITIES}, got {modalities}")
+        if target_type not in TARGET_TYPES:
+            raise ConfigError(f"target_type must be one of {TARGET_TYPES}, got {target_type!r}")
+        if max_attempts < 1:
+            raise ConfigError(f"max_attempts must be >= 1, got {max_attempts}")
+        if not items:
+            raise DataError("the dataset has no videos")
+        self.items = list(items)
+        self.classes = classes
+        self.multi_label = bool(multi_label)
+        self.sampling = ClipSampling(num_frames=num_frames, stride=stride, target_fps=target_fps,
+                                     short_video=short_video)  # type: ignore[arg-type]
+        self.mode = mode
+        self.num_clips = num_clips if mode == "test" else 1
+        self.num_crops = num_crops if mode == "test" else 1
+        self.crop_size = crop_size
+        self.modalities = modalities
+        self.target_type = target_type
+        self.frame_fps = float(frame_fps)
+        self.decode_short_side = decode_short_side
+        self.seek = seek
+        self.max_attempts = max_attempts
+        self.flow_store = None
+        if "flow" in modalities:
+            if flow_root is None:
+                raise ConfigError("the flow modality needs flow_root (a folder made by `assemblenet flow`)")
+            from assemblenet.data.flow import FlowStore
+
+            self.flow_store = FlowStore(flow_root)
+        if mode == "train":
+            self.transforms = [transform if transform is not None
+                               else train_transform(crop_size, scale=scale, ratio=ratio, hflip_prob=hflip_prob)]
+        else:
+            positions = [1] if self.num_crops == 1 else [0, 1, 2]
+            self.transforms = [eval_transform(crop_size, crop_position=p) for p in positions]
+        self.skipped: dict[str, str] = {}
+        self._bad: set[int] = set()
+
+    # -- sizes and labels --------------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.classes.names)
+
+    @property
+    def num_videos(self) -> int:
+        return len(self.items)
+
+    @property
+    def num_views(self) -> int:
+        return self.num_clips * self.num_crops
+
+    @property
+    def num_skipped(self) -> int:
+        return len(self.skipped)
+
+    def __len__(self) -> int:
+        return len(self.items) * self.num_views
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(videos={len(self.items)}, classes={self.num_classes}, mode={self.mode!r}, "
+                f"views={self.num_views}, frames={self.sampling.num_frames}, skipped={self.num_skipped})")
+
+    # -- robustness --------------------------------------------------------------------------------------
+    def _record_skip(self, video_index: int, reason: str) -> tuple[str, str]:
+        path = self.items[video_index].path
+        self._bad.add(video_index)
+        if path not in self.skipped:
+            self.skipped[path] = reason
+            logger.warning("skipping video %s: %s", path, reason)
+        return path, reason
+
+    def absorb_skipped(self, metas: Sequence[dict] | dict) -> None:
+        """Merge the skips reported in sample metas (or a collated meta) from DataLoader worker processes,
+        whose own copies of the dataset are invisible here."""
+        if isinstance(metas, dict):
+            groups = metas.get("skipped", [])
+        else:
+            groups = [m.get("skipped", []) for m in metas]
+        for group in groups:
+            for path, reason in group:
+                self.skipped.setdefault(path, reason)
+
+    def scan(self, *, workers: int = 1, min_frames: int = 1, full_decode: bool = False,
+             drop: bool = True, progress: bool = False) -> dict[str, str]:
+        """Check every video up front; bad ones are recorded in ``skipped`` and, with ``drop``, removed.
+
+        Returns the newly found bad videos (path -> reason).
+        """
+        from assemblenet.data.check import check_videos
+
+        results = check_videos([item.path for item in self.items if item.frame_paths is None], workers=workers,
+                               min_frames=min_frames, full_decode=full_decode, frame_fps=self.frame_fps,
+                               progress=progress)
+        bad = {r.path: r.reason or "" for r in results if not r.ok}
+        for path, reason in bad.items():
+            if path not in self.skipped:
+                logger.warning("skipping video %s: %s", path, reason)
+            self.skipped.setdefault(path, reason)
+        if drop and bad:
+            self.items = [item for item in self.items if item.path not in bad]
+            self._bad.clear()
+            if not self.items:
+                raise DataError("every video of the dataset is unreadable")
+        return bad
+
+    # -- loading -----------------------------------------------------------------------------------------
+    def _open(self, item: VideoItem) -> VideoReader | FrameFolderReader:
+        if item.frame_paths is not None:
+            return FrameFolderReader(frame_paths=item.frame_paths, fps=self.frame_fps)
+        return open_video(item.path, fps=self.frame_fps, seek=self.seek)
+
+    def _target(self, item: VideoItem, indices: np.ndarray, timestamps: np.ndarray, fps: float) -> torch.Tensor:
+        if not self.multi_label:
+            return torch.tensor(item.labels[0], dtype=torch.int64)
+        K = self.num_classes
+        if self.target_type == "video" or (not item.intervals and item.frame_labels is None):
+            target = torch.zeros(K, dtype=torch.float32)
+            target[list(item.labels)] = 1.0
+            if self.target_type == "frame":
+                return target.expand(len(indices), K).clone()
+            return target
+        if item.frame_labels is not None:
+            per_frame = [item.frame_labels[min(int(i), len(item.frame_labels) - 1)] for i in indices]
+            if self.target_type == "clip":
+                first, last = int(indices.min()), int(indices.max())
+                span = set().union(*item.frame_labels[first:last + 1])
+                target = torch.zeros(K, dtype=torch.float32)
+                target[sorted(span)] = 1.0
+                return target
+        else:
+            times = timestamps[indices]
+            per_frame = [[c for c, start, end in item.intervals
+                          if start - _TIME_EPS <= t and t < end - _TIME_EPS] for t in times]
+            if self.target_type == "clip":
+                span_start, span_end = float(times.min()), float(times.max()) + 1.0 / fps
+                active = [c for c, start, end in item.intervals
+                          if start < span_end - _TIME_EPS and end > span_start + _TIME_EPS]
+                target = torch.zeros(K, dtype=torch.float32)
+                target[active] = 1.0
+                return target
+        target = torch.zeros(len(indices), K, dtype=torch.float32)
+        for row, labels in enumerate(per_frame):
+            target[row, list(labels)] = 1.0
+        return target
+
+    def _load(self, video_index: int, clip_index: int, crop_index: int,
+              rng: np.random.Generator) -> tuple[Any, torch.Tensor, dict]:
+        item = self.items[video_index]
+        with self._open(item) as reader:
+            num_frames, timestamps = reader.num_frames, reader.timestamps
+            if self.mode == "train":
+                indices = random_clip(num_frames, self.sampling, rng, timestamps)
+            else:
+                position = uniform_clip_positions(self.num_clips)[clip_index]
+                indices = clip_indices(num_frames, self.sampling, position, timestamps)
+            sample: dict[str, torch.Tensor] = {}
+            if "rgb" in self.modalities or self.flow_store is not None:
+                frames = reader.get_frames(indices, short_side=self.decode_short_side)
+                sample["rgb"] = torch.from_numpy(frames).permute(3, 0, 1, 2)  # [3, T, H, W] uint8
+            fps = reader.fps
+        if self.flow_store is not None:
+            sample["flow"] = self.flow_store.load(item.key, indices.tolist(), size=tuple(sample["rgb"].shape[-2:]))
+            if "rgb" not in self.modalities:
+                del sample["rgb"]
+        transform = self.transforms[crop_index]
+        sample = transform.apply(sample, rng) if isinstance(transform, Transform) else transform(sample, rng)
+        clip: Any = sample[self.modalities[0]] if len(self.modalities) == 1 else sample
+        target = self._target(item, indices, timestamps, fps)
+        meta = {"video_id": item.video_id, "path": item.path, "video_index": video_index,
+                "clip_index": clip_index, "crop_index": crop_index, "frame_indices": indices.tolist()}
+        return clip, target, meta
+
+    def __getitem__(self, index: int) -> tuple[Any, torch.Tensor, dict]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        video_index, view = divmod(index, self.num_views)
+        clip_index, crop_index = divmod(view, self.num_crops)
+        rng = _torch_seeded_rng()
+        skipped_here: list[tuple[str, str]] = []
+        last_error = ""
+        for _ in range(self.max_attempts):
+            if video_index in self._bad:
+                video_index = self._next_candidate(video_index)
+                continue
+            try:
+                clip, target, meta = self._load(video_index, clip_index, crop_index, rng)
+                meta["skipped"] = skipped_here
+                return clip, target, meta
+            except (DataError, OSError, ValueError, RuntimeError, IndexError) as exc:
+                # ValueError/RuntimeError/IndexError come from codecs or images with unexpected layouts.
+                reason = str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__}: {exc}"
+                skipped_here.append(self._record_skip(video_index, reason))
+                last_error = reason
+                video_index = self._next_candidate(video_index)
+        raise DataError(f"{self.max_attempts} videos in a row failed to load while serving item {index}; "
+                        f"last error: {last_error}")
+
+    def _next_candidate(self, video_index: int) -> int:
+        """The next video after ``video_index`` not known to be bad (wrapping around)."""
+        count = len(self.items)
+        for step in range(1, count + 1):
+            candidate = (video_index + step) % count
+            if candidate not in self._bad:
+                return candidate
+        raise DataError(f"every one of the {count} videos failed to load; see the warnings above")
+
+
+def collate(batch: Sequence[tuple[Any, torch.Tensor, dict]]) -> tuple[Any, torch.Tensor, dict]:
+    """Stack ``(clip, target, meta)`` samples: clips to [B, C, T, H, W] (or a dict of them), targets to
+    [B] / [B, K] / [B, T, K], metas to a dict of lists."""
+    if not batch:
+        raise ValueError("empty batch")
+    clips, targets, metas = zip(*batch)
+    if isinstance(clips[0], dict):
+        stacked: Any = {key: torch.stack([c[key] for c in clips]) for key in clips[0]}
+    else:
+        stacked = torch.stack(list(clips))
+    meta = {key: [m[key] for m in metas] for key in metas[0]}
+    return stacked, torch.stack(list(targets)), meta
+
+
+def average_views(scores: torch.Tensor, video_indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    """Average per-view scores [N, K] over the views of each video. Returns ([V, K], video index per row)."""
+    video_indices = torch.as_tensor(video_indices, dtype=torch.int64)
+    unique, inverse = torch.unique(video_indices, sorted=True, return_inverse=True)
+    sums = torch.zeros(len(unique), scores.shape[-1], dtype=scores.dtype).index_add_(0, inverse, scores)
+    counts = torch.bincount(inverse, minlength=len(unique)).to(scores.dtype).unsqueeze(1)
+    return sums / counts, unique.tolist()
+
+
+def resolve_path(root: str | os.PathLike | None, relative: str) -> Path:
+    path = Path(relative)
+    return path if path.is_absolute() or root is None else Path(root) / path
+
+
+def key_for(path: Path, root: str | os.PathLike | None) -> str:
+    from assemblenet.data.flow import flow_key
+
+    return flow_key(path, root)

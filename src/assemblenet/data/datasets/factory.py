@@ -1,0 +1,81 @@
+"""``build_dataset(name, **kwargs)``: one entry point for every dataset, including the synthetic benchmark."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from assemblenet.data.datasets.base import VideoDataset
+from assemblenet.data.datasets.charades import CharadesDataset, CharadesFrameListDataset
+from assemblenet.data.datasets.lists import KineticsCsvDataset, VideoFolderDataset, VideoListDataset
+from assemblenet.data.datasets.smarthome import SmarthomeDataset
+from assemblenet.errors import ConfigError, DataError
+
+
+def synthetic_dataset(root: str | os.PathLike, *, split: str = "train", annotation: str = "kinetics",
+                      **kwargs) -> VideoDataset:
+    """The benchmark written by ``make_synthetic`` / ``assemblenet make-synthetic``.
+
+    Args:
+        root: the folder written by ``make-synthetic``.
+        split: ``train`` or ``val``.
+        annotation: ``kinetics`` (single-label, single-action videos) or ``charades`` (multi-label, all
+            videos, time intervals; ``target_type`` may be ``video``, ``clip`` or ``frame``).
+        **kwargs: ``VideoDataset`` options. Defaults differ from real datasets: ``hflip_prob=0`` because a
+            flip turns ``slide_right`` into ``slide_left``; ``num_frames=16``.
+    """
+    from assemblenet.data import synthetic
+
+    root = Path(root)
+    if split not in ("train", "val"):
+        raise ConfigError(f"synthetic split must be 'train' or 'val', got {split!r}")
+    if not (root / synthetic.MANIFEST_FILE).is_file():
+        raise DataError(f"{root}: not a synthetic benchmark folder ({synthetic.MANIFEST_FILE} missing); "
+                        "create one with `assemblenet make-synthetic`")
+    kwargs.setdefault("hflip_prob", 0.0)
+    kwargs.setdefault("num_frames", 16)
+    if annotation == "kinetics":
+        files = synthetic.TRAIN_FILES if split == "train" else synthetic.VAL_FILES
+        return KineticsCsvDataset(root / files["kinetics"], root=root, classes=root / synthetic.CLASSES_FILE,
+                                  **kwargs)
+    if annotation == "charades":
+        files = synthetic.TRAIN_FILES if split == "train" else synthetic.VAL_FILES
+        return CharadesDataset(root / files["charades"], root=root / synthetic.VIDEO_DIR,
+                               classes=root / synthetic.CHARADES_CLASSES_FILE, **kwargs)
+    raise ConfigError(f"synthetic annotation must be 'kinetics' or 'charades', got {annotation!r}")
+
+
+def _kinetics(**kwargs) -> VideoDataset:
+    if "csv_path" in kwargs:
+        return KineticsCsvDataset(**kwargs)
+    if "root" in kwargs:
+        return VideoFolderDataset(**kwargs)
+    raise ConfigError("kinetics needs csv_path= (a path,label CSV) or root= (one folder per class)")
+
+
+DATASETS: dict[str, Callable[..., VideoDataset]] = {
+    "charades": CharadesDataset,
+    "charades_frames": CharadesFrameListDataset,
+    "kinetics": _kinetics,
+    "mit": _kinetics,
+    "moments": _kinetics,
+    "list": VideoListDataset,
+    "folder": VideoFolderDataset,
+    "smarthome": SmarthomeDataset,
+    "synthetic": synthetic_dataset,
+}
+
+
+def build_dataset(name: str, **kwargs) -> VideoDataset:
+    """Build a dataset by name: ``charades``, ``charades_frames``, ``kinetics``/``mit``/``moments`` (``csv_path=``
+    or a class-folder ``root=``), ``list`` (generic CSV, ``multi_label=`` optional), ``folder``, ``smarthome``
+    or ``synthetic``. Keyword arguments go to the dataset class."""
+    try:
+        factory = DATASETS[name.lower()]
+    except KeyError:
+        raise ConfigError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}") from None
+    try:
+        return factory(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"dataset {name!r}: {exc}") from exc

@@ -1,0 +1,120 @@
+"""Datasets from video lists (Kinetics, Moments-in-Time, generic CSV) and from one folder per class."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from assemblenet.data.annotations import ClassList, read_class_list, read_video_list
+from assemblenet.data.datasets.base import VideoDataset, VideoItem, key_for, resolve_path
+from assemblenet.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from assemblenet.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CLASS_FILE = "classes.txt"
+
+
+def _class_list(classes: ClassList | str | os.PathLike | list[str] | tuple[str, ...] | None) -> ClassList | None:
+    if classes is None or isinstance(classes, ClassList):
+        return classes
+    if isinstance(classes, (list, tuple)):
+        return ClassList.from_names(classes)
+    return read_class_list(classes)
+
+
+class VideoListDataset(VideoDataset):
+    """Videos listed with labels in a CSV (``path,label``) or ``path label`` text file.
+
+    Args:
+        list_path: the list (see ``annotations.read_video_list`` for the accepted layouts).
+        root: folder the listed paths are relative to (default: the list's folder).
+        classes: a ``ClassList``, class file, or list of names fixing the label order. Default: a
+            ``classes.txt`` beside the list; failing that, integer labels are used as indices and names
+            are sorted alphabetically. Pass the same classes to the train and val datasets.
+        multi_label: labels separated by ``label_sep`` in the label field; targets become multi-hot.
+        **kwargs: ``VideoDataset`` options.
+    """
+
+    def __init__(self, list_path: str | os.PathLike, *, root: str | os.PathLike | None = None,
+                 classes: ClassList | str | os.PathLike | list[str] | None = None, multi_label: bool = False,
+                 label_sep: str = ";", **kwargs) -> None:
+        list_path = Path(list_path)
+        entries = read_video_list(list_path, multi_label=multi_label, label_sep=label_sep)
+        root = Path(root) if root is not None else list_path.parent
+        class_list = _class_list(classes)
+        if class_list is None and (list_path.parent / DEFAULT_CLASS_FILE).is_file():
+            class_list = read_class_list(list_path.parent / DEFAULT_CLASS_FILE)
+        all_labels = [label for entry in entries for label in entry.labels]
+        if class_list is None:
+            if all(label.isdigit() for label in all_labels):
+                count = max(int(label) for label in all_labels) + 1
+                class_list = ClassList.from_names(str(i) for i in range(count))
+            else:
+                class_list = ClassList.from_labels(all_labels)
+                logger.info("%s: %d classes taken from the list in sorted order", list_path, len(class_list))
+        items = []
+        for entry in entries:
+            if not entry.labels:
+                raise DataError(f"{list_path}:{entry.line}: no label")
+            try:
+                labels = tuple(class_list.index_of(label) for label in entry.labels)
+            except KeyError as exc:
+                raise DataError(f"{list_path}:{entry.line}: unknown class {exc.args[0]!r}") from None
+            path = resolve_path(root, entry.path)
+            items.append(VideoItem(str(path), labels, Path(entry.path).stem, key_for(path, root)))
+        super().__init__(items, classes=class_list, multi_label=multi_label, **kwargs)
+        self.list_path = list_path
+        self.root = root
+
+
+class KineticsCsvDataset(VideoListDataset):
+    """Kinetics (400/600/700) or Moments-in-Time from a ``path,label`` CSV; single-label.
+
+    Also reads the official Kinetics CSV (``label,youtube_id,time_start,time_end,split``), expecting videos at
+    ``{label}/{youtube_id}_{start:06d}_{end:06d}.mp4`` under ``root``.
+    """
+
+    def __init__(self, csv_path: str | os.PathLike, *, root: str | os.PathLike | None = None,
+                 classes: ClassList | str | os.PathLike | list[str] | None = None, **kwargs) -> None:
+        super().__init__(csv_path, root=root, classes=classes, multi_label=False, **kwargs)
+
+
+MomentsInTimeDataset = KineticsCsvDataset
+
+
+def _is_frame_folder(path: Path) -> bool:
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir())
+
+
+class VideoFolderDataset(VideoDataset):
+    """One sub-folder per class, each holding video files or frame folders (``root/<class>/<video>``).
+
+    Args:
+        root: the dataset folder.
+        classes: fixes the label order (default: the sorted class folder names).
+        **kwargs: ``VideoDataset`` options.
+    """
+
+    def __init__(self, root: str | os.PathLike, *,
+                 classes: ClassList | str | os.PathLike | list[str] | None = None, **kwargs) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise DataError(f"{root}: dataset folder not found")
+        class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        class_list = _class_list(classes) or ClassList.from_names(p.name for p in class_dirs)
+        items = []
+        for class_dir in class_dirs:
+            if class_dir.name not in class_list:
+                raise DataError(f"{class_dir}: folder is not one of the {len(class_list)} classes")
+            label = class_list.index_of(class_dir.name)
+            for entry in sorted(class_dir.iterdir()):
+                if entry.name.startswith("."):
+                    continue
+                if entry.suffix.lower() in VIDEO_EXTENSIONS or _is_frame_folder(entry):
+                    items.append(VideoItem(str(entry), (label,), entry.stem, key_for(entry, root)))
+        if not items:
+            raise DataError(f"{root}: no videos found in class folders")
+        super().__init__(items, classes=class_list, multi_label=False, **kwargs)
+        self.root = root

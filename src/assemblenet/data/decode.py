@@ -1,0 +1,566 @@
+"""Random access to video frames: PyAV for video files, OpenCV for frame folders.
+
+A *frame index* is the position of a frame in presentation order, counted from 0, exactly as a decoder that
+runs from the start of the file would output it. Both readers share one interface:
+
+- ``num_frames``, ``fps``, ``timestamps`` (seconds from the first frame, one per frame), ``height``, ``width``;
+- ``get_frames(indices) -> uint8 array [N, H, W, 3]`` (RGB, in the order of ``indices``, repeats allowed).
+
+Container-reported frame counts are not trusted: a video file is indexed by demuxing its packets (cheap, no
+decoding), and the number of frames is the number of non-empty, non-discarded video packets. Seeking is used
+only for containers whose timestamps are presentation timestamps (MP4/MOV, Matroska/WebM); every seek is
+verified against that index and falls back to decoding from the start if the decoder lands somewhere
+unexpected. AVI timestamps are decode-order timestamps, so AVI (and anything unknown) is decoded
+sequentially and frames are numbered in the order the decoder outputs them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from assemblenet.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+# Demuxers whose packet pts are true presentation timestamps, so a decoded frame's pts identifies it.
+_PTS_TRUSTED_FORMATS = ("mov", "mp4", "matroska", "webm")
+_DEFAULT_FPS = 30.0
+# A file that yields fewer packets than this share of the frames its header declares is truncated.
+_TRUNCATION_RATIO = 0.9
+
+
+@dataclass(frozen=True)
+class VideoIndex:
+    """What a demux pass learned about one video stream (no decoding involved).
+
+    ``pts`` is sorted (presentation order) and is ``None`` when the container's timestamps cannot identify
+    frames; ``keyframes`` holds the frame indices of keyframes when ``pts`` is known.
+    """
+
+    num_frames: int
+    fps: float
+    timestamps: np.ndarray  # float64 [num_frames], seconds from the first frame
+    pts: tuple[int, ...] | None
+    keyframes: tuple[int, ...]
+    declared_frames: int
+
+
+class _IndexCache:
+    """Small LRU cache of video indexes, keyed by path, size and mtime, so epochs 2+ skip the demux pass."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._entries: OrderedDict[tuple[str, int, int], VideoIndex] = OrderedDict()
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, int]) -> VideoIndex | None:
+        with self._lock:
+            index = self._entries.get(key)
+            if index is not None:
+                self._entries.move_to_end(key)
+            return index
+
+    def put(self, key: tuple[str, int, int], index: VideoIndex) -> None:
+        with self._lock:
+            self._entries[key] = index
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+INDEX_CACHE = _IndexCache()
+
+
+def _check_file(path: Path) -> os.stat_result:
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a video file")
+    stat = path.stat()
+    if stat.st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    return stat
+
+
+def _rate_to_float(rate: Fraction | None) -> float | None:
+    if rate is None:
+        return None
+    value = float(rate)
+    return value if np.isfinite(value) and 0 < value < 1000 else None
+
+
+class VideoReader:
+    """Frames of one video file, decoded with PyAV.
+
+    Args:
+        path: the video file.
+        seek: ``None`` (default) seeks where the container's timestamps allow it; ``False`` always decodes from
+            the start; ``True`` is the same as ``None`` (seeking is never forced on a container that cannot be
+            trusted).
+        decode_threads: FFmpeg decoder threads. Keep 1 inside DataLoader workers, which already run in
+            parallel.
+        use_cache: share the demux index through ``INDEX_CACHE``.
+
+    Raises:
+        DataError: a missing, empty, non-video, truncated or undecodable file, naming the path.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, seek: bool | None = None, decode_threads: int = 1,
+                 use_cache: bool = True) -> None:
+        import av
+
+        self.path = Path(path)
+        stat = _check_file(self.path)
+        self._seek_enabled = seek is not False
+        self._decode_threads = max(1, int(decode_threads))
+        try:
+            self._container = av.open(str(self.path), metadata_errors="ignore")
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{self.path}: not a readable video ({exc})") from exc
+        try:
+            if not self._container.streams.video:
+                raise DataError(f"{self.path}: no video stream")
+            self._stream = self._container.streams.video[0]
+            self._format_name = self._container.format.name
+            key = (str(self.path.resolve()), stat.st_size, stat.st_mtime_ns)
+            index = INDEX_CACHE.get(key) if use_cache else None
+            if index is None:
+                index = self._build_index()
+                if use_cache:
+                    INDEX_CACHE.put(key, index)
+            self.index = index
+            if self.index.num_frames == 0:
+                raise DataError(f"{self.path}: the video stream holds no frames")
+        except DataError:
+            self.close()
+            raise
+        except Exception as exc:  # noqa: BLE001 - any demuxer failure means the file is unusable
+            self.close()
+            raise DataError(f"{self.path}: cannot index video ({type(exc).__name__}: {exc})") from exc
+        codec = self._stream.codec_context
+        self._prepare_decoder()
+        self._rotation: int | None = None
+        self._coded_size = (int(codec.height), int(codec.width))
+
+    # -- properties ---------------------------------------------------------------------------------------
+    @property
+    def num_frames(self) -> int:
+        return self.index.num_frames
+
+    @property
+    def fps(self) -> float:
+        return self.index.fps
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """float64 [num_frames]: presentation time of each frame in seconds, the first frame at 0."""
+        return self.index.timestamps
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first frame to the end of the last one."""
+        return float(self.timestamps[-1] + 1.0 / self.fps)
+
+    @property
+    def rotation(self) -> int:
+        """Counter-clockwise display rotation in degrees (0, 90, 180, 270); read from the first frame."""
+        if self._rotation is None:
+            self.get_frames([0])
+        return int(self._rotation or 0)
+
+    @property
+    def height(self) -> int:
+        """Height of the frames returned, after applying the display rotation."""
+        return self._coded_size[1] if self.rotation in (90, 270) else self._coded_size[0]
+
+    @property
+    def width(self) -> int:
+        return self._coded_size[0] if self.rotation in (90, 270) else self._coded_size[1]
+
+    @property
+    def can_seek(self) -> bool:
+        return self._seek_enabled and self.index.pts is not None
+
+    # -- indexing -----------------------------------------------------------------------------------------
+    def _build_index(self) -> VideoIndex:
+        stream = self._stream
+        pts_list: list[int | None] = []
+        key_pts: list[int | None] = []
+        for packet in self._container.demux(stream):
+            if packet.size == 0 or packet.is_discard:
+                continue  # the flush packet at EOF, or frames an MP4 edit list hides
+            pts_list.append(packet.pts)
+            if packet.is_keyframe:
+                key_pts.append(packet.pts)
+        declared = int(stream.frames or 0)
+        num_frames = len(pts_list)
+        if declared > 0 and num_frames < _TRUNCATION_RATIO * declared - 1:
+            raise DataError(
+                f"{self.path}: truncated video: the container declares {declared} frames but only "
+                f"{num_frames} could be read")
+
+        fps = _rate_to_float(stream.average_rate) or _rate_to_float(stream.guessed_rate)
+        trusted = (any(name in self._format_name for name in _PTS_TRUSTED_FORMATS)
+                   and num_frames > 0 and all(p is not None for p in pts_list)
+                   and len(set(pts_list)) == num_frames)
+        if trusted:
+            pts_sorted = sorted(pts_list)  # type: ignore[arg-type]
+            time_base = float(stream.time_base)
+            timestamps = (np.asarray(pts_sorted, dtype=np.float64) - pts_sorted[0]) * time_base
+            if fps is None and num_frames > 1 and timestamps[-1] > 0:
+                fps = (num_frames - 1) / timestamps[-1]
+            position = {p: i for i, p in enumerate(pts_sorted)}
+            keyframes = tuple(sorted(position[p] for p in key_pts if p in position)) or (0,)
+            return VideoIndex(num_frames, fps or _DEFAULT_FPS, timestamps, tuple(pts_sorted), keyframes, declared)
+        fps = fps or _DEFAULT_FPS
+        timestamps = np.arange(num_frames, dtype=np.float64) / fps
+        return VideoIndex(num_frames, fps, timestamps, None, (0,), declared)
+
+    # -- decoding -----------------------------------------------------------------------------------------
+    def _frame_to_array(self, frame, short_side: int | None = None) -> np.ndarray:
+        if self._rotation is None:
+            self._rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+        if short_side is not None:
+            # Scale and convert in one swscale pass, far cheaper than converting at full size first.
+            height, width = shrink_to_short_side(frame.height, frame.width, short_side)
+            array = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+        else:
+            array = frame.to_ndarray(format="rgb24")
+        if self._rotation:
+            # np.rot90 turns counter-clockwise for positive k, the same convention as frame.rotation.
+            array = np.ascontiguousarray(np.rot90(array, k=self._rotation // 90))
+        return array
+
+    def _decoded_frames(self) -> Iterator:
+        """Decoded frames from the current demuxer position; corrupt packets are skipped, not fatal."""
+        import av
+
+        for packet in self._container.demux(self._stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                logger.debug("%s: skipping undecodable packet (%s)", self.path, exc)
+                continue
+            yield from frames
+
+    def _prepare_decoder(self) -> None:
+        codec = self._stream.codec_context
+        if self._decode_threads > 1:
+            codec.thread_type = "AUTO"
+            codec.thread_count = self._decode_threads
+        else:
+            codec.thread_count = 1
+
+    def _rewind(self) -> None:
+        self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
+
+    def _decode_sequential(self, wanted: set[int], found: dict[int, np.ndarray], short_side: int | None) -> None:
+        """Decode from the start, numbering frames by output order (or by pts where pts are trusted)."""
+        self._rewind()
+        last_wanted = max(wanted)
+        position = {p: i for i, p in enumerate(self.index.pts)} if self.index.pts is not None else None
+        for count, frame in enumerate(self._decoded_frames()):
+            index = count
+            if position is not None and frame.pts in position:
+                index = position[frame.pts]
+            if index in wanted and index not in found:
+                found[index] = self._frame_to_array(frame, short_side)
+            if count >= last_wanted and len(found) == len(wanted):
+                break
+
+    def _decode_with_seek(self, wanted: set[int], found: dict[int, np.ndarray], short_side: int | None) -> bool:
+        """Seek to the keyframe before each run of wanted frames. Returns False if a seek misbehaved."""
+        index = self.index
+        assert index.pts is not None
+        position = {p: i for i, p in enumerate(index.pts)}
+        pending = sorted(wanted)
+        keyframes = index.keyframes
+        frames_iter: Iterator | None = None
+        current = -1  # index of the last frame decoded from frames_iter
+        while pending:
+            target = pending[0]
+            key = keyframes[max(0, bisect.bisect_right(keyframes, target) - 1)]
+            if frames_iter is None or current >= target or key > current + 1:
+                # A fresh seek is needed: behind us, or a keyframe lies between us and the target.
+                self._container.seek(index.pts[key], stream=self._stream, backward=True, any_frame=False)
+                frames_iter = self._decoded_frames()
+                current = -1
+                first = True
+            else:
+                first = False
+            for frame in frames_iter:
+                frame_index = position.get(frame.pts)
+                if frame_index is None:
+                    return False  # the decoder produced a timestamp the index does not know
+                if first:
+                    first = False
+                    if frame_index > target:
+                        return False  # the seek overshot the frame we need
+                current = frame_index
+                if frame_index in wanted and frame_index not in found:
+                    found[frame_index] = self._frame_to_array(frame, short_side)
+                if frame_index >= target:
+                    break
+            else:
+                return False  # ran out of frames before the target
+            pending = [i for i in pending if i not in found]
+            if pending and pending[0] <= current:
+                return False  # a wanted frame was passed without being produced
+        return True
+
+    def get_frames(self, indices: Sequence[int], *, seek: bool | None = None,
+                   short_side: int | None = None) -> np.ndarray:
+        """Decode the frames at ``indices``.
+
+        Args:
+            indices: frame indices in ``[0, num_frames)``; any order, repeats allowed.
+            seek: override the reader's seek setting for this call.
+            short_side: shrink frames whose shorter side is longer than this while converting to RGB.
+
+        Returns:
+            uint8 array [len(indices), H, W, 3], RGB.
+        """
+        import av
+
+        indices = [int(i) for i in indices]
+        if not indices:
+            raise ValueError("indices must not be empty")
+        bad = [i for i in indices if not 0 <= i < self.num_frames]
+        if bad:
+            raise IndexError(f"{self.path}: frame indices {bad[:5]} out of range [0, {self.num_frames})")
+        wanted = set(indices)
+        found: dict[int, np.ndarray] = {}
+        use_seek = self.can_seek if seek is None else (seek and self.index.pts is not None)
+        try:
+            if use_seek and not self._decode_with_seek(wanted, found, short_side):
+                logger.debug("%s: seek verification failed, decoding from the start", self.path)
+                found.clear()
+                use_seek = False
+            if not use_seek:
+                self._decode_sequential(wanted, found, short_side)
+        except av.FFmpegError as exc:
+            raise DataError(f"{self.path}: decoding failed ({exc})") from exc
+        missing = sorted(wanted - found.keys())
+        if missing:
+            if not found or len(missing) > max(2, self.num_frames // 50):
+                raise DataError(
+                    f"{self.path}: decoded only {len(found)} of {len(wanted)} requested frames; the file is "
+                    f"truncated or corrupt (first missing frame {missing[0]})")
+            # A frame or two at the very end that the index promised but the decoder dropped.
+            logger.debug("%s: frames %s not produced by the decoder, using neighbours", self.path, missing)
+            available = sorted(found)
+            for i in missing:
+                nearest = available[max(0, bisect.bisect_right(available, i) - 1)]
+                found[i] = found[nearest]
+        return np.stack([found[i] for i in indices])
+
+    def read_all(self, *, short_side: int | None = None) -> np.ndarray:
+        """Every frame, uint8 [num_frames, H, W, 3], decoded sequentially."""
+        return self.get_frames(range(self.num_frames), seek=False, short_side=short_side)
+
+    def iter_frames(self, *, short_side: int | None = None) -> Iterator[np.ndarray]:
+        """Every frame in order as uint8 [H, W, 3], decoded sequentially without holding the whole video.
+
+        Raises DataError if the decoder produces far fewer frames than the index promised (truncation).
+        """
+        import av
+
+        self._rewind()
+        count = 0
+        try:
+            for frame in self._decoded_frames():
+                if count >= self.num_frames:
+                    break
+                yield self._frame_to_array(frame, short_side)
+                count += 1
+        except av.FFmpegError as exc:
+            raise DataError(f"{self.path}: decoding failed after {count} frames ({exc})") from exc
+        if count < self.num_frames - max(2, self.num_frames // 50):
+            raise DataError(f"{self.path}: decoded only {count} of {self.num_frames} frames; the file is "
+                            "truncated or corrupt")
+
+    def close(self) -> None:
+        container = getattr(self, "_container", None)
+        if container is not None:
+            container.close()
+            self._container = None
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+def shrink_to_short_side(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(H, W) scaled so the shorter side is ``short_side``; sizes already that small are kept."""
+    shorter = min(height, width)
+    if short_side <= 0 or shorter <= short_side:
+        return height, width
+    scale = short_side / shorter
+    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+
+
+def _shrink_image(image: np.ndarray, short_side: int | None) -> np.ndarray:
+    if short_side is None:
+        return image
+    import cv2
+
+    height, width = shrink_to_short_side(image.shape[0], image.shape[1], short_side)
+    if (height, width) == image.shape[:2]:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def list_frame_files(folder: str | os.PathLike) -> list[Path]:
+    """Image files of a frame folder, sorted naturally (``img_2`` before ``img_10``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: frame folder not found")
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+class FrameFolderReader:
+    """Frames stored as one JPEG/PNG image per frame; same interface as ``VideoReader``.
+
+    Args:
+        folder: a folder of images (sorted naturally), or ``None`` when ``frame_paths`` is given.
+        frame_paths: explicit image paths in frame order (e.g. from a PySlowFast frame list).
+        fps: frame rate of the folder, which images cannot record (Charades RGB frames are 24 fps).
+    """
+
+    def __init__(self, folder: str | os.PathLike | None = None, *,
+                 frame_paths: Sequence[str | os.PathLike] | None = None, fps: float = _DEFAULT_FPS) -> None:
+        if frame_paths is None:
+            if folder is None:
+                raise ValueError("give a folder or frame_paths")
+            frame_paths = list_frame_files(folder)
+        self.path = Path(folder) if folder is not None else Path(frame_paths[0]).parent if frame_paths else Path()
+        self.frame_paths = [Path(p) for p in frame_paths]
+        if not self.frame_paths:
+            raise DataError(f"{self.path}: no frame images (*.jpg, *.png) found")
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.fps = float(fps)
+        self._size: tuple[int, int] | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frame_paths)
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return np.arange(self.num_frames, dtype=np.float64) / self.fps
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps
+
+    @property
+    def rotation(self) -> int:
+        return 0
+
+    @property
+    def can_seek(self) -> bool:
+        return True
+
+    @property
+    def height(self) -> int:
+        if self._size is None:
+            self.get_frames([0])
+        return self._size[0]  # type: ignore[index]
+
+    @property
+    def width(self) -> int:
+        if self._size is None:
+            self.get_frames([0])
+        return self._size[1]  # type: ignore[index]
+
+    def _read(self, path: Path) -> np.ndarray:
+        import cv2
+
+        if not path.is_file():
+            raise DataError(f"{path}: frame image not found")
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataError(f"{path}: not a readable image")
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        if self._size is None:
+            self._size = image.shape[:2]
+        elif image.shape[:2] != self._size:
+            raise DataError(f"{path}: frame size {image.shape[1]}x{image.shape[0]} differs from the first "
+                            f"frame's {self._size[1]}x{self._size[0]}")
+        return image
+
+    def get_frames(self, indices: Sequence[int], *, seek: bool | None = None,
+                   short_side: int | None = None) -> np.ndarray:
+        """uint8 [len(indices), H, W, 3], RGB. ``seek`` is accepted for interface parity and ignored;
+        ``short_side`` shrinks large frames as in ``VideoReader.get_frames``."""
+        indices = [int(i) for i in indices]
+        if not indices:
+            raise ValueError("indices must not be empty")
+        bad = [i for i in indices if not 0 <= i < self.num_frames]
+        if bad:
+            raise IndexError(f"{self.path}: frame indices {bad[:5]} out of range [0, {self.num_frames})")
+        cache: dict[int, np.ndarray] = {}
+        for i in indices:
+            if i not in cache:
+                cache[i] = _shrink_image(self._read(self.frame_paths[i]), short_side)
+        return np.stack([cache[i] for i in indices])
+
+    def read_all(self, *, short_side: int | None = None) -> np.ndarray:
+        return self.get_frames(range(self.num_frames), short_side=short_side)
+
+    def iter_frames(self, *, short_side: int | None = None) -> Iterator[np.ndarray]:
+        for path in self.frame_paths:
+            yield _shrink_image(self._read(path), short_side)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "FrameFolderReader":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+
+def open_video(path: str | os.PathLike, *, fps: float | None = None, seek: bool | None = None,
+               decode_threads: int = 1) -> VideoReader | FrameFolderReader:
+    """Open a video file with ``VideoReader`` or a frame folder with ``FrameFolderReader``.
+
+    ``fps`` is used for frame folders only (video files carry their own rate).
+    """
+    path = Path(path)
+    if path.is_dir():
+        return FrameFolderReader(path, fps=fps or _DEFAULT_FPS)
+    return VideoReader(path, seek=seek, decode_threads=decode_threads)

@@ -1,0 +1,366 @@
+"""Optical flow: precompute it for a dataset, store it compactly, and serve it aligned with RGB frames.
+
+Sign convention: flow ``t`` maps frame ``t`` to frame ``t + 1``; channel 0 is x (positive to the right) and
+channel 1 is y (positive downwards), in pixels of the stored resolution. A point at (x, y) in frame t is at
+(x + u, y + v) in frame t + 1. A video of N frames has N - 1 flow fields; when a clip samples frame index
+``i``, it receives flow ``min(i, N - 2)``, so the last frame repeats the last flow field (as AssembleNet's
+representation-flow layer does).
+
+Storage, under an output folder that mirrors the dataset (``KEY`` is the video's path relative to the
+dataset root, without its extension):
+
+- ``jpeg`` / ``png``: ``KEY/flow_x_00001.jpg`` and ``KEY/flow_y_00001.jpg``, ... (1-based, one pair per
+  frame pair), quantised to uint8 as ``q = round(255 * (f + bound) / (2 * bound))`` clipped to [0, 255], the
+  format of TSN/MMAction's ``denseflow`` with bound 20; decoded as ``(q - 127.5) * 2 * bound / 255``.
+- ``float16``: ``KEY.flow.npy``, float16 [N - 1, H, W, 2].
+
+``flow_meta.json`` at the top of the output folder records method, format and bound. Each video is written to
+a temporary name and renamed into place, so an interrupted run leaves no half-written video and a rerun skips
+the videos already done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+
+from assemblenet.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+FlowMethod = Literal["tvl1", "farneback"]
+FlowFormat = Literal["jpeg", "png", "float16"]
+FLOW_METHODS = ("tvl1", "farneback")
+FLOW_FORMATS = ("jpeg", "png", "float16")
+DEFAULT_BOUND = 20.0
+META_FILE = "flow_meta.json"
+_IMAGE_SUFFIX = {"jpeg": ".jpg", "png": ".png"}
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
+    if frame.ndim == 2:
+        return frame
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+class FlowEstimator:
+    """Dense optical flow between two frames with OpenCV.
+
+    ``tvl1`` is OpenCV contrib's Dual TV-L1 (the usual choice for two-stream video models), ``farneback``
+    the much faster polynomial-expansion method.
+    """
+
+    def __init__(self, method: FlowMethod = "tvl1") -> None:
+        import cv2
+
+        if method not in FLOW_METHODS:
+            raise DataError(f"unknown flow method {method!r}; expected one of {FLOW_METHODS}")
+        self.method = method
+        if method == "tvl1":
+            if not hasattr(cv2, "optflow"):
+                raise DataError("TV-L1 flow needs opencv-contrib-python(-headless); cv2.optflow is missing")
+            self._tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+
+    def __call__(self, previous: np.ndarray, following: np.ndarray) -> np.ndarray:
+        """Flow from ``previous`` to ``following`` (RGB [H, W, 3] or grey [H, W] uint8): float32 [H, W, 2]."""
+        import cv2
+
+        a, b = _gray(previous), _gray(following)
+        if self.method == "tvl1":
+            flow = self._tvl1.calc(a, b, None)
+        else:
+            flow = cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3,
+                                                poly_n=5, poly_sigma=1.2, flags=0)
+        return flow.astype(np.float32, copy=False)
+
+
+def compute_flow(frames: Sequence[np.ndarray] | np.ndarray, method: FlowMethod = "tvl1") -> np.ndarray:
+    """Flow between consecutive frames.
+
+    Args:
+        frames: N frames, uint8 [N, H, W, 3] RGB or [N, H, W] grey.
+    Returns:
+        float32 [N - 1, H, W, 2] in pixels (x right, y down, frame t to t + 1).
+    """
+    if len(frames) < 2:
+        raise DataError(f"flow needs at least 2 frames, got {len(frames)}")
+    estimator = FlowEstimator(method)
+    return np.stack([estimator(frames[t], frames[t + 1]) for t in range(len(frames) - 1)])
+
+
+def clip_to_uint8_frames(clip) -> np.ndarray:
+    """A float clip [3, T, H, W] in [0, 1] (tensor or array) as uint8 [T, H, W, 3] for ``compute_flow``."""
+    array = np.asarray(clip.detach().cpu().numpy() if hasattr(clip, "detach") else clip, dtype=np.float32)
+    return np.clip(np.rint(array.transpose(1, 2, 3, 0) * 255.0), 0, 255).astype(np.uint8)
+
+
+def quantize_flow(flow: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
+    """float flow -> uint8 with ``q = round(255 * (f + bound) / (2 * bound))``, clipped."""
+    scaled = np.rint((np.asarray(flow, dtype=np.float32) + bound) * (255.0 / (2.0 * bound)))
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def dequantize_flow(quantized: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
+    """Inverse of ``quantize_flow`` up to rounding: float32 pixels."""
+    return (quantized.astype(np.float32) - 127.5) * (2.0 * bound / 255.0)
+
+
+# -- storage ---------------------------------------------------------------------------------------------
+def flow_key(video_path: str | os.PathLike, root: str | os.PathLike | None) -> str:
+    """Storage key of a video: its path relative to ``root`` without the extension, '/'-separated."""
+    path = Path(video_path)
+    if root is not None:
+        try:
+            path = path.resolve().relative_to(Path(root).resolve())
+        except ValueError:
+            path = Path(path.name)
+    else:
+        path = Path(path.name)
+    return (path.parent / path.stem).as_posix() if path.suffix else path.as_posix()
+
+
+def _flow_paths(out_dir: Path, key: str, fmt: FlowFormat) -> Path:
+    return out_dir / (key + ".flow.npy") if fmt == "float16" else out_dir / key
+
+
+def write_flow(destination: str | os.PathLike, flow: np.ndarray, *, fmt: FlowFormat = "jpeg",
+               bound: float = DEFAULT_BOUND) -> Path:
+    """Store float32 flow [N, H, W, 2] atomically at ``destination`` (a folder for jpeg/png, a .npy file
+    for float16). Returns the final path."""
+    import cv2
+
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        if fmt == "float16":
+            with open(tmp, "wb") as handle:
+                np.save(handle, np.asarray(flow, dtype=np.float16), allow_pickle=False)
+        elif fmt in _IMAGE_SUFFIX:
+            tmp.mkdir()
+            quantized = quantize_flow(flow, bound)
+            suffix = _IMAGE_SUFFIX[fmt]
+            params = [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+            for t in range(quantized.shape[0]):
+                for channel, axis in enumerate("xy"):
+                    target = tmp / f"flow_{axis}_{t + 1:05d}{suffix}"
+                    if not cv2.imwrite(str(target), quantized[t, :, :, channel], params):
+                        raise DataError(f"{target}: could not write flow image")
+        else:
+            raise DataError(f"unknown flow format {fmt!r}; expected one of {FLOW_FORMATS}")
+        if destination.exists() and destination.is_dir():
+            shutil.rmtree(destination)
+        os.replace(tmp, destination)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    return destination
+
+
+def read_flow_meta(out_dir: str | os.PathLike) -> dict:
+    path = Path(out_dir) / META_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable flow metadata ({exc})") from exc
+
+
+class FlowStore:
+    """Precomputed flow under ``root``, read per video key and aligned to RGB frame indices.
+
+    Args:
+        root: the output folder of ``precompute_flow`` (``assemblenet flow ... --out``).
+        bound: dequantisation bound for jpeg/png flow; defaults to the one in ``flow_meta.json``, else 20.
+    """
+
+    def __init__(self, root: str | os.PathLike, *, bound: float | None = None) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"{self.root}: flow folder not found")
+        meta = read_flow_meta(self.root)
+        self.bound = float(bound if bound is not None else meta.get("bound", DEFAULT_BOUND))
+
+    def locate(self, key: str) -> tuple[Path, FlowFormat]:
+        npy = self.root / (key + ".flow.npy")
+        if npy.is_file():
+            return npy, "float16"
+        folder = self.root / key
+        if folder.is_dir():
+            fmt: FlowFormat = "png" if (folder / "flow_x_00001.png").is_file() else "jpeg"
+            return folder, fmt
+        raise DataError(f"{self.root}: no precomputed flow for {key!r} (looked for {npy.name} and {key}/)")
+
+    def num_fields(self, key: str) -> int:
+        """Number of stored flow fields (frames - 1)."""
+        path, fmt = self.locate(key)
+        if fmt == "float16":
+            return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
+        return len(list(path.glob(f"flow_x_*{_IMAGE_SUFFIX[fmt]}")))
+
+    def load(self, key: str, frame_indices: Sequence[int], *, size: tuple[int, int] | None = None):
+        """Flow for RGB frames ``frame_indices``: float32 tensor [2, T, H, W] in pixels.
+
+        Frame ``i`` gets flow field ``min(i, fields - 1)``. With ``size = (H, W)`` the flow is resized to
+        that size and its components rescaled, so it lines up with RGB frames of that size.
+        """
+        import cv2
+        import torch
+
+        from assemblenet.data.transforms import resize_clip
+
+        path, fmt = self.locate(key)
+        if fmt == "float16":
+            stored = np.load(path, mmap_mode="r", allow_pickle=False)
+            if stored.ndim != 4 or stored.shape[-1] != 2:
+                raise DataError(f"{path}: expected float16 [N, H, W, 2], got shape {stored.shape}")
+            count = stored.shape[0]
+            picks = [min(int(i), count - 1) for i in frame_indices]
+            flow = np.asarray(stored[picks], dtype=np.float32)
+        else:
+            count = self.num_fields(key)
+            if count == 0:
+                raise DataError(f"{path}: flow folder holds no flow_x images")
+            suffix = _IMAGE_SUFFIX[fmt]
+            fields = {}
+            for field_index in sorted({min(int(i), count - 1) for i in frame_indices}):
+                pair = []
+                for axis in "xy":
+                    image_path = path / f"flow_{axis}_{field_index + 1:05d}{suffix}"
+                    image = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE)
+                    if image is None:
+                        raise DataError(f"{image_path}: missing or unreadable flow image")
+                    pair.append(image)
+                fields[field_index] = np.stack(pair, axis=-1)
+            flow = dequantize_flow(np.stack([fields[min(int(i), count - 1)] for i in frame_indices]), self.bound)
+        clip = torch.from_numpy(np.ascontiguousarray(flow.transpose(3, 0, 1, 2)))
+        if size is not None and tuple(clip.shape[-2:]) != tuple(size):
+            clip = resize_clip(clip, tuple(size), is_flow=True)
+        return clip
+
+
+# -- precompute ------------------------------------------------------------------------------------------
+@dataclass
+class FlowJobReport:
+    """Outcome of ``precompute_flow``."""
+
+    computed: list[str] = field(default_factory=list)
+    already_done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # video path -> reason
+
+
+def _flow_job(video_path: str, destination: str, method: FlowMethod, fmt: FlowFormat, bound: float,
+              short_side: int | None, max_frames: int | None) -> tuple[str, str | None]:
+    """Worker: decode one video, compute and store its flow. Returns (video_path, error or None)."""
+    import cv2
+
+    from assemblenet.data.decode import open_video
+
+    cv2.setNumThreads(1)
+    try:
+        estimator = FlowEstimator(method)
+        with open_video(video_path) as reader:
+            fields = []
+            previous = None
+            for count, frame in enumerate(reader.iter_frames(short_side=short_side)):
+                if max_frames is not None and count >= max_frames:
+                    break
+                gray = _gray(frame)
+                if previous is not None:
+                    fields.append(estimator(previous, gray))
+                previous = gray
+        if not fields:
+            raise DataError(f"{video_path}: fewer than 2 frames, no flow to compute")
+        write_flow(destination, np.stack(fields), fmt=fmt, bound=bound)
+        return video_path, None
+    except DataError as exc:
+        return video_path, str(exc)
+    except Exception as exc:  # noqa: BLE001 - one bad video must not stop the whole job
+        return video_path, f"{video_path}: {type(exc).__name__}: {exc}"
+
+
+def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *,
+                    root: str | os.PathLike | None = None, method: FlowMethod = "tvl1",
+                    fmt: FlowFormat = "jpeg", bound: float = DEFAULT_BOUND, workers: int = 1,
+                    short_side: int | None = None, max_frames: int | None = None, overwrite: bool = False,
+                    progress: bool = True) -> FlowJobReport:
+    """Compute and store flow for every video (files or frame folders), in parallel, resumably.
+
+    Args:
+        videos: the videos; their storage keys are their paths relative to ``root``.
+        out_dir: output folder (see the module docstring for the layout).
+        method: ``tvl1`` or ``farneback``.
+        fmt: ``jpeg``, ``png`` (uint8 pairs with ``bound``) or ``float16``.
+        workers: processes; 0 or 1 computes in this process.
+        short_side: shrink frames to this shorter side before computing flow (flow is then in pixels of
+            the shrunk frames; ``FlowStore.load`` rescales it to the RGB size).
+        max_frames: use only the first ``max_frames`` frames of each video.
+        overwrite: recompute videos whose flow exists.
+
+    Returns:
+        what was computed, what was already there, and what failed (with reasons; failures are logged).
+    """
+    from tqdm import tqdm
+
+    if method not in FLOW_METHODS:
+        raise DataError(f"unknown flow method {method!r}; expected one of {FLOW_METHODS}")
+    if fmt not in FLOW_FORMATS:
+        raise DataError(f"unknown flow format {fmt!r}; expected one of {FLOW_FORMATS}")
+    if not bound > 0:
+        raise DataError(f"flow bound must be positive, got {bound}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"method": method, "format": fmt, "bound": bound, "short_side": short_side,
+            "convention": "flow t: frame t -> t+1; x right positive, y down positive; pixels"}
+    existing = read_flow_meta(out_dir)
+    if existing and not overwrite and any(existing.get(k) != meta[k] for k in ("method", "format", "bound")):
+        raise DataError(f"{out_dir / META_FILE}: existing flow was made with {existing}; use another --out or "
+                        "--overwrite")
+    tmp_meta = out_dir / f".{META_FILE}.{os.getpid()}.tmp"
+    tmp_meta.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    os.replace(tmp_meta, out_dir / META_FILE)
+
+    report = FlowJobReport()
+    jobs = []
+    for video in videos:
+        key = flow_key(video, root)
+        destination = _flow_paths(out_dir, key, fmt)
+        if destination.exists() and not overwrite:
+            report.already_done.append(str(video))
+            continue
+        jobs.append((str(video), str(destination), method, fmt, bound, short_side, max_frames))
+    if report.already_done:
+        logger.info("flow: %d videos already done, skipping them", len(report.already_done))
+
+    def record(video_path: str, error: str | None) -> None:
+        if error is None:
+            report.computed.append(video_path)
+        else:
+            report.failed[video_path] = error
+            logger.warning("flow: skipped %s", error)
+
+    bar = tqdm(total=len(jobs), desc=f"flow ({method})", unit="video", disable=not progress)
+    if workers <= 1:
+        for job in jobs:
+            record(*_flow_job(*job))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_flow_job, *job) for job in jobs]
+            for future in as_completed(futures):
+                record(*future.result())
+                bar.update()
+    bar.close()
+    return report

@@ -1,0 +1,266 @@
+"""Spatial transforms applied identically to every modality of a clip.
+
+A *sample* is a dict of clips, ``{"rgb": [3, T, H, W], "flow": [2, T, H, W]}``. RGB may be uint8 (0-255) or
+float (0-1); transforms that resample convert it to float32 in [0, 1]. Flow is float32 in pixels, channel 0
+the x component (right positive) and channel 1 the y component (down positive). Each transform draws its
+random parameters once per call and applies them to all modalities, so RGB and flow stay aligned. Because
+flow is measured in pixels, resizing scales its components with the image, and a horizontal flip negates x.
+
+Calling a transform on a bare tensor treats it as RGB and returns a tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from assemblenet.errors import ConfigError
+
+Sample = dict[str, torch.Tensor]
+FLOW_KEYS = ("flow",)
+
+
+def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        if size < 1:
+            raise ConfigError(f"size must be positive, got {size}")
+        return size, size
+    height, width = (int(s) for s in size)
+    if height < 1 or width < 1:
+        raise ConfigError(f"size must be positive, got {tuple(size)}")
+    return height, width
+
+
+def _spatial_size(sample: Sample) -> tuple[int, int]:
+    sizes = {tuple(clip.shape[-2:]) for clip in sample.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"modalities differ in spatial size: {sorted(sizes)}")
+    return sizes.pop()  # type: ignore[return-value]
+
+
+def to_float(clip: torch.Tensor) -> torch.Tensor:
+    """uint8 [C, T, H, W] 0-255 -> float32 in [0, 1]; float input is returned as float32."""
+    if clip.dtype == torch.uint8:
+        return clip.to(torch.float32).div_(255.0)
+    return clip.to(torch.float32)
+
+
+def resize_clip(clip: torch.Tensor, size: tuple[int, int], *, is_flow: bool = False) -> torch.Tensor:
+    """Bilinear resize of [C, T, H, W] to ``size = (H', W')``, antialiased when shrinking.
+
+    Flow components are rescaled by the same factors as the image, so they stay in pixels.
+    """
+    channels, frames, height, width = clip.shape
+    if (height, width) == tuple(size):
+        return clip if is_flow else to_float(clip)
+    x = to_float(clip).reshape(1, channels * frames, height, width)
+    antialias = size[0] < height or size[1] < width
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias)
+    x = x.reshape(channels, frames, size[0], size[1])
+    if is_flow:
+        scale = torch.tensor([size[1] / width, size[0] / height], dtype=x.dtype).view(2, 1, 1, 1)
+        return x * scale
+    return x.clamp_(0.0, 1.0)
+
+
+class Transform:
+    """Base class: subclasses implement ``apply(sample, rng) -> sample``."""
+
+    def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        raise NotImplementedError
+
+    def __call__(self, sample: Sample | torch.Tensor, rng: np.random.Generator | None = None):
+        if rng is None:
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        if isinstance(sample, torch.Tensor):
+            return self.apply({"rgb": sample}, rng)["rgb"]
+        return self.apply(dict(sample), rng)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+class Compose(Transform):
+    def __init__(self, transforms: Sequence[Callable]) -> None:
+        self.transforms = list(transforms)
+
+    def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        for transform in self.transforms:
+            sample = transform.apply(sample, rng) if isinstance(transform, Transform) else transform(sample, rng)
+        return sample
+
+
+class ToFloat(Transform):
+    """RGB uint8 -> float32 in [0, 1]; flow to float32."""
+
+    def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        return {key: to_float(clip) for key, clip in sample.items()}
+
+
+class Resize(Transform):
+    """Resize to a fixed (H, W)."""
+
+    def __init__(self, size: int | Sequence[int]) -> None:
+        self.size = _pair(size)
+
+    def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        return {k: resize_clip(v, self.size, is_flow=k in FLOW_KEYS) for k, v in sample.items()}
+
+
+def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    if height <= width:
+        return short_side, max(1, int(round(width * short_side / height)))
+    return max(1, int(round(height * short_side / width))), short_side
+
+
+class ShortSideResize(Transform):
+    """Resize so the shorter side equals ``size``, keeping the aspect ratio."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ConfigError(f"short side must be positive, got {size}")
+        self.size = int(size)
+
+    def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        target = short_side_size(*_spatial_size(sample), self.size)
+        return {k: resize_clip(v, target, is_flow=k in FLOW_KEYS) for k, v in sample.items()}
+
+
+def _crop(sample: Sample, top: int, left: int, height: int, width: int) -> Sample:
+    return {k: v[..., top:top + height, left:left + width] for k, v in sample.items()}
+
+
+def _check_fits(sample: Sample, size: tuple[int, int]) -> tuple[int, int]:
+    height, width = _spatial_size(sample)
+    if size[0] > height or size[1] > width:
+        raise ValueError(f"crop {size[0]}x{size[1]} larger than the clip {height}x{width}; resize first")
+    return height, width
+
+
+class CenterCrop(Transform):
+    def __init__(self, size: int | Sequence[int]) -> None:
+        self.size = _pair(size)
+
+    def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        height, width = _check_fits(sample, self.size)
+        return _crop(sample, (height - self.size[0]) // 2, (width - self.size[1]) // 2, *self.size)
+
+
+class SpatialCrop(Transform):
+    """One of three square-ish crops along the longer side: 0 = left/top, 1 = centre, 2 = right/bottom.
+
+    This is the test-time "three-crop" of SlowFast/AssembleNet evaluation, one crop per view.
+    """
+
+    def __init__(self, size: int | Sequence[int], position: int = 1) -> None:
+        if position not in (0, 1, 2):
+            raise ConfigError(f"crop position must be 0, 1 or 2, got {position}")
+        self.size = _pair(size)
+        self.position = position
+
+    def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        height, width = _check_fits(sample, self.size)
+        top, left = (height - self.size[0]) // 2, (width - self.size[1]) // 2
+        if width >= height:
+            left = [0, left, width - self.size[1]][self.position]
+        else:
+            top = [0, top, height - self.size[0]][self.position]
+        return _crop(sample, top, left, *self.size)
+
+
+def three_crop(sample: Sample | torch.Tensor, size: int | Sequence[int]) -> list:
+    """The three test crops (left/top, centre, right/bottom) of one sample or RGB tensor."""
+    return [SpatialCrop(size, position)(sample) for position in range(3)]
+
+
+class RandomResizedCrop(Transform):
+    """Crop a random area fraction in ``scale`` with aspect ratio (w/h) in ``ratio``, resized to ``size``.
+
+    The same box is used for every frame (and modality), so motion inside the clip is preserved.
+    """
+
+    def __init__(self, size: int | Sequence[int], scale: tuple[float, float] = (0.25, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), attempts: int = 10) -> None:
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise ConfigError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
+        if not 0 < ratio[0] <= ratio[1]:
+            raise ConfigError(f"ratio must satisfy 0 < min <= max, got {ratio}")
+        self.size = _pair(size)
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.ratio = (float(ratio[0]), float(ratio[1]))
+        self.attempts = attempts
+
+    def box(self, height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+        """(top, left, crop_height, crop_width) drawn as torchvision does, with a centre-crop fallback."""
+        area = height * width
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(self.attempts):
+            target_area = area * rng.uniform(*self.scale)
+            aspect = math.exp(rng.uniform(*log_ratio))
+            crop_w = int(round(math.sqrt(target_area * aspect)))
+            crop_h = int(round(math.sqrt(target_area / aspect)))
+            if 0 < crop_w <= width and 0 < crop_h <= height:
+                top = int(rng.integers(0, height - crop_h + 1))
+                left = int(rng.integers(0, width - crop_w + 1))
+                return top, left, crop_h, crop_w
+        aspect = width / height
+        if aspect < self.ratio[0]:
+            crop_w, crop_h = width, int(round(width / self.ratio[0]))
+        elif aspect > self.ratio[1]:
+            crop_h, crop_w = height, int(round(height * self.ratio[1]))
+        else:
+            crop_w, crop_h = width, height
+        return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
+
+    def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        top, left, crop_h, crop_w = self.box(*_spatial_size(sample), rng)
+        cropped = _crop(sample, top, left, crop_h, crop_w)
+        return {k: resize_clip(v, self.size, is_flow=k in FLOW_KEYS) for k, v in cropped.items()}
+
+
+def hflip(sample: Sample) -> Sample:
+    """Mirror left-right; the x component of flow changes sign."""
+    flipped = {}
+    for key, clip in sample.items():
+        clip = torch.flip(clip, dims=(-1,))
+        if key in FLOW_KEYS:
+            clip = clip.clone()
+            clip[0].neg_()
+        flipped[key] = clip
+    return flipped
+
+
+class RandomHorizontalFlip(Transform):
+    """Flip with probability ``p``. Do not use it where a class depends on left/right direction."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        if not 0 <= p <= 1:
+            raise ConfigError(f"flip probability must be in [0, 1], got {p}")
+        self.p = float(p)
+
+    def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        return hflip(sample) if rng.random() < self.p else sample
+
+
+def train_transform(crop_size: int | None, *, scale: tuple[float, float] = (0.25, 1.0),
+                    ratio: tuple[float, float] = (3 / 4, 4 / 3), hflip_prob: float = 0.5) -> Transform:
+    """Random resized crop to ``crop_size`` (skipped when None), random flip, float conversion."""
+    steps: list[Transform] = []
+    if crop_size is not None:
+        steps.append(RandomResizedCrop(crop_size, scale=scale, ratio=ratio))
+    if hflip_prob > 0:
+        steps.append(RandomHorizontalFlip(hflip_prob))
+    steps.append(ToFloat())
+    return Compose(steps)
+
+
+def eval_transform(crop_size: int | None, *, crop_position: int = 1) -> Transform:
+    """Short-side resize to ``crop_size`` and one of the three crops (centre by default)."""
+    if crop_size is None:
+        return ToFloat()
+    return Compose([ShortSideResize(crop_size), SpatialCrop(crop_size, crop_position), ToFloat()])
