@@ -84,7 +84,8 @@ def clip_indices(num_video_frames: int, sampling: ClipSampling, position: float,
     if clip_duration <= video_duration:
         times = times + timestamps[0] + position * (video_duration - clip_duration)
     elif sampling.short_video == "loop":
-        times = timestamps[0] + np.mod(times, video_duration)
+        # Wrap with a small tolerance so 0.1 * 3 counts as one full loop of a 0.3 s video.
+        times = timestamps[0] + times - np.floor((times + 1e-9) / video_duration) * video_duration
     else:
         times = timestamps[0] + times
     # The frame on screen at time t is the last one whose timestamp is <= t.

@@ -1,0 +1,206 @@
+"""Decoding: real videos, seeking against full decoding, container quirks, frame folders, broken files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from assemblenet.data.decode import INDEX_CACHE, FrameFolderReader, VideoReader, list_frame_files, open_video
+from assemblenet.errors import DataError
+
+from .conftest import REAL_VIDEOS, VIDEO_DIR, counter_frames, encode_video, frame_number
+
+
+def plain_pyav_frames(path: Path, max_frames: int | None = None) -> list[np.ndarray]:
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+    return frames
+
+
+@pytest.mark.parametrize("name", sorted(REAL_VIDEOS))
+def test_real_video_counts_shapes_and_values(name):
+    frames_expected, height, width, fps = REAL_VIDEOS[name]
+    path = VIDEO_DIR / name
+    with VideoReader(path) as reader:
+        assert reader.num_frames == frames_expected
+        assert (reader.height, reader.width) == (height, width)
+        assert reader.fps == pytest.approx(fps, rel=1e-3)
+        assert reader.timestamps.shape == (frames_expected,)
+        assert np.all(np.diff(reader.timestamps) > 0)
+        short_side = 96 if height > 500 else None  # keep the 1080p video cheap to convert
+        frames = np.stack(list(reader.iter_frames(short_side=short_side)))
+    # The decoder, not the header, decides how many frames there are.
+    with av.open(str(path)) as container:
+        decoded = sum(1 for _ in container.decode(video=0))
+    assert decoded == frames_expected == len(frames)
+    assert frames.dtype == np.uint8
+    if short_side is None:
+        assert frames.shape == (frames_expected, height, width, 3)
+    else:
+        assert frames.shape == (frames_expected, 96, round(width * 96 / height), 3)
+    assert 20 < frames.mean() < 235 and frames.std() > 10  # real content, neither blank nor saturated
+    assert frames.min() < 40 and frames.max() > 200
+
+
+@pytest.mark.parametrize("name", sorted(REAL_VIDEOS))
+def test_real_video_random_access_matches_full_decode(name):
+    frames_expected, height, *_ = REAL_VIDEOS[name]
+    path = VIDEO_DIR / name
+    short_side = 96 if height > 500 else None
+    with VideoReader(path) as reader:
+        full = reader.read_all(short_side=short_side)
+        if short_side is None:
+            # Frame order and content agree with plain PyAV decoding (presentation order).
+            reference = plain_pyav_frames(path)
+            assert np.array_equal(full, np.stack(reference))
+        rng = np.random.default_rng(7)
+        for _ in range(4):
+            start = int(rng.integers(0, frames_expected - 16))
+            indices = list(range(start, start + 16, 2))
+            np.testing.assert_array_equal(reader.get_frames(indices, short_side=short_side), full[indices])
+        scattered = rng.choice(frames_expected, size=6, replace=False).tolist()
+        np.testing.assert_array_equal(reader.get_frames(scattered, short_side=short_side), full[scattered])
+        np.testing.assert_array_equal(reader.get_frames([frames_expected - 1, 0, 0], short_side=short_side),
+                                      full[[frames_expected - 1, 0, 0]])
+
+
+def test_mp4_seeks_and_avi_decodes_sequentially():
+    with VideoReader(VIDEO_DIR / "kinetics_armwrestling_340x256.mp4") as reader:
+        assert reader.can_seek and len(reader.index.keyframes) > 1
+    # AVI frame timestamps come in decode order, so seeking by them would return wrong frames.
+    with VideoReader(VIDEO_DIR / "ntu_1080p_h264.avi") as reader:
+        assert not reader.can_seek
+
+
+def test_seek_returns_exact_frames_across_many_keyframes(tmp_path):
+    path = encode_video(tmp_path / "counter.mp4", counter_frames(24), gop=4)
+    with VideoReader(path) as reader:
+        assert reader.can_seek and reader.index.keyframes[0] == 0 and len(reader.index.keyframes) >= 5
+        for indices in ([13, 14, 15], [22, 3, 9], [5], [23, 0, 11, 11]):
+            assert [frame_number(f) for f in reader.get_frames(indices)] == indices
+        assert [frame_number(f) for f in reader.get_frames([6, 7], seek=False)] == [6, 7]
+
+
+def test_audio_track_is_ignored():
+    path = VIDEO_DIR / "mpeg4_audio_320x240.avi"
+    with av.open(str(path)) as container:
+        assert container.streams.audio, "the fixture should carry an audio stream"
+    with VideoReader(path) as reader:
+        assert reader.num_frames == 164
+        assert reader.get_frames([0, 163]).shape == (2, 240, 320, 3)
+
+
+def test_rotation_metadata_is_applied(tmp_path):
+    upright = np.zeros((4, 32, 48, 3), dtype=np.uint8)
+    upright[:, :8, :8] = 255  # a white block in the top-left corner
+    path = encode_video(tmp_path / "rotated.mp4", upright, rotation=90)
+    with VideoReader(path) as reader:
+        assert reader.rotation == 90
+        assert (reader.height, reader.width) == (48, 32)
+        frame = reader.get_frames([0])[0]
+    assert frame.shape == (48, 32, 3)
+    # 90 degrees counter-clockwise moves the top-left corner to the bottom-left.
+    assert frame[-8:, :8].mean() > 200 and frame[:8, :8].mean() < 50
+
+
+def test_odd_frame_size(tmp_path):
+    frames = counter_frames(6, height=17, width=33)
+    path = encode_video(tmp_path / "odd.mkv", frames, pix_fmt="yuv444p")
+    with VideoReader(path) as reader:
+        assert (reader.height, reader.width, reader.num_frames) == (17, 33, 6)
+        decoded = reader.get_frames([5, 1])
+    assert decoded.shape == (2, 17, 33, 3)
+    assert [frame_number(f) for f in decoded] == [5, 1]
+
+
+def test_variable_frame_rate_timestamps(tmp_path):
+    pts_ms = [0, 40, 80, 300, 340, 1000, 1040]
+    path = encode_video(tmp_path / "vfr.mp4", counter_frames(len(pts_ms)), pts=pts_ms)
+    with VideoReader(path) as reader:
+        np.testing.assert_allclose(reader.timestamps, np.array(pts_ms) / 1000.0, atol=1e-3)
+        assert [frame_number(f) for f in reader.get_frames([3, 6])] == [3, 6]
+
+
+def test_short_side_decoding(tmp_path):
+    with VideoReader(VIDEO_DIR / "kinetics_armwrestling_340x256.mp4") as reader:
+        small = reader.get_frames([10, 11], short_side=64)
+    assert small.shape == (2, 64, 85, 3)
+
+
+def test_frame_folder_reader_has_the_same_interface(tmp_path):
+    frames = counter_frames(12, height=24, width=20)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, image in enumerate(frames):  # unpadded names: natural order must still hold
+        cv2.imwrite(str(folder / f"img_{t + 1}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    (folder / "notes.txt").write_text("not a frame")
+    assert [p.name for p in list_frame_files(folder)][:3] == ["img_1.png", "img_2.png", "img_3.png"]
+    reader = open_video(folder, fps=24.0)
+    assert isinstance(reader, FrameFolderReader)
+    assert (reader.num_frames, reader.height, reader.width, reader.fps) == (12, 24, 20, 24.0)
+    np.testing.assert_allclose(reader.timestamps[:3], [0, 1 / 24, 2 / 24])
+    np.testing.assert_array_equal(reader.get_frames([11, 10, 2]), frames[[11, 10, 2]])
+    assert reader.get_frames([0], short_side=12).shape == (1, 14, 12, 3)
+
+
+def test_frame_folder_errors_name_the_file(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0001.jpg"), np.zeros((8, 8, 3), np.uint8))
+    (folder / "0002.jpg").write_bytes(b"broken jpeg")
+    reader = FrameFolderReader(folder)
+    with pytest.raises(DataError, match="0002.jpg"):
+        reader.get_frames([1])
+    with pytest.raises(DataError, match="missing_dir: frame folder not found"):
+        FrameFolderReader(tmp_path / "missing_dir")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty: no frame images"):
+        FrameFolderReader(tmp_path / "empty")
+
+
+def make_broken_files(folder: Path) -> dict[str, Path]:
+    """A truncated MP4, a zero-byte file, a text file named .mp4 and a missing path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = encode_video(folder / "source.mp4", counter_frames(20), faststart=True)
+    data = good.read_bytes()
+    truncated = folder / "truncated.mp4"
+    truncated.write_bytes(data[: len(data) // 2])
+    empty = folder / "empty.mp4"
+    empty.write_bytes(b"")
+    text = folder / "text.mp4"
+    text.write_text("this is not a video\n" * 20)
+    good.unlink()
+    return {"truncated": truncated, "empty": empty, "text": text, "missing": folder / "missing.mp4"}
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "text", "missing"])
+def test_broken_files_raise_data_error_naming_the_file(tmp_path, kind):
+    INDEX_CACHE.clear()
+    path = make_broken_files(tmp_path)[kind]
+    with pytest.raises(DataError) as info:
+        with VideoReader(path) as reader:
+            reader.get_frames(range(reader.num_frames))
+    assert str(path) in str(info.value)
+
+
+def test_truncated_file_without_index_at_front(tmp_path):
+    good = encode_video(tmp_path / "source.mp4", counter_frames(20))  # moov atom at the end
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(good.read_bytes()[:-200])
+    with pytest.raises(DataError, match="cut.mp4"):
+        VideoReader(truncated)
+
+
+def test_out_of_range_indices(tmp_path):
+    path = encode_video(tmp_path / "counter.mp4", counter_frames(5))
+    with VideoReader(path) as reader:
+        with pytest.raises(IndexError, match="out of range"):
+            reader.get_frames([5])
