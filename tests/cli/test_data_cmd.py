@@ -1,0 +1,89 @@
+"""The data sub-commands through ``assemblenet.cli.main.main``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assemblenet.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def tiny_synthetic(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "syn"
+    code = main(["make-synthetic", str(out), "--videos", "8", "--classes", "4", "--size", "32", "--frames", "8",
+                 "--seed", "1", "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_make_synthetic_writes_videos_and_both_annotation_formats(tiny_synthetic, capsys):
+    files = sorted(p.name for p in tiny_synthetic.iterdir())
+    assert files == ["charades_classes.txt", "charades_train.csv", "charades_val.csv", "classes.txt",
+                     "kinetics_train.csv", "kinetics_val.csv", "synthetic.json", "videos"]
+    assert len(list((tiny_synthetic / "videos").glob("*.mp4"))) == 8
+    assert json.loads((tiny_synthetic / "synthetic.json").read_text())["parameters"]["seed"] == 1
+
+
+def test_check_videos_reports_broken_and_short_files(tiny_synthetic, tmp_path, capsys):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_synthetic / "videos", root)
+    (root / "broken.mp4").write_text("not a video")
+    (root / "empty.avi").write_bytes(b"")
+    report = tmp_path / "report.json"
+    code = main(["check-videos", str(root), "--report", str(report), "--workers", "2", "--min-frames", "4",
+                 "--no-progress"])
+    assert code == 1
+    data = json.loads(report.read_text())
+    assert data["checked"] == 10 and data["ok"] == 8 and data["unreadable"] == 2
+    assert {Path(b["path"]).name for b in data["bad"]} == {"broken.mp4", "empty.avi"}
+    assert "broken.mp4" in capsys.readouterr().out
+    # A minimum longer than the videos marks them too short.
+    code = main(["check-videos", str(tiny_synthetic / "kinetics_train.csv"), "--report", str(report),
+                 "--min-frames", "9", "--full", "--workers", "1", "--no-progress"])
+    data = json.loads(report.read_text())
+    assert code == 1 and data["too_short"] == data["checked"] > 0
+
+
+def test_check_videos_all_good_exits_zero(tiny_synthetic, tmp_path):
+    report = tmp_path / "r.json"
+    code = main(["check-videos", str(tiny_synthetic / "charades_val.csv"), "--root", str(tiny_synthetic / "videos"),
+                 "--report", str(report), "--no-progress"])
+    assert code == 0 and json.loads(report.read_text())["bad"] == []
+
+
+def test_flow_command_is_resumable(tiny_synthetic, tmp_path, capsys):
+    out = tmp_path / "flow"
+    args = ["flow", str(tiny_synthetic / "videos"), "--out", str(out), "--method", "farneback", "--format",
+            "float16", "--workers", "2", "--no-progress"]
+    assert main(args) == 0
+    assert "8 computed, 0 already done, 0 failed" in capsys.readouterr().out
+    stored = np.load(out / "syn_00000.flow.npy")
+    assert stored.shape == (7, 32, 32, 2)
+    assert main(args) == 0
+    assert "0 computed, 8 already done" in capsys.readouterr().out
+
+
+def test_flow_tvl1_default_output_folder(tiny_synthetic, tmp_path):
+    root = tmp_path / "clips"
+    root.mkdir()
+    shutil.copy(tiny_synthetic / "videos" / "syn_00001.mp4", root / "a.mp4")
+    assert main(["flow", str(root), "--max-frames", "3", "--workers", "1", "--no-progress"]) == 0
+    assert sorted(p.name for p in (tmp_path / "clips_flow" / "a").iterdir()) == [
+        "flow_x_00001.jpg", "flow_x_00002.jpg", "flow_y_00001.jpg", "flow_y_00002.jpg"]
+
+
+def test_bad_input_gives_one_line_error(tmp_path, capsys):
+    assert main(["check-videos", str(tmp_path / "nowhere"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("assemblenet: error: ") and "nowhere" in err and err.count("\n") == 1
+    assert main(["make-synthetic", str(tmp_path / "x"), "--classes", "20", "--no-progress"]) == 2
+    assert "--classes must be between 2 and 12" in capsys.readouterr().err
+    bad_list = tmp_path / "list.csv"
+    bad_list.write_text("path,label\nonly_a_path\n")
+    assert main(["flow", str(bad_list), "--no-progress"]) == 2
+    assert f"{bad_list}:2:" in capsys.readouterr().err

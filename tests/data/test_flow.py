@@ -1,0 +1,128 @@
+"""Optical flow: sign convention and accuracy on a known translation, storage formats, resumable precompute."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from assemblenet.data.flow import (
+    FlowStore,
+    clip_to_uint8_frames,
+    compute_flow,
+    dequantize_flow,
+    flow_key,
+    precompute_flow,
+    quantize_flow,
+    write_flow,
+)
+from assemblenet.data.synthetic import translating_texture_clip
+from assemblenet.errors import DataError
+
+from .conftest import VIDEO_DIR
+
+
+def write_frame_folder(folder: Path, clip: torch.Tensor) -> Path:
+    folder.mkdir(parents=True)
+    for t, frame in enumerate(clip_to_uint8_frames(clip)):
+        cv2.imwrite(str(folder / f"img_{t + 1:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def test_translating_texture_clip_is_an_exact_shift():
+    clip = translating_texture_clip(num_frames=4, height=32, width=48, dx=2.0, dy=-1.0, seed=1)
+    assert clip.shape == (3, 4, 32, 48) and clip.dtype == torch.float32
+    assert 0.0 <= clip.min() and clip.max() <= 1.0 and clip.std() > 0.05
+    # Frame t+1 is frame t moved 2 px right and 1 px up (wrapping around).
+    torch.testing.assert_close(clip[:, 1], torch.roll(clip[:, 0], shifts=(-1, 2), dims=(1, 2)), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "float16"])
+def test_precomputed_tvl1_flow_of_a_right_translation(tmp_path, fmt):
+    clip = translating_texture_clip(num_frames=5, height=64, width=64, dx=2.0, dy=0.0, seed=0)
+    video = write_frame_folder(tmp_path / "data" / "right", clip)
+    report = precompute_flow([video], tmp_path / "flow", root=tmp_path / "data", method="tvl1", fmt=fmt,
+                             progress=False)
+    assert report.computed == [str(video)] and not report.failed
+    store = FlowStore(tmp_path / "flow")
+    assert store.num_fields("right") == 4
+    flow = store.load("right", range(5))
+    assert flow.shape == (2, 5, 64, 64)
+    # Convention: x to the right is positive, y down is positive, flow t maps frame t to t + 1.
+    mean_x, mean_y = float(flow[0].mean()), float(flow[1].mean())
+    assert abs(mean_x - 2.0) < 0.3 and abs(mean_y) < 0.3
+    torch.testing.assert_close(flow[:, 4], flow[:, 3])  # the last frame repeats the last flow field
+
+
+def test_tvl1_sign_convention_for_upward_motion():
+    clip = translating_texture_clip(num_frames=3, height=48, width=48, dx=0.0, dy=-1.5, seed=2)
+    flow = compute_flow(clip_to_uint8_frames(clip), method="tvl1")
+    assert flow.shape == (2, 48, 48, 2)
+    assert abs(flow[..., 0].mean()) < 0.3 and abs(flow[..., 1].mean() + 1.5) < 0.3
+
+
+def test_quantisation_round_trip():
+    flow = np.linspace(-25, 25, 101, dtype=np.float32)
+    restored = dequantize_flow(quantize_flow(flow, 20.0), 20.0)
+    inside = np.abs(flow) <= 20
+    assert np.abs(restored[inside] - flow[inside]).max() <= 20.0 / 255 + 1e-6
+    assert restored.max() == pytest.approx(20.0) and restored.min() == pytest.approx(-20.0)
+    assert quantize_flow(np.zeros(1), 20.0)[0] in (127, 128)
+
+
+def test_png_storage_and_resize_on_load(tmp_path):
+    flow = np.zeros((3, 8, 10, 2), dtype=np.float32)
+    flow[..., 0], flow[..., 1] = 4.0, -2.0
+    write_flow(tmp_path / "flow" / "clip", flow, fmt="png")
+    assert sorted(p.name for p in (tmp_path / "flow" / "clip").iterdir())[:2] == ["flow_x_00001.png",
+                                                                                 "flow_x_00002.png"]
+    loaded = FlowStore(tmp_path / "flow").load("clip", [0, 1], size=(16, 20))
+    assert loaded.shape == (2, 2, 16, 20)
+    assert abs(float(loaded[0].mean()) - 8.0) < 0.2 and abs(float(loaded[1].mean()) + 4.0) < 0.2
+    with pytest.raises(DataError, match="no precomputed flow for 'other'"):
+        FlowStore(tmp_path / "flow").load("other", [0])
+
+
+def test_precompute_on_a_real_video_is_resumable(tmp_path):
+    video = VIDEO_DIR / "mpeg4_audio_320x240.avi"
+    out = tmp_path / "flow"
+    first = precompute_flow([video], out, root=VIDEO_DIR, method="tvl1", fmt="jpeg", short_side=48,
+                            max_frames=6, progress=False)
+    assert first.computed == [str(video)]
+    key = flow_key(video, VIDEO_DIR)
+    assert key == "mpeg4_audio_320x240"
+    store = FlowStore(out)
+    assert store.num_fields(key) == 5
+    flow = store.load(key, [0, 2, 4])
+    assert flow.shape == (2, 3, 48, 64) and torch.isfinite(flow).all()
+    assert float(flow.abs().max()) <= 20.0 + 1e-4
+    assert json.loads((out / "flow_meta.json").read_text())["method"] == "tvl1"
+    stamp = (out / key / "flow_x_00001.jpg").stat().st_mtime_ns
+    second = precompute_flow([video], out, root=VIDEO_DIR, method="tvl1", fmt="jpeg", short_side=48,
+                             max_frames=6, progress=False)
+    assert second.already_done == [str(video)] and second.computed == []
+    assert (out / key / "flow_x_00001.jpg").stat().st_mtime_ns == stamp
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_farneback_full_real_video_in_parallel(tmp_path):
+    videos = [VIDEO_DIR / "mpeg4_audio_320x240.avi", tmp_path / "missing.mp4"]
+    report = precompute_flow(videos, tmp_path / "flow", root=VIDEO_DIR, method="farneback", fmt="float16",
+                             short_side=60, workers=2, progress=False)
+    assert report.computed == [str(videos[0])]
+    assert list(report.failed) == [str(videos[1])] and "missing.mp4" in report.failed[str(videos[1])]
+    stored = np.load(tmp_path / "flow" / "mpeg4_audio_320x240.flow.npy")
+    assert stored.dtype == np.float16 and stored.shape == (163, 60, 80, 2)
+    assert np.isfinite(stored).all() and np.abs(stored).max() > 0.1  # the scene moves
+
+
+def test_mismatched_settings_are_refused(tmp_path):
+    clip = translating_texture_clip(num_frames=3, height=32, width=32)
+    video = write_frame_folder(tmp_path / "v", clip)
+    precompute_flow([video], tmp_path / "flow", method="farneback", fmt="jpeg", progress=False)
+    with pytest.raises(DataError, match="existing flow was made with"):
+        precompute_flow([video], tmp_path / "flow", method="farneback", fmt="jpeg", bound=10, progress=False)
