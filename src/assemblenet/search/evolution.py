@@ -1,0 +1,498 @@
+"""The search loop: strategies (evolution, evolution-unguided, random, oneshot), population, and resume.
+
+Determinism: the search proposes a batch of ``search.batch_size`` candidates from its state (one seeded
+``random.Random``), the executor runs them in any order and any place, and the batch is consumed in
+submission order. The batch size is config, not the number of workers, so every executor evaluates the same
+graphs in the same order. Each trial's seed is derived from (search seed, evaluation index).
+
+Resume: each finished evaluation is written at once; the RNG, population and history are written after each
+consumed batch. A restarted search loads that state, proposes the interrupted batch again (the same
+candidates, since the RNG is restored), reuses the evaluations of it that finished, and runs only the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from assemblenet.errors import AssembleNetError, ConfigError
+from assemblenet.graph.io import graph_from_dict, graph_to_dict, save_graph
+from assemblenet.graph.spec import AssembleNetGraph
+from assemblenet.search.config import SearchConfig
+from assemblenet.search.executors import Executor, Trial, TrialOutcome, make_executor
+from assemblenet.search.fitness import FitnessFunction, FitnessUnavailableError, build_fitness
+from assemblenet.search.mutations import mutate, threshold_connections
+from assemblenet.search.space import SearchSpace
+from assemblenet.search.store import EvaluationRecord, RunStore
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = "assemblenet-search-state/v1"
+RANDOM_SAMPLE_ATTEMPTS = 200
+
+
+class SearchError(AssembleNetError):
+    """The search cannot go on (e.g. too many failed fitness runs in a row)."""
+
+
+def derive_trial_seed(search_seed: int, index: int) -> int:
+    """The seed of evaluation ``index``: fixed by the search seed and the index alone."""
+    digest = hashlib.sha256(f"assemblenet-search:{search_seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def run_dir_name(strategy: str, seed: int) -> str:
+    return f"{strategy}-seed{seed}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    graph: AssembleNetGraph
+    parent: int | None
+    mutation: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"graph": graph_to_dict(self.graph), "parent": self.parent, "mutation": self.mutation}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Candidate":
+        return cls(graph_from_dict(data["graph"]), data["parent"], dict(data["mutation"]))
+
+
+class SearchState:
+    """Everything the loop needs besides the records; serialised to ``state.json`` after each batch."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.next_index = 0
+        self.population: list[int] = []  # record indices, oldest first
+        self.history: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []  # candidates queued by a strategy (one-shot thresholding)
+        self.consecutive_failures = 0
+        self.exhausted = False
+
+    def to_dict(self) -> dict[str, Any]:
+        version, internal, gauss_next = self.rng.getstate()
+        return {
+            "format": STATE_FORMAT,
+            "next_index": self.next_index,
+            "rng": [version, list(internal), gauss_next],
+            "population": self.population,
+            "pending": self.pending,
+            "consecutive_failures": self.consecutive_failures,
+            "exhausted": self.exhausted,
+            "history": self.history,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "state.json") -> "SearchState":
+        if data.get("format") != STATE_FORMAT:
+            raise ConfigError(f"{source}: unsupported search state format {data.get('format')!r}")
+        state = cls(0)
+        version, internal, gauss_next = data["rng"]
+        state.rng.setstate((version, tuple(internal), gauss_next))
+        state.next_index = int(data["next_index"])
+        state.population = [int(i) for i in data["population"]]
+        state.pending = list(data["pending"])
+        state.consecutive_failures = int(data["consecutive_failures"])
+        state.exhausted = bool(data["exhausted"])
+        state.history = list(data["history"])
+        return state
+
+
+class SearchContext:
+    """What strategies see: config, space, state, consumed records, and de-duplication."""
+
+    def __init__(self, config: SearchConfig, space: SearchSpace, state: SearchState,
+                 records: dict[int, EvaluationRecord]) -> None:
+        self.config = config
+        self.space = space
+        self.state = state
+        self.records = records
+        self.seen_hashes = {records[i].graph_hash for i in range(state.next_index) if i in records}
+        self.batch_hashes: set[str] = set()
+
+    @property
+    def rng(self) -> random.Random:
+        return self.state.rng
+
+    def is_new(self, graph: AssembleNetGraph) -> bool:
+        """Never train the same architecture twice (canonical hash, ignoring weights and node order)."""
+        digest = graph.canonical_hash()
+        return digest not in self.seen_hashes and digest not in self.batch_hashes
+
+    def claim(self, candidate: Candidate) -> Candidate:
+        self.batch_hashes.add(candidate.graph.canonical_hash())
+        return candidate
+
+    def random_candidate(self, kind: str, *, dense: bool = False) -> Candidate | None:
+        for _ in range(RANDOM_SAMPLE_ATTEMPTS):
+            graph = self.space.dense(self.rng) if dense else self.space.sample(self.rng)
+            if self.is_new(graph):
+                return self.claim(Candidate(graph, None, {"kind": kind}))
+        return None
+
+    def tournament(self) -> int:
+        """Best of ``tournament_size`` distinct population members drawn at random (ties: the younger)."""
+        population = self.state.population
+        contenders = self.rng.sample(population, min(self.config.search.tournament_size, len(population)))
+        return max(contenders, key=lambda i: (self.records[i].sort_fitness, i))
+
+
+# ---------------------------------------------------------------------- strategies
+class Strategy:
+    name = ""
+
+    def propose(self, ctx: SearchContext, count: int) -> list[Candidate]:
+        raise NotImplementedError
+
+    def observe(self, ctx: SearchContext, record: EvaluationRecord) -> None:
+        """Called for each finished evaluation, in order, after the population was updated."""
+
+
+class RandomSearch(Strategy):
+    name = "random"
+
+    def propose(self, ctx: SearchContext, count: int) -> list[Candidate]:
+        out = []
+        for _ in range(count):
+            candidate = ctx.random_candidate("random")
+            if candidate is None:
+                break
+            out.append(candidate)
+        return out
+
+
+class Evolution(Strategy):
+    """Tournament selection over an aging (or worst-out) population; one mutation per child."""
+
+    def __init__(self, *, guided: bool) -> None:
+        self.guided = guided
+        self.name = "evolution" if guided else "evolution-unguided"
+
+    def propose(self, ctx: SearchContext, count: int) -> list[Candidate]:
+        cfg = ctx.config
+        out: list[Candidate] = []
+        for slot in range(count):
+            index = ctx.state.next_index + slot
+            if index < cfg.search.population_size or not ctx.state.population:
+                candidate = ctx.random_candidate("initial")
+            else:
+                candidate = self._child(ctx)
+            if candidate is None:
+                break
+            out.append(candidate)
+        return out
+
+    def _child(self, ctx: SearchContext) -> Candidate | None:
+        cfg = ctx.config
+        parent_index = ctx.tournament()
+        parent = ctx.records[parent_index]
+        result = mutate(
+            parent.graph,
+            space=ctx.space,
+            rng=ctx.rng,
+            probabilities=cfg.mutation.probabilities,
+            guided=self.guided,
+            learned_weights=parent.learned_weights if (self.guided and parent.ok) else None,
+            threshold=cfg.mutation.prune_threshold,
+            prune_probability=cfg.mutation.unguided_prune_probability,
+            max_attempts=cfg.mutation.max_attempts,
+            accept=ctx.is_new,
+        )
+        if result is None:  # no mutation gave a new valid child: explore instead of stalling
+            return ctx.random_candidate("random-fallback")
+        return ctx.claim(Candidate(result.graph, parent_index, result.mutation.to_dict()))
+
+
+class OneShot(Strategy):
+    """The TF code's connection search: train a fully connected graph once, keep the edges whose learned weight
+    reaches the threshold, and evaluate that graph. The budget is spent on such pairs (dense graphs differ in
+    their random dilations)."""
+
+    name = "oneshot"
+
+    def propose(self, ctx: SearchContext, count: int) -> list[Candidate]:
+        out: list[Candidate] = []
+        while len(out) < count:
+            if ctx.state.pending:
+                candidate = Candidate.from_dict(ctx.state.pending.pop(0))
+                if ctx.is_new(candidate.graph):
+                    out.append(ctx.claim(candidate))
+                continue
+            candidate = ctx.random_candidate("dense", dense=True)
+            if candidate is None:
+                break
+            out.append(candidate)
+        return out
+
+    def observe(self, ctx: SearchContext, record: EvaluationRecord) -> None:
+        if record.mutation.get("kind") != "dense" or not record.ok:
+            return
+        result = threshold_connections(
+            record.graph, record.learned_weights, space=ctx.space, rng=ctx.rng,
+            threshold=ctx.config.mutation.prune_threshold,
+        )
+        if result is None or not ctx.is_new(result.graph):
+            log.info("one-shot: thresholding evaluation %d gave no new valid graph", record.index)
+            return
+        ctx.state.pending.append(Candidate(result.graph, record.index, result.mutation.to_dict()).to_dict())
+
+
+def make_strategy(name: str) -> Strategy:
+    if name == "evolution":
+        return Evolution(guided=True)
+    if name == "evolution-unguided":
+        return Evolution(guided=False)
+    if name == "random":
+        return RandomSearch()
+    if name == "oneshot":
+        return OneShot()
+    raise ConfigError(f"strategy: unknown strategy {name!r}")
+
+
+# ---------------------------------------------------------------------- the runner
+@dataclass(frozen=True)
+class SearchSummary:
+    run_dir: Path
+    evaluations: int
+    best: EvaluationRecord | None
+    exhausted: bool
+
+
+class SearchRunner:
+    """Runs (or resumes) one search in ``run_dir``.
+
+    ``fitness`` and ``executor`` default to what the config names; pass them to inject test doubles.
+    """
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        *,
+        run_dir: str | Path,
+        fitness: FitnessFunction | None = None,
+        executor: Executor | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.space = SearchSpace(config.space)
+        self.strategy = make_strategy(config.strategy)
+        self.fitness = fitness if fitness is not None else build_fitness(config)
+        self._executor = executor
+        self.progress = progress
+        self.store = RunStore(self.run_dir)
+        self._tensorboard: Any = None
+
+    # ------------------------------------------------------------------ public
+    def run(self) -> SearchSummary:
+        cfg = self.config
+        self.store.open({
+            "strategy": cfg.strategy, "seed": cfg.seed, "name": cfg.name,
+            "fingerprint": cfg.fingerprint(), "config": cfg.to_dict(),
+        })
+        records = self.store.read_records()
+        saved = self.store.read_state()
+        state = SearchState.from_dict(saved, source=str(self.store.state_path)) if saved else SearchState(cfg.seed)
+        if saved:
+            log.info("resuming %s at evaluation %d (%d records on disk)", self.run_dir, state.next_index, len(records))
+        self.store.rewrite_metrics(state.history)  # drop lines of a batch that was not consumed
+        ctx = SearchContext(cfg, self.space, state, records)
+        budget = cfg.search.max_evaluations
+
+        executor = self._executor
+        owns_executor = executor is None
+        progress = self._progress_bar(initial=min(state.next_index, budget), total=budget)
+        try:
+            while state.next_index < budget and not state.exhausted:
+                count = min(cfg.search.batch_size, budget - state.next_index)
+                ctx.batch_hashes.clear()
+                candidates = self.strategy.propose(ctx, count)
+                if not candidates:
+                    log.warning("search space exhausted: no new graph found after %d evaluations", state.next_index)
+                    state.exhausted = True
+                    self.store.write_state(state.to_dict())
+                    break
+                if executor is None:
+                    executor = self._make_executor()
+                batch = self._evaluate(candidates, ctx, executor, progress)
+                for record in batch:
+                    self._consume(ctx, record)
+                state.next_index += len(batch)
+                self.store.write_state(state.to_dict())
+                self.store.append_metrics(state.history[-len(batch):])
+                self._check_failures(state, batch)
+        finally:
+            progress.close()
+            if owns_executor and executor is not None:
+                executor.close()
+            if self._tensorboard is not None:
+                self._tensorboard.close()
+        consumed = [records[i] for i in range(state.next_index) if i in records]
+        return SearchSummary(self.run_dir, state.next_index, best_record(consumed), state.exhausted)
+
+    # ------------------------------------------------------------------ steps
+    def _evaluate(
+        self, candidates: list[Candidate], ctx: SearchContext, executor: Executor, progress: Any
+    ) -> list[EvaluationRecord]:
+        """Run the batch (reusing records that finished before an interruption) and return it in order."""
+        start_index = ctx.state.next_index
+        by_index = {start_index + k: c for k, c in enumerate(candidates)}
+        trials = []
+        for index, candidate in by_index.items():
+            existing = ctx.records.get(index)
+            digest = candidate.graph.canonical_hash()
+            if existing is not None:
+                if existing.graph_hash != digest:
+                    raise ConfigError(
+                        f"{self.store.record_path(index)}: holds a different graph than the resumed search proposes "
+                        "(was the folder written by another version or config?); use another --output"
+                    )
+                progress.update(1)
+                continue
+            workdir = str(self.run_dir / "trials" / f"{index:06d}") if self._needs_workdir() else None
+            trials.append(Trial(index, candidate.graph, derive_trial_seed(self.config.seed, index), workdir))
+        fatal: TrialOutcome | None = None
+        for outcome in executor.run(trials) if trials else ():
+            if outcome.fatal:
+                fatal = fatal or outcome
+                continue
+            record = self._record(by_index[outcome.index], outcome)
+            self.store.write_record(record)
+            ctx.records[record.index] = record
+            progress.update(1)
+            if record.ok:
+                progress.set_postfix(fitness=f"{record.fitness:.4f}", refresh=False)
+            else:
+                log.warning("evaluation %d failed: %s", record.index, (record.error or "").splitlines()[0])
+        if fatal is not None:
+            raise FitnessUnavailableError(f"evaluation {fatal.index}: {fatal.error}")
+        return [ctx.records[index] for index in by_index]
+
+    def _record(self, candidate: Candidate, outcome: TrialOutcome) -> EvaluationRecord:
+        result = outcome.result
+        fitness = None
+        if result is not None and math.isfinite(result.fitness):
+            fitness = float(result.fitness)
+        error = outcome.error
+        if result is not None and fitness is None:
+            error = f"non-finite fitness {result.fitness!r}"
+        return EvaluationRecord(
+            index=outcome.index,
+            graph=candidate.graph,
+            graph_hash=candidate.graph.canonical_hash(),
+            seed=derive_trial_seed(self.config.seed, outcome.index),
+            parent=candidate.parent,
+            mutation=candidate.mutation,
+            fitness=fitness,
+            learned_weights=dict(result.learned_weights) if result is not None else {},
+            metrics=dict(result.metrics) if result is not None else {},
+            wall_time=outcome.wall_time,
+            error=error,
+            finished_at=time.time(),
+        )
+
+    def _consume(self, ctx: SearchContext, record: EvaluationRecord) -> None:
+        state = ctx.state
+        ctx.seen_hashes.add(record.graph_hash)
+        state.population.append(record.index)
+        if len(state.population) > self.config.search.population_size:
+            if self.config.search.replacement == "aging":
+                state.population.pop(0)
+            else:  # worst-out; among equals the oldest goes
+                worst = min(state.population, key=lambda i: (ctx.records[i].sort_fitness, i))
+                state.population.remove(worst)
+        state.consecutive_failures = 0 if record.ok else state.consecutive_failures + 1
+        self.strategy.observe(ctx, record)
+
+        previous_best = state.history[-1]["best_fitness"] if state.history else None
+        fitnesses = [ctx.records[i].fitness for i in state.population if ctx.records[i].ok]
+        best = max([f for f in (previous_best, record.fitness) if f is not None], default=None)
+        row = {
+            "index": record.index,
+            "fitness": record.fitness,
+            "best_fitness": best,
+            "population_mean": statistics.fmean(fitnesses) if fitnesses else None,
+            "population_min": min(fitnesses) if fitnesses else None,
+            "population_max": max(fitnesses) if fitnesses else None,
+            "population_size": len(state.population),
+            "parent": record.parent,
+            "mutation": record.mutation.get("kind"),
+            "graph_hash": record.graph_hash,
+            "nodes": len(record.graph.nodes),
+            "edges": len(record.graph.edges()),
+            "wall_time": record.wall_time,
+            "metrics": record.metrics,
+        }
+        state.history.append(row)
+        if record.ok and (previous_best is None or record.fitness > previous_best):
+            write_best(record, self.run_dir, name=f"{self.config.name}-{self.config.strategy}-seed{self.config.seed}")
+        self._log_tensorboard(row)
+
+    def _check_failures(self, state: SearchState, batch: list[EvaluationRecord]) -> None:
+        limit = self.config.search.max_consecutive_failures
+        if state.consecutive_failures >= limit:
+            last = batch[-1].error or "unknown error"
+            raise SearchError(
+                f"{state.consecutive_failures} fitness runs failed in a row (search.max_consecutive_failures="
+                f"{limit}); last: {last.splitlines()[0]}"
+            )
+
+    # ------------------------------------------------------------------ helpers
+    def _make_executor(self) -> Executor:
+        ex = self.config.executor
+        if ex.kind == "local" and ex.workers > self.config.search.batch_size:
+            log.warning("executor.workers=%d > search.batch_size=%d: only %d trials run at a time",
+                        ex.workers, self.config.search.batch_size, self.config.search.batch_size)
+        return make_executor(
+            ex.kind, self.fitness, workers=min(ex.workers, self.config.search.batch_size),
+            torch_threads=ex.torch_threads, ray_address=ex.ray_address, cpus_per_trial=ex.cpus_per_trial,
+            gpus_per_trial=ex.gpus_per_trial,
+        )
+
+    def _needs_workdir(self) -> bool:
+        return bool(getattr(self.fitness, "requires_torch", False))
+
+    def _progress_bar(self, *, initial: int, total: int) -> Any:
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=initial, desc=f"search {self.config.strategy}", unit="eval",
+                    disable=not self.progress, dynamic_ncols=True)
+
+    def _log_tensorboard(self, row: dict[str, Any]) -> None:
+        if not self.config.tensorboard:
+            return
+        if self._tensorboard is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as exc:
+                log.warning("tensorboard logging disabled: %s", exc)
+                self.config = dataclasses.replace(self.config, tensorboard=False)
+                return
+            self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+        for key in ("fitness", "best_fitness", "population_mean"):
+            if row[key] is not None:
+                self._tensorboard.add_scalar(f"search/{key}", row[key], row["index"])
+
+
+def best_record(records: Iterable[EvaluationRecord]) -> EvaluationRecord | None:
+    """The highest fitness; among equals the earliest evaluation."""
+    ok = [r for r in records if r.ok]
+    return max(ok, key=lambda r: (r.fitness, -r.index)) if ok else None
+
+
+def write_best(record: EvaluationRecord, folder: str | Path, *, name: str) -> None:
+    """``best.yaml`` (our format) and ``best_official.json`` (nested lists), both with learned weights."""
+    graph = dataclasses.replace(record.graph_with_learned_weights(), name=f"{name}-eval{record.index}")
+    folder = Path(folder)
+    save_graph(graph, folder / "best.yaml")
+    save_graph(graph, folder / "best_official.json", official=True)

@@ -1,0 +1,204 @@
+"""The fitness interface of the search, and its proxy-training implementation.
+
+A fitness function is any picklable callable ``fitness(graph, *, seed, workdir=None) -> FitnessResult``. It
+receives the candidate at full scale (the space's filter counts) and a per-trial seed, and returns the
+validation metric plus the sigmoid connection weights it learned, which guide the candidate's children.
+Picklable means it can be shipped to a process pool or a Ray worker.
+
+Implementations:
+
+- :class:`ProxyTrainingFitness` (``fitness.kind: proxy-training``) trains the candidate with learnable
+  connection weights for a fixed number of steps through the engine's one training loop
+  (:func:`assemblenet.engine.run_training`) at the space's width multiplier, and reads the validation metric.
+- :class:`assemblenet.search.toy.ToyFitness` (``fitness.kind: toy``) is an analytic benchmark function for
+  testing the search mechanics without training.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+from assemblenet.errors import AssembleNetError, ConfigError
+from assemblenet.graph.spec import AssembleNetGraph, BlockNode
+
+Edge = tuple[int, int]
+
+
+class FitnessUnavailableError(AssembleNetError):
+    """The fitness cannot run in this installation (e.g. the engine's training entry is missing).
+
+    The search stops on it instead of recording the candidate as failed.
+    """
+
+
+@dataclass(frozen=True)
+class FitnessResult:
+    """The outcome of one fitness run.
+
+    ``learned_weights`` maps ``(source, target)`` node indices of the evaluated graph to the post-sigmoid
+    connection strength the run learned; edges into single-input nodes report 1.0.
+    """
+
+    fitness: float
+    learned_weights: dict[Edge, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    wall_time: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fitness": _finite_or_none(self.fitness),
+            "learned_weights": [[s, t, float(w)] for (s, t), w in sorted(self.learned_weights.items())],
+            "metrics": {k: _finite_or_none(v) for k, v in self.metrics.items()},
+            "wall_time": self.wall_time,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FitnessResult":
+        fitness = data["fitness"]
+        return cls(
+            fitness=float("nan") if fitness is None else float(fitness),
+            learned_weights={(int(s), int(t)): float(w) for s, t, w in data.get("learned_weights", [])},
+            metrics={k: float("nan") if v is None else v for k, v in data.get("metrics", {}).items()},
+            wall_time=float(data.get("wall_time", 0.0)),
+        )
+
+
+@runtime_checkable
+class FitnessFunction(Protocol):
+    def __call__(self, graph: AssembleNetGraph, *, seed: int, workdir: str | None = None) -> FitnessResult: ...
+
+
+def learned_weights_from_graph(graph: AssembleNetGraph) -> dict[Edge, float]:
+    """Per-edge weights of a graph carrying learned weights; single-input nodes and unweighted nodes give 1.0
+    (a single input passes through unchanged, so it is never a pruning candidate)."""
+    weights: dict[Edge, float] = {}
+    for target, node in enumerate(graph.nodes):
+        if isinstance(node, BlockNode):
+            for k, source in enumerate(node.inputs):
+                has_weight = node.edge_weights is not None and len(node.inputs) > 1
+                weights[(source, target)] = float(node.edge_weights[k]) if has_weight else 1.0
+    return weights
+
+
+@dataclass(frozen=True)
+class ProxyTrainingFitness:
+    """Train the candidate on the proxy task with the engine's training loop and return its validation metric.
+
+    The engine call is::
+
+        run_training(train_config, graph=graph, output_dir=workdir, seed=seed, max_steps=steps,
+                     width_multiplier=width_multiplier, overrides=overrides, device=device)
+
+    where ``graph`` has no fixed edge weights (they are learned). The result must expose the validation
+    metrics as a mapping (``result.metrics`` or ``result["metrics"]``) holding ``metric``, and the learned
+    connection weights as ``result.connection_weights`` (a ``{(src, dst): weight}`` mapping) or a graph with
+    learned weights as ``result.learned_graph``.
+    """
+
+    train_config: str | None
+    steps: int
+    metric: str
+    width_multiplier: float
+    device: str = "cpu"
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    requires_torch = True  # the executor fixes the torch thread count before calling it
+
+    def __call__(self, graph: AssembleNetGraph, *, seed: int, workdir: str | None = None) -> FitnessResult:
+        run_training = _engine_training_entry()
+        start = time.perf_counter()
+        result = run_training(
+            self.train_config,
+            graph=graph.without_edge_weights(),
+            output_dir=workdir,
+            seed=seed,
+            max_steps=self.steps,
+            width_multiplier=self.width_multiplier,
+            overrides=dict(self.overrides),
+            device=self.device,
+        )
+        wall_time = time.perf_counter() - start
+        metrics = _field(result, "metrics")
+        if not isinstance(metrics, Mapping) or self.metric not in metrics:
+            available = sorted(metrics) if isinstance(metrics, Mapping) else metrics
+            raise ConfigError(
+                f"fitness.metric: the engine reported no validation metric {self.metric!r}; it has {available}"
+            )
+        return FitnessResult(
+            fitness=float(metrics[self.metric]),
+            learned_weights=_learned_weights_of(result, graph),
+            metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+            wall_time=wall_time,
+        )
+
+
+def _engine_training_entry() -> Any:
+    try:
+        from assemblenet import engine
+    except ImportError as exc:  # pragma: no cover - the package always ships engine/
+        raise FitnessUnavailableError(f"proxy-training fitness needs assemblenet.engine: {exc}") from None
+    run_training = getattr(engine, "run_training", None)
+    if run_training is None:
+        raise FitnessUnavailableError(
+            "proxy-training fitness needs assemblenet.engine.run_training, which this installation does not "
+            "provide yet; use 'fitness: {kind: toy}' to exercise the search without training"
+        )
+    return run_training
+
+
+def _field(result: Any, name: str) -> Any:
+    if isinstance(result, Mapping):
+        return result.get(name)
+    return getattr(result, name, None)
+
+
+def _learned_weights_of(result: Any, graph: AssembleNetGraph) -> dict[Edge, float]:
+    weights = _field(result, "connection_weights")
+    if isinstance(weights, Mapping):
+        return {(int(s), int(t)): float(w) for (s, t), w in weights.items()}
+    learned_graph = _field(result, "learned_graph")
+    if isinstance(learned_graph, AssembleNetGraph):
+        return learned_weights_from_graph(learned_graph)
+    raise FitnessUnavailableError(
+        "the engine's training result has neither 'connection_weights' nor 'learned_graph'; the search needs "
+        "the learned connection weights to guide mutations"
+    )
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def build_fitness(config: Any) -> FitnessFunction:
+    """The fitness function a :class:`~assemblenet.search.config.SearchConfig` names."""
+    kind = config.fitness.kind
+    if kind == "toy":
+        from assemblenet.search.toy import ToyFitness
+
+        toy = config.fitness.toy
+        return ToyFitness(noise=toy.noise, sleep_seconds=toy.sleep_seconds)
+    if kind == "proxy-training":
+        options = config.fitness.proxy_training
+        train_config = options.config
+        if train_config is not None:
+            path = Path(train_config)
+            if not path.is_absolute():
+                path = Path(config.base_dir) / path
+            if not path.is_file():
+                raise ConfigError(f"fitness.config: engine training config not found: {path}")
+            train_config = str(path.resolve())
+        return ProxyTrainingFitness(
+            train_config=train_config,
+            steps=options.steps,
+            metric=options.metric,
+            width_multiplier=config.space.width_multiplier,
+            device=options.device,
+            overrides=dict(options.overrides),
+        )
+    raise ConfigError(f"fitness.kind: unknown fitness {kind!r}")

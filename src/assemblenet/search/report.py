@@ -1,0 +1,266 @@
+"""Search reports: ``report.md`` with fitness plots per run, an overlay per strategy (mean and spread over
+seeds), and the best graph (``best.yaml``, ``best_official.json`` and its drawing).
+
+A *run* is one folder written by :class:`~assemblenet.search.evolution.SearchRunner` (``<strategy>-seed<N>``);
+a *search folder* holds runs. :func:`write_report` accepts either, several at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from assemblenet.errors import ConfigError
+from assemblenet.search.store import EvaluationRecord, RunStore, atomic_write_text, is_run_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunData:
+    path: Path
+    label: str
+    strategy: str
+    seed: int
+    history: list[dict[str, Any]]
+
+    @property
+    def fitness(self) -> list[float | None]:
+        return [row["fitness"] for row in self.history]
+
+    @property
+    def best_curve(self) -> list[float]:
+        """Best fitness after each evaluation (NaN until the first success)."""
+        return [math.nan if row["best_fitness"] is None else row["best_fitness"] for row in self.history]
+
+    @property
+    def best_fitness(self) -> float | None:
+        curve = [v for v in self.best_curve if not math.isnan(v)]
+        return curve[-1] if curve else None
+
+    def best_record(self) -> EvaluationRecord | None:
+        rows = [r for r in self.history if r["fitness"] is not None]
+        if not rows:
+            return None
+        best = max(rows, key=lambda r: (r["fitness"], -r["index"]))
+        return RunStore(self.path).read_record(best["index"])
+
+
+def find_runs(folders: Sequence[str | Path]) -> list[RunData]:
+    """Every run in ``folders`` (each a run folder or a folder of runs), labelled uniquely."""
+    paths: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"search folder not found: {folder}")
+        if is_run_dir(folder):
+            paths.append(folder)
+        else:
+            found = sorted(p for p in folder.iterdir() if p.is_dir() and is_run_dir(p))
+            if not found:
+                raise ConfigError(f"{folder}: no search runs here (expected <strategy>-seed<N>/search.json)")
+            paths.extend(found)
+    names = [p.name for p in paths]
+    runs = []
+    for path in paths:
+        store = RunStore(path)
+        manifest = store.read_manifest() or {}
+        state = store.read_state() or {"history": []}
+        label = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"
+        runs.append(RunData(path, label, str(manifest.get("strategy", "?")), int(manifest.get("seed", 0)),
+                            list(state.get("history", []))))
+    return runs
+
+
+def write_report(folders: Sequence[str | Path], output: str | Path) -> Path:
+    """Write ``report.md``, ``plots/*.png``, ``best.yaml`` and ``best_official.json`` into ``output``."""
+    from assemblenet.search.evolution import write_best
+
+    runs = find_runs(folders)
+    output = Path(output)
+    plots = output / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+
+    lines = ["# Search report", ""]
+    lines += ["| run | strategy | seed | evaluations | failed | best fitness | found at |", "|---|---|---|---|---|---|---|"]
+    for run in runs:
+        failed = sum(1 for f in run.fitness if f is None)
+        best = run.best_record()
+        found = str(best.index) if best else "-"
+        best_text = f"{run.best_fitness:.4f}" if run.best_fitness is not None else "-"
+        lines.append(f"| {run.label} | {run.strategy} | {run.seed} | {len(run.history)} | {failed} | {best_text} | {found} |")
+    lines.append("")
+
+    groups = _group_by_strategy(runs)
+    if any(run.history for run in runs):
+        _plot_overlay(groups, plots / "best_fitness.png")
+        lines += ["## Best fitness against evaluations", "",
+                  "Mean over the runs of each strategy; the band is the min-max spread "
+                  "(curves are cut to the shortest run of the strategy).", "",
+                  "![best fitness](plots/best_fitness.png)", ""]
+        lines += _strategy_table(groups)
+    lines += ["## Runs", ""]
+    for run in runs:
+        if not run.history:
+            lines += [f"### {run.label}", "", "No finished evaluations yet.", ""]
+            continue
+        image = plots / f"run_{_slug(run.label)}.png"
+        _plot_run(run, image)
+        lines += [f"### {run.label}", "",
+                  "Each dot is one evaluation; the line is the best so far; the band is the population's "
+                  "fitness range and the dashed line its mean.", "",
+                  f"![{run.label}](plots/{image.name})", ""]
+
+    best_run, best = _overall_best(runs)
+    if best is not None and best_run is not None:
+        write_best(best, output, name=f"{best_run.label.replace('/', '-')}")
+        lines += ["## Best graph", "",
+                  f"Fitness {best.fitness:.4f}, evaluation {best.index} of `{best_run.label}` "
+                  f"(mutation: {best.mutation.get('kind')}, parent: {best.parent}). "
+                  "`best.yaml` (our format) and `best_official.json` (official nested lists) hold it with its "
+                  "learned connection weights; `assemblenet train` accepts either.", ""]
+        if _plot_best_graph(best, plots / "best_graph.png"):
+            lines += ["![best graph](plots/best_graph.png)", ""]
+        lines += ["```", best.graph_with_learned_weights().summary(), "```", ""]
+    report = output / "report.md"
+    atomic_write_text(report, "\n".join(lines))
+    atomic_write_text(output / "summary.json", json.dumps(_summary(groups), indent=1) + "\n")
+    return report
+
+
+# ---------------------------------------------------------------------- statistics
+def _group_by_strategy(runs: list[RunData]) -> dict[str, list[RunData]]:
+    groups: dict[str, list[RunData]] = {}
+    for run in runs:
+        groups.setdefault(run.strategy, []).append(run)
+    return groups
+
+
+def best_curve_stats(runs: list[RunData]) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Mean, standard deviation, min and max of the best-so-far curves, cut to the shortest run."""
+    curves = [run.best_curve for run in runs if run.history]
+    length = min((len(c) for c in curves), default=0)
+    mean, std, low, high = [], [], [], []
+    for step in range(length):
+        values = [c[step] for c in curves if not math.isnan(c[step])]
+        if not values:
+            mean.append(math.nan), std.append(math.nan), low.append(math.nan), high.append(math.nan)
+            continue
+        mean.append(statistics.fmean(values))
+        std.append(statistics.pstdev(values) if len(values) > 1 else 0.0)
+        low.append(min(values))
+        high.append(max(values))
+    return mean, std, low, high
+
+
+def _strategy_table(groups: dict[str, list[RunData]]) -> list[str]:
+    lines = ["| strategy | runs | final best (mean ± std) | min | max |", "|---|---|---|---|---|"]
+    for strategy, stats in _summary(groups).items():
+        if stats["final_best_mean"] is None:
+            lines.append(f"| {strategy} | {stats['runs']} | - | - | - |")
+            continue
+        lines.append(
+            f"| {strategy} | {stats['runs']} | {stats['final_best_mean']:.4f} ± {stats['final_best_std']:.4f} "
+            f"| {stats['final_best_min']:.4f} | {stats['final_best_max']:.4f} |"
+        )
+    return lines + [""]
+
+
+def _summary(groups: dict[str, list[RunData]]) -> dict[str, Any]:
+    summary = {}
+    for strategy, runs in groups.items():
+        finals = [r.best_fitness for r in runs if r.best_fitness is not None]
+        summary[strategy] = {
+            "runs": len(runs),
+            "seeds": [r.seed for r in runs],
+            "evaluations": [len(r.history) for r in runs],
+            "final_best": finals,
+            "final_best_mean": statistics.fmean(finals) if finals else None,
+            "final_best_std": statistics.pstdev(finals) if len(finals) > 1 else 0.0 if finals else None,
+            "final_best_min": min(finals) if finals else None,
+            "final_best_max": max(finals) if finals else None,
+        }
+    return summary
+
+
+def _overall_best(runs: list[RunData]) -> tuple[RunData | None, EvaluationRecord | None]:
+    best_run, best = None, None
+    for run in runs:
+        record = run.best_record()
+        if record is not None and record.fitness is not None and (best is None or record.fitness > best.fitness):
+            best_run, best = run, record
+    return best_run, best
+
+
+# ---------------------------------------------------------------------- figures
+def _figure(width: float = 6.4, height: float = 4.0) -> Any:
+    # The object API with an Agg canvas: no pyplot global state, no display needed.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _plot_run(run: RunData, path: Path) -> None:
+    figure = _figure()
+    axes = figure.add_subplot()
+    steps = [row["index"] for row in run.history]
+    ok = [(row["index"], row["fitness"]) for row in run.history if row["fitness"] is not None]
+    if ok:
+        axes.scatter([i for i, _ in ok], [f for _, f in ok], s=10, alpha=0.5, label="evaluation")
+    axes.plot(steps, run.best_curve, color="C3", label="best so far")
+    mean = [math.nan if row["population_mean"] is None else row["population_mean"] for row in run.history]
+    low = [math.nan if row["population_min"] is None else row["population_min"] for row in run.history]
+    high = [math.nan if row["population_max"] is None else row["population_max"] for row in run.history]
+    axes.plot(steps, mean, color="C2", linestyle="--", label="population mean")
+    axes.fill_between(steps, low, high, color="C2", alpha=0.15, label="population range")
+    axes.set_xlabel("evaluation")
+    axes.set_ylabel("fitness")
+    axes.set_title(run.label)
+    axes.legend(loc="lower right", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def _plot_overlay(groups: dict[str, list[RunData]], path: Path) -> None:
+    figure = _figure()
+    axes = figure.add_subplot()
+    for k, (strategy, runs) in enumerate(sorted(groups.items())):
+        mean, _, low, high = best_curve_stats(runs)
+        if not mean:
+            continue
+        steps = list(range(len(mean)))
+        color = f"C{k}"
+        axes.plot(steps, mean, color=color, label=f"{strategy} (n={len(runs)})")
+        axes.fill_between(steps, low, high, color=color, alpha=0.2)
+    axes.set_xlabel("evaluation")
+    axes.set_ylabel("best fitness so far")
+    axes.legend(loc="lower right", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def _plot_best_graph(record: EvaluationRecord, path: Path) -> bool:
+    try:
+        from assemblenet.graph.plot import plot_graph
+    except ImportError:
+        log.warning("best-graph figure skipped: assemblenet.graph.plot.plot_graph is not available")
+        return False
+    try:
+        plot_graph(record.graph_with_learned_weights(), path)
+    except Exception as exc:  # a figure must never fail the report
+        log.warning("best-graph figure skipped: %s", exc)
+        return False
+    return path.is_file()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)

@@ -1,0 +1,141 @@
+"""The search space: which graphs the search may build, and a sampler of random overly-connected ones.
+
+Graphs in the space are kept at full scale: per-level channel budgets (``level_filters``) are the full-width
+filter counts, so the official asn50 graph is a member of :func:`asn50_space`. The fitness trains the
+candidate at ``width_multiplier`` (the proxy scale). Because every node's filters are a multiple of
+``filter_quantum`` and ``filter_quantum * width_multiplier`` is whole, the proxy graph keeps the budget exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from assemblenet.errors import GraphError
+from assemblenet.graph.spec import NUM_LEVELS, AssembleNetGraph, BlockNode, StemNode, StemType
+from assemblenet.search.config import SpaceConfig, _validate_space
+from assemblenet.search.draft import STEM_LEVEL, DraftNode, GraphDraft, spatial_stride_for_level
+
+
+class SearchSpace:
+    """A validated :class:`SpaceConfig` with membership tests and random sampling."""
+
+    def __init__(self, config: SpaceConfig | None = None) -> None:
+        self.config = config or SpaceConfig()
+
+        def fail(key: str, message: str) -> None:
+            raise GraphError(f"search space: {key}: {message}")
+
+        _validate_space(self.config, fail)
+        self.stem_types = tuple(StemType.parse(s) for s in self.config.stems)
+
+    def __repr__(self) -> str:
+        return f"SearchSpace({self.config!r})"
+
+    # ------------------------------------------------------------------ properties used by mutations
+    @property
+    def quantum(self) -> int:
+        return self.config.filter_quantum
+
+    def level_budget(self, level: int) -> int:
+        return self.config.level_filters[level]
+
+    def dilations_for(self, node: DraftNode) -> tuple[int, ...]:
+        return self.config.stem_dilations if node.is_stem else self.config.dilations
+
+    def can_split(self, draft: GraphDraft, node_id: int) -> bool:
+        node = draft.nodes[node_id]
+        return (
+            not node.is_stem
+            and node.filters >= 2 * self.quantum
+            and len(draft.blocks_at_level(node.level)) < self.config.max_nodes_per_level[node.level]
+        )
+
+    def can_merge_at(self, draft: GraphDraft, level: int) -> bool:
+        count = len(draft.blocks_at_level(level))
+        return count >= 2 and count > self.config.min_nodes_per_level[level]
+
+    # ------------------------------------------------------------------ membership
+    def violations(self, graph: AssembleNetGraph) -> list[str]:
+        """Every way ``graph`` lies outside the space (empty if it is a member)."""
+        problems: list[str] = []
+        cfg = self.config
+        stems = [n for n in graph.nodes if isinstance(n, StemNode)]
+        if Counter(s.stem_type for s in stems) != Counter(self.stem_types):
+            problems.append(
+                f"stems are {sorted(s.modality for s in stems)}, space has {sorted(t.label for t in self.stem_types)}"
+            )
+        for index, node in enumerate(graph.nodes):
+            where = f"node {index}"
+            if isinstance(node, StemNode):
+                if node.temporal_dilation not in cfg.stem_dilations:
+                    problems.append(f"{where}: stem dilation {node.temporal_dilation} not in {list(cfg.stem_dilations)}")
+                continue
+            if node.temporal_dilation not in cfg.dilations:
+                problems.append(f"{where}: dilation {node.temporal_dilation} not in {list(cfg.dilations)}")
+            if node.filters % cfg.filter_quantum:
+                problems.append(f"{where}: {node.filters} filters is not a multiple of {cfg.filter_quantum}")
+            if node.spatial_stride != spatial_stride_for_level(node.level):
+                problems.append(f"{where}: stride {node.spatial_stride} at level {node.level}")
+            for source in node.inputs:
+                src = graph.nodes[source]
+                if isinstance(src, BlockNode) and src.level >= node.level:
+                    problems.append(f"{where}: reads node {source} at level {src.level}, not a lower level")
+        budget = graph.channel_budget()
+        for level in range(NUM_LEVELS):
+            count = len(graph.nodes_at_level(level))
+            low, high = cfg.min_nodes_per_level[level], cfg.max_nodes_per_level[level]
+            if not low <= count <= high:
+                problems.append(f"level {level}: {count} nodes, space allows {low}..{high}")
+            if budget[level] != cfg.level_filters[level]:
+                problems.append(f"level {level}: {budget[level]} filters, budget is {cfg.level_filters[level]}")
+        return problems
+
+    def contains(self, graph: AssembleNetGraph) -> bool:
+        return not self.violations(graph)
+
+    def check(self, graph: AssembleNetGraph) -> None:
+        problems = self.violations(graph)
+        if problems:
+            raise GraphError("graph is outside the search space: " + "; ".join(problems))
+
+    def proxy_graph(self, graph: AssembleNetGraph) -> AssembleNetGraph:
+        """The graph at proxy width (what a proxy model with this width multiplier would hold)."""
+        return graph.scaled(self.config.width_multiplier)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, rng: random.Random, *, edge_probability: float | None = None) -> AssembleNetGraph:
+        """A random graph: random dilations, equal split of each level's budget, each allowed edge kept with
+        ``edge_probability`` (default ``initial_edge_probability``; 1.0 gives the fully connected graph)."""
+        return self.sample_draft(rng, edge_probability=edge_probability).to_graph()
+
+    def dense(self, rng: random.Random) -> AssembleNetGraph:
+        """A fully connected graph with random dilations (the one-shot baseline trains this)."""
+        return self.sample(rng, edge_probability=1.0)
+
+    def sample_draft(self, rng: random.Random, *, edge_probability: float | None = None) -> GraphDraft:
+        cfg = self.config
+        p = cfg.initial_edge_probability if edge_probability is None else edge_probability
+        draft = GraphDraft()
+        for stem_type in self.stem_types:
+            draft.add(DraftNode(STEM_LEVEL, rng.choice(cfg.stem_dilations), stem_type=stem_type))
+        for level in range(NUM_LEVELS):
+            for filters in split_budget(cfg.level_filters[level], cfg.nodes_per_level[level], cfg.filter_quantum):
+                node_id = draft.add(DraftNode(level, rng.choice(cfg.dilations), filters))
+                for source in draft.allowed_sources(node_id):
+                    if rng.random() < p:
+                        draft.nodes[node_id].inputs.add(source)
+        if not draft.repair(rng):  # cannot happen: every level has nodes and stems exist
+            raise GraphError("search space: could not connect a sampled graph")
+        return draft
+
+
+def split_budget(total: int, parts: int, quantum: int) -> list[int]:
+    """Split ``total`` filters into ``parts`` multiples of ``quantum``, as equal as possible (larger first)."""
+    units, remainder = divmod(total // quantum, parts)
+    return [(units + (1 if i < remainder else 0)) * quantum for i in range(parts)]
+
+
+def asn50_space(*, width_multiplier: float = 0.125) -> SearchSpace:
+    """The space the paper searched for AssembleNet-50; it contains the official asn50 graph."""
+    return SearchSpace(SpaceConfig(width_multiplier=width_multiplier))

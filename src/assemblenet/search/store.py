@@ -1,0 +1,248 @@
+"""The on-disk state of one search run, written so that a killed search can resume exactly.
+
+Layout of a run folder (``<search folder>/<strategy>-seed<seed>/``)::
+
+    search.json              what was run: strategy, seed, the config and its fingerprint
+    evaluations/000012.json  one record per finished evaluation, written atomically the moment it finishes
+    state.json               RNG state, population and history, written atomically after each consumed batch
+    metrics.jsonl            one line per consumed evaluation (rebuilt from state.json on resume)
+    best.yaml, best_official.json   the best graph so far, with its learned connection weights
+
+Every file is JSON/YAML (never pickle) and is replaced with ``os.replace`` from a temporary file, so a reader
+or a restarted search sees either the old or the new version, never a partial one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from assemblenet.errors import ConfigError
+from assemblenet.graph.io import graph_from_dict, graph_to_dict
+from assemblenet.graph.spec import AssembleNetGraph
+from assemblenet.search.fitness import FitnessResult
+
+FORMAT = "assemblenet-search/v1"
+RECORD_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """One finished fitness run. ``fitness`` is None when the run failed (``error`` says why)."""
+
+    index: int
+    graph: AssembleNetGraph
+    graph_hash: str
+    seed: int
+    parent: int | None
+    mutation: dict[str, Any]
+    fitness: float | None
+    learned_weights: dict[tuple[int, int], float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    wall_time: float = 0.0
+    error: str | None = None
+    finished_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.fitness is not None
+
+    @property
+    def sort_fitness(self) -> float:
+        """Fitness for ranking: failed runs rank below everything."""
+        return self.fitness if self.fitness is not None else -math.inf
+
+    def fitness_result(self) -> FitnessResult:
+        return FitnessResult(
+            fitness=self.sort_fitness, learned_weights=dict(self.learned_weights), metrics=dict(self.metrics),
+            wall_time=self.wall_time,
+        )
+
+    def graph_with_learned_weights(self) -> AssembleNetGraph:
+        """The graph with its learned weights attached to multi-input nodes (single inputs stay unweighted)."""
+        per_node: list[list[float] | None] = []
+        for target, node in enumerate(self.graph.nodes):
+            inputs = self.graph.predecessors(target)
+            if len(inputs) > 1 and all((s, target) in self.learned_weights for s in inputs):
+                per_node.append([min(1.0, max(0.0, self.learned_weights[(s, target)])) for s in inputs])
+            else:
+                per_node.append(None)
+        return self.graph.with_edge_weights(per_node)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "index": self.index,
+            "graph_hash": self.graph_hash,
+            "seed": self.seed,
+            "parent": self.parent,
+            "mutation": self.mutation,
+            "fitness": self.fitness,
+            "metrics": _json_safe(self.metrics),
+            "wall_time": self.wall_time,
+            "error": self.error,
+            "finished_at": self.finished_at,
+            "graph": graph_to_dict(self.graph),
+            "learned_weights": [[s, t, w] for (s, t), w in sorted(self.learned_weights.items())],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "record") -> "EvaluationRecord":
+        try:
+            return cls(
+                index=int(data["index"]),
+                graph=graph_from_dict(data["graph"], source=f"{source}: graph"),
+                graph_hash=str(data["graph_hash"]),
+                seed=int(data["seed"]),
+                parent=None if data["parent"] is None else int(data["parent"]),
+                mutation=dict(data["mutation"]),
+                fitness=None if data["fitness"] is None else float(data["fitness"]),
+                learned_weights={(int(s), int(t)): float(w) for s, t, w in data.get("learned_weights", [])},
+                metrics=dict(data.get("metrics", {})),
+                wall_time=float(data.get("wall_time", 0.0)),
+                error=data.get("error"),
+                finished_at=float(data.get("finished_at", 0.0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: malformed evaluation record ({exc!r})") from None
+
+
+class RunStore:
+    """Reads and writes one run folder."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.records_dir = self.run_dir / "evaluations"
+
+    # ------------------------------------------------------------------ manifest
+    @property
+    def manifest_path(self) -> Path:
+        return self.run_dir / "search.json"
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        return _read_json(self.manifest_path) if self.manifest_path.is_file() else None
+
+    def open(self, manifest: dict[str, Any]) -> None:
+        """Create the folder, or check that an existing one was made by the same search (same fingerprint)."""
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temporaries()
+        existing = self.read_manifest()
+        if existing is None:
+            atomic_write_json(self.manifest_path, {"format": FORMAT, "created": time.time(), **manifest})
+            return
+        differences = _differences(existing.get("fingerprint"), manifest["fingerprint"])
+        if differences:
+            raise ConfigError(
+                f"{self.run_dir}: this folder holds a search with a different config ({', '.join(differences[:5])}); "
+                "use another --output or the original config"
+            )
+        # The budget and executor may change between runs; keep the latest for the report.
+        atomic_write_json(self.manifest_path, {**existing, "config": manifest["config"]})
+
+    # ------------------------------------------------------------------ records
+    def record_path(self, index: int) -> Path:
+        return self.records_dir / f"{index:0{RECORD_DIGITS}d}.json"
+
+    def write_record(self, record: EvaluationRecord) -> None:
+        atomic_write_json(self.record_path(record.index), record.to_dict())
+
+    def read_record(self, index: int) -> EvaluationRecord | None:
+        path = self.record_path(index)
+        if not path.is_file():
+            return None
+        return EvaluationRecord.from_dict(_read_json(path), source=str(path))
+
+    def read_records(self) -> dict[int, EvaluationRecord]:
+        records = {}
+        if self.records_dir.is_dir():
+            for path in sorted(self.records_dir.glob("*.json")):
+                record = EvaluationRecord.from_dict(_read_json(path), source=str(path))
+                records[record.index] = record
+        return records
+
+    # ------------------------------------------------------------------ state
+    @property
+    def state_path(self) -> Path:
+        return self.run_dir / "state.json"
+
+    def read_state(self) -> dict[str, Any] | None:
+        return _read_json(self.state_path) if self.state_path.is_file() else None
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        atomic_write_json(self.state_path, state)
+
+    # ------------------------------------------------------------------ metrics log
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    def append_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        with open(self.metrics_path, "a") as handle:
+            for row in rows:
+                handle.write(json.dumps(_json_safe(dict(row))) + "\n")
+
+    def rewrite_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        text = "".join(json.dumps(_json_safe(dict(row))) + "\n" for row in rows)
+        atomic_write_text(self.metrics_path, text)
+
+    def _remove_stale_temporaries(self) -> None:
+        for folder in (self.run_dir, self.records_dir):
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / "search.json").is_file()
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(_json_safe(data), indent=1, allow_nan=False) + "\n")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats become None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        found = []
+        for key in sorted(set(old) | set(new), key=str):
+            found += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return found
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
