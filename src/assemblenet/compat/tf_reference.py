@@ -126,11 +126,10 @@ def _load_variables(
         loaded.add(key)
 
     def assign_conv(prefix: str, kernel: np.ndarray) -> None:
-        weight = targets[f"{prefix}.weight"]
-        torch_kernel = np.transpose(kernel, (3, 2, 0, 1))  # [out, in, a, b]
-        if weight.shape[2] == 1:  # spatial (1, kh, kw)
-            torch_kernel = torch_kernel[:, :, None]
-        else:  # temporal (k, 1, 1), stored by TF as (k, 1)
+        # [kh, kw, in, out] -> [out, in, kh, kw]; a temporal kernel [k, 1, in, out] becomes [out, in, k, 1]
+        # and our (k, 1, 1) Conv3d takes one more axis.
+        torch_kernel = np.transpose(kernel, (3, 2, 0, 1))
+        if targets[f"{prefix}.weight"].dim() == 5:
             torch_kernel = torch_kernel[..., None]
         assign(f"{prefix}.weight", torch_kernel)
 

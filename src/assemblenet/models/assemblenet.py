@@ -16,7 +16,6 @@ from assemblenet.models.rep_flow import RepresentationFlow
 from assemblenet.models.stems import NUM_OBJECT_CLASSES, FlowStem, ObjectStem, RGBStem
 
 FlowMode = Literal["rgb", "precomputed"]
-_STEM_RGB, _STEM_FLOW, _STEM_OBJECT = int(StemType.RGB), int(StemType.FLOW), int(StemType.OBJECT)
 
 
 class AssembleNode(nn.Module):
@@ -111,8 +110,8 @@ class AssembleNet(nn.Module):
         self.stems = nn.ModuleList(stems)
         self.nodes = nn.ModuleList(nodes)
         self.node_channels = channels
-        self.has_flow_stem = _STEM_FLOW in self.stem_kinds
-        self.has_object_stem = _STEM_OBJECT in self.stem_kinds
+        self.has_flow_stem = int(StemType.FLOW) in self.stem_kinds
+        self.has_object_stem = int(StemType.OBJECT) in self.stem_kinds
         self.flow_layer = flow_layer if (self.has_flow_stem and flow_mode == "rgb") else None
         if self.has_flow_stem and flow_mode == "rgb" and flow_layer is None:
             self.flow_layer = RepresentationFlow()
@@ -145,9 +144,9 @@ class AssembleNet(nn.Module):
         outputs: List[Tensor] = []
         for k, stem in enumerate(self.stems):
             kind = self.stem_kinds[k]
-            if kind == _STEM_RGB:
+            if kind == -1:  # RGB (literals: TorchScript cannot read module globals)
                 outputs.append(stem(x))
-            elif kind == _STEM_FLOW:
+            elif kind == -2:  # optical flow
                 assert flow_input is not None
                 outputs.append(stem(flow_input))
             else:

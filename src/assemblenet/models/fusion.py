@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -109,19 +109,25 @@ class SigmoidFusion(nn.Module):
             min_h = min(min_h, x.shape[-2])
             min_w = min(min_w, x.shape[-1])
         weights = torch.sigmoid(self.edge_logits)
-        scaled: List[Tensor] = []
-        for i, x in enumerate(inputs):
+        pooled: List[Tensor] = []
+        for x in inputs:
             if x.shape[-2] != min_h or x.shape[-1] != min_w:
                 ratio = (x.shape[-2] + 1) // min_h
                 x = max_pool_same(x, ratio, ratio)
-            scaled.append(x * weights[i].to(x.dtype))
-        output: Tensor | None = None
+            pooled.append(x)
+        output: Optional[Tensor] = None
         for g, projection in enumerate(self.projections):
             members = self.group_members[g]
-            group = scaled[members[0]]
+            # Accumulate in place into a fresh tensor: one allocation per group instead of one per input.
+            first = members[0]
+            group = pooled[first] * weights[first].to(pooled[first].dtype)
             for k in range(1, len(members)):
-                group = group + scaled[members[k]]
+                i = members[k]
+                group.addcmul_(pooled[i], weights[i].to(pooled[i].dtype))
             group = projection(group)
-            output = group if output is None else output + group
+            if output is None:
+                output = group
+            else:
+                output.add_(group)
         assert output is not None
         return output

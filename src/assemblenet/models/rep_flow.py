@@ -24,7 +24,6 @@ import torch
 from torch import Tensor, nn
 
 NormalizationMode = Literal["clip", "batch"]
-_EPS = 1e-12
 
 
 class RepresentationFlow(nn.Module):
@@ -115,7 +114,7 @@ def normalize_to_255(grey: Tensor, *, per_clip: bool) -> Tensor:
         low, high = grey.amin(), grey.amax()
     spread = high - low
     constant = spread <= 0
-    normalized = 255.0 * (grey - low) / spread.clamp_min(_EPS)
+    normalized = 255.0 * (grey - low) / spread.clamp_min(1e-12)
     return torch.where(constant, grey, normalized)
 
 
@@ -124,18 +123,20 @@ def tvl1_flow(
     second: Tensor,
     *,
     num_iterations: int,
-    theta: Tensor | float,
-    lambda_: Tensor | float,
-    tau: Tensor | float,
+    theta: Tensor,
+    lambda_: Tensor,
+    tau: Tensor,
 ) -> Tensor:
-    """TV-L1 flow between ``first`` and ``second`` (``[N, H, W]`` each, grey in [0, 255]); returns ``[N, 2, H, W]``."""
+    """TV-L1 flow between ``first`` and ``second`` (``[N, H, W]`` each, grey in [0, 255]); returns ``[N, 2, H, W]``.
+
+    The hyper-parameters are 0-d tensors so that they can be trained."""
     grad_x, grad_y = central_gradient(second)
     image_grad = torch.stack([grad_x, grad_y], dim=1)  # [N, 2, H, W]
-    grad_sq = grad_x * grad_x + grad_y * grad_y + _EPS  # [N, H, W]
+    grad_sq = grad_x * grad_x + grad_y * grad_y + 1e-12  # [N, H, W]
     # u starts at zero, so the linearised residual at u = 0 is the frame difference.
     rho_c = (second - first).unsqueeze(1)
     grad_sq = grad_sq.unsqueeze(1)
-    theta = abs(theta) + _EPS
+    theta = torch.abs(theta) + 1e-12
     threshold = lambda_ * theta
     tau_over_theta = tau / theta
 
@@ -144,11 +145,11 @@ def tvl1_flow(
     dual_x = first.new_zeros(n, 2, height, width)  # p11, p21
     dual_y = first.new_zeros(n, 2, height, width)  # p12, p22
     for _ in range(num_iterations):
-        rho = rho_c + (image_grad * flow).sum(dim=1, keepdim=True) + _EPS
+        rho = rho_c + (image_grad * flow).sum(dim=1, keepdim=True) + 1e-12
         step = torch.clamp(-rho / grad_sq, min=-threshold, max=threshold)
         flow = flow + step * image_grad + theta * divergence(dual_x, dual_y)
         flow_dx, flow_dy = forward_gradient(flow)
-        scale = 1.0 + tau_over_theta * torch.sqrt(flow_dx * flow_dx + flow_dy * flow_dy + _EPS)
+        scale = 1.0 + tau_over_theta * torch.sqrt(flow_dx * flow_dx + flow_dy * flow_dy + 1e-12)
         dual_x = (dual_x + tau_over_theta * flow_dx) / scale
         dual_y = (dual_y + tau_over_theta * flow_dy) / scale
     return flow
