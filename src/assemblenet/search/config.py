@@ -82,15 +82,19 @@ class ToyFitnessConfig:
 class ProxyTrainingConfig:
     """Options of the proxy-training fitness: the engine trains each candidate on the proxy task.
 
-    ``config`` is the engine's training config (path relative to the search config's folder); ``overrides``
-    are dotted engine-config overrides applied on top; ``steps`` is the fixed training budget per candidate.
+    ``config`` is the engine's training config (path relative to the search config's folder; None: the
+    engine's defaults); ``overrides`` are dotted engine-config overrides applied on top (e.g. few frames and
+    small crops for the proxy); ``steps`` is the fixed training budget per candidate; ``metric`` names the
+    validation metric used as fitness (``metric``: the engine's primary one). ``keep_outputs`` keeps each
+    candidate's engine output folder under ``trials/``.
     """
 
     config: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
     steps: int = 200
-    metric: str = "top1"
+    metric: str = "metric"
     device: str = "cpu"
+    keep_outputs: bool = False
 
 
 @dataclass(frozen=True)

@@ -359,7 +359,7 @@ class SearchRunner:
                     )
                 progress.update(1)
                 continue
-            workdir = str(self.run_dir / "trials" / f"{index:06d}") if self._needs_workdir() else None
+            workdir = str(self.run_dir / "trials" / f"{index:06d}")  # used only by fitnesses that keep outputs
             trials.append(Trial(index, candidate.graph, derive_trial_seed(self.config.seed, index), workdir))
         fatal: TrialOutcome | None = None
         for outcome in executor.run(trials) if trials else ():
@@ -458,9 +458,6 @@ class SearchRunner:
             torch_threads=ex.torch_threads, ray_address=ex.ray_address, cpus_per_trial=ex.cpus_per_trial,
             gpus_per_trial=ex.gpus_per_trial,
         )
-
-    def _needs_workdir(self) -> bool:
-        return bool(getattr(self.fitness, "requires_torch", False))
 
     def _progress_bar(self, *, initial: int, total: int) -> Any:
         from tqdm import tqdm

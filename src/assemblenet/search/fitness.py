@@ -90,13 +90,14 @@ class ProxyTrainingFitness:
 
     The engine call is::
 
-        run_training(train_config, graph=graph, output_dir=workdir, seed=seed, max_steps=steps,
-                     width_multiplier=width_multiplier, overrides=overrides, device=device)
+        run_training(train_config, graph=graph, output_dir=workdir or None, seed=seed, max_steps=steps,
+                     width_multiplier=width_multiplier, overrides=overrides, device=device,
+                     num_threads=num_threads, progress=False)
 
     where ``graph`` has no fixed edge weights (they are learned). The result must expose the validation
-    metrics as a mapping (``result.metrics`` or ``result["metrics"]``) holding ``metric``, and the learned
-    connection weights as ``result.connection_weights`` (a ``{(src, dst): weight}`` mapping) or a graph with
-    learned weights as ``result.learned_graph``.
+    metrics as a mapping (``result.metrics`` or ``result["metrics"]``) holding ``metric`` (the engine's
+    ``"metric"`` is its primary metric), and the learned connection weights as ``result.connection_weights``
+    (a ``{(src, dst): weight}`` mapping) or a graph with learned weights as ``result.learned_graph``.
     """
 
     train_config: str | None
@@ -105,6 +106,8 @@ class ProxyTrainingFitness:
     width_multiplier: float
     device: str = "cpu"
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    num_threads: int | None = 1
+    keep_outputs: bool = False  # False: the engine writes nothing per candidate
 
     requires_torch = True  # the executor fixes the torch thread count before calling it
 
@@ -114,12 +117,14 @@ class ProxyTrainingFitness:
         result = run_training(
             self.train_config,
             graph=graph.without_edge_weights(),
-            output_dir=workdir,
+            output_dir=workdir if self.keep_outputs else None,
             seed=seed,
             max_steps=self.steps,
             width_multiplier=self.width_multiplier,
             overrides=dict(self.overrides),
             device=self.device,
+            num_threads=self.num_threads,
+            progress=False,
         )
         wall_time = time.perf_counter() - start
         metrics = _field(result, "metrics")
@@ -142,6 +147,11 @@ def _engine_training_entry() -> Any:
     except ImportError as exc:  # pragma: no cover - the package always ships engine/
         raise FitnessUnavailableError(f"proxy-training fitness needs assemblenet.engine: {exc}") from None
     run_training = getattr(engine, "run_training", None)
+    if run_training is None:
+        try:
+            from assemblenet.engine.trainer import run_training
+        except ImportError:
+            run_training = None
     if run_training is None:
         raise FitnessUnavailableError(
             "proxy-training fitness needs assemblenet.engine.run_training, which this installation does not "
@@ -200,5 +210,7 @@ def build_fitness(config: Any) -> FitnessFunction:
             width_multiplier=config.space.width_multiplier,
             device=options.device,
             overrides=dict(options.overrides),
+            num_threads=config.executor.torch_threads,
+            keep_outputs=options.keep_outputs,
         )
     raise ConfigError(f"fitness.kind: unknown fitness {kind!r}")

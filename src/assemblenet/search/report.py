@@ -66,6 +66,10 @@ def find_runs(folders: Sequence[str | Path]) -> list[RunData]:
             if not found:
                 raise ConfigError(f"{folder}: no search runs here (expected <strategy>-seed<N>/search.json)")
             paths.extend(found)
+    unique: dict[Path, Path] = {}
+    for path in paths:
+        unique.setdefault(path.resolve(), path)  # a run named twice is reported once
+    paths = list(unique.values())
     names = [p.name for p in paths]
     runs = []
     for path in paths:
@@ -73,6 +77,8 @@ def find_runs(folders: Sequence[str | Path]) -> list[RunData]:
         manifest = store.read_manifest() or {}
         state = store.read_state() or {"history": []}
         label = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"
+        if any(run.label == label for run in runs):
+            label = f"{label}#{len(runs)}"
         runs.append(RunData(path, label, str(manifest.get("strategy", "?")), int(manifest.get("seed", 0)),
                             list(state.get("history", []))))
     return runs

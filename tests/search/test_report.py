@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from assemblenet.errors import ConfigError
+from assemblenet.graph import load_graph
+from assemblenet.search.evolution import SearchRunner
+from assemblenet.search.report import best_curve_stats, find_runs, write_report
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def two_searches(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Folder A: evolution and random, seed 0; folder B: evolution seed 1 (shorter)."""
+    root = tmp_path_factory.mktemp("searches")
+    for folder, strategy, seed, budget in (("a", "evolution", 0, 12), ("a", "random", 0, 12), ("b", "evolution", 1, 8)):
+        config = tiny_config(strategy=strategy, seed=seed, **{"search.max_evaluations": budget})
+        SearchRunner(config, run_dir=root / folder / f"{strategy}-seed{seed}").run()
+    return root / "a", root / "b"
+
+
+def test_folder_report_has_plots_table_and_best_graph(two_searches: tuple[Path, Path]) -> None:
+    folder, _ = two_searches
+    report = write_report([folder], folder)
+    text = report.read_text()
+    assert "| evolution-seed0 | evolution | 0 | 12 |" in text
+    assert "| random-seed0 | random | 0 | 12 |" in text
+    for image in ("best_fitness.png", "run_evolution-seed0.png", "run_random-seed0.png"):
+        path = folder / "plots" / image
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"plots/{image}" in text
+    # The folder's best graph is the best of all its runs, in both formats, with learned weights.
+    runs = find_runs([folder])
+    best = max((r.best_fitness for r in runs))
+    graph = load_graph(folder / "best.yaml")
+    assert graph.has_edge_weights
+    assert load_graph(folder / "best_official.json").canonical_hash() == graph.canonical_hash()
+    assert f"Fitness {best:.4f}" in text
+
+
+def test_overlay_groups_strategies_across_folders_with_mean_and_spread(two_searches: tuple[Path, Path],
+                                                                      tmp_path: Path) -> None:
+    a, b = two_searches
+    write_report([a, b], tmp_path / "overlay")
+    summary = json.loads((tmp_path / "overlay" / "summary.json").read_text())
+    assert summary["evolution"]["runs"] == 2 and summary["random"]["runs"] == 1
+    runs = {r.label: r for r in find_runs([a, b])}
+    finals = [runs["evolution-seed0"].best_fitness, runs["evolution-seed1"].best_fitness]
+    assert summary["evolution"]["final_best_mean"] == pytest.approx(sum(finals) / 2)
+    assert summary["evolution"]["final_best_max"] == max(finals)
+    mean, std, low, high = best_curve_stats([runs["evolution-seed0"], runs["evolution-seed1"]])
+    assert len(mean) == 8  # cut to the shorter run
+    for step in range(8):
+        values = [runs[k].best_curve[step] for k in ("evolution-seed0", "evolution-seed1")]
+        assert mean[step] == pytest.approx(sum(values) / 2)
+        assert (low[step], high[step]) == (min(values), max(values))
+        assert std[step] == pytest.approx(abs(values[0] - values[1]) / 2)
+    assert not any(math.isnan(v) for v in mean)
+
+
+def test_same_run_names_in_two_folders_are_told_apart(two_searches: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    a, _ = two_searches
+    assert [r.label for r in find_runs([a, a / "evolution-seed0"])] == ["evolution-seed0", "random-seed0"]
+    copy = shutil.copytree(a, tmp_path / "copy")
+    labels = sorted(r.label for r in find_runs([a, copy]))
+    assert labels == ["a/evolution-seed0", "a/random-seed0", "copy/evolution-seed0", "copy/random-seed0"]
+
+
+def test_folder_without_runs_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no search runs"):
+        find_runs([tmp_path])
+    with pytest.raises(FileNotFoundError):
+        find_runs([tmp_path / "missing"])
