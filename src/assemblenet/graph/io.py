@@ -54,10 +54,10 @@ def graph_to_dict(graph: AssembleNetGraph) -> dict[str, Any]:
     return result
 
 
-def graph_from_dict(data: Any, *, source: str = "graph") -> AssembleNetGraph:
+def graph_from_dict(data: Any, *, source: str = "graph", allow_dead_nodes: bool = False) -> AssembleNetGraph:
     """Build a graph from our mapping format or from either official layout."""
     if isinstance(data, list):
-        return AssembleNetGraph.from_official(data)
+        return AssembleNetGraph.from_official(data, allow_dead_nodes=allow_dead_nodes)
     if not isinstance(data, Mapping):
         raise GraphError(f"{source}: expected a mapping with 'nodes' or an official node list, got {type(data).__name__}")
     name = data.get("name")
@@ -66,7 +66,9 @@ def graph_from_dict(data: Any, *, source: str = "graph") -> AssembleNetGraph:
             weights = data.get("model_edge_weights", data.get("edge_weights"))
             if weights is not None and not isinstance(weights, list):
                 raise GraphError(f"{source}: edge weights must be a list, got {type(weights).__name__}")
-            return AssembleNetGraph.from_official(data[key], weights or None, name=name)
+            return AssembleNetGraph.from_official(
+                data[key], weights or None, name=name, allow_dead_nodes=allow_dead_nodes
+            )
     if "nodes" not in data:
         raise GraphError(f"{source}: missing 'nodes' (or official 'model_structure')")
     fmt = data.get("format", FORMAT_TAG)
@@ -111,13 +113,15 @@ def graph_from_dict(data: Any, *, source: str = "graph") -> AssembleNetGraph:
             )
         )
     try:
-        return AssembleNetGraph(tuple(nodes), name=name)
+        return AssembleNetGraph(tuple(nodes), name=name, allow_dead_nodes=allow_dead_nodes)
     except GraphError as exc:
         raise GraphError(f"{source}: {exc}") from None
 
 
-def load_graph(path: str | os.PathLike[str]) -> AssembleNetGraph:
-    """Load a graph from ``.yaml``/``.yml``/``.json`` in our format or the official one."""
+def load_graph(path: str | os.PathLike[str], *, allow_dead_nodes: bool = False) -> AssembleNetGraph:
+    """Load a graph from ``.yaml``/``.yml``/``.json`` in our format or the official one.
+
+    A node that feeds nothing is an error unless ``allow_dead_nodes``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"graph file not found: {path}")
@@ -127,7 +131,7 @@ def load_graph(path: str | os.PathLike[str]) -> AssembleNetGraph:
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise GraphError(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {first_line}") from None
-    return graph_from_dict(data, source=str(path))
+    return graph_from_dict(data, source=str(path), allow_dead_nodes=allow_dead_nodes)
 
 
 def save_graph(graph: AssembleNetGraph, path: str | os.PathLike[str], *, official: bool = False) -> Path:

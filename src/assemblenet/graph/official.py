@@ -76,7 +76,10 @@ def official_graph(name: str, *, with_weights: bool = True) -> AssembleNetGraph:
         structure, weights = _OFFICIAL[name]
     except KeyError:
         raise KeyError(f"unknown official structure {name!r}; expected one of {sorted(_OFFICIAL)}") from None
-    return AssembleNetGraph.from_official(structure, weights if with_weights else None, name=name)
+    # asnp50 has a node that feeds nothing; keep it, as TF does, so the structure stays verbatim.
+    return AssembleNetGraph.from_official(
+        structure, weights if with_weights else None, name=name, allow_dead_nodes=True
+    )
 
 
 def official_graph_names() -> list[str]:

@@ -7,9 +7,11 @@ earlier nodes, and output ``4 * filters`` channels. Level-3 nodes are the networ
 Edge weights are the post-sigmoid connection strengths of a node's inputs, in the order of its input list. A
 graph either carries them (the model freezes them) or not (the model learns them).
 
-Dead nodes: ``validate`` rejects a non-output node that feeds nothing; ``AssembleNetGraph.pruned()`` removes
-such nodes (repeatedly, with a warning) and re-indexes the rest, for callers such as the search that prefer to
-repair a graph.
+Dead nodes: validation rejects a non-output node that feeds nothing, unless the graph is created with
+``allow_dead_nodes=True``. The official AssembleNet++ structure ``asnp50`` has one (node 9 feeds nothing; TF
+computes it anyway), so the official structures are loaded with that flag to stay lossless.
+``AssembleNetGraph.pruned()`` removes dead nodes (repeatedly, with a warning) and re-indexes the rest, for
+callers such as the search that prefer to repair a graph.
 """
 
 from __future__ import annotations
@@ -117,10 +119,11 @@ class AssembleNetGraph:
 
     nodes: tuple[Node, ...]
     name: str | None = field(default=None, compare=False)
+    allow_dead_nodes: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", tuple(self.nodes))
-        validate_nodes(self.nodes)
+        validate_nodes(self.nodes, allow_dead_nodes=self.allow_dead_nodes)
 
     # ------------------------------------------------------------------ construction and conversion
     @classmethod
@@ -130,6 +133,7 @@ class AssembleNetGraph:
         edge_weights: Sequence[Sequence[Sequence[float]]] | None = None,
         *,
         name: str | None = None,
+        allow_dead_nodes: bool = False,
     ) -> "AssembleNetGraph":
         """Parse the official format: ``[stem_type, dilation]`` and ``[level, inputs, filters, dilation,
         stride, 0]`` entries, plus an optional weight list parallel to the nodes (``[]`` or ``[[w1..wn]]``)."""
@@ -172,7 +176,7 @@ class AssembleNetGraph:
                     reserved=_as_int(entry[5], f"{where} last field") if len(entry) == 6 else 0,
                 )
             )
-        return cls(tuple(nodes), name=name)
+        return cls(tuple(nodes), name=name, allow_dead_nodes=allow_dead_nodes)
 
     def to_official(self) -> tuple[list[list[object]], list[list[list[float]]]]:
         """Return ``(structure, edge_weights)`` in the official format. Weights are ``[]`` when the graph
@@ -252,7 +256,18 @@ class AssembleNetGraph:
 
     # ------------------------------------------------------------------ derived graphs
     def replace_nodes(self, nodes: Iterable[Node], *, name: str | None = None) -> "AssembleNetGraph":
-        return AssembleNetGraph(tuple(nodes), name=self.name if name is None else name)
+        return AssembleNetGraph(
+            tuple(nodes), name=self.name if name is None else name, allow_dead_nodes=self.allow_dead_nodes
+        )
+
+    @property
+    def dead_nodes(self) -> list[int]:
+        """Non-output nodes that feed nothing (only present when ``allow_dead_nodes``)."""
+        used = {i for n in self.nodes if isinstance(n, BlockNode) for i in n.inputs}
+        return [
+            i for i, n in enumerate(self.nodes)
+            if i not in used and not (isinstance(n, BlockNode) and n.level == OUTPUT_LEVEL)
+        ]
 
     def with_edge_weights(self, weights: Sequence[Sequence[float] | None]) -> "AssembleNetGraph":
         """Attach post-sigmoid weights, one sequence per node (``None``/empty for stems and single inputs)."""
@@ -308,7 +323,7 @@ class AssembleNetGraph:
             original_ids = [original_ids[i] for i in keep]
         if removed:
             warnings.warn(f"pruned {len(removed)} node(s) that feed nothing: {sorted(removed)}", stacklevel=2)
-        return self.replace_nodes(nodes)
+        return AssembleNetGraph(tuple(nodes), name=self.name)
 
     # ------------------------------------------------------------------ identity
     def canonical_hash(self, *, include_weights: bool = False) -> str:
@@ -356,7 +371,7 @@ class AssembleNetGraph:
 
 
 # ---------------------------------------------------------------------- validation
-def validate_nodes(nodes: Sequence[Node]) -> None:
+def validate_nodes(nodes: Sequence[Node], *, allow_dead_nodes: bool = False) -> None:
     """Raise :class:`GraphError` naming the node and field for every kind of malformed graph."""
     if len(nodes) == 0:
         raise GraphError("graph is empty: expected at least one stem and one level-3 node")
@@ -405,7 +420,7 @@ def validate_nodes(nodes: Sequence[Node]) -> None:
     for index, count in consumers.items():
         node = nodes[index]
         is_output = isinstance(node, BlockNode) and node.level == OUTPUT_LEVEL
-        if count == 0 and not is_output:
+        if count == 0 and not is_output and not allow_dead_nodes:
             raise GraphError(
                 f"node {index} feeds nothing and is not a level-{OUTPUT_LEVEL} output; "
                 "connect it or remove it (AssembleNetGraph.pruned() removes such nodes)"

@@ -52,6 +52,7 @@ class AssembleNet(nn.Module):
         num_blocks: Sequence[int],
         stem_filters: int,
         intermediate_channels: Sequence[int],
+        width_multiplier: float = 1.0,
         learnable_weights: Optional[bool] = None,
         max_pool_predictions: bool = False,
         dropout: float = 0.0,
@@ -63,19 +64,22 @@ class AssembleNet(nn.Module):
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         if flow_mode not in ("rgb", "precomputed"):
             raise ValueError(f"flow_mode must be 'rgb' or 'precomputed', got {flow_mode!r}")
+        # The graph as given; node filters are scaled by width_multiplier when the layers are built.
         self.graph = graph
+        self.width_multiplier = float(width_multiplier)
+        built_graph = graph.scaled(width_multiplier) if width_multiplier != 1.0 else graph
         self.num_classes = int(num_classes)
         self.num_blocks = tuple(int(n) for n in num_blocks)
         self.flow_mode = flow_mode
         self.stem_kinds: List[int] = []
         self.node_inputs: List[List[int]] = []
-        self.output_nodes: List[int] = graph.output_indices
+        self.output_nodes: List[int] = built_graph.output_indices
 
         channels: List[int] = []
         is_object: List[bool] = []
         stems = []
         nodes = []
-        for index, node in enumerate(graph.nodes):
+        for index, node in enumerate(built_graph.nodes):
             if isinstance(node, StemNode):
                 if node.stem_type == StemType.RGB:
                     stems.append(RGBStem(stem_filters, temporal_dilation=node.temporal_dilation))
@@ -179,7 +183,8 @@ class AssembleNet(nn.Module):
 
     @torch.jit.unused
     def graph_with_learned_weights(self) -> AssembleNetGraph:
-        """The model's graph carrying its current connection strengths (nodes with several inputs)."""
+        """The model's graph (as given, before width scaling) carrying its current connection strengths on
+        nodes with several inputs."""
         strengths = self.connection_weights()
         per_node: List[Optional[List[float]]] = []
         for index, node in enumerate(self.graph.nodes):
@@ -232,8 +237,6 @@ def build_assemblenet(
         raise ValueError(f"depth {depth} is not supported; expected one of {sorted(BLOCKS_PER_DEPTH)}")
     if not width_multiplier > 0:
         raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
-    if width_multiplier != 1.0:
-        graph = graph.scaled(width_multiplier)
     num_stems = len(graph.stem_indices)
     if stem_filters is None:
         stem_filters = max(1, int(round(128 * width_multiplier)) // num_stems)
@@ -248,6 +251,7 @@ def build_assemblenet(
         )
     return AssembleNet(
         graph, num_classes=num_classes, num_blocks=BLOCKS_PER_DEPTH[depth], stem_filters=stem_filters,
-        intermediate_channels=intermediate_channels, learnable_weights=learnable_weights,
+        intermediate_channels=intermediate_channels, width_multiplier=width_multiplier,
+        learnable_weights=learnable_weights,
         max_pool_predictions=max_pool_predictions, dropout=dropout, flow_mode=flow_mode, flow_layer=flow_layer,
     )

@@ -1,0 +1,55 @@
+import pytest
+import torch
+from torch.nn import functional as F
+
+from assemblenet.models.layers import max_pool_same, spatial_conv, temporal_conv, tf_same_padding
+
+
+@pytest.mark.parametrize("size,kernel,stride,expected", [(56, 3, 2, (0, 1)), (57, 3, 2, (1, 1)), (28, 2, 2, (0, 0)),
+                                                         (29, 2, 2, (0, 1)), (14, 4, 4, (1, 1)), (7, 3, 2, (1, 1))])
+def test_tf_same_padding_puts_the_extra_pixel_at_the_end(size, kernel, stride, expected):
+    assert tf_same_padding(size, kernel, stride) == expected
+
+
+@pytest.mark.parametrize("size", [8, 9, 16])
+def test_max_pool_same_matches_explicit_minus_inf_padding(size):
+    x = torch.randn(2, 3, 4, size, size + 1)
+    ours = max_pool_same(x, 3, 2)
+    top, bottom = tf_same_padding(size, 3, 2)
+    left, right = tf_same_padding(size + 1, 3, 2)
+    padded = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+    expected = padded.unfold(-2, 3, 2).unfold(-2, 3, 2).amax(dim=(-1, -2))
+    torch.testing.assert_close(ours, expected, rtol=0, atol=0)
+    assert ours.shape[-2:] == (-(-size // 2), -(-(size + 1) // 2))
+
+
+def test_torch_symmetric_padding_is_not_tf_same_on_even_sizes():
+    x = torch.randn(1, 1, 1, 8, 8)
+    torch_style = F.max_pool3d(x, (1, 3, 3), (1, 2, 2), padding=(0, 1, 1))
+    assert torch_style.shape == max_pool_same(x, 3, 2).shape
+    assert not torch.equal(torch_style, max_pool_same(x, 3, 2))
+
+
+def test_spatial_conv_applies_the_same_2d_conv_to_every_frame():
+    torch.manual_seed(0)
+    conv = spatial_conv(4, 6, 3, stride=2)
+    x = torch.randn(2, 4, 5, 9, 8).contiguous(memory_format=torch.channels_last_3d)
+    out = conv(x)
+    for t in range(5):
+        torch.testing.assert_close(out[:, :, t], F.conv2d(x[:, :, t], conv.weight, stride=2, padding=1))
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 4])
+def test_temporal_conv_is_zero_padded_inside_each_clip(dilation):
+    torch.manual_seed(0)
+    conv = temporal_conv(3, 2, 3, dilation=dilation)
+    x = torch.randn(2, 3, 6, 2, 2)
+    out = conv(x)
+    weight = conv.weight[:, :, :, 0, 0]  # [out, in, k]
+    expected = torch.zeros(2, 2, 6, 2, 2)
+    for t in range(6):
+        for k, offset in enumerate((-dilation, 0, dilation)):
+            if 0 <= t + offset < 6:  # frames outside the clip are zeros, never the other clip's frames
+                expected[:, :, t] += torch.einsum("oi,bihw->bohw", weight[:, :, k], x[:, :, t + offset])
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    assert out.is_contiguous(memory_format=torch.channels_last_3d)
