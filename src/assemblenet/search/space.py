@@ -81,6 +81,11 @@ class SearchSpace:
                 src = graph.nodes[source]
                 if isinstance(src, BlockNode) and src.level >= node.level:
                     problems.append(f"{where}: reads node {source} at level {src.level}, not a lower level")
+        used = {i for n in graph.nodes if isinstance(n, BlockNode) for i in n.inputs}
+        for index, node in enumerate(graph.nodes):
+            is_output = isinstance(node, BlockNode) and node.level == NUM_LEVELS - 1
+            if index not in used and not is_output:
+                problems.append(f"node {index}: feeds nothing")  # possible in graphs loaded leniently (asnp50)
         budget = graph.channel_budget()
         for level in range(NUM_LEVELS):
             count = len(graph.nodes_at_level(level))
