@@ -9,7 +9,7 @@ from typing import Iterator, Sequence
 
 import pytest
 
-from assemblenet.errors import ConfigError
+from assemblenet.errors import ConfigError, DataError
 from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.evolution import SearchError, SearchRunner, derive_trial_seed
 from assemblenet.search.executors import SerialExecutor, Trial, TrialOutcome
@@ -231,14 +231,15 @@ def test_too_many_failures_in_a_row_stop_the_search(tmp_path: Path) -> None:
     assert len(RunStore(tmp_path / "run").read_records()) == 4  # two full batches were recorded
 
 
-def test_unavailable_fitness_stops_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("error", [FitnessUnavailableError, ConfigError, DataError])
+def test_setup_errors_stop_the_search_at_once(tmp_path: Path, error: type) -> None:
     @dataclass(frozen=True)
-    class Unavailable:
+    class Broken:
         def __call__(self, graph, *, seed, workdir=None):
-            raise FitnessUnavailableError("needs assemblenet.engine.run_training")
+            raise error("needs assemblenet.engine.run_training")
 
-    with pytest.raises(FitnessUnavailableError, match="run_training"):
-        SearchRunner(tiny_config(), run_dir=tmp_path / "run", fitness=Unavailable()).run()
+    with pytest.raises(FitnessUnavailableError, match=f"{error.__name__}: needs assemblenet.engine.run_training"):
+        SearchRunner(tiny_config(), run_dir=tmp_path / "run", fitness=Broken()).run()
     assert RunStore(tmp_path / "run").read_records() == {}
 
 

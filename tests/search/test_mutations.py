@@ -5,11 +5,10 @@ from __future__ import annotations
 import random
 import statistics
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assemblenet.graph.spec import AssembleNetGraph, BlockNode, StemNode
+from assemblenet.graph.spec import AssembleNetGraph, BlockNode
 from assemblenet.search.config import SpaceConfig
 from assemblenet.search.mutations import (
     below_threshold_edges,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -51,3 +52,15 @@ def test_ray_matches_local(tmp_path: Path, local_ray, strategy: str) -> None:
     assert {r.metrics["pid"] for r in local_records.values()} == {os.getpid()}
     assert os.getpid() not in {r.metrics["pid"] for r in ray_records.values()}  # really ran as Ray tasks
     assert local_ray.is_initialized()  # the executor left the Ray it did not start running
+
+
+def test_cli_executor_ray_matches_local(tmp_path: Path, local_ray) -> None:
+    from assemblenet.cli.main import main
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "search" / "tiny.yaml"
+    common = ["search", str(config), "--no-progress", "--no-report", "--max-evaluations", "8"]
+    assert main([*common, "--output", str(tmp_path / "local")]) == 0
+    assert main([*common, "--output", str(tmp_path / "ray"), "--executor", "ray"]) == 0
+    ray_run = tmp_path / "ray" / "evolution-seed0"
+    assert_same_sequence(run_sequence(ray_run), run_sequence(tmp_path / "local" / "evolution-seed0"), tol=1e-9)
+    assert json.loads((ray_run / "search.json").read_text())["config"]["executor"]["kind"] == "ray"

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from assemblenet.errors import ConfigError
+from assemblenet.errors import ConfigError, GraphError
 from assemblenet.graph.spec import NUM_LEVELS, StemType
 
 STRATEGIES = ("evolution", "evolution-unguided", "random", "oneshot")
@@ -322,8 +322,10 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
         fail("executor.workers", f"must be at least 1, got {executor.workers}")
     if executor.torch_threads < 1:
         fail("executor.torch_threads", f"must be at least 1, got {executor.torch_threads}")
-    if executor.cpus_per_trial <= 0 or executor.gpus_per_trial < 0:
-        fail("executor.cpus_per_trial", "cpus_per_trial must be > 0 and gpus_per_trial >= 0")
+    if executor.cpus_per_trial <= 0:
+        fail("executor.cpus_per_trial", f"must be > 0, got {executor.cpus_per_trial}")
+    if executor.gpus_per_trial < 0:
+        fail("executor.gpus_per_trial", f"must be >= 0, got {executor.gpus_per_trial}")
 
 
 def _validate_space(space: SpaceConfig, fail: Any) -> None:
@@ -332,7 +334,7 @@ def _validate_space(space: SpaceConfig, fail: Any) -> None:
     for i, stem in enumerate(space.stems):
         try:
             StemType.parse(stem, where=f"space.stems[{i}]")
-        except Exception as exc:  # GraphError; re-raised as a config error naming the key
+        except GraphError as exc:  # re-raised as a config error naming the key
             fail(f"space.stems[{i}]", str(exc).split(": ", 1)[-1])
     for key in ("stem_dilations", "dilations"):
         values = getattr(space, key)

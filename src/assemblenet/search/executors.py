@@ -17,7 +17,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol, Sequence
 
-from assemblenet.errors import AssembleNetError, ConfigError, GraphError
+from assemblenet.errors import ConfigError, DataError
 from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.fitness import FitnessFunction, FitnessResult, FitnessUnavailableError
 
@@ -52,9 +52,9 @@ def run_trial(fitness: FitnessFunction, trial: Trial, torch_threads: int | None 
         result = fitness(trial.graph, seed=trial.seed, workdir=trial.workdir)
         return TrialOutcome(trial.index, result, time.perf_counter() - start)
     except Exception as exc:  # reported to the search, which records or stops
-        fatal = isinstance(exc, (FitnessUnavailableError, ConfigError, ImportError)) or (
-            isinstance(exc, AssembleNetError) and not isinstance(exc, GraphError)
-        )
+        # Errors of the setup (config, data, installation) would fail every candidate: stop. Anything else
+        # (divergence, a graph the model rejects, out of memory) is this candidate's failure.
+        fatal = isinstance(exc, (FitnessUnavailableError, ConfigError, DataError, ImportError))
         message = f"{type(exc).__name__}: {exc}"
         if not fatal:
             message += "\n" + "".join(traceback.format_exception(exc)[-3:])
