@@ -1,1 +1,37 @@
-"""assemblenet.engine"""
+"""Training, evaluation, prediction and export: the engine behind ``assemblenet train|evaluate|predict|export``.
+
+Programmatic entry points:
+
+- :func:`run_training` trains (and validates) what a config describes; returns a :class:`TrainResult`.
+- :func:`load_config` validates a YAML file / mapping plus dotted overrides into a :class:`Config`.
+- :func:`evaluate` runs multi-view evaluation of a model on a dataset.
+- :func:`save_weights` / :func:`load_trained_model` handle safetensors weights with their JSON sidecar.
+
+This package may import ``assemblenet.models``, ``data``, ``graph`` and ``errors``, never ``search`` or ``cli``.
+Heavy submodules load lazily so that ``import assemblenet.engine`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Config": "config", "load_config": "config", "save_config": "config", "describe_schema": "config",
+    "run_training": "trainer", "Trainer": "trainer", "TrainResult": "trainer",
+    "TrainingDivergedError": "trainer",
+    "evaluate": "evaluator", "EvalResult": "evaluator", "write_eval_outputs": "evaluator",
+    "compute_metrics": "metrics", "charades_map": "metrics", "sklearn_map": "metrics",
+    "save_weights": "weights", "load_model": "weights", "load_trained_model": "weights",
+    "read_sidecar": "weights",
+    "export_model": "export", "predict_video": "predict",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'assemblenet.engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"assemblenet.engine.{module}"), name)

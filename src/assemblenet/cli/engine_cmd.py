@@ -1,0 +1,219 @@
+"""Engine sub-commands: ``train``, ``evaluate``, ``predict`` and ``export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value with a dotted key, e.g. --set optim.lr=0.1 (repeatable)")
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser(
+        "train", help="train a model from a config (resumes automatically)",
+        description="Train the model a YAML config describes. Checkpoints, metrics.jsonl, TensorBoard logs, "
+                    "training curves, the final weights (model.safetensors + sidecar) and the evaluation report "
+                    "go to output.dir. Restarting the same command resumes from the latest checkpoint. "
+                    "For several processes: torchrun --nproc_per_node N -m assemblenet.cli.main train CONFIG.")
+    train.add_argument("config", help="YAML config (see configs/ and docs/engine.md)")
+    _add_set(train)
+    train.add_argument("--output", help="output folder (replaces output.dir)")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.set_defaults(func=run_train)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="multi-view evaluation of a trained model",
+        description="Evaluate a checkpoint on the config's validation set with clips x crops views. Writes "
+                    "eval_metrics.json, per_class_ap.csv, predictions.txt (Charades submission format) and, "
+                    "for single-label data, confusion_matrix.csv/.png and per_class_accuracy.csv.")
+    evaluate.add_argument("config", help="YAML config naming the validation data")
+    evaluate.add_argument("--checkpoint", required=True,
+                          help="model.safetensors (with its .json sidecar), a checkpoints/step_*.pt, or a run folder")
+    _add_set(evaluate)
+    evaluate.add_argument("--out", help="report folder (default: <output.dir>/eval_<checkpoint name>)")
+    evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    evaluate.set_defaults(func=run_evaluate)
+
+    predict = subparsers.add_parser(
+        "predict", help="top classes of a video file",
+        description="Score a video with sliding windows over its whole length and print the top classes.")
+    predict.add_argument("video", help="video file or frame folder")
+    predict.add_argument("--checkpoint", help="weights (.safetensors), checkpoint (.pt) or run folder "
+                                              "(default: the output.dir of --config)")
+    predict.add_argument("--config", help="config whose output.dir holds the trained model")
+    predict.add_argument("--topk", type=_positive_int, default=5, help="classes to print")
+    predict.add_argument("--timeline", metavar="OUT.json",
+                         help="write per-window scores as JSON and a PNG plot (OUT.png) of scores over time")
+    predict.add_argument("--hop", type=_positive_int, help="frames between window starts (default: one window span)")
+    predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    predict.add_argument("--json", action="store_true", help="print the top classes as JSON")
+    predict.set_defaults(func=run_predict)
+
+    export = subparsers.add_parser(
+        "export", help="export a trained model to TorchScript or ONNX",
+        description="Export a model and check that the exported file reproduces eager PyTorch within the "
+                    "tolerance on random input (onnxruntime for ONNX).")
+    export.add_argument("--checkpoint", required=True, help="weights (.safetensors), checkpoint (.pt) or run folder")
+    export.add_argument("--format", required=True, choices=("torchscript", "onnx"))
+    export.add_argument("--output", help="output file (default: beside the checkpoint, model.pt / model.onnx)")
+    export.add_argument("--batch-size", type=_positive_int, default=1, help="batch size of the example input")
+    export.add_argument("--frames", type=_positive_int, help="frames of the example input (default: the model's)")
+    export.add_argument("--size", type=_positive_int, help="crop size of the example input (default: the model's)")
+    export.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |exported - eager|")
+    export.set_defaults(func=run_export)
+
+
+# -- train -------------------------------------------------------------------------------------------------
+def run_train(args: argparse.Namespace) -> int:
+    from assemblenet.engine.config import load_config
+    from assemblenet.engine.trainer import run_training
+
+    overrides = list(args.overrides)
+    if args.output:
+        overrides.append(("output.dir", args.output))
+    cfg = load_config(args.config, overrides)
+    if args.print_config:
+        sys.stdout.write(cfg.to_yaml())
+        return 0
+    result = run_training(cfg, progress=False if args.no_progress else None)
+    if result.output_dir is not None and _is_main_process():
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k not in ("num_videos",))
+        print(f"finished {result.steps} steps; validation: {shown}")
+        print(f"weights: {result.weights_path}")
+    return 0
+
+
+def _is_main_process() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+# -- evaluate ----------------------------------------------------------------------------------------------
+def run_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from assemblenet.engine.config import load_config
+    from assemblenet.engine.distributed import init_distributed
+    from assemblenet.engine.evaluator import evaluate, write_eval_outputs
+    from assemblenet.engine.metrics import primary_metric_name
+    from assemblenet.engine.trainer import build_split, resolve_device
+    from assemblenet.engine.weights import load_trained_model
+
+    cfg = load_config(args.config, args.overrides)
+    checkpoint = Path(args.checkpoint)
+    model, info = load_trained_model(checkpoint, use_ema=cfg.eval.use_ema)
+    device = resolve_device(cfg.train.device)
+    dist_info = init_distributed(device.type)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    dataset = build_split(cfg, "val")
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes is not None and num_classes != dataset.num_classes:
+        from assemblenet.errors import CheckpointError
+
+        raise CheckpointError(f"{checkpoint} predicts {num_classes} classes but the validation set has "
+                              f"{dataset.num_classes}")
+    model = model.to(device)
+    result = evaluate(model, dataset, device=device, batch_size=cfg.eval.batch_size, num_workers=cfg.data.num_workers,
+                      aggregation=cfg.eval.aggregation, amp=cfg.train.amp if device.type == "cuda" else
+                      ("bf16" if cfg.train.amp != "none" else "none"), progress=not args.no_progress)
+    primary = primary_metric_name(cfg.eval.metric, result.multi_label)
+    result.metrics["metric"] = result.metrics.get(primary, float("nan"))
+    if not dist_info.is_main:
+        return 0
+    if args.out:
+        out = Path(args.out)
+    elif cfg.output.dir:
+        out = Path(cfg.output.dir) / f"eval_{checkpoint.stem if checkpoint.is_file() else checkpoint.name}"
+    else:
+        out = Path(f"eval_{checkpoint.stem}")
+    written = write_eval_outputs(result, out, extra={"checkpoint": str(checkpoint), "primary_metric": primary,
+                                                     "views": [cfg.eval.num_clips, cfg.eval.num_crops],
+                                                     "aggregation": cfg.eval.aggregation})
+    print(f"{len(result.video_ids)} videos x {result.num_views // max(1, len(result.video_ids))} views "
+          f"({cfg.eval.aggregation} over views)")
+    labels = {"map": "mAP (official Charades)", "map_sklearn": "mAP (sklearn-style)", "top1": "top-1",
+              "top5": "top-5", "mean_class_accuracy": "mean per-class accuracy"}
+    for key, label in labels.items():
+        if key in result.metrics:
+            print(f"  {label:<26} {result.metrics[key]:.4f}")
+    print(f"report: {written['metrics'].parent}")
+    return 0
+
+
+# -- predict -----------------------------------------------------------------------------------------------
+def run_predict(args: argparse.Namespace) -> int:
+    from assemblenet.engine.predict import predict_video, write_timeline
+    from assemblenet.engine.weights import load_trained_model
+    from assemblenet.errors import CheckpointError, DataError
+
+    if args.checkpoint:
+        checkpoint = Path(args.checkpoint)
+    elif args.config:
+        from assemblenet.engine.config import load_config
+
+        cfg = load_config(args.config)
+        if not cfg.output.dir:
+            raise CheckpointError(f"{args.config} has no output.dir; pass --checkpoint")
+        checkpoint = Path(cfg.output.dir)
+    else:
+        raise CheckpointError("no model given: pass --checkpoint (weights, checkpoint or run folder) or --config")
+    video = Path(args.video)
+    if not video.exists():
+        raise DataError(f"video not found: {video}")
+    model, info = load_trained_model(checkpoint)
+    prediction = predict_video(model, video, num_frames=int(info["num_frames"]), crop_size=int(info["crop_size"]),
+                               class_names=info.get("class_names"), multi_label=info["multi_label"], hop=args.hop,
+                               device=args.device)
+    top = prediction.top(args.topk)
+    if args.json:
+        print(json.dumps([{"class_index": i, "class_name": n, "score": round(s, 6)} for i, n, s in top]))
+    else:
+        print(f"{video}: {len(prediction.window_frames)} windows, {prediction.num_video_frames} frames")
+        width = max(len(n) for _, n, _ in top)
+        for rank, (_, name, score) in enumerate(top, 1):
+            print(f"  {rank}. {name:<{width}}  {score:.4f}")
+    if args.timeline:
+        json_path, png_path = write_timeline(prediction, args.timeline, top_classes=min(args.topk, 5))
+        print(f"timeline: {json_path} and {png_path}")
+    return 0
+
+
+# -- export ------------------------------------------------------------------------------------------------
+def run_export(args: argparse.Namespace) -> int:
+    from assemblenet.engine.export import export_model
+    from assemblenet.engine.weights import load_trained_model
+
+    checkpoint = Path(args.checkpoint)
+    model, info = load_trained_model(checkpoint)
+    if args.output:
+        output = Path(args.output)
+    else:
+        folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
+        output = folder / ("model.pt" if args.format == "torchscript" else "model.onnx")
+    report = export_model(model, output, fmt=args.format, batch_size=args.batch_size,
+                          num_frames=args.frames or int(info["num_frames"]), size=args.size or int(info["crop_size"]),
+                          tolerance=args.tolerance)
+    shapes = ", ".join("x".join(str(d) for d in s) for s in report.input_shapes)
+    print(f"wrote {report.path} ({report.format}, input {shapes}); max |exported - eager| = {report.max_abs_diff:.2e}")
+    return 0

@@ -1,0 +1,400 @@
+"""The experiment config: one schema for model, data, optimisation, training, evaluation and output.
+
+A config is a YAML file whose sections mirror the dataclasses below. A file may name a ``base`` file (path
+relative to itself) whose values it overrides. Command-line overrides use dotted keys
+(``--set optim.lr=0.1``, ``--set data.train.csv_path=/data/train.csv``); values are parsed as YAML scalars or
+flow sequences, so ``0.1`` is a float, ``null`` is None and ``[rgb, flow]`` is a list.
+
+Everything is validated before any work starts: an unknown key or a value of the wrong type raises one
+:class:`~assemblenet.errors.ConfigError` naming the dotted key.
+
+Learning-rate scaling: ``optim.lr`` is the rate for a global batch of ``optim.reference_batch_size`` clips;
+the rate used is ``lr * global_batch / reference_batch_size`` (linear scaling, Goyal et al. 2017), where
+``global_batch = data.batch_size * world_size``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Optional, Union
+
+import yaml
+
+from assemblenet.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Which network to build.
+
+    ``name`` is a ``create_model`` preset (``assemblenet50``, ``assemblenet101``, ``assemblenet50_searchable``,
+    ``assemblenet101_asn101``). ``graph`` replaces it with a graph file (our YAML or the official nested-list
+    JSON) or an official structure name (``asn50``, ``asn101``, ``asnp50``), built with ``build_assemblenet``.
+    """
+
+    name: str = "assemblenet50"
+    graph: Optional[str] = None
+    num_classes: Optional[int] = None  # checked against the dataset; needed by predict/export without data
+    depth: Optional[int] = None  # None: the preset's (50 for a graph)
+    width_multiplier: float = 1.0
+    learnable_weights: Optional[bool] = None
+    max_pool_predictions: bool = False
+    dropout: float = 0.0
+    flow_mode: Literal["rgb", "precomputed"] = "rgb"
+    flow_normalization: Literal["clip", "batch"] = "clip"
+    flow_iterations: int = 40
+    pretrained: Optional[str] = None  # safetensors weights to start from (before any resume)
+    frozen_bn: bool = False  # BN layers keep their running statistics (eval mode) while training
+    sync_bn: bool = False  # SyncBatchNorm under DDP on GPU
+
+
+@dataclass
+class DataConfig:
+    """Datasets. ``train`` and ``val`` are keyword arguments for ``assemblenet.data.build_dataset(dataset,
+    ...)`` (paths, annotation options); the shared clip settings below are added to both unless a split sets
+    them itself."""
+
+    dataset: str = "synthetic"
+    train: dict = field(default_factory=dict)
+    val: dict = field(default_factory=dict)
+    num_frames: int = 32
+    stride: int = 1
+    crop_size: int = 224
+    decode_short_side: Optional[int] = None
+    modalities: list = field(default_factory=lambda: ["rgb"])
+    batch_size: int = 8  # clips per process and step
+    num_workers: int = 4
+    scan: bool = False  # check every video before training and drop the unreadable ones
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and schedule: SGD with momentum, linear warm-up then cosine decay, per step."""
+
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 1.6
+    reference_batch_size: int = 1024
+    scale_lr: bool = True
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    schedule: Literal["cosine", "constant"] = "cosine"
+    min_lr: float = 0.0
+    warmup_epochs: float = 5.0
+    warmup_steps: Optional[int] = None  # overrides warmup_epochs
+    epochs: int = 44
+    max_steps: Optional[int] = None  # caps the run (cheap proxy runs); the schedule spans the capped length
+    grad_clip_norm: Optional[float] = None
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """The training loop: precision, EMA, checkpointing, logging."""
+
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    ema_decay: Optional[float] = None  # e.g. 0.999; evaluation then uses the EMA weights
+    loss: Literal["auto", "bce", "ce"] = "auto"  # auto: BCE for multi-label data, CE otherwise
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_threads: Optional[int] = None  # torch intra-op threads
+    checkpoint_every_steps: int = 0  # 0: only at each epoch end
+    keep_checkpoints: int = 2
+    log_every_steps: int = 10
+    eval_every_epochs: int = 1  # 0: only at the end
+    progress: bool = True
+    deterministic: bool = False
+    resume: bool = True  # continue from the latest checkpoint in output.dir
+
+
+@dataclass
+class EvalConfig:
+    """Multi-view testing and metrics."""
+
+    num_clips: int = 10
+    num_crops: int = 3
+    aggregation: Literal["mean", "max"] = "mean"
+    batch_size: int = 8
+    num_frames: Optional[int] = None  # None: data.num_frames
+    metric: Literal["auto", "map", "map_sklearn", "top1", "top5", "mean_class_accuracy"] = "auto"
+    use_ema: bool = True
+
+
+@dataclass
+class OutputConfig:
+    dir: Optional[str] = "runs/experiment"  # None: nothing is written (in-memory runs, e.g. search proxies)
+    tensorboard: bool = True
+    save_predictions: bool = True
+
+
+@dataclass
+class Config:
+    name: str = "experiment"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# -- construction and validation ------------------------------------------------------------------------
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ConfigError(f"config key '{key}': expected one of {list(typing.get_args(tp))}, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+    elif tp is dict:
+        if isinstance(value, Mapping):
+            return dict(value)
+    else:  # pragma: no cover - the schema only uses the types above
+        raise TypeError(f"unsupported annotation {tp} at {key}")
+    raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+
+
+def _unknown_key(key: str, known: Iterable[str]) -> ConfigError:
+    name = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(sorted(known))}"
+    return ConfigError(f"unknown config key '{key}'{hint}")
+
+
+def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or key not in names:
+            raise _unknown_key(f"{prefix}{key}", names)
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value if value is not None else {}, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(value, tp, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _check_values(cfg: Config) -> None:
+    """Range checks the types cannot express."""
+
+    def need(condition: bool, key: str, message: str) -> None:
+        if not condition:
+            raise ConfigError(f"config key '{key}': {message}")
+
+    need(cfg.model.width_multiplier > 0, "model.width_multiplier", "must be positive")
+    need(cfg.model.depth in (None, 26, 38, 50, 68, 77, 101), "model.depth", "must be one of 26, 38, 50, 68, 77, 101")
+    need(cfg.model.num_classes is None or cfg.model.num_classes >= 1, "model.num_classes", "must be >= 1")
+    need(0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)")
+    need(cfg.model.flow_iterations >= 1, "model.flow_iterations", "must be >= 1")
+    need(cfg.data.num_frames >= 1, "data.num_frames", "must be >= 1")
+    need(cfg.data.stride >= 1, "data.stride", "must be >= 1")
+    need(cfg.data.crop_size >= 8, "data.crop_size", "must be >= 8")
+    need(cfg.data.batch_size >= 1, "data.batch_size", "must be >= 1")
+    need(cfg.data.num_workers >= 0, "data.num_workers", "must be >= 0")
+    need(bool(cfg.data.modalities) and all(m in ("rgb", "flow") for m in cfg.data.modalities),
+         "data.modalities", f"must be a non-empty list of 'rgb'/'flow', got {cfg.data.modalities}")
+    need(cfg.optim.lr > 0, "optim.lr", "must be positive")
+    need(cfg.optim.reference_batch_size >= 1, "optim.reference_batch_size", "must be >= 1")
+    need(0 <= cfg.optim.momentum < 1, "optim.momentum", "must be in [0, 1)")
+    need(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+    need(0 <= cfg.optim.min_lr, "optim.min_lr", "must be >= 0")
+    need(cfg.optim.warmup_epochs >= 0, "optim.warmup_epochs", "must be >= 0")
+    need(cfg.optim.warmup_steps is None or cfg.optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
+    need(cfg.optim.epochs >= 1, "optim.epochs", "must be >= 1")
+    need(cfg.optim.max_steps is None or cfg.optim.max_steps >= 1, "optim.max_steps", "must be >= 1")
+    need(cfg.optim.grad_clip_norm is None or cfg.optim.grad_clip_norm > 0, "optim.grad_clip_norm",
+         "must be positive (or null to disable)")
+    need(0 <= cfg.optim.label_smoothing < 1, "optim.label_smoothing", "must be in [0, 1)")
+    need(cfg.train.ema_decay is None or 0 < cfg.train.ema_decay < 1, "train.ema_decay", "must be in (0, 1)")
+    need(cfg.train.num_threads is None or cfg.train.num_threads >= 1, "train.num_threads", "must be >= 1")
+    need(cfg.train.checkpoint_every_steps >= 0, "train.checkpoint_every_steps", "must be >= 0")
+    need(cfg.train.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
+    need(cfg.train.log_every_steps >= 1, "train.log_every_steps", "must be >= 1")
+    need(cfg.train.eval_every_epochs >= 0, "train.eval_every_epochs", "must be >= 0")
+    device = cfg.train.device
+    need(device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()),
+         "train.device", f"must be auto, cpu, cuda or cuda:N, got {device!r}")
+    need(cfg.eval.num_clips >= 1, "eval.num_clips", "must be >= 1")
+    need(cfg.eval.num_crops in (1, 3), "eval.num_crops", "must be 1 or 3")
+    need(cfg.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")
+    need(cfg.eval.num_frames is None or cfg.eval.num_frames >= 1, "eval.num_frames", "must be >= 1")
+
+
+def config_from_dict(raw: Mapping[str, Any] | None) -> Config:
+    """Validate a nested mapping into a :class:`Config` (missing keys take their defaults)."""
+    cfg = _build(Config, raw or {}, "")
+    _check_values(cfg)
+    return cfg
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"optim.lr=0.1"`` -> ``("optim.lr", 0.1)``."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like section.key=value")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text  # not YAML: keep the raw string
+    return key, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str | tuple[str, Any]]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (a copy). Unknown keys are caught later by validation, except that
+    the path must lead through mappings."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, value = parse_override(item) if isinstance(item, str) else item
+        node = raw
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{key}': '{'.'.join(parts[:depth + 1])}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_config_file(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The raw mapping of a YAML config, with its ``base`` chain merged in."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in _seen:
+        raise ConfigError(f"{path}: 'base' chain loops back on itself")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+    base = raw.pop("base", None)
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: config key 'base' must be a file path, got {base!r}")
+        base_path = Path(base) if os.path.isabs(base) else path.parent / base
+        raw = _deep_merge(read_config_file(base_path, _seen + (path.resolve(),)), raw)
+    return raw
+
+
+def load_config(source: str | os.PathLike | Mapping[str, Any] | Config | None = None,
+                overrides: Iterable[str | tuple[str, Any]] = ()) -> Config:
+    """A validated config from a YAML path, a mapping or a ``Config`` (copied), plus dotted overrides."""
+    if isinstance(source, Config):
+        raw = source.to_dict()
+    elif isinstance(source, Mapping):
+        raw = copy.deepcopy(dict(source))
+    elif source is None:
+        raw = {}
+    else:
+        raw = read_config_file(source)
+    raw = apply_overrides(raw, overrides)
+    try:
+        return config_from_dict(raw)
+    except ConfigError as exc:
+        if isinstance(source, (str, os.PathLike)):
+            raise ConfigError(f"{source}: {exc}") from None
+        raise
+
+
+def save_config(cfg: Config, path: str | os.PathLike) -> Path:
+    """Write ``cfg`` as YAML, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(cfg.to_yaml(), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def describe_schema() -> str:
+    """Every key with its type and default, one per line (for docs and ``--help``)."""
+    lines = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        instance = cls()
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                walk(tp, f"{prefix}{f.name}.")
+            else:
+                lines.append(f"{prefix}{f.name}: {_type_name(tp)} = {getattr(instance, f.name)!r}")
+
+    walk(Config, "")
+    return "\n".join(lines)

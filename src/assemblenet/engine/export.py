@@ -1,0 +1,128 @@
+"""Export a trained model to TorchScript or ONNX, and check the export against eager PyTorch.
+
+- TorchScript: ``torch.jit.script`` (input shapes stay dynamic); saved with ``torch.jit.save``.
+- ONNX: the ``torch.export``-based exporter (``torch.onnx.export(..., dynamo=True)``, needs ``onnxscript``),
+  opset 18, for a fixed input shape ``[batch, 3, frames, size, size]`` (the model specialises the batch size
+  while tracing). The representation-flow layer exports as plain ops (its TV-L1 iterations unrolled).
+
+Both paths reload the written file, run it on random input (onnxruntime for ONNX) and compare with eager
+PyTorch; a difference above ``tolerance`` is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from assemblenet.errors import AssembleNetError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("torchscript", "onnx")
+
+
+class ExportError(AssembleNetError):
+    """The export failed or does not reproduce the eager model."""
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    format: str
+    input_shapes: list[tuple[int, ...]]
+    max_abs_diff: float
+
+
+def example_inputs(model: nn.Module, *, batch_size: int, num_frames: int, size: int,
+                   seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random inputs of the right shapes: the clip in [0, 1], plus flow when the model takes precomputed flow."""
+    generator = torch.Generator().manual_seed(seed)
+    clip = torch.rand(batch_size, 3, num_frames, size, size, generator=generator)
+    if getattr(model, "flow_mode", "rgb") == "precomputed" and getattr(model, "has_flow_stem", False):
+        flow = torch.randn(batch_size, 2, num_frames, size, size, generator=generator)
+        return clip, flow
+    return (clip,)
+
+
+def _input_names(inputs: tuple[torch.Tensor, ...]) -> list[str]:
+    return ["video", "flow"][: len(inputs)]
+
+
+def _atomic_target(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+def export_torchscript(model: nn.Module, path: Path) -> None:
+    tmp = _atomic_target(path)
+    try:
+        scripted = torch.jit.script(model)
+    except Exception as exc:  # noqa: BLE001 - report any scripting failure as one line
+        raise ExportError(f"TorchScript scripting failed: {str(exc).strip().splitlines()[0]}") from exc
+    torch.jit.save(scripted, str(tmp))
+    os.replace(tmp, path)
+
+
+def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], opset: int = 18) -> None:
+    try:
+        import onnxscript  # noqa: F401 - required by the exporter
+    except ImportError:
+        raise ExportError("ONNX export needs the 'onnxscript' package: pip install onnxscript") from None
+    tmp = _atomic_target(path)
+    names = _input_names(inputs)
+    kwargs = {"flow": inputs[1]} if len(inputs) > 1 else {}
+    try:
+        torch.onnx.export(model, (inputs[0],), str(tmp), kwargs=kwargs, dynamo=True, input_names=names,
+                          output_names=["logits"], opset_version=opset, optimize=True, verbose=False,
+                          external_data=False)
+    except Exception as exc:  # noqa: BLE001
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"ONNX export failed: {str(exc).strip().splitlines()[0]}") from exc
+    os.replace(tmp, path)
+
+
+def run_exported(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:
+    """Run an exported file (onnxruntime for ONNX) on ``inputs``."""
+    if fmt == "torchscript":
+        module = torch.jit.load(str(path), map_location="cpu").eval()
+        with torch.no_grad():
+            return module(*inputs).float().numpy()
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {name: tensor.numpy() for name, tensor in zip(_input_names(inputs), inputs)}
+    return session.run(None, feed)[0]
+
+
+def export_model(model: nn.Module, path: str | os.PathLike, *, fmt: str, batch_size: int = 1, num_frames: int = 32,
+                 size: int = 224, tolerance: float = 1e-4, opset: int = 18, check: bool = True) -> ExportReport:
+    """Export ``model`` (moved to CPU, eval mode) and verify the exported outputs against eager ones."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    path = Path(path)
+    model = model.float().cpu().eval()
+    inputs = example_inputs(model, batch_size=batch_size, num_frames=num_frames, size=size)
+    with torch.no_grad():
+        if fmt == "torchscript":
+            export_torchscript(model, path)
+        else:
+            export_onnx(model, path, inputs, opset=opset)
+    diff = float("nan")
+    if check:
+        check_inputs = example_inputs(model, batch_size=batch_size, num_frames=num_frames, size=size, seed=1)
+        with torch.no_grad():
+            eager = model(*check_inputs).float().numpy()
+        exported = run_exported(path, fmt, check_inputs)
+        if exported.shape != eager.shape:
+            raise ExportError(f"{path}: exported output shape {exported.shape} differs from eager {eager.shape}")
+        diff = float(np.abs(exported - eager).max())
+        if not diff <= tolerance:
+            raise ExportError(f"{path}: exported outputs differ from eager PyTorch by {diff:.3g} (> {tolerance:g})")
+    return ExportReport(path=path, format=fmt, input_shapes=[tuple(t.shape) for t in inputs], max_abs_diff=diff)

@@ -1,0 +1,106 @@
+"""Optimiser, learning-rate schedule (linear warm-up then cosine decay, per step), linear lr scaling, EMA."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def scaled_lr(lr: float, global_batch_size: int, reference_batch_size: int, scale: bool = True) -> float:
+    """Linear scaling rule: ``lr`` is the rate for ``reference_batch_size`` clips per step."""
+    return lr * global_batch_size / reference_batch_size if scale else lr
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on conv/linear weights only; none on 1-D tensors (BN scales and shifts, biases) or the
+    connection logits, which decay would pull towards sigmoid(0) = 0.5 and so bias the connection search."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if param.ndim <= 1 or "connection" in name or "logit" in name:
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    groups = []
+    if decay:
+        groups.append({"params": decay, "weight_decay": weight_decay})
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(model: nn.Module, optim_cfg: Any, lr: float) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, optim_cfg.weight_decay)
+    if optim_cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=optim_cfg.momentum,
+                               nesterov=optim_cfg.nesterov and optim_cfg.momentum > 0)
+    if optim_cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    raise ValueError(f"unknown optimizer {optim_cfg.optimizer!r}")
+
+
+def lr_factor(step: int, *, total_steps: int, warmup_steps: int, schedule: str = "cosine",
+              min_factor: float = 0.0) -> float:
+    """Multiplier of the peak rate for the update with index ``step`` (0-based).
+
+    Warm-up rises linearly to 1 over ``warmup_steps`` updates (the first update uses 1/warmup_steps); cosine
+    then decays from 1 to ``min_factor`` at ``total_steps``.
+    """
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_steps: int, schedule: str,
+                    peak_lr: float, min_lr: float) -> torch.optim.lr_scheduler.LambdaLR:
+    min_factor = min(1.0, min_lr / peak_lr) if peak_lr > 0 else 0.0
+
+    def factor(step: int) -> float:
+        return lr_factor(step, total_steps=total_steps, warmup_steps=warmup_steps, schedule=schedule,
+                         min_factor=min_factor)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class ModelEMA:
+    """Exponential moving average of a model's parameters and buffers.
+
+    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` after n updates (as TF's
+    ``ExponentialMovingAverage(num_updates=...)``), so early averages are not dominated by the random
+    initialisation. Integer buffers are copied.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.num_updates = 0
+        self.module = copy.deepcopy(model).eval()
+        for param in self.module.parameters():
+            param.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.num_updates += 1
+        decay = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+        source = model.state_dict()
+        for key, value in self.module.state_dict().items():
+            new = source[key].detach()
+            if value.dtype.is_floating_point:
+                value.mul_(decay).add_(new.to(value.dtype), alpha=1 - decay)
+            else:
+                value.copy_(new)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"module": self.module.state_dict(), "num_updates": self.num_updates, "decay": self.decay}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.num_updates = int(state["num_updates"])

@@ -1,0 +1,536 @@
+"""The training loop and its programmatic entry, :func:`run_training`.
+
+One loop serves the CLI (``assemblenet train``), multi-process training under ``torchrun`` and the search's
+proxy-training fitness. Its guarantees:
+
+- Deterministic given ``seed``: the sample order is a per-epoch permutation and each sample's augmentation is
+  seeded by (seed, epoch, position) (see :class:`~assemblenet.engine.distributed.ResumableSampler`).
+- Resumable: checkpoints hold model, optimiser, scheduler, scaler, EMA and RNG states plus the position inside
+  the epoch, so a run killed at any point and restarted with the same command continues from its last
+  checkpoint and follows the same trajectory.
+- Safe: checkpoints are written atomically; a non-finite loss stops the run before the bad update is applied
+  and before any checkpoint is written, so the last checkpoint stays the last good one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from assemblenet.engine import checkpoint as ckpt
+from assemblenet.engine.config import Config, load_config, save_config
+from assemblenet.engine.distributed import (
+    DistInfo,
+    ResumableSampler,
+    SeededDataset,
+    any_rank,
+    barrier,
+    broadcast_buffers,
+    init_distributed,
+    mean_over_ranks,
+)
+from assemblenet.engine.evaluator import EvalResult, autocast_context, evaluate, write_eval_outputs
+from assemblenet.engine.metrics import primary_metric_name
+from assemblenet.engine.modeling import build_model, convert_sync_bn, model_inputs, set_train_mode
+from assemblenet.engine.optim import ModelEMA, build_optimizer, build_scheduler, scaled_lr
+from assemblenet.engine.runlog import MetricsLogger, plot_training_curves, read_metrics
+from assemblenet.engine.weights import save_weights, unwrap_model
+from assemblenet.errors import AssembleNetError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "model.safetensors"
+FINAL_METRICS_FILE = "final_metrics.json"
+EVAL_DIR = "eval"
+_UNSET: Any = object()
+
+
+class TrainingDivergedError(AssembleNetError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    ``metrics`` are the final validation metrics (``map``, ``map_sklearn``, ``top1``, ``top5``,
+    ``mean_class_accuracy`` for single-label data) plus ``metric``, the value of the primary metric named
+    by ``primary_metric``. ``learned_graph`` is the trained graph carrying its learned connection strengths
+    (unscaled filters, as given), and ``connection_weights`` maps ``(source, target)`` to the same strengths.
+    """
+
+    metrics: dict[str, float]
+    primary_metric: str
+    model: nn.Module
+    learned_graph: Any = None
+    connection_weights: dict[tuple[int, int], float] = field(default_factory=dict)
+    steps: int = 0
+    output_dir: Path | None = None
+    weights_path: Path | None = None
+    resumed_from: Path | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    eval_result: EvalResult | None = None
+
+    @property
+    def metric(self) -> float:
+        return self.metrics["metric"]
+
+
+# -- setup helpers ---------------------------------------------------------------------------------------
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"config key 'train.device': {name!r} requested but no GPU is available")
+    if name == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def dataset_kwargs(cfg: Config, split: str) -> dict[str, Any]:
+    """Keyword arguments for ``build_dataset`` for ``split`` ('train' or 'val')."""
+    data = cfg.data
+    kwargs = dict(data.train if split == "train" else data.val)
+    kwargs.setdefault("num_frames", data.num_frames if split == "train" or cfg.eval.num_frames is None
+                      else cfg.eval.num_frames)
+    kwargs.setdefault("stride", data.stride)
+    kwargs.setdefault("crop_size", data.crop_size)
+    kwargs.setdefault("modalities", tuple(data.modalities))
+    if data.decode_short_side is not None:
+        kwargs.setdefault("decode_short_side", data.decode_short_side)
+    if split == "train":
+        kwargs.setdefault("mode", "train")
+    else:
+        kwargs.setdefault("mode", "test")
+        kwargs.setdefault("num_clips", cfg.eval.num_clips)
+        kwargs.setdefault("num_crops", cfg.eval.num_crops)
+    return kwargs
+
+
+def build_split(cfg: Config, split: str) -> Any:
+    from assemblenet.data import build_dataset
+
+    section = cfg.data.train if split == "train" else cfg.data.val
+    if not section:
+        raise ConfigError(f"config key 'data.{split}': no dataset arguments given (e.g. root/csv_path)")
+    dataset = build_dataset(cfg.data.dataset, **dataset_kwargs(cfg, split))
+    if cfg.data.scan:
+        dataset.scan(progress=False)
+    return dataset
+
+
+# -- the trainer -----------------------------------------------------------------------------------------
+class Trainer:
+    """Builds everything a config describes and runs the loop; see :func:`run_training`."""
+
+    def __init__(self, cfg: Config, *, graph: Any = None, train_dataset: Any = None, val_dataset: Any = None,
+                 progress: bool | None = None) -> None:
+        self.cfg = cfg
+        self.dist: DistInfo = init_distributed("cuda" if cfg.train.device.startswith("cuda") or
+                                               (cfg.train.device == "auto" and torch.cuda.is_available())
+                                               else "cpu")
+        self.device = resolve_device(cfg.train.device, self.dist.local_rank)
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        if cfg.train.amp == "fp16" and self.device.type != "cuda":
+            raise ConfigError("config key 'train.amp': fp16 needs a GPU (GradScaler); use bf16 on CPU")
+        self.progress = cfg.train.progress if progress is None else progress
+        self.run_dir = Path(cfg.output.dir) if cfg.output.dir else None
+        self.writes = self.run_dir is not None and self.dist.is_main
+        seed_everything(cfg.seed)
+
+        self.train_dataset = train_dataset if train_dataset is not None else build_split(cfg, "train")
+        self.val_dataset = val_dataset
+        self.multi_label = bool(getattr(self.train_dataset, "multi_label", False))
+        self.num_classes = int(self.train_dataset.num_classes)
+        self.class_names = list(getattr(self.train_dataset, "class_names", []) or [])
+        if cfg.model.num_classes is not None and cfg.model.num_classes != self.num_classes:
+            raise ConfigError(f"config key 'model.num_classes' is {cfg.model.num_classes} but the training set "
+                              f"has {self.num_classes} classes")
+        self.loss_kind = ("bce" if self.multi_label else "ce") if cfg.train.loss == "auto" else cfg.train.loss
+        if self.loss_kind == "ce" and self.multi_label:
+            raise ConfigError("config key 'train.loss': 'ce' needs single-label data; this dataset is multi-label")
+        self.primary_metric = primary_metric_name(cfg.eval.metric, self.multi_label)
+        if self.primary_metric == "mean_class_accuracy" and self.multi_label:
+            raise ConfigError("config key 'eval.metric': mean_class_accuracy needs single-label data")
+
+        self.input_graph = graph
+        model, self.model_spec = build_model(cfg.model, self.num_classes, graph=graph)
+        if cfg.model.sync_bn and self.dist.enabled:
+            model = convert_sync_bn(model, self.device)
+        self.model = model.to(self.device)
+
+        self.global_batch = cfg.data.batch_size * self.dist.world_size
+        self.steps_per_epoch = len(self.train_dataset) // self.global_batch
+        if self.steps_per_epoch < 1:
+            raise ConfigError(f"config key 'data.batch_size': {cfg.data.batch_size} clips x {self.dist.world_size} "
+                              f"processes is more than the {len(self.train_dataset)} training clips")
+        self.total_steps = cfg.optim.max_steps or cfg.optim.epochs * self.steps_per_epoch
+        warmup = cfg.optim.warmup_steps if cfg.optim.warmup_steps is not None else \
+            round(cfg.optim.warmup_epochs * self.steps_per_epoch)
+        self.warmup_steps = min(int(warmup), self.total_steps)
+        self.peak_lr = scaled_lr(cfg.optim.lr, self.global_batch, cfg.optim.reference_batch_size, cfg.optim.scale_lr)
+        self.optimizer = build_optimizer(self.model, cfg.optim, self.peak_lr)
+        self.scheduler = build_scheduler(self.optimizer, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
+                                         schedule=cfg.optim.schedule, peak_lr=self.peak_lr, min_lr=cfg.optim.min_lr)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16")
+        self.ema = ModelEMA(self.model, cfg.train.ema_decay) if cfg.train.ema_decay else None
+
+        self.step = 0
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.evaluated_step = -1
+        self.history: list[dict[str, Any]] = []
+        self.last_checkpoint: Path | None = None
+        self.resumed_from: Path | None = None
+        self.last_eval: EvalResult | None = None
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "evaluated_step": self.evaluated_step,
+            "model": unwrap_model(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": ckpt.capture_rng_state(),
+            "config": self.cfg.to_dict(),
+            "model_spec": self.model_spec,
+            "class_names": self.class_names,
+            "multi_label": self.multi_label,
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        unwrap_model(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
+        self.step = int(state["step"])
+        self.epoch = int(state["epoch"])
+        self.step_in_epoch = int(state["step_in_epoch"])
+        self.evaluated_step = int(state.get("evaluated_step", -1))
+        self.history = list(state.get("history", []))
+        ckpt.restore_rng_state(state["rng"])
+
+    def save_checkpoint(self) -> None:
+        # Every rank holds the same parameters; BN statistics are taken from rank 0 so that all ranks match.
+        broadcast_buffers(unwrap_model(self.model))
+        if self.writes:
+            self.last_checkpoint = ckpt.save_checkpoint(self.state_dict(), self.run_dir, self.step,
+                                                        keep=self.cfg.train.keep_checkpoints)
+        barrier()
+
+    def maybe_resume(self) -> None:
+        if self.run_dir is None:
+            return
+        if not self.cfg.train.resume:
+            old = ckpt.list_checkpoints(self.run_dir)
+            if old and self.dist.is_main:
+                logger.warning("train.resume is false: removing %d old checkpoints from %s", len(old), self.run_dir)
+                for _, path in old:
+                    path.unlink(missing_ok=True)
+            barrier()
+            return
+        path = ckpt.latest_checkpoint(self.run_dir)
+        if path is None:
+            return
+        state = ckpt.load_checkpoint(path, map_location=self.device)
+        saved_spec = state.get("model_spec")
+        if saved_spec is not None and saved_spec != self.model_spec:
+            raise ConfigError(f"{path} was trained with a different model ({saved_spec.get('name') or 'a graph'}); "
+                              f"use another output.dir or set train.resume=false")
+        self.load_state_dict(state)
+        self.resumed_from = path
+        self.last_checkpoint = path
+        if self.dist.is_main:
+            logger.info("resumed from %s (step %d, epoch %d)", path, self.step, self.epoch)
+
+    # -- pieces of the loop ----------------------------------------------------------------------------------
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        smoothing = self.cfg.optim.label_smoothing
+        if self.loss_kind == "bce":
+            if target.dim() == 3:  # per-frame targets: the clip's label set
+                target = target.amax(dim=1)
+            if target.dim() == 1:
+                target = nn.functional.one_hot(target, self.num_classes).float()
+            target = target.float()
+            if smoothing:
+                target = target * (1 - smoothing) + 0.5 * smoothing
+            return nn.functional.binary_cross_entropy_with_logits(logits, target)
+        return nn.functional.cross_entropy(logits, target.long(), label_smoothing=smoothing)
+
+    def _train_loader(self) -> tuple[torch.utils.data.DataLoader, ResumableSampler]:
+        from assemblenet.data import collate
+
+        sampler = ResumableSampler(len(self.train_dataset), world_size=self.dist.world_size, rank=self.dist.rank,
+                                   seed=self.cfg.seed, shuffle=True)
+        sampler.set_epoch(self.epoch, self.step_in_epoch * self.cfg.data.batch_size)
+        workers = self.cfg.data.num_workers
+        loader = torch.utils.data.DataLoader(
+            SeededDataset(self.train_dataset), batch_size=self.cfg.data.batch_size, sampler=sampler,
+            num_workers=workers, collate_fn=collate, drop_last=True, pin_memory=self.device.type == "cuda",
+            prefetch_factor=2 if workers else None)
+        return loader, sampler
+
+    def _eval_model(self) -> nn.Module:
+        if self.ema is not None and self.cfg.eval.use_ema:
+            return self.ema.module
+        return unwrap_model(self.model)
+
+    def run_eval(self, *, final: bool = False) -> EvalResult:
+        if self.val_dataset is None:
+            self.val_dataset = build_split(self.cfg, "val")
+        broadcast_buffers(unwrap_model(self.model))
+        cfg = self.cfg
+        result = evaluate(self._eval_model(), self.val_dataset, device=self.device, batch_size=cfg.eval.batch_size,
+                          num_workers=cfg.data.num_workers, aggregation=cfg.eval.aggregation,
+                          amp="none" if cfg.train.amp == "none" else "bf16" if self.device.type == "cpu"
+                          else cfg.train.amp, progress=self.progress, desc="final eval" if final else "eval")
+        if not result.class_names:
+            result.class_names = self.class_names
+        result.metrics["metric"] = result.metrics.get(self.primary_metric, float("nan"))
+        record = {"epoch": self.epoch, **result.metrics}
+        self.history.append({"step": self.step, **record})
+        self.logger.log("val", self.step, record)
+        self.evaluated_step = self.step
+        self.last_eval = result
+        if self.dist.is_main:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k not in ("num_videos", "metric"))
+            logger.info("step %d validation (%d videos): %s", self.step, len(result.video_ids), shown)
+        return result
+
+    def _eval_due(self) -> bool:
+        every = self.cfg.train.eval_every_epochs
+        return every > 0 and self.step_in_epoch == 0 and self.epoch > 0 and self.epoch % every == 0
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        self.maybe_resume()
+        if self.writes:
+            save_config(cfg, self.run_dir / "config.yaml")
+        self.logger = MetricsLogger(self.run_dir if self.writes else None, tensorboard=cfg.output.tensorboard,
+                                    resume_step=self.step if self.resumed_from is not None else None)
+        model = self.model
+        if self.dist.enabled:
+            model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.dist.is_main:
+            logger.info("training %s: %d classes, %d train clips, %d steps/epoch x %d processes, %d steps, "
+                        "peak lr %.4g (batch %d), %s loss", self.model_spec.get("name") or "graph model",
+                        self.num_classes, len(self.train_dataset), self.steps_per_epoch, self.dist.world_size,
+                        self.total_steps, self.peak_lr, self.global_batch, self.loss_kind)
+        # A resumed run whose last epoch ended without its evaluation does it now.
+        if self.resumed_from is not None and self._eval_due() and self.evaluated_step < self.step \
+                and self.step < self.total_steps:
+            self.run_eval()
+            self.save_checkpoint()
+
+        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                   disable=not (self.progress and self.dist.is_main), desc="train")
+        window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
+        smoothed = None
+        try:
+            while self.step < self.total_steps:
+                loader, _ = self._train_loader()
+                set_train_mode(model, frozen_bn=cfg.model.frozen_bn)
+                for clip, target, _meta in loader:
+                    loss_value = self._train_step(model, clip, target)
+                    self.step += 1
+                    self.step_in_epoch += 1
+                    window_loss += loss_value
+                    window_steps += 1
+                    smoothed = loss_value if smoothed is None else 0.9 * smoothed + 0.1 * loss_value
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    bar.update(1)
+                    if self.step % cfg.train.log_every_steps == 0 or self.step == self.total_steps:
+                        elapsed = max(time.perf_counter() - window_start, 1e-9)
+                        clips_per_s = window_steps * self.global_batch / elapsed
+                        mean_loss = mean_over_ranks(window_loss / window_steps, self.device)
+                        self.logger.log("train", self.step, {"epoch": self.epoch, "loss": mean_loss, "lr": lr,
+                                                             "clips_per_s": clips_per_s})
+                        bar.set_postfix(loss=f"{smoothed:.4f}", lr=f"{lr:.3g}", clips_s=f"{clips_per_s:.1f}")
+                        window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
+                    if cfg.train.checkpoint_every_steps and self.step % cfg.train.checkpoint_every_steps == 0 \
+                            and self.step_in_epoch < self.steps_per_epoch:
+                        self.save_checkpoint()
+                    if self.step >= self.total_steps or self.step_in_epoch >= self.steps_per_epoch:
+                        break
+                if self.step_in_epoch >= self.steps_per_epoch:
+                    self.epoch += 1
+                    self.step_in_epoch = 0
+                    self.save_checkpoint()
+                    if self._eval_due() and self.step < self.total_steps:
+                        self.run_eval()
+                        self.save_checkpoint()
+                        set_train_mode(model, frozen_bn=cfg.model.frozen_bn)
+                elif self.step >= self.total_steps:
+                    self.save_checkpoint()  # a budget that ends mid-epoch
+        finally:
+            bar.close()
+        return self._finish()
+
+    def _train_step(self, model: nn.Module, clip: Any, target: torch.Tensor) -> float:
+        cfg = self.cfg
+        inputs = model_inputs(clip, self.device, non_blocking=True)
+        target = target.to(self.device, non_blocking=True)
+        with autocast_context(self.device, cfg.train.amp):
+            logits = model(*inputs)
+        loss = self._loss(logits, target)
+        if any_rank(not bool(torch.isfinite(loss).item()), self.device):
+            self._diverged(float(loss.item()))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.optim.grad_clip_norm:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(unwrap_model(model))
+        return float(loss.detach().item())
+
+    def _diverged(self, value: float) -> None:
+        where = f"step {self.step + 1} (epoch {self.epoch})"
+        kept = f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else \
+            "no checkpoint had been written yet"
+        self.logger.log("error", self.step, {"error": f"non-finite loss {value}", "epoch": self.epoch})
+        self.logger.close()
+        raise TrainingDivergedError(
+            f"training stopped: the loss is {value} at {where}; {kept}. Lower optim.lr, set optim.grad_clip_norm, "
+            "or check the data")
+
+    def _finish(self) -> TrainResult:
+        cfg = self.cfg
+        if self.evaluated_step == self.step and self.last_eval is not None:
+            result = self.last_eval
+        else:
+            result = self.run_eval(final=True)
+        eval_model = self._eval_model()
+        weights_path = None
+        if self.writes:
+            sidecar_config = cfg.to_dict()
+            weights_path = save_weights(
+                eval_model, self.run_dir / WEIGHTS_FILE, model_spec=self.model_spec, class_names=self.class_names,
+                multi_label=self.multi_label, config=sidecar_config, metrics=result.metrics,
+                input_spec={"num_frames": cfg.data.num_frames, "crop_size": cfg.data.crop_size,
+                            "modalities": list(cfg.data.modalities)})
+            write_eval_outputs(result, self.run_dir / EVAL_DIR, save_predictions=cfg.output.save_predictions,
+                               extra={"step": self.step, "aggregation": cfg.eval.aggregation,
+                                      "primary_metric": self.primary_metric})
+            final = {"step": self.step, "epoch": self.epoch, "primary_metric": self.primary_metric,
+                     "metrics": result.metrics, "weights": str(weights_path)}
+            tmp = self.run_dir / f".{FINAL_METRICS_FILE}.tmp"
+            tmp.write_text(json.dumps(_finite(final), indent=1), encoding="utf-8")
+            os.replace(tmp, self.run_dir / FINAL_METRICS_FILE)
+            try:
+                plot_training_curves(read_metrics(self.run_dir / "metrics.jsonl"), self.run_dir / "training_curves.png",
+                                     self.primary_metric)
+            except Exception as exc:  # noqa: BLE001 - a plot must never fail a finished run
+                logger.warning("could not plot the training curves: %s", exc)
+        self.logger.close()
+        barrier()
+        connection_weights: dict[tuple[int, int], float] = {}
+        learned_graph = None
+        if hasattr(eval_model, "connection_weights"):
+            connection_weights = dict(eval_model.connection_weights())
+            learned_graph = _learned_graph(eval_model, self.input_graph, self.cfg, connection_weights)
+        return TrainResult(metrics=dict(result.metrics), primary_metric=self.primary_metric, model=eval_model,
+                           learned_graph=learned_graph, connection_weights=connection_weights, steps=self.step,
+                           output_dir=self.run_dir, weights_path=weights_path, resumed_from=self.resumed_from,
+                           history=list(self.history), eval_result=result)
+
+
+def _learned_graph(model: nn.Module, input_graph: Any, cfg: Config, weights: dict[tuple[int, int], float]) -> Any:
+    """The input graph (unscaled) carrying the learned strengths; the model's own graph when built from a
+    preset."""
+    from assemblenet.engine.modeling import resolve_graph
+    from assemblenet.graph import BlockNode
+
+    graph = resolve_graph(input_graph if input_graph is not None else cfg.model.graph)
+    if graph is None:
+        return model.graph_with_learned_weights()
+    per_node = []
+    for index, node in enumerate(graph.nodes):
+        if isinstance(node, BlockNode) and len(node.inputs) > 1:
+            per_node.append([weights[(source, index)] for source in node.inputs])
+        else:
+            per_node.append(None)
+    return graph.with_edge_weights(per_node)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def run_training(config: str | os.PathLike | Mapping[str, Any] | Config | None = None, *, graph: Any = None,
+                 output_dir: str | os.PathLike | None = _UNSET, seed: int | None = None,
+                 max_steps: int | None = None, width_multiplier: float | None = None,
+                 overrides: Mapping[str, Any] | Iterable[str] = (), device: str | None = None,
+                 num_threads: int | None = None, progress: bool | None = None, train_dataset: Any = None,
+                 val_dataset: Any = None) -> TrainResult:
+    """Train (and validate) the model a config describes; the programmatic form of ``assemblenet train``.
+
+    Args:
+        config: a YAML path, a mapping, or a :class:`Config`.
+        graph: an ``AssembleNetGraph`` (or graph file / official name) to train instead of ``model.name`` /
+            ``model.graph``; its connection weights are learned unless ``model.learnable_weights`` is false.
+        output_dir: replaces ``output.dir``; ``None`` writes nothing (no checkpoints, logs or weights).
+        seed, max_steps, width_multiplier, device, num_threads: replace ``seed``, ``optim.max_steps``,
+            ``model.width_multiplier``, ``train.device`` and ``train.num_threads``.
+        overrides: dotted overrides, as a mapping ``{"optim.lr": 0.1}`` or strings ``"optim.lr=0.1"``;
+            applied before the keyword arguments above.
+        progress: show progress bars (default ``train.progress``).
+        train_dataset, val_dataset: ready datasets to use instead of building them from ``data`` (lets a
+            caller reuse decoded datasets across many short runs).
+
+    Returns:
+        A :class:`TrainResult`. Deterministic given the config's seed (on CPU, and on GPU with
+        ``train.deterministic``).
+    """
+    items = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
+    cfg = load_config(config, items)
+    extra: list[tuple[str, Any]] = []
+    if output_dir is not _UNSET:
+        extra.append(("output.dir", None if output_dir is None else str(output_dir)))
+    for key, value in (("seed", seed), ("optim.max_steps", max_steps), ("model.width_multiplier", width_multiplier),
+                       ("train.device", device), ("train.num_threads", num_threads)):
+        if value is not None:
+            extra.append((key, value))
+    if extra:
+        cfg = load_config(cfg, extra)
+    trainer = Trainer(cfg, graph=graph, train_dataset=train_dataset, val_dataset=val_dataset, progress=progress)
+    return trainer.fit()

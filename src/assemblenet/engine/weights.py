@@ -1,0 +1,212 @@
+"""Trained weights as safetensors plus a JSON sidecar, and building a model from them.
+
+File layout (``assemblenet-weights/1``):
+
+- ``NAME.safetensors``: the model's ``state_dict()`` exactly as ``model.state_dict()`` names it (no DDP
+  ``module.`` prefix; buffers such as BN running statistics included), every tensor contiguous and unshared.
+  Header metadata: ``{"format": "pt", "assemblenet": "assemblenet-weights/1"}``.
+- ``NAME.safetensors.json`` (the file name plus ``.json``)::
+
+      {"format": "assemblenet-weights/1",
+       "model": {"name": "assemblenet50" | null,     # create_model preset, or null when built from a graph
+                 "graph": {...} | null,              # graph_to_dict() of the unscaled input graph
+                 "num_classes": 157,
+                 "overrides": {"depth": 50, "width_multiplier": 1.0, ...}},  # create_model/build_assemblenet kwargs
+       "class_names": [...] | null,
+       "multi_label": true | false | null,
+       "input": {"num_frames": 32, "crop_size": 224, "modalities": ["rgb"]},
+       "config": {...} | null,                       # the full training config
+       "metrics": {...}}                             # final validation metrics
+
+``create_model(name, num_classes=K, checkpoint_path=FILE, **overrides)`` loads such a file directly;
+:func:`load_model` rebuilds the model from the sidecar alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from assemblenet.errors import CheckpointError
+
+WEIGHTS_FORMAT = "assemblenet-weights/1"
+SIDECAR_SUFFIX = ".json"
+
+
+def sidecar_path(weights_path: str | os.PathLike) -> Path:
+    path = Path(weights_path)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside DDP / torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return _json_safe(value.item())
+    return value
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike, *, model_spec: Mapping[str, Any],
+                 class_names: list[str] | None = None, multi_label: bool | None = None,
+                 input_spec: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
+                 metrics: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model``'s weights and the sidecar, each atomically. Returns the weights path."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {key: tensor.detach().cpu().contiguous().clone() for key, tensor in
+             unwrap_model(model).state_dict().items()}
+    _atomic_write_bytes(path, save(state, metadata={"format": "pt", "assemblenet": WEIGHTS_FORMAT}))
+    sidecar = {
+        "format": WEIGHTS_FORMAT,
+        "model": dict(model_spec),
+        "class_names": list(class_names) if class_names is not None else None,
+        "multi_label": multi_label,
+        "input": dict(input_spec or {}),
+        "config": dict(config) if config is not None else None,
+        "metrics": dict(metrics or {}),
+    }
+    _atomic_write_bytes(sidecar_path(path), json.dumps(_json_safe(sidecar), indent=1).encode("utf-8"))
+    return path
+
+
+def read_sidecar(weights_path: str | os.PathLike) -> dict[str, Any]:
+    """The sidecar of a weights file; a clear error when the weights or the sidecar are missing."""
+    weights_path = Path(weights_path)
+    if not weights_path.is_file():
+        raise CheckpointError(f"checkpoint not found: {weights_path}")
+    side = sidecar_path(weights_path)
+    if not side.is_file():
+        raise CheckpointError(f"{weights_path}: its sidecar {side.name} is missing, so the model it holds is unknown")
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{side}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != WEIGHTS_FORMAT or "model" not in data:
+        raise CheckpointError(f"{side}: not an {WEIGHTS_FORMAT} sidecar")
+    return data
+
+
+def load_state_dict_file(weights_path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights_path = Path(weights_path)
+    if not weights_path.is_file():
+        raise CheckpointError(f"checkpoint not found: {weights_path}")
+    try:
+        return load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights_path}: not a readable safetensors file ({exc})") from None
+
+
+def load_weights_into(model: nn.Module, weights_path: str | os.PathLike) -> nn.Module:
+    """Load a weights file strictly into ``model``, with one error naming the mismatch."""
+    state = load_state_dict_file(weights_path)
+    target = unwrap_model(model)
+    result = target.load_state_dict(state, strict=False)
+    problems = []
+    if result.missing_keys:
+        problems.append(f"missing {len(result.missing_keys)} tensors, e.g. {result.missing_keys[:3]}")
+    if result.unexpected_keys:
+        problems.append(f"{len(result.unexpected_keys)} unexpected tensors, e.g. {result.unexpected_keys[:3]}")
+    if problems:
+        raise CheckpointError(f"{weights_path} does not fit this model: " + "; ".join(problems))
+    return model
+
+
+def load_model(weights_path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model a weights file describes and load its weights. Returns (model in eval mode, sidecar)."""
+    from assemblenet.engine.modeling import build_model_from_spec
+
+    sidecar = read_sidecar(weights_path)
+    try:
+        model = build_model_from_spec(sidecar["model"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{sidecar_path(weights_path)}: cannot build the model it describes ({exc})") from None
+    load_weights_into(model, weights_path)
+    return model.eval(), sidecar
+
+
+def load_trained_model(path: str | os.PathLike, *, use_ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """A trained model from a weights file (``.safetensors`` with sidecar), a training checkpoint (``.pt``)
+    or a run folder (its ``model.safetensors``, else its latest checkpoint).
+
+    Returns ``(model in eval mode, info)`` where ``info`` has ``class_names``, ``multi_label``, ``num_frames``,
+    ``crop_size``, ``modalities``, ``config`` and ``source``.
+    """
+    from assemblenet.engine import checkpoint as ckpt
+    from assemblenet.engine.modeling import build_model_from_spec
+
+    path = Path(path)
+    if path.is_dir():
+        if (path / "model.safetensors").is_file():
+            path = path / "model.safetensors"
+        else:
+            latest = ckpt.latest_checkpoint(path)
+            if latest is None:
+                raise CheckpointError(f"{path}: no model.safetensors and no checkpoints/step_*.pt in this folder")
+            path = latest
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        model, sidecar = load_model(path)
+        config = sidecar.get("config") or {}
+        data = config.get("data", {})
+        inputs = sidecar.get("input") or {}
+        info = {"class_names": sidecar.get("class_names"), "multi_label": bool(sidecar.get("multi_label")),
+                "num_frames": inputs.get("num_frames", data.get("num_frames", 32)),
+                "crop_size": inputs.get("crop_size", data.get("crop_size", 224)),
+                "modalities": inputs.get("modalities", data.get("modalities", ["rgb"])),
+                "config": config, "source": str(path), "model_spec": sidecar["model"]}
+        return model, info
+    state = ckpt.load_checkpoint(path)
+    spec = state.get("model_spec")
+    if spec is None:
+        raise CheckpointError(f"{path}: the checkpoint does not say which model it holds (no model_spec)")
+    model = build_model_from_spec(spec)
+    weights = state["model"]
+    if use_ema and state.get("ema") and state.get("config", {}).get("eval", {}).get("use_ema", True):
+        weights = state["ema"]["module"]
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path} does not fit the model it names: {str(exc).splitlines()[0]}") from None
+    config = state.get("config") or {}
+    data = config.get("data", {})
+    info = {"class_names": state.get("class_names"), "multi_label": bool(state.get("multi_label")),
+            "num_frames": data.get("num_frames", 32), "crop_size": data.get("crop_size", 224),
+            "modalities": data.get("modalities", ["rgb"]), "config": config, "source": str(path),
+            "model_spec": spec}
+    return model.eval(), info
