@@ -58,8 +58,9 @@ def test_learned_weights_from_graph_follow_the_model_convention() -> None:
 
 def test_proxy_training_names_the_missing_engine_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
+    import types
 
-    monkeypatch.delattr(engine, "run_training", raising=False)
+    monkeypatch.setitem(sys.modules, "assemblenet.engine", types.ModuleType("assemblenet.engine"))  # no entry
     monkeypatch.setitem(sys.modules, "assemblenet.engine.trainer", None)  # import fails
     fitness = ProxyTrainingFitness(train_config=None, steps=10, metric="top1", width_multiplier=0.125)
     pickle.dumps(fitness)

@@ -16,6 +16,7 @@ Implementations:
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -143,13 +144,13 @@ class ProxyTrainingFitness:
 
 def _engine_training_entry() -> Any:
     try:
-        from assemblenet import engine
+        engine = importlib.import_module("assemblenet.engine")
     except ImportError as exc:  # pragma: no cover - the package always ships engine/
         raise FitnessUnavailableError(f"proxy-training fitness needs assemblenet.engine: {exc}") from None
     run_training = getattr(engine, "run_training", None)
     if run_training is None:
         try:
-            from assemblenet.engine.trainer import run_training
+            run_training = getattr(importlib.import_module("assemblenet.engine.trainer"), "run_training", None)
         except ImportError:
             run_training = None
     if run_training is None:
