@@ -226,7 +226,9 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 10, gop
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.codec_context.thread_count = 1  # bit-exact output for a given seed
-            stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop), "keyint_min": str(gop)}
+            # x264 picks its own (lookahead) thread counts unless told; pin them so the bytes depend on the seed only.
+            stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop), "keyint_min": str(gop),
+                              "threads": "1", "x264-params": "threads=1:lookahead-threads=1:sliced-threads=0"}
             for frame in frames:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                     container.mux(packet)
