@@ -3,7 +3,7 @@ import torch
 
 from assemblenet.errors import GraphError
 from assemblenet.graph import AssembleNetGraph, official_graph
-from assemblenet.models import build_assemblenet, create_model
+from assemblenet.models import build_assemblenet, create_model, fold_batch_norm
 
 TINY = dict(depth=26, width_multiplier=0.125)
 
@@ -137,3 +137,20 @@ def test_gradients_reach_every_trainable_parameter():
     model(torch.rand(2, 3, 4, 32, 32)).logsumexp(dim=1).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert missing == []
+
+
+def test_folding_batch_norm_keeps_the_function_and_removes_every_bn():
+    model = tiny("assemblenet50").eval()
+    for module in model.modules():  # non-trivial statistics, so a wrong fold would show
+        if isinstance(module, torch.nn.BatchNorm3d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.5, 1.5)
+    x = torch.rand(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        expected = model(x)
+        folded = fold_batch_norm(model)
+        torch.testing.assert_close(folded(x), expected, rtol=1e-4, atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules())
+    with pytest.raises(ValueError, match="call model.eval"):
+        fold_batch_norm(tiny().train())

@@ -4,11 +4,12 @@ from assemblenet.models.assemblenet import AssembleNet, AssembleNode, build_asse
 from assemblenet.models.blocks import BLOCKS_PER_DEPTH, INTERMEDIATE_CHANNELS, BlockGroup, BottleneckBlock
 from assemblenet.models.fusion import SigmoidFusion
 from assemblenet.models.heads import AssembleNetHead
+from assemblenet.models.inference import fold_batch_norm
 from assemblenet.models.rep_flow import RepresentationFlow
 
 __all__ = [
     "AssembleNet", "AssembleNode", "build_assemblenet", "BLOCKS_PER_DEPTH", "INTERMEDIATE_CHANNELS",
-    "BlockGroup", "BottleneckBlock", "SigmoidFusion", "AssembleNetHead", "RepresentationFlow",
+    "BlockGroup", "BottleneckBlock", "SigmoidFusion", "AssembleNetHead", "RepresentationFlow", "fold_batch_norm",
 ]
 
 from assemblenet.models.registry import (  # noqa: E402
