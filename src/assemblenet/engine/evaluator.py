@@ -122,8 +122,8 @@ def evaluate(model: nn.Module, dataset: Any, *, device: torch.device | str = "cp
         counts = torch.bincount(inverse_t, minlength=len(videos)).double().unsqueeze(1)
         video_scores = (sums / counts).numpy()
     else:
-        video_scores = torch.full((len(videos), scores.shape[1]), -np.inf, dtype=torch.float64)
-        video_scores = video_scores.index_reduce_(0, inverse_t, scores.double(), "amax").numpy()
+        video_scores = np.full((len(videos), scores.shape[1]), -np.inf)
+        np.maximum.at(video_scores, inverse, scores.double().numpy())
     video_targets = view_targets[torch.as_tensor(first_view)].numpy()
     ids = [str(views_id[i]) for i in first_view]
     metrics = M.compute_metrics(video_scores, video_targets, multi_label=multi_label)

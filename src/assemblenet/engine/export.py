@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,13 @@ def _atomic_target(path: Path) -> Path:
 
 def export_torchscript(model: nn.Module, path: Path) -> None:
     tmp = _atomic_target(path)
-    try:
-        scripted = torch.jit.script(model)
-    except Exception as exc:  # noqa: BLE001 - report any scripting failure as one line
-        raise ExportError(f"TorchScript scripting failed: {str(exc).strip().splitlines()[0]}") from exc
-    torch.jit.save(scripted, str(tmp))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated but still the portable format
+        try:
+            scripted = torch.jit.script(model)
+        except Exception as exc:  # noqa: BLE001 - report any scripting failure as one line
+            raise ExportError(f"TorchScript scripting failed: {str(exc).strip().splitlines()[0]}") from exc
+        torch.jit.save(scripted, str(tmp))
     os.replace(tmp, path)
 
 
@@ -91,7 +94,9 @@ def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], 
 def run_exported(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:
     """Run an exported file (onnxruntime for ONNX) on ``inputs``."""
     if fmt == "torchscript":
-        module = torch.jit.load(str(path), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu").eval()
         with torch.no_grad():
             return module(*inputs).float().numpy()
     import onnxruntime as ort

@@ -363,13 +363,13 @@ class Trainer:
                 loader, _ = self._train_loader()
                 set_train_mode(model, frozen_bn=cfg.model.frozen_bn)
                 for clip, target, _meta in loader:
+                    lr = self.optimizer.param_groups[0]["lr"]  # the rate this update uses
                     loss_value = self._train_step(model, clip, target)
                     self.step += 1
                     self.step_in_epoch += 1
                     window_loss += loss_value
                     window_steps += 1
                     smoothed = loss_value if smoothed is None else 0.9 * smoothed + 0.1 * loss_value
-                    lr = self.optimizer.param_groups[0]["lr"]
                     bar.update(1)
                     if self.step % cfg.train.log_every_steps == 0 or self.step == self.total_steps:
                         elapsed = max(time.perf_counter() - window_start, 1e-9)

@@ -135,7 +135,12 @@ def load_weights_into(model: nn.Module, weights_path: str | os.PathLike) -> nn.M
     """Load a weights file strictly into ``model``, with one error naming the mismatch."""
     state = load_state_dict_file(weights_path)
     target = unwrap_model(model)
-    result = target.load_state_dict(state, strict=False)
+    try:
+        result = target.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches raise even when not strict
+        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        raise CheckpointError(f"{weights_path} does not fit this model: {details[0] if details else exc}"
+                              + (f" (and {len(details) - 1} more)" if len(details) > 1 else "")) from None
     problems = []
     if result.missing_keys:
         problems.append(f"missing {len(result.missing_keys)} tensors, e.g. {result.missing_keys[:3]}")

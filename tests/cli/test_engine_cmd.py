@@ -1,0 +1,129 @@
+"""The engine sub-commands (train, evaluate, predict, export) through ``assemblenet.cli.main.main``: bad input
+gives one ``assemblenet: error:`` line and exit status 2; good input produces the promised files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from assemblenet.cli.main import main
+from tests.engine._helpers import VAL_VIDEOS, make_synthetic_set, save_tiny_weights, tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    return make_synthetic_set(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, synthetic_root):
+    names = (synthetic_root / "classes.txt").read_text().split("\n")
+    names = [line.split(maxsplit=1)[-1] for line in names if line.strip()][:6]
+    return save_tiny_weights(tmp_path_factory.mktemp("weights") / "model.safetensors", class_names=names)
+
+
+@pytest.fixture()
+def config_path(tmp_path, synthetic_root):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(synthetic_root, tmp_path / "run")))
+    return path
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("assemblenet: error: ")
+    return err[0]
+
+
+def test_train_with_a_missing_config(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "nope.yaml")]) == 2
+    assert "config file not found" in _one_error_line(capsys)
+
+
+def test_train_with_an_unknown_key_or_wrong_type_names_it(config_path, capsys):
+    assert main(["train", str(config_path), "--set", "optim.lrr=0.1"]) == 2
+    assert "'optim.lrr'" in _one_error_line(capsys)
+    assert main(["train", str(config_path), "--set", "data.batch_size=many"]) == 2
+    assert "'data.batch_size'" in _one_error_line(capsys)
+    bad = config_path.with_name("bad.yaml")
+    bad.write_text("model: [1, 2]\n")
+    assert main(["train", str(bad)]) == 2
+    assert "'model'" in _one_error_line(capsys)
+
+
+def test_train_with_missing_data_is_one_line(config_path, tmp_path, capsys):
+    assert main(["train", str(config_path), "--set", f"data.train.root={tmp_path / 'absent'}"]) == 2
+    assert "absent" in _one_error_line(capsys)
+
+
+def test_print_config_shows_the_resolved_values(config_path, capsys):
+    assert main(["train", str(config_path), "--print-config", "--set", "optim.lr=0.25"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["optim"]["lr"] == 0.25 and printed["model"]["depth"] == 26
+
+
+def test_evaluate_writes_the_report(config_path, weights, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["evaluate", str(config_path), "--checkpoint", str(weights), "--out", str(out), "--no-progress",
+                 "--set", "eval.num_clips=2", "--set", "eval.aggregation=max"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{VAL_VIDEOS} videos x 2 views (max over views)" in printed
+    assert "mAP (official Charades)" in printed and "mAP (sklearn-style)" in printed
+    report = json.loads((out / "eval_metrics.json").read_text())
+    assert report["views"] == [2, 1] and report["metrics"]["num_videos"] == VAL_VIDEOS
+    for name in ("predictions.txt", "per_class_ap.csv", "confusion_matrix.csv", "confusion_matrix.png"):
+        assert (out / name).is_file()
+
+
+def test_evaluate_with_a_missing_checkpoint(config_path, tmp_path, capsys):
+    assert main(["evaluate", str(config_path), "--checkpoint", str(tmp_path / "gone.safetensors")]) == 2
+    assert "checkpoint not found" in _one_error_line(capsys)
+
+
+def test_predict_prints_top_classes_and_writes_a_timeline(weights, synthetic_root, tmp_path, capsys):
+    video = sorted((synthetic_root / "videos").glob("*.mp4"))[0]
+    timeline = tmp_path / "t.json"
+    assert main(["predict", str(video), "--checkpoint", str(weights), "--topk", "3", "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)
+    assert len(top) == 3 and top[0]["score"] >= top[1]["score"] >= top[2]["score"]
+    assert main(["predict", str(video), "--checkpoint", str(weights), "--topk", "2", "--timeline", str(timeline)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].strip().startswith("1. ") and lines[2].strip().startswith("2. ")
+    assert json.loads(timeline.read_text())["windows"] and timeline.with_suffix(".png").is_file()
+
+
+def test_predict_with_an_unreadable_video(weights, tmp_path, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("this is not a video")
+    assert main(["predict", str(broken), "--checkpoint", str(weights)]) == 2
+    assert "broken.mp4" in _one_error_line(capsys)
+    assert main(["predict", str(tmp_path / "absent.mp4"), "--checkpoint", str(weights)]) == 2
+    assert "absent.mp4" in _one_error_line(capsys)
+
+
+def test_predict_with_a_missing_checkpoint(synthetic_root, tmp_path, capsys):
+    video = sorted((synthetic_root / "videos").glob("*.mp4"))[0]
+    assert main(["predict", str(video), "--checkpoint", str(tmp_path / "none.safetensors")]) == 2
+    assert "checkpoint not found" in _one_error_line(capsys)
+    assert main(["predict", str(video)]) == 2
+    assert "--checkpoint" in _one_error_line(capsys)
+
+
+def test_export_torchscript_from_the_cli(weights, tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    assert main(["export", "--checkpoint", str(weights), "--format", "torchscript", "--output", str(out)]) == 0
+    assert "max |exported - eager|" in capsys.readouterr().out and out.is_file()
+    assert main(["export", "--checkpoint", str(tmp_path / "x.safetensors"), "--format", "onnx"]) == 2
+    assert "checkpoint not found" in _one_error_line(capsys)

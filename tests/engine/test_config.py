@@ -1,0 +1,119 @@
+"""Config schema: YAML loading, base files, dotted overrides, up-front validation, and the shipped configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from assemblenet.engine.config import (
+    Config,
+    apply_overrides,
+    describe_schema,
+    load_config,
+    parse_override,
+    save_config,
+)
+from assemblenet.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_defaults_follow_the_documented_recipe():
+    cfg = load_config({})
+    assert (cfg.data.num_frames, cfg.data.crop_size) == (32, 224)
+    assert cfg.optim.optimizer == "sgd" and cfg.optim.momentum == 0.9 and cfg.optim.schedule == "cosine"
+    assert cfg.optim.warmup_epochs > 0 and cfg.optim.scale_lr
+
+
+def test_overrides_are_parsed_as_yaml_values():
+    assert parse_override("optim.lr=0.1") == ("optim.lr", 0.1)
+    assert parse_override("data.modalities=[rgb, flow]") == ("data.modalities", ["rgb", "flow"])
+    assert parse_override("model.graph=null") == ("model.graph", None)
+    assert parse_override("output.dir=runs/a=b") == ("output.dir", "runs/a=b")
+    cfg = load_config({}, ["optim.lr=0.1", "data.train.csv_path=/x.csv", "train.amp=bf16"])
+    assert cfg.optim.lr == 0.1 and cfg.data.train == {"csv_path": "/x.csv"} and cfg.train.amp == "bf16"
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["optim.lrr=0.1"], "optim.lrr"),
+    (["modle.name=x"], "modle"),
+    (["optim.lr=fast"], "optim.lr"),
+    (["optim.epochs=2.5"], "optim.epochs"),
+    (["train.amp=fp8"], "train.amp"),
+    (["data.batch_size=0"], "data.batch_size"),
+    (["eval.num_crops=2"], "eval.num_crops"),
+    (["model.dropout=true"], "model.dropout"),
+])
+def test_bad_keys_and_values_name_the_key(overrides, key):
+    with pytest.raises(ConfigError) as info:
+        load_config({}, overrides)
+    message = str(info.value)
+    assert f"'{key}'" in message and "\n" not in message
+
+
+def test_unknown_key_suggests_the_close_one():
+    with pytest.raises(ConfigError, match="did you mean 'lr'"):
+        load_config({"optim": {"lrr": 1.0}})
+
+
+def test_override_through_a_scalar_is_rejected():
+    with pytest.raises(ConfigError, match="'optim.lr' is not a section"):
+        apply_overrides({"optim": {"lr": 1.0}}, ["optim.lr.x=1"])
+
+
+def test_base_files_merge_and_paths_are_named_in_errors(tmp_path):
+    (tmp_path / "base.yaml").write_text("optim: {lr: 0.5, epochs: 3}\ndata: {num_frames: 8}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\noptim: {epochs: 7}\n")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert (cfg.optim.lr, cfg.optim.epochs, cfg.data.num_frames) == (0.5, 7, 8)
+    (tmp_path / "bad.yaml").write_text("base: base.yaml\noptim: {momentum: high}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*'optim\.momentum'"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="loops"):
+        load_config(tmp_path / "loop.yaml")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = load_config({}, ["optim.lr=0.3", "model.graph=asn101", "data.val.root=/v"])
+    path = save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(path) == cfg
+    assert isinstance(load_config(cfg), Config) and load_config(cfg) is not cfg
+
+
+def test_schema_description_lists_every_key():
+    text = describe_schema()
+    for key in ("model.graph", "optim.lr", "optim.max_steps", "train.amp", "eval.aggregation", "output.dir"):
+        assert f"\n{key}:" in f"\n{text}"
+
+
+SHIPPED = sorted(CONFIG_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_configs_validate(path):
+    cfg = load_config(path)
+    assert cfg.name == path.stem
+    raw = yaml.safe_load(path.read_text())
+    assert raw.get("name") == path.stem
+
+
+def test_shipped_configs_cover_the_paper_settings():
+    names = {p.stem for p in SHIPPED}
+    assert {"synthetic", "charades_assemblenet50", "charades_assemblenet101", "moments_in_time", "kinetics600",
+            "smarthome", "ucf101"} <= names
+    charades = load_config(CONFIG_DIR / "charades_assemblenet50.yaml")
+    assert charades.model.num_classes == 157 and charades.train.loss == "bce" and charades.eval.metric == "map"
+    assert load_config(CONFIG_DIR / "charades_assemblenet101.yaml").model.name == "assemblenet101"
+    assert load_config(CONFIG_DIR / "moments_in_time.yaml").model.num_classes == 339
+    assert load_config(CONFIG_DIR / "kinetics600.yaml").model.num_classes == 600
+    smarthome = load_config(CONFIG_DIR / "smarthome.yaml")
+    assert smarthome.model.num_classes == 31 and smarthome.eval.metric == "mean_class_accuracy"
+    assert load_config(CONFIG_DIR / "ucf101.yaml").model.num_classes == 101

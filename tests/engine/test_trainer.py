@@ -1,0 +1,188 @@
+"""The training loop on the tiny synthetic set: outputs, schedule, resume after SIGKILL, divergence, options,
+and the programmatic API the search uses."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from assemblenet.engine import checkpoint as ckpt
+from assemblenet.engine.config import load_config
+from assemblenet.engine.optim import lr_factor
+from assemblenet.engine.runlog import read_metrics
+from assemblenet.engine.trainer import Trainer, TrainingDivergedError, run_training
+from tests.engine._helpers import TRAIN_VIDEOS, tiny_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_training_writes_a_complete_run_and_follows_the_schedule(synthetic_root, tmp_path):
+    out = tmp_path / "run"
+    cfg = tiny_config(synthetic_root, out, optim={"epochs": 2, "warmup_epochs": 1},
+                      train={"checkpoint_every_steps": 2, "keep_checkpoints": 3})
+    result = run_training(cfg)
+    steps_per_epoch = TRAIN_VIDEOS // 4
+    assert result.steps == 2 * steps_per_epoch
+    for name in ("config.yaml", "metrics.jsonl", "final_metrics.json", "model.safetensors",
+                 "model.safetensors.json", "training_curves.png", "eval/predictions.txt", "eval/per_class_ap.csv",
+                 "eval/confusion_matrix.csv", "eval/confusion_matrix.png", "eval/eval_metrics.json"):
+        assert (out / name).is_file(), name
+    assert [s for s, _ in ckpt.list_checkpoints(out)][-1] == result.steps
+
+    records = read_metrics(out / "metrics.jsonl")
+    train = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in train] == list(range(1, result.steps + 1))
+    peak = 0.1  # lr 0.1 at reference batch 4 = the batch size
+    for r in train:  # step s logs the rate of update s, the (s-1)-th counted from 0
+        expected = peak * lr_factor(r["step"] - 1, total_steps=result.steps, warmup_steps=steps_per_epoch)
+        assert r["lr"] == pytest.approx(expected, rel=1e-6)
+    assert all(math.isfinite(r["loss"]) for r in train)
+    val = [r for r in records if r["kind"] == "val"]
+    assert [r["step"] for r in val] == [steps_per_epoch, 2 * steps_per_epoch]
+
+    final = json.loads((out / "final_metrics.json").read_text())
+    assert final["metrics"]["top1"] == pytest.approx(result.metrics["top1"])
+    assert {"map", "map_sklearn", "top1", "top5", "mean_class_accuracy", "metric"} <= set(result.metrics)
+    lines = (out / "eval/predictions.txt").read_text().splitlines()
+    assert len(lines) == result.metrics["num_videos"] and len(lines[0].split()) == 1 + 6
+    sidecar = json.loads((out / "model.safetensors.json").read_text())
+    assert sidecar["class_names"][:2] == ["slide_right", "slide_left"] and sidecar["multi_label"] is False
+
+    # The learned graph carries what the connection logits learned, at the unscaled widths.
+    assert result.learned_graph.has_edge_weights
+    assert result.learned_graph.nodes[14].filters == 512
+    for (source, target), weight in result.connection_weights.items():
+        node = result.learned_graph.nodes[target]
+        if len(node.inputs) > 1:
+            assert node.edge_weights[node.inputs.index(source)] == pytest.approx(weight)
+
+    # Restarting a finished run resumes at its end: no more steps, the same metrics.
+    again = run_training(cfg)
+    assert again.resumed_from is not None and again.steps == result.steps
+    assert again.metrics == pytest.approx(result.metrics)
+
+
+def _start_train(config_path: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "assemblenet.cli.main", "train", str(config_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+
+
+def test_sigkill_mid_run_then_restart_matches_an_uninterrupted_run(synthetic_root, tmp_path):
+    sections = dict(optim={"epochs": 4, "warmup_epochs": 1}, train={"checkpoint_every_steps": 3},
+                    eval={"num_clips": 2})
+    reference = run_training(tiny_config(synthetic_root, tmp_path / "reference", **sections))
+
+    out = tmp_path / "killed"
+    config_path = tmp_path / "killed.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_config(synthetic_root, out, **sections)))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    process = _start_train(config_path, env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(step >= 6 for step, _ in ckpt.list_checkpoints(out)):
+            break
+        time.sleep(0.005)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = ckpt.list_checkpoints(out)[-1][0]
+    assert killed_at < reference.steps and not (out / "final_metrics.json").exists()
+
+    finished = subprocess.run([sys.executable, "-m", "assemblenet.cli.main", "train", str(config_path)],
+                              capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert f"resumed from {ckpt.checkpoint_path(out, killed_at)}" in finished.stderr
+    final = json.loads((out / "final_metrics.json").read_text())["metrics"]
+    for key in ("map", "map_sklearn", "top1", "top5", "mean_class_accuracy"):
+        assert final[key] == pytest.approx(reference.metrics[key], abs=1e-6), key
+    resumed_weights = load_file(str(out / "model.safetensors"))
+    for name, tensor in reference.model.state_dict().items():
+        torch.testing.assert_close(resumed_weights[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+    steps = [r["step"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "train"]
+    assert steps == list(range(1, reference.steps + 1))  # records of the lost steps were replaced, not doubled
+
+
+class _NaNAfter(torch.utils.data.Dataset):
+    """Serves the wrapped dataset, but NaN clips from the ``good``-th item on (a diverging run)."""
+
+    def __init__(self, dataset, good: int) -> None:
+        self.dataset, self.good, self.served = dataset, good, 0
+        self.num_classes, self.class_names, self.multi_label = dataset.num_classes, dataset.class_names, False
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        clip, target, meta = self.dataset[index]
+        self.served += 1
+        return (clip * float("nan") if self.served > self.good else clip), target, meta
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path):
+    from assemblenet.engine.trainer import build_split
+
+    out = tmp_path / "run"
+    cfg = load_config(tiny_config(synthetic_root, out, train={"checkpoint_every_steps": 2}))
+    train = _NaNAfter(build_split(cfg, "train"), good=4 * 3)  # three good steps of batch 4
+    with pytest.raises(TrainingDivergedError) as info:
+        run_training(cfg, train_dataset=train)
+    message = str(info.value)
+    assert "\n" not in message and "step 4" in message and str(ckpt.checkpoint_path(out, 2)) in message
+    assert [s for s, _ in ckpt.list_checkpoints(out)] == [2]
+    state = ckpt.load_checkpoint(ckpt.checkpoint_path(out, 2))
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+    assert read_metrics(out / "metrics.jsonl")[-1]["kind"] == "error"
+
+
+def test_frozen_bn_ema_bf16_and_clipping(synthetic_root):
+    cfg = load_config(tiny_config(synthetic_root, None, optim={"max_steps": 3, "grad_clip_norm": 0.5},
+                                  train={"amp": "bf16", "ema_decay": 0.9}, model={"frozen_bn": True}))
+    trainer = Trainer(cfg)
+    initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    result = trainer.fit()
+    assert result.steps == 3 and math.isfinite(result.metrics["map"])
+    trained = trainer.model.state_dict()
+    bn_stats = [k for k in trained if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert bn_stats and all(torch.equal(trained[k], initial[k]) for k in bn_stats)  # frozen BN
+    weights = [k for k in trained if k.endswith("conv.weight")]
+    assert any(not torch.equal(trained[k], initial[k]) for k in weights)  # yet the network trained
+    assert result.model is trainer.ema.module  # evaluation used the EMA weights
+    ema = trainer.ema.module.state_dict()
+    assert any(not torch.equal(ema[k], trained[k]) for k in weights)
+    assert trainer.scheduler.last_epoch == 3
+
+
+def test_fp16_on_cpu_is_rejected_up_front(synthetic_root):
+    from assemblenet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.amp"):
+        run_training(tiny_config(synthetic_root, None, train={"amp": "fp16"}))
+
+
+def test_search_api_trains_a_graph_within_a_step_budget_without_writing(synthetic_root, tmp_path, monkeypatch):
+    from assemblenet.graph import official_graph
+
+    monkeypatch.chdir(tmp_path)
+    base = tiny_config(synthetic_root, tmp_path / "should_not_exist")
+    base["model"]["width_multiplier"] = 1.0
+    graph = official_graph("asn50", with_weights=False)
+    kwargs = dict(graph=graph, output_dir=None, seed=5, max_steps=3, width_multiplier=0.125,
+                  overrides={"optim.lr": 0.05}, device="cpu")
+    first = run_training(base, **kwargs)
+    second = run_training(base, **kwargs)
+    assert first.steps == 3 and not (tmp_path / "should_not_exist").exists() and not list(tmp_path.iterdir())
+    assert first.metrics == second.metrics and first.connection_weights == second.connection_weights
+    assert set(first.connection_weights) == {(e.source, e.target) for e in graph.edges()}
+    assert first.learned_graph.nodes[14].filters == 512 and first.learned_graph.has_edge_weights
+    assert "top1" in first.metrics and first.metric == first.metrics["top1"]
