@@ -186,3 +186,18 @@ def test_search_api_trains_a_graph_within_a_step_budget_without_writing(syntheti
     assert set(first.connection_weights) == {(e.source, e.target) for e in graph.edges()}
     assert first.learned_graph.nodes[14].filters == 512 and first.learned_graph.has_edge_weights
     assert "top1" in first.metrics and first.metric == first.metrics["top1"]
+
+
+def test_multi_label_charades_style_training_uses_bce_and_charades_map(synthetic_root, tmp_path):
+    out = tmp_path / "run"
+    cfg = tiny_config(synthetic_root, out, optim={"max_steps": 4},
+                      data={"train": {"root": str(synthetic_root), "split": "train", "annotation": "charades"},
+                            "val": {"root": str(synthetic_root), "split": "val", "annotation": "charades"}})
+    trainer = Trainer(load_config(cfg))
+    assert trainer.multi_label and trainer.loss_kind == "bce" and trainer.primary_metric == "map"
+    result = trainer.fit()
+    assert result.metric == result.metrics["map"] and "mean_class_accuracy" not in result.metrics
+    ids, _ = zip(*(line.split(maxsplit=1) for line in (out / "eval/predictions.txt").read_text().splitlines()))
+    csv_ids = [line.split(",")[0] for line in (synthetic_root / "charades_val.csv").read_text().splitlines()[1:]]
+    assert sorted(ids) == sorted(csv_ids)  # every validation video, multi-action ones included
+    assert not (out / "eval/confusion_matrix.csv").exists()

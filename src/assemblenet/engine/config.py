@@ -90,7 +90,7 @@ class OptimConfig:
     warmup_epochs: float = 5.0
     warmup_steps: Optional[int] = None  # overrides warmup_epochs
     epochs: int = 44
-    max_steps: Optional[int] = None  # caps the run (cheap proxy runs); the schedule spans the capped length
+    max_steps: Optional[int] = None  # total updates, replacing epochs (step budgets of proxy runs)
     grad_clip_norm: Optional[float] = None
     label_smoothing: float = 0.0
 

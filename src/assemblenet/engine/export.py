@@ -82,9 +82,11 @@ def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], 
     names = _input_names(inputs)
     kwargs = {"flow": inputs[1]} if len(inputs) > 1 else {}
     try:
-        torch.onnx.export(model, (inputs[0],), str(tmp), kwargs=kwargs, dynamo=True, input_names=names,
-                          output_names=["logits"], opset_version=opset, optimize=True, verbose=False,
-                          external_data=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.export internals, not actionable here
+            torch.onnx.export(model, (inputs[0],), str(tmp), kwargs=kwargs, dynamo=True, input_names=names,
+                              output_names=["logits"], opset_version=opset, optimize=True, verbose=False,
+                              external_data=False)
     except Exception as exc:  # noqa: BLE001
         tmp.unlink(missing_ok=True)
         raise ExportError(f"ONNX export failed: {str(exc).strip().splitlines()[0]}") from exc

@@ -33,6 +33,7 @@ from assemblenet.engine.config import Config, load_config, save_config
 from assemblenet.engine.distributed import (
     DistInfo,
     ResumableSampler,
+    all_gather_objects,
     SeededDataset,
     any_rank,
     barrier,
@@ -46,7 +47,7 @@ from assemblenet.engine.modeling import build_model, convert_sync_bn, model_inpu
 from assemblenet.engine.optim import ModelEMA, build_optimizer, build_scheduler, scaled_lr
 from assemblenet.engine.runlog import MetricsLogger, plot_training_curves, read_metrics
 from assemblenet.engine.weights import save_weights, unwrap_model
-from assemblenet.errors import AssembleNetError, ConfigError
+from assemblenet.errors import AssembleNetError, CheckpointError, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -237,9 +238,15 @@ class Trainer:
         self.history = list(state.get("history", []))
         ckpt.restore_rng_state(state["rng"])
 
-    def save_checkpoint(self) -> None:
-        # Every rank holds the same parameters; BN statistics are taken from rank 0 so that all ranks match.
+    def _sync_buffers(self) -> None:
+        # Every rank holds the same parameters; BN statistics (and their EMA) are taken from rank 0 so that all
+        # ranks checkpoint and evaluate the same model.
         broadcast_buffers(unwrap_model(self.model))
+        if self.ema is not None:
+            broadcast_buffers(self.ema.module)
+
+    def save_checkpoint(self) -> None:
+        self._sync_buffers()
         if self.writes:
             self.last_checkpoint = ckpt.save_checkpoint(self.state_dict(), self.run_dir, self.step,
                                                         keep=self.cfg.train.keep_checkpoints)
@@ -259,7 +266,7 @@ class Trainer:
         path = ckpt.latest_checkpoint(self.run_dir)
         if path is None:
             return
-        state = ckpt.load_checkpoint(path, map_location=self.device)
+        state = ckpt.load_checkpoint(path, map_location="cpu")  # load_state_dict moves it to the device
         saved_spec = state.get("model_spec")
         if saved_spec is not None and saved_spec != self.model_spec:
             raise ConfigError(f"{path} was trained with a different model ({saved_spec.get('name') or 'a graph'}); "
@@ -306,7 +313,7 @@ class Trainer:
     def run_eval(self, *, final: bool = False) -> EvalResult:
         if self.val_dataset is None:
             self.val_dataset = build_split(self.cfg, "val")
-        broadcast_buffers(unwrap_model(self.model))
+        self._sync_buffers()
         cfg = self.cfg
         result = evaluate(self._eval_model(), self.val_dataset, device=self.device, batch_size=cfg.eval.batch_size,
                           num_workers=cfg.data.num_workers, aggregation=cfg.eval.aggregation,
@@ -331,10 +338,21 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        """Train to ``total_steps`` (resuming if a checkpoint exists), evaluate, and write the final files."""
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():  # log lines print above the progress bar instead of through it
+            return self._fit()
+
+    def _fit(self) -> TrainResult:
         from tqdm import tqdm
 
         cfg = self.cfg
         self.maybe_resume()
+        resumed_steps = all_gather_objects(self.step)
+        if len(set(resumed_steps)) > 1:
+            raise CheckpointError(f"the processes resumed at different steps {resumed_steps}: output.dir "
+                                  f"({self.run_dir}) must be on a filesystem every machine shares")
         if self.writes:
             save_config(cfg, self.run_dir / "config.yaml")
         self.logger = MetricsLogger(self.run_dir if self.writes else None, tensorboard=cfg.output.tensorboard,
@@ -358,6 +376,7 @@ class Trainer:
                    disable=not (self.progress and self.dist.is_main), desc="train")
         window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
         smoothed = None
+        step_start, clips_rate = time.perf_counter(), None
         try:
             while self.step < self.total_steps:
                 loader, _ = self._train_loader()
@@ -370,6 +389,11 @@ class Trainer:
                     window_loss += loss_value
                     window_steps += 1
                     smoothed = loss_value if smoothed is None else 0.9 * smoothed + 0.1 * loss_value
+                    now = time.perf_counter()
+                    rate = self.global_batch / max(now - step_start, 1e-9)
+                    clips_rate = rate if clips_rate is None else 0.9 * clips_rate + 0.1 * rate
+                    step_start = now
+                    bar.set_postfix(loss=f"{smoothed:.4f}", lr=f"{lr:.3g}", clips_s=f"{clips_rate:.1f}", refresh=False)
                     bar.update(1)
                     if self.step % cfg.train.log_every_steps == 0 or self.step == self.total_steps:
                         elapsed = max(time.perf_counter() - window_start, 1e-9)
@@ -377,7 +401,6 @@ class Trainer:
                         mean_loss = mean_over_ranks(window_loss / window_steps, self.device)
                         self.logger.log("train", self.step, {"epoch": self.epoch, "loss": mean_loss, "lr": lr,
                                                              "clips_per_s": clips_per_s})
-                        bar.set_postfix(loss=f"{smoothed:.4f}", lr=f"{lr:.3g}", clips_s=f"{clips_per_s:.1f}")
                         window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
                     if cfg.train.checkpoint_every_steps and self.step % cfg.train.checkpoint_every_steps == 0 \
                             and self.step_in_epoch < self.steps_per_epoch:
