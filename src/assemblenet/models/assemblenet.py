@@ -124,6 +124,11 @@ class AssembleNet(nn.Module):
             max_pool_predictions=max_pool_predictions, dropout=dropout,
         )
 
+    @property
+    def depth(self) -> int:
+        """The ResNet-style depth name: three convs per bottleneck block, plus the stem and the classifier."""
+        return 3 * sum(self.num_blocks) + 2
+
     # ------------------------------------------------------------------ forward
     def compute_flow(self, x: Tensor, flow: Optional[Tensor] = None) -> Optional[Tensor]:
         """The flow the flow stems read: computed from ``x`` or the given precomputed flow."""

@@ -1,0 +1,103 @@
+"""``assemblenet models`` and ``assemblenet describe``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from assemblenet.errors import AssembleNetError
+
+_GRAPH_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    models = subparsers.add_parser("models", help="list the model presets with params and GFLOPs")
+    models.add_argument("--json", action="store_true", help="print the metadata as JSON")
+    models.set_defaults(func=run_models)
+
+    describe = subparsers.add_parser(
+        "describe", help="per-node shapes, params, FLOPs and connection weights of a preset or graph file"
+    )
+    describe.add_argument("model", help="a preset name (see `assemblenet models`) or a graph .yaml/.yml/.json")
+    describe.add_argument("--frames", type=_positive_int, default=32, help="clip length T (default 32)")
+    describe.add_argument("--size", type=_positive_int, default=224, help="frame height and width (default 224)")
+    describe.add_argument("--num-classes", type=_positive_int, default=None, help="logits (preset default: 157)")
+    describe.add_argument("--depth", type=int, choices=(26, 38, 50, 68, 77, 101), default=None)
+    describe.add_argument("--width-multiplier", type=_positive_float, default=None)
+    describe.add_argument("--plot", type=Path, default=None, metavar="PNG", help="draw the graph to this PNG")
+    describe.set_defaults(func=run_describe)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from assemblenet.models import model_table
+
+    table = model_table()
+    if args.json:
+        print(json.dumps(table, indent=1))
+        return 0
+    print(f"{'name':<24} {'structure':<9} {'depth':>5} {'weights':<9} {'params':>12} {'GFLOPs':>8}")
+    for row in table:
+        weights = "learnable" if row["learnable_weights"] else "fixed"
+        print(f"{row['name']:<24} {row['structure']:<9} {row['depth']:>5} {weights:<9} "
+              f"{row['params']:>12,} {row['gflops']:>8.1f}")
+    print(f"\nparams: trainable, {table[0]['num_classes']} classes; GFLOPs: one 32x224x224 clip, "
+          "conv and matmul FLOPs (multiply-add = 2) from torch.utils.flop_counter")
+    return 0
+
+
+def run_describe(args: argparse.Namespace) -> int:
+    from assemblenet.graph import load_graph
+    from assemblenet.models import build_assemblenet, create_model, list_models
+    from assemblenet.models.summary import format_summary, summarize_model
+
+    if args.frames < 2:
+        raise AssembleNetError(f"--frames must be at least 2 (flow needs frame pairs), got {args.frames}")
+    overrides = {}
+    if args.depth is not None:
+        overrides["depth"] = args.depth
+    if args.width_multiplier is not None:
+        overrides["width_multiplier"] = args.width_multiplier
+    source = Path(args.model)
+    if source.suffix.lower() in _GRAPH_SUFFIXES or source.exists():
+        graph = load_graph(source)
+        model = build_assemblenet(graph=graph, num_classes=args.num_classes or 157, **overrides)
+        title = graph.name or source.stem
+    elif args.model in list_models():
+        model = create_model(args.model, num_classes=args.num_classes, **overrides)
+        title = args.model
+    else:
+        raise AssembleNetError(
+            f"unknown model {args.model!r}: expected a preset ({', '.join(list_models())}) or a graph file "
+            "ending in .yaml, .yml or .json"
+        )
+    summary = summarize_model(model, frames=args.frames, size=args.size)
+    print(f"{title}: depth {model.depth}, "
+          f"{model.num_classes} classes, width x{model.width_multiplier:g}")
+    print(format_summary(summary))
+    if args.plot is not None:
+        from assemblenet.graph.plot import plot_graph
+
+        path = plot_graph(model.graph, args.plot, title=title, weights=model.connection_weights())
+        print(f"\ngraph drawn to {path}")
+    return 0

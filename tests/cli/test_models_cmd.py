@@ -1,0 +1,60 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from assemblenet.cli.main import main
+from assemblenet.graph import graph_to_dict, official_graph
+
+
+def test_models_lists_presets(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "assemblenet50 " in out and "36,900,957" in out and "500.9" in out
+
+
+def test_describe_prints_the_shape_walk_and_plots(tmp_path, capsys):
+    png = tmp_path / "g.png"
+    assert main(["describe", "assemblenet50", "--frames", "32", "--size", "224", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    node14 = next(line for line in out.splitlines() if line.strip().startswith("14 "))
+    assert "[2048, 32, 7, 7]" in node14
+    assert "total trainable params 36,900,957" in out
+    assert "0 -> 6   0.138  fixed" in out
+    assert png.stat().st_size > 10_000
+
+
+def test_describe_accepts_a_graph_file(tmp_path, capsys):
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(graph_to_dict(official_graph("asn50", with_weights=False))))
+    assert main(["describe", str(path), "--frames", "4", "--size", "32", "--depth", "26",
+                 "--width-multiplier", "0.125", "--num-classes", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "logits [1, 7]" in out and "learnable" in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["describe", "assemblenet5"], "unknown model 'assemblenet5'"),
+    (["describe", "assemblenet50", "--frames", "0"], "argument --frames: expected a positive integer, got 0"),
+    (["describe", "assemblenet50", "--size", "-3"], "argument --size: expected a positive integer, got -3"),
+    (["describe", "assemblenet50", "--depth", "49"], "argument --depth: invalid choice"),
+    (["describe", "missing.yaml"], "graph file not found: missing.yaml"),
+])
+def test_bad_arguments_give_one_line(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_malformed_graph_file_from_the_console_script(tmp_path):
+    bad = graph_to_dict(official_graph("asn50"))
+    bad["nodes"][6]["inputs"] = [0, 9]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    result = subprocess.run([sys.executable, "-m", "assemblenet.cli.main", "describe", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"assemblenet: error: {path}: node 6: input 9 must be the index of an earlier node (0..5)"
+    ]

@@ -1,0 +1,25 @@
+import numpy as np
+from matplotlib import image
+
+from assemblenet.graph import official_graph
+from assemblenet.graph.plot import plot_graph
+
+
+def test_plot_writes_a_non_blank_png(tmp_path):
+    path = plot_graph(official_graph("asn50"), tmp_path / "sub" / "asn50.png", title="asn50")
+    assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = image.imread(path)
+    assert pixels.shape[0] > 400 and pixels.shape[1] > 800
+    assert pixels[..., :3].std() > 0.05  # drawn content, not a blank canvas
+    assert list(tmp_path.glob("sub/.*")) == []  # no temp file left behind
+
+
+def test_edge_width_follows_the_weights(tmp_path):
+    graph = official_graph("asn50")
+    strong = {(e.source, e.target): 1.0 for e in graph.edges()}
+    weak = {(e.source, e.target): 0.0 for e in graph.edges()}
+    ink = []
+    for name, weights in (("strong", strong), ("weak", weak)):
+        pixels = image.imread(plot_graph(graph, tmp_path / f"{name}.png", weights=weights))
+        ink.append(np.mean(pixels[..., :3].mean(axis=-1) < 0.9))
+    assert ink[0] > ink[1] * 1.2
