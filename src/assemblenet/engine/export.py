@@ -65,6 +65,7 @@ def export_torchscript(model: nn.Module, path: Path) -> None:
     tmp = _atomic_target(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated but still the portable format
+        warnings.filterwarnings("ignore", message=".*instance-level annotations.*")  # harmless scripting notice
         try:
             scripted = torch.jit.script(model)
         except Exception as exc:  # noqa: BLE001 - report any scripting failure as one line
@@ -81,6 +82,11 @@ def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], 
     tmp = _atomic_target(path)
     names = _input_names(inputs)
     kwargs = {"flow": inputs[1]} if len(inputs) > 1 else {}
+    # The exporter's passes log every rewrite at INFO; keep the command's output readable.
+    for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # "torchvision is not installed. Skipping torchvision::nms" and the like: irrelevant to this model.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.export internals, not actionable here
