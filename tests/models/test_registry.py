@@ -51,6 +51,8 @@ def test_create_model_loads_safetensors_weights(tmp_path):
         torch.testing.assert_close(loaded(x), source(x))
     with pytest.raises(CheckpointError, match="does not fit this model: missing"):
         create_model("assemblenet50", num_classes=4, depth=38, width_multiplier=0.125, checkpoint_path=path)
+    with pytest.raises(CheckpointError, match="does not fit this model: .* tensors of another shape"):
+        create_model("assemblenet50", num_classes=9, depth=26, width_multiplier=0.125, checkpoint_path=path)
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         create_model("assemblenet50", checkpoint_path=tmp_path / "nope.safetensors")
     (tmp_path / "junk.safetensors").write_text("not a tensor file")

@@ -104,14 +104,21 @@ def load_weights(model: AssembleNet, path: str | Path) -> AssembleNet:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
-    result = model.load_state_dict(state, strict=False)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+                   if k in state and state[k].shape != v.shape]
     problems = []
-    if result.missing_keys:
-        problems.append(f"missing {len(result.missing_keys)} tensors, e.g. {result.missing_keys[:3]}")
-    if result.unexpected_keys:
-        problems.append(f"{len(result.unexpected_keys)} unexpected tensors, e.g. {result.unexpected_keys[:3]}")
+    if missing:
+        problems.append(f"missing {len(missing)} tensors, e.g. {missing[:3]}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}")
+    if wrong_shape:
+        problems.append(f"{len(wrong_shape)} tensors of another shape (file vs model), e.g. {wrong_shape[:2]}")
     if problems:
         raise CheckpointError(f"{path} does not fit this model: " + "; ".join(problems))
+    model.load_state_dict(state)
     return model
 
 
