@@ -17,7 +17,9 @@ Implementations:
 from __future__ import annotations
 
 import importlib
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +117,7 @@ class ProxyTrainingFitness:
     def __call__(self, graph: AssembleNetGraph, *, seed: int, workdir: str | None = None) -> FitnessResult:
         run_training = _engine_training_entry()
         start = time.perf_counter()
+        datasets = self._cached_datasets(run_training)
         result = run_training(
             self.train_config,
             graph=graph.without_edge_weights(),
@@ -126,6 +129,7 @@ class ProxyTrainingFitness:
             device=self.device,
             num_threads=self.num_threads,
             progress=False,
+            **datasets,
         )
         wall_time = time.perf_counter() - start
         metrics = _field(result, "metrics")
@@ -140,6 +144,40 @@ class ProxyTrainingFitness:
             metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
             wall_time=wall_time,
         )
+
+    def _cached_datasets(self, run_training: Any) -> dict[str, Any]:
+        """``train_dataset``/``val_dataset`` for the engine, built once per process (many candidates share them).
+
+        Empty (the engine builds its own) unless ``run_training`` is the engine's own, whose data helpers we use.
+        """
+        try:
+            engine_config = importlib.import_module("assemblenet.engine.config")
+            engine_trainer = importlib.import_module("assemblenet.engine.trainer")
+            build_split = engine_trainer.build_split
+        except (ImportError, AttributeError):
+            return {}
+        if run_training is not getattr(engine_trainer, "run_training", None):
+            return {}
+        cfg = engine_config.load_config(self.train_config, list(dict(self.overrides).items()))
+        key = json.dumps([os.getcwd(), str(self.train_config), _plain(cfg.data), _plain(cfg.eval)], sort_keys=True, default=str)
+        cached = _DATASET_CACHE.get(key)
+        if cached is None:
+            cached = (build_split(cfg, "train"), build_split(cfg, "val"))
+            _DATASET_CACHE.clear()  # one proxy task per process; do not hold several decoded sets
+            _DATASET_CACHE[key] = cached
+        return {"train_dataset": cached[0], "val_dataset": cached[1]}
+
+
+# Per-process cache of the proxy datasets, keyed by the engine config's data and eval sections.
+_DATASET_CACHE: dict[str, tuple[Any, Any]] = {}
+
+
+def _plain(section: Any) -> Any:
+    if hasattr(section, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(section)
+    return section
 
 
 def _engine_training_entry() -> Any:
