@@ -6,6 +6,7 @@ Skipped where the engine provides no ``run_training`` yet.
 from __future__ import annotations
 
 import importlib
+import random
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,33 @@ def test_proxy_training_search_records_metric_and_learned_weights(tmp_path: Path
     assert again.fitness == pytest.approx(records[0].fitness, abs=1e-6)
     for edge, weight in records[0].learned_weights.items():
         assert again.learned_weights[edge] == pytest.approx(weight, abs=1e-5)
+
+
+def test_proxy_fitness_builds_its_datasets_once_per_process(synthetic_root: Path, monkeypatch) -> None:
+    from assemblenet.engine import trainer
+    from assemblenet.search import fitness as fitness_module
+    from assemblenet.search.space import SearchSpace
+
+    overrides = {
+        "data.dataset": "synthetic", "data.train": {"root": str(synthetic_root), "split": "train"},
+        "data.val": {"root": str(synthetic_root), "split": "val"}, "data.num_frames": 4, "data.crop_size": 32,
+        "data.batch_size": 4, "data.num_workers": 0, "eval.num_clips": 1, "eval.num_crops": 1,
+        "optim.warmup_steps": 1, "model.depth": 26,
+    }
+    config = tiny_config(**{"fitness": {"kind": "proxy-training", "steps": 1, "overrides": overrides}})
+    built: list[str] = []
+    real_build_split = trainer.build_split
+    monkeypatch.setattr(trainer, "build_split", lambda cfg, split: built.append(split) or real_build_split(cfg, split))
+    monkeypatch.setattr(fitness_module, "_DATASET_CACHE", {})
+    fitness = build_fitness(config)
+    space = SearchSpace(config.space)
+    rng = random.Random(0)
+    first = fitness(space.sample(rng), seed=1)
+    second = fitness(space.sample(rng), seed=2)
+    assert built == ["train", "val"]  # the second candidate reused the first one's datasets
+    assert 0.0 <= first.fitness <= 1.0 and 0.0 <= second.fitness <= 1.0
+    # Another data config is another key: the cache rebuilds rather than serving the wrong set.
+    other = build_fitness(tiny_config(**{"fitness": {"kind": "proxy-training", "steps": 1,
+                                                     "overrides": {**overrides, "data.num_frames": 2}}}))
+    other(space.sample(rng), seed=3)
+    assert built == ["train", "val", "train", "val"]

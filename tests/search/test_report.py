@@ -55,6 +55,10 @@ def test_overlay_groups_strategies_across_folders_with_mean_and_spread(two_searc
     assert summary["evolution"]["final_best_max"] == max(finals)
     mean, std, low, high = best_curve_stats([runs["evolution-seed0"], runs["evolution-seed1"]])
     assert len(mean) == 8  # cut to the shorter run
+    # Equal-budget comparison points: a quarter, half, three quarters and all of the common length.
+    assert sorted(summary["evolution"]["best_so_far_mean_at"], key=int) == ["2", "4", "6", "8"]
+    assert summary["evolution"]["best_so_far_mean_at"]["4"] == pytest.approx(mean[3])
+    assert summary["evolution"]["best_so_far_std_at"]["8"] == pytest.approx(std[7])
     for step in range(8):
         values = [runs[k].best_curve[step] for k in ("evolution-seed0", "evolution-seed1")]
         assert mean[step] == pytest.approx(sum(values) / 2)

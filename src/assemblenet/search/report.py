@@ -166,16 +166,29 @@ def best_curve_stats(runs: list[RunData]) -> tuple[list[float], list[float], lis
 
 
 def _strategy_table(groups: dict[str, list[RunData]]) -> list[str]:
-    lines = ["| strategy | runs | final best (mean ± std) | min | max |", "|---|---|---|---|---|"]
-    for strategy, stats in _summary(groups).items():
+    summary = _summary(groups)
+    counts = sorted({int(n) for stats in summary.values() for n in stats["best_so_far_mean_at"]})
+    header = "| strategy | runs | final best (mean ± std) | min | max |" + "".join(
+        f" best after {n} (mean ± std) |" for n in counts)
+    lines = [header, "|---|---|---|---|---|" + "---|" * len(counts)]
+    for strategy, stats in summary.items():
         if stats["final_best_mean"] is None:
-            lines.append(f"| {strategy} | {stats['runs']} | - | - | - |")
+            lines.append(f"| {strategy} | {stats['runs']} | - | - | - |" + " - |" * len(counts))
             continue
+        at_counts = ""
+        for n in counts:
+            mean, std = stats["best_so_far_mean_at"].get(str(n)), stats["best_so_far_std_at"].get(str(n))
+            at_counts += " - |" if mean is None else f" {mean:.4f} ± {std:.4f} |"
         lines.append(
             f"| {strategy} | {stats['runs']} | {stats['final_best_mean']:.4f} ± {stats['final_best_std']:.4f} "
-            f"| {stats['final_best_min']:.4f} | {stats['final_best_max']:.4f} |"
+            f"| {stats['final_best_min']:.4f} | {stats['final_best_max']:.4f} |" + at_counts
         )
     return lines + [""]
+
+
+def _checkpoint_counts(length: int) -> list[int]:
+    """Evaluation counts at which the table reports the best so far: a quarter, half, three quarters, all."""
+    return sorted({n for n in (length // 4, length // 2, 3 * length // 4, length) if n >= 1})
 
 
 def _summary(groups: dict[str, list[RunData]]) -> dict[str, Any]:
@@ -192,6 +205,12 @@ def _summary(groups: dict[str, list[RunData]]) -> dict[str, Any]:
             "final_best_min": min(finals) if finals else None,
             "final_best_max": max(finals) if finals else None,
         }
+        # Best so far after n evaluations (over the runs that reached n), for comparing equal budgets.
+        mean, std, _, _ = best_curve_stats(runs)
+        summary[strategy]["best_so_far_mean_at"] = {
+            str(n): None if math.isnan(mean[n - 1]) else mean[n - 1] for n in _checkpoint_counts(len(mean))}
+        summary[strategy]["best_so_far_std_at"] = {
+            str(n): None if math.isnan(std[n - 1]) else std[n - 1] for n in _checkpoint_counts(len(mean))}
     return summary
 
 
