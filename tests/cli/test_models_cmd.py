@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -11,18 +12,41 @@ from assemblenet.graph import graph_to_dict, official_graph
 def test_models_lists_presets(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "assemblenet50 " in out and "36,900,957" in out and "500.9" in out
+    row = next(line for line in out.splitlines() if line.startswith("assemblenet50 "))
+    assert "asn50" in row and " 50 " in row and "36,900,957" in row and "500.9" in row and "ICLR 2020" in row
+
+
+def test_models_json_matches_the_registry(capsys):
+    from assemblenet.models import model_info
+
+    assert main(["models", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["assemblenet101"]["params"] == model_info("assemblenet101").params
+    assert rows["assemblenet101"]["depth"] == 101
 
 
 def test_describe_prints_the_shape_walk_and_plots(tmp_path, capsys):
     png = tmp_path / "g.png"
     assert main(["describe", "assemblenet50", "--frames", "32", "--size", "224", "--plot", str(png)]) == 0
     out = capsys.readouterr().out
-    node14 = next(line for line in out.splitlines() if line.strip().startswith("14 "))
-    assert "[2048, 32, 7, 7]" in node14
+    rows = {line.split()[0]: line for line in out.splitlines() if line[:4].strip().isdigit()}
+    assert "L3" in rows["14"] and "[2048, 32, 7, 7]" in rows["14"] and "inputs=[12, 13]" in rows["14"]
+    assert all("[32, 32, 56, 56]" in rows[str(stem)] for stem in range(4))
+    assert "flow layer  [2, 32, 224, 224]" in out
     assert "total trainable params 36,900,957" in out
     assert "0 -> 6   0.138  fixed" in out
     assert png.stat().st_size > 10_000
+    assert f"graph drawn to {png}" in out
+
+
+def test_describe_lists_unused_nodes_of_a_lenient_graph(tmp_path, capsys):
+    path = tmp_path / "asnp50.json"
+    path.write_text(json.dumps(graph_to_dict(official_graph("asnp50"))))
+    assert main(["describe", str(path), "--frames", "2", "--size", "32", "--depth", "26",
+                 "--width-multiplier", "0.125"]) == 0
+    out = capsys.readouterr().out
+    assert "object stem [151, 2, 8, 8]" in out
+    assert "nodes whose output nothing reads (computed, then dropped): [9]" in out
 
 
 def test_describe_accepts_a_graph_file(tmp_path, capsys):
@@ -40,6 +64,9 @@ def test_describe_accepts_a_graph_file(tmp_path, capsys):
     (["describe", "assemblenet50", "--size", "-3"], "argument --size: expected a positive integer, got -3"),
     (["describe", "assemblenet50", "--depth", "49"], "argument --depth: invalid choice"),
     (["describe", "missing.yaml"], "graph file not found: missing.yaml"),
+    (["describe", "assemblenet50", "--frames", "1"], "--frames must be at least 2"),
+    (["describe", "assemblenet50", "--plot", "g.jpg"], "--plot g.jpg: expected a file name ending in .png"),
+    (["describe", "assemblenet50", "--width-multiplier", "x"], "argument --width-multiplier: expected a positive"),
 ])
 def test_bad_arguments_give_one_line(args, message, capsys):
     assert main(args) == 2
@@ -58,3 +85,11 @@ def test_malformed_graph_file_from_the_console_script(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"assemblenet: error: {path}: node 6: input 9 must be the index of an earlier node (0..5)"
     ]
+
+
+def test_malformed_yaml_names_the_file(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("nodes: [\n  - {level: 0\n")
+    assert main(["describe", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"assemblenet: error: {path}: not valid YAML")

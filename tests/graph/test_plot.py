@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from matplotlib import image
 
 from assemblenet.graph import official_graph
@@ -23,3 +24,15 @@ def test_edge_width_follows_the_weights(tmp_path):
         pixels = image.imread(plot_graph(graph, tmp_path / f"{name}.png", weights=weights))
         ink.append(np.mean(pixels[..., :3].mean(axis=-1) < 0.9))
     assert ink[0] > ink[1] * 1.2
+
+
+def test_object_graph_without_weights_and_other_formats(tmp_path):
+    unweighted = plot_graph(official_graph("asnp50").without_edge_weights(), tmp_path / "asnp50.png")
+    pixels = image.imread(unweighted)
+    # The object stem's green (#2ca02c) is drawn.
+    green = (np.abs(pixels[..., 0] - 0x2C / 255) < 0.02) & (np.abs(pixels[..., 1] - 0xA0 / 255) < 0.02)
+    assert green.sum() > 500
+    svg = plot_graph(official_graph("asn50"), tmp_path / "asn50.svg")
+    assert svg.read_text().lstrip().startswith("<?xml")
+    with pytest.raises(ValueError, match="asn50.jpg: expected a file name ending in .png"):
+        plot_graph(official_graph("asn50"), tmp_path / "asn50.jpg")

@@ -9,6 +9,7 @@ from pathlib import Path
 from assemblenet.errors import AssembleNetError
 
 _GRAPH_SUFFIXES = (".yaml", ".yml", ".json")
+_PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def _positive_int(text: str) -> int:
@@ -45,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     describe.add_argument("--num-classes", type=_positive_int, default=None, help="logits (preset default: 157)")
     describe.add_argument("--depth", type=int, choices=(26, 38, 50, 68, 77, 101), default=None)
     describe.add_argument("--width-multiplier", type=_positive_float, default=None)
-    describe.add_argument("--plot", type=Path, default=None, metavar="PNG", help="draw the graph to this PNG")
+    describe.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                          help="draw the graph to this .png (or .svg/.pdf)")
     describe.set_defaults(func=run_describe)
 
 
@@ -56,11 +58,11 @@ def run_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(table, indent=1))
         return 0
-    print(f"{'name':<24} {'structure':<9} {'depth':>5} {'weights':<9} {'params':>12} {'GFLOPs':>8}")
+    print(f"{'name':<24} {'structure':<9} {'depth':>5} {'weights':<9} {'params':>12} {'GFLOPs':>8}  source")
     for row in table:
         weights = "learnable" if row["learnable_weights"] else "fixed"
         print(f"{row['name']:<24} {row['structure']:<9} {row['depth']:>5} {weights:<9} "
-              f"{row['params']:>12,} {row['gflops']:>8.1f}")
+              f"{row['params']:>12,} {row['gflops']:>8.1f}  {row['source']}")
     print(f"\nparams: trainable, {table[0]['num_classes']} classes; GFLOPs: one 32x224x224 clip, "
           "conv and matmul FLOPs (multiply-add = 2) from torch.utils.flop_counter")
     return 0
@@ -79,8 +81,11 @@ def run_describe(args: argparse.Namespace) -> int:
     if args.width_multiplier is not None:
         overrides["width_multiplier"] = args.width_multiplier
     source = Path(args.model)
+    if args.plot is not None and args.plot.suffix.lower() not in _PLOT_SUFFIXES:
+        raise AssembleNetError(f"--plot {args.plot}: expected a file name ending in {', '.join(_PLOT_SUFFIXES)}")
     if source.suffix.lower() in _GRAPH_SUFFIXES or source.exists():
-        graph = load_graph(source)
+        # Lenient, so that graphs with unused nodes (the official asnp50) can be inspected; they are listed.
+        graph = load_graph(source, allow_dead_nodes=True)
         model = build_assemblenet(graph=graph, num_classes=args.num_classes or 157, **overrides)
         title = graph.name or source.stem
     elif args.model in list_models():
@@ -95,6 +100,8 @@ def run_describe(args: argparse.Namespace) -> int:
     print(f"{title}: depth {model.depth}, "
           f"{model.num_classes} classes, width x{model.width_multiplier:g}")
     print(format_summary(summary))
+    if model.graph.dead_nodes:
+        print(f"\nnodes whose output nothing reads (computed, then dropped): {model.graph.dead_nodes}")
     if args.plot is not None:
         from assemblenet.graph.plot import plot_graph
 

@@ -1,18 +1,19 @@
 """Drawing an AssembleNet graph the way the paper draws its figures.
 
-Stems sit in the left column, block nodes in one column per level. Nodes are coloured by the modalities that
-reach them (RGB, flow, object, or a mix), edges by the modality mix of their source, and edge width follows
-the connection weight.
+Stems sit in the left column, block nodes in one column per level (0..3). Stems are coloured by modality;
+block nodes by the modalities that reach them (RGB, flow, object, or a mix). Edges take the colour of their
+source and a width (and opacity) that follows the connection weight.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Mapping
 
-from assemblenet.graph.spec import AssembleNetGraph, BlockNode, StemNode, StemType
+from assemblenet.graph.spec import NUM_LEVELS, AssembleNetGraph, BlockNode, StemNode, StemType
 
 _MODALITY_COLOURS = {
     frozenset({StemType.RGB}): "#d62728",
@@ -20,6 +21,247 @@ _MODALITY_COLOURS = {
     frozenset({StemType.OBJECT}): "#2ca02c",
 }
 _MIXED_COLOUR = "#9467bd"
+_COLUMN_GAP = 3.0  # data units between level columns
+_ROW_GAP = 1.5  # data units between nodes of one column
+_NODE_RADIUS = 0.48
+_INCHES_PER_UNIT = 0.9
+_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+
+def plot_graph(
+    graph: AssembleNetGraph,
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    weights: Mapping[tuple[int, int], float] | None = None,
+) -> Path:
+    """Draw ``graph`` to ``path`` (``.png``, ``.svg`` or ``.pdf``; written atomically) and return the path.
+
+    ``weights`` maps ``(source, target)`` to a post-sigmoid connection strength in [0, 1] and overrides the
+    graph's own edge weights (e.g. a model's learned ``connection_weights()``). Edges into single-input
+    nodes pass through unscaled and are drawn at full strength. A graph without weights is drawn with
+    uniform thin edges.
+    """
+    path = Path(path)
+    image_format = _FORMATS.get(path.suffix.lower())
+    if image_format is None:
+        raise ValueError(f"{path}: expected a file name ending in {', '.join(_FORMATS)}")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle, FancyArrowPatch, Rectangle
+
+    position = _layout(graph)
+    reach = _modalities(graph)
+    strengths = _edge_strengths(graph, weights)
+    weighted = any(s is not None for s in strengths.values())
+
+    xs = [p[0] for p in position.values()]
+    ys = [p[1] for p in position.values()]
+    x_range = (min(xs) - 1.3, max(xs) + 1.3)
+    y_range = (min(ys) - 1.0, max(ys) + 1.3)
+    width = (x_range[1] - x_range[0]) * _INCHES_PER_UNIT
+    height = (y_range[1] - y_range[0]) * _INCHES_PER_UNIT
+    legend_inches = 1.1
+    title_inches = 0.5
+    figure = plt.figure(figsize=(width, height + legend_inches + title_inches), dpi=110)
+    total_height = height + legend_inches + title_inches
+    # Equal aspect, so that arcs drawn in display space can be followed in data space to place weight labels.
+    axes = figure.add_axes((0.0, legend_inches / total_height, 1.0, height / total_height))
+    axes.set_xlim(*x_range)
+    axes.set_ylim(*y_range)
+    axes.set_aspect("equal")
+    axes.axis("off")
+
+    geometry = {edge: _edge_geometry(position, *edge) for edge in strengths}
+    # Where every edge runs, so that weight labels can be put where no other edge crosses.
+    edge_points = {edge: _arc_points(start, end, rad) for edge, (start, end, rad) in geometry.items()}
+    placed_labels: list[tuple[float, float]] = []
+    for edge, strength in strengths.items():
+        start, end, rad = geometry[edge]
+        if weighted:
+            value = 1.0 if strength is None else strength
+            line_width, alpha = 0.5 + 5.5 * value, 0.2 + 0.7 * value
+        else:
+            line_width, alpha = 1.2, 0.6
+        axes.add_patch(FancyArrowPatch(
+            start, end, arrowstyle="-|>", mutation_scale=8 + 4 * line_width ** 0.5,
+            connectionstyle=f"arc3,rad={rad}", linewidth=line_width, color=_colour(reach[edge[0]]),
+            alpha=alpha, shrinkA=0, shrinkB=0, zorder=1,
+        ))
+        if weighted and strength is not None:
+            others = [points for other, points in edge_points.items() if other != edge]
+            x, y = _label_point(start, end, rad, others=others, taken=placed_labels)
+            placed_labels.append((x, y))
+            axes.text(x, y, f"{strength:.2f}", fontsize=6.5, ha="center", va="center", color="#222222",
+                      zorder=3, bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none", alpha=0.8))
+
+    dead = set(graph.dead_nodes)
+    for index, node in enumerate(graph.nodes):
+        x, y = position[index]
+        colour = _colour(reach[index])
+        if isinstance(node, StemNode):
+            side = 2 * _NODE_RADIUS
+            axes.add_patch(Rectangle((x - _NODE_RADIUS, y - _NODE_RADIUS), side, side, facecolor=colour,
+                                     edgecolor="black", linewidth=0.8, zorder=2))
+            label = f"#{index}\n{node.modality.upper()}\nd={node.temporal_dilation}"
+        else:
+            unused = index in dead
+            axes.add_patch(Circle((x, y), _NODE_RADIUS, facecolor=colour, edgecolor="black",
+                                  linewidth=1.6 if unused else 0.8, linestyle="--" if unused else "-", zorder=2))
+            label = f"#{index}\nf={node.filters}\nd={node.temporal_dilation}" + ("\nunused" if unused else "")
+        axes.text(x, y, label, ha="center", va="center", fontsize=7, color="white", fontweight="bold",
+                  linespacing=1.1, zorder=4)
+    for column in range(NUM_LEVELS + 1):
+        axes.text(column * _COLUMN_GAP, max(ys) + 0.95, "stems" if column == 0 else f"level {column - 1}",
+                  ha="center", va="bottom", fontsize=10, fontweight="bold")
+    figure.suptitle(title or graph.name or "AssembleNet graph", fontsize=12, y=1 - 0.15 / total_height,
+                    va="top")
+
+    shown = {_colour(r) for r in reach}
+    handles = [
+        Line2D([0], [0], marker="s", linestyle="none", markerfacecolor=colour, markeredgecolor="black",
+               markersize=10, label=name)
+        for name, colour in (("RGB", _MODALITY_COLOURS[frozenset({StemType.RGB})]),
+                             ("optical flow", _MODALITY_COLOURS[frozenset({StemType.FLOW})]),
+                             ("object", _MODALITY_COLOURS[frozenset({StemType.OBJECT})]),
+                             ("mixed modalities", _MIXED_COLOUR))
+        if colour in shown
+    ]
+    if weighted:
+        handles += [Line2D([0], [0], color="#555555", linewidth=0.5 + 5.5 * w, alpha=0.2 + 0.7 * w,
+                           label=f"weight {w:g}") for w in (0.1, 0.5, 1.0)]
+        caption = ("colour: modality of the stream (square = stem, f = filters, d = temporal dilation); "
+                   "edge width and label: connection weight after the sigmoid")
+    else:
+        caption = ("colour: modality of the stream (square = stem, f = filters, d = temporal dilation); "
+                   "no connection weights (learnable, not yet learned)")
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False,
+                  bbox_to_anchor=(0.5, 0.3 / (height + legend_inches + title_inches)), handlelength=2.5)
+    figure.text(0.5, 0.08 / total_height, caption, ha="center", va="bottom", fontsize=7.5, color="#444444")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        figure.savefig(tmp, format=image_format)
+        os.replace(tmp, path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _layout(graph: AssembleNetGraph) -> dict[int, tuple[float, float]]:
+    """Node centres: one column per level, each column centred vertically and ordered by the mean height
+    of the node's inputs in earlier columns (the barycentre heuristic, which removes most crossings)."""
+    columns: dict[int, list[int]] = {c: [] for c in range(NUM_LEVELS + 1)}
+    for index, node in enumerate(graph.nodes):
+        columns[0 if isinstance(node, StemNode) else node.level + 1].append(index)
+    position: dict[int, tuple[float, float]] = {}
+    for column in range(NUM_LEVELS + 1):
+        members = columns[column]
+
+        def barycentre(index: int) -> float:
+            node = graph.nodes[index]
+            heights = [position[i][1] for i in getattr(node, "inputs", ()) if i in position]
+            return -sum(heights) / len(heights) if heights else 0.0
+
+        if column > 0:
+            members = sorted(members, key=lambda i: (barycentre(i), i))
+        for rank, index in enumerate(members):
+            position[index] = (column * _COLUMN_GAP, ((len(members) - 1) / 2.0 - rank) * _ROW_GAP)
+    return position
+
+
+def _edge_geometry(
+    position: Mapping[int, tuple[float, float]], source: int, target: int
+) -> tuple[tuple[float, float], tuple[float, float], float]:
+    """Start and end on the node outlines, and the arc3 curvature.
+
+    Straight where nothing is in the way (always between neighbouring columns); otherwise the gentlest bend,
+    either way, that keeps the edge clear of the other nodes.
+    """
+    p0, p1 = position[source], position[target]
+    others = [xy for index, xy in position.items() if index not in (source, target)]
+    best_rad, best_clearance = 0.0, -1.0
+    for rad in (0.0, 0.12, -0.12, 0.22, -0.22, 0.35, -0.35, 0.5, -0.5):
+        points = [_point_on_arc(p0, p1, rad, k / 40) for k in range(1, 40)]
+        clearance = min((math.dist(p, o) for p in points for o in others), default=math.inf)
+        if clearance > 1.35 * _NODE_RADIUS:
+            best_rad = rad
+            break
+        if clearance > best_clearance:
+            best_rad, best_clearance = rad, clearance
+    control = _control_point(p0, p1, best_rad)
+    start = _towards(p0, control, _NODE_RADIUS * 1.05)
+    end = _towards(p1, control, _NODE_RADIUS * 1.1)
+    return start, end, best_rad
+
+
+def _label_point(
+    start: tuple[float, float], end: tuple[float, float], rad: float, *, others: list, taken: list
+) -> tuple[float, float]:
+    """The point along the edge farthest from other edges (``others``: arrays of points) and from labels
+    already placed (``taken``), preferring the middle: crossings make a label ambiguous."""
+    import numpy as np
+
+    other_points = np.concatenate(others) if others else np.empty((0, 2))
+    taken_points = np.asarray(taken, dtype=float).reshape(-1, 2)
+    best, best_score = _point_on_arc(start, end, rad, 0.5), -math.inf
+    for t in (0.5, 0.6, 0.4, 0.7, 0.3, 0.78, 0.22):
+        point = np.asarray(_point_on_arc(start, end, rad, t))
+        edge_gap = np.min(np.linalg.norm(other_points - point, axis=1), initial=math.inf)
+        label_gap = np.min(np.linalg.norm(taken_points - point, axis=1), initial=math.inf)
+        # Labels are about 0.4 units wide: clear of other edges by 0.2 and of other labels by 0.5 is enough.
+        score = min(edge_gap / 0.2, label_gap / 0.5, 1.0) - 0.01 * abs(t - 0.5)
+        if score > best_score:
+            best, best_score = (float(point[0]), float(point[1])), score
+    return best
+
+
+def _arc_points(start: tuple[float, float], end: tuple[float, float], rad: float):
+    import numpy as np
+
+    return np.array([_point_on_arc(start, end, rad, k / 40) for k in range(41)])
+
+
+def _towards(point: tuple[float, float], goal: tuple[float, float], distance: float) -> tuple[float, float]:
+    dx, dy = goal[0] - point[0], goal[1] - point[1]
+    length = math.hypot(dx, dy) or 1.0
+    return point[0] + distance * dx / length, point[1] + distance * dy / length
+
+
+def _point_on_arc(start: tuple[float, float], end: tuple[float, float], rad: float, t: float) -> tuple[float, float]:
+    """The point at parameter ``t`` of matplotlib's arc3 connection (a quadratic Bezier)."""
+    (x0, y0), (x1, y1) = start, end
+    cx, cy = _control_point(start, end, rad)
+    a, b, c = (1 - t) ** 2, 2 * t * (1 - t), t ** 2
+    return a * x0 + b * cx + c * x1, a * y0 + b * cy + c * y1
+
+
+def _control_point(start: tuple[float, float], end: tuple[float, float], rad: float) -> tuple[float, float]:
+    """The Bezier control point of matplotlib's ``arc3,rad=...`` (in display space; equal aspect here)."""
+    (x0, y0), (x1, y1) = start, end
+    return (x0 + x1) / 2 + rad * (y1 - y0), (y0 + y1) / 2 - rad * (x1 - x0)
+
+
+def _edge_strengths(
+    graph: AssembleNetGraph, weights: Mapping[tuple[int, int], float] | None
+) -> dict[tuple[int, int], float | None]:
+    """``(source, target) -> strength``; ``None`` for single-input edges and wherever nothing is known."""
+    strengths: dict[tuple[int, int], float | None] = {}
+    for edge in graph.edges():
+        node = graph.nodes[edge.target]
+        single_input = isinstance(node, BlockNode) and len(node.inputs) == 1
+        strength = edge.weight
+        if weights is not None and (edge.source, edge.target) in weights:
+            strength = float(weights[(edge.source, edge.target)])
+        strengths[(edge.source, edge.target)] = None if single_input else strength
+    return strengths
 
 
 def _modalities(graph: AssembleNetGraph) -> list[frozenset[StemType]]:
@@ -35,103 +277,3 @@ def _modalities(graph: AssembleNetGraph) -> list[frozenset[StemType]]:
 
 def _colour(modalities: frozenset[StemType]) -> str:
     return _MODALITY_COLOURS.get(modalities, _MIXED_COLOUR)
-
-
-def plot_graph(
-    graph: AssembleNetGraph,
-    path: str | os.PathLike[str],
-    *,
-    title: str | None = None,
-    weights: Mapping[tuple[int, int], float] | None = None,
-) -> Path:
-    """Draw ``graph`` to a PNG at ``path`` (written atomically) and return the path.
-
-    ``weights`` maps ``(source, target)`` to a connection strength and overrides the graph's own edge weights
-    (e.g. a model's learned ``connection_weights()``). Without either, edges are drawn with equal width.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import FancyArrowPatch
-
-    columns: dict[int, list[int]] = {}
-    for index, node in enumerate(graph.nodes):
-        column = 0 if isinstance(node, StemNode) else node.level + 1
-        columns.setdefault(column, []).append(index)
-    tallest = max(len(members) for members in columns.values())
-    position: dict[int, tuple[float, float]] = {}
-    for column, members in columns.items():
-        for rank, index in enumerate(members):
-            # Centre each column vertically; rank 0 at the top.
-            y = (len(members) - 1) / 2.0 - rank
-            position[index] = (column * 3.0, y * 1.6)
-    reach = _modalities(graph)
-
-    edge_weights: dict[tuple[int, int], float | None] = {}
-    for edge in graph.edges():
-        weight = edge.weight
-        if weights is not None and (edge.source, edge.target) in weights:
-            weight = weights[(edge.source, edge.target)]
-        edge_weights[(edge.source, edge.target)] = weight
-    weighted = any(w is not None for w in edge_weights.values())
-
-    width = 3.0 * len(columns) + 2
-    height = max(4.0, 1.6 * tallest + 2)
-    figure, axes = plt.subplots(figsize=(width, height), dpi=110)
-    for (source, target), weight in edge_weights.items():
-        strength = 0.5 if weight is None else float(weight)
-        x0, y0 = position[source]
-        x1, y1 = position[target]
-        skip = (x1 - x0) / 3.0 > 1.01  # edges that jump columns bend, so they don't run through nodes
-        axes.add_patch(FancyArrowPatch(
-            (x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=10,
-            connectionstyle=f"arc3,rad={0.18 if skip else 0.0}",
-            linewidth=0.6 + 5.0 * strength if weighted else 1.2,
-            color=_colour(reach[source]), alpha=0.25 + 0.65 * strength if weighted else 0.6,
-            shrinkA=20, shrinkB=20, zorder=1,
-        ))
-        if weighted and weight is not None:
-            axes.text(x0 + 0.62 * (x1 - x0), y0 + 0.62 * (y1 - y0), f"{weight:.2f}", fontsize=6.5,
-                      ha="center", va="center", color="#333333", zorder=3,
-                      bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7))
-    for index, node in enumerate(graph.nodes):
-        x, y = position[index]
-        if isinstance(node, StemNode):
-            label = f"{node.modality.upper()}\nd={node.temporal_dilation}"
-        else:
-            label = f"#{index}\nf{node.filters} d{node.temporal_dilation}"
-        axes.scatter([x], [y], s=2100, color=_colour(reach[index]), alpha=0.9, zorder=2,
-                     marker="s" if isinstance(node, StemNode) else "o", edgecolors="black", linewidths=0.8)
-        axes.text(x, y, label, ha="center", va="center", fontsize=7, color="white", fontweight="bold", zorder=4)
-    for column in columns:
-        axes.text(column * 3.0, max(p[1] for p in position.values()) + 1.3,
-                  "stems" if column == 0 else f"level {column - 1}", ha="center", fontsize=10, fontweight="bold")
-    legend = [Line2D([0], [0], marker="o", color="w", markerfacecolor=colour, markersize=11, label=name)
-              for name, colour in (("RGB", _MODALITY_COLOURS[frozenset({StemType.RGB})]),
-                                   ("optical flow", _MODALITY_COLOURS[frozenset({StemType.FLOW})]),
-                                   ("object", _MODALITY_COLOURS[frozenset({StemType.OBJECT})]),
-                                   ("mixed", _MIXED_COLOUR))]
-    axes.legend(handles=legend, loc="lower left", fontsize=8, frameon=False,
-                title="edge width = connection weight" if weighted else "connections not yet learned",
-                title_fontsize=8)
-    axes.set_title(title or (graph.name or "AssembleNet graph"), fontsize=12)
-    ys = [p[1] for p in position.values()]
-    axes.set_xlim(-1.5, 3.0 * (len(columns) - 1) + 1.5)
-    axes.set_ylim(min(ys) - 1.8, max(ys) + 1.9)
-    axes.axis("off")
-    figure.tight_layout()
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        figure.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(figure)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path

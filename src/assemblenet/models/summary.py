@@ -3,47 +3,60 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from assemblenet.graph import BlockNode, StemNode
 from assemblenet.models.assemblenet import AssembleNet
+from assemblenet.models.stems import NUM_OBJECT_CLASSES
 
 
 @dataclass(frozen=True)
 class NodeSummary:
+    """One graph node. ``output_shape`` is ``[C, T, H, W]`` (batch dropped)."""
+
     index: int
     kind: str  # 'rgb stem', 'flow stem', 'object stem' or 'L0'..'L3'
-    output_shape: tuple[int, int, int, int]  # [C, T, H, W]
-    params: int
-    flops: int
-    inputs: tuple[int, ...] = ()
-    filters: int | None = None
+    output_shape: tuple[int, int, int, int]
+    params: int  # trainable parameters of the stem, or of the node's fusion + block group
+    flops: int  # flop_counter FLOPs of those modules
     temporal_dilation: int = 1
+    inputs: tuple[int, ...] = ()  # block nodes only
+    filters: int | None = None  # block nodes only (as built, i.e. after width scaling)
 
 
 @dataclass(frozen=True)
 class EdgeSummary:
     source: int
     target: int
-    weight: float
-    learnable: bool
+    weight: float  # post-sigmoid connection strength (1.0 for a single input)
+    learnable: bool  # False for weights frozen from the graph
     scaled: bool  # False for the single input of a node, which passes through unscaled
 
 
 @dataclass(frozen=True)
 class ModelSummary:
+    """What :func:`summarize_model` measured.
+
+    Shapes: ``input_shape`` is ``[B, 3, T, H, W]``; node shapes are ``[C, T, H', W']``; ``flow_shape`` is the
+    representation-flow output ``[2, T, H, W]`` (``None`` without a flow layer); ``logits_shape`` is
+    ``[B, num_classes]``. FLOPs are for the whole batch.
+    """
+
     input_shape: tuple[int, ...]
     nodes: list[NodeSummary]
     edges: list[EdgeSummary]
+    flow_shape: tuple[int, ...] | None
+    flow_params: int
+    flow_flops: int
     head_params: int
     head_flops: int
-    flow_flops: int
+    logits_shape: tuple[int, ...]
     total_params: int
     total_flops: int
-    logits_shape: tuple[int, ...] = field(default=())
 
     @property
     def total_gflops(self) -> float:
@@ -53,79 +66,100 @@ class ModelSummary:
 def summarize_model(model: AssembleNet, *, frames: int, size: int, batch: int = 1) -> ModelSummary:
     """Trace ``model`` on a ``[batch, 3, frames, size, size]`` clip and report every node.
 
-    Shapes and FLOPs come from a copy of the model on the meta device, so no real computation runs (a
-    32x224x224 AssembleNet-50 takes about a second). FLOPs are what ``torch.utils.flop_counter`` counts:
-    convolutions and matmuls, a multiply-add being 2. Parameters are trainable ones (``requires_grad``).
+    Shapes and FLOPs come from a copy of the model on the meta device, so no real computation runs and
+    ``model`` is untouched (AssembleNet-50 at 32x224x224 takes about a second). FLOPs are what
+    ``torch.utils.flop_counter`` counts: convolutions and matmuls, a multiply-add being 2; the
+    representation-flow layer is elementwise arithmetic, which it does not count. Parameters are trainable
+    ones (``requires_grad``). Connection weights are read from ``model`` itself.
     """
     if frames < 2 or size < 1 or batch < 1:
         raise ValueError(f"need frames >= 2, size >= 1 and batch >= 1, got frames={frames}, size={size}, batch={batch}")
-    meta_model = copy.deepcopy(model).to("meta").eval()
+    meta_model = _meta_copy(model).eval()
     clip = torch.empty(batch, 3, frames, size, size, device="meta")
     flow = torch.empty(batch, 2, frames, size, size, device="meta") if model.flow_mode == "precomputed" else None
-    objects = torch.empty(batch, 151, frames, size, size, device="meta") if model.has_object_stem else None
-    # The counter names modules only below a root module that is called, so count on model(...) and take
-    # the node shapes from a second (free, meta) pass.
-    with FlopCounterMode(display=False) as counter:
-        logits = meta_model(clip, flow, objects)
-    outputs = meta_model.forward_nodes(clip, flow, objects)
+    objects = (torch.empty(batch, NUM_OBJECT_CLASSES, frames, size, size, device="meta")
+               if model.has_object_stem else None)
+
+    # One pass gives everything: the counter keys FLOPs by module path below the called root module, and
+    # forward hooks record each stem's and node's output shape.
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def remember(name: str):
+        def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            shapes[name] = tuple(output.shape)
+        return hook
+
+    handles = [module.register_forward_hook(remember(f"stems.{i}")) for i, module in enumerate(meta_model.stems)]
+    handles += [module.register_forward_hook(remember(f"nodes.{i}")) for i, module in enumerate(meta_model.nodes)]
+    if meta_model.flow_layer is not None:
+        handles.append(meta_model.flow_layer.register_forward_hook(remember("flow_layer")))
+    try:
+        with FlopCounterMode(display=False) as counter:
+            logits = meta_model(clip, flow, objects)
+    finally:
+        for handle in handles:
+            handle.remove()
     per_module = counter.get_flop_counts()
     root = type(meta_model).__name__
 
     def flops_of(path: str) -> int:
         return int(sum(per_module.get(f"{root}.{path}", {}).values()))
 
-    def params_of(module: torch.nn.Module) -> int:
-        return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-    graph = model.graph
     num_stems = len(model.stems)
     nodes = []
-    for index, node in enumerate(graph.nodes):
-        shape = tuple(outputs[index].shape[1:])
+    for index, node in enumerate(model.graph.nodes):
         if isinstance(node, StemNode):
-            module, path = model.stems[index], f"stems.{index}"
-            nodes.append(NodeSummary(index, f"{node.modality} stem", shape, params_of(module), flops_of(path),
+            path = f"stems.{index}"
+            nodes.append(NodeSummary(index, f"{node.modality} stem", shapes[path][1:],
+                                     _trainable_params(model.stems[index]), flops_of(path),
                                      temporal_dilation=node.temporal_dilation))
         else:
             assert isinstance(node, BlockNode)
-            module, path = model.nodes[index - num_stems], f"nodes.{index - num_stems}"
-            nodes.append(NodeSummary(index, f"L{node.level}", shape, params_of(module), flops_of(path),
-                                     inputs=node.inputs, filters=node.filters,
-                                     temporal_dilation=node.temporal_dilation))
+            path = f"nodes.{index - num_stems}"
+            module = model.nodes[index - num_stems]
+            nodes.append(NodeSummary(index, f"L{node.level}", shapes[path][1:], _trainable_params(module),
+                                     flops_of(path), temporal_dilation=node.temporal_dilation,
+                                     inputs=node.inputs, filters=shapes[path][1] // 4))
     edges = []
-    weights = model.connection_weights()
-    for (source, target), weight in weights.items():
+    for (source, target), weight in model.connection_weights().items():
         fusion = model.nodes[target - num_stems].fusion
-        edges.append(EdgeSummary(source, target, weight, learnable=fusion.learnable,
-                                 scaled=fusion.num_inputs > 1))
-    flow_params = params_of(model.flow_layer) if model.flow_layer is not None else 0
+        edges.append(EdgeSummary(source, target, weight, learnable=fusion.learnable, scaled=fusion.num_inputs > 1))
+    flow_params = _trainable_params(model.flow_layer) if model.flow_layer is not None else 0
+    head_params = _trainable_params(model.head)
     return ModelSummary(
         input_shape=tuple(clip.shape),
         nodes=nodes,
         edges=edges,
-        head_params=params_of(model.head),
-        head_flops=flops_of("head"),
+        flow_shape=shapes["flow_layer"][1:] if "flow_layer" in shapes else None,
+        flow_params=flow_params,
         flow_flops=flops_of("flow_layer"),
-        total_params=sum(n.params for n in nodes) + params_of(model.head) + flow_params,
-        total_flops=int(counter.get_total_flops()),
+        head_params=head_params,
+        head_flops=flops_of("head"),
         logits_shape=tuple(logits.shape),
+        total_params=_trainable_params(model),
+        total_flops=int(counter.get_total_flops()),
     )
 
 
 def format_summary(summary: ModelSummary) -> str:
-    """A readable table: one row per node, then totals and edges."""
+    """A readable table: one row per node, the flow layer and head, totals, then the edges."""
     lines = [f"input {list(summary.input_shape)} -> logits {list(summary.logits_shape)}", ""]
-    lines.append(f"{'node':>4}  {'kind':<11} {'output [C, T, H, W]':<22} {'params':>12} {'GFLOPs':>9}  inputs")
-    for row in summary.nodes:
-        detail = f"{list(row.inputs)}" if row.inputs else ""
-        if row.filters is not None:
-            detail += f"  filters={row.filters} dilation={row.temporal_dilation}"
-        elif row.kind.startswith("rgb"):
-            detail = f"dilation={row.temporal_dilation}"
-        lines.append(f"{row.index:>4}  {row.kind:<11} {str(list(row.output_shape)):<22} {row.params:>12,} "
-                     f"{row.flops / 1e9:>9.2f}  {detail}".rstrip())
-    lines.append(f"{'':>4}  {'head':<11} {str(list(summary.logits_shape[1:])):<22} {summary.head_params:>12,} "
-                 f"{summary.head_flops / 1e9:>9.2f}")
+    lines.append(f"{'node':>4}  {'kind':<11} {'output [C, T, H, W]':<22} {'params':>12} {'GFLOPs':>9}  details")
+
+    def row(index: str, kind: str, shape: tuple[int, ...], params: int, flops: int, detail: str = "") -> str:
+        return (f"{index:>4}  {kind:<11} {str(list(shape)):<22} {params:>12,} {flops / 1e9:>9.2f}  "
+                f"{detail}").rstrip()
+
+    if summary.flow_shape is not None:
+        lines.append(row("", "flow layer", summary.flow_shape, summary.flow_params, summary.flow_flops,
+                         "TV-L1 from RGB (elementwise: not counted)"))
+    for node in summary.nodes:
+        if node.filters is None:
+            detail = f"dilation={node.temporal_dilation}"
+        else:
+            detail = f"inputs={list(node.inputs)} filters={node.filters} dilation={node.temporal_dilation}"
+        lines.append(row(str(node.index), node.kind, node.output_shape, node.params, node.flops, detail))
+    lines.append(row("", "head", summary.logits_shape[1:], summary.head_params, summary.head_flops))
     lines.append(f"total trainable params {summary.total_params:,}   total GFLOPs {summary.total_gflops:.2f}"
                  "   (flop_counter: conv and matmul, multiply-add = 2)")
     lines.append("")
@@ -134,3 +168,17 @@ def format_summary(summary: ModelSummary) -> str:
         note = "single input, unscaled" if not edge.scaled else ("learnable" if edge.learnable else "fixed")
         lines.append(f"  {edge.source:>3} -> {edge.target:<3} {edge.weight:.3f}  {note}")
     return "\n".join(lines)
+
+
+def _trainable_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy(model).to('meta')`` without first copying every weight in memory."""
+    memo: dict[int, object] = {}
+    for tensor in model.parameters():
+        memo[id(tensor)] = nn.Parameter(torch.empty_like(tensor, device="meta"), requires_grad=tensor.requires_grad)
+    for tensor in model.buffers():
+        memo[id(tensor)] = torch.empty_like(tensor, device="meta")
+    return copy.deepcopy(model, memo).to("meta")
