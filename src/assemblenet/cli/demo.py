@@ -49,7 +49,8 @@ class DemoSettings:
     train_steps: int = 400
     eval_clips: int = 2
     workers: int = 2  # local search processes (each with one torch thread)
-    train_threads: int = 2
+    # One thread: on a shared 2-core CPU, two OpenMP threads ran the final training 5x slower (oversubscribed).
+    train_threads: int = 1
 
 
 FULL = DemoSettings()
