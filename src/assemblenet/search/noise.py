@@ -11,6 +11,7 @@ connection weights agree between seeds (the information the guided connection mu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -71,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("run_dir")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--index", type=int, help="evaluation to re-run (default: the run's best)")
+    parser.add_argument("--steps", type=int, help="proxy-training steps per run (default: the config's)")
     parser.add_argument("--json", help="also write the report here")
     args = parser.parse_args(argv)
     config = load_search_config(args.config)
@@ -80,8 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         record = RunStore(Path(args.run_dir)).read_record(args.index)
     assert record is not None, "the run has no successful evaluation"
-    report = measure_fitness_noise(build_fitness(config), record.graph, [1000 + k for k in range(args.seeds)])
-    text = json.dumps({"run_dir": str(args.run_dir), "index": record.index, **asdict(report)}, indent=1)
+    fitness = build_fitness(config)
+    if args.steps is not None:  # e.g. does a longer proxy make the learned weights informative?
+        fitness = dataclasses.replace(fitness, steps=args.steps)
+    report = measure_fitness_noise(fitness, record.graph, [1000 + k for k in range(args.seeds)])
+    steps = getattr(fitness, "steps", None)
+    text = json.dumps({"run_dir": str(args.run_dir), "index": record.index, "steps": steps, **asdict(report)},
+                      indent=1)
     print(text)
     if args.json:
         Path(args.json).write_text(text + "\n", encoding="utf-8")
