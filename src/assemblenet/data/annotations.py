@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from assemblenet.errors import DataError
+from assemblenet.fileio import atomic_write_text
 
 _CHARADES_CLASS_LINE = re.compile(r"^(c\d+)\s+(\S.*)$")
 _CHARADES_ACTION = re.compile(r"^(c\d+)\s+(-?\d+(?:\.\d*)?)\s+(-?\d+(?:\.\d*)?)$")
@@ -108,14 +109,7 @@ def read_class_list(path: str | os.PathLike) -> ClassList:
 def write_class_list(path: str | os.PathLike, classes: ClassList) -> None:
     """Write ``id name`` lines when ids differ from names, else one name per line."""
     lines = [f"{cid} {name}" if cid != name else name for cid, name in zip(classes.ids, classes.names)]
-    _atomic_write_text(Path(path), "\n".join(lines) + "\n")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(Path(path), "\n".join(lines) + "\n")
 
 
 # -- Charades --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from assemblenet.fileio import atomic_path
 from assemblenet.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -54,17 +55,11 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace``: a reader (or a restart
     after SIGKILL) sees either the old file or the complete new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Literal, Mapping, Optional, Union
 
 import yaml
 
+from assemblenet.fileio import atomic_write_text
 from assemblenet.errors import ConfigError
 
 
@@ -374,12 +375,7 @@ def load_config(source: str | os.PathLike | Mapping[str, Any] | Config | None = 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> Path:
     """Write ``cfg`` as YAML, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(cfg.to_yaml(), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, cfg.to_yaml())
 
 
 def describe_schema() -> str:

@@ -24,6 +24,7 @@ from torch import nn
 from assemblenet.engine import metrics as M
 from assemblenet.engine.distributed import SeededDataset, ShardedEvalSampler, all_gather_objects, current_dist_info
 from assemblenet.engine.modeling import model_inputs
+from assemblenet.fileio import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -133,18 +134,12 @@ def evaluate(model: nn.Module, dataset: Any, *, device: torch.device | str = "cp
 
 
 # -- report files --------------------------------------------------------------------------------------
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_charades_submission(path: str | os.PathLike, video_ids: Sequence[str], scores: np.ndarray) -> Path:
     """The official Charades classification submission format: one line per video, ``id score_0 ...
     score_{K-1}``, space-separated."""
     path = Path(path)
     lines = [" ".join([vid] + [f"{s:.6g}" for s in row]) for vid, row in zip(video_ids, np.asarray(scores))]
-    _atomic_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -172,7 +167,7 @@ def write_eval_outputs(result: EvalResult, out_dir: str | os.PathLike, *, save_p
     report = {"metrics": result.metrics, "num_videos": len(result.video_ids), "num_views": result.num_views,
               "multi_label": result.multi_label, **(extra or {})}
     written["metrics"] = out / "eval_metrics.json"
-    _atomic_text(written["metrics"], json.dumps(_finite(report), indent=1))
+    atomic_write_text(written["metrics"], json.dumps(_finite(report), indent=1))
 
     ap_official = M.charades_average_precision(result.scores, result.targets)
     ap_sklearn = M.sklearn_average_precision(result.scores, result.targets)
@@ -215,7 +210,5 @@ def _finite(value: Any) -> Any:
 
 
 def _write_csv(path: Path, rows: list[list[Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(rows)
-    os.replace(tmp, path)

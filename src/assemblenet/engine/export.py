@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from assemblenet.errors import AssembleNetError, ConfigError
+from assemblenet.fileio import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +57,8 @@ def _input_names(inputs: tuple[torch.Tensor, ...]) -> list[str]:
     return ["video", "flow"][: len(inputs)]
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-
-
 def export_torchscript(model: nn.Module, path: Path) -> None:
-    tmp = _atomic_target(path)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated but still the portable format
         warnings.filterwarnings("ignore", message=".*instance-level annotations.*")  # harmless scripting notice
         try:
@@ -71,7 +66,6 @@ def export_torchscript(model: nn.Module, path: Path) -> None:
         except Exception as exc:  # noqa: BLE001 - report any scripting failure as one line
             raise ExportError(f"TorchScript scripting failed: {str(exc).strip().splitlines()[0]}") from exc
         torch.jit.save(scripted, str(tmp))
-    os.replace(tmp, path)
 
 
 def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], opset: int = 18) -> None:
@@ -79,7 +73,6 @@ def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], 
         import onnxscript  # noqa: F401 - required by the exporter
     except ImportError:
         raise ExportError("ONNX export needs the 'onnxscript' package: pip install onnxscript") from None
-    tmp = _atomic_target(path)
     names = _input_names(inputs)
     kwargs = {"flow": inputs[1]} if len(inputs) > 1 else {}
     # The exporter's passes log every rewrite at INFO; keep the command's output readable.
@@ -88,15 +81,13 @@ def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], 
     # "torchvision is not installed. Skipping torchvision::nms" and the like: irrelevant to this model.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), atomic_path(path) as tmp:
             warnings.simplefilter("ignore", FutureWarning)  # torch.export internals, not actionable here
             torch.onnx.export(model, (inputs[0],), str(tmp), kwargs=kwargs, dynamo=True, input_names=names,
                               output_names=["logits"], opset_version=opset, optimize=True, verbose=False,
                               external_data=False)
     except Exception as exc:  # noqa: BLE001
-        tmp.unlink(missing_ok=True)
         raise ExportError(f"ONNX export failed: {str(exc).strip().splitlines()[0]}") from exc
-    os.replace(tmp, path)
 
 
 def run_exported(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:

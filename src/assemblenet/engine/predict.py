@@ -7,7 +7,6 @@ multi-label models, softmax otherwise); the video's score is their mean.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from assemblenet.fileio import atomic_path, atomic_write_json
 from assemblenet.errors import ConfigError
 
 
@@ -121,9 +121,7 @@ def write_timeline(prediction: VideoPrediction, json_path: str | os.PathLike, *,
                     for (a, b), (t0, t1), row in zip(prediction.window_frames, prediction.window_times,
                                                      prediction.window_scores)],
     }
-    tmp = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, json_path)
+    atomic_write_json(json_path, data)
 
     png_path = json_path.with_suffix(".png")
     centres = [(t0 + t1) / 2 for t0, t1 in prediction.window_times]
@@ -134,8 +132,9 @@ def write_timeline(prediction: VideoPrediction, json_path: str | os.PathLike, *,
            title=f"{Path(prediction.path).name}: class scores over time")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
-    tmp_png = png_path.with_name(f".{png_path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp_png, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp_png, png_path)
+    try:
+        with atomic_path(png_path) as tmp_png:
+            fig.savefig(tmp_png, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return json_path, png_path

@@ -15,6 +15,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from assemblenet.fileio import atomic_path, atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
@@ -64,9 +66,7 @@ class MetricsLogger:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
             kept = [r for r in read_metrics(self.path) if int(r.get("step", 0)) <= resume_step]
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-            os.replace(tmp, self.path)
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         elif resume_step is None and self.path.exists():
             self.path.unlink()
         if tensorboard:
@@ -114,9 +114,8 @@ def _pyplot():
 
 
 def _atomic_savefig(fig: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
 
 
 def plot_training_curves(records: Iterable[Mapping[str, Any]], path: str | os.PathLike,

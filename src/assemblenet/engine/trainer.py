@@ -14,7 +14,6 @@ proxy-training fitness. Its guarantees:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from assemblenet.fileio import atomic_write_json
 from assemblenet.engine import checkpoint as ckpt
 from assemblenet.engine.config import Config, load_config, save_config
 from assemblenet.engine.distributed import (
@@ -472,9 +472,7 @@ class Trainer:
                                       "primary_metric": self.primary_metric})
             final = {"step": self.step, "epoch": self.epoch, "primary_metric": self.primary_metric,
                      "metrics": result.metrics, "weights": str(weights_path)}
-            tmp = self.run_dir / f".{FINAL_METRICS_FILE}.tmp"
-            tmp.write_text(json.dumps(_finite(final), indent=1), encoding="utf-8")
-            os.replace(tmp, self.run_dir / FINAL_METRICS_FILE)
+            atomic_write_json(self.run_dir / FINAL_METRICS_FILE, _finite(final))
             try:
                 plot_training_curves(read_metrics(self.run_dir / "metrics.jsonl"), self.run_dir / "training_curves.png",
                                      self.primary_metric)

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from assemblenet.errors import CheckpointError
+from assemblenet.fileio import atomic_write_bytes
 
 WEIGHTS_FORMAT = "assemblenet-weights/1"
 SIDECAR_SUFFIX = ".json"
@@ -67,15 +68,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def save_weights(model: nn.Module, path: str | os.PathLike, *, model_spec: Mapping[str, Any],
                  class_names: list[str] | None = None, multi_label: bool | None = None,
                  input_spec: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
@@ -87,7 +79,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, *, model_spec: Mappi
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: tensor.detach().cpu().contiguous().clone() for key, tensor in
              unwrap_model(model).state_dict().items()}
-    _atomic_write_bytes(path, save(state, metadata={"format": "pt", "assemblenet": WEIGHTS_FORMAT}))
+    atomic_write_bytes(path, save(state, metadata={"format": "pt", "assemblenet": WEIGHTS_FORMAT}))
     sidecar = {
         "format": WEIGHTS_FORMAT,
         "model": dict(model_spec),
@@ -97,7 +89,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, *, model_spec: Mappi
         "config": dict(config) if config is not None else None,
         "metrics": dict(metrics or {}),
     }
-    _atomic_write_bytes(sidecar_path(path), json.dumps(_json_safe(sidecar), indent=1).encode("utf-8"))
+    atomic_write_bytes(sidecar_path(path), json.dumps(_json_safe(sidecar), indent=1).encode("utf-8"))
     return path
 
 

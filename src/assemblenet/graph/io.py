@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from assemblenet.errors import GraphError
+from assemblenet.fileio import atomic_write_text
 from assemblenet.graph.spec import AssembleNetGraph, BlockNode, StemNode, StemType
 
 FORMAT_TAG = "assemblenet-graph/v1"
@@ -148,21 +148,8 @@ def save_graph(graph: AssembleNetGraph, path: str | os.PathLike[str], *, officia
         text = json.dumps(data, indent=1) + "\n"
     else:
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
-    _atomic_write_text(path, text)
+    atomic_write_text(path, text)
     return path
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _reject_unknown(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:

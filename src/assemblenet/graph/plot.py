@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
+from assemblenet.fileio import atomic_path
 from assemblenet.graph.spec import NUM_LEVELS, AssembleNetGraph, BlockNode, StemNode, StemType
 
 _MODALITY_COLOURS = {
@@ -142,16 +142,11 @@ def plot_graph(
                   bbox_to_anchor=(0.5, 0.3 / (height + legend_inches + title_inches)), handlelength=2.5)
     figure.text(0.5, 0.08 / total_height, caption, ha="center", va="bottom", fontsize=7.5, color="#444444")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        figure.savefig(tmp, format=image_format)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=image_format)
     finally:
         plt.close(figure)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
