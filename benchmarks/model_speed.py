@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 
+from assemblenet.cli.arguments import positive_int
 from assemblenet import runtime
 from assemblenet.models import create_model, fold_batch_norm
 
@@ -152,16 +153,6 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def _write_json_atomically(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -178,15 +169,15 @@ def _write_json_atomically(path: Path, payload: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="assemblenet50")
-    parser.add_argument("--num-classes", type=_positive_int, default=157)
-    parser.add_argument("--frames", type=_positive_int, nargs="+", default=None,
+    parser.add_argument("--num-classes", type=positive_int, default=157)
+    parser.add_argument("--frames", type=positive_int, nargs="+", default=None,
                         help="clip lengths (default: 32 and 16, with --size 224 and 112)")
-    parser.add_argument("--size", type=_positive_int, nargs="+", default=None,
+    parser.add_argument("--size", type=positive_int, nargs="+", default=None,
                         help="frame sizes, one per --frames value (a single value applies to all)")
-    parser.add_argument("--batch", type=_positive_int, default=1)
-    parser.add_argument("--repeats", type=_positive_int, default=3)
+    parser.add_argument("--batch", type=positive_int, default=1)
+    parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before timing (default 1)")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                         help="also time torch.compile (compiling takes minutes on 2 cores)")
     parser.add_argument("--backward", action="store_true", help="also time forward + backward in train mode")

@@ -7,19 +7,10 @@ import logging
 import os
 from pathlib import Path
 
+from assemblenet.cli.arguments import positive_int
 from assemblenet.errors import DataError
 
 logger = logging.getLogger(__name__)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _fraction(text: str) -> float:
@@ -43,9 +34,9 @@ def register(subparsers) -> None:
                     "of the videos that cannot be used. Exit status 0 if all are usable, 1 otherwise.")
     check.add_argument("source", metavar="ROOT|LIST", help="dataset folder, video list (CSV/TXT) or Charades CSV")
     check.add_argument("--root", help="folder that paths in LIST are relative to (default: LIST's folder)")
-    check.add_argument("--min-frames", type=_positive_int, default=1, help="shorter videos are reported")
+    check.add_argument("--min-frames", type=positive_int, default=1, help="shorter videos are reported")
     check.add_argument("--full", action="store_true", help="decode every frame (slower, finds more damage)")
-    check.add_argument("--workers", type=_positive_int, default=_default_workers(), help="parallel processes")
+    check.add_argument("--workers", type=positive_int, default=_default_workers(), help="parallel processes")
     check.add_argument("--report", default="check-videos-report.json", help="JSON report path")
     check.add_argument("--frame-fps", type=float, default=30.0, help="frame rate of frame folders")
     check.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -62,9 +53,9 @@ def register(subparsers) -> None:
     flow.add_argument("--format", dest="fmt", choices=("jpeg", "png", "float16"), default="jpeg",
                       help="uint8 x/y image pairs with --bound, or float16 arrays")
     flow.add_argument("--bound", type=float, default=20.0, help="clipping bound in pixels for jpeg/png")
-    flow.add_argument("--short-side", type=_positive_int, help="shrink frames to this shorter side first")
-    flow.add_argument("--max-frames", type=_positive_int, help="use only the first N frames of each video")
-    flow.add_argument("--workers", type=_positive_int, default=_default_workers(), help="parallel processes")
+    flow.add_argument("--short-side", type=positive_int, help="shrink frames to this shorter side first")
+    flow.add_argument("--max-frames", type=positive_int, help="use only the first N frames of each video")
+    flow.add_argument("--workers", type=positive_int, default=_default_workers(), help="parallel processes")
     flow.add_argument("--overwrite", action="store_true", help="recompute videos that already have flow")
     flow.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     flow.set_defaults(func=run_flow)
@@ -74,11 +65,11 @@ def register(subparsers) -> None:
         description="Write a deterministic synthetic action benchmark whose classes differ by motion direction, "
                     "speed, appearance or temporal pattern (see docs/data.md).")
     synthetic.add_argument("out", metavar="OUT", help="output folder")
-    synthetic.add_argument("--videos", type=_positive_int, default=300, help="number of videos")
-    synthetic.add_argument("--classes", type=_positive_int, default=12, help="number of classes (2-12)")
-    synthetic.add_argument("--size", type=_positive_int, default=64, help="frame height and width (even)")
-    synthetic.add_argument("--frames", type=_positive_int, default=32, help="frames per video")
-    synthetic.add_argument("--fps", type=_positive_int, default=10, help="frame rate")
+    synthetic.add_argument("--videos", type=positive_int, default=300, help="number of videos")
+    synthetic.add_argument("--classes", type=positive_int, default=12, help="number of classes (2-12)")
+    synthetic.add_argument("--size", type=positive_int, default=64, help="frame height and width (even)")
+    synthetic.add_argument("--frames", type=positive_int, default=32, help="frames per video")
+    synthetic.add_argument("--fps", type=positive_int, default=10, help="frame rate")
     synthetic.add_argument("--seed", type=int, default=0)
     synthetic.add_argument("--multi-label-fraction", type=_fraction, default=0.3,
                            help="share of videos holding 2-3 actions")

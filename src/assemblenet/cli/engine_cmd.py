@@ -8,17 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
+from assemblenet.cli.arguments import positive_int
+
 logger = logging.getLogger(__name__)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -60,10 +52,10 @@ def register(subparsers) -> None:
     predict.add_argument("--checkpoint", help="weights (.safetensors), checkpoint (.pt) or run folder "
                                               "(default: the output.dir of --config)")
     predict.add_argument("--config", help="config whose output.dir holds the trained model")
-    predict.add_argument("--topk", type=_positive_int, default=5, help="classes to print")
+    predict.add_argument("--topk", type=positive_int, default=5, help="classes to print")
     predict.add_argument("--timeline", metavar="OUT.json",
                          help="write per-window scores as JSON and a PNG plot (OUT.png) of scores over time")
-    predict.add_argument("--hop", type=_positive_int, help="frames between window starts (default: one window span)")
+    predict.add_argument("--hop", type=positive_int, help="frames between window starts (default: one window span)")
     predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     predict.add_argument("--json", action="store_true", help="print the top classes as JSON")
     predict.set_defaults(func=run_predict)
@@ -75,9 +67,9 @@ def register(subparsers) -> None:
     export.add_argument("--checkpoint", required=True, help="weights (.safetensors), checkpoint (.pt) or run folder")
     export.add_argument("--format", required=True, choices=("torchscript", "onnx"))
     export.add_argument("--output", help="output file (default: beside the checkpoint, model.pt / model.onnx)")
-    export.add_argument("--batch-size", type=_positive_int, default=1, help="batch size of the example input")
-    export.add_argument("--frames", type=_positive_int, help="frames of the example input (default: the model's)")
-    export.add_argument("--size", type=_positive_int, help="crop size of the example input (default: the model's)")
+    export.add_argument("--batch-size", type=positive_int, default=1, help="batch size of the example input")
+    export.add_argument("--frames", type=positive_int, help="frames of the example input (default: the model's)")
+    export.add_argument("--size", type=positive_int, help="crop size of the example input (default: the model's)")
     export.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |exported - eager|")
     export.set_defaults(func=run_export)
 

@@ -6,30 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
+from assemblenet.cli.arguments import positive_int, positive_float
 from assemblenet.errors import AssembleNetError
 
 _GRAPH_SUFFIXES = (".yaml", ".yml", ".json")
 _PLOT_SUFFIXES = (".png", ".svg", ".pdf")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,11 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "describe", help="per-node shapes, params, FLOPs and connection weights of a preset or graph file"
     )
     describe.add_argument("model", help="a preset name (see `assemblenet models`) or a graph .yaml/.yml/.json")
-    describe.add_argument("--frames", type=_positive_int, default=32, help="clip length T (default 32)")
-    describe.add_argument("--size", type=_positive_int, default=224, help="frame height and width (default 224)")
-    describe.add_argument("--num-classes", type=_positive_int, default=None, help="logits (preset default: 157)")
+    describe.add_argument("--frames", type=positive_int, default=32, help="clip length T (default 32)")
+    describe.add_argument("--size", type=positive_int, default=224, help="frame height and width (default 224)")
+    describe.add_argument("--num-classes", type=positive_int, default=None, help="logits (preset default: 157)")
     describe.add_argument("--depth", type=int, choices=(26, 38, 50, 68, 77, 101), default=None)
-    describe.add_argument("--width-multiplier", type=_positive_float, default=None)
+    describe.add_argument("--width-multiplier", type=positive_float, default=None)
     describe.add_argument("--plot", type=Path, default=None, metavar="PNG",
                           help="draw the graph to this .png (or .svg/.pdf)")
     describe.set_defaults(func=run_describe)
