@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from assemblenet.fileio import atomic_path, atomic_write_json, atomic_write_text
+
 log = logging.getLogger(__name__)
 
 NUM_STEPS = 5
@@ -323,7 +325,7 @@ def _train(folder: Path, name: str, description: str, graph: Any, settings: Demo
     )
     if result.learned_graph is not None:
         save_graph(result.learned_graph, folder / "learned_graph.yaml")
-    _atomic_write_json(result_path, outcome.to_dict())
+    atomic_write_json(result_path, outcome.to_dict())
     return outcome
 
 
@@ -345,7 +347,7 @@ def _evaluate(folder: Path, outcome: ModelOutcome, settings: DemoSettings, data_
         result = evaluate(model, build_split(cfg, "val"), batch_size=cfg.eval.batch_size, progress=progress,
                           desc=f"eval {outcome.name}")
         metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
-        _atomic_write_json(eval_path, metrics)
+        atomic_write_json(eval_path, metrics)
     return replace(outcome, metrics=metrics, eval_views=settings.eval_clips)
 
 
@@ -408,7 +410,8 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, searched: Mod
             source = out / "train" / name / "training_curves.png"
             if source.is_file():
                 target = report_dir / f"training_curves_{name}.png"
-                shutil.copyfile(source, target)
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(source, tmp)
                 figures.append(target.name)
             else:
                 warnings.append(f"no training curves for {name} (the engine wrote none)")
@@ -438,18 +441,8 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, searched: Mod
     if warnings:
         lines += ["", "## Warnings", "", *[f"- {w}" for w in warnings]]
     report = report_dir / "report.md"
-    _atomic_write_text(report, "\n".join(lines) + "\n")
-    _atomic_write_json(report_dir / "comparison.json",
+    atomic_write_text(report, "\n".join(lines) + "\n")
+    atomic_write_json(report_dir / "comparison.json",
                        {"settings": asdict(settings), "seed": seed,
                         "models": [searched.to_dict(), baseline.to_dict()]})
     return report
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _atomic_write_json(path: Path, data: Any) -> None:
-    _atomic_write_text(path, json.dumps(data, indent=1, allow_nan=True, default=float))
