@@ -57,3 +57,16 @@ def test_baseline_is_rgb_only_two_streams_fused_once_at_the_top():
     assert [len(graph[i].inputs) for i in graph.nodes_at_level(3)] == [2]
     # The same per-level channel budget as the asn50 search space.
     assert graph.channel_budget() == {0: 128, 1: 256, 2: 512, 3: 512}
+
+
+def test_demo_evaluations_option_keeps_a_valid_search_config(tmp_path):
+    from assemblenet.cli.demo import FULL, _settings_for, search_config_dict
+    from assemblenet.search.config import search_config_from_dict
+
+    for evaluations in (2, 3, 5, 40):
+        settings = _settings_for(FULL, evaluations)
+        config = search_config_from_dict(search_config_dict(settings, tmp_path, seed=0))
+        assert config.search.max_evaluations == evaluations
+        # Some evaluations stay for children, and a tournament never asks for more members than exist.
+        assert config.search.population_size < evaluations or evaluations == 2
+        assert config.search.tournament_size <= config.search.population_size

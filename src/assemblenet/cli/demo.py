@@ -174,6 +174,17 @@ def baseline_graph(level_filters: tuple[int, ...] = (128, 256, 512, 512), dilati
 
 
 # ------------------------------------------------------------------------------------------- the pipeline
+def _settings_for(settings: DemoSettings, evaluations: int) -> DemoSettings:
+    """``settings`` with another search budget; the population shrinks to leave evaluations for children."""
+    if evaluations < 2:
+        from assemblenet.errors import ConfigError
+
+        raise ConfigError(f"--evaluations must be at least 2, got {evaluations}")
+    population = min(settings.population_size, max(2, evaluations // 2))
+    return replace(settings, evaluations=evaluations, population_size=population,
+                   tournament_size=min(settings.tournament_size, population))
+
+
 class _Steps:
     """One line per step with its elapsed time and the total so far."""
 
@@ -198,12 +209,7 @@ def run_demo(output: str | os.PathLike = "demo_output", *, quick: bool = False, 
     """Run the whole demo in ``output`` (resuming what a previous run left) and return the comparison."""
     settings = QUICK if quick else FULL
     if evaluations is not None:
-        if evaluations < 2:
-            from assemblenet.errors import ConfigError
-
-            raise ConfigError(f"--evaluations must be at least 2, got {evaluations}")
-        settings = replace(settings, evaluations=evaluations,
-                           population_size=min(settings.population_size, max(2, evaluations // 2)))
+        settings = _settings_for(settings, evaluations)
     out = Path(output).resolve()
     out.mkdir(parents=True, exist_ok=True)
     steps = _Steps(echo)
