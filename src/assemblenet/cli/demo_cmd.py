@@ -8,7 +8,7 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo",
-        help="end-to-end demo: synthetic data, guided search, best graph vs baseline (~5-10 min on a CPU)",
+        help="end-to-end demo: synthetic data, guided search, best graph vs baseline (3-8 min on a 2-core CPU)",
         description=(
             "1. generate the synthetic benchmark; 2. run a short connection-learning-guided search; 3. train the "
             "best graph and an RGB-only two-stream late-fusion baseline of the same width for the same budget; "
