@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from assemblenet import fileio
 from assemblenet.errors import ConfigError
 from assemblenet.graph.io import graph_from_dict, graph_to_dict
 from assemblenet.graph.spec import AssembleNetGraph
@@ -206,19 +205,8 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # fsync: a finished evaluation must survive a power loss as well as SIGKILL.
+    fileio.atomic_write_text(path, text, fsync=True)
 
 
 def _read_json(path: Path) -> Any:
