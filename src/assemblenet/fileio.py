@@ -4,11 +4,12 @@ file or the complete new one, never a torn one."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 
 @contextmanager
@@ -44,3 +45,17 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = 
 
 def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int | None = 1) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as None (JSON has no NaN), tensor/NumPy scalars as Python numbers and
+    mapping keys as strings, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return json_safe(value.item())
+    return value

@@ -24,7 +24,7 @@ from torch import nn
 from assemblenet.engine import metrics as M
 from assemblenet.engine.distributed import SeededDataset, ShardedEvalSampler, all_gather_objects, current_dist_info
 from assemblenet.engine.modeling import model_inputs
-from assemblenet.fileio import atomic_path, atomic_write_text
+from assemblenet.fileio import atomic_path, atomic_write_text, json_safe
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def write_eval_outputs(result: EvalResult, out_dir: str | os.PathLike, *, save_p
     report = {"metrics": result.metrics, "num_videos": len(result.video_ids), "num_views": result.num_views,
               "multi_label": result.multi_label, **(extra or {})}
     written["metrics"] = out / "eval_metrics.json"
-    atomic_write_text(written["metrics"], json.dumps(_finite(report), indent=1))
+    atomic_write_text(written["metrics"], json.dumps(json_safe(report), indent=1))
 
     ap_official = M.charades_average_precision(result.scores, result.targets)
     ap_sklearn = M.sklearn_average_precision(result.scores, result.targets)
@@ -197,16 +197,6 @@ def write_eval_outputs(result: EvalResult, out_dir: str | os.PathLike, *, save_p
 
 def _fmt(value: float) -> str:
     return "" if np.isnan(value) else f"{value:.6f}"
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _write_csv(path: Path, rows: list[list[Any]]) -> None:

@@ -15,7 +15,6 @@ proxy-training fitness. Its guarantees:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
 import time
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from assemblenet.fileio import json_safe
 from assemblenet.fileio import atomic_write_json
 from assemblenet.engine import checkpoint as ckpt
 from assemblenet.engine.config import Config, load_config, save_config
@@ -472,7 +472,7 @@ class Trainer:
                                       "primary_metric": self.primary_metric})
             final = {"step": self.step, "epoch": self.epoch, "primary_metric": self.primary_metric,
                      "metrics": result.metrics, "weights": str(weights_path)}
-            atomic_write_json(self.run_dir / FINAL_METRICS_FILE, _finite(final))
+            atomic_write_json(self.run_dir / FINAL_METRICS_FILE, json_safe(final))
             try:
                 plot_training_curves(read_metrics(self.run_dir / "metrics.jsonl"), self.run_dir / "training_curves.png",
                                      self.primary_metric)
@@ -507,14 +507,6 @@ def _learned_graph(model: nn.Module, input_graph: Any, cfg: Config, weights: dic
         else:
             per_node.append(None)
     return graph.with_edge_weights(per_node)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
 
 
 def run_training(config: str | os.PathLike | Mapping[str, Any] | Config | None = None, *, graph: Any = None,

@@ -25,7 +25,6 @@ File layout (``assemblenet-weights/1``):
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,6 +32,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from assemblenet.fileio import json_safe
 from assemblenet.errors import CheckpointError
 from assemblenet.fileio import atomic_write_bytes
 
@@ -56,18 +56,6 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        return _json_safe(value.item())
-    return value
-
-
 def save_weights(model: nn.Module, path: str | os.PathLike, *, model_spec: Mapping[str, Any],
                  class_names: list[str] | None = None, multi_label: bool | None = None,
                  input_spec: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
@@ -89,7 +77,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, *, model_spec: Mappi
         "config": dict(config) if config is not None else None,
         "metrics": dict(metrics or {}),
     }
-    atomic_write_bytes(sidecar_path(path), json.dumps(_json_safe(sidecar), indent=1).encode("utf-8"))
+    atomic_write_bytes(sidecar_path(path), json.dumps(json_safe(sidecar), indent=1).encode("utf-8"))
     return path
 
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, runtime_checkable
 
+from assemblenet.fileio import json_safe
 from assemblenet.errors import AssembleNetError, ConfigError
 from assemblenet.graph.spec import AssembleNetGraph, BlockNode
 
@@ -53,9 +53,9 @@ class FitnessResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "fitness": _finite_or_none(self.fitness),
+            "fitness": json_safe(self.fitness),
             "learned_weights": [[s, t, float(w)] for (s, t), w in sorted(self.learned_weights.items())],
-            "metrics": {k: _finite_or_none(v) for k, v in self.metrics.items()},
+            "metrics": {k: json_safe(v) for k, v in self.metrics.items()},
             "wall_time": self.wall_time,
         }
 
@@ -216,12 +216,6 @@ def _learned_weights_of(result: Any, graph: AssembleNetGraph) -> dict[Edge, floa
         "the engine's training result has neither 'connection_weights' nor 'learned_graph'; the search needs "
         "the learned connection weights to guide mutations"
     )
-
-
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def build_fitness(config: Any) -> FitnessFunction:

@@ -83,7 +83,7 @@ class EvaluationRecord:
             "parent": self.parent,
             "mutation": self.mutation,
             "fitness": self.fitness,
-            "metrics": _json_safe(self.metrics),
+            "metrics": fileio.json_safe(self.metrics),
             "wall_time": self.wall_time,
             "error": self.error,
             "finished_at": self.finished_at,
@@ -184,10 +184,10 @@ class RunStore:
     def append_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
         with open(self.metrics_path, "a") as handle:
             for row in rows:
-                handle.write(json.dumps(_json_safe(dict(row))) + "\n")
+                handle.write(json.dumps(fileio.json_safe(dict(row))) + "\n")
 
     def rewrite_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        text = "".join(json.dumps(_json_safe(dict(row))) + "\n" for row in rows)
+        text = "".join(json.dumps(fileio.json_safe(dict(row))) + "\n" for row in rows)
         atomic_write_text(self.metrics_path, text)
 
     def _remove_stale_temporaries(self) -> None:
@@ -201,7 +201,7 @@ def is_run_dir(path: str | Path) -> bool:
 
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(_json_safe(data), indent=1, allow_nan=False) + "\n")
+    atomic_write_text(path, json.dumps(fileio.json_safe(data), indent=1, allow_nan=False) + "\n")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -214,17 +214,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
-def _json_safe(value: Any) -> Any:
-    """Non-finite floats become None (JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
