@@ -14,7 +14,6 @@ from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.evolution import SearchError, SearchRunner, derive_trial_seed
 from assemblenet.search.executors import SerialExecutor, Trial, TrialOutcome
 from assemblenet.search.fitness import FitnessResult, FitnessUnavailableError
-from assemblenet.search.mutations import below_threshold_edges
 from assemblenet.search.store import RunStore
 from assemblenet.search.toy import ToyFitness
 
@@ -40,7 +39,7 @@ def test_strategy_runs_its_budget_without_repeating_a_graph(tmp_path: Path, stra
     kinds = {r.mutation["kind"] for r in records.values()}
     expected = {
         "evolution": {"initial", "connection-guided", "dilation", "split", "merge", "random-fallback"},
-        "evolution-unguided": {"initial", "connection-random", "dilation", "split", "merge", "random-fallback"},
+        "evolution-unguided": {"initial", "connection-matched", "dilation", "split", "merge", "random-fallback"},
         "random": {"random"},
         "oneshot": {"dense", "oneshot-threshold"},
     }[strategy]
@@ -82,9 +81,44 @@ def test_evolution_children_descend_from_consumed_records_with_guided_pruning(tm
         if record.mutation["kind"] == "connection-guided":
             guided += 1
             parent = records[record.parent]
-            expected = below_threshold_edges(parent.graph, parent.learned_weights, config.mutation.prune_threshold)
-            assert sorted(map(tuple, record.mutation["pruned"])) == sorted(expected)
+            expected = config.mutation.rule().select(parent.graph, parent.learned_weights)
+            # Pruned plus spared (the kept out-edge of a node alone at its level) is exactly the rule's choice.
+            done = [*record.mutation["pruned"], *record.mutation.get("spared", [])]
+            assert sorted(map(tuple, done)) == sorted(expected)
     assert guided > 0
+
+
+def test_matched_control_prunes_as_many_edges_at_the_same_nodes(tmp_path: Path) -> None:
+    config = tiny_config(strategy="evolution-unguided", **{"search.max_evaluations": 30})
+    run_dir = tmp_path / "run"
+    SearchRunner(config, run_dir=run_dir).run()
+    records = RunStore(run_dir).read_records()
+    matched = [r for r in records.values() if r.mutation["kind"] == "connection-matched"]
+    assert matched
+    differs = 0
+    for record in matched:
+        parent = records[record.parent]
+        guided = config.mutation.rule().select(parent.graph, parent.learned_weights)
+        pruned = [tuple(e) for e in [*record.mutation["pruned"], *record.mutation.get("spared", [])]]
+        assert sorted(map(tuple, record.mutation["guided_would_prune"])) == sorted(guided)
+        assert sorted(t for _, t in pruned) == sorted(t for _, t in guided)  # same count at each node
+        assert all(parent.graph.predecessors(t) and s in parent.graph.predecessors(t) for s, t in pruned)
+        differs += sorted(pruned) != sorted(guided)
+    assert differs > 0  # the choice within a node is random, not the guided one
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "evolution-unguided"])
+def test_children_follow_the_configured_mutation_mix(tmp_path: Path, strategy: str) -> None:
+    config = tiny_config(strategy=strategy, **{"search.max_evaluations": 28, "search.population_size": 8})
+    run_dir = tmp_path / "run"
+    SearchRunner(config, run_dir=run_dir).run()
+    state = RunStore(run_dir).read_state()
+    counts = state["mutation_counts"]
+    children = 28 - 8 - counts.get("random-fallback", 0)
+    connection = sum(v for k, v in counts.items() if k.startswith("connection"))
+    assert sum(counts.values()) == 28 and counts["initial"] == 8
+    # 20 children dealt from one deck of 20: exactly the configured half are connection mutations.
+    assert connection == round(children * config.mutation.probabilities["connection"])
 
 
 @pytest.mark.parametrize("replacement", ["aging", "worst"])
@@ -113,8 +147,9 @@ def test_oneshot_thresholds_each_dense_graph(tmp_path: Path) -> None:
     for record in thresholded:
         parent = records[record.parent]
         assert parent.mutation["kind"] == "dense"
-        weak = below_threshold_edges(parent.graph, parent.learned_weights, 0.2)
-        assert sorted(map(tuple, record.mutation["pruned"])) == sorted(weak)
+        weak = tiny_config().mutation.rule().select(parent.graph, parent.learned_weights)
+        done = [*record.mutation["pruned"], *record.mutation.get("spared", [])]
+        assert sorted(map(tuple, done)) == sorted(weak)
         assert len(record.graph.edges()) < len(parent.graph.edges())
 
 

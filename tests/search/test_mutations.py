@@ -13,10 +13,13 @@ from assemblenet.search.config import SpaceConfig
 from assemblenet.search.mutations import (
     below_threshold_edges,
     dilation_mutation,
+    PruneRule,
     guided_connection_mutation,
+    matched_connection_mutation,
     merge_mutation,
     mutate,
     random_connection_mutation,
+    kind_deck,
     split_mutation,
     threshold_connections,
 )
@@ -63,48 +66,110 @@ def _check_child(space: SearchSpace, parent: AssembleNetGraph, child: AssembleNe
     assert child.canonical_hash() != parent.canonical_hash()
 
 
-@settings(max_examples=60, deadline=None)
-@given(case=graphs, weight_seed=weights_seeds, threshold=thresholds, seed=st.integers(0, 2**16))
-def test_guided_connection_prunes_exactly_the_edges_below_threshold(case, weight_seed, threshold, seed) -> None:
-    space, parent = case
-    weights = _random_weights(parent, weight_seed)
-    result = guided_connection_mutation(parent, weights, space=space, rng=random.Random(seed), threshold=threshold)
-    below = {e for e, w in weights.items() if w < threshold}
-    if result is None:
-        return  # rejected (nothing below the threshold, or no valid repair): never an invalid child
-    assert below, "a guided mutation with nothing to prune must be rejected"
-    child = result.graph
-    _check_child(space, parent, child)
-    details = result.mutation.details
-    assert {tuple(e) for e in details["pruned"]} == below
+rules = st.one_of(
+    st.builds(lambda t: PruneRule("absolute", threshold=t, min_pruned=0), thresholds),
+    st.builds(lambda t, m: PruneRule("absolute", threshold=t, min_pruned=m), thresholds, st.integers(1, 3)),
+    st.builds(lambda r, m: PruneRule("relative", relative_threshold=r, min_pruned=m), st.floats(0.2, 1.0),
+              st.integers(0, 3)),
+)
+
+
+def _to_child_indices(parent: AssembleNetGraph, details: dict) -> dict[int, int]:
     # Connection mutations keep the surviving nodes' order: map parent indices to child indices.
     absorbed = {removed for removed, _ in details.get("absorbed", [])}
     survivors = [i for i in range(len(parent.nodes)) if i not in absorbed]
-    to_child = {old: new for new, old in enumerate(survivors)}
+    return {old: new for new, old in enumerate(survivors)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=graphs, weight_seed=weights_seeds, rule=rules, seed=st.integers(0, 2**16))
+def test_guided_connection_prunes_exactly_the_condemned_edges(case, weight_seed, rule, seed) -> None:
+    space, parent = case
+    weights = _random_weights(parent, weight_seed)
+    condemned = rule.select(parent, weights)
+    # Never an edge into a single-input node (it has no weight to read), never a node's last input by make-up.
+    assert all(len(parent.predecessors(t)) > 1 for _, t in condemned)
+    result = guided_connection_mutation(parent, weights, space=space, rng=random.Random(seed), rule=rule)
+    if result is None:
+        return  # rejected (nothing condemned, or no valid repair): never an invalid child
+    assert condemned, "a guided mutation with nothing to prune must be rejected"
+    child = result.graph
+    _check_child(space, parent, child)
+    details = result.mutation.details
+    pruned = {tuple(e) for e in details["pruned"]}
+    spared = {tuple(e) for e in details.get("spared", [])}
+    assert pruned | spared == set(condemned) and not pruned & spared
+    to_child = _to_child_indices(parent, details)
     child_edges = {(e.source, e.target) for e in child.edges()}
-    for source, target in below:
+    for source, target in pruned:
         if source in to_child and target in to_child:
             assert (to_child[source], to_child[target]) not in child_edges
-    for (source, target), w in weights.items():
-        if w >= threshold and source not in absorbed and target not in absorbed:
+    for source, target in [(e.source, e.target) for e in parent.edges()]:
+        if (source, target) not in pruned and source in to_child and target in to_child:
             assert (to_child[source], to_child[target]) in child_edges
     # An absorbed node lost every outgoing edge to pruning, and its filters stayed at its level.
     for removed, receiver in details.get("absorbed", []):
-        assert all((removed, t) in below for t in parent.successors(removed))
+        assert all((removed, t) in pruned for t in parent.successors(removed))
         assert parent.nodes[removed].level == parent.nodes[receiver].level
 
 
-@settings(max_examples=40, deadline=None)
-@given(case=graphs, weight_seed=weights_seeds, threshold=thresholds, seed=st.integers(0, 2**16))
-def test_oneshot_thresholding_adds_no_random_edges(case, weight_seed, threshold, seed) -> None:
+@settings(max_examples=60, deadline=None)
+@given(case=graphs, weight_seed=weights_seeds, ratio=st.floats(0.2, 1.0),
+       scales=st.lists(st.floats(0.05, 1.0), min_size=64, max_size=64))
+def test_relative_rule_ignores_each_nodes_common_scale(case, weight_seed, ratio, scales) -> None:
+    # Training fixes only the ratios of a node's input weights; the rule must not read their common scale.
     space, parent = case
     weights = _random_weights(parent, weight_seed)
-    result = threshold_connections(parent, weights, space=space, rng=random.Random(seed), threshold=threshold)
+    rescaled = {(s, t): w * scales[t % len(scales)] for (s, t), w in weights.items()}
+    rule = PruneRule("relative", relative_threshold=ratio)
+    assert rule.select(parent, weights) == rule.select(parent, rescaled)
+
+
+def test_rule_prunes_the_weakest_edge_when_nothing_is_below_its_threshold() -> None:
+    space = asn50_space()
+    parent = space.sample(random.Random(5))
+    weights = {(e.source, e.target): 0.9 for e in parent.edges()}
+    target = next(t for t in range(len(parent.nodes)) if len(parent.predecessors(t)) > 2)
+    weak = (parent.predecessors(target)[1], target)
+    weights[weak] = 0.85  # well above any absolute threshold, and 0.94 of its node's strongest
+    for rule in (PruneRule("absolute", threshold=0.2), PruneRule("relative", relative_threshold=0.5)):
+        assert rule.select(parent, weights) == [weak]
+        result = guided_connection_mutation(parent, weights, space=space, rng=random.Random(0), rule=rule)
+        assert result is not None and result.mutation.kind == "connection-guided"
+        assert result.mutation.details["pruned"] == [list(weak)]
+    assert PruneRule("absolute", threshold=0.2, min_pruned=0).select(parent, weights) == []
+    assert below_threshold_edges(parent, weights, 0.2) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=graphs, weight_seed=weights_seeds, seed=st.integers(0, 2**16))
+def test_matched_control_prunes_as_many_edges_at_the_same_nodes(case, weight_seed, seed) -> None:
+    space, parent = case
+    weights = _random_weights(parent, weight_seed)
+    rule = PruneRule("relative", relative_threshold=0.6)
+    result = matched_connection_mutation(parent, weights, space=space, rng=random.Random(seed), rule=rule)
+    if result is None:
+        return
+    _check_child(space, parent, result.graph)
+    details = result.mutation.details
+    done = [tuple(e) for e in [*details["pruned"], *details.get("spared", [])]]
+    guided = rule.select(parent, weights)
+    assert sorted(map(tuple, details["guided_would_prune"])) == sorted(guided)
+    assert sorted(t for _, t in done) == sorted(t for _, t in guided)
+    assert all(s in parent.predecessors(t) for s, t in done)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=graphs, weight_seed=weights_seeds, rule=rules, seed=st.integers(0, 2**16))
+def test_oneshot_thresholding_adds_no_random_edges(case, weight_seed, rule, seed) -> None:
+    space, parent = case
+    weights = _random_weights(parent, weight_seed)
+    result = threshold_connections(parent, weights, space=space, rng=random.Random(seed), rule=rule)
     if result is None:
         return
     _check_child(space, parent, result.graph)
     assert result.mutation.details["added"] == []
-    kept = sum(1 for w in weights.values() if w >= threshold)
+    kept = len(parent.edges()) - len(result.mutation.details["pruned"])
     repaired = len(result.mutation.details.get("repaired", []))
     assert len(result.graph.edges()) <= kept + repaired
 
@@ -181,75 +246,99 @@ def _draft(graph):
 
 
 @settings(max_examples=30, deadline=None)
-@given(case=graphs, weight_seed=weights_seeds, seed=st.integers(0, 2**16), guided=st.booleans())
-def test_mutate_returns_valid_new_children_or_none(case, weight_seed, seed, guided) -> None:
+@given(case=graphs, weight_seed=weights_seeds, seed=st.integers(0, 2**16),
+       connection=st.sampled_from(["guided", "matched", "random"]))
+def test_mutate_returns_valid_new_children_or_none(case, weight_seed, seed, connection) -> None:
     space, parent = case
     seen = {parent.canonical_hash()}
     result = mutate(
         parent, space=space, rng=random.Random(seed),
         probabilities={"connection": 1.0, "dilation": 1.0, "split": 1.0, "merge": 1.0},
-        guided=guided, learned_weights=_random_weights(parent, weight_seed),
+        connection=connection, learned_weights=_random_weights(parent, weight_seed),
         accept=lambda g: g.canonical_hash() not in seen,
     )
     assert result is not None
     _check_child(space, parent, result.graph)
-    assert result.mutation.kind in {"connection-guided" if guided else "connection-random", "dilation", "split", "merge"}
+    assert result.mutation.kind in {f"connection-{connection}", "dilation", "split", "merge"}
+
+
+def test_mutate_keeps_the_dealt_kind_and_marks_a_fallback() -> None:
+    space = SPACES[1]
+    parent = space.sample(random.Random(0))
+    weights = _random_weights(parent, 0)
+    probabilities = {"connection": 0.5, "dilation": 0.5}
+    for seed in range(10):
+        result = mutate(parent, space=space, rng=random.Random(seed), kind="connection", probabilities=probabilities,
+                        connection="guided", learned_weights=weights)
+        assert result is not None and result.mutation.kind == "connection-guided"
+        assert "fallback_from" not in result.mutation.details
+    # When no connection child is acceptable, another kind is used and says so.
+    result = mutate(parent, space=space, rng=random.Random(0), kind="connection", probabilities=probabilities,
+                    connection="guided", learned_weights=weights, max_attempts=3,
+                    accept=lambda g: g.nodes[0] != parent.nodes[0] or g.edges() == parent.edges())
+    assert result is not None and result.mutation.kind == "dilation"
+    assert result.mutation.details["fallback_from"] == "connection"
+
+
+def test_kind_deck_follows_the_probabilities() -> None:
+    deck = kind_deck({"connection": 0.5, "dilation": 0.3, "split": 0.1, "merge": 0.1}, random.Random(0), 20)
+    assert sorted(deck) == sorted(["connection"] * 10 + ["dilation"] * 6 + ["split"] * 2 + ["merge"] * 2)
+    assert kind_deck({"connection": 1.0, "split": 0.0}, random.Random(0), 3) == ["connection"] * 3
+    assert sorted(kind_deck({"a": 1.0, "b": 1.0, "c": 1.0}, random.Random(0), 4)).count("a") == 2  # remainders by name
 
 
 def test_mutate_gives_up_when_nothing_is_acceptable() -> None:
     space = SPACES[1]
     parent = space.sample(random.Random(0))
-    result = mutate(parent, space=space, rng=random.Random(0), probabilities={"dilation": 1.0}, guided=True,
+    result = mutate(parent, space=space, rng=random.Random(0), probabilities={"dilation": 1.0},
                     max_attempts=5, accept=lambda g: False)
     assert result is None
 
 
-def test_unguided_mutation_ignores_the_weights() -> None:
+def test_matched_mutation_ignores_which_edges_are_weak() -> None:
     space = asn50_space()
     parent = space.sample(random.Random(3))
-    probabilities = {"connection": 1.0}
-    a = mutate(parent, space=space, rng=random.Random(1), probabilities=probabilities, guided=False,
-               learned_weights=_random_weights(parent, 1))
-    b = mutate(parent, space=space, rng=random.Random(1), probabilities=probabilities, guided=False,
-               learned_weights=_random_weights(parent, 2))
-    assert a is not None and a.graph == b.graph and a.mutation.kind == "connection-random"
+    a_weights = _random_weights(parent, 1)
+    target = next(t for t in range(len(parent.nodes)) if len(parent.predecessors(t)) > 2)
+    # The same count at the same node, but a different weak edge: the matched child must not change.
+    b_weights = {e: 0.9 for e in a_weights}
+    a_weights = {e: 0.9 for e in a_weights}
+    a_weights[(parent.predecessors(target)[0], target)] = 0.1
+    b_weights[(parent.predecessors(target)[1], target)] = 0.1
+    rule = PruneRule("relative", relative_threshold=0.5)
+    a = matched_connection_mutation(parent, a_weights, space=space, rng=random.Random(1), rule=rule)
+    b = matched_connection_mutation(parent, b_weights, space=space, rng=random.Random(1), rule=rule)
+    assert a is not None and a.graph == b.graph and a.mutation.kind == "connection-matched"
 
 
-def test_guided_mutation_mostly_succeeds_at_the_default_threshold() -> None:
+def test_guided_mutation_mostly_succeeds() -> None:
     # Guards the property tests above against passing vacuously through rejections.
     outcomes = []
     for seed in range(40):
         space = SPACES[seed % 2]
         parent = _sample(space, seed, 0.8)
         weights = _random_weights(parent, seed)
-        outcomes.append(guided_connection_mutation(parent, weights, space=space, rng=random.Random(seed), threshold=0.2))
+        outcomes.append(guided_connection_mutation(parent, weights, space=space, rng=random.Random(seed),
+                                                   rule=PruneRule("relative", relative_threshold=0.3)))
     assert sum(r is not None for r in outcomes) >= 25
     assert any("absorbed" in r.mutation.details for r in outcomes if r is not None)
 
 
-def test_guided_pruning_uses_the_threshold_not_the_rank() -> None:
-    space = asn50_space()
-    parent = space.sample(random.Random(5))
-    weights = {(e.source, e.target): 0.9 for e in parent.edges()}
-    assert guided_connection_mutation(parent, weights, space=space, rng=random.Random(0), threshold=0.2) is None
-    weak = (parent.edges()[3].source, parent.edges()[3].target)
-    weights[weak] = 0.19
-    assert below_threshold_edges(parent, weights, 0.2) == [weak]
-
-
-def test_guided_connection_mutation_improves_the_toy_benchmark_more_than_random() -> None:
-    # The toy's learned weights carry information about useful edges; guidance must exploit it on average.
+def test_guided_connection_mutation_improves_the_toy_benchmark_more_than_matched() -> None:
+    # The toy's learned weights carry information about useful edges; guidance must exploit it on average,
+    # against a control that prunes as many edges at the same nodes.
     space, fitness = asn50_space(), ToyFitness(noise=0.0)
     rng = random.Random(0)
-    guided_gain, random_gain = [], []
+    rule = PruneRule()
+    guided_gain, matched_gain = [], []
     for trial in range(25):
         parent = space.sample(rng)
         result = fitness(parent, seed=trial)
-        guided = guided_connection_mutation(parent, result.learned_weights, space=space, rng=rng, threshold=0.2)
-        unguided = random_connection_mutation(parent, space=space, rng=rng, prune_probability=0.2)
+        guided = guided_connection_mutation(parent, result.learned_weights, space=space, rng=rng, rule=rule)
+        matched = matched_connection_mutation(parent, result.learned_weights, space=space, rng=rng, rule=rule)
         if guided:
             guided_gain.append(fitness(guided.graph, seed=trial).fitness - result.fitness)
-        if unguided:
-            random_gain.append(fitness(unguided.graph, seed=trial).fitness - result.fitness)
-    assert len(guided_gain) >= 15 and len(random_gain) >= 15
-    assert statistics.fmean(guided_gain) > statistics.fmean(random_gain) + 2 * statistics.stdev(random_gain) / len(random_gain) ** 0.5
+        if matched:
+            matched_gain.append(fitness(matched.graph, seed=trial).fitness - result.fitness)
+    assert len(guided_gain) >= 15 and len(matched_gain) >= 15
+    assert statistics.fmean(guided_gain) > statistics.fmean(matched_gain) + 2 * statistics.stdev(matched_gain) / len(matched_gain) ** 0.5

@@ -94,6 +94,10 @@ class OptimConfig:
     max_steps: Optional[int] = None  # total updates, replacing epochs (step budgets of proxy runs)
     grad_clip_norm: Optional[float] = None
     label_smoothing: float = 0.0
+    # The learnable connection logits: their own rate (peak lr x multiplier), no weight decay, and optionally
+    # no warm-up. Only their relative sizes matter (each node's fused input feeds conv -> BN).
+    connection_lr_multiplier: float = 1.0
+    connection_warmup: bool = True
 
 
 @dataclass
@@ -112,6 +116,9 @@ class TrainConfig:
     progress: bool = True
     deterministic: bool = False
     resume: bool = True  # continue from the latest checkpoint in output.dir
+    # Precise BN: before each validation, re-estimate BatchNorm statistics as the plain average over this many
+    # training batches (0: keep the running averages). Short runs need it: momentum 0.01 barely moves them.
+    precise_bn_batches: int = 0
 
 
 @dataclass
@@ -261,6 +268,8 @@ def _check_values(cfg: Config) -> None:
     need(cfg.optim.grad_clip_norm is None or cfg.optim.grad_clip_norm > 0, "optim.grad_clip_norm",
          "must be positive (or null to disable)")
     need(0 <= cfg.optim.label_smoothing < 1, "optim.label_smoothing", "must be in [0, 1)")
+    need(cfg.optim.connection_lr_multiplier > 0, "optim.connection_lr_multiplier", "must be positive")
+    need(cfg.train.precise_bn_batches >= 0, "train.precise_bn_batches", "must be >= 0")
     need(cfg.train.ema_decay is None or 0 < cfg.train.ema_decay < 1, "train.ema_decay", "must be in (0, 1)")
     need(cfg.train.num_threads is None or cfg.train.num_threads >= 1, "train.num_threads", "must be >= 1")
     need(cfg.train.checkpoint_every_steps >= 0, "train.checkpoint_every_steps", "must be >= 0")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -100,6 +100,35 @@ def set_train_mode(model: nn.Module, *, frozen_bn: bool) -> None:
         for module in model.modules():
             if isinstance(module, _BN_TYPES):
                 module.eval()
+
+
+@torch.no_grad()
+def precise_bn(model: nn.Module, batches: Iterable[Any], device: torch.device) -> int:
+    """Re-estimate every BatchNorm's running statistics as the plain average over ``batches`` (clips as the
+    training loader yields them), as PySlowFast's precise BN does. Returns the number of batches used.
+
+    Short runs need it: with momentum 0.01 most running statistics are still near their initial values after
+    a few dozen steps, and evaluation (which uses them) then measures initialisation, not training.
+    """
+    layers = [m for m in model.modules() if isinstance(m, _BN_TYPES) and m.track_running_stats]
+    if not layers:
+        return 0
+    momenta = [m.momentum for m in layers]
+    was_training = model.training
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # cumulative moving average: the plain mean over the batches
+    model.train()
+    used = 0
+    try:
+        for clip in batches:
+            model(*model_inputs(clip, device))
+            used += 1
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+        model.train(was_training)
+    return used
 
 
 def convert_sync_bn(model: nn.Module, device: torch.device) -> nn.Module:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from typing import Any
 
@@ -15,27 +16,49 @@ def scaled_lr(lr: float, global_batch_size: int, reference_batch_size: int, scal
     return lr * global_batch_size / reference_batch_size if scale else lr
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+CONNECTION_GROUP = "connections"
+
+
+def is_connection_parameter(name: str) -> bool:
+    """The learnable connection logits of the sigmoid fusions (``...fusion.edge_logits``)."""
+    return name.endswith("edge_logits")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, *, connection_lr_multiplier: float = 1.0
+                     ) -> list[dict[str, Any]]:
     """Weight decay on conv/linear weights only; none on 1-D tensors (BN scales and shifts, biases) or the
-    connection logits, which decay would pull towards sigmoid(0) = 0.5 and so bias the connection search."""
-    decay, no_decay = [], []
+    connection logits, which decay would pull towards sigmoid(0) = 0.5 and so bias the connection search.
+
+    The connection logits form their own group (``name: "connections"``) whose rate is the peak rate times
+    ``connection_lr_multiplier``: a node's inputs feed conv -> BN, so only their relative sizes matter and
+    their gradients are small; a larger rate lets a short proxy run separate them.
+    """
+    decay, no_decay, connections = [], [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if param.ndim <= 1 or "connection" in name or "logit" in name:
+        if is_connection_parameter(name):
+            connections.append(param)
+        elif param.ndim <= 1:
             no_decay.append(param)
         else:
             decay.append(param)
-    groups = []
+    groups: list[dict[str, Any]] = []
     if decay:
-        groups.append({"params": decay, "weight_decay": weight_decay})
+        groups.append({"params": decay, "weight_decay": weight_decay, "name": "decay", "lr_multiplier": 1.0})
     if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
+        groups.append({"params": no_decay, "weight_decay": 0.0, "name": "no_decay", "lr_multiplier": 1.0})
+    if connections:
+        groups.append({"params": connections, "weight_decay": 0.0, "name": CONNECTION_GROUP,
+                       "lr_multiplier": float(connection_lr_multiplier)})
     return groups
 
 
 def build_optimizer(model: nn.Module, optim_cfg: Any, lr: float) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, optim_cfg.weight_decay)
+    groups = parameter_groups(model, optim_cfg.weight_decay,
+                              connection_lr_multiplier=getattr(optim_cfg, "connection_lr_multiplier", 1.0))
+    for group in groups:
+        group["lr"] = lr * group["lr_multiplier"]
     if optim_cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=optim_cfg.momentum,
                                nesterov=optim_cfg.nesterov and optim_cfg.momentum > 0)
@@ -61,14 +84,21 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int, schedule: str =
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_steps: int, schedule: str,
-                    peak_lr: float, min_lr: float) -> torch.optim.lr_scheduler.LambdaLR:
+                    peak_lr: float, min_lr: float, connection_warmup: bool = True
+                    ) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step warm-up + decay for every group; the connection group skips the warm-up when
+    ``connection_warmup`` is false (its logits start at 0 and have nothing to protect)."""
     min_factor = min(1.0, min_lr / peak_lr) if peak_lr > 0 else 0.0
 
-    def factor(step: int) -> float:
-        return lr_factor(step, total_steps=total_steps, warmup_steps=warmup_steps, schedule=schedule,
+    def factor(step: int, warmup: int) -> float:
+        return lr_factor(step, total_steps=total_steps, warmup_steps=warmup, schedule=schedule,
                          min_factor=min_factor)
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    lambdas = []
+    for group in optimizer.param_groups:
+        warmup = 0 if group.get("name") == CONNECTION_GROUP and not connection_warmup else warmup_steps
+        lambdas.append(functools.partial(factor, warmup=warmup))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
 
 
 class ModelEMA:

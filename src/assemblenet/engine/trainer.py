@@ -43,7 +43,7 @@ from assemblenet.engine.distributed import (
 )
 from assemblenet.engine.evaluator import EvalResult, autocast_context, evaluate, write_eval_outputs
 from assemblenet.engine.metrics import primary_metric_name
-from assemblenet.engine.modeling import build_model, convert_sync_bn, model_inputs, set_train_mode
+from assemblenet.engine.modeling import build_model, convert_sync_bn, model_inputs, precise_bn, set_train_mode
 from assemblenet.engine.optim import ModelEMA, build_optimizer, build_scheduler, scaled_lr
 from assemblenet.engine.runlog import MetricsLogger, plot_training_curves, read_metrics
 from assemblenet.engine.weights import save_weights, unwrap_model
@@ -192,7 +192,8 @@ class Trainer:
         self.peak_lr = scaled_lr(cfg.optim.lr, self.global_batch, cfg.optim.reference_batch_size, cfg.optim.scale_lr)
         self.optimizer = build_optimizer(self.model, cfg.optim, self.peak_lr)
         self.scheduler = build_scheduler(self.optimizer, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
-                                         schedule=cfg.optim.schedule, peak_lr=self.peak_lr, min_lr=cfg.optim.min_lr)
+                                         schedule=cfg.optim.schedule, peak_lr=self.peak_lr, min_lr=cfg.optim.min_lr,
+                                         connection_warmup=cfg.optim.connection_warmup)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16")
         self.ema = ModelEMA(self.model, cfg.train.ema_decay) if cfg.train.ema_decay else None
 
@@ -313,6 +314,8 @@ class Trainer:
     def run_eval(self, *, final: bool = False) -> EvalResult:
         if self.val_dataset is None:
             self.val_dataset = build_split(self.cfg, "val")
+        if self.cfg.train.precise_bn_batches:
+            self._precise_bn(self._eval_model())
         self._sync_buffers()
         cfg = self.cfg
         result = evaluate(self._eval_model(), self.val_dataset, device=self.device, batch_size=cfg.eval.batch_size,
@@ -331,6 +334,26 @@ class Trainer:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k not in ("num_videos", "metric"))
             logger.info("step %d validation (%d videos): %s", self.step, len(result.video_ids), shown)
         return result
+
+    def _precise_bn(self, model: nn.Module) -> None:
+        """Re-estimate BN statistics on ``train.precise_bn_batches`` training batches: a fixed draw per epoch
+        (its own sampler seed), run under a forked RNG so the training trajectory is the same as without it."""
+        from assemblenet.data import collate
+
+        count = self.cfg.train.precise_bn_batches
+        batch = self.cfg.data.batch_size
+        sampler = ResumableSampler(len(self.train_dataset), world_size=self.dist.world_size, rank=self.dist.rank,
+                                   seed=self.cfg.seed + 7919, shuffle=True)
+        sampler.set_epoch(self.epoch)
+        with torch.random.fork_rng(devices=[]):
+            loader = torch.utils.data.DataLoader(SeededDataset(self.train_dataset), batch_size=batch,
+                                                 sampler=sampler, num_workers=self.cfg.data.num_workers,
+                                                 collate_fn=collate, drop_last=True)
+            clips = (clip for k, (clip, _target, _meta) in zip(range(count), loader))
+            used = precise_bn(model, clips, self.device)
+        if used < count and self.dist.is_main:
+            logger.warning("precise BN used %d of the %d batches asked for (the training set holds %d full "
+                           "batches)", used, count, used)
 
     def _eval_due(self) -> bool:
         every = self.cfg.train.eval_every_epochs

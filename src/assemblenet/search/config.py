@@ -24,6 +24,8 @@ from assemblenet.graph.spec import NUM_LEVELS, StemType
 STRATEGIES = ("evolution", "evolution-unguided", "random", "oneshot")
 MUTATION_KINDS = ("connection", "dilation", "split", "merge")
 REPLACEMENTS = ("aging", "worst")
+PRUNE_RULES = ("relative", "absolute")
+UNGUIDED_MODES = ("matched", "random")
 FITNESS_KINDS = ("toy", "proxy-training")
 EXECUTOR_KINDS = ("local", "ray")
 
@@ -62,12 +64,33 @@ class SearchLoopConfig:
 
 @dataclass(frozen=True)
 class MutationConfig:
+    """How children are made (``search/mutations.py``).
+
+    ``prune_rule``: ``relative`` prunes edges whose learned weight is below ``relative_threshold`` times the
+    strongest weight into the same node; ``absolute`` is the paper's sigmoid threshold ``prune_threshold``.
+    Either way at least ``min_pruned`` edges (the weakest) are pruned. ``unguided`` is how
+    ``evolution-unguided`` prunes: ``matched`` (as many edges at the same nodes as the guided rule, at
+    random) or ``random`` (each edge with ``unguided_prune_probability``). ``kind_deck_size``: children's
+    kinds are dealt from shuffled decks of this size that follow ``probabilities``.
+    """
+
     probabilities: Mapping[str, float] = field(
         default_factory=lambda: {"connection": 0.5, "dilation": 0.3, "split": 0.1, "merge": 0.1}
     )
+    prune_rule: str = "relative"
+    relative_threshold: float = 0.5
     prune_threshold: float = 0.2
+    min_pruned: int = 1
+    unguided: str = "matched"
     unguided_prune_probability: float = 0.2
     max_attempts: int = 20
+    kind_deck_size: int = 20
+
+    def rule(self) -> Any:
+        from assemblenet.search.mutations import PruneRule
+
+        return PruneRule(self.prune_rule, threshold=self.prune_threshold,
+                         relative_threshold=self.relative_threshold, min_pruned=self.min_pruned)
 
 
 @dataclass(frozen=True)
@@ -305,6 +328,16 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
         fail("mutation.unguided_prune_probability", f"must be in (0, 1], got {mutation.unguided_prune_probability}")
     if mutation.max_attempts < 1:
         fail("mutation.max_attempts", f"must be at least 1, got {mutation.max_attempts}")
+    if mutation.prune_rule not in PRUNE_RULES:
+        fail("mutation.prune_rule", f"unknown rule {mutation.prune_rule!r}; expected one of {list(PRUNE_RULES)}")
+    if not 0.0 < mutation.relative_threshold <= 1.0:
+        fail("mutation.relative_threshold", f"must be a ratio in (0, 1], got {mutation.relative_threshold}")
+    if mutation.min_pruned < 0:
+        fail("mutation.min_pruned", f"must be >= 0, got {mutation.min_pruned}")
+    if mutation.unguided not in UNGUIDED_MODES:
+        fail("mutation.unguided", f"unknown mode {mutation.unguided!r}; expected one of {list(UNGUIDED_MODES)}")
+    if mutation.kind_deck_size < 1:
+        fail("mutation.kind_deck_size", f"must be at least 1, got {mutation.kind_deck_size}")
 
     toy = config.fitness.toy
     if toy.sleep_seconds < 0:

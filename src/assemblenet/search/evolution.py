@@ -29,7 +29,7 @@ from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.config import SearchConfig
 from assemblenet.search.executors import Executor, Trial, TrialOutcome, make_executor
 from assemblenet.search.fitness import FitnessFunction, FitnessUnavailableError, build_fitness
-from assemblenet.search.mutations import mutate, threshold_connections
+from assemblenet.search.mutations import kind_deck, mutate, threshold_connections
 from assemblenet.search.space import SearchSpace
 from assemblenet.search.store import EvaluationRecord, RunStore
 
@@ -78,6 +78,8 @@ class SearchState:
         self.pending: list[dict[str, Any]] = []  # candidates queued by a strategy (one-shot thresholding)
         self.consecutive_failures = 0
         self.exhausted = False
+        self.kind_deck: list[str] = []  # mutation kinds still to deal to children (see mutations.kind_deck)
+        self.mutation_counts: dict[str, int] = {}  # consumed evaluations by mutation kind
 
     def to_dict(self) -> dict[str, Any]:
         version, internal, gauss_next = self.rng.getstate()
@@ -89,6 +91,8 @@ class SearchState:
             "pending": self.pending,
             "consecutive_failures": self.consecutive_failures,
             "exhausted": self.exhausted,
+            "kind_deck": self.kind_deck,
+            "mutation_counts": self.mutation_counts,
             "history": self.history,
         }
 
@@ -105,6 +109,8 @@ class SearchState:
         state.consecutive_failures = int(data["consecutive_failures"])
         state.exhausted = bool(data["exhausted"])
         state.history = list(data["history"])
+        state.kind_deck = [str(k) for k in data.get("kind_deck", [])]
+        state.mutation_counts = {str(k): int(v) for k, v in data.get("mutation_counts", {}).items()}
         return state
 
 
@@ -178,6 +184,12 @@ class Evolution(Strategy):
         self.guided = guided
         self.name = "evolution" if guided else "evolution-unguided"
 
+    def _next_kind(self, ctx: SearchContext) -> str:
+        cfg = ctx.config.mutation
+        if not ctx.state.kind_deck:
+            ctx.state.kind_deck = kind_deck(cfg.probabilities, ctx.rng, cfg.kind_deck_size)
+        return ctx.state.kind_deck.pop(0)
+
     def propose(self, ctx: SearchContext, count: int) -> list[Candidate]:
         cfg = ctx.config
         out: list[Candidate] = []
@@ -196,14 +208,16 @@ class Evolution(Strategy):
         cfg = ctx.config
         parent_index = ctx.tournament()
         parent = ctx.records[parent_index]
+        kind = self._next_kind(ctx)
         result = mutate(
             parent.graph,
             space=ctx.space,
             rng=ctx.rng,
+            kind=kind,
             probabilities=cfg.mutation.probabilities,
-            guided=self.guided,
-            learned_weights=parent.learned_weights if (self.guided and parent.ok) else None,
-            threshold=cfg.mutation.prune_threshold,
+            connection="guided" if self.guided else cfg.mutation.unguided,
+            learned_weights=parent.learned_weights if parent.ok else None,
+            rule=cfg.mutation.rule(),
             prune_probability=cfg.mutation.unguided_prune_probability,
             max_attempts=cfg.mutation.max_attempts,
             accept=ctx.is_new,
@@ -238,8 +252,7 @@ class OneShot(Strategy):
         if record.mutation.get("kind") != "dense" or not record.ok:
             return
         result = threshold_connections(
-            record.graph, record.learned_weights, space=ctx.space, rng=ctx.rng,
-            threshold=ctx.config.mutation.prune_threshold,
+            record.graph, record.learned_weights, space=ctx.space, rng=ctx.rng, rule=ctx.config.mutation.rule(),
         )
         if result is None or not ctx.is_new(result.graph):
             log.info("one-shot: thresholding evaluation %d gave no new valid graph", record.index)
@@ -412,6 +425,8 @@ class SearchRunner:
                 worst = min(state.population, key=lambda i: (ctx.records[i].sort_fitness, i))
                 state.population.remove(worst)
         state.consecutive_failures = 0 if record.ok else state.consecutive_failures + 1
+        kind = str(record.mutation.get("kind"))
+        state.mutation_counts[kind] = state.mutation_counts.get(kind, 0) + 1
         self.strategy.observe(ctx, record)
 
         previous_best = state.history[-1]["best_fitness"] if state.history else None
@@ -427,6 +442,8 @@ class SearchRunner:
             "population_size": len(state.population),
             "parent": record.parent,
             "mutation": record.mutation.get("kind"),
+            "fallback_from": record.mutation.get("fallback_from"),
+            "pruned": len(record.mutation.get("pruned", [])),
             "graph_hash": record.graph_hash,
             "nodes": len(record.graph.nodes),
             "edges": len(record.graph.edges()),

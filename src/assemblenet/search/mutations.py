@@ -1,12 +1,14 @@
 """Mutations of AssembleNet graphs. Each returns a valid child in the search space, or ``None`` (rejected).
 
-- Connection, guided: drop every edge whose learned sigmoid weight is below a threshold, then add random new
-  edges so that the expected edge count stays the same. A block that loses all its outgoing edges this way is
-  judged useless and absorbed: it is removed and its filters go to another node of its level (keeping the
-  budget). The pruned edges are never re-added, by the additions nor by the repair, so the child holds
-  exactly the parent's edges at or above the threshold (except those of absorbed nodes) plus new ones.
-- Connection, unguided (the baseline): the same, but each edge is dropped with a fixed probability, ignoring
-  the learned weights.
+- Connection, guided: drop the edges that the parent's learned connection weights condemn (:class:`PruneRule`:
+  by default each edge's weight relative to the strongest edge into the same node, since training fixes only
+  these ratios), then add random new edges so that the expected edge count stays the same. A block that loses
+  all its outgoing edges this way is judged useless and absorbed: it is removed and its filters go to another
+  node of its level (keeping the budget). The pruned edges are never re-added, by the additions nor by the
+  repair, so the child holds exactly the parent's other edges (except those of absorbed nodes) plus new ones.
+- Connection, matched (the control of guided evolution): prune as many edges at the same nodes as the guided
+  rule would, chosen at random, and continue the same way.
+- Connection, random (where no learned weights exist): each edge is dropped with a fixed probability.
 
 In both, ``details`` lists ``pruned``, ``added``, ``absorbed`` ([removed, receiver] pairs) and ``repaired``
 edges, in the parent's node indices (a connection mutation keeps the indices of the surviving nodes).
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from assemblenet.errors import GraphError
-from assemblenet.graph.spec import OUTPUT_LEVEL, AssembleNetGraph
+from assemblenet.graph.spec import OUTPUT_LEVEL, AssembleNetGraph, BlockNode
 from assemblenet.search.draft import GraphDraft
 from assemblenet.search.space import SearchSpace
 
@@ -52,12 +54,82 @@ class MutationResult:
     mutation: Mutation
 
 
+PRUNE_RULES = ("relative", "absolute")
+CONNECTION_MODES = ("guided", "matched", "random")
+
+
+@dataclass(frozen=True)
+class PruneRule:
+    """Which of a parent's edges its learned connection weights condemn.
+
+    Only edges into nodes with several inputs are candidates (a single input is never scaled, so it has no
+    learned weight to read). ``relative`` (the default) compares each edge with the strongest edge into the
+    same node and condemns those below ``relative_threshold`` times it: scale-free, because a node's fused
+    input feeds conv -> BatchNorm, so training fixes only the ratios of its weights, never their common scale.
+    ``absolute`` is the paper's rule: sigmoid strength below ``threshold``.
+
+    Where the rule condemns fewer than ``min_pruned`` edges, the weakest candidates (by the rule's score)
+    make up the number, so a guided mutation always prunes something and never turns into another kind.
+    The make-up never removes a node's last input.
+    """
+
+    kind: str = "relative"
+    threshold: float = 0.2
+    relative_threshold: float = 0.5
+    min_pruned: int = 1
+
+    def scores(self, graph: AssembleNetGraph, weights: EdgeWeights) -> dict[tuple[int, int], float]:
+        """The score of every candidate edge: its relative strength, or its sigmoid weight (absolute)."""
+        out: dict[tuple[int, int], float] = {}
+        for target, inputs in _multi_input_targets(graph, weights).items():
+            strongest = max(weights[(s, target)] for s in graph.predecessors(target) if (s, target) in weights)
+            for source in inputs:
+                w = weights[(source, target)]
+                if self.kind == "relative":
+                    out[(source, target)] = w / strongest if strongest > 0 else 1.0
+                else:
+                    out[(source, target)] = w
+        return out
+
+    def select(self, graph: AssembleNetGraph, weights: EdgeWeights) -> list[tuple[int, int]]:
+        """The condemned edges, weakest first."""
+        scores = self.scores(graph, weights)
+        limit = self.relative_threshold if self.kind == "relative" else self.threshold
+        chosen = {e for e, score in scores.items() if score < limit}
+        if len(chosen) < self.min_pruned:
+            remaining = {t: len(graph.predecessors(t)) - sum(1 for e in chosen if e[1] == t) for _, t in scores}
+            for edge in sorted(scores, key=lambda e: (scores[e], e)):
+                if len(chosen) >= self.min_pruned:
+                    break
+                if edge not in chosen and remaining[edge[1]] > 1:
+                    chosen.add(edge)
+                    remaining[edge[1]] -= 1
+        return sorted(chosen, key=lambda e: (scores[e], e))  # weakest first
+
+
+def _multi_input_targets(graph: AssembleNetGraph, weights: EdgeWeights) -> dict[int, list[int]]:
+    """Targets with several inputs, each with its prunable inputs: those carrying a learned weight, except the
+    only outgoing edge of a block alone at its level (pruning it would leave a node that cannot be absorbed,
+    so it would be spared and the mutation would change nothing)."""
+    out: dict[int, list[int]] = {}
+    for target in range(len(graph.nodes)):
+        inputs = graph.predecessors(target)
+        if len(inputs) > 1:
+            weighted = [s for s in inputs if (s, target) in weights and not _indispensable(graph, s)]
+            if weighted:
+                out[target] = weighted
+    return out
+
+
+def _indispensable(graph: AssembleNetGraph, source: int) -> bool:
+    node = graph.nodes[source]
+    return (isinstance(node, BlockNode) and node.level < OUTPUT_LEVEL and len(graph.successors(source)) == 1
+            and len(graph.nodes_at_level(node.level)) == 1)
+
+
 def below_threshold_edges(graph: AssembleNetGraph, weights: EdgeWeights, threshold: float) -> list[tuple[int, int]]:
-    """The edges a guided mutation prunes. Edges without a learned weight are kept."""
-    return [
-        (e.source, e.target) for e in graph.edges()
-        if (e.source, e.target) in weights and weights[(e.source, e.target)] < threshold
-    ]
+    """The edges the paper's absolute rule prunes (sigmoid weight below ``threshold``), without make-up."""
+    return PruneRule("absolute", threshold=threshold, min_pruned=0).select(graph, weights)
 
 
 def guided_connection_mutation(
@@ -66,12 +138,45 @@ def guided_connection_mutation(
     *,
     space: SearchSpace,
     rng: random.Random,
-    threshold: float,
+    rule: PruneRule = PruneRule(),
 ) -> MutationResult | None:
-    pruned = below_threshold_edges(graph, learned_weights, threshold)
+    """Prune the edges ``rule`` condemns, then add random edges (see the module docstring)."""
+    pruned = rule.select(graph, learned_weights)
     if not pruned:
-        return None  # nothing to learn from: the caller draws another mutation
-    return _rewire(graph, pruned, space=space, rng=rng, kind="connection-guided", extra={"threshold": threshold})
+        return None  # no edge into a multi-input node carries a weight
+    return _rewire(graph, pruned, space=space, rng=rng, kind="connection-guided", extra=_rule_details(rule))
+
+
+def matched_connection_mutation(
+    graph: AssembleNetGraph,
+    learned_weights: EdgeWeights,
+    *,
+    space: SearchSpace,
+    rng: random.Random,
+    rule: PruneRule = PruneRule(),
+) -> MutationResult | None:
+    """The matched control of the guided mutation: at every node where the guided rule would prune k edges,
+    prune k of its inputs chosen at random instead, then add edges the same way. Only the choice of which
+    edges differs from guided evolution, not how many, where, or what follows."""
+    guided = rule.select(graph, learned_weights)
+    if not guided:
+        return None
+    per_target: dict[int, int] = {}
+    for _, target in guided:
+        per_target[target] = per_target.get(target, 0) + 1
+    multi = _multi_input_targets(graph, learned_weights)
+    chosen: set[tuple[int, int]] = set()
+    for target in sorted(per_target):
+        chosen.update((source, target) for source in rng.sample(multi[target], per_target[target]))
+    pruned = [(e.source, e.target) for e in graph.edges() if (e.source, e.target) in chosen]
+    extra = {**_rule_details(rule), "guided_would_prune": [list(e) for e in guided]}
+    return _rewire(graph, pruned, space=space, rng=rng, kind="connection-matched", extra=extra)
+
+
+def _rule_details(rule: PruneRule) -> dict[str, Any]:
+    if rule.kind == "relative":
+        return {"rule": "relative", "relative_threshold": rule.relative_threshold}
+    return {"rule": "absolute", "threshold": rule.threshold}
 
 
 def threshold_connections(
@@ -80,13 +185,13 @@ def threshold_connections(
     *,
     space: SearchSpace,
     rng: random.Random,
-    threshold: float,
+    rule: PruneRule = PruneRule(),
 ) -> MutationResult | None:
-    """One-shot connection search: drop the edges below ``threshold`` and add nothing (only repairs)."""
-    pruned = below_threshold_edges(graph, learned_weights, threshold)
+    """One-shot connection search: drop the edges ``rule`` condemns and add nothing (only repairs)."""
+    pruned = rule.select(graph, learned_weights)
     if not pruned:
         return None
-    return _rewire(graph, pruned, space=space, rng=rng, kind="oneshot-threshold", extra={"threshold": threshold},
+    return _rewire(graph, pruned, space=space, rng=rng, kind="oneshot-threshold", extra=_rule_details(rule),
                    add_random_edges=False)
 
 
@@ -97,6 +202,7 @@ def random_connection_mutation(
     rng: random.Random,
     prune_probability: float,
 ) -> MutationResult | None:
+    """Drop each edge with ``prune_probability`` (used where a parent has no learned weights)."""
     pruned = [(e.source, e.target) for e in graph.edges() if rng.random() < prune_probability]
     if not pruned:
         return None
@@ -116,12 +222,11 @@ def _rewire(
 ) -> MutationResult | None:
     draft = GraphDraft.from_graph(graph)
     parent_edge_count = len(graph.edges())
-    forbidden = frozenset(pruned)
     for source, target in pruned:
         draft.nodes[target].inputs.discard(source)
-    absorbed = _absorb_disconnected(draft, graph, space, rng)
-    if absorbed is None:
-        return None
+    absorbed, spared = _absorb_disconnected(draft, graph, pruned, rng)
+    pruned = [e for e in pruned if e not in spared]
+    forbidden = frozenset(pruned)
     existing = set(draft.edges())
     candidates = [e for e in draft.allowed_edges() if e not in existing and e not in forbidden]
     added: list[tuple[int, int]] = []
@@ -136,6 +241,8 @@ def _rewire(
         return None
     repaired = sorted(set(child.edges_as_pairs()) - existing - set(added))
     details = {**extra, "pruned": [list(e) for e in pruned], "added": [list(e) for e in added]}
+    if spared:
+        details["spared"] = [list(e) for e in spared]
     if absorbed:
         details["absorbed"] = [list(pair) for pair in absorbed]
     if repaired:
@@ -144,27 +251,32 @@ def _rewire(
 
 
 def _absorb_disconnected(
-    draft: GraphDraft, parent: AssembleNetGraph, space: SearchSpace, rng: random.Random
-) -> list[tuple[int, int]] | None:
+    draft: GraphDraft, parent: AssembleNetGraph, pruned: list[tuple[int, int]], rng: random.Random
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Remove each block whose every outgoing edge was pruned and give its filters to a random node of its
-    level (keeping the budget): the learned weights say it is not worth its channels. Returns the
-    ``(removed, receiver)`` pairs, or None if such a block is alone at its level."""
+    level (keeping the budget): the learned weights say it is not worth its channels. A block alone at its
+    level cannot be absorbed; it keeps the last of its pruned outgoing edges in ``pruned`` order (the
+    strongest, for a guided rule's weakest-first list). Returns the ``(removed, receiver)`` pairs and the
+    spared edges."""
     dead = [
         i for i in draft.order
         if not draft.nodes[i].is_stem and draft.nodes[i].level < OUTPUT_LEVEL
         and parent.successors(i) and not draft.consumers(i)
     ]
-    absorbed = []
+    absorbed, spared = [], []
     for node_id in dead:
         level = draft.nodes[node_id].level
         receivers = [i for i in draft.blocks_at_level(level) if i != node_id and i not in dead]
         if not receivers:
-            return None
+            keep = [e for e in pruned if e[0] == node_id][-1]
+            draft.nodes[keep[1]].inputs.add(node_id)
+            spared.append(keep)
+            continue
         receiver = rng.choice(receivers)
         draft.nodes[receiver].filters += draft.nodes[node_id].filters
         draft.remove(node_id)
         absorbed.append((node_id, receiver))
-    return absorbed
+    return absorbed, spared
 
 
 def dilation_mutation(graph: AssembleNetGraph, *, space: SearchSpace, rng: random.Random) -> MutationResult | None:
@@ -252,37 +364,88 @@ def mutate(
     *,
     space: SearchSpace,
     rng: random.Random,
-    probabilities: Mapping[str, float],
-    guided: bool,
+    kind: str | None = None,
+    probabilities: Mapping[str, float] | None = None,
+    connection: str = "guided",
     learned_weights: EdgeWeights | None = None,
-    threshold: float = 0.2,
+    rule: PruneRule = PruneRule(),
     prune_probability: float = 0.2,
     max_attempts: int = 20,
     accept: Callable[[AssembleNetGraph], bool] = lambda graph: True,
 ) -> MutationResult | None:
-    """Draw one mutation by ``probabilities`` and apply it; retry (drawing again) while the mutation is not
-    applicable or ``accept`` rejects the child (e.g. a duplicate). Returns None after ``max_attempts``.
+    """Apply a mutation of ``kind`` (or one drawn by ``probabilities``), retrying with fresh randomness while
+    it gives no valid child or ``accept`` rejects the child (e.g. a duplicate).
 
-    Guided connection mutations need the parent's ``learned_weights``; without them the draw falls back to
-    the unguided connection mutation.
+    The kind never changes silently: only after ``max_attempts`` failures of the chosen kind are the other
+    kinds (those with a positive probability) tried, and such a child's details say ``fallback_from``.
+    Returns None when nothing works.
+
+    ``connection`` says how a connection mutation picks the edges it prunes: ``guided`` (by ``rule`` on the
+    parent's ``learned_weights``), ``matched`` (as many edges at the same nodes, at random), or ``random``
+    (each edge with ``prune_probability``). Guided and matched need ``learned_weights``; without them (a
+    failed parent) the connection mutation is ``random``.
     """
-    kinds = [k for k in sorted(probabilities) if probabilities[k] > 0]
-    weights = [probabilities[k] for k in kinds]
-    for _ in range(max_attempts):
-        kind = rng.choices(kinds, weights=weights)[0]
-        if kind == "connection":
-            if guided and learned_weights is not None:
-                result = guided_connection_mutation(parent, learned_weights, space=space, rng=rng, threshold=threshold)
-            else:
-                result = random_connection_mutation(parent, space=space, rng=rng, prune_probability=prune_probability)
-        elif kind == "dilation":
-            result = dilation_mutation(parent, space=space, rng=rng)
-        elif kind == "split":
-            result = split_mutation(parent, space=space, rng=rng)
-        elif kind == "merge":
-            result = merge_mutation(parent, space=space, rng=rng)
-        else:
-            raise ValueError(f"unknown mutation kind {kind!r}")
-        if result is not None and accept(result.graph):
-            return result
+    if connection not in CONNECTION_MODES:
+        raise ValueError(f"connection must be one of {CONNECTION_MODES}, got {connection!r}")
+    probabilities = dict(probabilities or {})
+    if kind is None:
+        kinds = [k for k in sorted(probabilities) if probabilities[k] > 0]
+        kind = rng.choices(kinds, weights=[probabilities[k] for k in kinds])[0]
+    others = [k for k in sorted(probabilities) if probabilities[k] > 0 and k != kind]
+    rng.shuffle(others)
+    for attempt_kind in [kind, *others]:
+        for _ in range(max_attempts):
+            result = _apply(attempt_kind, parent, space=space, rng=rng, connection=connection,
+                            learned_weights=learned_weights, rule=rule, prune_probability=prune_probability)
+            if result is None:
+                if attempt_kind in ("split", "merge", "dilation") and not _applicable(attempt_kind, parent, space):
+                    break  # structurally impossible for this parent: retrying cannot help
+                continue
+            if accept(result.graph):
+                if attempt_kind != kind:
+                    mutation = Mutation(result.mutation.kind, {**result.mutation.details, "fallback_from": kind})
+                    return MutationResult(result.graph, mutation)
+                return result
     return None
+
+
+def _apply(kind: str, parent: AssembleNetGraph, *, space: SearchSpace, rng: random.Random, connection: str,
+           learned_weights: EdgeWeights | None, rule: PruneRule, prune_probability: float) -> MutationResult | None:
+    if kind == "connection":
+        if connection == "guided" and learned_weights is not None:
+            return guided_connection_mutation(parent, learned_weights, space=space, rng=rng, rule=rule)
+        if connection == "matched" and learned_weights is not None:
+            return matched_connection_mutation(parent, learned_weights, space=space, rng=rng, rule=rule)
+        return random_connection_mutation(parent, space=space, rng=rng, prune_probability=prune_probability)
+    if kind == "dilation":
+        return dilation_mutation(parent, space=space, rng=rng)
+    if kind == "split":
+        return split_mutation(parent, space=space, rng=rng)
+    if kind == "merge":
+        return merge_mutation(parent, space=space, rng=rng)
+    raise ValueError(f"unknown mutation kind {kind!r}")
+
+
+def _applicable(kind: str, parent: AssembleNetGraph, space: SearchSpace) -> bool:
+    draft = GraphDraft.from_graph(parent)
+    if kind == "split":
+        return any(space.can_split(draft, i) for i in draft.order)
+    if kind == "merge":
+        return any(space.can_merge_at(draft, draft.nodes[i].level) for i in draft.order if not draft.nodes[i].is_stem)
+    return any(len(space.dilations_for(draft.nodes[i])) > 1 for i in draft.order)
+
+
+def kind_deck(probabilities: Mapping[str, float], rng: random.Random, size: int = 20) -> list[str]:
+    """A shuffled deck of mutation kinds holding each kind in proportion to its probability (largest
+    remainders). Drawing children's kinds from decks keeps the realised mix at the configured one even in a
+    short search, where independent draws would scatter it (10 draws at p = 0.5 give 3 or fewer 17% of the
+    time)."""
+    kinds = [k for k in sorted(probabilities) if probabilities[k] > 0]
+    total = sum(probabilities[k] for k in kinds)
+    exact = {k: probabilities[k] / total * size for k in kinds}
+    counts = {k: int(exact[k]) for k in kinds}
+    for k in sorted(kinds, key=lambda k: (-(exact[k] - counts[k]), k))[: size - sum(counts.values())]:
+        counts[k] += 1
+    deck = [k for k in kinds for _ in range(counts[k])]
+    rng.shuffle(deck)
+    return deck

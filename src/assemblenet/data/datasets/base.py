@@ -21,6 +21,7 @@ warning naming the file, recorded in ``skipped`` and replaced by the next good v
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -67,6 +68,17 @@ class VideoItem:
     frame_labels: tuple[tuple[int, ...], ...] | None = None
 
 
+@dataclass(frozen=True)
+class _DecodedVideo:
+    frames: np.ndarray  # [N, H, W, 3] uint8
+    timestamps: np.ndarray
+    fps: float
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+
 def _torch_seeded_rng() -> np.random.Generator:
     # Drawn from torch's generator: reproducible under torch.manual_seed, distinct in each DataLoader worker.
     return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
@@ -96,6 +108,9 @@ class VideoDataset(torch.utils.data.Dataset):
             full-size frames later).
         seek: seek inside video files (``None`` = where safe, ``False`` = decode from the start).
         max_attempts: consecutive broken videos tolerated for one item before raising ``DataError``.
+        cache_frames: decode each video file once, in full, and keep its frames in memory (per process). For
+            small sets read many times, such as an architecture search's proxy task; the memory is
+            frames x H x W x 3 bytes per video.
     """
 
     def __init__(self, items: Sequence[VideoItem], *, classes: ClassList, multi_label: bool = False,
@@ -105,7 +120,8 @@ class VideoDataset(torch.utils.data.Dataset):
                  ratio: tuple[float, float] = (3 / 4, 4 / 3), hflip_prob: float = 0.5,
                  transform: Transform | Callable | None = None, modalities: Sequence[str] = ("rgb",),
                  flow_root: str | os.PathLike | None = None, target_type: str = "video", frame_fps: float = 30.0,
-                 decode_short_side: int | None = None, seek: bool | None = None, max_attempts: int = 10) -> None:
+                 decode_short_side: int | None = None, seek: bool | None = None, max_attempts: int = 10,
+                 cache_frames: bool = False) -> None:
         if mode not in ("train", "test"):
             raise ConfigError(f"mode must be 'train' or 'test', got {mode!r}")
         if num_crops not in (1, 3):
@@ -151,6 +167,8 @@ class VideoDataset(torch.utils.data.Dataset):
             self.transforms = [eval_transform(crop_size, crop_position=p) for p in positions]
         self.skipped: dict[str, str] = {}
         self._bad: set[int] = set()
+        self.cache_frames = bool(cache_frames)
+        self._frame_cache: dict[int, _DecodedVideo] = {}
 
     # -- sizes and labels --------------------------------------------------------------------------------
     @property
@@ -263,21 +281,39 @@ class VideoDataset(torch.utils.data.Dataset):
             target[row, list(labels)] = 1.0
         return target
 
+    def _decoded(self, video_index: int) -> "_DecodedVideo":
+        """The whole video, decoded once and kept (``cache_frames``)."""
+        cached = self._frame_cache.get(video_index)
+        if cached is None:
+            with self._open(self.items[video_index]) as reader:
+                everything = np.arange(reader.num_frames)
+                frames = reader.get_frames(everything, short_side=self.decode_short_side)
+                cached = _DecodedVideo(frames, np.asarray(reader.timestamps), float(reader.fps))
+            self._frame_cache[video_index] = cached
+        return cached
+
     def _load(self, video_index: int, clip_index: int, crop_index: int,
               rng: np.random.Generator) -> tuple[Any, torch.Tensor, dict]:
         item = self.items[video_index]
-        with self._open(item) as reader:
-            num_frames, timestamps = reader.num_frames, reader.timestamps
+        need_rgb = "rgb" in self.modalities or self.flow_store is not None
+        with contextlib.ExitStack() as stack:
+            if self.cache_frames and item.frame_paths is None:
+                video: Any = self._decoded(video_index)
+                reader = None
+            else:
+                reader = video = stack.enter_context(self._open(item))
+            num_frames, timestamps = video.num_frames, video.timestamps
             if self.mode == "train":
                 indices = random_clip(num_frames, self.sampling, rng, timestamps)
             else:
                 position = uniform_clip_positions(self.num_clips)[clip_index]
                 indices = clip_indices(num_frames, self.sampling, position, timestamps)
             sample: dict[str, torch.Tensor] = {}
-            if "rgb" in self.modalities or self.flow_store is not None:
-                frames = reader.get_frames(indices, short_side=self.decode_short_side)
-                sample["rgb"] = torch.from_numpy(frames).permute(3, 0, 1, 2)  # [3, T, H, W] uint8
-            fps = reader.fps
+            if need_rgb:
+                frames = (reader.get_frames(indices, short_side=self.decode_short_side) if reader is not None
+                          else video.frames[indices])
+                sample["rgb"] = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)  # [3,T,H,W]
+            fps = video.fps
         if self.flow_store is not None:
             sample["flow"] = self.flow_store.load(item.key, indices.tolist(), size=tuple(sample["rgb"].shape[-2:]))
             if "rgb" not in self.modalities:
