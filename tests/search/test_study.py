@@ -1,0 +1,370 @@
+"""``assemblenet search-study``: config validation, the toy study end to end, resume, and retraining with an
+injected ``run_training``."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from assemblenet.errors import ConfigError
+from assemblenet.search.fitness import FitnessResult
+from assemblenet.search.store import RunStore
+from assemblenet.search.study import (
+    RetrainConfig,
+    Study,
+    StudyConfig,
+    load_study_config,
+    run_study,
+    study_config_from_dict,
+)
+from assemblenet.search.toy import ToyFitness
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "search"
+TINY = str(CONFIGS / "tiny.yaml")
+
+
+def study_dict(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": "t", "search": TINY, "strategies": ["evolution", "random"], "seeds": [0, 1],
+                            "max_evaluations": 6, "bootstrap_samples": 500}
+    data.update(changes)
+    return data
+
+
+def make_study(tmp_path: Path, **changes: Any) -> Study:
+    config = study_config_from_dict(study_dict(**changes), source="study.yaml", base_dir=str(tmp_path))
+    return Study(config, output=tmp_path / "out", progress=False)
+
+
+# ---------------------------------------------------------------------- config
+def test_shipped_study_config_loads() -> None:
+    config = load_study_config(CONFIGS / "study_tiny.yaml")
+    assert config.name == "study_tiny"
+    assert config.search_path.resolve() == (CONFIGS / "tiny.yaml").resolve()
+    assert config.retrain.enabled is False
+    assert set(config.strategies) == {"evolution", "evolution-unguided", "random", "oneshot"}
+
+
+def test_defaults() -> None:
+    config = study_config_from_dict({"search": TINY})
+    assert config.strategies == ("evolution", "evolution-unguided", "random", "oneshot")
+    assert config.seeds == (0, 1, 2, 3, 4)
+    assert (config.max_evaluations, config.bootstrap_samples) == (40, 10000)
+    assert config.retrain == RetrainConfig()
+    assert config.retrain.seeds == 1 and config.retrain.width_multiplier is None and config.retrain.steps is None
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "words"),
+    [
+        # unknown keys
+        ({"seed": [0]}, "seed", "unknown key"),
+        ({"retrain": {"step": 10}}, "retrain.step", "unknown key"),
+        # wrong types
+        ({"seeds": "0,1"}, "seeds", "expected a list"),
+        ({"max_evaluations": 4.5}, "max_evaluations", "expected an integer"),
+        ({"retrain": {"enabled": "yes"}}, "retrain.enabled", "expected true or false"),
+        ({"retrain": {"steps": "many"}}, "retrain.steps", "expected an integer"),
+        ({"retrain": {"overrides": ["data.val=x"]}}, "retrain.overrides", "expected a mapping"),
+        # out of range
+        ({"max_evaluations": 0}, "max_evaluations", "at least 1"),
+        ({"seeds": [0, -1]}, "seeds[1]", ">= 0"),
+        ({"seeds": [1, 1]}, "seeds", "distinct"),
+        ({"strategies": ["evolution", "hillclimb"]}, "strategies[1]", "unknown strategy"),
+        ({"bootstrap_samples": 10}, "bootstrap_samples", "at least 100"),
+        ({"retrain": {"seeds": 0}}, "retrain.seeds", "at least 1"),
+        ({"retrain": {"width_multiplier": 1.5}}, "retrain.width_multiplier", "(0, 1]"),
+        ({"retrain": {"steps": 0}}, "retrain.steps", "at least 1"),
+        ({"search": "nowhere.yaml"}, "search", "not found"),
+        ({"retrain": {"enabled": True, "config": "nowhere.yaml"}}, "retrain.config", "not found"),
+    ],
+)
+def test_bad_study_config_names_the_file_and_key(data: dict[str, Any], key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        study_config_from_dict(study_dict(**data), source="study.yaml")
+    message = str(info.value)
+    assert message.startswith(f"study.yaml: {key}: "), message
+    assert words in message
+    assert "\n" not in message
+
+
+def test_search_key_is_required_and_relative_to_the_study_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^study.yaml: search: required"):
+        study_config_from_dict({"name": "x"}, source="study.yaml")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.yaml").write_text(Path(TINY).read_text())
+    path = tmp_path / "sub" / "my_study.yaml"
+    path.write_text(yaml.safe_dump({"search": "base.yaml", "seeds": [3]}))
+    config = load_study_config(path)
+    assert config.name == "my_study" and config.search_path == tmp_path / "sub" / "base.yaml"
+
+
+# ---------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def toy_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Study, Any]:
+    root = tmp_path_factory.mktemp("study")
+    config = study_config_from_dict(
+        study_dict(strategies=["evolution", "random"], seeds=[0, 1], max_evaluations=10), source="study.yaml",
+        base_dir=str(root))
+    study = Study(config, output=root / "out", progress=False)
+    return study, study.run("all")
+
+
+def test_toy_study_writes_json_png_md_consistent_with_the_runs(toy_study: tuple[Study, Any]) -> None:
+    study, outcome = toy_study
+    out = study.output
+    for name in ("study.json", "study.png", "study.md", "study_log.jsonl"):
+        assert (out / name).is_file(), name
+    assert (out / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((out / "study.json").read_text())
+    assert data == json.loads(json.dumps(outcome.analysis))  # returned = written (JSON-safe)
+    assert set(data["strategies"]) == {"evolution", "random"}
+    assert data["retrain"] is None
+    assert len(data["runs"]) == 4 and all(r["complete"] for r in data["runs"])
+
+    finals: dict[str, list[float]] = {}
+    for strategy in ("evolution", "random"):
+        for seed in (0, 1):
+            records = RunStore(out / f"{strategy}-seed{seed}").read_records()
+            assert sorted(records) == list(range(10))
+            finals.setdefault(strategy, []).append(max(r.fitness for r in records.values() if r.fitness is not None))
+    for strategy, entry in data["strategies"].items():
+        assert entry["final_best"] == pytest.approx(finals[strategy])
+        assert entry["final_best_mean"] == pytest.approx(statistics.fmean(finals[strategy]))
+        low, high = entry["final_best_ci95_bootstrap"]
+        assert min(finals[strategy]) - 1e-12 <= low <= entry["final_best_mean"] <= high <= max(finals[strategy]) + 1e-12
+        curve = entry["curve"]
+        assert curve["evaluations"] == list(range(1, 11))
+        assert curve["mean"][-1] == pytest.approx(entry["final_best_mean"])
+        assert all(lo <= m + 1e-12 and m <= hi + 1e-12 for lo, m, hi in zip(curve["low"], curve["mean"], curve["high"]))
+        assert np.all(np.diff(curve["mean"]) >= -1e-12)  # best so far never drops
+        reach = entry["evals_to_reach_random"]
+        assert reach["target"] == pytest.approx(statistics.fmean(finals["random"]))
+        assert reach["of"] == 2 and reach["reached"] == sum(v is not None for v in reach["per_seed"])
+    assert data["strategies"]["random"]["mutations"]["children"] == 0
+    share = data["strategies"]["evolution"]["connection_share"]
+    assert share["configured"] == pytest.approx(0.5)  # tiny.yaml: connection 0.5 of 1.0
+    assert share["children"] == data["strategies"]["evolution"]["mutations"]["children"] == 4  # 2 x (10 - 8)
+    assert "connection_share" not in data["strategies"]["random"]
+
+    (comparison,) = data["comparisons"]
+    assert (comparison["a"], comparison["b"]) == ("evolution", "random")
+    assert comparison["mean_difference"] == pytest.approx(statistics.fmean(finals["evolution"]) -
+                                                          statistics.fmean(finals["random"]))
+    assert comparison["permutation_exact"] and 0 < comparison["permutation_p"] <= 1
+    text = (out / "study.md").read_text()
+    for heading in ("## Best fitness against evaluations", "## Final best fitness", "## Guided evolution against",
+                    "## Mutations", "## Runs", "(study.png)", "| evolution vs random (2 vs 2 seeds) |"):
+        assert heading in text
+    log_lines = [json.loads(line) for line in (out / "study_log.jsonl").read_text().splitlines()]
+    assert [(row["strategy"], row["seed"]) for row in log_lines] == [
+        ("evolution", 0), ("evolution", 1), ("random", 0), ("random", 1)]
+    assert all(row["event"] == "run-finished" and row["evaluations"] == 10 for row in log_lines)
+
+
+def test_rerun_skips_finished_runs_without_touching_them(toy_study: tuple[Study, Any]) -> None:
+    study, _ = toy_study
+    files = sorted(p for p in study.output.glob("*-seed*/**/*") if p.is_file())
+    before = {p: p.stat().st_mtime_ns for p in files}
+    finished = {p: json.loads(p.read_text())["finished_at"] for p in files if p.parent.name == "evaluations"}
+    log_before = (study.output / "study_log.jsonl").read_text()
+    summaries = Study(study.config, output=study.output, progress=False).search()
+    assert all(s["skipped"] for s in summaries) and len(summaries) == 4
+    assert {p: p.stat().st_mtime_ns for p in files} == before
+    assert {p: json.loads(p.read_text())["finished_at"] for p in finished} == finished
+    assert (study.output / "study_log.jsonl").read_text() == log_before  # nothing ran, nothing logged
+
+
+class _Interrupting:
+    """The toy fitness, but the process "dies" (KeyboardInterrupt) at the n-th call."""
+
+    def __init__(self, calls_before_interrupt: int) -> None:
+        self.inner = ToyFitness(noise=0.01)
+        self.left = calls_before_interrupt
+
+    def __call__(self, graph: Any, *, seed: int, workdir: str | None = None) -> FitnessResult:
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return self.inner(graph, seed=seed, workdir=workdir)
+
+
+def test_interrupted_study_resumes_without_redoing_finished_evaluations(tmp_path: Path) -> None:
+    study = make_study(tmp_path, max_evaluations=6)
+    interrupted = Study(study.config, output=study.output, progress=False, fitness=_Interrupting(9))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.search()  # evolution-seed0 done (6), evolution-seed1 stopped after 3 evaluations
+    first = RunStore(study.output / "evolution-seed0").read_records()
+    partial = RunStore(study.output / "evolution-seed1").read_records()
+    assert len(first) == 6 and 0 < len(partial) < 6
+    stamps = {(run, i): r.finished_at for run, recs in (("s0", first), ("s1", partial)) for i, r in recs.items()}
+
+    summaries = study.search()
+    assert [s["skipped"] for s in summaries] == [True, False, False, False]
+    after0 = RunStore(study.output / "evolution-seed0").read_records()
+    after1 = RunStore(study.output / "evolution-seed1").read_records()
+    assert len(after1) == 6
+    assert all(after0[i].finished_at == stamps[("s0", i)] for i in first)
+    assert all(after1[i].finished_at == stamps[("s1", i)] for i in partial)
+
+    # The resumed run equals an uninterrupted one.
+    fresh = make_study(tmp_path / "fresh", max_evaluations=6)
+    fresh.search()
+    fresh_records = RunStore(fresh.output / "evolution-seed1").read_records()
+    assert [after1[i].graph_hash for i in range(6)] == [fresh_records[i].graph_hash for i in range(6)]
+    assert [after1[i].fitness for i in range(6)] == pytest.approx([fresh_records[i].fitness for i in range(6)])
+
+
+def test_analyse_marks_missing_and_incomplete_runs(tmp_path: Path) -> None:
+    study = make_study(tmp_path, strategies=["evolution", "random"], seeds=[0])
+    Study(dataclass_replace(study.config, strategies=("evolution",)), output=study.output, progress=False).search()
+    analysis = study.analyse()
+    runs = {r["run"]: r for r in analysis["runs"]}
+    assert runs["evolution-seed0"]["complete"] and not runs["random-seed0"]["exists"]
+    assert analysis["comparisons"] == []  # random has no finished run to compare against
+    assert "Incomplete or missing runs" in (study.output / "study.md").read_text()
+
+
+def dataclass_replace(config: StudyConfig, **changes: Any) -> StudyConfig:
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+# ---------------------------------------------------------------------- retrain
+class FakeTraining:
+    """Stands in for the engine's run_training: the "test score" is a fixed function of the graph."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    @staticmethod
+    def score(graph: Any) -> float:
+        return len(graph.edges()) / 100 + sum(len(n.inputs) for n in graph.nodes if hasattr(n, "inputs")) / 1000
+
+    def __call__(self, config: Any, **kwargs: Any) -> Any:
+        self.calls.append({"config": config, **kwargs})
+        Path(kwargs["output_dir"]).mkdir(parents=True, exist_ok=True)
+
+        class Result:
+            metrics = {"metric": self.score(kwargs["graph"]) + kwargs["seed"] * 0.001, "top1": 0.5}
+
+        return Result()
+
+
+def test_retrain_with_injected_training_records_scores_and_correlation(tmp_path: Path) -> None:
+    engine_config = tmp_path / "engine.yaml"
+    engine_config.write_text("name: fake\n")
+    retrain = {"enabled": True, "config": "engine.yaml", "steps": 7, "seeds": 2,
+               "overrides": {"data.val.split": "test"}}
+    # A budget within the population size: evolution and random search draw the same graphs for a seed (one RNG
+    # stream), so their best graphs coincide and must be trained once; one-shot adds distinct dense-derived ones.
+    config = study_config_from_dict(study_dict(strategies=["evolution", "random", "oneshot"], seeds=[0, 1],
+                                               max_evaluations=6, retrain=retrain),
+                                    source="study.yaml", base_dir=str(tmp_path))
+    fake = FakeTraining()
+    outcome = run_study(config, output=tmp_path / "out", progress=False, run_training=fake)
+    out = outcome.output_dir
+
+    runs = Study(config, output=out, progress=False).collect()
+    bests = {run.label: run.best for run in runs}
+    unique = {b.graph_hash for b in bests.values()}
+    assert 3 <= len(unique) < len(bests)
+    assert len(fake.calls) == 2 * len(unique)  # identical graphs trained once per training seed
+    call = fake.calls[0]
+    assert call["config"] == str(engine_config.resolve())
+    assert call["max_steps"] == 7 and call["width_multiplier"] == 0.125
+    assert call["overrides"] == {"data.val.split": "test"}
+    assert {c["seed"] for c in fake.calls} == {0, 1}
+    assert not any(c["graph"].has_edge_weights for c in fake.calls)  # from scratch: weights are learned again
+
+    data = json.loads((out / "study.json").read_text())
+    section = data["retrain"]
+    assert len(section["entries"]) == 6 and section["stale"] == []
+    for entry in section["entries"]:
+        best = bests[entry["run"]]
+        expected = [FakeTraining.score(best.graph) + k * 0.001 for k in (0, 1)]
+        assert entry["scores"] == pytest.approx(expected)
+        assert entry["proxy_fitness"] == pytest.approx(best.fitness)
+        assert (out / "retrain" / entry["run"] / "retrain.json").is_file()
+        assert (out / "retrain" / entry["run"] / "graph.yaml").is_file()
+        if entry["duplicate_of"] is not None:
+            assert bests[entry["duplicate_of"]].graph_hash == best.graph_hash
+    # Correlation over distinct graphs, each point the mean proxy fitness of its runs and its test score.
+    points: dict[str, tuple[list[float], float]] = {}
+    for entry in section["entries"]:
+        points.setdefault(entry["graph_hash"], ([], entry["score"]))[0].append(entry["proxy_fitness"])
+    proxy = [statistics.fmean(p) for p, _ in points.values()]
+    test = [s for _, s in points.values()]
+    corr = section["correlation"]
+    assert corr["n"] == len(unique)
+    assert corr["pearson_r"] == pytest.approx(float(np.corrcoef(proxy, test)[0, 1]))
+    ranks = [np.argsort(np.argsort(v)) for v in (proxy, test)]  # no ties among these values
+    assert corr["spearman_rho"] == pytest.approx(float(np.corrcoef(*ranks)[0, 1]))
+    assert sum(e["duplicate_of"] is not None for e in section["entries"]) == len(bests) - len(unique)
+    for strategy in ("evolution", "random", "oneshot"):
+        scores = [e["score"] for e in section["entries"] if e["strategy"] == strategy]
+        assert section["strategies"][strategy]["mean"] == pytest.approx(statistics.fmean(scores))
+    assert (out / "proxy_vs_test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "## Retrained best graphs" in (out / "study.md").read_text()
+
+    # Rerunning trains nothing again (each result file marks a finished training).
+    run_study(config, stage="retrain", output=out, progress=False, run_training=fake)
+    assert len(fake.calls) == 2 * len(unique)
+
+
+def test_retrain_correlation_by_hand(tmp_path: Path) -> None:
+    from assemblenet.search.study import retrain_statistics
+
+    config = study_config_from_dict(study_dict(strategies=["evolution", "random"]), source="s.yaml")
+    entries = [
+        {"strategy": "evolution", "seed": 0, "run": "evolution-seed0", "graph_hash": "a", "proxy_fitness": 0.5,
+         "score": 0.30},
+        {"strategy": "random", "seed": 0, "run": "random-seed0", "graph_hash": "a", "proxy_fitness": 0.7,
+         "score": 0.30},
+        {"strategy": "evolution", "seed": 1, "run": "evolution-seed1", "graph_hash": "b", "proxy_fitness": 0.8,
+         "score": 0.50},
+        {"strategy": "random", "seed": 1, "run": "random-seed1", "graph_hash": "c", "proxy_fitness": 0.4,
+         "score": 0.10},
+    ]
+    section = retrain_statistics(entries, config)
+    # Three distinct graphs (mean proxy, score): (0.6, 0.3), (0.8, 0.5), (0.4, 0.1): on a line, so r = rho = 1.
+    assert section["correlation"]["n"] == 3
+    assert section["correlation"]["pearson_r"] == pytest.approx(1.0)
+    assert section["correlation"]["spearman_rho"] == pytest.approx(1.0)
+    assert section["strategies"]["evolution"]["mean"] == pytest.approx(0.4)
+    assert section["strategies"]["random"]["scores"] == [0.30, 0.10]
+
+
+def test_retrain_refuses_when_disabled_or_searches_unfinished(tmp_path: Path) -> None:
+    study = make_study(tmp_path)
+    with pytest.raises(ConfigError, match=r"^study.yaml: retrain.enabled: "):
+        study.retrain()
+    enabled = make_study(tmp_path, retrain={"enabled": True})
+    with pytest.raises(ConfigError, match="run the search stage first"):
+        Study(enabled.config, output=tmp_path / "empty", progress=False, run_training=FakeTraining()).retrain()
+
+
+def test_cli_runs_the_shipped_tiny_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from assemblenet.cli.main import main
+
+    out = tmp_path / "cli"
+    assert main(["search-study", str(CONFIGS / "study_tiny.yaml"), "--output", str(out), "--no-progress",
+                 "--stage", "search"]) == 0
+    assert not (out / "study.json").exists()
+    assert main(["search-study", str(CONFIGS / "study_tiny.yaml"), "--output", str(out), "--no-progress",
+                 "--stage", "analyse"]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "study.md")
+    data = json.loads((out / "study.json").read_text())
+    assert set(data["strategies"]) == {"evolution", "evolution-unguided", "random", "oneshot"}
+    assert {c["b"] for c in data["comparisons"]} == {"evolution-unguided", "random", "oneshot"}
+    assert all(not math.isnan(v) for v in data["strategies"]["oneshot"]["curve"]["mean"])
+    assert main(["search-study", str(CONFIGS / "study_tiny.yaml"), "--output", str(out), "--stage", "retrain",
+                 "--no-progress"]) == 2  # retrain.enabled is false: a one-line error
+    assert "retrain.enabled" in capsys.readouterr().err
