@@ -1,11 +1,19 @@
-"""How much signal a fitness gives the search: re-evaluate one graph under several trial seeds.
+"""How much signal a proxy fitness gives the search, over a grid of proxy settings.
 
-It reports the spread of the fitness (the noise a tournament has to see through) and how well the learned
-connection weights agree between seeds (the information the guided connection mutation relies on). Usage::
+For each (proxy steps, connection learning-rate multiplier) cell it measures:
 
-    python -m assemblenet.search.noise configs/search/synthetic_compare.yaml RUN_DIR [--seeds 4] [--index I]
+- (a) ``weight_agreement``: how well the learned *relative* connection weights of one reference graph agree
+  between trial seeds (mean pairwise Pearson r of ``log w - mean log w`` over each node's inputs; the
+  per-node common scale is removed because training cannot fix it, see ``PruneRule``);
+- (b) ``seed_std``: the fitness standard deviation of that graph across seeds (the noise a tournament sees);
+- (c) ``graph_std``: the fitness standard deviation across random graphs of the space, one seed each (the
+  signal); ``signal_to_noise`` = (c) / (b);
+- (d) ``seconds_per_eval``; and how many edges the relative prune rule condemns per graph.
 
-``RUN_DIR`` is a search run folder; its best evaluation (or ``--index``) is the graph re-evaluated.
+Usage (resumable: every evaluation is appended to ``OUTPUT/evaluations.jsonl`` and reused on rerun)::
+
+    python -m assemblenet.search.noise CONFIG --steps 24,48,96 --lr-multipliers 1,10,30 \\
+        --seeds 4 --graphs 16 --output OUTPUT
 """
 
 from __future__ import annotations
@@ -14,25 +22,18 @@ import argparse
 import dataclasses
 import json
 import math
+import random
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+from assemblenet.errors import ConfigError
+from assemblenet.fileio import atomic_write_json, json_safe
 from assemblenet.graph.spec import AssembleNetGraph
-from assemblenet.search.fitness import FitnessFunction
+from assemblenet.search.fitness import FitnessFunction, FitnessResult
 
-
-@dataclass(frozen=True)
-class NoiseReport:
-    seeds: list[int]
-    fitness: list[float]
-    fitness_mean: float
-    fitness_std: float
-    weights_mean: float
-    weights_std: float  # spread of the multi-input edge weights around their mean, over all seeds
-    weight_seed_correlation: float  # mean Pearson correlation of the edge weights between pairs of seeds
-    edges: int
+Edge = tuple[int, int]
 
 
 def pearson(a: Sequence[float], b: Sequence[float]) -> float:
@@ -43,55 +44,186 @@ def pearson(a: Sequence[float], b: Sequence[float]) -> float:
     return cov / math.sqrt(var_a * var_b) if var_a > 0 and var_b > 0 else math.nan
 
 
-def measure_fitness_noise(fitness: FitnessFunction, graph: AssembleNetGraph, seeds: Sequence[int]) -> NoiseReport:
-    """Evaluate ``graph`` once per seed; weights of single-input edges (always 1.0) are left out."""
-    results = [fitness(graph, seed=seed) for seed in seeds]
-    edges = sorted(e for e, w in results[0].learned_weights.items() if len(graph.predecessors(e[1])) > 1)
-    vectors = [[r.learned_weights[e] for e in edges] for r in results]
-    pairs = [pearson(vectors[i], vectors[j]) for i in range(len(vectors)) for j in range(i + 1, len(vectors))]
+def relative_log_weights(graph: AssembleNetGraph, weights: Mapping[Edge, float]) -> dict[Edge, float]:
+    """``log w - mean(log w)`` over each multi-input node's inputs: invariant to the node's common scale."""
+    out: dict[Edge, float] = {}
+    for target in range(len(graph.nodes)):
+        inputs = [s for s in graph.predecessors(target) if (s, target) in weights]
+        if len(inputs) > 1:
+            logs = {s: math.log(max(weights[(s, target)], 1e-12)) for s in inputs}
+            mean = statistics.fmean(logs.values())
+            out.update({(s, target): v - mean for s, v in logs.items()})
+    return out
+
+
+def weight_agreement(graph: AssembleNetGraph, runs: Sequence[Mapping[Edge, float]]) -> float:
+    """Mean pairwise Pearson r of the relative log weights between runs of the same graph."""
+    vectors = [relative_log_weights(graph, w) for w in runs]
+    edges = sorted(set.intersection(*(set(v) for v in vectors))) if vectors else []
+    pairs = [pearson([vectors[i][e] for e in edges], [vectors[j][e] for e in edges])
+             for i in range(len(vectors)) for j in range(i + 1, len(vectors))]
     pairs = [p for p in pairs if not math.isnan(p)]
-    values = [w for vector in vectors for w in vector]
-    fitnesses = [r.fitness for r in results]
-    return NoiseReport(
-        seeds=list(seeds), fitness=fitnesses, fitness_mean=statistics.fmean(fitnesses),
-        fitness_std=statistics.stdev(fitnesses) if len(fitnesses) > 1 else 0.0,
-        weights_mean=statistics.fmean(values) if values else math.nan,
-        weights_std=statistics.pstdev(values) if values else math.nan,
-        weight_seed_correlation=statistics.fmean(pairs) if pairs else math.nan, edges=len(edges),
+    return statistics.fmean(pairs) if pairs else math.nan
+
+
+@dataclass(frozen=True)
+class CellReport:
+    steps: int
+    lr_multiplier: float
+    weight_agreement: float
+    seed_fitness: list[float]
+    seed_std: float
+    graph_fitness: list[float]
+    graph_std: float
+    signal_to_noise: float
+    seconds_per_eval: float
+    condemned_per_graph: float  # edges the relative prune rule condemns (without make-up), mean over graphs
+    relative_spread: float  # std of the relative log weights over all multi-input edges and runs
+
+
+def summarise_cell(steps: int, multiplier: float, reference: AssembleNetGraph, seed_results: Sequence[FitnessResult],
+                   graphs: Sequence[AssembleNetGraph], graph_results: Sequence[FitnessResult], rule: Any) -> CellReport:
+    seed_fitness = [r.fitness for r in seed_results]
+    graph_fitness = [r.fitness for r in graph_results]
+    seed_std = statistics.stdev(seed_fitness) if len(seed_fitness) > 1 else math.nan
+    graph_std = statistics.stdev(graph_fitness) if len(graph_fitness) > 1 else math.nan
+    no_makeup = dataclasses.replace(rule, min_pruned=0)
+    condemned = [len(no_makeup.select(g, r.learned_weights)) for g, r in zip(graphs, graph_results)]
+    spread = [v for g, r in zip(graphs, graph_results) for v in relative_log_weights(g, r.learned_weights).values()]
+    times = [r.wall_time for r in (*seed_results, *graph_results)]
+    return CellReport(
+        steps=steps, lr_multiplier=multiplier,
+        weight_agreement=weight_agreement(reference, [r.learned_weights for r in seed_results]),
+        seed_fitness=seed_fitness, seed_std=seed_std, graph_fitness=graph_fitness, graph_std=graph_std,
+        signal_to_noise=graph_std / seed_std if seed_std > 0 else math.inf,
+        seconds_per_eval=statistics.fmean(times), condemned_per_graph=statistics.fmean(condemned),
+        relative_spread=statistics.pstdev(spread) if spread else math.nan,
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from assemblenet.search.config import load_search_config
+def measure_fitness_noise(fitness: FitnessFunction, graph: AssembleNetGraph, seeds: Sequence[int]) -> dict[str, Any]:
+    """One graph under several seeds: fitness spread and the seed agreement of its relative weights."""
+    results = [fitness(graph, seed=seed) for seed in seeds]
+    fitnesses = [r.fitness for r in results]
+    return {"fitness": fitnesses, "fitness_std": statistics.stdev(fitnesses) if len(fitnesses) > 1 else 0.0,
+            "weight_agreement": weight_agreement(graph, [r.learned_weights for r in results])}
+
+
+class _Cache:
+    """Evaluations already done, keyed by (steps, multiplier, graph hash, seed); one JSON line each."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[str, FitnessResult] = {}
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill: that evaluation is redone
+                self.rows[row["key"]] = FitnessResult.from_dict(row["result"])
+
+    @staticmethod
+    def key(steps: int, multiplier: float, graph: AssembleNetGraph, seed: int) -> str:
+        return f"{steps}|{multiplier:g}|{graph.canonical_hash()}|{seed}"
+
+    def add(self, key: str, result: FitnessResult) -> None:
+        self.rows[key] = result
+        with open(self.path, "a", encoding="utf-8") as handle:  # append-only log; a torn last line is skipped
+            handle.write(json.dumps({"key": key, "result": result.to_dict()}) + "\n")
+            handle.flush()
+
+
+def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float], seeds: int, graphs: int,
+             output: Path, reference_seed: int = 0, progress: bool = True,
+             make_fitness: Callable[[int, float], FitnessFunction] | None = None) -> list[CellReport]:
+    """Measure every cell (see the module docstring); ``make_fitness(steps, multiplier)`` replaces the
+    config's proxy (tests)."""
+    from tqdm import tqdm
+
+    from assemblenet.search.executors import Trial, make_executor
     from assemblenet.search.fitness import build_fitness
-    from assemblenet.search.report import RunData, find_runs
-    from assemblenet.search.store import RunStore
+    from assemblenet.search.space import SearchSpace
+
+    output.mkdir(parents=True, exist_ok=True)
+    space = SearchSpace(config.space)
+    rng = random.Random(reference_seed)
+    sample = [space.sample(rng) for _ in range(graphs)]
+    reference = sample[0]
+    cache = _Cache(output / "evaluations.jsonl")
+    if make_fitness is None:
+        if config.fitness.kind != "proxy-training":
+            raise ConfigError("fitness.kind: the noise grid varies proxy training; it needs 'proxy-training'")
+        base = build_fitness(config)
+
+        def make_fitness(steps: int, multiplier: float) -> FitnessFunction:
+            overrides = {**base.overrides, "optim.connection_lr_multiplier": multiplier}
+            return dataclasses.replace(base, steps=steps, overrides=overrides)
+    ex = config.executor
+    reports = []
+    jobs = [(s, m, g, seed) for s in steps for m in multipliers
+            for g, seed in [(reference, 1000 + k) for k in range(seeds)] + [(g, 0) for g in sample]]
+    bar = tqdm(total=len(jobs), disable=not progress, desc="noise grid", unit="eval")
+    bar.update(sum(_Cache.key(s, m, g, seed) in cache.rows for s, m, g, seed in jobs))
+    for s in steps:
+        for m in multipliers:
+            fitness = make_fitness(s, m)
+            cell = [(g, seed) for g, seed in [(reference, 1000 + k) for k in range(seeds)] + [(g, 0) for g in sample]]
+            todo = [(k, g, seed) for k, (g, seed) in enumerate(cell) if _Cache.key(s, m, g, seed) not in cache.rows]
+            if todo:
+                executor = make_executor(ex.kind, fitness, workers=ex.workers, torch_threads=ex.torch_threads,
+                                         ray_address=ex.ray_address, cpus_per_trial=ex.cpus_per_trial,
+                                         gpus_per_trial=ex.gpus_per_trial)
+                try:
+                    for outcome in executor.run([Trial(k, g, seed) for k, g, seed in todo]):
+                        if outcome.result is None:
+                            raise RuntimeError(f"evaluation failed: {outcome.error}")
+                        g, seed = cell[outcome.index]
+                        cache.add(_Cache.key(s, m, g, seed), outcome.result)
+                        bar.update(1)
+                finally:
+                    executor.close()
+            results = [cache.rows[_Cache.key(s, m, g, seed)] for g, seed in cell]
+            reports.append(summarise_cell(s, m, reference, results[:seeds], sample, results[seeds:],
+                                          config.mutation.rule()))
+            atomic_write_json(output / "noise_grid.json", json_safe({
+                "config": config.to_dict(), "seeds": seeds, "graphs": graphs,
+                "cells": [dataclasses.asdict(r) for r in reports]}))
+    bar.close()
+    return reports
+
+
+def grid_markdown(reports: Sequence[CellReport]) -> str:
+    lines = ["| steps | conn. lr x | r (seed agreement) | fitness std, 1 graph x seeds (b) | "
+             "fitness std, random graphs (c) | (c)/(b) | condemned edges / graph | s / eval |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in reports:
+        lines.append(f"| {r.steps} | {r.lr_multiplier:g} | {r.weight_agreement:.2f} | {r.seed_std:.4f} | "
+                     f"{r.graph_std:.4f} | {r.signal_to_noise:.1f} | {r.condemned_per_graph:.1f} | "
+                     f"{r.seconds_per_eval:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from assemblenet.fileio import atomic_write_text
+    from assemblenet.search.config import load_search_config
 
     parser = argparse.ArgumentParser(prog="python -m assemblenet.search.noise", description=__doc__.split("\n")[0])
-    parser.add_argument("config")
-    parser.add_argument("run_dir")
-    parser.add_argument("--seeds", type=int, default=4)
-    parser.add_argument("--index", type=int, help="evaluation to re-run (default: the run's best)")
-    parser.add_argument("--steps", type=int, help="proxy-training steps per run (default: the config's)")
-    parser.add_argument("--json", help="also write the report here")
+    parser.add_argument("config", help="search config whose space, proxy and executor are measured")
+    parser.add_argument("--steps", default="24,48,96", help="comma-separated proxy step budgets")
+    parser.add_argument("--lr-multipliers", default="1,10,30", help="comma-separated connection lr multipliers")
+    parser.add_argument("--seeds", type=int, default=4, help="trial seeds of the reference graph")
+    parser.add_argument("--graphs", type=int, default=16, help="random graphs of the space (the first is the reference)")
+    parser.add_argument("--output", required=True, help="folder for evaluations.jsonl, noise_grid.json/.md")
+    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     config = load_search_config(args.config)
-    if args.index is None:
-        run: RunData = find_runs([args.run_dir])[0]
-        record = run.best_record()
-    else:
-        record = RunStore(Path(args.run_dir)).read_record(args.index)
-    assert record is not None, "the run has no successful evaluation"
-    fitness = build_fitness(config)
-    if args.steps is not None:  # e.g. does a longer proxy make the learned weights informative?
-        fitness = dataclasses.replace(fitness, steps=args.steps)
-    report = measure_fitness_noise(fitness, record.graph, [1000 + k for k in range(args.seeds)])
-    steps = getattr(fitness, "steps", None)
-    text = json.dumps({"run_dir": str(args.run_dir), "index": record.index, "steps": steps, **asdict(report)},
-                      indent=1)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    reports = run_grid(config, steps=[int(v) for v in args.steps.split(",")],
+                       multipliers=[float(v) for v in args.lr_multipliers.split(",")], seeds=args.seeds,
+                       graphs=args.graphs, output=Path(args.output), progress=not args.no_progress)
+    table = grid_markdown(reports)
+    atomic_write_text(Path(args.output) / "noise_grid.md", table)
+    print(table)
     return 0
 
 
