@@ -14,6 +14,10 @@ Stages (``stage="all"`` runs search, analyse, and, when ``retrain.enabled``, ret
 - **retrain**: each run's best graph trained from scratch with the engine's ``run_training`` for the full
   budget with ``retrain.overrides`` (the held-out split), into ``OUTPUT/retrain/``; identical graphs (canonical
   hash) are trained once. The analysis then adds test scores per strategy and the proxy-vs-test correlation.
+- **baselines** (when ``baselines.enabled``; ``all`` runs it after retrain): fixed wirings of the space's stems
+  (:mod:`assemblenet.search.baselines`: RGB-only, flow-only, late-fusion two-stream, the official asn50
+  wiring) trained exactly as the retrained graphs, ``baselines.seeds`` seeds each, into ``OUTPUT/baselines/``:
+  the table of what each modality and wiring gives on the task, beside the searched graphs' scores.
 
 The statistics are the pure functions of :mod:`assemblenet.search.stats`. See ``docs/search.md``.
 """
@@ -49,13 +53,14 @@ from assemblenet.search.store import EvaluationRecord, RunStore
 log = logging.getLogger(__name__)
 
 STUDY_FORMAT = "assemblenet-study/v1"
-STAGES = ("search", "analyse", "retrain", "all")
+STAGES = ("search", "analyse", "retrain", "baselines", "all")
 GUIDED = "evolution"
 BASELINE = "random"
 EVOLUTION_STRATEGIES = ("evolution", "evolution-unguided")
 CONFIDENCE = 0.95
 LOG_FILE = "study_log.jsonl"
 RETRAIN_DIR = "retrain"
+BASELINES_DIR = "baselines"
 RETRAIN_RECORD = "retrain.json"
 RESULT_FILE = "result.json"
 ENGINE_FINAL_METRICS = "final_metrics.json"  # assemblenet.engine.trainer.FINAL_METRICS_FILE
@@ -86,6 +91,15 @@ class RetrainConfig:
 
 
 @dataclass(frozen=True)
+class BaselinesConfig:
+    """Fixed wirings trained with the retrain settings (same budget, same test split), ``seeds`` seeds each."""
+
+    enabled: bool = False
+    names: tuple[str, ...] = ("rgb_only", "flow_only", "late_fusion", "asn50")
+    seeds: int = 3
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str = "study"
     search: str = ""  # the base search config, relative to the study file (required)
@@ -95,6 +109,7 @@ class StudyConfig:
     output_dir: str | None = None
     bootstrap_samples: int = 10000
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     # The folder and path of the study file, for relative paths and messages; not YAML keys.
     base_dir: str = field(default=".", compare=False, repr=False)
     source: str = field(default="study config", compare=False, repr=False)
@@ -185,6 +200,13 @@ def validate_study_config(config: StudyConfig) -> None:
         fail("retrain.metric", "must name an engine metric")
     if retrain.enabled and retrain.config is not None and not config.resolve(retrain.config).is_file():
         fail("retrain.config", f"engine training config not found: {config.resolve(retrain.config)}")
+    from assemblenet.search.baselines import BASELINES
+
+    for i, name in enumerate(config.baselines.names):
+        if name not in BASELINES:
+            fail(f"baselines.names[{i}]", f"unknown baseline {name!r}; expected some of {list(BASELINES)}")
+    if config.baselines.seeds < 1:
+        fail("baselines.seeds", f"must be at least 1, got {config.baselines.seeds}")
 
 
 # ---------------------------------------------------------------------- the study
@@ -267,6 +289,9 @@ class Study:
         if stage == "retrain" or (stage == "all" and self.config.retrain.enabled):
             retrained = self.retrain()
             analysis = self.analyse()
+        if stage == "baselines" or (stage == "all" and self.config.baselines.enabled):
+            self.train_baselines()
+            analysis = self.analyse()
         return StudyOutcome(self.output, searched, retrained, analysis)
 
     # ------------------------------------------------------------------ stage: search
@@ -348,6 +373,7 @@ class Study:
         analysis = analyse_runs(runs, self.config, self.base)
         retrain = self._retrain_analysis(runs)
         analysis["retrain"] = retrain
+        analysis["baselines"] = self._baselines_analysis()
         analysis = fileio.json_safe(analysis)  # NaN (no value yet) as None, as written
         self.output.mkdir(parents=True, exist_ok=True)
         plot_study(runs, analysis, self.output / "study.png")
@@ -411,28 +437,36 @@ class Study:
 
     def _train_one(self, owner: "RunResult", k: int, train: Callable[..., Any], train_config: str | None,
                    width: float) -> dict[str, Any]:
-        cfg = self.config.retrain
         assert owner.best is not None
         digest = owner.best.graph_hash
         name = f"{digest[:HASH_CHARS]}-seed{k}"
         folder = self.output / RETRAIN_DIR / owner.label / name
+        if not (folder / RESULT_FILE).is_file():
+            for other in sorted((self.output / RETRAIN_DIR).glob(f"*/{name}/{RESULT_FILE}")):
+                found = json.loads(other.read_text())
+                if found.get("graph_hash") == digest:
+                    return found  # trained before under another run that then had this best graph
+        return self._train_graph(owner.best.graph, folder, k, train, train_config, width, what=owner.label)
+
+    def _train_graph(self, graph: Any, folder: Path, k: int, train: Callable[..., Any], train_config: str | None,
+                     width: float, *, what: str) -> dict[str, Any]:
+        """Train ``graph`` from scratch with the retrain settings and training seed ``k`` into ``folder``
+        (resumable: a finished one is read back, a killed one resumes from the engine's checkpoints)."""
+        cfg = self.config.retrain
+        digest = graph.canonical_hash()
         result_path = folder / RESULT_FILE
         if result_path.is_file():
             return json.loads(result_path.read_text())
-        for other in sorted((self.output / RETRAIN_DIR).glob(f"*/{name}/{RESULT_FILE}")):
-            found = json.loads(other.read_text())
-            if found.get("graph_hash") == digest:
-                return found  # trained before under another run that then had this best graph
         start = time.time()
         engine_final = folder / ENGINE_FINAL_METRICS
         if engine_final.is_file():  # trained, but killed before our result file was written
             metrics = dict(json.loads(engine_final.read_text()).get("metrics", {}))
         else:
-            log.info("study %s: retraining %s (graph %s, training seed %d) -> %s", self.config.name, owner.label,
+            log.info("study %s: training %s (graph %s, training seed %d) -> %s", self.config.name, what,
                      digest[:HASH_CHARS], k, folder)
             result = train(
                 train_config,
-                graph=owner.best.graph.without_edge_weights(),
+                graph=graph.without_edge_weights(),
                 output_dir=str(folder),
                 seed=k,
                 max_steps=cfg.steps,
@@ -454,9 +488,50 @@ class Study:
             "wall_time_s": round(time.time() - start, 3),
         }
         fileio.atomic_write_text(result_path, json.dumps(fileio.json_safe(record), indent=1) + "\n", fsync=True)
-        self._log({"event": "retrain-finished", "time": time.time(), "run": owner.label, "graph_hash": digest,
+        self._log({"event": "training-finished", "time": time.time(), "what": what, "graph_hash": digest,
                    "training_seed": k, "score": record["score"], "metric": cfg.metric})
         return record
+
+    # ------------------------------------------------------------------ stage: baselines
+    def train_baselines(self) -> list[dict[str, Any]]:
+        """Train every fixed wiring of ``baselines.names`` for ``baselines.seeds`` seeds with the retrain
+        settings; return one record per (baseline, seed)."""
+        from assemblenet.graph.io import save_graph
+        from assemblenet.search.baselines import baseline_graph
+
+        cfg = self.config.retrain
+        train = self._run_training or _engine_run_training()
+        train_config = None if cfg.config is None else str(self.config.resolve(cfg.config).resolve())
+        width = cfg.width_multiplier if cfg.width_multiplier is not None else self.base.space.width_multiplier
+        records = []
+        for name in self.config.baselines.names:
+            graph = baseline_graph(name, self.base.space)
+            folder = self.output / BASELINES_DIR / name
+            folder.mkdir(parents=True, exist_ok=True)
+            save_graph(graph, folder / "graph.yaml")
+            for k in range(self.config.baselines.seeds):
+                record = self._train_graph(graph, folder / f"seed{k}", k, train, train_config, width,
+                                           what=f"baseline {name}")
+                records.append({"baseline": name, **record})
+        return records
+
+    def _baselines_analysis(self) -> dict[str, Any] | None:
+        folder = self.output / BASELINES_DIR
+        if not folder.is_dir():
+            return None
+        out: dict[str, Any] = {}
+        for name in self.config.baselines.names:
+            scores = []
+            for k in range(self.config.baselines.seeds):
+                path = folder / name / f"seed{k}" / RESULT_FILE
+                if path.is_file():
+                    scores.append(float(json.loads(path.read_text())["score"]))
+            if scores:
+                out[name] = {"n": len(scores), "scores": scores, "mean": statistics.fmean(scores),
+                             "std": statistics.stdev(scores) if len(scores) > 1 else None,
+                             "ci95_t": (stats.t_interval(scores, confidence=CONFIDENCE).to_list()
+                                        if len(scores) > 1 else None)}
+        return {"metric": self.config.retrain.metric, "steps": self.config.retrain.steps, "baselines": out}
 
     def _write_entry(self, run: "RunResult", owner: "RunResult", results: list[dict[str, Any]]) -> dict[str, Any]:
         from assemblenet.graph.io import save_graph
@@ -945,6 +1020,17 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
     retrain = analysis.get("retrain")
     if retrain is not None:
         lines += _retrain_markdown(retrain)
+
+    baselines = analysis.get("baselines")
+    if baselines is not None and baselines["baselines"]:
+        steps = "the config's epochs" if baselines["steps"] is None else f"{baselines['steps']} steps"
+        lines += ["## Fixed wirings (modality table)", "",
+                  f"Trained exactly as the retrained graphs ({steps}); score `{baselines['metric']}` on the same "
+                  "split.", "", "| wiring | seeds | score (mean ± std) | 95% CI (t) | per seed |", "|---|---|---|---|---|"]
+        for name, entry in baselines["baselines"].items():
+            lines.append(f"| {name} | {entry['n']} | {_f(entry['mean'])} ± {_f(entry['std'])} | {_ci(entry['ci95_t'])} "
+                         f"| {', '.join(_f(v) for v in entry['scores'])} |")
+        lines += [""]
 
     lines += ["## Runs", "", "| run | evaluations | complete | final best | found at |", "|---|---|---|---|---|"]
     for r in analysis["runs"]:
