@@ -1,4 +1,5 @@
-"""``assemblenet demo``: synthetic data, a short guided search, the best graph against a two-stream baseline."""
+"""``assemblenet demo``: the compositional task, a short guided search, and the best graph against the
+late-fusion two-stream and asn50 wirings on the test split (the pipeline is :mod:`assemblenet.search.demo`)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,23 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo",
-        help="end-to-end demo: synthetic data, guided search, best graph vs baseline (3-8 min on a 2-core CPU)",
+        help="end-to-end demo: compositional task, guided search, best graph vs two fixed wirings (minutes)",
         description=(
-            "1. generate the synthetic benchmark; 2. run a short connection-learning-guided search; 3. train the "
-            "best graph and an RGB-only two-stream late-fusion baseline of the same width for the same budget; "
-            "4. evaluate both and print a comparison table; 5. write a report folder with plots. Rerunning the "
-            "same command resumes: finished steps are skipped."
+            "Generate the compositional synthetic task, run a short connection-learning-guided search, train the "
+            "best graph, the late-fusion two-stream network and the asn50 wiring for the same budget, evaluate "
+            "them on the test split and write a report. Rerunning resumes."
         ),
     )
     demo.add_argument("--output", default="demo_output", help="demo folder (default: demo_output)")
-    demo.add_argument("--quick", action="store_true", help="a tiny budget (about a minute); numbers mean little")
+    demo.add_argument("--quick", action="store_true", help="a tiny budget (well under a minute); numbers mean little")
     demo.add_argument("--seed", type=int, default=0, help="search and training seed")
-    demo.add_argument("--evaluations", type=int, help="search candidates (default: 16; 4 with --quick)")
+    demo.add_argument("--evaluations", type=int, help="search candidates (default: 12; 4 with --quick)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars (step lines stay)")
     demo.set_defaults(func=run_demo_command)
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
-    from assemblenet.cli.demo import run_demo
+    from assemblenet.search.demo import run_demo
 
     run_demo(args.output, quick=args.quick, seed=args.seed, evaluations=args.evaluations,
              progress=not args.no_progress, echo=lambda line: print(line, flush=True))

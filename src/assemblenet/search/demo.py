@@ -1,9 +1,19 @@
-"""The ``assemblenet demo`` pipeline: synthetic data, a short guided search, and the best graph against a fixed
-two-stream baseline, trained and evaluated with the same budget, with a report folder.
+"""The ``assemblenet demo`` pipeline, end to end on a 2-core CPU in a few minutes:
+
+1. the compositional synthetic task (:mod:`assemblenet.data.compositional`: classes that need colour, motion
+   and two temporal scales), with fixed train / val / test splits;
+2. connection-learning-guided evolution over the asn50 space (RGB and flow stems) on a short proxy, scored on
+   val;
+3. the best graph found, the late-fusion two-stream network of the same stems and the official asn50 wiring
+   (:mod:`assemblenet.search.baselines`), each trained from scratch for the same budget with the same recipe;
+4. all three evaluated on the test split, which neither the search nor the training saw;
+5. a report folder with the comparison, the search curves, the graphs and the training curves.
+
+It also prints how many of the search's children were guided connection mutations, the method's core.
 
 Every step leaves its outputs in the demo folder and is skipped when they exist, so rerunning the command
-resumes: the synthetic set is reused, the search resumes from its run folder, and a trained model whose
-``demo_result.json`` exists is not trained again.
+resumes: the data are reused, the search resumes from its run folder, and a model whose result file exists is
+not trained again.
 """
 
 from __future__ import annotations
@@ -18,47 +28,61 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from assemblenet.errors import ConfigError
 from assemblenet.fileio import atomic_path, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 NUM_STEPS = 5
 RESULT_FILE = "demo_result.json"  # training outcome, written when a model's training finished
-EVAL_FILE = "demo_eval.json"  # step 4's metrics
+EVAL_FILE = "demo_eval.json"  # step 4's test metrics
 SEARCHED = "searched"
-BASELINE = "baseline"
-# Metric names as the engine reports them (TrainResult.metrics), in table order.
-TABLE_METRICS = (("top1", "val top-1"), ("map", "val mAP"), ("top5", "val top-5"),
-                 ("mean_class_accuracy", "val mean class acc."))
+LATE_FUSION = "late_fusion"
+ASN50 = "asn50"
+MODELS = ((SEARCHED, "best graph of the guided search"),
+          (LATE_FUSION, "late-fusion two-stream, same stems"),
+          (ASN50, "official asn50 wiring"))
+# Metric names as the engine reports them, in table order.
+TABLE_METRICS = (("top1", "test top-1"), ("map", "test mAP"), ("top5", "test top-5"),
+                 ("mean_class_accuracy", "test mean class acc."))
+SPACE = {  # the asn50 space: it holds the official asn50 graph and the late-fusion network
+    "stems": ["rgb", "rgb", "flow", "flow"], "stem_dilations": [1, 2, 4, 8], "dilations": [1, 2, 4, 8],
+    "nodes_per_level": [4, 4, 2, 1], "min_nodes_per_level": [1, 1, 1, 1], "max_nodes_per_level": [8, 8, 4, 2],
+    "level_filters": [128, 256, 512, 512], "filter_quantum": 8, "initial_edge_probability": 0.8,
+}
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The demo's budget. Search candidates and the two final models share the data and clip settings."""
+    """The demo's budget. The search's proxy and the final models share data, clips and recipe."""
 
-    videos: int = 300
-    video_frames: int = 32
-    video_size: int = 64
+    train_videos: int = 480
+    val_videos: int = 160
+    test_videos: int = 240
+    video_size: int = 32
+    video_frames: int = 16
     num_frames: int = 8
     crop_size: int = 32
     width_multiplier: float = 0.125
     depth: int = 26
     batch_size: int = 8
-    evaluations: int = 16
+    evaluations: int = 12
     population_size: int = 6
     tournament_size: int = 3
     search_steps: int = 48
-    train_steps: int = 400
+    connection_lr_multiplier: float = 10.0
+    precise_bn_batches: int = 4
+    train_steps: int = 300
     eval_clips: int = 2
     workers: int = 2  # local search processes (each with one torch thread)
-    # One thread: on a shared 2-core CPU, two OpenMP threads ran the final training 5x slower (oversubscribed).
     train_threads: int = 1
 
 
 FULL = DemoSettings()
-# For tests and a first look: about a minute. The numbers mean little at this size.
-QUICK = DemoSettings(videos=48, video_frames=16, video_size=32, num_frames=4, crop_size=32, evaluations=4,
-                     population_size=2, tournament_size=2, search_steps=3, train_steps=6, eval_clips=1, workers=1)
+# For tests and a first look: well under a minute. The numbers mean little at this size.
+QUICK = DemoSettings(train_videos=32, val_videos=16, test_videos=16, video_size=32, video_frames=8, num_frames=4,
+                     evaluations=4, population_size=2, tournament_size=2, search_steps=3, precise_bn_batches=1,
+                     train_steps=4, eval_clips=1, workers=1)
 
 
 @dataclass(frozen=True)
@@ -69,7 +93,7 @@ class ModelOutcome:
     parameters: int
     train_seconds: float
     steps: int
-    eval_views: int = 0  # views per val video in ``metrics`` (0: the training run's own final validation)
+    eval_views: int = 0  # views per test video in ``metrics`` (0: the training run's own final validation)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,27 +102,28 @@ class ModelOutcome:
 @dataclass(frozen=True)
 class DemoResult:
     output: Path
-    searched: ModelOutcome
-    baseline: ModelOutcome
+    models: list[ModelOutcome]
+    mutations: dict[str, Any]
     table: str
     report: Path
     wall_seconds: float
 
 
 # ------------------------------------------------------------------------------------------- configuration
-def engine_overrides(settings: DemoSettings, data_root: Path, *, seed: int) -> dict[str, Any]:
+def engine_overrides(settings: DemoSettings, data_root: Path, *, seed: int, eval_split: str = "val",
+                     eval_clips: int | None = None) -> dict[str, Any]:
     """Dotted engine-config overrides shared by the search's proxy runs and the final training runs."""
     return {
         "name": "demo",
         "seed": seed,
         "model.name": "assemblenet50_searchable",
-        "model.num_classes": 12,
+        "model.num_classes": 16,
         "model.depth": settings.depth,
         "model.width_multiplier": settings.width_multiplier,
         "model.flow_iterations": 10,
         "data.dataset": "synthetic",
-        "data.train": {"root": str(data_root), "split": "train", "annotation": "kinetics", "scale": [0.5, 1.0]},
-        "data.val": {"root": str(data_root), "split": "val", "annotation": "kinetics"},
+        "data.train": {"root": str(data_root), "split": "train", "annotation": "kinetics", "cache_frames": True},
+        "data.val": {"root": str(data_root), "split": eval_split, "annotation": "kinetics", "cache_frames": True},
         "data.num_frames": settings.num_frames,
         "data.crop_size": settings.crop_size,
         "data.batch_size": settings.batch_size,
@@ -106,11 +131,13 @@ def engine_overrides(settings: DemoSettings, data_root: Path, *, seed: int) -> d
         "optim.lr": 0.1,
         "optim.reference_batch_size": 8,
         "optim.warmup_steps": 5,
+        "optim.connection_lr_multiplier": settings.connection_lr_multiplier,
         "train.device": "cpu",
         "train.eval_every_epochs": 0,
         "train.log_every_steps": 10,
         "train.checkpoint_every_steps": 100,
-        "eval.num_clips": settings.eval_clips,
+        "train.precise_bn_batches": settings.precise_bn_batches,
+        "eval.num_clips": settings.eval_clips if eval_clips is None else eval_clips,
         "eval.num_crops": 1,
         "eval.metric": "top1",
         "output.tensorboard": False,
@@ -118,23 +145,12 @@ def engine_overrides(settings: DemoSettings, data_root: Path, *, seed: int) -> d
 
 
 def search_config_dict(settings: DemoSettings, data_root: Path, *, seed: int) -> dict[str, Any]:
-    """The demo search: the asn50 space (RGB and flow stems, 4 levels) with guided evolution on the proxy."""
+    """The demo search: guided evolution over the asn50 space, proxy fitness = val mAP."""
     return {
         "name": "demo",
         "seed": seed,
         "strategy": "evolution",
-        "space": {
-            "stems": ["rgb", "rgb", "flow", "flow"],
-            "stem_dilations": [1, 2, 4, 8],
-            "dilations": [1, 2, 4, 8],
-            "nodes_per_level": [4, 4, 2, 1],
-            "min_nodes_per_level": [1, 1, 1, 1],
-            "max_nodes_per_level": [8, 8, 4, 2],
-            "level_filters": [128, 256, 512, 512],
-            "filter_quantum": 8,
-            "width_multiplier": settings.width_multiplier,
-            "initial_edge_probability": 0.8,
-        },
+        "space": {**SPACE, "width_multiplier": settings.width_multiplier},
         "search": {
             "max_evaluations": settings.evaluations,
             "batch_size": 2,
@@ -147,44 +163,22 @@ def search_config_dict(settings: DemoSettings, data_root: Path, *, seed: int) ->
             "steps": settings.search_steps,
             "metric": "map",
             "device": "cpu",
-            "overrides": engine_overrides(replace(settings, eval_clips=1), data_root, seed=seed),
+            "overrides": engine_overrides(settings, data_root, seed=seed, eval_clips=1),
         },
         "executor": {"kind": "local", "workers": settings.workers, "torch_threads": 1},
     }
 
 
-def baseline_graph(level_filters: tuple[int, ...] = (128, 256, 512, 512), dilations: tuple[int, int] = (1, 4)) -> Any:
-    """RGB-only two-stream late fusion: two RGB stems, each feeding its own chain of level-0..2 nodes, merged
-    only at one level-3 node. Each level's channel budget is split between the streams as in the search space."""
-    from assemblenet.graph.spec import AssembleNetGraph, BlockNode, StemNode, StemType
-    from assemblenet.search.draft import spatial_stride_for_level
-
-    nodes: list[Any] = [StemNode(StemType.RGB, d) for d in dilations]
-    previous = [0, 1]
-    for level in range(3):
-        current = []
-        for stream, dilation in enumerate(dilations):
-            current.append(len(nodes))
-            nodes.append(BlockNode(level=level, inputs=(previous[stream],), filters=level_filters[level] // 2,
-                                   temporal_dilation=dilation, spatial_stride=spatial_stride_for_level(level)))
-        previous = current
-    nodes.append(BlockNode(level=3, inputs=tuple(previous), filters=level_filters[3], temporal_dilation=1,
-                           spatial_stride=spatial_stride_for_level(3)))
-    return AssembleNetGraph(nodes=tuple(nodes), name="rgb_two_stream_late_fusion")
-
-
-# ------------------------------------------------------------------------------------------- the pipeline
-def _settings_for(settings: DemoSettings, evaluations: int) -> DemoSettings:
+def settings_for(settings: DemoSettings, evaluations: int) -> DemoSettings:
     """``settings`` with another search budget; the population shrinks to leave evaluations for children."""
     if evaluations < 2:
-        from assemblenet.errors import ConfigError
-
         raise ConfigError(f"--evaluations must be at least 2, got {evaluations}")
     population = min(settings.population_size, max(2, evaluations // 2))
     return replace(settings, evaluations=evaluations, population_size=population,
                    tournament_size=min(settings.tournament_size, population))
 
 
+# ------------------------------------------------------------------------------------------- the pipeline
 class _Steps:
     """One line per step with its elapsed time and the total so far."""
 
@@ -207,76 +201,114 @@ def run_demo(output: str | os.PathLike = "demo_output", *, quick: bool = False, 
              evaluations: int | None = None, progress: bool = True,
              echo: Callable[[str], None] = print) -> DemoResult:
     """Run the whole demo in ``output`` (resuming what a previous run left) and return the comparison."""
+    from assemblenet.search.baselines import baseline_graph
+
     settings = QUICK if quick else FULL
     if evaluations is not None:
-        settings = _settings_for(settings, evaluations)
+        settings = settings_for(settings, evaluations)
     out = Path(output).resolve()
     out.mkdir(parents=True, exist_ok=True)
     steps = _Steps(echo)
-    mode = "quick" if quick else "full"
-    echo(f"AssembleNet demo ({mode}) in {out}; rerun the same command to resume")
+    echo(f"AssembleNet demo ({'quick' if quick else 'full'}) in {out}; rerun the same command to resume")
 
-    started = steps.begin("synthetic data")
-    data_root = out / "data" / "synthetic"
-    note = _make_data(data_root, settings, progress=progress)
-    steps.end(started, note)
+    started = steps.begin("compositional synthetic task (colour x direction x blink x course, 16 classes)")
+    data_root = out / "data" / "compositional"
+    steps.end(started, _make_data(data_root, settings, progress=progress))
 
     started = steps.begin(f"guided evolutionary search ({settings.evaluations} candidates, "
-                          f"{settings.search_steps} proxy steps each)")
-    best_graph, search_note = _search(out, settings, data_root, seed=seed, progress=progress)
+                          f"{settings.search_steps} proxy steps each, fitness: val mAP)")
+    best_graph, search_note, mutations = _search(out, settings, data_root, seed=seed, progress=progress)
     steps.end(started, search_note)
+    echo(f"      {mutation_line(mutations)}")
 
-    started = steps.begin(f"training the best graph and the baseline ({settings.train_steps} steps each)")
+    started = steps.begin(f"training three wirings from scratch ({settings.train_steps} steps each)")
+    space = _space(settings)
+    graphs = {SEARCHED: best_graph, LATE_FUSION: baseline_graph("late_fusion", space),
+              ASN50: baseline_graph("asn50", space)}
     train_dir = out / "train"
     datasets: dict[str, Any] = {}
-    searched = _train(train_dir / SEARCHED, SEARCHED, "best searched graph (learned connections)",
-                      best_graph, settings, data_root, seed=seed, progress=progress, datasets=datasets, echo=echo)
-    baseline = _train(train_dir / BASELINE, BASELINE, "RGB-only two-stream late fusion, same width",
-                      baseline_graph(), settings, data_root, seed=seed, progress=progress, datasets=datasets,
-                      echo=echo)
-    steps.end(started, f"trained {SEARCHED} in {searched.train_seconds:.0f} s and {BASELINE} in "
-                       f"{baseline.train_seconds:.0f} s")
+    trained = [_train(train_dir / name, name, description, graphs[name], settings, data_root, seed=seed,
+                      progress=progress, datasets=datasets, echo=echo) for name, description in MODELS]
+    steps.end(started, "trained " + ", ".join(f"{m.name} in {m.train_seconds:.0f} s" for m in trained))
 
-    started = steps.begin(f"evaluating both on the val split ({settings.eval_clips} clips per video)")
-    searched = _evaluate(train_dir / SEARCHED, searched, settings, data_root, seed=seed, progress=progress)
-    baseline = _evaluate(train_dir / BASELINE, baseline, settings, data_root, seed=seed, progress=progress)
-    table = comparison_table([searched, baseline])
-    top1 = {m.name: _metric(m, "top1") for m in (searched, baseline)}
-    leader = "tie" if top1[SEARCHED] == top1[BASELINE] else max(top1, key=top1.__getitem__)
-    steps.end(started, f"both models evaluated on {int(searched.metrics.get('num_videos', 0))} val videos; "
-                       f"higher top-1: {leader}")
+    started = steps.begin(f"evaluating on the test split ({settings.eval_clips} clips per video)")
+    evaluated = [_evaluate(train_dir / m.name, m, settings, data_root, seed=seed, progress=progress) for m in trained]
+    table = comparison_table(evaluated)
+    top1 = {m.name: _metric(m, "top1") for m in evaluated}
+    best = max(top1.values())
+    leaders = [name for name, value in top1.items() if value == best]
+    steps.end(started, f"evaluated on {int(evaluated[0].metrics.get('num_videos', 0))} test videos; "
+                       f"highest top-1: {' and '.join(leaders)}")
 
     started = steps.begin("report")
-    report = _write_report(out, settings, seed=seed, searched=searched, baseline=baseline, table=table,
-                           best_graph=best_graph, progress=progress)
+    report = _write_report(out, settings, seed=seed, models=evaluated, table=table, mutations=mutations,
+                           progress=progress)
     steps.end(started, f"wrote {report}")
 
     wall = time.perf_counter() - steps.start
     echo("")
     echo(table)
     echo("")
+    echo(mutation_line(mutations))
     echo(f"report: {report}   (total {wall:.0f} s)")
-    return DemoResult(output=out, searched=searched, baseline=baseline, table=table, report=report,
+    return DemoResult(output=out, models=evaluated, mutations=mutations, table=table, report=report,
                       wall_seconds=wall)
 
 
+def _space(settings: DemoSettings) -> Any:
+    from assemblenet.search.config import SpaceConfig
+
+    plain = {k: tuple(v) if isinstance(v, list) else v for k, v in SPACE.items()}
+    return SpaceConfig(**plain, width_multiplier=settings.width_multiplier)
+
+
 def _make_data(data_root: Path, settings: DemoSettings, *, progress: bool) -> str:
-    from assemblenet.data.synthetic import MANIFEST_FILE, make_synthetic
+    from assemblenet.data.compositional import make_compositional
+    from assemblenet.data.synthetic import MANIFEST_FILE
 
     if (data_root / MANIFEST_FILE).is_file():
         return f"reusing {data_root}"
     # Written next to the final folder and renamed, so an interrupted run never leaves a half set that looks done.
     partial = data_root.with_name(data_root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    make_synthetic(partial, num_videos=settings.videos, size=settings.video_size,
-                             num_frames=settings.video_frames, progress=progress)
+    make_compositional(partial, train_videos=settings.train_videos, val_videos=settings.val_videos,
+                       test_videos=settings.test_videos, size=settings.video_size, num_frames=settings.video_frames,
+                       progress=progress)
     os.replace(partial, data_root)
-    return f"wrote {settings.videos} videos to {data_root}"
+    total = settings.train_videos + settings.val_videos + settings.test_videos
+    return (f"wrote {total} videos ({settings.train_videos} train / {settings.val_videos} val / "
+            f"{settings.test_videos} test) to {data_root}")
 
 
-def _search(out: Path, settings: DemoSettings, data_root: Path, *, seed: int, progress: bool) -> tuple[Any, str]:
+def mutation_counts(run_dir: Path) -> dict[str, Any]:
+    """Children of the search by mutation kind, and the guided connection mutations among them."""
+    from assemblenet.search.store import RunStore
+
+    store = RunStore(run_dir)
+    config = (store.read_manifest() or {}).get("config", {})
+    share = float(config.get("mutation", {}).get("probabilities", {}).get("connection", 0.0))
+    total_p = sum(config.get("mutation", {}).get("probabilities", {}).values()) or 1.0
+    by_kind: dict[str, int] = {}
+    for record in store.read_records().values():
+        if record.parent is not None:
+            kind = record.mutation.get("kind", "?")
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+    children = sum(by_kind.values())
+    return {"children": children, "by_kind": dict(sorted(by_kind.items())),
+            "guided_connection": by_kind.get("connection-guided", 0), "configured_share": share / total_p}
+
+
+def mutation_line(mutations: dict[str, Any]) -> str:
+    children, fired = mutations["children"], mutations["guided_connection"]
+    share = fired / children if children else 0.0
+    return (f"guided connection mutations: {fired} of {children} children ({share:.0%}; configured share "
+            f"{mutations['configured_share']:.0%})")
+
+
+def _search(out: Path, settings: DemoSettings, data_root: Path, *, seed: int,
+            progress: bool) -> tuple[Any, str, dict[str, Any]]:
     from assemblenet.search.config import search_config_from_dict
-    from assemblenet.search.evolution import SearchRunner, run_dir_name
+    from assemblenet.search.evolution import SearchError, SearchRunner, run_dir_name
 
     config = search_config_from_dict(search_config_dict(settings, data_root, seed=seed), source="demo search")
     run_dir = out / "search" / run_dir_name(config.strategy, config.seed)
@@ -290,13 +322,11 @@ def _search(out: Path, settings: DemoSettings, data_root: Path, *, seed: int, pr
     finally:
         engine_log.setLevel(level)
     if summary.best is None:
-        from assemblenet.search.evolution import SearchError
-
         raise SearchError(f"the demo search found no trainable graph; see {run_dir}/evaluations")
     best = summary.best
-    note = (f"{'resumed; ' if resumed else ''}{summary.evaluations} candidates, best proxy mAP "
+    note = (f"{'resumed; ' if resumed else ''}{summary.evaluations} candidates, best proxy val mAP "
             f"{best.fitness:.3f} (candidate {best.index})")
-    return best.graph.without_edge_weights(), note
+    return best.graph.without_edge_weights(), note, mutation_counts(run_dir)
 
 
 def _train(folder: Path, name: str, description: str, graph: Any, settings: DemoSettings, data_root: Path, *,
@@ -310,8 +340,8 @@ def _train(folder: Path, name: str, description: str, graph: Any, settings: Demo
     from assemblenet.engine.trainer import build_split
     from assemblenet.graph.io import save_graph
 
-    overrides = engine_overrides(replace(settings, eval_clips=1), data_root, seed=seed)
-    if not datasets:  # decoded once, shared by both models
+    overrides = engine_overrides(settings, data_root, seed=seed, eval_clips=1)
+    if not datasets:  # decoded once, shared by every model
         cfg = load_config(None, list(overrides.items()))
         datasets.update(train_dataset=build_split(cfg, "train"), val_dataset=build_split(cfg, "val"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -337,7 +367,7 @@ def _train(folder: Path, name: str, description: str, graph: Any, settings: Demo
 
 def _evaluate(folder: Path, outcome: ModelOutcome, settings: DemoSettings, data_root: Path, *, seed: int,
               progress: bool) -> ModelOutcome:
-    """Evaluate the saved model of ``folder`` (``model.safetensors``) on the val split with more views."""
+    """Evaluate the saved model of ``folder`` (``model.safetensors``) on the test split."""
     eval_path = folder / EVAL_FILE
     if eval_path.is_file():
         metrics = json.loads(eval_path.read_text(encoding="utf-8"))
@@ -349,9 +379,9 @@ def _evaluate(folder: Path, outcome: ModelOutcome, settings: DemoSettings, data_
 
         torch.set_num_threads(settings.train_threads)
         model, _ = load_trained_model(folder)
-        cfg = load_config(None, list(engine_overrides(settings, data_root, seed=seed).items()))
+        cfg = load_config(None, list(engine_overrides(settings, data_root, seed=seed, eval_split="test").items()))
         result = evaluate(model, build_split(cfg, "val"), batch_size=cfg.eval.batch_size, progress=progress,
-                          desc=f"eval {outcome.name}")
+                          desc=f"test {outcome.name}")
         metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
         atomic_write_json(eval_path, metrics)
     return replace(outcome, metrics=metrics, eval_views=settings.eval_clips)
@@ -363,7 +393,7 @@ def _metric(outcome: ModelOutcome, key: str) -> float:
 
 
 def comparison_table(outcomes: list[ModelOutcome]) -> str:
-    """A Markdown table: one row per model, the engine's validation metrics, parameters and training time."""
+    """A Markdown table: one row per model, its test metrics, parameters and training time."""
     header = ["model", *[title for _, title in TABLE_METRICS], "parameters", "train steps", "train time"]
     rows = [header, ["---"] * len(header)]
     for outcome in outcomes:
@@ -378,10 +408,12 @@ def comparison_table(outcomes: list[ModelOutcome]) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
-def _write_report(out: Path, settings: DemoSettings, *, seed: int, searched: ModelOutcome,
-                  baseline: ModelOutcome, table: str, best_graph: Any, progress: bool) -> Path:
+def _write_report(out: Path, settings: DemoSettings, *, seed: int, models: list[ModelOutcome], table: str,
+                  mutations: dict[str, Any], progress: bool) -> Path:
     from tqdm import tqdm
 
+    from assemblenet.graph.io import load_graph
+    from assemblenet.graph.plot import plot_graph
     from assemblenet.search.report import write_report
 
     report_dir = out / "report"
@@ -395,32 +427,24 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, searched: Mod
             figures.append(str(png.relative_to(report_dir)))
 
     def graph_plots() -> None:
-        try:
-            from assemblenet.graph.plot import plot_graph
-        except ImportError:
-            warnings.append("graph drawings skipped: assemblenet.graph.plot is not available")
-            log.warning(warnings[-1])
-            return
-        for name, graph_file in ((SEARCHED, "learned_graph.yaml"), (BASELINE, "graph.yaml")):
-            path = out / "train" / name / graph_file
+        for model in models:
+            path = out / "train" / model.name / "learned_graph.yaml"
             if not path.is_file():
-                path = out / "train" / name / "graph.yaml"
-            from assemblenet.graph.io import load_graph
-
-            png = report_dir / f"graph_{name}.png"
-            plot_graph(load_graph(path), png, title=f"{name} ({path.name})")
+                path = out / "train" / model.name / "graph.yaml"
+            png = report_dir / f"graph_{model.name}.png"
+            plot_graph(load_graph(path), png, title=f"{model.name} ({path.name})")
             figures.append(png.name)
 
     def training_curves() -> None:
-        for name in (SEARCHED, BASELINE):
-            source = out / "train" / name / "training_curves.png"
+        for model in models:
+            source = out / "train" / model.name / "training_curves.png"
             if source.is_file():
-                target = report_dir / f"training_curves_{name}.png"
+                target = report_dir / f"training_curves_{model.name}.png"
                 with atomic_path(target) as tmp:
                     shutil.copyfile(source, tmp)
                 figures.append(target.name)
             else:
-                warnings.append(f"no training curves for {name} (the engine wrote none)")
+                warnings.append(f"no training curves for {model.name} (the engine wrote none)")
 
     tasks = (("search plots", search_plots), ("graph drawings", graph_plots), ("training curves", training_curves))
     for _, task in tqdm(tasks, desc="report", unit="part", disable=not progress):
@@ -430,16 +454,19 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, searched: Mod
             warnings.append(f"{task.__name__}: {exc}")
             log.warning("report: %s failed: %s", task.__name__, exc)
 
+    total = settings.train_videos + settings.val_videos + settings.test_videos
     lines = [
         "# AssembleNet demo", "",
-        f"Synthetic benchmark ({settings.videos} videos, 12 classes), seed {seed}. Guided evolution searched "
-        f"{settings.evaluations} graphs of the asn50 space (RGB and flow stems, four levels), each trained "
-        f"{settings.search_steps} steps on the proxy. The best graph and the baseline were then trained from "
-        f"scratch for {settings.train_steps} steps each with the same config "
-        f"({settings.num_frames} frames of {settings.crop_size}x{settings.crop_size}, width x"
-        f"{settings.width_multiplier}, depth {settings.depth}, batch {settings.batch_size}), and evaluated on the "
-        f"val split ({settings.eval_clips} clip(s) per video).", "",
-        table, "",
+        f"Compositional synthetic task ({total} videos, 16 classes: colour x direction x blink x course; "
+        f"{settings.train_videos} train / {settings.val_videos} val / {settings.test_videos} test), seed {seed}. "
+        f"Guided evolution searched {settings.evaluations} graphs of the asn50 space (RGB and flow stems, four "
+        f"levels), each trained {settings.search_steps} steps on the proxy and scored by val mAP. The best graph, "
+        f"the late-fusion two-stream network of the same stems and the official asn50 wiring were then trained "
+        f"from scratch for {settings.train_steps} steps each with the same recipe ({settings.num_frames} frames of "
+        f"{settings.crop_size}x{settings.crop_size}, width x{settings.width_multiplier}, depth {settings.depth}, "
+        f"batch {settings.batch_size}) and evaluated on the test split ({settings.eval_clips} clip(s) per video).",
+        "", table, "", mutation_line(mutations), "",
+        "Children by mutation kind: " + ", ".join(f"{k} {v}" for k, v in mutations["by_kind"].items()), "",
         "Settings: `" + json.dumps(asdict(settings)) + "`", "",
         "## Figures", "",
         *[f"![{Path(f).stem}]({f})" for f in figures],
@@ -449,6 +476,6 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, searched: Mod
     report = report_dir / "report.md"
     atomic_write_text(report, "\n".join(lines) + "\n")
     atomic_write_json(report_dir / "comparison.json",
-                       {"settings": asdict(settings), "seed": seed,
-                        "models": [searched.to_dict(), baseline.to_dict()]})
+                      {"settings": asdict(settings), "seed": seed, "mutations": mutations,
+                       "models": [m.to_dict() for m in models]})
     return report
