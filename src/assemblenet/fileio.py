@@ -12,14 +12,28 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 
+def _default_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: 0o666 less the process umask (read once, at import)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same folder and suffix, so writers that infer the format from
-    the suffix still work); it replaces ``path`` when the block succeeds and is removed otherwise."""
+    the suffix still work); it replaces ``path`` when the block succeeds and is removed otherwise.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give it (0o666 less the umask), not the
+    owner-only 0o600 of ``tempfile.mkstemp``, so datasets and run folders stay readable by others as usual."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(name, _FILE_MODE)
     tmp = Path(name)
     try:
         yield tmp

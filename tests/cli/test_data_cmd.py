@@ -87,3 +87,28 @@ def test_bad_input_gives_one_line_error(tmp_path, capsys):
     bad_list.write_text("path,label\nonly_a_path\n")
     assert main(["flow", str(bad_list), "--no-progress"]) == 2
     assert f"{bad_list}:2:" in capsys.readouterr().err
+
+
+def test_make_synthetic_compositional_task(tmp_path, capsys):
+    out = tmp_path / "comp"
+    assert main(["make-synthetic", str(out), "--task", "compositional", "--train-videos", "16", "--val-videos", "16",
+                 "--test-videos", "16", "--frames", "8", "--seed", "2", "--no-progress"]) == 0
+    assert "48 compositional videos (16 classes; 16 train / 16 val / 16 test)" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["classes.txt", "kinetics_test.csv", "kinetics_train.csv",
+                                                     "kinetics_val.csv", "synthetic.json", "videos"]
+    manifest = json.loads((out / "synthetic.json").read_text())
+    assert manifest["task"] == "compositional"
+    assert manifest["parameters"]["size"] == 32 and len(manifest["classes"]) == 16
+    assert manifest["parameters"]["num_frames"] == 8 and manifest["parameters"]["seed"] == 2
+
+
+def test_make_synthetic_rejects_flags_of_the_other_task(tmp_path, capsys):
+    assert main(["make-synthetic", str(tmp_path / "x"), "--task", "compositional", "--classes", "4",
+                 "--no-progress"]) == 2
+    assert "--classes applies only to --task benchmark" in capsys.readouterr().err
+    assert main(["make-synthetic", str(tmp_path / "y"), "--test-videos", "32", "--no-progress"]) == 2
+    assert "--test-videos applies only to --task compositional" in capsys.readouterr().err
+    assert main(["make-synthetic", str(tmp_path / "z"), "--task", "compositional", "--val-videos", "100",
+                 "--no-progress"]) == 2
+    assert "--val-videos must be a positive multiple of 16" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "z").exists()

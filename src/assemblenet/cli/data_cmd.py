@@ -61,19 +61,31 @@ def register(subparsers) -> None:
     flow.set_defaults(func=run_flow)
 
     synthetic = subparsers.add_parser(
-        "make-synthetic", help="write the synthetic video benchmark (H.264 MP4 + Charades/Kinetics CSVs)",
-        description="Write a deterministic synthetic action benchmark whose classes differ by motion direction, "
-                    "speed, appearance or temporal pattern (see docs/data.md).")
+        "make-synthetic", help="write a synthetic video task (H.264 MP4 + Kinetics/Charades CSVs)",
+        description="Write a deterministic synthetic action task (see docs/data.md). --task benchmark (default): "
+                    "12 classes that differ by motion direction, speed, appearance or temporal pattern, train/val "
+                    "splits in Kinetics and Charades format. --task compositional: 16 classes, each a conjunction "
+                    "of colour x direction x blink x return, fixed stratified train/val/test splits in Kinetics "
+                    "format.")
     synthetic.add_argument("out", metavar="OUT", help="output folder")
-    synthetic.add_argument("--videos", type=positive_int, default=300, help="number of videos")
-    synthetic.add_argument("--classes", type=positive_int, default=12, help="number of classes (2-12)")
-    synthetic.add_argument("--size", type=positive_int, default=64, help="frame height and width (even)")
-    synthetic.add_argument("--frames", type=positive_int, default=32, help="frames per video")
+    synthetic.add_argument("--task", choices=("benchmark", "compositional"), default="benchmark",
+                           help="which task to write (default: benchmark)")
+    synthetic.add_argument("--size", type=positive_int, help="frame height and width, even (default: 64 for "
+                           "benchmark, 32 for compositional)")
+    synthetic.add_argument("--frames", type=positive_int, help="frames per video (default: 32 for benchmark, "
+                           "16 for compositional, which needs an even number >= 8)")
     synthetic.add_argument("--fps", type=positive_int, default=10, help="frame rate")
     synthetic.add_argument("--seed", type=int, default=0)
-    synthetic.add_argument("--multi-label-fraction", type=_fraction, default=0.3,
-                           help="share of videos holding 2-3 actions")
-    synthetic.add_argument("--val-fraction", type=_fraction, default=0.2, help="share of videos in the val split")
+    benchmark = synthetic.add_argument_group("--task benchmark only")
+    benchmark.add_argument("--videos", type=positive_int, help="number of videos (default: 300)")
+    benchmark.add_argument("--classes", type=positive_int, help="number of classes, 2-12 (default: 12)")
+    benchmark.add_argument("--multi-label-fraction", type=_fraction,
+                           help="share of videos holding 2-3 actions (default: 0.3)")
+    benchmark.add_argument("--val-fraction", type=_fraction, help="share of videos in the val split (default: 0.2)")
+    compositional = synthetic.add_argument_group("--task compositional only (each a multiple of 16)")
+    compositional.add_argument("--train-videos", type=positive_int, help="train split size (default: 480)")
+    compositional.add_argument("--val-videos", type=positive_int, help="val split size (default: 240)")
+    compositional.add_argument("--test-videos", type=positive_int, help="test split size (default: 240)")
     synthetic.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     synthetic.set_defaults(func=run_make_synthetic)
 
@@ -123,13 +135,52 @@ def run_flow(args: argparse.Namespace) -> int:
     return 0 if not report.failed else 1
 
 
+_BENCHMARK_ONLY = {"videos": "--videos", "classes": "--classes", "multi_label_fraction": "--multi-label-fraction",
+                   "val_fraction": "--val-fraction"}
+_COMPOSITIONAL_ONLY = {"train_videos": "--train-videos", "val_videos": "--val-videos", "test_videos": "--test-videos"}
+
+
+def _given(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, object]:
+    return {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
+
+
+def _verb(flags: dict) -> str:
+    return "applies" if len(flags) == 1 else "apply"
+
+
 def run_make_synthetic(args: argparse.Namespace) -> int:
+    if args.task == "compositional":
+        return _run_make_compositional(args)
+    misplaced = _given(args, _COMPOSITIONAL_ONLY)
+    if misplaced:
+        raise DataError(f"{', '.join(_COMPOSITIONAL_ONLY[n] for n in misplaced)} {_verb(misplaced)} only to "
+                        "--task compositional (the benchmark takes --videos and --val-fraction)")
     from assemblenet.data.synthetic import make_synthetic
 
-    summary = make_synthetic(args.out, num_videos=args.videos, num_classes=args.classes, size=args.size,
-                             num_frames=args.frames, fps=args.fps, seed=args.seed,
-                             multi_label_fraction=args.multi_label_fraction, val_fraction=args.val_fraction,
-                             progress=not args.no_progress)
+    def pick(value, default):
+        return default if value is None else value
+
+    summary = make_synthetic(args.out, num_videos=pick(args.videos, 300), num_classes=pick(args.classes, 12),
+                             size=pick(args.size, 64), num_frames=pick(args.frames, 32), fps=args.fps, seed=args.seed,
+                             multi_label_fraction=pick(args.multi_label_fraction, 0.3),
+                             val_fraction=pick(args.val_fraction, 0.2), progress=not args.no_progress)
     print(f"wrote {summary.num_videos} videos ({summary.num_classes} classes, {summary.multi_label_videos} "
           f"multi-label; {summary.train_videos} train / {summary.val_videos} val) to {summary.root}")
+    return 0
+
+
+def _run_make_compositional(args: argparse.Namespace) -> int:
+    misplaced = _given(args, _BENCHMARK_ONLY)
+    if misplaced:
+        raise DataError(f"{', '.join(_BENCHMARK_ONLY[n] for n in misplaced)} {_verb(misplaced)} only to "
+                        "--task benchmark (--task compositional has 16 fixed classes; use --train-videos, "
+                        "--val-videos and --test-videos)")
+    from assemblenet.data.compositional import make_compositional
+
+    summary = make_compositional(args.out, size=32 if args.size is None else args.size,
+                                 num_frames=16 if args.frames is None else args.frames, fps=args.fps,
+                                 seed=args.seed, progress=not args.no_progress, **_given(args, _COMPOSITIONAL_ONLY))
+    print(f"wrote {summary.train_videos + summary.val_videos + summary.test_videos} compositional videos "
+          f"({summary.num_classes} classes; {summary.train_videos} train / {summary.val_videos} val / "
+          f"{summary.test_videos} test) to {summary.root} in {summary.seconds:.1f} s")
     return 0

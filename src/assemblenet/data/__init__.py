@@ -1,5 +1,5 @@
-"""Video data: decoding (PyAV, frame folders), clip sampling, transforms, datasets, optical flow and the
-synthetic benchmark. See docs/data.md.
+"""Video data: decoding (PyAV, frame folders), clip sampling, transforms, datasets, optical flow, the
+synthetic benchmark and the compositional synthetic task. See docs/data.md.
 
 This package never imports ``assemblenet.models``, ``engine``, ``search`` or ``cli``.
 """
@@ -12,6 +12,7 @@ from assemblenet.data.annotations import (
     read_video_list,
 )
 from assemblenet.data.check import CheckResult, check_video, check_videos
+from assemblenet.data.compositional import COMPOSITIONAL_CLASSES, make_compositional
 from assemblenet.data.datasets import (
     DATASETS,
     CharadesDataset,
@@ -34,6 +35,7 @@ from assemblenet.data.sampling import ClipSampling, clip_indices, random_clip, u
 from assemblenet.data.synthetic import make_synthetic, translating_texture_clip
 
 __all__ = [
+    "COMPOSITIONAL_CLASSES",
     "DATASETS",
     "CharadesDataset",
     "CharadesFrameListDataset",
@@ -57,6 +59,7 @@ __all__ = [
     "clip_indices",
     "collate",
     "compute_flow",
+    "make_compositional",
     "make_synthetic",
     "open_video",
     "precompute_flow",

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from assemblenet.errors import DataError
-from assemblenet.fileio import atomic_write_text
+from assemblenet.fileio import atomic_path, atomic_write_text
 
 _CHARADES_CLASS_LINE = re.compile(r"^(c\d+)\s+(\S.*)$")
 _CHARADES_ACTION = re.compile(r"^(c\d+)\s+(-?\d+(?:\.\d*)?)\s+(-?\d+(?:\.\d*)?)$")
@@ -213,15 +213,11 @@ def read_charades_csv(path: str | os.PathLike, classes: ClassList | None = None)
 
 def write_charades_csv(path: str | os.PathLike, rows: Sequence[dict[str, str]]) -> None:
     """Write rows (dicts with the Charades columns) atomically, in the official column order."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(CHARADES_COLUMNS))
         writer.writeheader()
         for row in rows:
             writer.writerow({c: row.get(c, "") for c in CHARADES_COLUMNS})
-    os.replace(tmp, path)
 
 
 def format_charades_actions(actions: Iterable[CharadesAction]) -> str:
@@ -389,14 +385,10 @@ def read_video_list(path: str | os.PathLike, *, multi_label: bool = False, label
 
 def write_video_list(path: str | os.PathLike, entries: Iterable[tuple[str, str]]) -> None:
     """Write a ``path,label`` CSV with a header, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label"])
         writer.writerows(entries)
-    os.replace(tmp, path)
 
 
 def read_name_list(path: str | os.PathLike) -> list[str]:

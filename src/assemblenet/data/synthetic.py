@@ -42,6 +42,7 @@ from assemblenet.data.annotations import (
     write_video_list,
 )
 from assemblenet.errors import DataError
+from assemblenet.fileio import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ _APPEARANCE_COLOUR = {"red_square": (220, 40, 40), "green_disk": (40, 200, 60), 
 
 TRAIN_FILES = {"kinetics": "kinetics_train.csv", "charades": "charades_train.csv"}
 VAL_FILES = {"kinetics": "kinetics_val.csv", "charades": "charades_val.csv"}
+TEST_FILES = {"kinetics": "kinetics_test.csv"}  # only ``make-synthetic --task compositional`` writes a test split
 CLASSES_FILE = "classes.txt"
 CHARADES_CLASSES_FILE = "charades_classes.txt"
 MANIFEST_FILE = "synthetic.json"
@@ -211,33 +213,31 @@ def render_video(actions: Sequence[SyntheticAction], classes: Sequence[Synthetic
     return np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
 
 
-def write_mp4(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 10, gop: int = 16, crf: int = 18) -> None:
-    """Encode uint8 [T, H, W, 3] RGB frames as H.264 MP4 through PyAV, atomically (temp file + rename)."""
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 10, gop: int = 16, crf: int = 18,
+              pix_fmt: str = "yuv420p") -> None:
+    """Encode uint8 [T, H, W, 3] RGB frames as H.264 MP4 through PyAV, atomically (``fileio.atomic_path``).
+
+    ``crf=0`` is lossless (for 8-bit x264); with ``pix_fmt="yuv444p"`` the only loss left is the rounding of
+    the RGB -> YUV conversion (the compositional task uses this)."""
     import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames.shape[1:3]
     if height % 2 or width % 2:
-        raise DataError(f"{path}: H.264 yuv420p needs even frame sizes, got {width}x{height}")
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.codec_context.thread_count = 1  # bit-exact output for a given seed
-            # x264 picks its own (lookahead) thread counts unless told; pin them so the bytes depend on the seed only.
-            stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop), "keyint_min": str(gop),
-                              "threads": "1", "x264-params": "threads=1:lookahead-threads=1:sliced-threads=0"}
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
+        raise DataError(f"{path}: H.264 needs even frame sizes, got {width}x{height}")
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.codec_context.thread_count = 1  # bit-exact output for a given seed
+        # x264 picks its own (lookahead) thread counts unless told; pin them so the bytes depend on the seed only.
+        stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop), "keyint_min": str(gop),
+                          "threads": "1", "x264-params": "threads=1:lookahead-threads=1:sliced-threads=0"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 # -- the benchmark ---------------------------------------------------------------------------------------
@@ -352,8 +352,6 @@ def make_synthetic(out_dir: str | os.PathLike, *, num_videos: int = 300, num_cla
                     "actions": [{"class": names[a.class_index], "start_frame": a.start_frame,
                                  "end_frame": a.end_frame} for a in s.actions]} for s in specs],
     }
-    tmp = out / f".{MANIFEST_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    os.replace(tmp, out / MANIFEST_FILE)
+    atomic_write_text(out / MANIFEST_FILE, json.dumps(manifest, indent=1))  # no trailing newline, as ever
     multi = sum(1 for s in specs if len(s.actions) > 1)
     return SyntheticSummary(str(out), num_videos, len(classes), num_videos - len(val_ids), len(val_ids), multi)

@@ -15,35 +15,40 @@ from assemblenet.errors import ConfigError, DataError
 
 def synthetic_dataset(root: str | os.PathLike, *, split: str = "train", annotation: str = "kinetics",
                       **kwargs) -> VideoDataset:
-    """The benchmark written by ``make_synthetic`` / ``assemblenet make-synthetic``.
+    """A folder written by ``make_synthetic`` / ``make_compositional`` (``assemblenet make-synthetic``).
 
     Args:
         root: the folder written by ``make-synthetic``.
-        split: ``train`` or ``val``.
+        split: ``train``, ``val`` or ``test``. Only ``--task compositional`` folders have a ``test`` split.
         annotation: ``kinetics`` (single-label, single-action videos) or ``charades`` (multi-label, all
-            videos, time intervals; ``target_type`` may be ``video``, ``clip`` or ``frame``).
+            videos, time intervals; ``target_type`` may be ``video``, ``clip`` or ``frame``; the default
+            benchmark only).
         **kwargs: ``VideoDataset`` options. Defaults differ from real datasets: ``hflip_prob=0`` because a
             flip turns ``slide_right`` into ``slide_left``; ``num_frames=16``.
     """
     from assemblenet.data import synthetic
 
     root = Path(root)
-    if split not in ("train", "val"):
-        raise ConfigError(f"synthetic split must be 'train' or 'val', got {split!r}")
+    files_by_split = {"train": synthetic.TRAIN_FILES, "val": synthetic.VAL_FILES, "test": synthetic.TEST_FILES}
+    if split not in files_by_split:
+        raise ConfigError(f"synthetic split must be 'train', 'val' or 'test', got {split!r}")
+    if annotation not in ("kinetics", "charades"):
+        raise ConfigError(f"synthetic annotation must be 'kinetics' or 'charades', got {annotation!r}")
     if not (root / synthetic.MANIFEST_FILE).is_file():
         raise DataError(f"{root}: not a synthetic benchmark folder ({synthetic.MANIFEST_FILE} missing); "
                         "create one with `assemblenet make-synthetic`")
+    name = files_by_split[split].get(annotation)
+    if name is None or not (root / name).is_file():
+        wanted = root / (name or f"{annotation}_{split}.csv")
+        raise DataError(f"{wanted}: not found; the {split!r} split with {annotation!r} annotations needs this file. "
+                        "The default `make-synthetic` benchmark writes train/val splits in kinetics and charades "
+                        "format; `make-synthetic --task compositional` writes train/val/test in kinetics format only")
     kwargs.setdefault("hflip_prob", 0.0)
     kwargs.setdefault("num_frames", 16)
     if annotation == "kinetics":
-        files = synthetic.TRAIN_FILES if split == "train" else synthetic.VAL_FILES
-        return KineticsCsvDataset(root / files["kinetics"], root=root, classes=root / synthetic.CLASSES_FILE,
-                                  **kwargs)
-    if annotation == "charades":
-        files = synthetic.TRAIN_FILES if split == "train" else synthetic.VAL_FILES
-        return CharadesDataset(root / files["charades"], root=root / synthetic.VIDEO_DIR,
-                               classes=root / synthetic.CHARADES_CLASSES_FILE, **kwargs)
-    raise ConfigError(f"synthetic annotation must be 'kinetics' or 'charades', got {annotation!r}")
+        return KineticsCsvDataset(root / name, root=root, classes=root / synthetic.CLASSES_FILE, **kwargs)
+    return CharadesDataset(root / name, root=root / synthetic.VIDEO_DIR,
+                           classes=root / synthetic.CHARADES_CLASSES_FILE, **kwargs)
 
 
 def _kinetics(**kwargs) -> VideoDataset:
