@@ -40,6 +40,8 @@ def test_defaults_are_the_paper_defaults() -> None:
         ({"fitness": {"kind": "toy", "steps": 3}}, "fitness.steps"),
         ({"fitness": {"kind": "magic"}}, "fitness.kind"),
         ({"executor": {"kind": "slurm"}}, "executor.kind"),
+        ({"executor": {"max_retries": -1}}, "executor.max_retries"),
+        ({"executor": {"max_retries": 1.5}}, "executor.max_retries"),
         ({"strategy": "hillclimb"}, "strategy"),
         ({"tensorboard": "yes"}, "tensorboard"),
     ],

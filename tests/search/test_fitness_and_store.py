@@ -139,10 +139,21 @@ def test_failed_record_keeps_no_fitness(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     store.open({"fingerprint": {}, "config": {}})
     record = _record()
-    failed = EvaluationRecord(**{**record.__dict__, "fitness": None, "learned_weights": {}, "error": "boom"})
+    failed = EvaluationRecord(**{**record.__dict__, "fitness": None, "learned_weights": {}, "error": "boom",
+                                 "attempts": 2})
     store.write_record(failed)
     back = store.read_record(3)
-    assert back.fitness is None and not back.ok and back.error == "boom"
+    assert back.fitness is None and not back.ok and back.error == "boom" and back.attempts == 2
+
+
+def test_records_written_before_attempts_existed_read_as_one_attempt(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.open({"fingerprint": {}, "config": {}})
+    store.write_record(_record())
+    data = json.loads(store.record_path(3).read_text())
+    assert data.pop("attempts") == 1
+    store.record_path(3).write_text(json.dumps(data))
+    assert store.read_record(3) == _record()
 
 
 def test_stale_temporaries_are_removed_and_bad_json_is_named(tmp_path: Path) -> None:

@@ -32,9 +32,16 @@ class _ToyReportingPid:
 @pytest.fixture(scope="module")
 def local_ray():
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import tests/
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    # Stay on 127.0.0.1: Ray otherwise gives a local instance the machine's network address.
+    constants = ray._private.ray_constants
+    enable_cluster, constants.ENABLE_RAY_CLUSTER = constants.ENABLE_RAY_CLUSTER, False
+    try:
+        context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        assert context.address_info["node_ip_address"] == "127.0.0.1"
+        yield ray
+    finally:
+        ray.shutdown()
+        constants.ENABLE_RAY_CLUSTER = enable_cluster
 
 
 @pytest.mark.parametrize("strategy", ["evolution", "oneshot"])
@@ -64,3 +71,56 @@ def test_cli_executor_ray_matches_local(tmp_path: Path, local_ray) -> None:
     ray_run = tmp_path / "ray" / "evolution-seed0"
     assert_same_sequence(run_sequence(ray_run), run_sequence(tmp_path / "local" / "evolution-seed0"), tol=1e-9)
     assert json.loads((ray_run / "search.json").read_text())["config"]["executor"]["kind"] == "ray"
+
+
+class _UnloadableOnWorkers:
+    """A fitness that cannot be unpickled where it runs, as one whose module a Ray worker lacks."""
+
+    def __call__(self, graph, *, seed, workdir=None) -> FitnessResult:  # pragma: no cover - never loaded
+        return ToyFitness()(graph, seed=seed)
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        raise ModuleNotFoundError("No module named 'my_fitness'")
+
+
+def test_ray_error_other_than_a_lost_worker_is_fatal_and_named(local_ray) -> None:
+    from assemblenet.search.executors import RayExecutor, Trial
+    from assemblenet.search.space import SearchSpace
+
+    graph = SearchSpace(tiny_config().space).sample(__import__("random").Random(0))
+    executor = RayExecutor(_UnloadableOnWorkers(), max_retries=2)
+    (outcome,) = list(executor.run([Trial(5, graph, seed=1)]))
+    assert outcome.fatal and outcome.result is None and outcome.attempts == 1  # not retried
+    assert outcome.error.startswith("Ray could not run evaluation 5 (")
+    assert "my_fitness" in outcome.error and "importable on the Ray workers" in outcome.error
+    executor.close()
+    assert local_ray.is_initialized()
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("nonsense", "'nonsense' is not a Ray address of the form host:port"),
+        ("127.0.0.1:notaport", "is not a Ray address"),
+        ("ray://127.0.0.1:{port}", "no Ray cluster answers at 'ray://127.0.0.1:{port}' (Connection refused)"),
+        ("127.0.0.1:{port}", "no Ray cluster answers at '127.0.0.1:{port}' (Connection refused)"),
+    ],
+)
+def test_a_missing_ray_address_is_named_at_once(address: str, message: str) -> None:
+    import socket
+
+    from assemblenet.errors import ConfigError
+    from assemblenet.search.executors import check_ray_address
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConfigError) as info:
+        check_ray_address(address.format(port=port), timeout=2.0)
+    assert str(info.value).startswith("--ray-address / executor.ray_address: ")
+    assert message.format(port=port) in str(info.value)
+    check_ray_address("auto")  # left to Ray
+    check_ray_address("local")

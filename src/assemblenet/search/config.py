@@ -137,6 +137,7 @@ class ExecutorConfig:
     gpus_per_trial: float = 0.0
     torch_threads: int = 1
     ray_address: str | None = None
+    max_retries: int = 1  # ray: runs again a trial whose worker died, at most this many times
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,8 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
         fail("executor.cpus_per_trial", f"must be > 0, got {executor.cpus_per_trial}")
     if executor.gpus_per_trial < 0:
         fail("executor.gpus_per_trial", f"must be >= 0, got {executor.gpus_per_trial}")
+    if executor.max_retries < 0:
+        fail("executor.max_retries", f"must be >= 0, got {executor.max_retries}")
 
 
 def _validate_space(space: SpaceConfig, fail: Any) -> None:

@@ -412,6 +412,7 @@ class SearchRunner:
             wall_time=outcome.wall_time,
             error=error,
             finished_at=time.time(),
+            attempts=outcome.attempts,
         )
 
     def _consume(self, ctx: SearchContext, record: EvaluationRecord) -> None:
@@ -473,7 +474,7 @@ class SearchRunner:
         return make_executor(
             ex.kind, self.fitness, workers=min(ex.workers, self.config.search.batch_size),
             torch_threads=ex.torch_threads, ray_address=ex.ray_address, cpus_per_trial=ex.cpus_per_trial,
-            gpus_per_trial=ex.gpus_per_trial,
+            gpus_per_trial=ex.gpus_per_trial, max_retries=ex.max_retries,
         )
 
     def _progress_bar(self, *, initial: int, total: int) -> Any:

@@ -9,8 +9,11 @@ the same fitness for the same trial.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import multiprocessing
+import re
+import socket
 import sys
 import time
 import traceback
@@ -35,13 +38,15 @@ class Trial:
 @dataclass(frozen=True)
 class TrialOutcome:
     """A finished trial. ``fatal`` errors (the fitness cannot run at all) stop the search; others are recorded
-    as a failed candidate."""
+    as a failed candidate. ``attempts`` counts the runs it took (more than 1 when a Ray worker died and the
+    trial was retried)."""
 
     index: int
     result: FitnessResult | None
     wall_time: float
     error: str | None = None
     fatal: bool = False
+    attempts: int = 1
 
 
 def run_trial(fitness: FitnessFunction, trial: Trial, torch_threads: int | None = None) -> TrialOutcome:
@@ -122,11 +127,27 @@ class ProcessPoolExecutor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+# Ray errors that mean the process running a trial (or the node, or the trial's result) was lost, not that the
+# trial failed: the trial is run again, up to ``executor.max_retries`` times.
+_RAY_WORKER_LOST = (
+    "WorkerCrashedError", "LocalRayletDiedError", "NodeDiedError", "RayActorError", "ObjectLostError",
+    "OutOfMemoryError",
+)
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
 class RayExecutor:
     """Each trial is a Ray task declaring ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs.
 
     Joins the cluster at ``address`` if given, uses an already initialised Ray, or starts a local one (and
     shuts down only what it started).
+
+    Faults: a trial whose worker dies (killed, out of memory, its node lost) is submitted again, at most
+    ``max_retries`` times, with the same seed, so a retried trial gives the fitness an unretried one would.
+    When the retries are used up it comes back as a failed (not fatal) outcome, recorded as a failed
+    evaluation. The retries are counted here rather than left to Ray, so that each outcome says how many
+    attempts it took and the final error names the evaluation. Any other Ray error (the worker cannot load the
+    trial, its runtime environment fails) is fatal: it would fail every trial.
     """
 
     name = "ray"
@@ -139,7 +160,10 @@ class RayExecutor:
         cpus_per_trial: float = 1.0,
         gpus_per_trial: float = 0.0,
         torch_threads: int | None = 1,
+        max_retries: int = 1,
     ) -> None:
+        if max_retries < 0:
+            raise ConfigError(f"executor.max_retries: must be >= 0, got {max_retries}")
         try:
             import ray
         except ImportError:
@@ -147,26 +171,94 @@ class RayExecutor:
         self._ray = ray
         self._owns_ray = False
         if not ray.is_initialized():
+            if address is not None:
+                check_ray_address(address)
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
             except ConnectionError as exc:
-                raise ConfigError(f"--ray-address: cannot join the Ray cluster at {address!r}: {exc}") from None
+                raise ConfigError(
+                    f"--ray-address / executor.ray_address: cannot join the Ray cluster at {address!r}: {exc}"
+                ) from None
             self._owns_ray = True
         self._remote = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(run_trial)
         self._fitness_ref = ray.put(fitness)
         self.torch_threads = torch_threads
+        self.max_retries = max_retries
+        self._worker_lost = tuple(getattr(ray.exceptions, n) for n in _RAY_WORKER_LOST if hasattr(ray.exceptions, n))
 
     def run(self, trials: Sequence[Trial]) -> Iterator[TrialOutcome]:
         ray = self._ray
-        pending = [self._remote.remote(self._fitness_ref, trial, self.torch_threads) for trial in trials]
+        pending: dict[Any, Trial] = {}
+        attempts: dict[int, int] = {}
+        started: dict[int, float] = {}
+
+        def submit(trial: Trial) -> None:
+            attempts[trial.index] = attempts.get(trial.index, 0) + 1
+            started.setdefault(trial.index, time.perf_counter())
+            pending[self._remote.remote(self._fitness_ref, trial, self.torch_threads)] = trial
+
+        for trial in trials:
+            submit(trial)
         while pending:
-            done, pending = ray.wait(pending, num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                yield ray.get(ref)
+                trial = pending.pop(ref)
+                tries = attempts[trial.index]
+                try:
+                    outcome: TrialOutcome = ray.get(ref)
+                except self._worker_lost as exc:
+                    reason = _describe(exc)
+                    if tries <= self.max_retries:
+                        log.warning("evaluation %d: the Ray worker running it was lost (%s); retrying (%d of %d)",
+                                    trial.index, reason, tries, self.max_retries)
+                        submit(trial)
+                        continue
+                    outcome = TrialOutcome(
+                        trial.index, None, time.perf_counter() - started[trial.index],
+                        error=(f"the Ray worker running evaluation {trial.index} was lost on each of {tries} "
+                               f"attempt(s) (executor.max_retries={self.max_retries}); last: {reason}"),
+                    )
+                except ray.exceptions.RayError as exc:  # run_trial never raises: Ray could not run it at all
+                    outcome = TrialOutcome(
+                        trial.index, None, time.perf_counter() - started[trial.index],
+                        error=(f"Ray could not run evaluation {trial.index} ({_describe(exc)}); are assemblenet "
+                               "and the fitness importable on the Ray workers?"),
+                        fatal=True,
+                    )
+                yield dataclasses.replace(outcome, attempts=tries)
 
     def close(self) -> None:
         if self._owns_ray:
             self._ray.shutdown()
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: gist`` of a Ray error. Ray puts the underlying error last (after the task name, a traceback)."""
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
+
+
+def check_ray_address(address: str, *, timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Fail fast, naming the address, when nothing listens at a ``host:port`` (or ``ray://host:port``) Ray
+    address: ``ray.init`` would otherwise retry for minutes. ``auto`` and ``local`` are left to Ray."""
+    if address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port_text = target.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit():
+        raise ConfigError(
+            f"--ray-address / executor.ray_address: {address!r} is not a Ray address of the form host:port"
+        )
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"--ray-address / executor.ray_address: no Ray cluster answers at {address!r} ({reason}); start one "
+            "there with 'ray start --head --port=PORT' or fix the address"
+        ) from None
 
 
 def make_executor(
@@ -178,6 +270,7 @@ def make_executor(
     ray_address: str | None = None,
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
+    max_retries: int = 1,
 ) -> Executor:
     if kind == "local":
         if workers <= 1:
@@ -186,6 +279,6 @@ def make_executor(
     if kind == "ray":
         return RayExecutor(
             fitness, address=ray_address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-            torch_threads=torch_threads,
+            torch_threads=torch_threads, max_retries=max_retries,
         )
     raise ConfigError(f"executor.kind: unknown executor {kind!r}; expected 'local' or 'ray'")

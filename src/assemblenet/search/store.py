@@ -47,6 +47,7 @@ class EvaluationRecord:
     wall_time: float = 0.0
     error: str | None = None
     finished_at: float = 0.0
+    attempts: int = 1  # runs it took: more than 1 when its Ray worker died and it was retried
 
     @property
     def ok(self) -> bool:
@@ -87,6 +88,7 @@ class EvaluationRecord:
             "wall_time": self.wall_time,
             "error": self.error,
             "finished_at": self.finished_at,
+            "attempts": self.attempts,
             "graph": graph_to_dict(self.graph),
             "learned_weights": [[s, t, w] for (s, t), w in sorted(self.learned_weights.items())],
         }
@@ -107,6 +109,7 @@ class EvaluationRecord:
                 wall_time=float(data.get("wall_time", 0.0)),
                 error=data.get("error"),
                 finished_at=float(data.get("finished_at", 0.0)),
+                attempts=int(data.get("attempts", 1)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: malformed evaluation record ({exc!r})") from None
