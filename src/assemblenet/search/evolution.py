@@ -467,15 +467,7 @@ class SearchRunner:
 
     # ------------------------------------------------------------------ helpers
     def _make_executor(self) -> Executor:
-        ex = self.config.executor
-        if ex.kind == "local" and ex.workers > self.config.search.batch_size:
-            log.warning("executor.workers=%d > search.batch_size=%d: only %d trials run at a time",
-                        ex.workers, self.config.search.batch_size, self.config.search.batch_size)
-        return make_executor(
-            ex.kind, self.fitness, workers=min(ex.workers, self.config.search.batch_size),
-            torch_threads=ex.torch_threads, ray_address=ex.ray_address, cpus_per_trial=ex.cpus_per_trial,
-            gpus_per_trial=ex.gpus_per_trial, max_retries=ex.max_retries,
-        )
+        return executor_for(self.config, self.fitness)
 
     def _progress_bar(self, *, initial: int, total: int) -> Any:
         from tqdm import tqdm
@@ -497,6 +489,20 @@ class SearchRunner:
         for key in ("fitness", "best_fitness", "population_mean"):
             if row[key] is not None:
                 self._tensorboard.add_scalar(f"search/{key}", row[key], row["index"])
+
+
+def executor_for(config: SearchConfig, fitness: FitnessFunction) -> Executor:
+    """The executor ``config.executor`` describes, running ``fitness`` (at most ``search.batch_size`` trials at
+    a time, since that is all a batch holds)."""
+    ex = config.executor
+    if ex.kind == "local" and ex.workers > config.search.batch_size:
+        log.warning("executor.workers=%d > search.batch_size=%d: only %d trials run at a time",
+                    ex.workers, config.search.batch_size, config.search.batch_size)
+    return make_executor(
+        ex.kind, fitness, workers=min(ex.workers, config.search.batch_size),
+        torch_threads=ex.torch_threads, ray_address=ex.ray_address, cpus_per_trial=ex.cpus_per_trial,
+        gpus_per_trial=ex.gpus_per_trial, max_retries=ex.max_retries,
+    )
 
 
 def best_record(records: Iterable[EvaluationRecord]) -> EvaluationRecord | None:

@@ -297,35 +297,46 @@ class Study:
     # ------------------------------------------------------------------ stage: search
     def search(self) -> list[dict[str, Any]]:
         """Run (or resume) every search, one after another; return one summary per run."""
-        from assemblenet.search.evolution import SearchRunner
+        from assemblenet.search.evolution import SearchRunner, executor_for
+        from assemblenet.search.fitness import build_fitness
 
         specs = self.specs()
         self.output.mkdir(parents=True, exist_ok=True)
         done = {spec: self._finished(spec) for spec in specs}
         initial = sum(self.budget if done[spec] else self._recorded(spec) for spec in specs)
         summaries = []
+        # One fitness and one executor for every run (they share the base config's fitness and executor), so a
+        # process pool and the proxy data it caches are made once, not once per run.
+        fitness = self.fitness if self.fitness is not None else build_fitness(self.base)
+        executor: Any = None
         with _StudyProgress(total=len(specs) * self.budget, initial=initial, enabled=self.progress,
                             desc=f"study {self.config.name}") as progress:
-            for spec in specs:
-                if done[spec] is not None:
-                    summaries.append({**done[spec], "skipped": True})
-                    continue
-                log.info("study %s: search %s -> %s", self.config.name, spec.label, self.run_dir(spec))
-                progress.watch(self.run_dir(spec), self.budget)
-                start = time.time()
-                summary = SearchRunner(self.run_config(spec), run_dir=self.run_dir(spec), fitness=self.fitness,
-                                       progress=False).run()
-                progress.finish_run()
-                row = {
-                    "event": "run-finished", "time": time.time(), "strategy": spec.strategy, "seed": spec.seed,
-                    "run_dir": str(self.run_dir(spec)), "evaluations": summary.evaluations,
-                    "exhausted": summary.exhausted,
-                    "best_fitness": summary.best.fitness if summary.best is not None else None,
-                    "best_index": summary.best.index if summary.best is not None else None,
-                    "wall_time_s": round(time.time() - start, 3),
-                }
-                self._log(row)
-                summaries.append({**row, "skipped": False})
+            try:
+                for spec in specs:
+                    if done[spec] is not None:
+                        summaries.append({**done[spec], "skipped": True})
+                        continue
+                    log.info("study %s: search %s -> %s", self.config.name, spec.label, self.run_dir(spec))
+                    progress.watch(self.run_dir(spec), self.budget)
+                    start = time.time()
+                    if executor is None:
+                        executor = executor_for(self.base, fitness)
+                    summary = SearchRunner(self.run_config(spec), run_dir=self.run_dir(spec), fitness=fitness,
+                                           executor=executor, progress=False).run()
+                    progress.finish_run()
+                    row = {
+                        "event": "run-finished", "time": time.time(), "strategy": spec.strategy, "seed": spec.seed,
+                        "run_dir": str(self.run_dir(spec)), "evaluations": summary.evaluations,
+                        "exhausted": summary.exhausted,
+                        "best_fitness": summary.best.fitness if summary.best is not None else None,
+                        "best_index": summary.best.index if summary.best is not None else None,
+                        "wall_time_s": round(time.time() - start, 3),
+                    }
+                    self._log(row)
+                    summaries.append({**row, "skipped": False})
+            finally:
+                if executor is not None:
+                    executor.close()
         return summaries
 
     def _finished(self, spec: RunSpec) -> dict[str, Any] | None:
