@@ -88,6 +88,7 @@ class RetrainConfig:
     seeds: int = 1
     width_multiplier: float | None = None
     metric: str = "metric"
+    workers: int = 1  # trainings run at once, each in its own process with one torch thread (1: in-process)
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,8 @@ def validate_study_config(config: StudyConfig) -> None:
                                          f"{retrain.width_multiplier}")
     if not retrain.metric:
         fail("retrain.metric", "must name an engine metric")
+    if retrain.workers < 1:
+        fail("retrain.workers", f"must be at least 1, got {retrain.workers}")
     if retrain.enabled and retrain.config is not None and not config.resolve(retrain.config).is_file():
         fail("retrain.config", f"engine training config not found: {config.resolve(retrain.config)}")
     from assemblenet.search.baselines import BASELINES
@@ -430,6 +433,13 @@ class Study:
         for run in runs:
             if run.best is not None:
                 owners.setdefault(run.best.graph_hash, run)
+        jobs = []
+        for digest, owner in owners.items():
+            for k in range(cfg.seeds):
+                folder = self.output / RETRAIN_DIR / owner.label / f"{digest[:HASH_CHARS]}-seed{k}"
+                if not any((self.output / RETRAIN_DIR).glob(f"*/{folder.name}/{RESULT_FILE}")):
+                    jobs.append((owner.best.graph, folder, k))  # type: ignore[union-attr]
+        self._train_in_parallel(jobs, train_config, width)
         entries = []
         for digest, owner in owners.items():
             results = []
@@ -503,6 +513,29 @@ class Study:
                    "training_seed": k, "score": record["score"], "metric": cfg.metric})
         return record
 
+    def _train_in_parallel(self, jobs: Sequence[tuple[Any, Path, int]], train_config: str | None,
+                           width: float) -> None:
+        """With ``retrain.workers`` > 1, run the engine trainings of ``jobs`` (graph, folder, seed) that are not
+        done in a process pool, one torch thread each; each leaves the engine's final metrics in its folder,
+        which :meth:`_train_graph` then records. (Injected training functions run in-process instead.)"""
+        cfg = self.config.retrain
+        todo = [(g, f, k) for g, f, k in jobs
+                if not (f / RESULT_FILE).is_file() and not (f / ENGINE_FINAL_METRICS).is_file()]
+        if cfg.workers < 2 or self._run_training is not None or len(todo) < 2:
+            return
+        import concurrent.futures
+        import multiprocessing
+
+        from assemblenet.graph.io import graph_to_dict
+
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=cfg.workers, mp_context=context) as pool:
+            futures = {pool.submit(_engine_training_job, train_config, graph_to_dict(g.without_edge_weights()),
+                                   str(f), k, cfg.steps, width, dict(cfg.overrides)): f for g, f, k in todo}
+            for future in concurrent.futures.as_completed(futures):
+                future.result()  # re-raises a training error here
+                log.info("study %s: trained %s", self.config.name, futures[future])
+
     # ------------------------------------------------------------------ stage: baselines
     def train_baselines(self) -> list[dict[str, Any]]:
         """Train every fixed wiring of ``baselines.names`` for ``baselines.seeds`` seeds with the retrain
@@ -514,9 +547,11 @@ class Study:
         train = self._run_training or _engine_run_training()
         train_config = None if cfg.config is None else str(self.config.resolve(cfg.config).resolve())
         width = cfg.width_multiplier if cfg.width_multiplier is not None else self.base.space.width_multiplier
+        graphs = {name: baseline_graph(name, self.base.space) for name in self.config.baselines.names}
+        self._train_in_parallel([(graphs[name], self.output / BASELINES_DIR / name / f"seed{k}", k)
+                                 for name in graphs for k in range(self.config.baselines.seeds)], train_config, width)
         records = []
-        for name in self.config.baselines.names:
-            graph = baseline_graph(name, self.base.space)
+        for name, graph in graphs.items():
             folder = self.output / BASELINES_DIR / name
             folder.mkdir(parents=True, exist_ok=True)
             save_graph(graph, folder / "graph.yaml")
@@ -570,6 +605,18 @@ def run_study(config: StudyConfig | str | Path, *, stage: str = "all", **options
     if not isinstance(config, StudyConfig):
         config = load_study_config(config)
     return Study(config, **options).run(stage)
+
+
+def _engine_training_job(train_config: str | None, graph: dict[str, Any], folder: str, seed: int,
+                         steps: int | None, width: float, overrides: dict[str, Any]) -> None:
+    """One training in a worker process (one torch thread); its outputs stay in ``folder``."""
+    from assemblenet.engine.trainer import run_training
+    from assemblenet.graph.io import graph_from_dict
+    from assemblenet.runtime import keep_freed_memory
+
+    keep_freed_memory()
+    run_training(train_config, graph=graph_from_dict(graph), output_dir=folder, seed=seed, max_steps=steps,
+                 width_multiplier=width, overrides=overrides, num_threads=1, progress=False)
 
 
 def _engine_run_training() -> Callable[..., Any]:
