@@ -185,17 +185,21 @@ class SearchConfig:
 
 
 # ---------------------------------------------------------------------- loading
-def load_search_config(path: str | Path) -> SearchConfig:
+def read_yaml_mapping(path: str | Path, *, what: str) -> tuple[Path, Any]:
+    """The YAML document of a config file (``{}`` when empty), with one-line errors naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"search config not found: {path}")
+        raise ConfigError(f"{what} not found: {path}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise ConfigError(f"{path}: not valid YAML: {first_line}") from None
-    if data is None:
-        data = {}
+    return path, {} if data is None else data
+
+
+def load_search_config(path: str | Path) -> SearchConfig:
+    path, data = read_yaml_mapping(path, what="search config")
     config = search_config_from_dict(data, source=str(path), base_dir=str(path.parent))
     if "name" not in data:
         config = dataclasses.replace(config, name=path.stem)

@@ -36,8 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import yaml
-
 from assemblenet import fileio
 from assemblenet.errors import ConfigError
 from assemblenet.search import stats
@@ -47,6 +45,7 @@ from assemblenet.search.config import (
     _parse_dataclass,
     _to_plain,
     load_search_config,
+    read_yaml_mapping,
 )
 from assemblenet.search.store import EvaluationRecord, RunStore
 
@@ -132,16 +131,7 @@ class StudyConfig:
 
 
 def load_study_config(path: str | Path) -> StudyConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"study config not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML: {first_line}") from None
-    if data is None:
-        data = {}
+    path, data = read_yaml_mapping(path, what="study config")
     config = study_config_from_dict(data, source=str(path), base_dir=str(path.parent))
     if isinstance(data, Mapping) and "name" not in data:
         config = dataclasses.replace(config, name=path.stem)
