@@ -19,7 +19,7 @@ from assemblenet.search.mutations import (
     merge_mutation,
     mutate,
     random_connection_mutation,
-    kind_deck,
+    next_kind,
     split_mutation,
     threshold_connections,
 )
@@ -280,11 +280,18 @@ def test_mutate_keeps_the_dealt_kind_and_marks_a_fallback() -> None:
     assert result.mutation.details["fallback_from"] == "connection"
 
 
-def test_kind_deck_follows_the_probabilities() -> None:
-    deck = kind_deck({"connection": 0.5, "dilation": 0.3, "split": 0.1, "merge": 0.1}, random.Random(0), 20)
-    assert sorted(deck) == sorted(["connection"] * 10 + ["dilation"] * 6 + ["split"] * 2 + ["merge"] * 2)
-    assert kind_deck({"connection": 1.0, "split": 0.0}, random.Random(0), 3) == ["connection"] * 3
-    assert sorted(kind_deck({"a": 1.0, "b": 1.0, "c": 1.0}, random.Random(0), 4)).count("a") == 2  # remainders by name
+def test_kind_schedule_follows_the_probabilities_in_every_prefix() -> None:
+    probabilities = {"connection": 0.5, "dilation": 0.3, "split": 0.1, "merge": 0.1}
+    credits: dict[str, float] = {}
+    dealt = [next_kind(probabilities, credits) for _ in range(40)]
+    for n in range(1, 41):
+        for kind, p in probabilities.items():
+            assert abs(dealt[:n].count(kind) - n * p) <= 1.0  # never more than one off the configured mix
+    assert dealt[0] == "connection"
+    assert next_kind({"connection": 1.0, "split": 0.0}, {}) == "connection"
+    # The state is plain data (state.json): a restored scheduler continues the same sequence.
+    restored = dict(credits)
+    assert [next_kind(probabilities, credits) for _ in range(5)] == [next_kind(probabilities, restored) for _ in range(5)]
 
 
 def test_mutate_gives_up_when_nothing_is_acceptable() -> None:

@@ -70,8 +70,8 @@ class MutationConfig:
     strongest weight into the same node; ``absolute`` is the paper's sigmoid threshold ``prune_threshold``.
     Either way at least ``min_pruned`` edges (the weakest) are pruned. ``unguided`` is how
     ``evolution-unguided`` prunes: ``matched`` (as many edges at the same nodes as the guided rule, at
-    random) or ``random`` (each edge with ``unguided_prune_probability``). ``kind_deck_size``: children's
-    kinds are dealt from shuffled decks of this size that follow ``probabilities``.
+    random) or ``random`` (each edge with ``unguided_prune_probability``). Children's kinds follow
+    ``probabilities`` by smooth weighted round robin (``mutations.next_kind``).
     """
 
     probabilities: Mapping[str, float] = field(
@@ -84,7 +84,6 @@ class MutationConfig:
     unguided: str = "matched"
     unguided_prune_probability: float = 0.2
     max_attempts: int = 20
-    kind_deck_size: int = 20
 
     def rule(self) -> Any:
         from assemblenet.search.mutations import PruneRule
@@ -341,8 +340,6 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
         fail("mutation.min_pruned", f"must be >= 0, got {mutation.min_pruned}")
     if mutation.unguided not in UNGUIDED_MODES:
         fail("mutation.unguided", f"unknown mode {mutation.unguided!r}; expected one of {list(UNGUIDED_MODES)}")
-    if mutation.kind_deck_size < 1:
-        fail("mutation.kind_deck_size", f"must be at least 1, got {mutation.kind_deck_size}")
 
     toy = config.fitness.toy
     if toy.sleep_seconds < 0:

@@ -72,7 +72,7 @@ class DemoSettings:
     search_steps: int = 48
     connection_lr_multiplier: float = 10.0
     precise_bn_batches: int = 4
-    train_steps: int = 300
+    train_steps: int = 250
     eval_clips: int = 2
     workers: int = 2  # local search processes (each with one torch thread)
     train_threads: int = 1

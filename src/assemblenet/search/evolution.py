@@ -29,7 +29,7 @@ from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.config import SearchConfig
 from assemblenet.search.executors import Executor, Trial, TrialOutcome, make_executor
 from assemblenet.search.fitness import FitnessFunction, FitnessUnavailableError, build_fitness
-from assemblenet.search.mutations import kind_deck, mutate, threshold_connections
+from assemblenet.search.mutations import mutate, next_kind, threshold_connections
 from assemblenet.search.space import SearchSpace
 from assemblenet.search.store import EvaluationRecord, RunStore
 
@@ -78,7 +78,7 @@ class SearchState:
         self.pending: list[dict[str, Any]] = []  # candidates queued by a strategy (one-shot thresholding)
         self.consecutive_failures = 0
         self.exhausted = False
-        self.kind_deck: list[str] = []  # mutation kinds still to deal to children (see mutations.kind_deck)
+        self.kind_credits: dict[str, float] = {}  # the mutation-kind scheduler's state (mutations.next_kind)
         self.mutation_counts: dict[str, int] = {}  # consumed evaluations by mutation kind
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,7 +91,7 @@ class SearchState:
             "pending": self.pending,
             "consecutive_failures": self.consecutive_failures,
             "exhausted": self.exhausted,
-            "kind_deck": self.kind_deck,
+            "kind_credits": self.kind_credits,
             "mutation_counts": self.mutation_counts,
             "history": self.history,
         }
@@ -109,7 +109,7 @@ class SearchState:
         state.consecutive_failures = int(data["consecutive_failures"])
         state.exhausted = bool(data["exhausted"])
         state.history = list(data["history"])
-        state.kind_deck = [str(k) for k in data.get("kind_deck", [])]
+        state.kind_credits = {str(k): float(v) for k, v in data.get("kind_credits", {}).items()}
         state.mutation_counts = {str(k): int(v) for k, v in data.get("mutation_counts", {}).items()}
         return state
 
@@ -185,10 +185,7 @@ class Evolution(Strategy):
         self.name = "evolution" if guided else "evolution-unguided"
 
     def _next_kind(self, ctx: SearchContext) -> str:
-        cfg = ctx.config.mutation
-        if not ctx.state.kind_deck:
-            ctx.state.kind_deck = kind_deck(cfg.probabilities, ctx.rng, cfg.kind_deck_size)
-        return ctx.state.kind_deck.pop(0)
+        return next_kind(ctx.config.mutation.probabilities, ctx.state.kind_credits)
 
     def propose(self, ctx: SearchContext, count: int) -> list[Candidate]:
         cfg = ctx.config

@@ -91,15 +91,17 @@ class PruneRule:
                     out[(source, target)] = w
         return out
 
-    def select(self, graph: AssembleNetGraph, weights: EdgeWeights) -> list[tuple[int, int]]:
-        """The condemned edges, weakest first."""
+    def select(self, graph: AssembleNetGraph, weights: EdgeWeights, *, extra: int = 0) -> list[tuple[int, int]]:
+        """The condemned edges, weakest first. ``extra`` condemns that many more of the next-weakest edges
+        (a mutation retrying after its child was a duplicate: the same parent tends to give the same child)."""
         scores = self.scores(graph, weights)
         limit = self.relative_threshold if self.kind == "relative" else self.threshold
         chosen = {e for e, score in scores.items() if score < limit}
-        if len(chosen) < self.min_pruned:
+        wanted = max(len(chosen), self.min_pruned) + extra
+        if len(chosen) < wanted:
             remaining = {t: len(graph.predecessors(t)) - sum(1 for e in chosen if e[1] == t) for _, t in scores}
             for edge in sorted(scores, key=lambda e: (scores[e], e)):
-                if len(chosen) >= self.min_pruned:
+                if len(chosen) >= wanted:
                     break
                 if edge not in chosen and remaining[edge[1]] > 1:
                     chosen.add(edge)
@@ -139,12 +141,15 @@ def guided_connection_mutation(
     space: SearchSpace,
     rng: random.Random,
     rule: PruneRule = PruneRule(),
+    extra: int = 0,
 ) -> MutationResult | None:
-    """Prune the edges ``rule`` condemns, then add random edges (see the module docstring)."""
-    pruned = rule.select(graph, learned_weights)
+    """Prune the edges ``rule`` condemns (``extra``: that many more of the next weakest), then add random
+    edges (see the module docstring)."""
+    pruned = rule.select(graph, learned_weights, extra=extra)
     if not pruned:
         return None  # no edge into a multi-input node carries a weight
-    return _rewire(graph, pruned, space=space, rng=rng, kind="connection-guided", extra=_rule_details(rule))
+    return _rewire(graph, pruned, space=space, rng=rng, kind="connection-guided",
+                   extra=_rule_details(rule, extra))
 
 
 def matched_connection_mutation(
@@ -154,11 +159,12 @@ def matched_connection_mutation(
     space: SearchSpace,
     rng: random.Random,
     rule: PruneRule = PruneRule(),
+    extra: int = 0,
 ) -> MutationResult | None:
     """The matched control of the guided mutation: at every node where the guided rule would prune k edges,
     prune k of its inputs chosen at random instead, then add edges the same way. Only the choice of which
     edges differs from guided evolution, not how many, where, or what follows."""
-    guided = rule.select(graph, learned_weights)
+    guided = rule.select(graph, learned_weights, extra=extra)
     if not guided:
         return None
     per_target: dict[int, int] = {}
@@ -169,14 +175,17 @@ def matched_connection_mutation(
     for target in sorted(per_target):
         chosen.update((source, target) for source in rng.sample(multi[target], per_target[target]))
     pruned = [(e.source, e.target) for e in graph.edges() if (e.source, e.target) in chosen]
-    extra = {**_rule_details(rule), "guided_would_prune": [list(e) for e in guided]}
-    return _rewire(graph, pruned, space=space, rng=rng, kind="connection-matched", extra=extra)
+    extra_details = {**_rule_details(rule, extra), "guided_would_prune": [list(e) for e in guided]}
+    return _rewire(graph, pruned, space=space, rng=rng, kind="connection-matched", extra=extra_details)
 
 
-def _rule_details(rule: PruneRule) -> dict[str, Any]:
-    if rule.kind == "relative":
-        return {"rule": "relative", "relative_threshold": rule.relative_threshold}
-    return {"rule": "absolute", "threshold": rule.threshold}
+def _rule_details(rule: PruneRule, extra: int = 0) -> dict[str, Any]:
+    details: dict[str, Any] = ({"rule": "relative", "relative_threshold": rule.relative_threshold}
+                               if rule.kind == "relative" else {"rule": "absolute", "threshold": rule.threshold})
+    details["min_pruned"] = rule.min_pruned
+    if extra:
+        details["extra_pruned"] = extra
+    return details
 
 
 def threshold_connections(
@@ -237,8 +246,8 @@ def _rewire(
         for source, target in added:
             draft.nodes[target].inputs.add(source)
     child = _finish(draft, space, rng, forbidden=forbidden)
-    if child is None:
-        return None
+    if child is None or child.graph.canonical_hash() == graph.canonical_hash():
+        return None  # invalid, or nothing changed (every condemned edge was spared and nothing added)
     repaired = sorted(set(child.edges_as_pairs()) - existing - set(added))
     details = {**extra, "pruned": [list(e) for e in pruned], "added": [list(e) for e in added]}
     if spared:
@@ -377,7 +386,9 @@ def mutate(
     it gives no valid child or ``accept`` rejects the child (e.g. a duplicate).
 
     The kind never changes silently: only after ``max_attempts`` failures of the chosen kind are the other
-    kinds (those with a positive probability) tried, and such a child's details say ``fallback_from``.
+    kinds (those with a positive probability) tried, and such a child's details say ``fallback_from``. A
+    connection mutation's retries (attempt a) condemn ``a // 2`` more of the next-weakest edges, since a parent
+    that wins the tournament again would otherwise give the child it gave before.
     Returns None when nothing works.
 
     ``connection`` says how a connection mutation picks the edges it prunes: ``guided`` (by ``rule`` on the
@@ -394,9 +405,10 @@ def mutate(
     others = [k for k in sorted(probabilities) if probabilities[k] > 0 and k != kind]
     rng.shuffle(others)
     for attempt_kind in [kind, *others]:
-        for _ in range(max_attempts):
+        for attempt in range(max_attempts):
             result = _apply(attempt_kind, parent, space=space, rng=rng, connection=connection,
-                            learned_weights=learned_weights, rule=rule, prune_probability=prune_probability)
+                            learned_weights=learned_weights, rule=rule, prune_probability=prune_probability,
+                            extra=attempt // 2)
             if result is None:
                 if attempt_kind in ("split", "merge", "dilation") and not _applicable(attempt_kind, parent, space):
                     break  # structurally impossible for this parent: retrying cannot help
@@ -410,12 +422,14 @@ def mutate(
 
 
 def _apply(kind: str, parent: AssembleNetGraph, *, space: SearchSpace, rng: random.Random, connection: str,
-           learned_weights: EdgeWeights | None, rule: PruneRule, prune_probability: float) -> MutationResult | None:
+           learned_weights: EdgeWeights | None, rule: PruneRule, prune_probability: float,
+           extra: int = 0) -> MutationResult | None:
     if kind == "connection":
         if connection == "guided" and learned_weights is not None:
-            return guided_connection_mutation(parent, learned_weights, space=space, rng=rng, rule=rule)
+            return guided_connection_mutation(parent, learned_weights, space=space, rng=rng, rule=rule, extra=extra)
         if connection == "matched" and learned_weights is not None:
-            return matched_connection_mutation(parent, learned_weights, space=space, rng=rng, rule=rule)
+            return matched_connection_mutation(parent, learned_weights, space=space, rng=rng, rule=rule,
+                                               extra=extra)
         return random_connection_mutation(parent, space=space, rng=rng, prune_probability=prune_probability)
     if kind == "dilation":
         return dilation_mutation(parent, space=space, rng=rng)
@@ -435,17 +449,16 @@ def _applicable(kind: str, parent: AssembleNetGraph, space: SearchSpace) -> bool
     return any(len(space.dilations_for(draft.nodes[i])) > 1 for i in draft.order)
 
 
-def kind_deck(probabilities: Mapping[str, float], rng: random.Random, size: int = 20) -> list[str]:
-    """A shuffled deck of mutation kinds holding each kind in proportion to its probability (largest
-    remainders). Drawing children's kinds from decks keeps the realised mix at the configured one even in a
-    short search, where independent draws would scatter it (10 draws at p = 0.5 give 3 or fewer 17% of the
-    time)."""
+def next_kind(probabilities: Mapping[str, float], credits: dict[str, float]) -> str:
+    """The next child's mutation kind by smooth weighted round robin: every kind earns its probability in
+    credit, the kind with the most credit (ties: by name) is dealt and pays the total back. Any run of n
+    children then holds each kind n * p times, give or take one, so the realised mix is the configured one
+    even in a short search; independent draws scatter it (10 draws at p = 0.5 give 3 or fewer connection
+    mutations 17% of the time). ``credits`` is the scheduler's state and is updated in place."""
     kinds = [k for k in sorted(probabilities) if probabilities[k] > 0]
     total = sum(probabilities[k] for k in kinds)
-    exact = {k: probabilities[k] / total * size for k in kinds}
-    counts = {k: int(exact[k]) for k in kinds}
-    for k in sorted(kinds, key=lambda k: (-(exact[k] - counts[k]), k))[: size - sum(counts.values())]:
-        counts[k] += 1
-    deck = [k for k in kinds for _ in range(counts[k])]
-    rng.shuffle(deck)
-    return deck
+    for k in kinds:
+        credits[k] = credits.get(k, 0.0) + probabilities[k] / total
+    chosen = max(kinds, key=lambda k: (credits[k], -kinds.index(k)))
+    credits[chosen] -= 1.0
+    return chosen
