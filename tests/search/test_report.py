@@ -82,3 +82,22 @@ def test_folder_without_runs_is_an_error(tmp_path: Path) -> None:
         find_runs([tmp_path])
     with pytest.raises(FileNotFoundError):
         find_runs([tmp_path / "missing"])
+
+
+def test_report_counts_each_runs_children_by_mutation_kind(tmp_path) -> None:
+    from assemblenet.search.evolution import SearchRunner
+    from assemblenet.search.report import find_runs, write_report
+    from assemblenet.search.store import RunStore
+
+    from .conftest import tiny_config
+
+    run_dir = tmp_path / "evolution-seed0"
+    SearchRunner(tiny_config(**{"search.max_evaluations": 16}), run_dir=run_dir).run()
+    (run,) = find_runs([run_dir])
+    expected: dict[str, int] = {}
+    for record in RunStore(run_dir).read_records().values():
+        if record.parent is not None:
+            expected[record.mutation["kind"]] = expected.get(record.mutation["kind"], 0) + 1
+    assert run.children_by_kind == expected and sum(expected.values()) > 0
+    text = write_report([run_dir], tmp_path / "report").read_text()
+    assert ", ".join(f"{k} {v}" for k, v in sorted(expected.items())) in text

@@ -40,6 +40,19 @@ class RunData:
         return [math.nan if row["best_fitness"] is None else row["best_fitness"] for row in self.history]
 
     @property
+    def children_by_kind(self) -> dict[str, int]:
+        """Evaluations with a parent, counted by mutation kind (``fallback_from`` children as ``kind<-from``)."""
+        counts: dict[str, int] = {}
+        for row in self.history:
+            if row.get("parent") is None:
+                continue
+            kind = str(row.get("mutation"))
+            if row.get("fallback_from"):
+                kind += f"<-{row['fallback_from']}"
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+    @property
     def best_fitness(self) -> float | None:
         curve = [v for v in self.best_curve if not math.isnan(v)]
         return curve[-1] if curve else None
@@ -94,13 +107,16 @@ def write_report(folders: Sequence[str | Path], output: str | Path) -> Path:
     plots.mkdir(parents=True, exist_ok=True)
 
     lines = ["# Search report", ""]
-    lines += ["| run | strategy | seed | evaluations | failed | best fitness | found at |", "|---|---|---|---|---|---|---|"]
+    lines += ["| run | strategy | seed | evaluations | failed | best fitness | found at | children by mutation kind |",
+              "|---|---|---|---|---|---|---|---|"]
     for run in runs:
         failed = sum(1 for f in run.fitness if f is None)
         best = run.best_record()
         found = str(best.index) if best else "-"
         best_text = f"{run.best_fitness:.4f}" if run.best_fitness is not None else "-"
-        lines.append(f"| {run.label} | {run.strategy} | {run.seed} | {len(run.history)} | {failed} | {best_text} | {found} |")
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(run.children_by_kind.items())) or "-"
+        lines.append(f"| {run.label} | {run.strategy} | {run.seed} | {len(run.history)} | {failed} | {best_text} "
+                     f"| {found} | {kinds} |")
     lines.append("")
 
     groups = _group_by_strategy(runs)
