@@ -6,24 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 import yaml
 
 from assemblenet.cli.main import main
-from tests.engine._helpers import VAL_VIDEOS, make_synthetic_set, save_tiny_weights, tiny_config
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory):
-    return make_synthetic_set(tmp_path_factory.mktemp("synthetic"))
+from tests.engine._helpers import VAL_VIDEOS, save_tiny_weights, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +71,19 @@ def test_evaluate_writes_the_report(config_path, weights, tmp_path, capsys):
     assert report["views"] == [2, 1] and report["metrics"]["num_videos"] == VAL_VIDEOS
     for name in ("predictions.txt", "per_class_ap.csv", "confusion_matrix.csv", "confusion_matrix.png"):
         assert (out / name).is_file()
+
+
+def test_evaluate_and_predict_take_set_and_print_config(config_path, capsys):
+    assert main(["evaluate", str(config_path), "--checkpoint", "unused", "--set", "eval.num_clips=2",
+                 "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["eval"]["num_clips"] == 2
+    assert main(["predict", "unused.mp4", "--config", str(config_path), "--set", "output.dir=elsewhere",
+                 "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["output"]["dir"] == "elsewhere"
+    assert main(["predict", "unused.mp4", "--print-config"]) == 2
+    assert "need --config" in _one_error_line(capsys)
+    assert main(["evaluate", str(config_path), "--checkpoint", "unused", "--set", "eval.num_clips=0"]) == 2
+    assert _one_error_line(capsys).endswith(f"{config_path}: key 'eval.num_clips': must be >= 1, got 0")
 
 
 def test_evaluate_with_a_missing_checkpoint(config_path, tmp_path, capsys):

@@ -63,6 +63,15 @@ def test_bad_config_key_is_one_line_naming_the_key(tmp_path: Path, capsys: pytes
     assert err.count("\n") == 0 and "search.tournament_sise" in err and "bad.yaml" in err
 
 
+def test_set_and_print_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", str(CONFIG), "--set", "search.batch_size=3", "--seed", "4", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["search"]["batch_size"] == 3 and printed["seed"] == 4 and printed["fitness"]["kind"] == "toy"
+    assert main(["search", str(CONFIG), "--set", "search.batch_size=0", "--print-config"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"assemblenet: error: {CONFIG}: key 'search.batch_size': must be at least 1, got 0"
+
+
 def test_resuming_with_another_config_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     assert _search("--output", str(out), "--max-evaluations", "4", "--no-report") == 0

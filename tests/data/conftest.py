@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 VIDEO_DIR = Path(__file__).parent / "videos"
 
@@ -18,15 +17,6 @@ REAL_VIDEOS = {
     "ntu_1080p_h264.avi": (103, 1080, 1920, 30.0),
     "h264_426x240_2997fps.mp4": (300, 240, 426, 30000 / 1001),
 }
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    # The suite shares two cores with other work.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def encode_video(path: Path, frames: np.ndarray, *, fps: int = 10, codec: str = "libx264", pix_fmt: str = "yuv420p",
@@ -72,7 +62,8 @@ def frame_number(frame: np.ndarray) -> int:
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
-    """A tiny synthetic benchmark: 36 videos, 6 classes, 32x32, 16 frames."""
+    """A tiny synthetic benchmark: 36 videos, 6 classes, 32x32, 16 frames (the data tests' own set; it
+    replaces the suite-wide ``synthetic_root`` of ``tests/conftest.py`` here)."""
     from assemblenet.data.synthetic import make_synthetic
 
     root = tmp_path_factory.mktemp("synthetic")

@@ -50,7 +50,23 @@ def test_bad_keys_and_values_name_the_key(overrides, key):
     with pytest.raises(ConfigError) as info:
         load_config({}, overrides)
     message = str(info.value)
-    assert f"'{key}'" in message and "\n" not in message
+    assert message.startswith(f"config: key '{key}': ") and "\n" not in message
+
+
+@pytest.mark.parametrize("text, key, message", [
+    ("optim: {lrr: 0.1}\n", "optim.lrr", "unknown key; did you mean 'lr'?"),
+    ("optim: {epochs: 2.5}\n", "optim.epochs", "expected an integer, got 2.5"),
+    ("optim: {lr: fast}\n", "optim.lr", "expected a number, got 'fast'"),
+    ("train: {amp: fp8}\n", "train.amp", "expected one of ['none', 'bf16', 'fp16'], got 'fp8'"),
+    ("data: {batch_size: 0}\n", "data.batch_size", "must be >= 1, got 0"),
+    ("model: {dropout: 1.5}\n", "model.dropout", "must be in [0, 1), got 1.5"),
+])
+def test_file_errors_are_one_line_naming_the_file_and_dotted_key(tmp_path, text, key, message):
+    path = tmp_path / "train.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: key '{key}': {message}"
 
 
 def test_unknown_key_suggests_the_close_one():
@@ -69,7 +85,7 @@ def test_base_files_merge_and_paths_are_named_in_errors(tmp_path):
     cfg = load_config(tmp_path / "child.yaml")
     assert (cfg.optim.lr, cfg.optim.epochs, cfg.data.num_frames) == (0.5, 7, 8)
     (tmp_path / "bad.yaml").write_text("base: base.yaml\noptim: {momentum: high}\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml.*'optim\.momentum'"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: key 'optim\.momentum': expected a number, got 'high'"):
         load_config(tmp_path / "bad.yaml")
     (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
     with pytest.raises(ConfigError, match="loops"):

@@ -50,9 +50,37 @@ def test_bad_config_names_the_key(data: dict, key: str) -> None:
     with pytest.raises(ConfigError) as info:
         search_config_from_dict(data, source="x.yaml")
     message = str(info.value)
-    assert message.startswith("x.yaml: ")
-    assert key in message
+    assert message.startswith(f"x.yaml: key '{key}': "), message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("search: {tournament_sise: 3}\n", "search.tournament_sise", "unknown key; did you mean 'tournament_size'?"),
+        ("search: {tournament_size: five}\n", "search.tournament_size", "expected an integer, got 'five'"),
+        ("executor: {workers: 0}\n", "executor.workers", "must be at least 1, got 0"),
+        ("fitness: {kind: toy, steps: 3}\n", "fitness.steps", "unknown key; expected one of ['sleep_seconds', 'noise'] "
+                                                              "(for fitness kind 'toy')"),
+    ],
+)
+def test_file_errors_are_one_line_naming_the_file_and_dotted_key(tmp_path: Path, text: str, key: str,
+                                                                  message: str) -> None:
+    path = tmp_path / "search.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_search_config(path)
+    assert str(info.value) == f"{path}: key '{key}': {message}"
+
+
+def test_overrides_are_applied_before_validation_and_printed_config_round_trips(tmp_path: Path) -> None:
+    config = load_search_config(CONFIGS / "tiny.yaml", ["search.batch_size=3", "fitness.noise=0.5", ("seed", 7)])
+    assert (config.search.batch_size, config.fitness.toy.noise, config.seed) == (3, 0.5, 7)
+    with pytest.raises(ConfigError, match=r"tiny\.yaml: key 'search\.batch_size': must be at least 1, got 0$"):
+        load_search_config(CONFIGS / "tiny.yaml", ["search.batch_size=0"])
+    printed = tmp_path / "printed.yaml"
+    printed.write_text(config.to_yaml())
+    assert load_search_config(printed) == config
 
 
 def test_load_reports_file_and_bad_yaml(tmp_path: Path) -> None:
@@ -61,7 +89,7 @@ def test_load_reports_file_and_bad_yaml(tmp_path: Path) -> None:
         load_search_config(missing)
     bad = tmp_path / "bad.yaml"
     bad.write_text("search: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML: "):
         load_search_config(bad)
 
 

@@ -80,3 +80,16 @@ def test_grid_measures_every_cell_and_resumes_without_redoing_evaluations(tmp_pa
     saved = json.loads((tmp_path / "grid" / "noise_grid.json").read_text())
     assert len(saved["cells"]) == 4
     assert grid_markdown(reports).count("\n") == 2 + 4
+
+
+def test_command_line_takes_set_and_print_config(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from assemblenet.search.noise import main
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "search" / "tiny.yaml"
+    assert main([str(config), "--output", str(tmp_path), "--set", "executor.workers=2", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["executor"]["workers"] == 2
+    assert not any(tmp_path.iterdir())

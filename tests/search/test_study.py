@@ -76,7 +76,7 @@ def test_defaults() -> None:
         ({"max_evaluations": 0}, "max_evaluations", "at least 1"),
         ({"seeds": [0, -1]}, "seeds[1]", ">= 0"),
         ({"seeds": [1, 1]}, "seeds", "distinct"),
-        ({"strategies": ["evolution", "hillclimb"]}, "strategies[1]", "unknown strategy"),
+        ({"strategies": ["evolution", "hillclimb"]}, "strategies[1]", "got 'hillclimb'"),
         ({"bootstrap_samples": 10}, "bootstrap_samples", "at least 100"),
         ({"retrain": {"seeds": 0}}, "retrain.seeds", "at least 1"),
         ({"retrain": {"width_multiplier": 1.5}}, "retrain.width_multiplier", "(0, 1]"),
@@ -89,13 +89,37 @@ def test_bad_study_config_names_the_file_and_key(data: dict[str, Any], key: str,
     with pytest.raises(ConfigError) as info:
         study_config_from_dict(study_dict(**data), source="study.yaml")
     message = str(info.value)
-    assert message.startswith(f"study.yaml: {key}: "), message
+    assert message.startswith(f"study.yaml: key '{key}': "), message
     assert words in message
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("retrain: {step: 10}\n", "retrain.step", "unknown key; did you mean 'steps'?"),
+        ("max_evaluations: 4.5\n", "max_evaluations", "expected an integer, got 4.5"),
+        ("bootstrap_samples: 10\n", "bootstrap_samples", "must be at least 100 for a percentile interval, got 10"),
+    ],
+)
+def test_file_errors_are_one_line_naming_the_file_and_dotted_key(tmp_path: Path, text: str, key: str,
+                                                                  message: str) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text(f"search: {TINY}\n" + text)
+    with pytest.raises(ConfigError) as info:
+        load_study_config(path)
+    assert str(info.value) == f"{path}: key '{key}': {message}"
+
+
+def test_study_overrides_and_printed_config(tmp_path: Path) -> None:
+    config = load_study_config(CONFIGS / "study_tiny.yaml", ["max_evaluations=3", "seeds=[5, 6]"])
+    assert config.max_evaluations == 3 and config.seeds == (5, 6)
+    printed = yaml.safe_load(config.to_yaml())
+    assert printed["seeds"] == [5, 6] and printed["retrain"]["enabled"] is False and "base_dir" not in printed
+
+
 def test_search_key_is_required_and_relative_to_the_study_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"^study.yaml: search: required"):
+    with pytest.raises(ConfigError, match=r"^study.yaml: key 'search': required"):
         study_config_from_dict({"name": "x"}, source="study.yaml")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "base.yaml").write_text(Path(TINY).read_text())
@@ -344,11 +368,22 @@ def test_retrain_correlation_by_hand(tmp_path: Path) -> None:
 
 def test_retrain_refuses_when_disabled_or_searches_unfinished(tmp_path: Path) -> None:
     study = make_study(tmp_path)
-    with pytest.raises(ConfigError, match=r"^study.yaml: retrain.enabled: "):
+    with pytest.raises(ConfigError, match=r"^study.yaml: key 'retrain.enabled': "):
         study.retrain()
     enabled = make_study(tmp_path, retrain={"enabled": True})
     with pytest.raises(ConfigError, match="run the search stage first"):
         Study(enabled.config, output=tmp_path / "empty", progress=False, run_training=FakeTraining()).retrain()
+
+
+def test_cli_set_and_print_config(capsys: pytest.CaptureFixture[str]) -> None:
+    from assemblenet.cli.main import main
+
+    study = str(CONFIGS / "study_tiny.yaml")
+    assert main(["search-study", study, "--set", "max_evaluations=3", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["max_evaluations"] == 3
+    assert main(["search-study", study, "--set", "retrain.seeds=0", "--print-config"]) == 2
+    assert capsys.readouterr().err.strip() == (f"assemblenet: error: {study}: key 'retrain.seeds': must be at least "
+                                               "1, got 0")
 
 
 def test_cli_runs_the_shipped_tiny_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

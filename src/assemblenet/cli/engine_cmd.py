@@ -9,13 +9,9 @@ import sys
 from pathlib import Path
 
 from assemblenet.cli.arguments import positive_int
+from assemblenet.config_schema import add_config_arguments
 
 logger = logging.getLogger(__name__)
-
-
-def _add_set(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value with a dotted key, e.g. --set optim.lr=0.1 (repeatable)")
 
 
 def register(subparsers) -> None:
@@ -26,10 +22,9 @@ def register(subparsers) -> None:
                     "go to output.dir. Restarting the same command resumes from the latest checkpoint. "
                     "For several processes: torchrun --nproc_per_node N -m assemblenet.cli.main train CONFIG.")
     train.add_argument("config", help="YAML config (see configs/ and docs/engine.md)")
-    _add_set(train)
+    add_config_arguments(train)
     train.add_argument("--output", help="output folder (replaces output.dir)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     train.set_defaults(func=run_train)
 
     evaluate = subparsers.add_parser(
@@ -40,7 +35,7 @@ def register(subparsers) -> None:
     evaluate.add_argument("config", help="YAML config naming the validation data")
     evaluate.add_argument("--checkpoint", required=True,
                           help="model.safetensors (with its .json sidecar), a checkpoints/step_*.pt, or a run folder")
-    _add_set(evaluate)
+    add_config_arguments(evaluate)
     evaluate.add_argument("--out", help="report folder (default: <output.dir>/eval_<checkpoint name>)")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     evaluate.set_defaults(func=run_evaluate)
@@ -52,6 +47,7 @@ def register(subparsers) -> None:
     predict.add_argument("--checkpoint", help="weights (.safetensors), checkpoint (.pt) or run folder "
                                               "(default: the output.dir of --config)")
     predict.add_argument("--config", help="config whose output.dir holds the trained model")
+    add_config_arguments(predict)
     predict.add_argument("--topk", type=positive_int, default=5, help="classes to print")
     predict.add_argument("--timeline", metavar="OUT.json",
                          help="write per-window scores as JSON and a PNG plot (OUT.png) of scores over time")
@@ -112,6 +108,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from assemblenet.engine.weights import load_trained_model
 
     cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        sys.stdout.write(cfg.to_yaml())
+        return 0
     checkpoint = Path(args.checkpoint)
     model, info = load_trained_model(checkpoint, use_ema=cfg.eval.use_ema)
     device = resolve_device(cfg.train.device)
@@ -157,14 +156,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from assemblenet.engine.predict import predict_video, write_timeline
     from assemblenet.engine.weights import load_trained_model
-    from assemblenet.errors import CheckpointError, DataError
+    from assemblenet.errors import CheckpointError, ConfigError, DataError
 
-    if args.checkpoint:
-        checkpoint = Path(args.checkpoint)
-    elif args.config:
+    cfg = None
+    if args.config:
         from assemblenet.engine.config import load_config
 
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, args.overrides)
+        if args.print_config:
+            sys.stdout.write(cfg.to_yaml())
+            return 0
+    elif args.overrides or args.print_config:
+        raise ConfigError("--set and --print-config need --config")
+    if args.checkpoint:
+        checkpoint = Path(args.checkpoint)
+    elif cfg is not None:
         if not cfg.output.dir:
             raise CheckpointError(f"{args.config} has no output.dir; pass --checkpoint")
         checkpoint = Path(cfg.output.dir)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+
+from assemblenet.config_schema import add_config_arguments
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     search.add_argument("config", help="search config (YAML), e.g. configs/search/tiny.yaml")
+    add_config_arguments(search)
     search.add_argument("--strategy", choices=STRATEGIES, help="override the config's strategy")
     search.add_argument("--seed", type=int, help="override the config's seed")
     search.add_argument("--output", help="search folder (default: the config's output_dir, else runs/search/NAME)")
@@ -49,19 +53,21 @@ def run_search(args: argparse.Namespace) -> int:
     from assemblenet.search.evolution import SearchRunner, run_dir_name
     from assemblenet.search.report import write_report
 
-    config = load_search_config(args.config)
-    overrides = {
+    flags = {
         "strategy": args.strategy, "seed": args.seed, "search.max_evaluations": args.max_evaluations,
         "executor.kind": args.executor, "executor.workers": args.workers,
     }
     if args.ray_address is not None:
         if args.executor == "local":
             raise ConfigError("--ray-address needs --executor ray")
-        overrides["executor.ray_address"] = args.ray_address
-        overrides["executor.kind"] = "ray"
-    changes = {key: value for key, value in overrides.items() if value is not None}
-    if changes:
-        config = config.replace(**changes)
+        flags["executor.ray_address"] = args.ray_address
+        flags["executor.kind"] = "ray"
+    # The named flags are shorthands for --set and win over it.
+    overrides = [*args.overrides, *((key, value) for key, value in flags.items() if value is not None)]
+    config = load_search_config(args.config, overrides)
+    if args.print_config:
+        sys.stdout.write(config.to_yaml())
+        return 0
 
     folder = Path(args.output or config.output_dir or Path("runs") / "search" / config.name)
     run_dir = folder / run_dir_name(config.strategy, config.seed)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+
+from assemblenet.config_schema import add_config_arguments
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     study.add_argument("config", help="study config (YAML), e.g. configs/search/study_tiny.yaml")
+    add_config_arguments(study)
     study.add_argument("--output", help="study folder (default: the config's output_dir, else runs/study/NAME)")
     study.add_argument("--executor", choices=("local", "ray"), help="where fitness runs happen (every search)")
     study.add_argument("--ray-address", help="join this Ray cluster (implies --executor ray)")
@@ -33,9 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_search_study(args: argparse.Namespace) -> int:
-    from assemblenet.search.study import run_study
+    from assemblenet.search.study import load_study_config, run_study
 
-    outcome = run_study(args.config, stage=args.stage, output=args.output, executor=args.executor,
+    config = load_study_config(args.config, args.overrides)
+    if args.print_config:
+        sys.stdout.write(config.to_yaml())
+        return 0
+    outcome = run_study(config, stage=args.stage, output=args.output, executor=args.executor,
                         ray_address=args.ray_address, progress=not args.no_progress)
     if outcome.analysis is not None:
         print(outcome.output_dir / "study.md")

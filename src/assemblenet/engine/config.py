@@ -5,8 +5,10 @@ relative to itself) whose values it overrides. Command-line overrides use dotted
 (``--set optim.lr=0.1``, ``--set data.train.csv_path=/data/train.csv``); values are parsed as YAML scalars or
 flow sequences, so ``0.1`` is a float, ``null`` is None and ``[rgb, flow]`` is a list.
 
-Everything is validated before any work starts: an unknown key or a value of the wrong type raises one
-:class:`~assemblenet.errors.ConfigError` naming the dotted key.
+Everything is validated before any work starts, by the shared schema layer :mod:`assemblenet.config_schema`:
+an unknown key, a value of the wrong type or one out of range raises one
+:class:`~assemblenet.errors.ConfigError` naming the file and the dotted key
+(``configs/synthetic.yaml: key 'optim.lr': expected a number, got 'fast'``).
 
 Learning-rate scaling: ``optim.lr`` is the rate for a global batch of ``optim.reference_batch_size`` clips;
 the rate used is ``lr * global_batch / reference_batch_size`` (linear scaling, Goyal et al. 2017), where
@@ -15,20 +17,24 @@ the rate used is ``lr * global_batch / reference_batch_size`` (linear scaling, G
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import difflib
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Optional, Union
+from typing import Any, Iterable, Literal, Mapping, Optional
 
-import yaml
-
+from assemblenet.config_schema import (
+    Checker,
+    Override,
+    apply_overrides,  # noqa: F401 - part of this module's API (tests, callers building raw configs)
+    describe,
+    dump_yaml,
+    parse_dataclass,
+    parse_override,  # noqa: F401 - part of this module's API
+    read_config,
+    read_yaml,
+    to_plain,
+)
 from assemblenet.fileio import atomic_write_text
-from assemblenet.errors import ConfigError
 
 
 @dataclass
@@ -153,96 +159,22 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_plain(self)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return dump_yaml(self.to_dict())
 
 
 # -- construction and validation ------------------------------------------------------------------------
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return "null"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
-    if origin is Literal:
-        if value in typing.get_args(tp):
-            return value
-        raise ConfigError(f"config key '{key}': expected one of {list(typing.get_args(tp))}, got {value!r}")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    elif tp is list:
-        if isinstance(value, (list, tuple)):
-            return list(value)
-    elif tp is dict:
-        if isinstance(value, Mapping):
-            return dict(value)
-    else:  # pragma: no cover - the schema only uses the types above
-        raise TypeError(f"unsupported annotation {tp} at {key}")
-    raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
-
-
-def _unknown_key(key: str, known: Iterable[str]) -> ConfigError:
-    name = key.rsplit(".", 1)[-1]
-    close = difflib.get_close_matches(name, list(known), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(sorted(known))}"
-    return ConfigError(f"unknown config key '{key}'{hint}")
-
-
-def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in raw.items():
-        if not isinstance(key, str) or key not in names:
-            raise _unknown_key(f"{prefix}{key}", names)
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value if value is not None else {}, f"{prefix}{key}.")
-        else:
-            kwargs[key] = _coerce(value, tp, f"{prefix}{key}")
-    return cls(**kwargs)
-
-
-def _check_values(cfg: Config) -> None:
-    """Range checks the types cannot express."""
+def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
+    """Range checks the types cannot express; each message ends with the value found."""
+    check = Checker(source)
 
     def need(condition: bool, key: str, message: str) -> None:
-        if not condition:
-            raise ConfigError(f"config key '{key}': {message}")
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        check.need(condition, key, f"{message}, got {value!r}")
 
     need(cfg.model.width_multiplier > 0, "model.width_multiplier", "must be positive")
     need(cfg.model.depth in (None, 26, 38, 50, 68, 77, 101), "model.depth", "must be one of 26, 38, 50, 68, 77, 101")
@@ -255,7 +187,7 @@ def _check_values(cfg: Config) -> None:
     need(cfg.data.batch_size >= 1, "data.batch_size", "must be >= 1")
     need(cfg.data.num_workers >= 0, "data.num_workers", "must be >= 0")
     need(bool(cfg.data.modalities) and all(m in ("rgb", "flow") for m in cfg.data.modalities),
-         "data.modalities", f"must be a non-empty list of 'rgb'/'flow', got {cfg.data.modalities}")
+         "data.modalities", "must be a non-empty list of 'rgb'/'flow'")
     need(cfg.optim.lr > 0, "optim.lr", "must be positive")
     need(cfg.optim.reference_batch_size >= 1, "optim.reference_batch_size", "must be >= 1")
     need(0 <= cfg.optim.momentum < 1, "optim.momentum", "must be in [0, 1)")
@@ -278,108 +210,34 @@ def _check_values(cfg: Config) -> None:
     need(cfg.train.eval_every_epochs >= 0, "train.eval_every_epochs", "must be >= 0")
     device = cfg.train.device
     need(device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()),
-         "train.device", f"must be auto, cpu, cuda or cuda:N, got {device!r}")
+         "train.device", "must be auto, cpu, cuda or cuda:N")
     need(cfg.eval.num_clips >= 1, "eval.num_clips", "must be >= 1")
     need(cfg.eval.num_crops in (1, 3), "eval.num_crops", "must be 1 or 3")
     need(cfg.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")
     need(cfg.eval.num_frames is None or cfg.eval.num_frames >= 1, "eval.num_frames", "must be >= 1")
 
 
-def config_from_dict(raw: Mapping[str, Any] | None) -> Config:
-    """Validate a nested mapping into a :class:`Config` (missing keys take their defaults)."""
-    cfg = _build(Config, raw or {}, "")
-    _check_values(cfg)
+def config_from_dict(raw: Mapping[str, Any] | None, *, source: str | os.PathLike | None = "config") -> Config:
+    """Validate a nested mapping into a :class:`Config` (missing keys take their defaults); errors name
+    ``source``."""
+    cfg = parse_dataclass(Config, raw or {}, source=source)
+    _check_values(cfg, source)
     return cfg
 
 
-def parse_override(item: str) -> tuple[str, Any]:
-    """``"optim.lr=0.1"`` -> ``("optim.lr", 0.1)``."""
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} must look like section.key=value")
-    key, text = item.split("=", 1)
-    key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"override {item!r} has an empty key")
-    try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        value = text  # not YAML: keep the raw string
-    return key, value
-
-
-def apply_overrides(raw: dict[str, Any], overrides: Iterable[str | tuple[str, Any]]) -> dict[str, Any]:
-    """Set dotted keys in a nested dict (a copy). Unknown keys are caught later by validation, except that
-    the path must lead through mappings."""
-    raw = copy.deepcopy(raw)
-    for item in overrides:
-        key, value = parse_override(item) if isinstance(item, str) else item
-        node = raw
-        parts = key.split(".")
-        for depth, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"override '{key}': '{'.'.join(parts[:depth + 1])}' is not a section")
-            node = child
-        node[parts[-1]] = value
-    return raw
-
-
-def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def read_config_file(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """The raw mapping of a YAML config, with its ``base`` chain merged in."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    if path.resolve() in _seen:
-        raise ConfigError(f"{path}: 'base' chain loops back on itself")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a text file") from exc
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
-    base = raw.pop("base", None)
-    if base is not None:
-        if not isinstance(base, str):
-            raise ConfigError(f"{path}: config key 'base' must be a file path, got {base!r}")
-        base_path = Path(base) if os.path.isabs(base) else path.parent / base
-        raw = _deep_merge(read_config_file(base_path, _seen + (path.resolve(),)), raw)
-    return raw
+    return read_yaml(path, what="config file", base_key="base")
 
 
 def load_config(source: str | os.PathLike | Mapping[str, Any] | Config | None = None,
-                overrides: Iterable[str | tuple[str, Any]] = ()) -> Config:
-    """A validated config from a YAML path, a mapping or a ``Config`` (copied), plus dotted overrides."""
+                overrides: Iterable[Override] = ()) -> Config:
+    """A validated config from a YAML path, a mapping or a ``Config`` (copied), plus dotted overrides
+    (``"optim.lr=0.1"`` strings or ``(key, value)`` pairs)."""
     if isinstance(source, Config):
-        raw = source.to_dict()
-    elif isinstance(source, Mapping):
-        raw = copy.deepcopy(dict(source))
-    elif source is None:
-        raw = {}
-    else:
-        raw = read_config_file(source)
-    raw = apply_overrides(raw, overrides)
-    try:
-        return config_from_dict(raw)
-    except ConfigError as exc:
-        if isinstance(source, (str, os.PathLike)):
-            raise ConfigError(f"{source}: {exc}") from None
-        raise
+        source = source.to_dict()
+    raw, name = read_config(source, overrides, what="config file", base_key="base")
+    return config_from_dict(raw, source=name)
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> Path:
@@ -389,17 +247,4 @@ def save_config(cfg: Config, path: str | os.PathLike) -> Path:
 
 def describe_schema() -> str:
     """Every key with its type and default, one per line (for docs and ``--help``)."""
-    lines = []
-
-    def walk(cls: type, prefix: str) -> None:
-        hints = typing.get_type_hints(cls)
-        instance = cls()
-        for f in dataclasses.fields(cls):
-            tp = hints[f.name]
-            if dataclasses.is_dataclass(tp):
-                walk(tp, f"{prefix}{f.name}.")
-            else:
-                lines.append(f"{prefix}{f.name}: {_type_name(tp)} = {getattr(instance, f.name)!r}")
-
-    walk(Config, "")
-    return "\n".join(lines)
+    return describe(Config)

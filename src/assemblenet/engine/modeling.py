@@ -29,7 +29,7 @@ def resolve_graph(source: Any):
     if text in official_graph_names():
         return official_graph(text)
     if not Path(text).is_file():
-        raise ConfigError(f"config key 'model.graph': {text!r} is neither a graph file nor one of "
+        raise ConfigError(f"key 'model.graph': {text!r} is neither a graph file nor one of "
                           f"{official_graph_names()}")
     return load_graph(text)
 
@@ -67,7 +67,7 @@ def build_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
             return build_assemblenet(graph=graph, num_classes=num_classes, **overrides)
         name = spec.get("name")
         if name not in list_models():
-            raise ConfigError(f"config key 'model.name': unknown model {name!r}; available: {list_models()}")
+            raise ConfigError(f"key 'model.name': unknown model {name!r}; available: {list_models()}")
         return create_model(name, num_classes=num_classes, **overrides)
     except GraphError:
         raise

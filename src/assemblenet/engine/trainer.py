@@ -93,7 +93,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"config key 'train.device': {name!r} requested but no GPU is available")
+        raise ConfigError(f"key 'train.device': {name!r} requested but no GPU is available")
     if name == "cuda":
         return torch.device(f"cuda:{local_rank}")
     return torch.device(name)
@@ -130,7 +130,7 @@ def build_split(cfg: Config, split: str) -> Any:
 
     section = cfg.data.train if split == "train" else cfg.data.val
     if not section:
-        raise ConfigError(f"config key 'data.{split}': no dataset arguments given (e.g. root/csv_path)")
+        raise ConfigError(f"key 'data.{split}': no dataset arguments given (e.g. root/csv_path)")
     dataset = build_dataset(cfg.data.dataset, **dataset_kwargs(cfg, split))
     if cfg.data.scan:
         dataset.scan(progress=False)
@@ -153,7 +153,7 @@ class Trainer:
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         if cfg.train.amp == "fp16" and self.device.type != "cuda":
-            raise ConfigError("config key 'train.amp': fp16 needs a GPU (GradScaler); use bf16 on CPU")
+            raise ConfigError("key 'train.amp': fp16 needs a GPU (GradScaler); use bf16 on CPU")
         self.progress = cfg.train.progress if progress is None else progress
         self.run_dir = Path(cfg.output.dir) if cfg.output.dir else None
         self.writes = self.run_dir is not None and self.dist.is_main
@@ -165,14 +165,14 @@ class Trainer:
         self.num_classes = int(self.train_dataset.num_classes)
         self.class_names = list(getattr(self.train_dataset, "class_names", []) or [])
         if cfg.model.num_classes is not None and cfg.model.num_classes != self.num_classes:
-            raise ConfigError(f"config key 'model.num_classes' is {cfg.model.num_classes} but the training set "
+            raise ConfigError(f"key 'model.num_classes': {cfg.model.num_classes}, but the training set "
                               f"has {self.num_classes} classes")
         self.loss_kind = ("bce" if self.multi_label else "ce") if cfg.train.loss == "auto" else cfg.train.loss
         if self.loss_kind == "ce" and self.multi_label:
-            raise ConfigError("config key 'train.loss': 'ce' needs single-label data; this dataset is multi-label")
+            raise ConfigError("key 'train.loss': 'ce' needs single-label data; this dataset is multi-label")
         self.primary_metric = primary_metric_name(cfg.eval.metric, self.multi_label)
         if self.primary_metric == "mean_class_accuracy" and self.multi_label:
-            raise ConfigError("config key 'eval.metric': mean_class_accuracy needs single-label data")
+            raise ConfigError("key 'eval.metric': mean_class_accuracy needs single-label data")
 
         self.input_graph = graph
         model, self.model_spec = build_model(cfg.model, self.num_classes, graph=graph)
@@ -183,7 +183,7 @@ class Trainer:
         self.global_batch = cfg.data.batch_size * self.dist.world_size
         self.steps_per_epoch = len(self.train_dataset) // self.global_batch
         if self.steps_per_epoch < 1:
-            raise ConfigError(f"config key 'data.batch_size': {cfg.data.batch_size} clips x {self.dist.world_size} "
+            raise ConfigError(f"key 'data.batch_size': {cfg.data.batch_size} clips x {self.dist.world_size} "
                               f"processes is more than the {len(self.train_dataset)} training clips")
         self.total_steps = cfg.optim.max_steps or cfg.optim.epochs * self.steps_per_epoch
         warmup = cfg.optim.warmup_steps if cfg.optim.warmup_steps is not None else \

@@ -1,24 +1,20 @@
 """The search configuration: a YAML file parsed into frozen dataclasses, strictly validated.
 
-Every key is checked: an unknown key, a wrong type or an out-of-range value raises one
-:class:`~assemblenet.errors.ConfigError` that names the file and the dotted key (``search.tournament_size``).
-See ``docs/search.md`` for the reference of every key and its default.
+Every key is checked by the shared schema layer (:mod:`assemblenet.config_schema`): an unknown key, a wrong
+type or an out-of-range value raises one :class:`~assemblenet.errors.ConfigError` that names the file and the
+dotted key (``tiny.yaml: key 'search.tournament_size': must be at least 1, got 0``). See ``docs/search.md``
+for the reference of every key and its default.
 """
 
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
-import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-import yaml
-
-from assemblenet.errors import ConfigError, GraphError
+from assemblenet.config_schema import Checker, Override, dump_yaml, parse_dataclass, read_config, to_plain
+from assemblenet.errors import GraphError
 from assemblenet.graph.spec import NUM_LEVELS, StemType
 
 STRATEGIES = ("evolution", "evolution-unguided", "random", "oneshot")
@@ -155,9 +151,17 @@ class SearchConfig:
     base_dir: str = field(default=".", compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = _to_plain(self)
+        data = to_plain(self)
         data.pop("base_dir", None)
         return data
+
+    def to_yaml(self) -> str:
+        """The config as its YAML file would hold it (``fitness`` as ``kind`` plus that kind's options)."""
+        data = self.to_dict()
+        fitness = data["fitness"]
+        options = fitness["toy" if fitness["kind"] == "toy" else "proxy_training"]
+        data["fitness"] = {"kind": fitness["kind"], **options}
+        return dump_yaml(data)
 
     def fingerprint(self) -> dict[str, Any]:
         """The keys that decide which graphs are evaluated and their fitness (compared on resume).
@@ -184,127 +188,52 @@ class SearchConfig:
 
 
 # ---------------------------------------------------------------------- loading
-def read_yaml_mapping(path: str | Path, *, what: str) -> tuple[Path, Any]:
-    """The YAML document of a config file (``{}`` when empty), with one-line errors naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML: {first_line}") from None
-    return path, {} if data is None else data
-
-
-def load_search_config(path: str | Path) -> SearchConfig:
-    path, data = read_yaml_mapping(path, what="search config")
-    config = search_config_from_dict(data, source=str(path), base_dir=str(path.parent))
+def load_search_config(path: str | Path, overrides: Iterable[Override] = ()) -> SearchConfig:
+    """The search config of a YAML file, with dotted ``overrides`` (``"search.batch_size=4"`` strings or
+    ``(key, value)`` pairs) applied before validation. ``name`` defaults to the file's stem."""
+    data, source = read_config(path, overrides, what="search config")
+    config = search_config_from_dict(data, source=source, base_dir=str(Path(path).parent))
     if "name" not in data:
-        config = dataclasses.replace(config, name=path.stem)
+        config = dataclasses.replace(config, name=Path(path).stem)
     return config
 
 
 def search_config_from_dict(data: Any, *, source: str = "config", base_dir: str = ".") -> SearchConfig:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    data = dict(data)
-    fitness = data.pop("fitness", None)
-    config = _parse_dataclass(SearchConfig, data, f"{source}: ", skip={"base_dir"})
-    config = dataclasses.replace(config, fitness=_parse_fitness(fitness, f"{source}: fitness"), base_dir=base_dir)
+    fitness = None
+    if isinstance(data, Mapping):
+        data = dict(data)
+        fitness = data.pop("fitness", None)
+    config = parse_dataclass(SearchConfig, data, source=source, skip={"base_dir"})
+    config = dataclasses.replace(config, fitness=_parse_fitness(fitness, source), base_dir=base_dir)
     validate_config(config, source=source)
     return config
 
 
-def _parse_fitness(data: Any, where: str) -> FitnessConfig:
+def _parse_fitness(data: Any, source: str) -> FitnessConfig:
+    """``fitness`` is ``kind`` plus the options of that kind, in one mapping."""
     if data is None:
         return FitnessConfig()
+    check = Checker(source)
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with 'kind', got {data!r}")
+        check.fail("fitness", f"expected a mapping with 'kind', got {data!r}")
     kind = data.get("kind", "toy")
     if kind not in FITNESS_KINDS:
-        raise ConfigError(f"{where}.kind: unknown fitness {kind!r}; expected one of {list(FITNESS_KINDS)}")
+        check.fail("fitness.kind", f"expected one of {list(FITNESS_KINDS)}, got {kind!r}")
     options = {k: v for k, v in data.items() if k != "kind"}
+    hint = f" (for fitness kind {kind!r})"
     if kind == "toy":
-        return FitnessConfig(kind=kind, toy=_parse_dataclass(ToyFitnessConfig, options, f"{where}."))
-    return FitnessConfig(kind=kind, proxy_training=_parse_dataclass(ProxyTrainingConfig, options, f"{where}."))
-
-
-def _parse_dataclass(cls: type, data: Any, prefix: str, *, skip: set[str] = frozenset()) -> Any:
-    """Build ``cls`` from a mapping, checking every key against the declared field types."""
-    where = prefix.rstrip(".: ") or "config"
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    allowed = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in allowed:
-            raise ConfigError(f"{prefix}{key}: unknown key; allowed keys here: {allowed}")
-        values[key] = _convert(value, hints[key], f"{prefix}{key}")
-    return cls(**values)
-
-
-def _convert(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return _parse_dataclass(hint, value, f"{key}.")
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(value, inner, key)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    if hint is Any:
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
-    if origin in (collections.abc.Mapping, dict):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return {
-            _convert(k, args[0], f"{key} key"): _convert(v, args[1], f"{key}.{k}") for k, v in value.items()
-        }
-    raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug in the schema, not user input
-
-
-def _to_plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Mapping):
-        return {k: _to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_plain(v) for v in obj]
-    return obj
+        return FitnessConfig(kind=kind, toy=parse_dataclass(ToyFitnessConfig, options, source=source,
+                                                            prefix="fitness.", hint=hint))
+    return FitnessConfig(kind=kind, proxy_training=parse_dataclass(ProxyTrainingConfig, options, source=source,
+                                                                   prefix="fitness.", hint=hint))
 
 
 # ---------------------------------------------------------------------- semantic checks
 def validate_config(config: SearchConfig, *, source: str = "config") -> None:
-    def fail(key: str, message: str) -> None:
-        raise ConfigError(f"{source}: {key}: {message}")
+    fail = Checker(source).fail
 
     if config.strategy not in STRATEGIES:
-        fail("strategy", f"unknown strategy {config.strategy!r}; expected one of {list(STRATEGIES)}")
+        fail("strategy", f"expected one of {list(STRATEGIES)}, got {config.strategy!r}")
     _validate_space(config.space, fail)
 
     loop = config.search
@@ -315,12 +244,12 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
         fail("search.tournament_size",
              f"{loop.tournament_size} is larger than search.population_size {loop.population_size}")
     if loop.replacement not in REPLACEMENTS:
-        fail("search.replacement", f"unknown policy {loop.replacement!r}; expected one of {list(REPLACEMENTS)}")
+        fail("search.replacement", f"expected one of {list(REPLACEMENTS)}, got {loop.replacement!r}")
 
     mutation = config.mutation
     unknown = sorted(set(mutation.probabilities) - set(MUTATION_KINDS))
     if unknown:
-        fail(f"mutation.probabilities.{unknown[0]}", f"unknown mutation; expected some of {list(MUTATION_KINDS)}")
+        fail(f"mutation.probabilities.{unknown[0]}", f"unknown key; expected some of {list(MUTATION_KINDS)}")
     for kind, p in mutation.probabilities.items():
         if p < 0:
             fail(f"mutation.probabilities.{kind}", f"must be >= 0, got {p}")
@@ -333,13 +262,13 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
     if mutation.max_attempts < 1:
         fail("mutation.max_attempts", f"must be at least 1, got {mutation.max_attempts}")
     if mutation.prune_rule not in PRUNE_RULES:
-        fail("mutation.prune_rule", f"unknown rule {mutation.prune_rule!r}; expected one of {list(PRUNE_RULES)}")
+        fail("mutation.prune_rule", f"expected one of {list(PRUNE_RULES)}, got {mutation.prune_rule!r}")
     if not 0.0 < mutation.relative_threshold <= 1.0:
         fail("mutation.relative_threshold", f"must be a ratio in (0, 1], got {mutation.relative_threshold}")
     if mutation.min_pruned < 0:
         fail("mutation.min_pruned", f"must be >= 0, got {mutation.min_pruned}")
     if mutation.unguided not in UNGUIDED_MODES:
-        fail("mutation.unguided", f"unknown mode {mutation.unguided!r}; expected one of {list(UNGUIDED_MODES)}")
+        fail("mutation.unguided", f"expected one of {list(UNGUIDED_MODES)}, got {mutation.unguided!r}")
 
     toy = config.fitness.toy
     if toy.sleep_seconds < 0:
@@ -352,7 +281,7 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
 
     executor = config.executor
     if executor.kind not in EXECUTOR_KINDS:
-        fail("executor.kind", f"unknown executor {executor.kind!r}; expected one of {list(EXECUTOR_KINDS)}")
+        fail("executor.kind", f"expected one of {list(EXECUTOR_KINDS)}, got {executor.kind!r}")
     if executor.workers < 1:
         fail("executor.workers", f"must be at least 1, got {executor.workers}")
     if executor.torch_threads < 1:

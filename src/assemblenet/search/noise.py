@@ -205,11 +205,13 @@ def grid_markdown(reports: Sequence[CellReport]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from assemblenet.config_schema import add_config_arguments
     from assemblenet.fileio import atomic_write_text
     from assemblenet.search.config import load_search_config
 
     parser = argparse.ArgumentParser(prog="python -m assemblenet.search.noise", description=__doc__.split("\n")[0])
     parser.add_argument("config", help="search config whose space, proxy and executor are measured")
+    add_config_arguments(parser)
     parser.add_argument("--steps", default="24,48,96", help="comma-separated proxy step budgets")
     parser.add_argument("--lr-multipliers", default="1,10,30", help="comma-separated connection lr multipliers")
     parser.add_argument("--seeds", type=int, default=4, help="trial seeds of the reference graph")
@@ -217,7 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="folder for evaluations.jsonl, noise_grid.json/.md")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    config = load_search_config(args.config)
+    config = load_search_config(args.config, args.overrides)
+    if args.print_config:
+        print(config.to_yaml(), end="")
+        return 0
     reports = run_grid(config, steps=[int(v) for v in args.steps.split(",")],
                        multipliers=[float(v) for v in args.lr_multipliers.split(",")], seeds=args.seeds,
                        graphs=args.graphs, output=Path(args.output), progress=not args.no_progress)

@@ -34,19 +34,13 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from assemblenet import fileio
+from assemblenet.config_schema import Checker, Override, dump_yaml, key_error, parse_dataclass, read_config, to_plain
 from assemblenet.errors import ConfigError
 from assemblenet.search import stats
-from assemblenet.search.config import (
-    STRATEGIES,
-    SearchConfig,
-    _parse_dataclass,
-    _to_plain,
-    load_search_config,
-    read_yaml_mapping,
-)
+from assemblenet.search.config import STRATEGIES, SearchConfig, load_search_config
 from assemblenet.search.store import EvaluationRecord, RunStore
 
 log = logging.getLogger(__name__)
@@ -115,10 +109,13 @@ class StudyConfig:
     source: str = field(default="study config", compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = _to_plain(self)
+        data = to_plain(self)
         data.pop("base_dir", None)
         data.pop("source", None)
         return data
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self.to_dict())
 
     def resolve(self, path: str) -> Path:
         """A path of the study file, relative to its folder."""
@@ -130,30 +127,29 @@ class StudyConfig:
         return self.resolve(self.search)
 
 
-def load_study_config(path: str | Path) -> StudyConfig:
-    path, data = read_yaml_mapping(path, what="study config")
-    config = study_config_from_dict(data, source=str(path), base_dir=str(path.parent))
-    if isinstance(data, Mapping) and "name" not in data:
-        config = dataclasses.replace(config, name=path.stem)
+def load_study_config(path: str | Path, overrides: Iterable[Override] = ()) -> StudyConfig:
+    """The study config of a YAML file, with dotted ``overrides`` applied before validation. ``name``
+    defaults to the file's stem."""
+    data, source = read_config(path, overrides, what="study config")
+    config = study_config_from_dict(data, source=source, base_dir=str(Path(path).parent))
+    if "name" not in data:
+        config = dataclasses.replace(config, name=Path(path).stem)
     return config
 
 
 def study_config_from_dict(data: Any, *, source: str = "study config", base_dir: str = ".") -> StudyConfig:
-    """Parse and validate a study config with the search config's strict parser (one-line errors naming the
-    file and the dotted key)."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    config = _parse_dataclass(StudyConfig, data, f"{source}: ", skip={"base_dir", "source"})
+    """Parse and validate a study config with the shared schema layer (one-line errors naming the file and
+    the dotted key)."""
+    config = parse_dataclass(StudyConfig, data, source=source, skip={"base_dir", "source"})
     config = dataclasses.replace(config, base_dir=base_dir, source=source)
-    if "search" not in data:
-        raise ConfigError(f"{source}: search: required: the base search config (a path relative to this file)")
+    if not data or "search" not in data:
+        raise key_error(source, "search", "required: the base search config (a path relative to this file)")
     validate_study_config(config)
     return config
 
 
 def validate_study_config(config: StudyConfig) -> None:
-    def fail(key: str, message: str) -> None:
-        raise ConfigError(f"{config.source}: {key}: {message}")
+    fail = Checker(config.source).fail
 
     if not config.name:
         fail("name", "must not be empty")
@@ -165,7 +161,7 @@ def validate_study_config(config: StudyConfig) -> None:
         fail("strategies", "needs at least one strategy")
     for i, strategy in enumerate(config.strategies):
         if strategy not in STRATEGIES:
-            fail(f"strategies[{i}]", f"unknown strategy {strategy!r}; expected some of {list(STRATEGIES)}")
+            fail(f"strategies[{i}]", f"expected one of {list(STRATEGIES)}, got {strategy!r}")
     if len(set(config.strategies)) != len(config.strategies):
         fail("strategies", f"must be distinct, got {list(config.strategies)}")
     if not config.seeds:
@@ -197,7 +193,7 @@ def validate_study_config(config: StudyConfig) -> None:
 
     for i, name in enumerate(config.baselines.names):
         if name not in BASELINES:
-            fail(f"baselines.names[{i}]", f"unknown baseline {name!r}; expected some of {list(BASELINES)}")
+            fail(f"baselines.names[{i}]", f"expected one of {list(BASELINES)}, got {name!r}")
     if config.baselines.seeds < 1:
         fail("baselines.seeds", f"must be at least 1, got {config.baselines.seeds}")
 
@@ -409,8 +405,8 @@ class Study:
         """Retrain every run's best graph from scratch (identical graphs once); write and return the entries."""
         cfg = self.config.retrain
         if not cfg.enabled:
-            raise ConfigError(f"{self.config.source}: retrain.enabled: is false; set it to true to retrain the "
-                              "best graphs")
+            raise key_error(self.config.source, "retrain.enabled",
+                            "is false; set it to true to retrain the best graphs")
         runs = self.collect()
         unfinished = [run.label for run in runs if not run.complete]
         if unfinished:
@@ -489,8 +485,8 @@ class Study:
             if not isinstance(metrics, Mapping):
                 raise ConfigError(f"retrain: the training result has no metrics mapping (got {type(result).__name__})")
         if cfg.metric not in metrics or not isinstance(metrics[cfg.metric], (int, float)):
-            raise ConfigError(f"{self.config.source}: retrain.metric: the engine reported no metric {cfg.metric!r}; "
-                              f"it has {sorted(metrics)}")
+            raise key_error(self.config.source, "retrain.metric",
+                            f"the engine reported no metric {cfg.metric!r}; it has {sorted(metrics)}")
         record = {
             "graph_hash": digest, "training_seed": k, "folder": str(folder.relative_to(self.output)),
             "metric": cfg.metric, "score": float(metrics[cfg.metric]),

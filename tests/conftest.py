@@ -1,6 +1,8 @@
-"""Fixtures of the engine tests."""
+"""Fixtures shared by every test folder."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,5 +20,7 @@ def _single_thread():
 
 
 @pytest.fixture(scope="session")
-def synthetic_root(tmp_path_factory):
+def synthetic_root(tmp_path_factory) -> Path:
+    """The tiny synthetic set of the engine and engine-CLI tests (``tests.engine._helpers.SYNTHETIC_KW``).
+    ``tests/data`` overrides it with its own set."""
     return make_synthetic_set(tmp_path_factory.mktemp("synthetic"))
