@@ -1,14 +1,22 @@
-"""assemblenet.fileio: atomic writes leave whole files with ordinary permissions and no temporary files."""
+"""assemblenet.fileio: atomic writes leave whole files with ordinary permissions and no temporary files; an
+interrupted write leaves the old file (or folder) as it was."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from assemblenet.fileio import atomic_path, atomic_write_json, atomic_write_text
+from assemblenet.fileio import (
+    atomic_dir,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    remove_stale_temporaries,
+)
 
 
 def test_atomic_files_get_the_mode_open_would_give(tmp_path: Path) -> None:
@@ -34,3 +42,80 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
             raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
+
+
+def test_a_write_interrupted_half_way_leaves_the_old_file_and_no_temporary(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "state.json"
+    atomic_write_json(target, {"step": 1}, fsync=True)
+
+    def torn_write(self: Path, data: bytes) -> int:
+        with open(self, "wb") as handle:
+            handle.write(data[: len(data) // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_bytes", torn_write)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_json(target, {"step": 2, "padding": "x" * 100}, fsync=True)
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"step": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_an_interrupted_folder_write_leaves_the_old_folder_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "flow"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.jpg").write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "a.jpg").write_bytes(b"new")
+            raise RuntimeError("killed")
+    assert [p.name for p in target.iterdir()] == ["a.jpg"] and (target / "a.jpg").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flow"]
+    with atomic_dir(target) as tmp:
+        (tmp / "b.jpg").write_bytes(b"new")
+    assert [p.name for p in target.iterdir()] == ["b.jpg"]
+
+
+def test_json_is_written_without_nan(tmp_path: Path) -> None:
+    atomic_write_json(tmp_path / "x.json", {"a": float("nan"), "b": [float("inf"), 1.0]})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": None, "b": [None, 1.0]}
+
+
+def test_stale_temporaries_of_killed_writers_are_recognised(tmp_path: Path) -> None:
+    target = tmp_path / "000003.json"
+    with atomic_path(target) as tmp:
+        leftover = tmp.name  # the name a writer killed at this point would leave
+        tmp.write_text("{}")
+    (tmp_path / leftover).write_text("{partial")
+    with atomic_dir(tmp_path / "frames") as tmp_dir:
+        left_dir = tmp_dir.name
+    (tmp_path / left_dir).mkdir()
+    (tmp_path / ".hidden").write_text("kept")
+    assert remove_stale_temporaries(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "000003.json", "frames"]
+
+
+def test_data_writers_go_through_fileio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_flow's image folder: a failure at the second frame keeps the earlier flow and leaves nothing."""
+    import cv2
+    import numpy as np
+
+    from assemblenet.data.flow import write_flow
+    from assemblenet.errors import DataError
+
+    destination = tmp_path / "video"
+    write_flow(destination, np.zeros((2, 8, 8, 2), np.float32), fmt="png")
+    before = sorted(p.name for p in destination.iterdir())
+    calls = []
+    real = cv2.imwrite
+
+    def failing(name: str, image, params=None) -> bool:
+        calls.append(name)
+        return len(calls) < 2 and real(name, image, params)
+
+    monkeypatch.setattr(cv2, "imwrite", failing)
+    with pytest.raises(DataError, match="could not write flow image"):
+        write_flow(destination, np.ones((3, 8, 8, 2), np.float32), fmt="png")
+    assert sorted(p.name for p in destination.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["video"]

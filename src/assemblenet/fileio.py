@@ -1,29 +1,46 @@
 """Atomic file writes, shared by every layer: a reader, or a run restarted after SIGKILL, sees either the old
-file or the complete new one, never a torn one."""
+file or the complete new one, never a torn one.
+
+Every output file goes through here: :func:`atomic_path` (a temporary path for writers that want a file name:
+``torch.save``, ``savefig``, ``np.save``, PyAV), :func:`atomic_write_bytes` / :func:`atomic_write_text` /
+:func:`atomic_write_json`, :func:`atomic_dir` for a folder written as a whole, and :func:`save_figure`.
+``fsync=True`` also makes the new file survive a power loss (the file and its folder are flushed to disk
+before and after the rename); use it for records a resumed run relies on. A failed write removes its
+temporary; :func:`remove_stale_temporaries` clears those a killed process left behind.
+
+Append-only logs (``metrics.jsonl``) are the one exception: they are appended line by line, and their readers
+skip a torn last line.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+# Temporaries are named ".NAME.RANDOM.tmp" plus NAME's suffix, beside NAME.
+_TEMPORARY = re.compile(r"^\..+\.tmp(\.[^.]+)?$")
 
-def _default_file_mode() -> int:
-    """The mode ``open(path, "w")`` gives a new file: 0o666 less the process umask (read once, at import)."""
+
+def _process_umask() -> int:
+    """The process umask (read once, at import)."""
     umask = os.umask(0o022)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
 
 
-_FILE_MODE = _default_file_mode()
+_UMASK = _process_umask()
+_FILE_MODE = 0o666 & ~_UMASK  # what ``open(path, "w")`` gives a new file
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same folder and suffix, so writers that infer the format from
     the suffix still work); it replaces ``path`` when the block succeeds and is removed otherwise.
 
@@ -37,19 +54,38 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        if fsync:
+            _fsync(tmp)
         os.replace(tmp, path)
+        if fsync:
+            _fsync(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
+@contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; when the block succeeds it replaces ``path`` (an
+    existing folder there is removed first), otherwise it is removed. Readers never see a half-written folder
+    under ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # what mkdir gives, not mkdtemp's owner-only 0o700
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> Path:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            if fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
+    with atomic_path(path, fsync=fsync) as tmp:
+        tmp.write_bytes(data)
     return Path(path)
 
 
@@ -57,8 +93,38 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = 
     return atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
 
 
-def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int | None = 1) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
+def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int | None = 1,
+                      fsync: bool = False) -> Path:
+    """``data`` as JSON (:func:`json_safe` first, so NaN is written as null) plus a newline."""
+    return atomic_write_text(path, json.dumps(json_safe(data), indent=indent, allow_nan=False) + "\n", fsync=fsync)
+
+
+def save_figure(figure: Any, path: str | os.PathLike[str], **savefig_kwargs: Any) -> Path:
+    """``figure.savefig`` (matplotlib), atomically; the format follows ``path``'s suffix."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, **savefig_kwargs)
+    return Path(path)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> int:
+    """Remove the temporaries that writers killed mid-write left in ``folder``; returns how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for entry in folder.iterdir():
+        if _TEMPORARY.match(entry.name):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def json_safe(value: Any) -> Any:

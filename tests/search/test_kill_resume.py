@@ -39,7 +39,7 @@ def test_sigkill_then_rerun_resumes_without_repeating_work(tmp_path: Path) -> No
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     # Kill in the middle of a batch (4 records: the second batch of 3 is in flight).
-    while len(list(records_dir.glob("*.json"))) < 4:
+    while len(list(records_dir.glob("[0-9]*.json"))) < 4:  # finished records, not temporaries being written
         assert process.poll() is None, process.stderr.read().decode()
         assert time.monotonic() < deadline, "the search wrote no records"
         time.sleep(0.02)

@@ -278,7 +278,7 @@ def test_driver_killed_then_rerun_resumes_without_losing_finished_work(tmp_path:
     process, handle = _start(command, ray_head, log)
     try:
         # SIGKILL the driver once the second batch (records 2 and 3) has started finishing.
-        _wait_for(lambda: len(list(records_dir.glob("*.json"))) >= 3, process, log, "three finished evaluations")
+        _wait_for(lambda: len(list(records_dir.glob("[0-9]*.json"))) >= 3, process, log, "three finished evaluations")
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
     finally:

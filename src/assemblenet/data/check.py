@@ -3,7 +3,6 @@ or shorter than a clip. Used by ``assemblenet check-videos`` and ``VideoDataset.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from assemblenet.errors import DataError
+from assemblenet.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +130,5 @@ def write_report(results: Sequence[CheckResult], path: str | os.PathLike, *, sou
         "too_short": sum(1 for r in bad if r.problem == "too_short"),
         "bad": [asdict(r) for r in bad],
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, report, indent=2)
     return report

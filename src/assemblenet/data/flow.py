@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 
 from assemblenet.errors import DataError
+from assemblenet.fileio import atomic_dir, atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -141,30 +140,21 @@ def write_flow(destination: str | os.PathLike, flow: np.ndarray, *, fmt: FlowFor
     import cv2
 
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        if fmt == "float16":
-            with open(tmp, "wb") as handle:
-                np.save(handle, np.asarray(flow, dtype=np.float16), allow_pickle=False)
-        elif fmt in _IMAGE_SUFFIX:
-            tmp.mkdir()
-            quantized = quantize_flow(flow, bound)
-            suffix = _IMAGE_SUFFIX[fmt]
-            params = [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    if fmt == "float16":
+        with atomic_path(destination) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, np.asarray(flow, dtype=np.float16), allow_pickle=False)
+    elif fmt in _IMAGE_SUFFIX:
+        quantized = quantize_flow(flow, bound)
+        suffix = _IMAGE_SUFFIX[fmt]
+        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+        with atomic_dir(destination) as tmp:
             for t in range(quantized.shape[0]):
                 for channel, axis in enumerate("xy"):
                     target = tmp / f"flow_{axis}_{t + 1:05d}{suffix}"
                     if not cv2.imwrite(str(target), quantized[t, :, :, channel], params):
-                        raise DataError(f"{target}: could not write flow image")
-        else:
-            raise DataError(f"unknown flow format {fmt!r}; expected one of {FLOW_FORMATS}")
-        if destination.exists() and destination.is_dir():
-            shutil.rmtree(destination)
-        os.replace(tmp, destination)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+                        raise DataError(f"{destination / target.name}: could not write flow image")
+    else:
+        raise DataError(f"unknown flow format {fmt!r}; expected one of {FLOW_FORMATS}")
     return destination
 
 
@@ -328,9 +318,7 @@ def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathL
     if existing and not overwrite and any(existing.get(k) != meta[k] for k in ("method", "format", "bound")):
         raise DataError(f"{out_dir / META_FILE}: existing flow was made with {existing}; use another --out or "
                         "--overwrite")
-    tmp_meta = out_dir / f".{META_FILE}.{os.getpid()}.tmp"
-    tmp_meta.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    os.replace(tmp_meta, out_dir / META_FILE)
+    atomic_write_json(out_dir / META_FILE, meta, indent=2)
 
     report = FlowJobReport()
     jobs = []

@@ -52,14 +52,11 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace``: a reader (or a restart
-    after SIGKILL) sees either the old file or the complete new one."""
+    """``torch.save`` through :func:`assemblenet.fileio.atomic_path` with fsync: a reader (or a restart after
+    SIGKILL or a power loss) sees either the old file or the complete new one."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(obj, tmp)
     return path
 
 

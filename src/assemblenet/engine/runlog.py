@@ -7,7 +7,6 @@ resumed run will write them again) and TensorBoard purges them the same way.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 from pathlib import Path
@@ -15,9 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from assemblenet.fileio import atomic_path, atomic_write_text
-
-logger = logging.getLogger(__name__)
+from assemblenet.fileio import atomic_write_text, save_figure
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -70,13 +67,10 @@ class MetricsLogger:
         elif resume_step is None and self.path.exists():
             self.path.unlink()
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"),
-                                            purge_step=resume_step if resume_step else None)
-            except ImportError:  # pragma: no cover - tensorboard is a dependency
-                logger.warning("tensorboard is not installed; logging to %s only", METRICS_FILE)
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"),
+                                        purge_step=resume_step if resume_step else None)
 
     def log(self, kind: str, step: int, values: Mapping[str, Any]) -> None:
         """Write one record ``{"kind": kind, "step": step, **values}``; numeric values also go to
@@ -84,6 +78,8 @@ class MetricsLogger:
         if self.path is None:
             return
         record = {"kind": kind, "step": int(step), **{k: _clean(v) for k, v in values.items()}}
+        # Appended, not rewritten through assemblenet.fileio: one line per step would make every write copy the
+        # whole log. A line torn by a kill is skipped by read_metrics and dropped on resume (see __init__).
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
@@ -113,11 +109,6 @@ def _pyplot():
     return plt
 
 
-def _atomic_savefig(fig: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-
-
 def plot_training_curves(records: Iterable[Mapping[str, Any]], path: str | os.PathLike,
                          primary_metric: str | None = None) -> Path:
     """Training loss and learning rate per step, and validation metrics per evaluation, as one PNG."""
@@ -144,7 +135,7 @@ def plot_training_curves(records: Iterable[Mapping[str, Any]], path: str | os.Pa
     for ax in axes:
         ax.grid(alpha=0.3)
     path = Path(path)
-    _atomic_savefig(fig, path)
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -172,6 +163,6 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
                             color="white" if normalised[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted class", ylabel="true class", title="confusion matrix")
     path = Path(path)
-    _atomic_savefig(fig, path)
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from assemblenet.errors import ConfigError
-from assemblenet.fileio import atomic_path, atomic_write_json, atomic_write_text
+from assemblenet.fileio import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -269,12 +269,11 @@ def _make_data(data_root: Path, settings: DemoSettings, *, progress: bool) -> st
     if (data_root / MANIFEST_FILE).is_file():
         return f"reusing {data_root}"
     # Written next to the final folder and renamed, so an interrupted run never leaves a half set that looks done.
-    partial = data_root.with_name(data_root.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    make_compositional(partial, train_videos=settings.train_videos, val_videos=settings.val_videos,
-                       test_videos=settings.test_videos, size=settings.video_size, num_frames=settings.video_frames,
-                       progress=progress)
-    os.replace(partial, data_root)
+    remove_stale_temporaries(data_root.parent)  # the half set of a killed run
+    with atomic_dir(data_root) as partial:
+        make_compositional(partial, train_videos=settings.train_videos, val_videos=settings.val_videos,
+                           test_videos=settings.test_videos, size=settings.video_size,
+                           num_frames=settings.video_frames, progress=progress)
     total = settings.train_videos + settings.val_videos + settings.test_videos
     return (f"wrote {total} videos ({settings.train_videos} train / {settings.val_videos} val / "
             f"{settings.test_videos} test) to {data_root}")

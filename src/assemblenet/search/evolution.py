@@ -476,12 +476,8 @@ class SearchRunner:
         if not self.config.tensorboard:
             return
         if self._tensorboard is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as exc:
-                log.warning("tensorboard logging disabled: %s", exc)
-                self.config = dataclasses.replace(self.config, tensorboard=False)
-                return
+            from torch.utils.tensorboard import SummaryWriter
+
             self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
         for key in ("fitness", "best_fitness", "population_mean"):
             if row[key] is not None:

@@ -7,7 +7,6 @@ a *search folder* holds runs. :func:`write_report` accepts either, several at on
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -16,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from assemblenet import fileio
 from assemblenet.errors import ConfigError
-from assemblenet.search.store import EvaluationRecord, RunStore, atomic_write_text, is_run_dir
+from assemblenet.graph.plot import plot_graph
+from assemblenet.search.store import EvaluationRecord, RunStore, is_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +152,8 @@ def write_report(folders: Sequence[str | Path], output: str | Path) -> Path:
             lines += ["![best graph](plots/best_graph.png)", ""]
         lines += ["```", best.graph_with_learned_weights().summary(), "```", ""]
     report = output / "report.md"
-    atomic_write_text(report, "\n".join(lines))
-    atomic_write_text(output / "summary.json", json.dumps(_summary(groups), indent=1) + "\n")
+    fileio.atomic_write_text(report, "\n".join(lines))
+    fileio.atomic_write_json(output / "summary.json", _summary(groups))
     return report
 
 
@@ -268,7 +269,7 @@ def _plot_run(run: RunData, path: Path) -> None:
     axes.set_title(run.label)
     axes.legend(loc="lower right", fontsize="small")
     figure.tight_layout()
-    figure.savefig(path)
+    fileio.save_figure(figure, path)
 
 
 def _plot_overlay(groups: dict[str, list[RunData]], path: Path) -> None:
@@ -286,15 +287,10 @@ def _plot_overlay(groups: dict[str, list[RunData]], path: Path) -> None:
     axes.set_ylabel("best fitness so far")
     axes.legend(loc="lower right", fontsize="small")
     figure.tight_layout()
-    figure.savefig(path)
+    fileio.save_figure(figure, path)
 
 
 def _plot_best_graph(record: EvaluationRecord, path: Path) -> bool:
-    try:
-        from assemblenet.graph.plot import plot_graph
-    except ImportError:
-        log.warning("best-graph figure skipped: assemblenet.graph.plot.plot_graph is not available")
-        return False
     try:
         plot_graph(record.graph_with_learned_weights(), path)
     except Exception as exc:  # a figure must never fail the report

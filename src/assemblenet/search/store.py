@@ -8,8 +8,9 @@ Layout of a run folder (``<search folder>/<strategy>-seed<seed>/``)::
     metrics.jsonl            one line per consumed evaluation (rebuilt from state.json on resume)
     best.yaml, best_official.json   the best graph so far, with its learned connection weights
 
-Every file is JSON/YAML (never pickle) and is replaced with ``os.replace`` from a temporary file, so a reader
-or a restarted search sees either the old or the new version, never a partial one.
+Every file is JSON/YAML (never pickle) and is written through :mod:`assemblenet.fileio` with fsync (a
+finished evaluation must survive a power loss as well as SIGKILL), so a reader or a restarted search sees
+either the old or the new version, never a partial one. ``metrics.jsonl`` alone is appended to.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class RunStore:
         self._remove_stale_temporaries()
         existing = self.read_manifest()
         if existing is None:
-            atomic_write_json(self.manifest_path, {"format": FORMAT, "created": time.time(), **manifest})
+            _write_json(self.manifest_path, {"format": FORMAT, "created": time.time(), **manifest})
             return
         differences = _differences(existing.get("fingerprint"), manifest["fingerprint"])
         if differences:
@@ -145,14 +146,14 @@ class RunStore:
                 "use another --output or the original config"
             )
         # The budget and executor may change between runs; keep the latest for the report.
-        atomic_write_json(self.manifest_path, {**existing, "config": manifest["config"]})
+        _write_json(self.manifest_path, {**existing, "config": manifest["config"]})
 
     # ------------------------------------------------------------------ records
     def record_path(self, index: int) -> Path:
         return self.records_dir / f"{index:0{RECORD_DIGITS}d}.json"
 
     def write_record(self, record: EvaluationRecord) -> None:
-        atomic_write_json(self.record_path(record.index), record.to_dict())
+        _write_json(self.record_path(record.index), record.to_dict())
 
     def read_record(self, index: int) -> EvaluationRecord | None:
         path = self.record_path(index)
@@ -163,7 +164,7 @@ class RunStore:
     def read_records(self) -> dict[int, EvaluationRecord]:
         records = {}
         if self.records_dir.is_dir():
-            for path in sorted(self.records_dir.glob("*.json")):
+            for path in sorted(self.records_dir.glob("[0-9]*.json")):  # not a writer's ".000003.json.*.tmp.json"
                 record = EvaluationRecord.from_dict(_read_json(path), source=str(path))
                 records[record.index] = record
         return records
@@ -177,7 +178,7 @@ class RunStore:
         return _read_json(self.state_path) if self.state_path.is_file() else None
 
     def write_state(self, state: dict[str, Any]) -> None:
-        atomic_write_json(self.state_path, state)
+        _write_json(self.state_path, state)
 
     # ------------------------------------------------------------------ metrics log
     @property
@@ -185,31 +186,27 @@ class RunStore:
         return self.run_dir / "metrics.jsonl"
 
     def append_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        # Appended, not rewritten: a log line per evaluation, rebuilt from state.json on resume (rewrite_metrics),
+        # so a line torn by a kill is replaced there.
         with open(self.metrics_path, "a") as handle:
             for row in rows:
                 handle.write(json.dumps(fileio.json_safe(dict(row))) + "\n")
 
     def rewrite_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
         text = "".join(json.dumps(fileio.json_safe(dict(row))) + "\n" for row in rows)
-        atomic_write_text(self.metrics_path, text)
+        fileio.atomic_write_text(self.metrics_path, text, fsync=True)
 
     def _remove_stale_temporaries(self) -> None:
         for folder in (self.run_dir, self.records_dir):
-            for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
+            fileio.remove_stale_temporaries(folder)
 
 
 def is_run_dir(path: str | Path) -> bool:
     return (Path(path) / "search.json").is_file()
 
 
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(fileio.json_safe(data), indent=1, allow_nan=False) + "\n")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    # fsync: a finished evaluation must survive a power loss as well as SIGKILL.
-    fileio.atomic_write_text(path, text, fsync=True)
+def _write_json(path: Path, data: Any) -> None:
+    fileio.atomic_write_json(path, data, fsync=True)
 
 
 def _read_json(path: Path) -> Any:

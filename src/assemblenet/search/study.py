@@ -954,8 +954,7 @@ def plot_study(runs: Sequence[RunResult], analysis: Mapping[str, Any], path: Pat
     if plotted:
         axes.legend(loc="lower right", fontsize="small")
     figure.tight_layout()
-    with fileio.atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
+    fileio.save_figure(figure, path, format="png")
 
 
 def plot_proxy_vs_test(retrain: Mapping[str, Any], path: Path) -> None:
@@ -979,8 +978,7 @@ def plot_proxy_vs_test(retrain: Mapping[str, Any], path: Path) -> None:
     axes.grid(True, alpha=0.3)
     axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
-    with fileio.atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
+    fileio.save_figure(figure, path, format="png")
 
 
 # ---------------------------------------------------------------------- markdown
