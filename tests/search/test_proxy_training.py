@@ -1,11 +1,7 @@
-"""The proxy-training fitness through the engine's real training loop, on a tiny synthetic set.
-
-Skipped where the engine provides no ``run_training`` yet.
-"""
+"""The proxy-training fitness through the engine's real training loop, on a tiny synthetic set."""
 
 from __future__ import annotations
 
-import importlib
 import random
 from pathlib import Path
 
@@ -16,19 +12,6 @@ from assemblenet.search.fitness import build_fitness
 from assemblenet.search.store import RunStore
 
 from .conftest import tiny_config
-
-
-def _engine_has_run_training() -> bool:
-    engine = importlib.import_module("assemblenet.engine")
-    if hasattr(engine, "run_training"):
-        return True
-    try:
-        return hasattr(importlib.import_module("assemblenet.engine.trainer"), "run_training")
-    except ImportError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _engine_has_run_training(), reason="assemblenet.engine.run_training not available")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from assemblenet.search.store import RunStore
 
 from .conftest import assert_same_sequence, run_sequence, tiny_config
 
-ray = pytest.importorskip("ray")
+ray = pytest.importorskip("ray", reason="needs the optional ray install (pip install 'assemblenet[ray]')")
 
 
 @dataclass(frozen=True)

@@ -40,11 +40,11 @@ from assemblenet.search.store import RunStore
 
 from .conftest import assert_same_sequence, run_sequence
 
-pytest.importorskip("ray")
+pytest.importorskip("ray", reason="needs the optional ray install (pip install 'assemblenet[ray]')")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds Ray workers through /proc"),
-    pytest.mark.skipif(shutil.which("ray") is None, reason="needs the ray command line"),
+    pytest.mark.skipif(shutil.which("ray") is None, reason="needs the ray command line of the optional ray install"),
 ]
 
 REPO = Path(__file__).resolve().parents[2]

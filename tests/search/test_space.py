@@ -46,10 +46,7 @@ def test_violations_name_each_problem() -> None:
 
 def test_official_asnp50_is_outside_the_asn50_space() -> None:
     # It has an object stem, and node 9 feeds nothing (the official structure keeps it).
-    try:
-        graph = official_graph("asnp50")
-    except GraphError:
-        pytest.skip("this graph package cannot load asnp50 (dead node 9) yet")
+    graph = official_graph("asnp50")
     problems = asn50_space().violations(graph)
     assert any("stems are" in p for p in problems)
     assert any("node 9: feeds nothing" in p for p in problems)

@@ -517,7 +517,7 @@ class Trainer:
 def _learned_graph(model: nn.Module, input_graph: Any, cfg: Config, weights: dict[tuple[int, int], float]) -> Any:
     """The input graph (unscaled) carrying the learned strengths; the model's own graph when built from a
     preset."""
-    from assemblenet.engine.modeling import resolve_graph
+    from assemblenet.engine.model_spec import resolve_graph
     from assemblenet.graph import BlockNode
 
     graph = resolve_graph(input_graph if input_graph is not None else cfg.model.graph)

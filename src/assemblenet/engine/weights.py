@@ -32,9 +32,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from assemblenet.fileio import json_safe
+from assemblenet.engine.model_spec import build_model_from_spec
 from assemblenet.errors import CheckpointError
-from assemblenet.fileio import atomic_write_bytes
+from assemblenet.fileio import atomic_write_bytes, json_safe
 
 WEIGHTS_FORMAT = "assemblenet-weights/1"
 SIDECAR_SUFFIX = ".json"
@@ -133,8 +133,6 @@ def load_weights_into(model: nn.Module, weights_path: str | os.PathLike) -> nn.M
 
 def load_model(weights_path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a weights file describes and load its weights. Returns (model in eval mode, sidecar)."""
-    from assemblenet.engine.modeling import build_model_from_spec
-
     sidecar = read_sidecar(weights_path)
     try:
         model = build_model_from_spec(sidecar["model"])
@@ -152,7 +150,6 @@ def load_trained_model(path: str | os.PathLike, *, use_ema: bool = True) -> tupl
     ``crop_size``, ``modalities``, ``config`` and ``source``.
     """
     from assemblenet.engine import checkpoint as ckpt
-    from assemblenet.engine.modeling import build_model_from_spec
 
     path = Path(path)
     if path.is_dir():

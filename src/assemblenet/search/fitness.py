@@ -12,67 +12,29 @@ Implementations:
   (:func:`assemblenet.engine.run_training`) at the space's width multiplier, and reads the validation metric.
 - :class:`assemblenet.search.toy.ToyFitness` (``fitness.kind: toy``) is an analytic benchmark function for
   testing the search mechanics without training.
+
+:class:`FitnessResult` and :class:`FitnessFunction` live in :mod:`assemblenet.search.fitness_types` (which
+implementations import) and are re-exported here.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Mapping
 
-from assemblenet.fileio import json_safe
 from assemblenet.errors import AssembleNetError, ConfigError
 from assemblenet.graph.spec import AssembleNetGraph, BlockNode
-
-Edge = tuple[int, int]
+from assemblenet.search.fitness_types import Edge, FitnessFunction, FitnessResult  # noqa: F401 - re-exported
 
 
 class FitnessUnavailableError(AssembleNetError):
-    """The fitness cannot run in this installation (e.g. the engine's training entry is missing).
-
-    The search stops on it instead of recording the candidate as failed.
+    """The fitness cannot run at all (e.g. the training result lacks what the search needs), so every
+    candidate would fail the same way. The search stops on it instead of recording the candidate as failed.
     """
-
-
-@dataclass(frozen=True)
-class FitnessResult:
-    """The outcome of one fitness run.
-
-    ``learned_weights`` maps ``(source, target)`` node indices of the evaluated graph to the post-sigmoid
-    connection strength the run learned; edges into single-input nodes report 1.0.
-    """
-
-    fitness: float
-    learned_weights: dict[Edge, float] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    wall_time: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "fitness": json_safe(self.fitness),
-            "learned_weights": [[s, t, float(w)] for (s, t), w in sorted(self.learned_weights.items())],
-            "metrics": {k: json_safe(v) for k, v in self.metrics.items()},
-            "wall_time": self.wall_time,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "FitnessResult":
-        fitness = data["fitness"]
-        return cls(
-            fitness=float("nan") if fitness is None else float(fitness),
-            learned_weights={(int(s), int(t)): float(w) for s, t, w in data.get("learned_weights", [])},
-            metrics={k: float("nan") if v is None else v for k, v in data.get("metrics", {}).items()},
-            wall_time=float(data.get("wall_time", 0.0)),
-        )
-
-
-@runtime_checkable
-class FitnessFunction(Protocol):
-    def __call__(self, graph: AssembleNetGraph, *, seed: int, workdir: str | None = None) -> FitnessResult: ...
 
 
 def learned_weights_from_graph(graph: AssembleNetGraph) -> dict[Edge, float]:
@@ -115,7 +77,9 @@ class ProxyTrainingFitness:
     requires_torch = True  # the executor fixes the torch thread count before calling it
 
     def __call__(self, graph: AssembleNetGraph, *, seed: int, workdir: str | None = None) -> FitnessResult:
-        run_training = _engine_training_entry()
+        from assemblenet import engine
+
+        run_training = engine.run_training  # looked up per call, so tests can replace it
         start = time.perf_counter()
         datasets = self._cached_datasets(run_training)
         result = run_training(
@@ -150,19 +114,16 @@ class ProxyTrainingFitness:
 
         Empty (the engine builds its own) unless ``run_training`` is the engine's own, whose data helpers we use.
         """
-        try:
-            engine_config = importlib.import_module("assemblenet.engine.config")
-            engine_trainer = importlib.import_module("assemblenet.engine.trainer")
-            build_split = engine_trainer.build_split
-        except (ImportError, AttributeError):
+        from assemblenet.engine import trainer
+        from assemblenet.engine.config import load_config
+
+        if run_training is not trainer.run_training:
             return {}
-        if run_training is not getattr(engine_trainer, "run_training", None):
-            return {}
-        cfg = engine_config.load_config(self.train_config, list(dict(self.overrides).items()))
+        cfg = load_config(self.train_config, list(dict(self.overrides).items()))
         key = json.dumps([os.getcwd(), str(self.train_config), _plain(cfg.data), _plain(cfg.eval)], sort_keys=True, default=str)
         cached = _DATASET_CACHE.get(key)
         if cached is None:
-            cached = (build_split(cfg, "train"), build_split(cfg, "val"))
+            cached = (trainer.build_split(cfg, "train"), trainer.build_split(cfg, "val"))
             _DATASET_CACHE.clear()  # one proxy task per process; do not hold several decoded sets
             _DATASET_CACHE[key] = cached
         return {"train_dataset": cached[0], "val_dataset": cached[1]}
@@ -178,25 +139,6 @@ def _plain(section: Any) -> Any:
 
         return asdict(section)
     return section
-
-
-def _engine_training_entry() -> Any:
-    try:
-        engine = importlib.import_module("assemblenet.engine")
-    except ImportError as exc:  # pragma: no cover - the package always ships engine/
-        raise FitnessUnavailableError(f"proxy-training fitness needs assemblenet.engine: {exc}") from None
-    run_training = getattr(engine, "run_training", None)
-    if run_training is None:
-        try:
-            run_training = getattr(importlib.import_module("assemblenet.engine.trainer"), "run_training", None)
-        except ImportError:
-            run_training = None
-    if run_training is None:
-        raise FitnessUnavailableError(
-            "proxy-training fitness needs assemblenet.engine.run_training, which this installation does not "
-            "provide yet; use 'fitness: {kind: toy}' to exercise the search without training"
-        )
-    return run_training
 
 
 def _field(result: Any, name: str) -> Any:

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 
 from assemblenet.graph.spec import AssembleNetGraph, BlockNode, StemNode
-from assemblenet.search.fitness import FitnessResult
+from assemblenet.search.fitness_types import FitnessResult
 
 WEIGHT_SHARPNESS = 2.5
 WEIGHT_NOISE = 0.5

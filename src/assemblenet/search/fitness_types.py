@@ -1,0 +1,53 @@
+"""The types every fitness shares: :class:`FitnessResult` and the :class:`FitnessFunction` protocol.
+
+They live apart from :mod:`assemblenet.search.fitness` (which builds the configured fitness, including the toy
+one) so that fitness implementations such as :mod:`assemblenet.search.toy` can import them without importing
+that module back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+from assemblenet.fileio import json_safe
+from assemblenet.graph.spec import AssembleNetGraph
+
+Edge = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class FitnessResult:
+    """The outcome of one fitness run.
+
+    ``learned_weights`` maps ``(source, target)`` node indices of the evaluated graph to the post-sigmoid
+    connection strength the run learned; edges into single-input nodes report 1.0.
+    """
+
+    fitness: float
+    learned_weights: dict[Edge, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    wall_time: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fitness": json_safe(self.fitness),
+            "learned_weights": [[s, t, float(w)] for (s, t), w in sorted(self.learned_weights.items())],
+            "metrics": {k: json_safe(v) for k, v in self.metrics.items()},
+            "wall_time": self.wall_time,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FitnessResult":
+        fitness = data["fitness"]
+        return cls(
+            fitness=float("nan") if fitness is None else float(fitness),
+            learned_weights={(int(s), int(t)): float(w) for s, t, w in data.get("learned_weights", [])},
+            metrics={k: float("nan") if v is None else v for k, v in data.get("metrics", {}).items()},
+            wall_time=float(data.get("wall_time", 0.0)),
+        )
+
+
+@runtime_checkable
+class FitnessFunction(Protocol):
+    def __call__(self, graph: AssembleNetGraph, *, seed: int, workdir: str | None = None) -> FitnessResult: ...
