@@ -47,17 +47,57 @@ def key_error(source: str | os.PathLike | None, key: str, message: str) -> Confi
 
 
 class Checker:
-    """Range checks of one config, all raising ``SOURCE: key 'a.b': message``."""
+    """Range checks of one config, all raising ``SOURCE: key 'a.b': message`` with the same wording.
 
-    def __init__(self, source: str | os.PathLike | None) -> None:
+    With ``config`` given, the checks below look the value up by its dotted key (``check.at_least("data.
+    batch_size", 1)``); a value of None (an optional key left unset) passes them."""
+
+    def __init__(self, source: str | os.PathLike | None, config: Any = None) -> None:
         self.source = source
+        self.config = config
 
     def fail(self, key: str, message: str) -> NoReturn:
         raise key_error(self.source, key, message)
 
     def need(self, condition: bool, key: str, message: str) -> None:
         if not condition:
-            self.fail(key, message)
+            self.fail(key, f"{message}, got {self.value(key)!r}" if self.config is not None else message)
+
+    def value(self, key: str) -> Any:
+        """The value at a dotted key of ``config`` (``space.level_filters[2]`` indexes a list)."""
+        value = self.config
+        for part in key.split("."):
+            name, *indices = part.replace("]", "").split("[")
+            value = value[name] if isinstance(value, Mapping) else getattr(value, name)
+            for index in indices:
+                value = value[int(index)]
+        return value
+
+    def one_of(self, key: str, choices: Iterable[Any]) -> None:
+        value, choices = self.value(key), list(choices)
+        if value not in choices:
+            self.fail(key, f"expected one of {choices}, got {value!r}")
+
+    def at_least(self, key: str, low: float) -> None:
+        value = self.value(key)
+        if value is not None and value < low:
+            self.fail(key, f"must be at least {low}, got {value!r}")
+
+    def positive(self, key: str) -> None:
+        value = self.value(key)
+        if value is not None and not value > 0:
+            self.fail(key, f"must be > 0, got {value!r}")
+
+    def within(self, key: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> None:
+        """``low <= value <= high``, each end open (excluded) on request; the message writes the interval."""
+        value = self.value(key)
+        if value is None:
+            return
+        above = low < value if low_open else low <= value
+        below = value < high if high_open else value <= high
+        if not (above and below):
+            interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            self.fail(key, f"must be in {interval}, got {value!r}")
 
 
 # ---------------------------------------------------------------------- reading
@@ -139,16 +179,19 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[Override]) -> di
 
 
 def read_config(source: str | os.PathLike | Mapping[str, Any] | None, overrides: Iterable[Override] = (), *,
-                what: str = "config file", base_key: str | None = None) -> tuple[dict[str, Any], str]:
+                what: str = "config file", base_key: str | None = None,
+                name_from_file: bool = False) -> tuple[dict[str, Any], str]:
     """The raw mapping of a config (a YAML path or a mapping) with ``overrides`` applied, and the name that
-    errors should give (the path, or ``config`` for a mapping)."""
+    errors should give (the path, or ``config`` for a mapping). With ``name_from_file``, a file without a
+    ``name`` key is named after its stem."""
     if source is None:
-        raw, name = {}, "config"
-    elif isinstance(source, Mapping):
-        raw, name = copy.deepcopy(dict(source)), "config"
-    else:
-        raw, name = read_yaml(source, what=what, base_key=base_key), str(source)
-    return apply_overrides(raw, overrides), name
+        return apply_overrides({}, overrides), "config"
+    if isinstance(source, Mapping):
+        return apply_overrides(source, overrides), "config"
+    raw = apply_overrides(read_yaml(source, what=what, base_key=base_key), overrides)
+    if name_from_file:
+        raw.setdefault("name", Path(source).stem)
+    return raw, str(source)
 
 
 # ---------------------------------------------------------------------- parsing

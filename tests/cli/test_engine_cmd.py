@@ -83,7 +83,7 @@ def test_evaluate_and_predict_take_set_and_print_config(config_path, capsys):
     assert main(["predict", "unused.mp4", "--print-config"]) == 2
     assert "need --config" in _one_error_line(capsys)
     assert main(["evaluate", str(config_path), "--checkpoint", "unused", "--set", "eval.num_clips=0"]) == 2
-    assert _one_error_line(capsys).endswith(f"{config_path}: key 'eval.num_clips': must be >= 1, got 0")
+    assert _one_error_line(capsys).endswith(f"{config_path}: key 'eval.num_clips': must be at least 1, got 0")
 
 
 def test_evaluate_with_a_missing_checkpoint(config_path, tmp_path, capsys):

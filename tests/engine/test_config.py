@@ -58,7 +58,7 @@ def test_bad_keys_and_values_name_the_key(overrides, key):
     ("optim: {epochs: 2.5}\n", "optim.epochs", "expected an integer, got 2.5"),
     ("optim: {lr: fast}\n", "optim.lr", "expected a number, got 'fast'"),
     ("train: {amp: fp8}\n", "train.amp", "expected one of ['none', 'bf16', 'fp16'], got 'fp8'"),
-    ("data: {batch_size: 0}\n", "data.batch_size", "must be >= 1, got 0"),
+    ("data: {batch_size: 0}\n", "data.batch_size", "must be at least 1, got 0"),
     ("model: {dropout: 1.5}\n", "model.dropout", "must be in [0, 1), got 1.5"),
 ])
 def test_file_errors_are_one_line_naming_the_file_and_dotted_key(tmp_path, text, key, message):

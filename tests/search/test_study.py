@@ -74,7 +74,7 @@ def test_defaults() -> None:
         ({"retrain": {"overrides": ["data.val=x"]}}, "retrain.overrides", "expected a mapping"),
         # out of range
         ({"max_evaluations": 0}, "max_evaluations", "at least 1"),
-        ({"seeds": [0, -1]}, "seeds[1]", ">= 0"),
+        ({"seeds": [0, -1]}, "seeds[1]", "must be at least 0, got -1"),
         ({"seeds": [1, 1]}, "seeds", "distinct"),
         ({"strategies": ["evolution", "hillclimb"]}, "strategies[1]", "got 'hillclimb'"),
         ({"bootstrap_samples": 10}, "bootstrap_samples", "at least 100"),

@@ -167,54 +167,32 @@ class Config:
 
 # -- construction and validation ------------------------------------------------------------------------
 def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
-    """Range checks the types cannot express; each message ends with the value found."""
-    check = Checker(source)
-
-    def need(condition: bool, key: str, message: str) -> None:
-        value: Any = cfg
-        for part in key.split("."):
-            value = getattr(value, part)
-        check.need(condition, key, f"{message}, got {value!r}")
-
-    need(cfg.model.width_multiplier > 0, "model.width_multiplier", "must be positive")
-    need(cfg.model.depth in (None, 26, 38, 50, 68, 77, 101), "model.depth", "must be one of 26, 38, 50, 68, 77, 101")
-    need(cfg.model.num_classes is None or cfg.model.num_classes >= 1, "model.num_classes", "must be >= 1")
-    need(0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)")
-    need(cfg.model.flow_iterations >= 1, "model.flow_iterations", "must be >= 1")
-    need(cfg.data.num_frames >= 1, "data.num_frames", "must be >= 1")
-    need(cfg.data.stride >= 1, "data.stride", "must be >= 1")
-    need(cfg.data.crop_size >= 8, "data.crop_size", "must be >= 8")
-    need(cfg.data.batch_size >= 1, "data.batch_size", "must be >= 1")
-    need(cfg.data.num_workers >= 0, "data.num_workers", "must be >= 0")
-    need(bool(cfg.data.modalities) and all(m in ("rgb", "flow") for m in cfg.data.modalities),
-         "data.modalities", "must be a non-empty list of 'rgb'/'flow'")
-    need(cfg.optim.lr > 0, "optim.lr", "must be positive")
-    need(cfg.optim.reference_batch_size >= 1, "optim.reference_batch_size", "must be >= 1")
-    need(0 <= cfg.optim.momentum < 1, "optim.momentum", "must be in [0, 1)")
-    need(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
-    need(0 <= cfg.optim.min_lr, "optim.min_lr", "must be >= 0")
-    need(cfg.optim.warmup_epochs >= 0, "optim.warmup_epochs", "must be >= 0")
-    need(cfg.optim.warmup_steps is None or cfg.optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
-    need(cfg.optim.epochs >= 1, "optim.epochs", "must be >= 1")
-    need(cfg.optim.max_steps is None or cfg.optim.max_steps >= 1, "optim.max_steps", "must be >= 1")
-    need(cfg.optim.grad_clip_norm is None or cfg.optim.grad_clip_norm > 0, "optim.grad_clip_norm",
-         "must be positive (or null to disable)")
-    need(0 <= cfg.optim.label_smoothing < 1, "optim.label_smoothing", "must be in [0, 1)")
-    need(cfg.optim.connection_lr_multiplier > 0, "optim.connection_lr_multiplier", "must be positive")
-    need(cfg.train.precise_bn_batches >= 0, "train.precise_bn_batches", "must be >= 0")
-    need(cfg.train.ema_decay is None or 0 < cfg.train.ema_decay < 1, "train.ema_decay", "must be in (0, 1)")
-    need(cfg.train.num_threads is None or cfg.train.num_threads >= 1, "train.num_threads", "must be >= 1")
-    need(cfg.train.checkpoint_every_steps >= 0, "train.checkpoint_every_steps", "must be >= 0")
-    need(cfg.train.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
-    need(cfg.train.log_every_steps >= 1, "train.log_every_steps", "must be >= 1")
-    need(cfg.train.eval_every_epochs >= 0, "train.eval_every_epochs", "must be >= 0")
+    """Range checks the types cannot express."""
+    check = Checker(source, cfg)
+    check.positive("model.width_multiplier")
+    check.one_of("model.depth", (None, 26, 38, 50, 68, 77, 101))
+    check.within("model.dropout", 0, 1, high_open=True)
+    for key in ("model.num_classes", "model.flow_iterations", "data.num_frames", "data.stride", "data.batch_size",
+                "optim.reference_batch_size", "optim.epochs", "optim.max_steps", "train.num_threads",
+                "train.keep_checkpoints", "train.log_every_steps", "eval.num_clips", "eval.batch_size",
+                "eval.num_frames"):
+        check.at_least(key, 1)
+    for key in ("data.num_workers", "optim.weight_decay", "optim.min_lr", "optim.warmup_epochs", "optim.warmup_steps",
+                "train.precise_bn_batches", "train.checkpoint_every_steps", "train.eval_every_epochs"):
+        check.at_least(key, 0)
+    check.at_least("data.crop_size", 8)
+    modalities = cfg.data.modalities
+    check.need(bool(modalities) and all(m in ("rgb", "flow") for m in modalities), "data.modalities",
+               "must be a non-empty list of 'rgb'/'flow'")
+    for key in ("optim.lr", "optim.connection_lr_multiplier", "optim.grad_clip_norm"):
+        check.positive(key)
+    for key in ("optim.momentum", "optim.label_smoothing"):
+        check.within(key, 0, 1, high_open=True)
+    check.within("train.ema_decay", 0, 1, low_open=True, high_open=True)
     device = cfg.train.device
-    need(device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()),
-         "train.device", "must be auto, cpu, cuda or cuda:N")
-    need(cfg.eval.num_clips >= 1, "eval.num_clips", "must be >= 1")
-    need(cfg.eval.num_crops in (1, 3), "eval.num_crops", "must be 1 or 3")
-    need(cfg.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")
-    need(cfg.eval.num_frames is None or cfg.eval.num_frames >= 1, "eval.num_frames", "must be >= 1")
+    check.need(device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()),
+               "train.device", "must be auto, cpu, cuda or cuda:N")
+    check.one_of("eval.num_crops", (1, 3))
 
 
 def config_from_dict(raw: Mapping[str, Any] | None, *, source: str | os.PathLike | None = "config") -> Config:

@@ -155,13 +155,16 @@ class SearchConfig:
         data.pop("base_dir", None)
         return data
 
-    def to_yaml(self) -> str:
-        """The config as its YAML file would hold it (``fitness`` as ``kind`` plus that kind's options)."""
+    def to_user_dict(self) -> dict[str, Any]:
+        """The config as its YAML file holds it: ``fitness`` is ``kind`` plus that kind's options."""
         data = self.to_dict()
         fitness = data["fitness"]
         options = fitness["toy" if fitness["kind"] == "toy" else "proxy_training"]
         data["fitness"] = {"kind": fitness["kind"], **options}
-        return dump_yaml(data)
+        return data
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self.to_user_dict())
 
     def fingerprint(self) -> dict[str, Any]:
         """The keys that decide which graphs are evaluated and their fitness (compared on resume).
@@ -191,11 +194,8 @@ class SearchConfig:
 def load_search_config(path: str | Path, overrides: Iterable[Override] = ()) -> SearchConfig:
     """The search config of a YAML file, with dotted ``overrides`` (``"search.batch_size=4"`` strings or
     ``(key, value)`` pairs) applied before validation. ``name`` defaults to the file's stem."""
-    data, source = read_config(path, overrides, what="search config")
-    config = search_config_from_dict(data, source=source, base_dir=str(Path(path).parent))
-    if "name" not in data:
-        config = dataclasses.replace(config, name=Path(path).stem)
-    return config
+    data, source = read_config(path, overrides, what="search config", name_from_file=True)
+    return search_config_from_dict(data, source=source, base_dir=str(Path(path).parent))
 
 
 def search_config_from_dict(data: Any, *, source: str = "config", base_dir: str = ".") -> SearchConfig:
@@ -230,68 +230,46 @@ def _parse_fitness(data: Any, source: str) -> FitnessConfig:
 
 # ---------------------------------------------------------------------- semantic checks
 def validate_config(config: SearchConfig, *, source: str = "config") -> None:
-    fail = Checker(source).fail
+    check = Checker(source, config.to_user_dict())  # keys as the file writes them (fitness.steps)
+    check.one_of("strategy", STRATEGIES)
+    _validate_space(config.space, check.fail)
 
-    if config.strategy not in STRATEGIES:
-        fail("strategy", f"expected one of {list(STRATEGIES)}, got {config.strategy!r}")
-    _validate_space(config.space, fail)
-
-    loop = config.search
     for key in ("max_evaluations", "batch_size", "population_size", "tournament_size", "max_consecutive_failures"):
-        if getattr(loop, key) < 1:
-            fail(f"search.{key}", f"must be at least 1, got {getattr(loop, key)}")
+        check.at_least(f"search.{key}", 1)
+    loop = config.search
     if loop.tournament_size > loop.population_size:
-        fail("search.tournament_size",
-             f"{loop.tournament_size} is larger than search.population_size {loop.population_size}")
-    if loop.replacement not in REPLACEMENTS:
-        fail("search.replacement", f"expected one of {list(REPLACEMENTS)}, got {loop.replacement!r}")
+        check.fail("search.tournament_size",
+                   f"{loop.tournament_size} is larger than search.population_size {loop.population_size}")
+    check.one_of("search.replacement", REPLACEMENTS)
 
-    mutation = config.mutation
-    unknown = sorted(set(mutation.probabilities) - set(MUTATION_KINDS))
+    probabilities = config.mutation.probabilities
+    unknown = sorted(set(probabilities) - set(MUTATION_KINDS))
     if unknown:
-        fail(f"mutation.probabilities.{unknown[0]}", f"unknown key; expected some of {list(MUTATION_KINDS)}")
-    for kind, p in mutation.probabilities.items():
-        if p < 0:
-            fail(f"mutation.probabilities.{kind}", f"must be >= 0, got {p}")
-    if sum(mutation.probabilities.values()) <= 0:
-        fail("mutation.probabilities", "at least one mutation needs a positive probability")
-    if not 0.0 < mutation.prune_threshold < 1.0:
-        fail("mutation.prune_threshold", f"must be a sigmoid strength in (0, 1), got {mutation.prune_threshold}")
-    if not 0.0 < mutation.unguided_prune_probability <= 1.0:
-        fail("mutation.unguided_prune_probability", f"must be in (0, 1], got {mutation.unguided_prune_probability}")
-    if mutation.max_attempts < 1:
-        fail("mutation.max_attempts", f"must be at least 1, got {mutation.max_attempts}")
-    if mutation.prune_rule not in PRUNE_RULES:
-        fail("mutation.prune_rule", f"expected one of {list(PRUNE_RULES)}, got {mutation.prune_rule!r}")
-    if not 0.0 < mutation.relative_threshold <= 1.0:
-        fail("mutation.relative_threshold", f"must be a ratio in (0, 1], got {mutation.relative_threshold}")
-    if mutation.min_pruned < 0:
-        fail("mutation.min_pruned", f"must be >= 0, got {mutation.min_pruned}")
-    if mutation.unguided not in UNGUIDED_MODES:
-        fail("mutation.unguided", f"expected one of {list(UNGUIDED_MODES)}, got {mutation.unguided!r}")
+        check.fail(f"mutation.probabilities.{unknown[0]}", f"unknown key; expected some of {list(MUTATION_KINDS)}")
+    for kind in probabilities:
+        check.at_least(f"mutation.probabilities.{kind}", 0)
+    if sum(probabilities.values()) <= 0:
+        check.fail("mutation.probabilities", "at least one mutation needs a positive probability")
+    check.within("mutation.prune_threshold", 0, 1, low_open=True, high_open=True)  # a sigmoid strength
+    check.within("mutation.relative_threshold", 0, 1, low_open=True)  # a ratio to the strongest input
+    check.within("mutation.unguided_prune_probability", 0, 1, low_open=True)
+    check.at_least("mutation.max_attempts", 1)
+    check.at_least("mutation.min_pruned", 0)
+    check.one_of("mutation.prune_rule", PRUNE_RULES)
+    check.one_of("mutation.unguided", UNGUIDED_MODES)
 
-    toy = config.fitness.toy
-    if toy.sleep_seconds < 0:
-        fail("fitness.sleep_seconds", f"must be >= 0, got {toy.sleep_seconds}")
-    if toy.noise < 0:
-        fail("fitness.noise", f"must be >= 0, got {toy.noise}")
-    proxy = config.fitness.proxy_training
-    if config.fitness.kind == "proxy-training" and proxy.steps < 1:
-        fail("fitness.steps", f"must be at least 1, got {proxy.steps}")
+    if config.fitness.kind == "toy":
+        check.at_least("fitness.sleep_seconds", 0)
+        check.at_least("fitness.noise", 0)
+    else:
+        check.at_least("fitness.steps", 1)
 
-    executor = config.executor
-    if executor.kind not in EXECUTOR_KINDS:
-        fail("executor.kind", f"expected one of {list(EXECUTOR_KINDS)}, got {executor.kind!r}")
-    if executor.workers < 1:
-        fail("executor.workers", f"must be at least 1, got {executor.workers}")
-    if executor.torch_threads < 1:
-        fail("executor.torch_threads", f"must be at least 1, got {executor.torch_threads}")
-    if executor.cpus_per_trial <= 0:
-        fail("executor.cpus_per_trial", f"must be > 0, got {executor.cpus_per_trial}")
-    if executor.gpus_per_trial < 0:
-        fail("executor.gpus_per_trial", f"must be >= 0, got {executor.gpus_per_trial}")
-    if executor.max_retries < 0:
-        fail("executor.max_retries", f"must be >= 0, got {executor.max_retries}")
+    check.one_of("executor.kind", EXECUTOR_KINDS)
+    for key in ("workers", "torch_threads"):
+        check.at_least(f"executor.{key}", 1)
+    for key in ("gpus_per_trial", "max_retries"):
+        check.at_least(f"executor.{key}", 0)
+    check.positive("executor.cpus_per_trial")
 
 
 def _validate_space(space: SpaceConfig, fail: Any) -> None:

@@ -130,11 +130,8 @@ class StudyConfig:
 def load_study_config(path: str | Path, overrides: Iterable[Override] = ()) -> StudyConfig:
     """The study config of a YAML file, with dotted ``overrides`` applied before validation. ``name``
     defaults to the file's stem."""
-    data, source = read_config(path, overrides, what="study config")
-    config = study_config_from_dict(data, source=source, base_dir=str(Path(path).parent))
-    if "name" not in data:
-        config = dataclasses.replace(config, name=Path(path).stem)
-    return config
+    data, source = read_config(path, overrides, what="study config", name_from_file=True)
+    return study_config_from_dict(data, source=source, base_dir=str(Path(path).parent))
 
 
 def study_config_from_dict(data: Any, *, source: str = "study config", base_dir: str = ".") -> StudyConfig:
@@ -149,53 +146,37 @@ def study_config_from_dict(data: Any, *, source: str = "study config", base_dir:
 
 
 def validate_study_config(config: StudyConfig) -> None:
-    fail = Checker(config.source).fail
+    from assemblenet.search.baselines import BASELINES
 
+    check = Checker(config.source, config)
+    fail = check.fail
     if not config.name:
         fail("name", "must not be empty")
     if not config.search:
         fail("search", "must name the base search config")
     if not config.search_path.is_file():
         fail("search", f"search config not found: {config.search_path}")
-    if not config.strategies:
-        fail("strategies", "needs at least one strategy")
-    for i, strategy in enumerate(config.strategies):
-        if strategy not in STRATEGIES:
-            fail(f"strategies[{i}]", f"expected one of {list(STRATEGIES)}, got {strategy!r}")
-    if len(set(config.strategies)) != len(config.strategies):
-        fail("strategies", f"must be distinct, got {list(config.strategies)}")
-    if not config.seeds:
-        fail("seeds", "needs at least one seed")
-    for i, seed in enumerate(config.seeds):
-        if seed < 0:
-            fail(f"seeds[{i}]", f"must be >= 0, got {seed}")
-    if len(set(config.seeds)) != len(config.seeds):
-        fail("seeds", f"must be distinct, got {list(config.seeds)}")
-    if config.max_evaluations < 1:
-        fail("max_evaluations", f"must be at least 1, got {config.max_evaluations}")
+    for i in range(len(config.strategies)):
+        check.one_of(f"strategies[{i}]", STRATEGIES)
+    for i in range(len(config.seeds)):
+        check.at_least(f"seeds[{i}]", 0)
+    for key, values in (("strategies", config.strategies), ("seeds", config.seeds)):
+        if not values:
+            fail(key, "must not be empty")
+        if len(set(values)) != len(values):
+            fail(key, f"must be distinct, got {list(values)}")
+    for i in range(len(config.baselines.names)):
+        check.one_of(f"baselines.names[{i}]", BASELINES)
+    for key in ("max_evaluations", "retrain.steps", "retrain.seeds", "retrain.workers", "baselines.seeds"):
+        check.at_least(key, 1)
     if config.bootstrap_samples < 100:
         fail("bootstrap_samples", f"must be at least 100 for a percentile interval, got {config.bootstrap_samples}")
-    retrain = config.retrain
-    if retrain.steps is not None and retrain.steps < 1:
-        fail("retrain.steps", f"must be at least 1 (or null for the config's epochs), got {retrain.steps}")
-    if retrain.seeds < 1:
-        fail("retrain.seeds", f"must be at least 1, got {retrain.seeds}")
-    if retrain.width_multiplier is not None and not 0.0 < retrain.width_multiplier <= 1.0:
-        fail("retrain.width_multiplier", f"must be in (0, 1] (or null for the search space's), got "
-                                         f"{retrain.width_multiplier}")
-    if not retrain.metric:
+    check.within("retrain.width_multiplier", 0, 1, low_open=True)
+    if not config.retrain.metric:
         fail("retrain.metric", "must name an engine metric")
-    if retrain.workers < 1:
-        fail("retrain.workers", f"must be at least 1, got {retrain.workers}")
-    if retrain.enabled and retrain.config is not None and not config.resolve(retrain.config).is_file():
-        fail("retrain.config", f"engine training config not found: {config.resolve(retrain.config)}")
-    from assemblenet.search.baselines import BASELINES
-
-    for i, name in enumerate(config.baselines.names):
-        if name not in BASELINES:
-            fail(f"baselines.names[{i}]", f"expected one of {list(BASELINES)}, got {name!r}")
-    if config.baselines.seeds < 1:
-        fail("baselines.seeds", f"must be at least 1, got {config.baselines.seeds}")
+    retrain_config = config.retrain.config
+    if config.retrain.enabled and retrain_config is not None and not config.resolve(retrain_config).is_file():
+        fail("retrain.config", f"engine training config not found: {config.resolve(retrain_config)}")
 
 
 # ---------------------------------------------------------------------- the study
