@@ -7,7 +7,8 @@ Programmatic entry points:
 - :func:`evaluate` runs multi-view evaluation of a model on a dataset.
 - :func:`save_weights` / :func:`load_trained_model` handle safetensors weights with their JSON sidecar.
 
-This package may import ``assemblenet.models``, ``data``, ``graph`` and ``errors``, never ``search`` or ``cli``.
+This package may import ``assemblenet.models``, ``data``, ``graph`` and the shared top-level modules
+(``errors``, ``fileio``, ``config_schema``), never ``search`` or ``cli``.
 Heavy submodules load lazily so that ``import assemblenet.engine`` stays cheap.
 """
 
