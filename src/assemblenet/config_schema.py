@@ -49,8 +49,9 @@ def key_error(source: str | os.PathLike | None, key: str, message: str) -> Confi
 class Checker:
     """Range checks of one config, all raising ``SOURCE: key 'a.b': message`` with the same wording.
 
-    With ``config`` given, the checks below look the value up by its dotted key (``check.at_least("data.
-    batch_size", 1)``); a value of None (an optional key left unset) passes them."""
+    With ``config`` given (the parsed dataclass or its plain mapping), the checks below look the value up by
+    its dotted key, e.g. ``check.at_least("data.batch_size", 1)``; a value of None (an optional key left unset)
+    passes them."""
 
     def __init__(self, source: str | os.PathLike | None, config: Any = None) -> None:
         self.source = source
@@ -147,11 +148,11 @@ def parse_override(item: str) -> tuple[str, Any]:
     """``"optim.lr=0.1"`` -> ``("optim.lr", 0.1)``. The value is parsed as YAML (``null``, ``[rgb, flow]``,
     ``{a: 1}``); text that is not YAML stays a string."""
     if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. optim.lr=0.1")
+        raise ConfigError(f"override {item!r}: expected KEY=VALUE with a dotted key, e.g. optim.lr=0.1")
     key, text = item.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set {item!r}: the key is empty or has an empty part")
+        raise ConfigError(f"override {item!r}: the key is empty or has an empty part")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
@@ -172,7 +173,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[Override]) -> di
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise key_error("--set", key, f"'{'.'.join(parts[:depth + 1])}' is not a section")
+                raise key_error("override", key, f"'{'.'.join(parts[:depth + 1])}' is not a section")
             node = child
         node[parts[-1]] = value
     return raw
