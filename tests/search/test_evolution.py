@@ -14,6 +14,7 @@ from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.evolution import SearchError, SearchRunner, derive_trial_seed
 from assemblenet.search.executors import SerialExecutor, Trial, TrialOutcome
 from assemblenet.search.fitness import FitnessResult, FitnessUnavailableError
+from assemblenet.search.mutations import rule_from_config
 from assemblenet.search.store import RunStore
 from assemblenet.search.toy import ToyFitness
 
@@ -81,7 +82,7 @@ def test_evolution_children_descend_from_consumed_records_with_guided_pruning(tm
         if record.mutation["kind"] == "connection-guided":
             guided += 1
             parent = records[record.parent]
-            expected = config.mutation.rule().select(parent.graph, parent.learned_weights,
+            expected = rule_from_config(config.mutation).select(parent.graph, parent.learned_weights,
                                                      extra=record.mutation.get("extra_pruned", 0))
             # Pruned plus spared (the kept out-edge of a node alone at its level) is exactly the rule's choice.
             done = [*record.mutation["pruned"], *record.mutation.get("spared", [])]
@@ -99,7 +100,7 @@ def test_matched_control_prunes_as_many_edges_at_the_same_nodes(tmp_path: Path) 
     differs = 0
     for record in matched:
         parent = records[record.parent]
-        guided = config.mutation.rule().select(parent.graph, parent.learned_weights,
+        guided = rule_from_config(config.mutation).select(parent.graph, parent.learned_weights,
                                                extra=record.mutation.get("extra_pruned", 0))
         pruned = [tuple(e) for e in [*record.mutation["pruned"], *record.mutation.get("spared", [])]]
         assert sorted(map(tuple, record.mutation["guided_would_prune"])) == sorted(guided)
@@ -151,7 +152,7 @@ def test_oneshot_thresholds_each_dense_graph(tmp_path: Path) -> None:
     for record in thresholded:
         parent = records[record.parent]
         assert parent.mutation["kind"] == "dense"
-        weak = tiny_config().mutation.rule().select(parent.graph, parent.learned_weights)
+        weak = rule_from_config(tiny_config().mutation).select(parent.graph, parent.learned_weights)
         done = [*record.mutation["pruned"], *record.mutation.get("spared", [])]
         assert sorted(map(tuple, done)) == sorted(weak)
         assert len(record.graph.edges()) < len(parent.graph.edges())

@@ -81,12 +81,6 @@ class MutationConfig:
     unguided_prune_probability: float = 0.2
     max_attempts: int = 20
 
-    def rule(self) -> Any:
-        from assemblenet.search.mutations import PruneRule
-
-        return PruneRule(self.prune_rule, threshold=self.prune_threshold,
-                         relative_threshold=self.relative_threshold, min_pruned=self.min_pruned)
-
 
 @dataclass(frozen=True)
 class ToyFitnessConfig:

@@ -29,7 +29,7 @@ from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.config import SearchConfig
 from assemblenet.search.executors import Executor, Trial, TrialOutcome, make_executor
 from assemblenet.search.fitness import FitnessFunction, FitnessUnavailableError, build_fitness
-from assemblenet.search.mutations import mutate, next_kind, threshold_connections
+from assemblenet.search.mutations import mutate, next_kind, rule_from_config, threshold_connections
 from assemblenet.search.space import SearchSpace
 from assemblenet.search.store import EvaluationRecord, RunStore
 
@@ -214,7 +214,7 @@ class Evolution(Strategy):
             probabilities=cfg.mutation.probabilities,
             connection="guided" if self.guided else cfg.mutation.unguided,
             learned_weights=parent.learned_weights if parent.ok else None,
-            rule=cfg.mutation.rule(),
+            rule=rule_from_config(cfg.mutation),
             prune_probability=cfg.mutation.unguided_prune_probability,
             max_attempts=cfg.mutation.max_attempts,
             accept=ctx.is_new,
@@ -249,7 +249,7 @@ class OneShot(Strategy):
         if record.mutation.get("kind") != "dense" or not record.ok:
             return
         result = threshold_connections(
-            record.graph, record.learned_weights, space=ctx.space, rng=ctx.rng, rule=ctx.config.mutation.rule(),
+            record.graph, record.learned_weights, space=ctx.space, rng=ctx.rng, rule=rule_from_config(ctx.config.mutation),
         )
         if result is None or not ctx.is_new(result.graph):
             log.info("one-shot: thresholding evaluation %d gave no new valid graph", record.index)

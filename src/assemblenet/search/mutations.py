@@ -129,6 +129,12 @@ def _indispensable(graph: AssembleNetGraph, source: int) -> bool:
             and len(graph.nodes_at_level(node.level)) == 1)
 
 
+def rule_from_config(mutation: Any) -> PruneRule:
+    """The prune rule a search config's ``mutation`` section describes."""
+    return PruneRule(mutation.prune_rule, threshold=mutation.prune_threshold,
+                     relative_threshold=mutation.relative_threshold, min_pruned=mutation.min_pruned)
+
+
 def below_threshold_edges(graph: AssembleNetGraph, weights: EdgeWeights, threshold: float) -> list[tuple[int, int]]:
     """The edges the paper's absolute rule prunes (sigmoid weight below ``threshold``), without make-up."""
     return PruneRule("absolute", threshold=threshold, min_pruned=0).select(graph, weights)

@@ -142,6 +142,7 @@ def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float],
     from tqdm import tqdm
 
     from assemblenet.search.executors import Trial, make_executor
+    from assemblenet.search.mutations import rule_from_config
     from assemblenet.search.fitness import build_fitness
     from assemblenet.search.space import SearchSpace
 
@@ -185,7 +186,7 @@ def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float],
                     executor.close()
             results = [cache.rows[_Cache.key(s, m, g, seed)] for g, seed in cell]
             reports.append(summarise_cell(s, m, reference, results[:seeds], sample, results[seeds:],
-                                          config.mutation.rule()))
+                                          rule_from_config(config.mutation)))
             atomic_write_json(output / "noise_grid.json", json_safe({
                 "config": config.to_dict(), "seeds": seeds, "graphs": graphs,
                 "cells": [dataclasses.asdict(r) for r in reports]}))
