@@ -217,12 +217,11 @@ def run_demo(output: str | os.PathLike = "demo_output", *, quick: bool = False, 
 
     started = steps.begin(f"guided evolutionary search ({settings.evaluations} candidates, "
                           f"{settings.search_steps} proxy steps each, fitness: val mAP)")
-    best_graph, search_note, mutations = _search(out, settings, data_root, seed=seed, progress=progress)
+    best_graph, search_note, mutations, space = _search(out, settings, data_root, seed=seed, progress=progress)
     steps.end(started, search_note)
     echo(f"      {mutation_line(mutations)}")
 
     started = steps.begin(f"training three wirings from scratch ({settings.train_steps} steps each)")
-    space = _space(settings)
     graphs = {SEARCHED: best_graph, LATE_FUSION: baseline_graph("late_fusion", space),
               ASN50: baseline_graph("asn50", space)}
     train_dir = out / "train"
@@ -253,13 +252,6 @@ def run_demo(output: str | os.PathLike = "demo_output", *, quick: bool = False, 
     echo(f"report: {report}   (total {wall:.0f} s)")
     return DemoResult(output=out, models=evaluated, mutations=mutations, table=table, report=report,
                       wall_seconds=wall)
-
-
-def _space(settings: DemoSettings) -> Any:
-    from assemblenet.search.config import SpaceConfig
-
-    plain = {k: tuple(v) if isinstance(v, list) else v for k, v in SPACE.items()}
-    return SpaceConfig(**plain, width_multiplier=settings.width_multiplier)
 
 
 def _make_data(data_root: Path, settings: DemoSettings, *, progress: bool) -> str:
@@ -305,7 +297,7 @@ def mutation_line(mutations: dict[str, Any]) -> str:
 
 
 def _search(out: Path, settings: DemoSettings, data_root: Path, *, seed: int,
-            progress: bool) -> tuple[Any, str, dict[str, Any]]:
+            progress: bool) -> tuple[Any, str, dict[str, Any], Any]:
     from assemblenet.search.config import search_config_from_dict
     from assemblenet.search.evolution import SearchError, SearchRunner, run_dir_name
 
@@ -325,7 +317,7 @@ def _search(out: Path, settings: DemoSettings, data_root: Path, *, seed: int,
     best = summary.best
     note = (f"{'resumed; ' if resumed else ''}{summary.evaluations} candidates, best proxy val mAP "
             f"{best.fitness:.3f} (candidate {best.index})")
-    return best.graph.without_edge_weights(), note, mutation_counts(run_dir)
+    return best.graph.without_edge_weights(), note, mutation_counts(run_dir), config.space
 
 
 def _train(folder: Path, name: str, description: str, graph: Any, settings: DemoSettings, data_root: Path, *,
