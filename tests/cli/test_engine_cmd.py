@@ -103,6 +103,17 @@ def test_predict_prints_top_classes_and_writes_a_timeline(weights, synthetic_roo
     assert json.loads(timeline.read_text())["windows"] and timeline.with_suffix(".png").is_file()
 
 
+def test_predict_in_bf16_ranks_like_fp32(weights, synthetic_root, capsys):
+    video = sorted((synthetic_root / "videos").glob("*.mp4"))[0]
+    scores = {}
+    for precision in ("fp32", "bf16"):
+        assert main(["predict", str(video), "--checkpoint", str(weights), "--topk", "6", "--json",
+                     "--precision", precision]) == 0
+        scores[precision] = {row["class_index"]: row["score"] for row in json.loads(capsys.readouterr().out)}
+    assert scores["bf16"].keys() == scores["fp32"].keys()
+    assert max(abs(scores["bf16"][k] - scores["fp32"][k]) for k in scores["fp32"]) < 0.01
+
+
 def test_predict_with_an_unreadable_video(weights, tmp_path, capsys):
     broken = tmp_path / "broken.mp4"
     broken.write_text("this is not a video")

@@ -14,6 +14,12 @@ from assemblenet.config_schema import add_config_arguments
 logger = logging.getLogger(__name__)
 
 
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="weights and activations in float32 (default) or bfloat16; the flow layer and the "
+                             "head stay float32. bf16 is fast only with native bf16 (AVX-512-BF16/AMX CPUs, GPUs)")
+
+
 def register(subparsers) -> None:
     train = subparsers.add_parser(
         "train", help="train a model from a config (resumes automatically)",
@@ -38,6 +44,7 @@ def register(subparsers) -> None:
     add_config_arguments(evaluate)
     evaluate.add_argument("--out", help="report folder (default: <output.dir>/eval_<checkpoint name>)")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_precision_argument(evaluate)
     evaluate.set_defaults(func=run_evaluate)
 
     predict = subparsers.add_parser(
@@ -54,6 +61,7 @@ def register(subparsers) -> None:
     predict.add_argument("--hop", type=positive_int, help="frames between window starts (default: one window span)")
     predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     predict.add_argument("--json", action="store_true", help="print the top classes as JSON")
+    add_precision_argument(predict)
     predict.set_defaults(func=run_predict)
 
     export = subparsers.add_parser(
@@ -104,6 +112,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from assemblenet.engine.distributed import init_distributed
     from assemblenet.engine.evaluator import evaluate, write_eval_outputs
     from assemblenet.engine.metrics import primary_metric_name
+    from assemblenet.engine.modeling import prepare_for_inference
     from assemblenet.engine.trainer import build_split, resolve_device
     from assemblenet.engine.weights import load_trained_model
 
@@ -124,10 +133,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         raise CheckpointError(f"{checkpoint} predicts {num_classes} classes but the validation set has "
                               f"{dataset.num_classes}")
-    model = model.to(device)
+    model = prepare_for_inference(model, device=device, precision=args.precision)
+    amp = "none" if args.precision == "bf16" else cfg.train.amp if device.type == "cuda" else \
+        ("bf16" if cfg.train.amp != "none" else "none")
     result = evaluate(model, dataset, device=device, batch_size=cfg.eval.batch_size, num_workers=cfg.data.num_workers,
-                      aggregation=cfg.eval.aggregation, amp=cfg.train.amp if device.type == "cuda" else
-                      ("bf16" if cfg.train.amp != "none" else "none"), progress=not args.no_progress)
+                      aggregation=cfg.eval.aggregation, amp=amp, progress=not args.no_progress)
     primary = primary_metric_name(cfg.eval.metric, result.multi_label)
     result.metrics["metric"] = result.metrics.get(primary, float("nan"))
     if not dist_info.is_main:
@@ -154,6 +164,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 # -- predict -----------------------------------------------------------------------------------------------
 def run_predict(args: argparse.Namespace) -> int:
+    from assemblenet.engine.modeling import prepare_for_inference
     from assemblenet.engine.predict import predict_video, write_timeline
     from assemblenet.engine.weights import load_trained_model
     from assemblenet.errors import CheckpointError, ConfigError, DataError
@@ -180,6 +191,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if not video.exists():
         raise DataError(f"video not found: {video}")
     model, info = load_trained_model(checkpoint)
+    model = prepare_for_inference(model, device=args.device, precision=args.precision)
     prediction = predict_video(model, video, num_frames=int(info["num_frames"]), crop_size=int(info["crop_size"]),
                                class_names=info.get("class_names"), multi_label=info["multi_label"], hop=args.hop,
                                device=args.device)
@@ -200,10 +212,12 @@ def run_predict(args: argparse.Namespace) -> int:
 # -- export ------------------------------------------------------------------------------------------------
 def run_export(args: argparse.Namespace) -> int:
     from assemblenet.engine.export import export_model
+    from assemblenet.engine.modeling import prepare_for_inference
     from assemblenet.engine.weights import load_trained_model
 
     checkpoint = Path(args.checkpoint)
     model, info = load_trained_model(checkpoint)
+    model = prepare_for_inference(model)  # exported graphs carry the folded BatchNorm
     if args.output:
         output = Path(args.output)
     else:

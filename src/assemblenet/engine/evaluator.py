@@ -23,7 +23,7 @@ from torch import nn
 
 from assemblenet.engine import metrics as M
 from assemblenet.engine.distributed import SeededDataset, ShardedEvalSampler, all_gather_objects, current_dist_info
-from assemblenet.engine.modeling import model_inputs
+from assemblenet.engine.modeling import model_dtype, model_inputs
 from assemblenet.fileio import atomic_path, atomic_write_text, json_safe
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ def evaluate(model: nn.Module, dataset: Any, *, device: torch.device | str = "cp
                                          pin_memory=device.type == "cuda")
     was_training = model.training
     model.eval()
+    dtype = model_dtype(model)
     rows: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     video_index: list[int] = []
@@ -92,7 +93,7 @@ def evaluate(model: nn.Module, dataset: Any, *, device: torch.device | str = "cp
         bar = tqdm(loader, desc=desc, unit="batch", disable=not (progress and info.is_main), leave=False)
         for clip, target, meta in bar:
             with autocast_context(device, amp):
-                logits = model(*model_inputs(clip, device, non_blocking=True))
+                logits = model(*model_inputs(clip, device, non_blocking=True, dtype=dtype))
             logits = logits.float()
             probs = torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
             rows.append(probs.cpu())

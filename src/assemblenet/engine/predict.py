@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from assemblenet.engine.modeling import model_dtype
 from assemblenet.fileio import atomic_path, atomic_write_json
 from assemblenet.errors import ConfigError
 
@@ -98,7 +99,7 @@ def predict_video(model: nn.Module, path: str | os.PathLike, *, num_frames: int,
 
 
 def _score(model: nn.Module, clips: torch.Tensor, device: torch.device, multi_label: bool) -> torch.Tensor:
-    logits = model(clips.to(device)).float()
+    logits = model(clips.to(device, dtype=model_dtype(model))).float()
     return (torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)).cpu()
 
 

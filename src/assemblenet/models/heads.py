@@ -7,6 +7,7 @@ from typing import List, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 
 class AssembleNetHead(nn.Module):
@@ -19,7 +20,11 @@ class AssembleNetHead(nn.Module):
     Output nodes of equal width are averaged as in the reference. If their widths differ (possible in
     searched graphs, impossible in the reference), their features are concatenated instead.
 
-    Shapes: a list of ``[B, C, T, H, W]`` -> ``[B, num_classes]``.
+    The pooling and the linear layer compute in float32 whatever the model's dtype (a model converted with
+    ``.to(torch.bfloat16)`` still returns float32 logits): averaging thousands of activations and the final
+    scores are where bf16's 8-bit mantissa would cost accuracy, and the head is a negligible share of the work.
+
+    Shapes: a list of ``[B, C, T, H, W]`` -> ``[B, num_classes]`` (float32).
     """
 
     def __init__(
@@ -53,11 +58,28 @@ class AssembleNetHead(nn.Module):
             total = total + pooled[k]
         return total / len(pooled) if len(pooled) > 1 else total
 
+    def _linear_fp32(self, features: Tensor) -> Tensor:
+        bias = self.fc.bias
+        return F.linear(features.float(), self.fc.weight.float(), None if bias is None else bias.float())
+
+    @torch.jit.unused
+    def _linear_fp32_eager(self, features: Tensor) -> Tensor:
+        """:meth:`_linear_fp32`, also under autocast (which would otherwise run the layer in bf16/fp16)."""
+        device_type = features.device.type
+        if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type):
+            with torch.autocast(device_type=device_type, enabled=False):
+                return self._linear_fp32(features)
+        return self._linear_fp32(features)
+
     def forward(self, outputs: List[Tensor]) -> Tensor:
         features = self.dropout(self.features(outputs))
-        logits = self.fc(features)
+        if torch.jit.is_scripting():
+            logits = self._linear_fp32(features)
+        else:
+            logits = self._linear_fp32_eager(features)
         if self.max_pool_predictions:
             frames = logits.shape[1]
             attention = torch.softmax(logits / math.sqrt(frames), dim=1)
             logits = (logits * attention).sum(dim=1)
         return logits
+
