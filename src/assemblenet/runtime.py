@@ -44,3 +44,41 @@ def keep_freed_memory() -> bool:
     if ok:
         _log.debug("glibc malloc set to keep freed memory (M_MMAP_MAX=0, no trimming)")
     return ok
+
+
+# Instruction sets that decide which CPU kernels PyTorch can use (oneDNN bf16 needs avx512_bf16 or amx).
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+
+
+def machine_info() -> dict:
+    """What a benchmark figure was measured on: CPU model, logical CPUs, the relevant instruction sets,
+    torch's CPU capability and whether bf16 runs natively. ``signature`` is one line for comparing machines."""
+    import os
+    import platform
+
+    import torch
+
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as handle:  # Linux; elsewhere the platform's processor string
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine()
+    isa = [flag for flag in _ISA_FLAGS if flag in flags]
+    info = {
+        "cpu": model,
+        "logical_cpus": os.cpu_count(),
+        "isa": isa,
+        "torch": torch.__version__,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "python": platform.python_version(),
+    }
+    info["signature"] = f"{info['cpu']}, {info['logical_cpus']} CPUs, {'/'.join(isa) or 'no AVX2'}"
+    return info

@@ -1,0 +1,250 @@
+"""AssembleNet on a GPU: training clips/s and model FLOP utilisation, inference clips/s and peak memory, and the
+representation flow (eager and compiled) checked against the CPU layer. One short run answers it all.
+
+    python benchmarks/gpu_speed.py --json gpu_speed.json          # on a CUDA machine, well under 8 minutes
+    python benchmarks/gpu_speed.py --device cpu --tiny            # smoke run anywhere (the test suite runs it)
+
+MFU is the model's training FLOPs (3x the forward FLOPs that ``summarize_model`` counts, the usual estimate)
+per second over the best bf16 matmul throughput measured on the same device in the same run (not a datasheet
+figure). Training runs under bf16 autocast with fp32 master weights, channels-last 3-D activations, with and
+without ``torch.compile``; inference uses the folded-BatchNorm model converted to bf16. Every stage respects a
+wall-clock budget: when the budget is spent the remaining stages are skipped and reported as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from assemblenet import runtime
+from assemblenet.cli.arguments import positive_int
+from assemblenet.engine.modeling import prepare_for_inference
+from assemblenet.fileio import atomic_write_json
+from assemblenet.models import RepresentationFlow, create_model
+from assemblenet.models.summary import summarize_model
+
+TINY_MODEL = dict(name="assemblenet50_searchable", depth=26, width_multiplier=0.125, flow_iterations=2)
+
+
+class Budget:
+    """Seconds left of the run's wall-clock budget."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.perf_counter() + seconds
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device, *, repeats: int, warmup: int) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
+
+
+def matmul_peak(device: torch.device, *, tiny: bool) -> dict[str, float]:
+    """Best bf16 matmul TFLOP/s over a few square sizes (the MFU denominator)."""
+    best = {}
+    for n in ((256, 512) if tiny else (4096, 8192, 16384)):
+        a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+        b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+        stats = timed(lambda: torch.mm(a, b), device, repeats=3 if tiny else 10, warmup=1 if tiny else 3)
+        best[str(n)] = 2 * n ** 3 / stats["min_s"] / 1e12
+        del a, b
+    return {"per_size_tflops": best, "peak_tflops": max(best.values())}
+
+
+def channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """Channels-last weights (5-D convs: channels_last_3d, 4-D: channels_last), matching the activations the
+    model already keeps channels-last, so cuDNN picks its NHWC kernels without transposes."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() == 5:
+                parameter.data = parameter.data.contiguous(memory_format=torch.channels_last_3d)
+            elif parameter.dim() == 4:
+                parameter.data = parameter.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
+def build_model(args: argparse.Namespace) -> torch.nn.Module:
+    if args.tiny:
+        spec = dict(TINY_MODEL)
+        return create_model(spec.pop("name"), num_classes=args.num_classes, **spec)
+    return create_model(args.model, num_classes=args.num_classes)
+
+
+def train_stage(args: argparse.Namespace, device: torch.device, *, compiled: bool, flops_per_clip: float,
+                peak_tflops: float, budget: Budget) -> dict:
+    torch.manual_seed(0)
+    model = channels_last(build_model(args).to(device)).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    clip = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=device)
+    labels = torch.randint(0, args.num_classes, (args.batch,), device=device)
+    forward = torch.compile(model) if compiled else model
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = torch.nn.functional.cross_entropy(forward(clip), labels)
+        loss.backward()
+        optimizer.step()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    step()  # compiles when compiled
+    synchronize(device)
+    first_step_s = time.perf_counter() - start
+    stats = timed(step, device, repeats=args.steps, warmup=1)
+    clips_per_s = args.batch / stats["median_s"]
+    row = {"stage": "train bf16 autocast" + (" + torch.compile" if compiled else ""), **stats,
+           "first_step_s": first_step_s, "clips_per_s": clips_per_s,
+           "achieved_tflops": 3 * flops_per_clip * clips_per_s / 1e12}
+    row["mfu"] = row["achieved_tflops"] / peak_tflops
+    if device.type == "cuda":
+        row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    return row
+
+
+def inference_stage(args: argparse.Namespace, device: torch.device, *, flops_per_clip: float,
+                    peak_tflops: float) -> dict:
+    torch.manual_seed(0)
+    model = prepare_for_inference(build_model(args), device=device, precision="bf16")
+    model = channels_last(model)
+    clip = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=device, dtype=torch.bfloat16)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with torch.inference_mode():
+        stats = timed(lambda: model(clip), device, repeats=args.steps, warmup=2)
+    clips_per_s = args.batch / stats["median_s"]
+    row = {"stage": "inference bf16 (BN folded)", **stats, "clips_per_s": clips_per_s,
+           "achieved_tflops": flops_per_clip * clips_per_s / 1e12}
+    row["mfu"] = row["achieved_tflops"] / peak_tflops
+    if device.type == "cuda":
+        row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    return row
+
+
+def flow_stage(args: argparse.Namespace, device: torch.device, *, compiled: bool, budget: Budget) -> dict:
+    """The representation flow on ``device`` (eager or compiled), timed at the benchmark clip and checked
+    against the CPU layer on a smaller clip."""
+    iterations = TINY_MODEL["flow_iterations"] if args.tiny else 40
+    layer = RepresentationFlow(num_iterations=iterations).to(device)
+    run = torch.compile(layer) if compiled else layer
+    torch.manual_seed(0)
+    check = torch.rand(2, 3, 8, 64, 64)
+    with torch.inference_mode():
+        expected = RepresentationFlow(num_iterations=iterations)(check)
+        got = run(check.to(device)).float().cpu()
+    max_abs_diff = float((got - expected).abs().max())
+    clip = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=device)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        run(clip)
+        synchronize(device)
+        first_call_s = time.perf_counter() - start
+        stats = timed(lambda: run(clip), device, repeats=args.steps, warmup=1)
+    return {"stage": "representation flow" + (" (torch.compile)" if compiled else " (eager)"), **stats,
+            "first_call_s": first_call_s, "clips_per_s": args.batch / stats["median_s"],
+            "max_abs_diff_vs_cpu": max_abs_diff, "iterations": iterations}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu")
+    parser.add_argument("--model", default="assemblenet50")
+    parser.add_argument("--num-classes", type=positive_int, default=157)
+    parser.add_argument("--batch", type=positive_int, default=8)
+    parser.add_argument("--frames", type=positive_int, default=32)
+    parser.add_argument("--size", type=positive_int, default=224)
+    parser.add_argument("--steps", type=positive_int, default=10, help="timed steps per stage")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="also run the torch.compile stages (default: on for CUDA, off for CPU)")
+    parser.add_argument("--budget-s", type=float, default=450.0, help="wall-clock budget; later stages are skipped")
+    parser.add_argument("--tiny", action="store_true", help="tiny model and clip (a smoke run)")
+    parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.batch, args.frames, args.size, args.steps = min(args.batch, 2), 4, 32, min(args.steps, 2)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("gpu_speed: CUDA is not available on this machine; pass --device cpu for a smoke run", file=sys.stderr)
+        return 2
+    compile_stages = args.compile if args.compile is not None else device.type == "cuda"
+    budget = Budget(args.budget_s)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        name = torch.cuda.get_device_name(device)
+    else:
+        runtime.keep_freed_memory()
+        name = runtime.machine_info()["signature"]
+    print(f"device: {name}; torch {torch.__version__}; clip {args.batch}x3x{args.frames}x{args.size}x{args.size}",
+          flush=True)
+
+    peak = matmul_peak(device, tiny=args.tiny)
+    print(f"bf16 matmul peak: {peak['peak_tflops']:.1f} TFLOP/s ({peak['per_size_tflops']})", flush=True)
+    flops_per_clip = summarize_model(build_model(args), frames=args.frames, size=args.size).total_flops
+    stages: list[dict] = []
+    skipped: list[str] = []
+    plan: list[tuple[str, Callable[[], dict]]] = [
+        ("train", lambda: train_stage(args, device, compiled=False, flops_per_clip=flops_per_clip,
+                                      peak_tflops=peak["peak_tflops"], budget=budget)),
+        ("inference", lambda: inference_stage(args, device, flops_per_clip=flops_per_clip,
+                                              peak_tflops=peak["peak_tflops"])),
+        ("flow eager", lambda: flow_stage(args, device, compiled=False, budget=budget)),
+    ]
+    if compile_stages:
+        plan += [("flow compiled", lambda: flow_stage(args, device, compiled=True, budget=budget)),
+                 ("train compiled", lambda: train_stage(args, device, compiled=True, flops_per_clip=flops_per_clip,
+                                                        peak_tflops=peak["peak_tflops"], budget=budget))]
+    for name_, run in plan:
+        if budget.left() <= 0:
+            skipped.append(name_)
+            print(f"  {name_}: skipped (budget of {args.budget_s:.0f} s spent)", flush=True)
+            continue
+        try:
+            row = run()
+        except Exception as error:  # a failed stage (e.g. a compile error) is a result, not the end of the run
+            row = {"stage": name_, "error": f"{type(error).__name__}: {error}"}
+        stages.append(row)
+        print("  " + json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}),
+              flush=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    payload = {"command": "python benchmarks/gpu_speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
+               "device": name, "torch": torch.__version__, "batch": args.batch, "frames": args.frames,
+               "size": args.size, "model": TINY_MODEL if args.tiny else args.model,
+               "gflop_per_clip_forward": flops_per_clip / 1e9, "bf16_matmul_peak": peak, "stages": stages,
+               "skipped": skipped, "budget_s": args.budget_s, "wall_s": args.budget_s - budget.left(),
+               "mfu_target": 0.35}
+    if args.json:
+        atomic_write_json(args.json, payload)
+        print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
