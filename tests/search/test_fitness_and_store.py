@@ -164,3 +164,20 @@ def test_stale_temporaries_are_removed_and_bad_json_is_named(tmp_path: Path) -> 
     store.record_path(5).write_text("{not json")
     with pytest.raises(ConfigError, match="000005.json: not valid JSON"):
         store.read_records()
+
+
+def test_mutation_kind_counts_read_records_and_history_rows_alike() -> None:
+    from assemblenet.search.store import mutation_kind_counts
+
+    base = _record(0)
+    kinds = [(None, {"kind": "initial"}), (0, {"kind": "connection-guided"}), (0, {"kind": "dilation"}),
+             (1, {"kind": "connection-guided"}), (2, {"kind": "dilation", "fallback_from": "merge"})]
+    records = [EvaluationRecord(**{**base.__dict__, "index": i, "parent": parent, "mutation": mutation})
+               for i, (parent, mutation) in enumerate(kinds)]
+    rows = [{"parent": parent, "mutation": mutation["kind"], "fallback_from": mutation.get("fallback_from")}
+            for parent, mutation in kinds]
+    for entries in (records, rows):
+        assert mutation_kind_counts(entries) == {"connection-guided": 2, "dilation": 2}
+        assert mutation_kind_counts(entries, children_only=False)["initial"] == 1
+        assert mutation_kind_counts(entries, mark_fallbacks=True) == {"connection-guided": 2, "dilation": 1,
+                                                                      "dilation<-merge": 1}

@@ -273,19 +273,15 @@ def _make_data(data_root: Path, settings: DemoSettings, *, progress: bool) -> st
 
 def mutation_counts(run_dir: Path) -> dict[str, Any]:
     """Children of the search by mutation kind, and the guided connection mutations among them."""
-    from assemblenet.search.store import RunStore
+    from assemblenet.search.store import RunStore, mutation_kind_counts
 
     store = RunStore(run_dir)
     config = (store.read_manifest() or {}).get("config", {})
     share = float(config.get("mutation", {}).get("probabilities", {}).get("connection", 0.0))
     total_p = sum(config.get("mutation", {}).get("probabilities", {}).values()) or 1.0
-    by_kind: dict[str, int] = {}
-    for record in store.read_records().values():
-        if record.parent is not None:
-            kind = record.mutation.get("kind", "?")
-            by_kind[kind] = by_kind.get(kind, 0) + 1
+    by_kind = mutation_kind_counts(store.read_records().values())
     children = sum(by_kind.values())
-    return {"children": children, "by_kind": dict(sorted(by_kind.items())),
+    return {"children": children, "by_kind": by_kind,
             "guided_connection": by_kind.get("connection-guided", 0), "configured_share": share / total_p}
 
 

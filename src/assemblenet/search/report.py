@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from assemblenet import fileio
 from assemblenet.errors import ConfigError
 from assemblenet.graph.plot import plot_graph
-from assemblenet.search.store import EvaluationRecord, RunStore, is_run_dir
+from assemblenet.search.store import EvaluationRecord, RunStore, is_run_dir, mutation_kind_counts
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +43,7 @@ class RunData:
     @property
     def children_by_kind(self) -> dict[str, int]:
         """Evaluations with a parent, counted by mutation kind (``fallback_from`` children as ``kind<-from``)."""
-        counts: dict[str, int] = {}
-        for row in self.history:
-            if row.get("parent") is None:
-                continue
-            kind = str(row.get("mutation"))
-            if row.get("fallback_from"):
-                kind += f"<-{row['fallback_from']}"
-            counts[kind] = counts.get(kind, 0) + 1
-        return counts
+        return mutation_kind_counts(self.history, mark_fallbacks=True)
 
     @property
     def best_fitness(self) -> float | None:

@@ -201,6 +201,28 @@ class RunStore:
             fileio.remove_stale_temporaries(folder)
 
 
+def mutation_kind_counts(entries: Iterable[EvaluationRecord | Mapping[str, Any]], *, children_only: bool = True,
+                         mark_fallbacks: bool = False) -> dict[str, int]:
+    """Evaluations counted by mutation kind, sorted by kind: the one count the demo, the report and the study show.
+
+    ``entries`` are records or the history rows of ``state.json``. ``children_only`` skips evaluations without a
+    parent (initial samples); ``mark_fallbacks`` counts a child whose planned kind had no valid move as
+    ``kind<-planned``.
+    """
+    counts: dict[str, int] = {}
+    for entry in entries:
+        if isinstance(entry, EvaluationRecord):
+            parent, kind = entry.parent, entry.mutation.get("kind", "unknown")
+            fallback = entry.mutation.get("fallback_from")
+        else:
+            parent, kind, fallback = entry.get("parent"), entry.get("mutation", "unknown"), entry.get("fallback_from")
+        if children_only and parent is None:
+            continue
+        label = f"{kind}<-{fallback}" if mark_fallbacks and fallback else str(kind)
+        counts[label] = counts.get(label, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def is_run_dir(path: str | Path) -> bool:
     return (Path(path) / "search.json").is_file()
 

@@ -41,7 +41,7 @@ from assemblenet.config_schema import Checker, Override, dump_yaml, key_error, p
 from assemblenet.errors import ConfigError
 from assemblenet.search import stats
 from assemblenet.search.config import STRATEGIES, SearchConfig, load_search_config
-from assemblenet.search.store import EvaluationRecord, RunStore
+from assemblenet.search.store import EvaluationRecord, RunStore, mutation_kind_counts
 
 log = logging.getLogger(__name__)
 
@@ -654,14 +654,7 @@ class RunResult:
 
     def mutation_counts(self) -> tuple[dict[str, int], dict[str, int]]:
         """Counts of ``mutation.kind`` over the children (records with a parent) and over all records."""
-        children: dict[str, int] = {}
-        everything: dict[str, int] = {}
-        for record in self.records:
-            kind = str(record.mutation.get("kind", "unknown"))
-            everything[kind] = everything.get(kind, 0) + 1
-            if record.parent is not None:
-                children[kind] = children.get(kind, 0) + 1
-        return children, everything
+        return mutation_kind_counts(self.records), mutation_kind_counts(self.records, children_only=False)
 
 
 def is_connection_kind(kind: str) -> bool:
