@@ -65,13 +65,14 @@ def _check_job(args: tuple) -> CheckResult:
 
 
 def check_videos(paths: Iterable[str | os.PathLike], *, workers: int = 1, min_frames: int = 1,
-                 full_decode: bool = False, frame_fps: float = 30.0, progress: bool = True) -> list[CheckResult]:
+                 full_decode: bool = False, frame_fps: float = 30.0, progress: bool = True,
+                 desc: str = "checking videos") -> list[CheckResult]:
     """Check many videos in parallel (``workers`` processes; <= 1 checks in this process), with a progress
     bar. Results keep the order of ``paths``; bad files are logged as warnings."""
     from tqdm import tqdm
 
     jobs = [(str(p), min_frames, full_decode, frame_fps) for p in paths]
-    bar = tqdm(total=len(jobs), desc="checking videos", unit="video", disable=not progress)
+    bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress)
     results: list[CheckResult] = []
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
@@ -192,7 +193,8 @@ def check_split(dataset, *, name: str, workers: int = 1, min_frames: int = 1, fu
     missing = [item.path for item in items if not _exists(item)]
     to_decode = [item.path for item in found_items if item.frame_paths is None]
     results = check_videos(to_decode, workers=workers, min_frames=min_frames, full_decode=full_decode,
-                           frame_fps=getattr(dataset, "frame_fps", 30.0), progress=progress) if to_decode else []
+                           frame_fps=getattr(dataset, "frame_fps", 30.0), progress=progress,
+                           desc=f"checking {name}") if to_decode else []
     unreadable = {r.path: r.reason or r.problem or "" for r in results if not r.ok}
     per_class = [0] * dataset.num_classes
     for item in found_items:

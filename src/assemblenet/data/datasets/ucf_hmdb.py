@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -13,8 +12,6 @@ from assemblenet.data.annotations import (
 )
 from assemblenet.data.datasets.base import VideoDataset, VideoItem, key_for
 from assemblenet.errors import ConfigError, DataError
-
-logger = logging.getLogger(__name__)
 
 FOLDS = (1, 2, 3)
 
