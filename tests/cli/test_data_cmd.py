@@ -192,3 +192,16 @@ def test_check_dataset_fails_in_one_line_where_the_run_would(tmp_path, tiny_vide
     assert main(["check-dataset", str(config), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "trainlist01.txt:1: label 7 out of range 1..3" in err
+
+
+def test_check_videos_on_an_official_kinetics_csv(tmp_path, tiny_videos, capsys):
+    from tests.data._official_trees import make_kinetics400
+
+    root = make_kinetics400(tmp_path, tiny_videos)
+    report = tmp_path / "r.json"
+    assert main(["check-videos", str(root / "annotations/train.csv"), "--root", str(root), "--report", str(report),
+                 "--workers", "1", "--no-progress"]) == 1
+    data = json.loads(report.read_text())
+    assert (data["checked"], data["ok"], data["unreadable"]) == (5, 3, 2)  # one missing, one not a video
+    assert {Path(b["path"]).name for b in data["bad"]} == {"_0ZXa9jcVa4_000109_000119.mp4",
+                                                          "0lJAAqO6SS4_000005_000015.mp4"}

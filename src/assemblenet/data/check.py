@@ -93,8 +93,8 @@ def check_videos(paths: Iterable[str | os.PathLike], *, workers: int = 1, min_fr
 def collect_videos(source: str | os.PathLike, *, root: str | os.PathLike | None = None) -> list[Path]:
     """The videos named by ``source``: a folder (searched recursively for video files and frame folders), a
     single video file, or a list file (CSV/text with the path in the first column; paths relative to ``root``,
-    default the list's folder; Charades CSVs use ``root/{id}.mp4``)."""
-    from assemblenet.data.annotations import read_charades_csv, read_video_list
+    default the list's folder; Charades CSVs use ``root/{id}.mp4``; official Kinetics CSVs the detected layout)."""
+    from assemblenet.data.annotations import is_kinetics_csv, read_charades_csv, read_kinetics_csv, read_video_list
     from assemblenet.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     source = Path(source)
@@ -116,6 +116,12 @@ def collect_videos(source: str | os.PathLike, *, root: str | os.PathLike | None 
     first_line = source.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
     if first_line.startswith("id,") and "actions" in first_line:
         return [base / f"{record.video_id}.mp4" for record in read_charades_csv(source)]
+    if is_kinetics_csv(source):  # the official CSV: its videos under whichever known layout holds them
+        from assemblenet.data.datasets.kinetics import detect_layout, format_template
+
+        rows = read_kinetics_csv(source)
+        template = detect_layout(rows, base)
+        return [base / format_template(template, row) for row in rows]
     entries = read_video_list(source, multi_label=True)
     return [Path(e.path) if Path(e.path).is_absolute() else base / e.path for e in entries]
 
@@ -189,8 +195,9 @@ def check_split(dataset, *, name: str, workers: int = 1, min_frames: int = 1, fu
     """Check every video of ``dataset`` (a ``VideoDataset``): listed, found on disk, decodable (in ``workers``
     processes, with a progress bar). Frame-list videos are checked for their files only."""
     items = list(dataset.items)
-    found_items = [item for item in items if _exists(item)]
-    missing = [item.path for item in items if not _exists(item)]
+    present = [_exists(item) for item in items]
+    found_items = [item for item, here in zip(items, present) if here]
+    missing = [item.path for item, here in zip(items, present) if not here]
     to_decode = [item.path for item in found_items if item.frame_paths is None]
     results = check_videos(to_decode, workers=workers, min_frames=min_frames, full_decode=full_decode,
                            frame_fps=getattr(dataset, "frame_fps", 30.0), progress=progress,

@@ -125,11 +125,14 @@ def flow_key(video_path: str | os.PathLike, root: str | os.PathLike | None) -> s
     """
     path = Path(video_path)
     if root is not None:
-        try:
-            relative = path.resolve().relative_to(Path(root).resolve())
-            return (relative.parent / relative.stem).as_posix() if relative.suffix else relative.as_posix()
-        except ValueError:
-            pass
+        # The path as given first (no file-system calls: datasets build root/relative paths), then resolved.
+        for candidate, base in ((path, Path(root)), (path.resolve(), Path(root).resolve())):
+            try:
+                relative = candidate.relative_to(base)
+            except ValueError:
+                continue
+            if ".." not in relative.parts:
+                return (relative.parent / relative.stem).as_posix() if relative.suffix else relative.as_posix()
     digest = hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()[:12]
     return f"_outside_root/{path.stem if path.suffix else path.name}-{digest}"
 
