@@ -15,14 +15,17 @@ their annotations instead of guessing. Supported formats:
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from assemblenet.errors import DataError
+from assemblenet.errors import ConfigError, DataError
 from assemblenet.fileio import atomic_path, atomic_write_text
+
+logger = logging.getLogger(__name__)
 
 _CHARADES_CLASS_LINE = re.compile(r"^(c\d+)\s+(\S.*)$")
 _CHARADES_ACTION = re.compile(r"^(c\d+)\s+(-?\d+(?:\.\d*)?)\s+(-?\d+(?:\.\d*)?)$")
@@ -634,6 +637,57 @@ def read_kinetics_csv(path: str | os.PathLike) -> list[KineticsRow]:
     if not rows:
         raise DataError(f"{path}: no videos listed")
     return rows
+
+
+_KINETICS_CLIP = "{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
+# The layouts the usual download tools produce, tried in this order by path_template="auto":
+# ActivityNet crawler / MMAction (<split>/<label>/<clip>, label folders with spaces or underscores), one
+# folder per label, CVDF's tarballs (<split>/<clip>, flat), a flat folder, and bare <youtube_id>.mp4 files.
+KINETICS_LAYOUTS = (
+    "{split}/{label}/" + _KINETICS_CLIP,
+    "{split}/{label_underscore}/" + _KINETICS_CLIP,
+    "{label}/" + _KINETICS_CLIP,
+    "{label_underscore}/" + _KINETICS_CLIP,
+    "{split}/" + _KINETICS_CLIP,
+    _KINETICS_CLIP,
+    "{split}/{youtube_id}.mp4",
+    "{youtube_id}.mp4",
+)
+KINETICS_TEMPLATE_FIELDS = ("label", "label_underscore", "youtube_id", "time_start", "time_end", "split")
+_KINETICS_PROBE_ROWS = 48
+
+
+def _kinetics_fields(row: KineticsRow) -> dict[str, object]:
+    label = row.label or ""
+    return {"label": label, "label_underscore": label.replace(" ", "_"), "youtube_id": row.youtube_id,
+            "time_start": row.time_start, "time_end": row.time_end, "split": row.split}
+
+
+def kinetics_template_uses_label(template: str) -> bool:
+    return "{label" in template
+
+
+def format_kinetics_path(template: str, row: KineticsRow) -> str:
+    try:
+        return template.format(**_kinetics_fields(row))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"path_template {template!r}: {type(exc).__name__} {exc}; the fields are "
+                          f"{', '.join('{' + f + '}' for f in KINETICS_TEMPLATE_FIELDS)}") from None
+
+
+def detect_kinetics_layout(rows: Sequence[KineticsRow], root: Path) -> str:
+    """The first of ``KINETICS_LAYOUTS`` under which the most of up to 48 evenly spaced rows exist."""
+    step = max(1, len(rows) // _KINETICS_PROBE_ROWS)
+    probe = list(rows[::step])[:_KINETICS_PROBE_ROWS]
+    labelled = all(row.label is not None for row in probe)
+    candidates = [t for t in KINETICS_LAYOUTS if labelled or not kinetics_template_uses_label(t)]
+    hits = [sum((root / format_kinetics_path(t, row)).exists() for row in probe) for t in candidates]
+    best = max(range(len(candidates)), key=lambda i: (hits[i], -i))
+    if hits[best] == 0:
+        logger.warning("%s: none of the %d probed Kinetics videos exists under any known layout; assuming %r "
+                       "(set path_template)", root, len(probe), candidates[0])
+        return candidates[0]
+    return candidates[best]
 
 
 # -- Moments-in-Time and Multi-Moments ----------------------------------------------------------------------

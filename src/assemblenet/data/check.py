@@ -94,7 +94,14 @@ def collect_videos(source: str | os.PathLike, *, root: str | os.PathLike | None 
     """The videos named by ``source``: a folder (searched recursively for video files and frame folders), a
     single video file, or a list file (CSV/text with the path in the first column; paths relative to ``root``,
     default the list's folder; Charades CSVs use ``root/{id}.mp4``; official Kinetics CSVs the detected layout)."""
-    from assemblenet.data.annotations import is_kinetics_csv, read_charades_csv, read_kinetics_csv, read_video_list
+    from assemblenet.data.annotations import (
+        detect_kinetics_layout,
+        format_kinetics_path,
+        is_kinetics_csv,
+        read_charades_csv,
+        read_kinetics_csv,
+        read_video_list,
+    )
     from assemblenet.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     source = Path(source)
@@ -117,11 +124,9 @@ def collect_videos(source: str | os.PathLike, *, root: str | os.PathLike | None 
     if first_line.startswith("id,") and "actions" in first_line:
         return [base / f"{record.video_id}.mp4" for record in read_charades_csv(source)]
     if is_kinetics_csv(source):  # the official CSV: its videos under whichever known layout holds them
-        from assemblenet.data.datasets.kinetics import detect_layout, format_template
-
         rows = read_kinetics_csv(source)
-        template = detect_layout(rows, base)
-        return [base / format_template(template, row) for row in rows]
+        template = detect_kinetics_layout(rows, base)
+        return [base / format_kinetics_path(template, row) for row in rows]
     entries = read_video_list(source, multi_label=True)
     return [Path(e.path) if Path(e.path).is_absolute() else base / e.path for e in entries]
 

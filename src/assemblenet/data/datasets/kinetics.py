@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from pathlib import Path
@@ -11,64 +10,15 @@ from typing import Sequence
 from assemblenet.data.annotations import (
     ClassList,
     KineticsRow,
+    detect_kinetics_layout,
+    format_kinetics_path,
     is_kinetics_csv,
     read_class_list,
     read_kinetics_csv,
+    kinetics_template_uses_label,
 )
 from assemblenet.data.datasets.base import VideoItem, key_for
 from assemblenet.errors import ConfigError, DataError
-
-logger = logging.getLogger(__name__)
-
-_CLIP = "{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
-# The layouts the usual download tools produce, tried in this order by path_template="auto":
-# ActivityNet crawler / MMAction (<split>/<label>/<clip>, label folders with spaces or underscores), one
-# folder per label, CVDF's tarballs (<split>/<clip>, flat), a flat folder, and bare <youtube_id>.mp4 files.
-KINETICS_LAYOUTS = (
-    "{split}/{label}/" + _CLIP,
-    "{split}/{label_underscore}/" + _CLIP,
-    "{label}/" + _CLIP,
-    "{label_underscore}/" + _CLIP,
-    "{split}/" + _CLIP,
-    _CLIP,
-    "{split}/{youtube_id}.mp4",
-    "{youtube_id}.mp4",
-)
-TEMPLATE_FIELDS = ("label", "label_underscore", "youtube_id", "time_start", "time_end", "split")
-_PROBE_ROWS = 48
-
-
-def _fields(row: KineticsRow) -> dict[str, object]:
-    label = row.label or ""
-    return {"label": label, "label_underscore": label.replace(" ", "_"), "youtube_id": row.youtube_id,
-            "time_start": row.time_start, "time_end": row.time_end, "split": row.split}
-
-
-def _uses_label(template: str) -> bool:
-    return "{label" in template
-
-
-def format_template(template: str, row: KineticsRow) -> str:
-    try:
-        return template.format(**_fields(row))
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"path_template {template!r}: {type(exc).__name__} {exc}; the fields are "
-                          f"{', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}") from None
-
-
-def detect_layout(rows: Sequence[KineticsRow], root: Path) -> str:
-    """The first of ``KINETICS_LAYOUTS`` under which the most of up to 48 evenly spaced rows exist."""
-    step = max(1, len(rows) // _PROBE_ROWS)
-    probe = list(rows[::step])[:_PROBE_ROWS]
-    labelled = all(row.label is not None for row in probe)
-    candidates = [t for t in KINETICS_LAYOUTS if labelled or not _uses_label(t)]
-    hits = [sum((root / format_template(t, row)).exists() for row in probe) for t in candidates]
-    best = max(range(len(candidates)), key=lambda i: (hits[i], -i))
-    if hits[best] == 0:
-        logger.warning("%s: none of the %d probed Kinetics videos exists under any known layout; assuming %r "
-                       "(set path_template)", root, len(probe), candidates[0])
-        return candidates[0]
-    return candidates[best]
 
 
 def _label_key(label: str) -> str:
@@ -111,11 +61,11 @@ def kinetics_items(csv_path: str | os.PathLike, *, root: str | os.PathLike | Non
     root = Path(root) if root is not None else csv_path.parent
     class_list = kinetics_classes(classes, csv_path, rows)
     if path_template in (None, "auto"):
-        template = detect_layout(rows, root)
+        template = detect_kinetics_layout(rows, root)
     else:
         template = str(path_template)
-        format_template(template, rows[0])  # a bad field is a config error before anything else
-    if _uses_label(template) and any(row.label is None for row in rows):
+        format_kinetics_path(template, rows[0])  # a bad field is a config error before anything else
+    if kinetics_template_uses_label(template) and any(row.label is None for row in rows):
         raise ConfigError(f"path_template {template!r} uses the label, but {csv_path} has no label column "
                           "(the test CSV); use a layout without {label}")
     lookup = {_label_key(name): i for i, name in enumerate(class_list.names)}
@@ -131,7 +81,7 @@ def kinetics_items(csv_path: str | os.PathLike, *, root: str | os.PathLike | Non
                 raise DataError(f"{csv_path}:{row.line}: unknown class {row.label!r} "
                                 f"(not among the {len(class_list)} classes)")
             labels = (index,)
-        path = root / format_template(template, row)
+        path = root / format_kinetics_path(template, row)
         video_id = f"{row.youtube_id}_{row.time_start:06d}_{row.time_end:06d}"
         items.append(VideoItem(str(path), labels, video_id, key_for(path, root)))
     return items, class_list, template

@@ -75,7 +75,7 @@ class KineticsCsvDataset(VideoListDataset):
     The official CSV (``label,youtube_id,time_start,time_end,split[,is_cc]``; the test CSV has no label, its
     targets are -1) is recognised by its header. Its videos are found under ``root`` with ``path_template``
     (fields ``{label}``, ``{label_underscore}``, ``{youtube_id}``, ``{time_start}``, ``{time_end}``,
-    ``{split}``), or, with ``"auto"``, the first of ``kinetics.KINETICS_LAYOUTS`` that holds the probed videos
+    ``{split}``), or, with ``"auto"``, the first of ``annotations.KINETICS_LAYOUTS`` that holds the probed videos
     (``{split}/{label}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4``, the flat CVDF layout, ...).
     ``classes`` may then also be the train CSV (its sorted labels), which the val set should be given.
     """
