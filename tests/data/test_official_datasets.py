@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from assemblenet.data import build_dataset
+from assemblenet.data.annotations import read_class_list
 from assemblenet.data.check import check_split, dataset_problems
 from assemblenet.data.transforms import RandomHorizontalFlip
 from assemblenet.errors import ConfigError, DataError
@@ -67,6 +68,21 @@ def test_ucf101_official_layout(ucf101):
     assert len(fold2.items) == 2 and Path(fold2.items[0].path).name == "v_HandStandPushups_g01_c01.avi"
     assert Path(fold2.items[0].path).is_file()
     assert_counts(train, listed=5, missing=1, unreadable=1)
+    # Loading skips the missing and the unreadable video (each once) and serves the others in their place.
+    torch.manual_seed(0)
+    targets = [int(train[i][1]) for i in range(len(train))]
+    assert sorted(Path(path).name for path in train.skipped) == ["v_ApplyEyeMakeup_g09_c01.avi", "v_YoYo_g09_c01.avi"]
+    assert len(targets) == 5 and set(targets) <= {0, 1, 2}
+
+
+def test_indexed_class_files_read_as_class_lists(ucf101, tmp_path):
+    # classInd.txt or moments_categories.txt given as a generic class file: names in index order.
+    assert read_class_list(ucf101 / "ucfTrainTestlist/classInd.txt").names == (
+        "ApplyEyeMakeup", "HandstandPushups", "YoYo")
+    categories = write(tmp_path / "moments_categories.txt", "clapping,2\nadult+female+singing,0\nbathing,1\n")
+    assert read_class_list(categories).names == ("adult+female+singing", "bathing", "clapping")
+    plain = write(tmp_path / "classes.txt", "2 people talking\nrunning\n")
+    assert read_class_list(plain).names == ("2 people talking", "running")
 
 
 @pytest.mark.parametrize("line, message", [
@@ -275,3 +291,16 @@ def test_classes_that_differ_between_splits_are_a_problem(kinetics):
     assert problems[0] == "model.num_classes is 400, but the train set has 3 classes"
     assert problems[1].startswith("val has 1 classes and train 3; they first differ at label 0")
     assert torch.tensor(splits[0].per_class).sum() == 3
+
+
+def test_multi_label_videos_without_actions_are_not_a_problem():
+    # Charades-style multi-label sets hold videos with no action; a single-label set cannot train on them.
+    from dataclasses import replace
+
+    from assemblenet.data.check import SplitCheck
+
+    split = SplitCheck("train", listed=2, found=2, missing=[], unreadable={}, unlabeled=1, class_names=["a", "b"],
+                       per_class=[1, 0], multi_label=True)
+    assert dataset_problems([split], num_classes=2) == []
+    assert dataset_problems([replace(split, multi_label=False)], num_classes=2) == [
+        "train: 1 of 2 videos have no label (a test list?); training and evaluation need labels"]

@@ -163,7 +163,8 @@ def run_check_dataset(args: argparse.Namespace) -> int:
         print(f"{name}: {split.listed} listed, {split.found} found, {len(split.missing)} missing, "
               f"{len(split.unreadable)} unreadable, {split.usable} usable; {split.num_classes} classes "
               f"({'multi-label' if split.multi_label else 'single-label'}), {spread}"
-              + (f", {split.unlabeled} unlabelled" if split.unlabeled else ""))
+              + (f", {split.unlabeled} {'without actions' if split.multi_label else 'unlabelled'}"
+                 if split.unlabeled else ""))
         if split.missing:
             print(f"  missing: {_shown(split.missing)}")
         if split.unreadable:

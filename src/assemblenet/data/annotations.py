@@ -79,15 +79,37 @@ class ClassList:
             return False
 
 
-def read_class_list(path: str | os.PathLike) -> ClassList:
-    """Read a class file: ``c000 Holding some clothes`` lines (Charades) or one class name per line.
+_INDEX_NAME_LINE = re.compile(r"^(\d+)\s+\S")
+_NAME_INDEX_LINE = re.compile(r"^.*\S,\s*(\d+)$")
 
-    Blank lines are ignored; the order of the file is the label order; duplicates are an error.
+
+def _indexed_layout(lines: list[tuple[int, str]]) -> tuple[bool, int] | None:
+    """(name first, first index) for indexed class files: UCF101 ``classInd.txt`` (``1 ApplyEyeMakeup``) or
+    ``moments_categories.txt`` (``bathing,12``), where every line has an index and the indices are 0..K-1 or
+    1..K. None for any other file."""
+    for name_first, pattern in ((False, _INDEX_NAME_LINE), (True, _NAME_INDEX_LINE)):
+        matches = [pattern.match(text) for _, text in lines]
+        if lines and all(matches):
+            indices = sorted(int(m.group(1)) for m in matches)  # type: ignore[union-attr]
+            for first in (0, 1):
+                if indices == list(range(first, first + len(lines))):
+                    return name_first, first
+    return None
+
+
+def read_class_list(path: str | os.PathLike) -> ClassList:
+    """Read a class file: ``c000 Holding some clothes`` lines (Charades), one class name per line, or indexed
+    lines (``1 ApplyEyeMakeup`` as in UCF101's ``classInd.txt``, ``bathing,12`` as in Moments-in-Time's
+    ``moments_categories.txt``; the indices then give the label order, from 0 or 1).
+
+    Blank lines are ignored; otherwise the order of the file is the label order; duplicates are an error.
     """
     path = _open_text(path)
-    entries: list[tuple[int, str]] = [
-        (number, line.strip()) for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if line.strip()]
+    indexed = _indexed_layout(_numbered_lines(path))
+    if indexed is not None:
+        name_first, first = indexed
+        return _indexed_class_list(path, name_first=name_first, first_index=first, expected="indexed class lines")
+    entries = _numbered_lines(path)
     if not entries:
         raise DataError(f"{path}: class list is empty")
     charades = all(_CHARADES_CLASS_LINE.match(text) for _, text in entries)

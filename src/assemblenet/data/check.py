@@ -220,14 +220,14 @@ def check_split(dataset, *, name: str, workers: int = 1, min_frames: int = 1, fu
 
 
 def dataset_problems(splits: Sequence[SplitCheck], *, num_classes: int | None) -> list[str]:
-    """One line per reason the training run would fail: an empty split, a split without labels, a class count
-    that differs from the model's, train and val classes that differ."""
+    """One line per reason the training run would fail: an empty split, a single-label split with unlabelled
+    videos (a test list), a class count that differs from the model's, train and val classes that differ."""
     problems = []
     for split in splits:
         if split.usable == 0:
             problems.append(f"{split.name}: none of the {split.listed} listed videos is usable "
                             f"({len(split.missing)} missing, {len(split.unreadable)} unreadable)")
-        if split.unlabeled:
+        if split.unlabeled and not split.multi_label:  # a multi-label video may rightly hold no action
             problems.append(f"{split.name}: {split.unlabeled} of {split.listed} videos have no label (a test list?); "
                             "training and evaluation need labels")
     if num_classes is not None and splits and splits[0].num_classes != num_classes:
