@@ -9,7 +9,7 @@ from pathlib import Path
 
 from assemblenet.cli.arguments import positive_int
 from assemblenet.config_schema import add_config_arguments
-from assemblenet.errors import DataError
+from assemblenet.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def register(subparsers) -> None:
     dataset.add_argument("--min-frames", type=positive_int, default=1, help="shorter videos count as unreadable")
     dataset.add_argument("--full", action="store_true", help="decode every frame (slower, finds more damage)")
     dataset.add_argument("--out", help="folder for dataset_check.json and class_histogram.png "
-                                       "(default: <output.dir>/dataset_check)")
+                                       "(default: <output.dir>/dataset_check, ./dataset_check without output.dir)")
     dataset.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     dataset.set_defaults(func=run_check_dataset)
 
@@ -153,7 +153,7 @@ def run_check_dataset(args: argparse.Namespace) -> int:
     splits = []
     for name in ("train", "val"):
         if not (cfg.data.train if name == "train" else cfg.data.val):
-            raise DataError(f"{args.config}: data.{name} is empty; the run needs it")
+            raise ConfigError(f"{args.config}: key 'data.{name}' is empty; the run needs it")
         dataset = build_dataset(cfg.data.dataset, **dataset_kwargs(cfg, name))
         split = check_split(dataset, name=name, workers=args.workers, min_frames=args.min_frames,
                             full_decode=args.full, progress=not args.no_progress)
@@ -176,7 +176,7 @@ def run_check_dataset(args: argparse.Namespace) -> int:
         verdict = "matches" if cfg.model.num_classes == splits[0].num_classes else "DIFFERS"
         print(f"model.num_classes {cfg.model.num_classes}: {verdict} the train set's {splits[0].num_classes}")
     problems = dataset_problems(splits, num_classes=cfg.model.num_classes)
-    out = Path(args.out) if args.out else Path(cfg.output.dir) / "dataset_check"
+    out = Path(args.out) if args.out else Path(cfg.output.dir or ".") / "dataset_check"
     atomic_write_json(out / "dataset_check.json", {"config": str(args.config), "problems": problems,
                                                    "splits": [s.to_dict() for s in splits]}, indent=2)
     histogram = plot_class_histogram(splits, out / "class_histogram.png")
