@@ -6,13 +6,16 @@ Measures, on this machine:
    start up to the clip, and decoding the whole file then picking the clip's frames.
 2. The full pipeline (``KineticsCsvDataset`` + ``DataLoader`` with ``collate``) in training mode with 0, 1 and 2
    worker processes, on the synthetic benchmark and on the real test videos, with seeking on and off.
-3. Training clips/s of a tiny AssembleNet (``create_model("assemblenet50_searchable", depth=26,
+3. Whole epochs of the synthetic set through one DataLoader built as the trainer builds it (persistent workers,
+   so each worker's video-index cache survives from one epoch to the next), with 0, 1 and 2 workers.
+4. Training clips/s of a tiny AssembleNet (``create_model("assemblenet50_searchable", depth=26,
    width_multiplier=0.125)``) on the same clip size, and the ratio loader clips/s / model clips/s. Skipped
    with a note if ``assemblenet.create_model`` is unavailable.
 
 Usage:
     python benchmarks/loader_speed.py                      # print the tables
     python benchmarks/loader_speed.py --write-readme       # also update "## Data loader" in benchmarks/README.md
+    python benchmarks/loader_speed.py --epochs-only        # only the epochs table (3), on the synthetic set
 
 Numbers depend on the machine and on whatever else runs on it; the README records where they were taken.
 """
@@ -95,6 +98,39 @@ def time_loader(dataset, *, workers: int, batch_size: int, batches: int) -> floa
     return count / elapsed
 
 
+def time_epochs(dataset, *, workers: int, batch_size: int, epochs: int) -> list[float]:
+    """clips/s of each whole epoch through one DataLoader, built once as the trainer builds it
+    (``persistent_workers`` when ``workers > 0``). The first epoch includes the worker start-up and fills each
+    worker's index cache; later epochs find it filled."""
+    from assemblenet.data import collate
+    from assemblenet.data.decode import INDEX_CACHE
+
+    INDEX_CACHE.clear()  # the main process (0 workers) starts as cold as fresh workers
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
+                                         collate_fn=collate, persistent_workers=workers > 0, drop_last=True,
+                                         generator=torch.Generator().manual_seed(0))
+    rates = []
+    for _ in range(epochs):
+        begin = time.perf_counter()
+        count = sum(clips.shape[0] for clips, _, _ in loader)
+        rates.append(count / (time.perf_counter() - begin))
+    del loader
+    return rates
+
+
+def epochs_markdown(epochs: dict) -> list[str]:
+    lines = ["### Whole epochs through the training loader", "",
+             f"The synthetic training set ({epochs['videos']} videos, {epochs['clip']}), batches of "
+             f"{epochs['batch_size']}, one DataLoader for all epochs with persistent workers, as the trainer "
+             "builds it. clips/s per epoch; epoch 1 includes starting the workers and filling their video-index "
+             "caches, which later epochs reuse.", "",
+             "| workers | " + " | ".join(f"epoch {e + 1}" for e in range(epochs["epochs"])) + " |",
+             "|---:|" + "---:|" * epochs["epochs"]]
+    for workers, rates in epochs["rates"].items():
+        lines.append(f"| {workers} | " + " | ".join(f"{r:.1f}" for r in rates) + " |")
+    return lines + [""]
+
+
 def model_clips_per_second(*, num_classes: int, batch_size: int, num_frames: int, size: int, steps: int,
                            threads: int) -> tuple[float | None, str]:
     try:
@@ -166,7 +202,10 @@ def markdown(results: dict) -> str:
     for row in results["loader"]:
         cells = " | ".join(f"{row['rates'][str(w)]:.1f}" for w in (0, 1, 2))
         lines.append(f"| {row['data']} | {row['clip']} | {row['seek']} | {cells} |")
-    lines += ["", "### Loader versus training a tiny model", ""]
+    lines.append("")
+    if "epochs" in results:
+        lines += epochs_markdown(results["epochs"])
+    lines += ["### Loader versus training a tiny model", ""]
     model = results["model"]
     if model["clips_per_s"] is None:
         lines.append(f"Not measured: {model['config']}.")
@@ -200,6 +239,18 @@ def update_readme(section: str) -> None:
     os.replace(tmp, README)
 
 
+def measure_epochs(synthetic: Path, args: argparse.Namespace) -> dict:
+    from assemblenet.data import build_dataset
+
+    dataset = build_dataset("synthetic", root=synthetic, split="train", num_frames=args.frames, crop_size=64)
+    rates = {}
+    for workers in (0, 1, 2):
+        print(f"epochs: {workers} workers ...", file=sys.stderr)
+        rates[str(workers)] = time_epochs(dataset, workers=workers, batch_size=args.batch_size, epochs=args.epochs)
+    return {"videos": len(dataset.items), "clip": f"{args.frames} frames, stride 1, crop 64", "epochs": args.epochs,
+            "batch_size": args.batch_size, "rates": rates}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--synthetic", help="synthetic benchmark folder (default: generate the default set)")
@@ -213,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--write-readme", action="store_true", help="update benchmarks/README.md")
     parser.add_argument("--from-json", help="re-render saved --json results instead of measuring")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs for the whole-epoch table")
+    parser.add_argument("--epochs-only", action="store_true", help="measure and print only the whole-epoch table")
     args = parser.parse_args(argv)
     if args.from_json:
         section = markdown(json.loads(Path(args.from_json).read_text(encoding="utf-8")))
@@ -233,6 +286,15 @@ def main(argv: list[str] | None = None) -> int:
                      "torch": torch.__version__, "av": av.__version__,
                      "params": {"reader_frames": 16, "reader_stride": 2, "short_side": 128,
                                 "batch_size": args.batch_size}}
+    if args.epochs_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            synthetic = Path(args.synthetic) if args.synthetic else Path(tmp) / "synthetic"
+            if not args.synthetic:
+                make_synthetic(synthetic, progress=False)
+            results["epochs"] = measure_epochs(synthetic, args)
+        print(f"measured on {results['machine']}, torch {results['torch']}, PyAV {results['av']}")
+        print("\n".join(epochs_markdown(results["epochs"])))
+        return 0
     print("random access per video ...", file=sys.stderr)
     results["reader"] = time_reader_modes(video_dir, num_frames=16, stride=2, clips=args.reader_clips,
                                           short_side=128)
@@ -265,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
                 rates[str(workers)] = time_loader(dataset, workers=workers, batch_size=args.batch_size,
                                                   batches=args.batches)
             results["loader"].append({"data": data, "clip": clip, "seek": seek, "rates": rates})
+        results["epochs"] = measure_epochs(synthetic, args)
         num_classes = build_dataset("synthetic", root=synthetic, split="train").num_classes
     if args.model_steps > 0:
         print("tiny model training ...", file=sys.stderr)

@@ -112,3 +112,96 @@ def test_make_synthetic_rejects_flags_of_the_other_task(tmp_path, capsys):
                  "--no-progress"]) == 2
     assert "--val-videos must be a positive multiple of 16" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
+
+
+def test_check_videos_report_defaults_to_beside_the_data(tiny_synthetic, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "clips"
+    shutil.copytree(tiny_synthetic / "videos", root)
+    assert main(["check-videos", str(root), "--workers", "1", "--no-progress"]) == 0
+    assert json.loads((root / "check-videos-report.json").read_text())["checked"] == 8
+    assert f"report written to {root / 'check-videos-report.json'}" in capsys.readouterr().out
+    listed = shutil.copy(tiny_synthetic / "kinetics_val.csv", tmp_path / "val.csv")
+    assert main(["check-videos", str(listed), "--root", str(tiny_synthetic), "--no-progress"]) == 0
+    assert (tmp_path / "val.check-videos-report.json").is_file()
+    assert not (tmp_path / "check-videos-report.json").exists()
+
+
+# -- check-dataset --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_videos(tmp_path_factory) -> dict[str, bytes]:
+    from tests.data._official_trees import make_tiny_videos
+
+    return make_tiny_videos(tmp_path_factory.mktemp("tiny"))
+
+
+def _config(path: Path, dataset: str, train: dict, val: dict, num_classes: int, out: Path) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump({"name": path.stem, "model": {"name": "assemblenet50", "num_classes": num_classes},
+                                    "data": {"dataset": dataset, "train": train, "val": val, "num_frames": 2},
+                                    "output": {"dir": str(out)}}))
+    return path
+
+
+def test_check_dataset_reports_counts_classes_and_histogram(tmp_path, tiny_videos, capsys):
+    from tests.data._official_trees import make_ucf101
+
+    root = make_ucf101(tmp_path, tiny_videos)
+    config = _config(tmp_path / "ucf101.yaml", "ucf101", {"root": str(root), "split": "train", "fold": 1},
+                     {"root": str(root), "split": "test", "fold": 1}, 3, tmp_path / "run")
+    assert main(["check-dataset", str(config), "--workers", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "train: 5 listed, 4 found, 1 missing, 1 unreadable, 3 usable; 3 classes (single-label)" in out
+    assert "val: 2 listed, 2 found, 0 missing, 0 unreadable, 2 usable; 3 classes" in out
+    assert "model.num_classes 3: matches the train set's 3" in out
+    report = json.loads((tmp_path / "run/dataset_check/dataset_check.json").read_text())
+    train = report["splits"][0]
+    assert train["videos_per_class"] == {"ApplyEyeMakeup": 1, "HandstandPushups": 1, "YoYo": 1}
+    assert [Path(p).name for p in train["missing_videos"]] == ["v_YoYo_g09_c01.avi"]
+    assert [Path(p).name for p in train["unreadable_videos"]] == ["v_ApplyEyeMakeup_g09_c01.avi"]
+    assert report["problems"] == []
+    png = (tmp_path / "run/dataset_check/class_histogram.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_dataset_fails_in_one_line_where_the_run_would(tmp_path, tiny_videos, capsys):
+    from tests.data._official_trees import make_kinetics400, make_ucf101
+
+    root = make_ucf101(tmp_path, tiny_videos)
+    config = _config(tmp_path / "ucf.yaml", "ucf101", {"root": str(root)}, {"root": str(root), "split": "test"},
+                     101, tmp_path / "run")
+    assert main(["check-dataset", str(config), "--workers", "1", "--no-progress", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("assemblenet: check-dataset: the run would fail: model.num_classes is 101, but the train "
+                          "set has 3 classes")
+    # The Kinetics test CSV as the val set: no labels to evaluate on.
+    kinetics = make_kinetics400(tmp_path, tiny_videos)
+    notes = kinetics / "annotations"
+    config = _config(tmp_path / "k400.yaml", "kinetics", {"csv_path": str(notes / "train.csv"), "root": str(kinetics)},
+                     {"csv_path": str(notes / "test.csv"), "root": str(kinetics), "classes": str(notes / "train.csv")},
+                     3, tmp_path / "run")
+    assert main(["check-dataset", str(config), "--workers", "1", "--no-progress", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "val: 1 of 1 videos have no label" in err
+    # A malformed list stops the check with the file and line.
+    (root / "ucfTrainTestlist/trainlist01.txt").write_text("YoYo/v_YoYo_g08_c01.avi 7\n")
+    config = _config(tmp_path / "ucf.yaml", "ucf101", {"root": str(root)}, {"root": str(root), "split": "test"},
+                     3, tmp_path / "run")
+    assert main(["check-dataset", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trainlist01.txt:1: label 7 out of range 1..3" in err
+
+
+def test_check_videos_on_an_official_kinetics_csv(tmp_path, tiny_videos, capsys):
+    from tests.data._official_trees import make_kinetics400
+
+    root = make_kinetics400(tmp_path, tiny_videos)
+    report = tmp_path / "r.json"
+    assert main(["check-videos", str(root / "annotations/train.csv"), "--root", str(root), "--report", str(report),
+                 "--workers", "1", "--no-progress"]) == 1
+    data = json.loads(report.read_text())
+    assert (data["checked"], data["ok"], data["unreadable"]) == (5, 3, 2)  # one missing, one not a video
+    assert {Path(b["path"]).name for b in data["bad"]} == {"_0ZXa9jcVa4_000109_000119.mp4",
+                                                          "0lJAAqO6SS4_000005_000015.mp4"}

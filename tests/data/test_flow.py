@@ -126,3 +126,22 @@ def test_mismatched_settings_are_refused(tmp_path):
     precompute_flow([video], tmp_path / "flow", method="farneback", fmt="jpeg", progress=False)
     with pytest.raises(DataError, match="existing flow was made with"):
         precompute_flow([video], tmp_path / "flow", method="farneback", fmt="jpeg", bound=10, progress=False)
+
+
+def test_flow_keys_are_unique_per_video_path(tmp_path):
+    root = tmp_path / "data"
+    assert flow_key(root / "train" / "a" / "clip.mp4", root) == "train/a/clip"
+    outside = [tmp_path / "elsewhere" / "x" / "clip.mp4", tmp_path / "elsewhere" / "y" / "clip.mp4"]
+    keys = [flow_key(path, root) for path in outside]
+    assert keys[0] != keys[1] and all(k.startswith("_outside_root/clip-") for k in keys)
+    assert flow_key(outside[0], None) == keys[0] == flow_key(str(outside[0]), root)  # stable, root-independent
+    # Two same-named videos outside the root get two flow entries, each served back to its own video.
+    clips = [translating_texture_clip(3, 16, 16, dx=dx, dy=0.0) for dx in (2.0, -2.0)]
+    for path, clip in zip(outside, clips):
+        write_frame_folder(path.with_suffix(""), clip)
+    folders = [path.with_suffix("") for path in outside]
+    report = precompute_flow(folders, tmp_path / "flow", root=root, method="farneback", fmt="float16", progress=False)
+    assert len(report.computed) == 2
+    store = FlowStore(tmp_path / "flow")
+    means = [float(store.load(flow_key(folder, root), [0])[0].mean()) for folder in folders]
+    assert means[0] > 0.5 and means[1] < -0.5

@@ -201,3 +201,38 @@ def test_multi_label_charades_style_training_uses_bce_and_charades_map(synthetic
     csv_ids = [line.split(",")[0] for line in (synthetic_root / "charades_val.csv").read_text().splitlines()[1:]]
     assert sorted(ids) == sorted(csv_ids)  # every validation video, multi-action ones included
     assert not (out / "eval/confusion_matrix.csv").exists()
+
+
+class _WorkerPid(torch.utils.data.Dataset):
+    """Adds the serving process id to each sample's meta; everything else is the wrapped dataset's."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index):
+        clip, target, meta = self.inner[index]
+        meta["pid"] = os.getpid()
+        return clip, target, meta
+
+    def __getattr__(self, name):
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def test_training_workers_persist_across_epochs(synthetic_root):
+    # The same worker process serves every epoch, so what it caches (video indexes, known-bad files) survives.
+    from assemblenet.data import build_dataset
+
+    cfg = load_config(tiny_config(synthetic_root, None, data={"num_workers": 1}))
+    dataset = _WorkerPid(build_dataset("synthetic", root=synthetic_root, split="train", num_frames=4, crop_size=32))
+    trainer = Trainer(cfg, train_dataset=dataset, progress=False)
+    served = []
+    for epoch in range(2):
+        trainer.epoch = epoch
+        loader, _ = trainer._train_loader()
+        served.append({pid for _clip, _target, meta in loader for pid in meta["pid"]})
+    assert len(served[0]) == 1 and served[0] == served[1] and os.getpid() not in served[0]

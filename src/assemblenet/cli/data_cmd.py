@@ -1,4 +1,4 @@
-"""Data sub-commands: ``check-videos``, ``flow`` and ``make-synthetic``."""
+"""Data sub-commands: ``check-videos``, ``check-dataset``, ``flow`` and ``make-synthetic``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 from assemblenet.cli.arguments import positive_int
-from assemblenet.errors import DataError
+from assemblenet.config_schema import add_config_arguments
+from assemblenet.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +38,27 @@ def register(subparsers) -> None:
     check.add_argument("--min-frames", type=positive_int, default=1, help="shorter videos are reported")
     check.add_argument("--full", action="store_true", help="decode every frame (slower, finds more damage)")
     check.add_argument("--workers", type=positive_int, default=_default_workers(), help="parallel processes")
-    check.add_argument("--report", default="check-videos-report.json", help="JSON report path")
+    check.add_argument("--report", help="JSON report path (default: beside the scanned data, "
+                                         "check-videos-report.json in a folder or LIST.check-videos-report.json)")
     check.add_argument("--frame-fps", type=float, default=30.0, help="frame rate of frame folders")
     check.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     check.set_defaults(func=run_check_videos)
+
+    dataset = subparsers.add_parser(
+        "check-dataset", help="check a config's train and val sets before a long run",
+        description="Build the config's train and val datasets as training would, then report per split the "
+                    "videos listed, found, missing and unreadable (decoded in parallel), the classes and the "
+                    "videos per class (JSON report and PNG histogram), and whether the class count matches "
+                    "model.num_classes. Exit status 0 if the run can start, 1 with one line saying why not.")
+    dataset.add_argument("config", help="YAML config (see configs/)")
+    add_config_arguments(dataset)
+    dataset.add_argument("--workers", type=positive_int, default=_default_workers(), help="parallel decoders")
+    dataset.add_argument("--min-frames", type=positive_int, default=1, help="shorter videos count as unreadable")
+    dataset.add_argument("--full", action="store_true", help="decode every frame (slower, finds more damage)")
+    dataset.add_argument("--out", help="folder for dataset_check.json and class_histogram.png "
+                                       "(default: <output.dir>/dataset_check, ./dataset_check without output.dir)")
+    dataset.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    dataset.set_defaults(func=run_check_dataset)
 
     flow = subparsers.add_parser(
         "flow", help="precompute optical flow (TV-L1 or Farneback) for a dataset",
@@ -91,19 +109,82 @@ def register(subparsers) -> None:
 
 
 def run_check_videos(args: argparse.Namespace) -> int:
-    from assemblenet.data.check import check_videos, collect_videos, write_report
+    from assemblenet.data.check import check_videos, collect_videos, default_report_path, write_report
 
     paths = collect_videos(args.source, root=args.root)
     if not paths:
         raise DataError(f"{args.source}: no videos found")
     results = check_videos(paths, workers=args.workers, min_frames=args.min_frames, full_decode=args.full,
                            frame_fps=args.frame_fps, progress=not args.no_progress)
-    report = write_report(results, args.report, source=str(args.source))
+    report_path = Path(args.report) if args.report else default_report_path(args.source)
+    try:
+        report = write_report(results, report_path, source=str(args.source))
+    except PermissionError:
+        if args.report:
+            raise
+        report_path = Path(report_path.name)  # a read-only dataset: the current folder instead
+        report = write_report(results, report_path, source=str(args.source))
     print(f"checked {report['checked']} videos: {report['ok']} ok, {report['unreadable']} unreadable, "
-          f"{report['too_short']} too short; report written to {args.report}")
+          f"{report['too_short']} too short; report written to {report_path}")
     for entry in report["bad"]:
         print(f"  {entry['problem']}: {entry['reason']}")
     return 0 if report["ok"] == report["checked"] else 1
+
+
+def _shown(paths, limit: int = 5) -> str:
+    paths = list(paths)
+    more = f" (+{len(paths) - limit} more)" if len(paths) > limit else ""
+    return ", ".join(paths[:limit]) + more
+
+
+def run_check_dataset(args: argparse.Namespace) -> int:
+    import sys
+
+    from assemblenet.data import build_dataset
+    from assemblenet.data.check import check_split, dataset_problems, plot_class_histogram
+    from assemblenet.engine.config import load_config
+    from assemblenet.engine.trainer import dataset_kwargs
+    from assemblenet.fileio import atomic_write_json
+
+    cfg = load_config(args.config, list(args.overrides))
+    if args.print_config:
+        sys.stdout.write(cfg.to_yaml())
+        return 0
+    splits = []
+    for name in ("train", "val"):
+        if not (cfg.data.train if name == "train" else cfg.data.val):
+            raise ConfigError(f"{args.config}: key 'data.{name}' is empty; the run needs it")
+        dataset = build_dataset(cfg.data.dataset, **dataset_kwargs(cfg, name))
+        split = check_split(dataset, name=name, workers=args.workers, min_frames=args.min_frames,
+                            full_decode=args.full, progress=not args.no_progress)
+        splits.append(split)
+        counts = split.per_class
+        spread = f"{min(counts)}-{max(counts)} usable videos per class" if counts else "no classes"
+        print(f"{name}: {split.listed} listed, {split.found} found, {len(split.missing)} missing, "
+              f"{len(split.unreadable)} unreadable, {split.usable} usable; {split.num_classes} classes "
+              f"({'multi-label' if split.multi_label else 'single-label'}), {spread}"
+              + (f", {split.unlabeled} {'without actions' if split.multi_label else 'unlabelled'}"
+                 if split.unlabeled else ""))
+        if split.missing:
+            print(f"  missing: {_shown(split.missing)}")
+        if split.unreadable:
+            print(f"  unreadable: {_shown(split.unreadable)}")
+        empty = [n for n, c in zip(split.class_names, counts) if c == 0]
+        if empty:
+            print(f"  classes without a usable video: {_shown(empty)}")
+    if cfg.model.num_classes is not None:
+        verdict = "matches" if cfg.model.num_classes == splits[0].num_classes else "DIFFERS"
+        print(f"model.num_classes {cfg.model.num_classes}: {verdict} the train set's {splits[0].num_classes}")
+    problems = dataset_problems(splits, num_classes=cfg.model.num_classes)
+    out = Path(args.out) if args.out else Path(cfg.output.dir or ".") / "dataset_check"
+    atomic_write_json(out / "dataset_check.json", {"config": str(args.config), "problems": problems,
+                                                   "splits": [s.to_dict() for s in splits]}, indent=2)
+    histogram = plot_class_histogram(splits, out / "class_histogram.png")
+    print(f"report: {out / 'dataset_check.json'}; histogram: {histogram}")
+    if problems:
+        print(f"assemblenet: check-dataset: the run would fail: {'; '.join(problems)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_flow(args: argparse.Namespace) -> int:

@@ -15,14 +15,17 @@ their annotations instead of guessing. Supported formats:
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from assemblenet.errors import DataError
+from assemblenet.errors import ConfigError, DataError
 from assemblenet.fileio import atomic_path, atomic_write_text
+
+logger = logging.getLogger(__name__)
 
 _CHARADES_CLASS_LINE = re.compile(r"^(c\d+)\s+(\S.*)$")
 _CHARADES_ACTION = re.compile(r"^(c\d+)\s+(-?\d+(?:\.\d*)?)\s+(-?\d+(?:\.\d*)?)$")
@@ -76,15 +79,37 @@ class ClassList:
             return False
 
 
-def read_class_list(path: str | os.PathLike) -> ClassList:
-    """Read a class file: ``c000 Holding some clothes`` lines (Charades) or one class name per line.
+_INDEX_NAME_LINE = re.compile(r"^(\d+)\s+\S")
+_NAME_INDEX_LINE = re.compile(r"^.*\S,\s*(\d+)$")
 
-    Blank lines are ignored; the order of the file is the label order; duplicates are an error.
+
+def _indexed_layout(lines: list[tuple[int, str]]) -> tuple[bool, int] | None:
+    """(name first, first index) for indexed class files: UCF101 ``classInd.txt`` (``1 ApplyEyeMakeup``) or
+    ``moments_categories.txt`` (``bathing,12``), where every line has an index and the indices are 0..K-1 or
+    1..K. None for any other file."""
+    for name_first, pattern in ((False, _INDEX_NAME_LINE), (True, _NAME_INDEX_LINE)):
+        matches = [pattern.match(text) for _, text in lines]
+        if lines and all(matches):
+            indices = sorted(int(m.group(1)) for m in matches)  # type: ignore[union-attr]
+            for first in (0, 1):
+                if indices == list(range(first, first + len(lines))):
+                    return name_first, first
+    return None
+
+
+def read_class_list(path: str | os.PathLike) -> ClassList:
+    """Read a class file: ``c000 Holding some clothes`` lines (Charades), one class name per line, or indexed
+    lines (``1 ApplyEyeMakeup`` as in UCF101's ``classInd.txt``, ``bathing,12`` as in Moments-in-Time's
+    ``moments_categories.txt``; the indices then give the label order, from 0 or 1).
+
+    Blank lines are ignored; otherwise the order of the file is the label order; duplicates are an error.
     """
     path = _open_text(path)
-    entries: list[tuple[int, str]] = [
-        (number, line.strip()) for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if line.strip()]
+    indexed = _indexed_layout(_numbered_lines(path))
+    if indexed is not None:
+        name_first, first = indexed
+        return _indexed_class_list(path, name_first=name_first, first_index=first, expected="indexed class lines")
+    entries = _numbered_lines(path)
     if not entries:
         raise DataError(f"{path}: class list is empty")
     charades = all(_CHARADES_CLASS_LINE.match(text) for _, text in entries)
@@ -422,3 +447,399 @@ def parse_smarthome_name(name: str) -> SmarthomeClip:
         raise DataError(f"{name}: not a Toyota Smarthome clip name (Activity_pNN_rNN_vNN_cNN)")
     return SmarthomeClip(Path(name).name, match.group("activity"), int(match.group("subject")),
                          int(match.group("camera")))
+
+
+# -- shared helpers for the official lists ------------------------------------------------------------------
+def _numbered_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-blank lines with their 1-based numbers. ``utf-8-sig`` drops a byte-order mark; ``splitlines``
+    takes the CRLF endings UCF101's lists ship with."""
+    text = path.read_text(encoding="utf-8-sig")
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _indexed_class_list(path: str | os.PathLike, *, name_first: bool, first_index: int, expected: str) -> ClassList:
+    """Class names from ``INDEX NAME`` or ``NAME,INDEX`` lines; the indices must be first_index..first_index+K-1."""
+    path = _open_text(path)
+    lines = _numbered_lines(path)
+    if not lines:
+        raise DataError(f"{path}: class list is empty")
+    by_index: dict[int, tuple[str, int]] = {}
+    by_name: dict[str, int] = {}
+    for number, text in lines:
+        parts = text.rsplit(",", 1) if name_first else text.split(maxsplit=1)
+        if len(parts) != 2:
+            raise DataError(f"{path}:{number}: expected {expected}, got {text!r}")
+        name, index_text = (parts[0].strip(), parts[1].strip()) if name_first else (parts[1].strip(), parts[0])
+        try:
+            index = int(index_text)
+        except ValueError:
+            raise DataError(f"{path}:{number}: class index {index_text!r} is not an integer ({expected})") from None
+        if index in by_index:
+            raise DataError(f"{path}:{number}: duplicate class index {index} (first on line {by_index[index][1]})")
+        if name in by_name:
+            raise DataError(f"{path}:{number}: duplicate class {name!r} (first on line {by_name[name]})")
+        by_index[index] = (name, number)
+        by_name[name] = number
+    count = len(by_index)
+    for index, (name, number) in by_index.items():
+        if not first_index <= index < first_index + count:
+            raise DataError(f"{path}:{number}: class index {index} out of range {first_index}..{first_index + count - 1} "
+                            f"(the file lists {count} classes)")
+    names = tuple(by_index[first_index + i][0] for i in range(count))
+    return ClassList.from_names(names)
+
+
+def _lowercase_lookup(classes: ClassList) -> dict[str, int]:
+    return {name.lower(): i for i, name in enumerate(classes.names)}
+
+
+def find_class(classes: ClassList, name: str) -> int | None:
+    """Index of ``name``: exact, else ignoring case (UCF101's ``HandStandPushups``/``HandstandPushups``)."""
+    try:
+        return classes.index_of(name)
+    except KeyError:
+        return _lowercase_lookup(classes).get(name.lower())
+
+
+@dataclass(frozen=True)
+class ListedVideo:
+    """One video of an official split list: its path as written (relative to the video folder), its class
+    indices (empty for unlabelled test lists) and where it is listed."""
+
+    path: str
+    labels: tuple[int, ...]
+    source: str  # "file:line" (or "file: entry N" for JSON lists)
+
+
+# -- UCF101 ----------------------------------------------------------------------------------------------
+def read_ucf101_class_index(path: str | os.PathLike) -> ClassList:
+    """``ucfTrainTestlist/classInd.txt``: ``1 ApplyEyeMakeup`` lines, indices from 1 (returned 0-based)."""
+    return _indexed_class_list(path, name_first=False, first_index=1, expected="'INDEX CLASS' (e.g. '1 ApplyEyeMakeup')")
+
+
+def read_ucf101_split(path: str | os.PathLike, classes: ClassList) -> list[ListedVideo]:
+    """``trainlist0N.txt`` (``Class/v_Class_gNN_cNN.avi LABEL``, LABEL from 1) or ``testlist0N.txt``
+    (path only). The class is the list path's folder, matched to ``classes`` ignoring case; a train label
+    must agree with it."""
+    path = _open_text(path)
+    entries = []
+    for number, text in _numbered_lines(path):
+        where = f"{path}:{number}"
+        parts = text.split()
+        if len(parts) not in (1, 2):
+            raise DataError(f"{where}: expected 'Class/video.avi [LABEL]', got {text!r}")
+        rel = parts[0].replace("\\", "/")
+        if "/" not in rel:
+            raise DataError(f"{where}: path {rel!r} has no class folder (expected 'Class/v_Class_gNN_cNN.avi')")
+        folder = rel.split("/", 1)[0]
+        index = find_class(classes, folder)
+        if index is None:
+            raise DataError(f"{where}: unknown class {folder!r} (not in the {len(classes)} classes of classInd.txt)")
+        if len(parts) == 2:
+            try:
+                label = int(parts[1])
+            except ValueError:
+                raise DataError(f"{where}: label {parts[1]!r} is not an integer") from None
+            if not 1 <= label <= len(classes):
+                raise DataError(f"{where}: label {label} out of range 1..{len(classes)}")
+            if label - 1 != index:
+                raise DataError(f"{where}: label {label} ({classes.names[label - 1]}) disagrees with the folder "
+                                f"{folder!r} (label {index + 1})")
+        entries.append(ListedVideo(rel, (index,), where))
+    if not entries:
+        raise DataError(f"{path}: no videos listed")
+    return entries
+
+
+# -- HMDB51 ----------------------------------------------------------------------------------------------
+_HMDB_SPLIT_FILE = re.compile(r"^(?P<name>.+)_test_split(?P<fold>\d+)\.txt$")
+HMDB51_CODES = {"0": "unused", "1": "train", "2": "test"}
+
+
+@dataclass(frozen=True)
+class HmdbVideo:
+    class_name: str
+    file_name: str
+    subset: str  # "unused", "train" or "test"
+    source: str
+
+
+def read_hmdb51_splits(split_dir: str | os.PathLike, fold: int) -> tuple[ClassList, list[HmdbVideo]]:
+    """The ``<class>_test_split<fold>.txt`` files of ``testTrainMulti_7030_splits/``: ``video.avi CODE`` lines
+    (0 unused, 1 train, 2 test; trailing spaces as shipped). Class names come from the file names (they may
+    hold underscores: ``sword_exercise``); the label order is the sorted class names."""
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: HMDB51 split folder not found (expected testTrainMulti_7030_splits/)")
+    files = {}
+    for entry in split_dir.iterdir():
+        match = _HMDB_SPLIT_FILE.match(entry.name)
+        if match and int(match.group("fold")) == fold:
+            files[match.group("name")] = entry
+    if not files:
+        raise DataError(f"{split_dir}: no '<class>_test_split{fold}.txt' files")
+    classes = ClassList.from_names(sorted(files))
+    videos = []
+    for name in classes.names:
+        file = files[name]
+        seen: dict[str, int] = {}
+        for number, text in _numbered_lines(file):
+            where = f"{file}:{number}"
+            parts = text.split()
+            if len(parts) != 2:
+                raise DataError(f"{where}: expected 'VIDEO.avi CODE', got {text!r}")
+            video, code = parts
+            if code not in HMDB51_CODES:
+                raise DataError(f"{where}: code {code!r}, expected 0 (unused), 1 (train) or 2 (test)")
+            if video in seen:
+                raise DataError(f"{where}: {video} is listed twice (first on line {seen[video]})")
+            seen[video] = number
+            videos.append(HmdbVideo(name, video, HMDB51_CODES[code], where))
+    return classes, videos
+
+
+# -- Kinetics (official CSV) -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KineticsRow:
+    """A row of an official Kinetics CSV. ``label`` is None in the test CSV, which has no label column."""
+
+    label: str | None
+    youtube_id: str
+    time_start: int
+    time_end: int
+    split: str
+    line: int
+
+
+def is_kinetics_csv(path: str | os.PathLike) -> bool:
+    """Whether the file's first line is an official Kinetics header (has ``youtube_id``)."""
+    with open(path, encoding="utf-8-sig") as handle:
+        first = handle.readline()
+    return "youtube_id" in [h.strip().lower() for h in first.split(",")]
+
+
+def read_kinetics_csv(path: str | os.PathLike) -> list[KineticsRow]:
+    """``label,youtube_id,time_start,time_end,split[,is_cc]`` (Kinetics-400 adds ``is_cc``; the test CSV has no
+    ``label``). Times may be written as ``14`` or ``14.0``; labels may be quoted."""
+    path = _open_text(path)
+    rows: list[KineticsRow] = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = [h.strip().lower() for h in next(reader)]
+        except StopIteration:
+            raise DataError(f"{path}: empty file, expected a Kinetics CSV header") from None
+        missing = [c for c in ("youtube_id", "time_start", "time_end") if c not in header]
+        if missing:
+            raise DataError(f"{path}:1: Kinetics header lacks {missing}; expected "
+                            "label,youtube_id,time_start,time_end,split")
+        column = {name: i for i, name in enumerate(header)}
+        for row in reader:
+            number = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            where = f"{path}:{number}"
+            if len(row) != len(header):
+                raise DataError(f"{where}: {len(row)} fields, the header has {len(header)}")
+            try:
+                start, end = int(float(row[column["time_start"]])), int(float(row[column["time_end"]]))
+            except ValueError:
+                raise DataError(f"{where}: time_start/time_end must be numbers, got "
+                                f"{row[column['time_start']]!r}, {row[column['time_end']]!r}") from None
+            if start < 0 or end < start:
+                raise DataError(f"{where}: invalid interval time_start {start}, time_end {end}")
+            youtube_id = row[column["youtube_id"]].strip()
+            if not youtube_id:
+                raise DataError(f"{where}: empty youtube_id")
+            label = row[column["label"]].strip().strip('"') if "label" in column else None
+            if label == "":
+                raise DataError(f"{where}: empty label")
+            split = row[column["split"]].strip() if "split" in column else ""
+            rows.append(KineticsRow(label, youtube_id, start, end, split, number))
+    if not rows:
+        raise DataError(f"{path}: no videos listed")
+    return rows
+
+
+_KINETICS_CLIP = "{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
+# The layouts the usual download tools produce, tried in this order by path_template="auto":
+# ActivityNet crawler / MMAction (<split>/<label>/<clip>, label folders with spaces or underscores), one
+# folder per label, CVDF's tarballs (<split>/<clip>, flat), a flat folder, and bare <youtube_id>.mp4 files.
+KINETICS_LAYOUTS = (
+    "{split}/{label}/" + _KINETICS_CLIP,
+    "{split}/{label_underscore}/" + _KINETICS_CLIP,
+    "{label}/" + _KINETICS_CLIP,
+    "{label_underscore}/" + _KINETICS_CLIP,
+    "{split}/" + _KINETICS_CLIP,
+    _KINETICS_CLIP,
+    "{split}/{youtube_id}.mp4",
+    "{youtube_id}.mp4",
+)
+KINETICS_TEMPLATE_FIELDS = ("label", "label_underscore", "youtube_id", "time_start", "time_end", "split")
+_KINETICS_PROBE_ROWS = 48
+
+
+def _kinetics_fields(row: KineticsRow) -> dict[str, object]:
+    label = row.label or ""
+    return {"label": label, "label_underscore": label.replace(" ", "_"), "youtube_id": row.youtube_id,
+            "time_start": row.time_start, "time_end": row.time_end, "split": row.split}
+
+
+def kinetics_template_uses_label(template: str) -> bool:
+    return "{label" in template
+
+
+def format_kinetics_path(template: str, row: KineticsRow) -> str:
+    try:
+        return template.format(**_kinetics_fields(row))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"path_template {template!r}: {type(exc).__name__} {exc}; the fields are "
+                          f"{', '.join('{' + f + '}' for f in KINETICS_TEMPLATE_FIELDS)}") from None
+
+
+def detect_kinetics_layout(rows: Sequence[KineticsRow], root: Path) -> str:
+    """The first of ``KINETICS_LAYOUTS`` under which the most of up to 48 evenly spaced rows exist."""
+    step = max(1, len(rows) // _KINETICS_PROBE_ROWS)
+    probe = list(rows[::step])[:_KINETICS_PROBE_ROWS]
+    labelled = all(row.label is not None for row in probe)
+    candidates = [t for t in KINETICS_LAYOUTS if labelled or not kinetics_template_uses_label(t)]
+    hits = [sum((root / format_kinetics_path(t, row)).exists() for row in probe) for t in candidates]
+    best = max(range(len(candidates)), key=lambda i: (hits[i], -i))
+    if hits[best] == 0:
+        logger.warning("%s: none of the %d probed Kinetics videos exists under any known layout; assuming %r "
+                       "(set path_template)", root, len(probe), candidates[0])
+        return candidates[0]
+    return candidates[best]
+
+
+# -- Moments-in-Time and Multi-Moments ----------------------------------------------------------------------
+def read_moments_categories(path: str | os.PathLike) -> ClassList:
+    """``moments_categories.txt``: ``name,index`` lines with indices from 0 (``adult+female+singing,0``)."""
+    return _indexed_class_list(path, name_first=True, first_index=0, expected="'NAME,INDEX' (e.g. 'bathing,12')")
+
+
+def read_moments_list(path: str | os.PathLike, classes: ClassList) -> list[ListedVideo]:
+    """``trainingSet.csv`` / ``validationSet.csv``: ``class/file.mp4,label,positive votes,negative votes``
+    rows, no header (one ``filename,label,...`` header row is tolerated)."""
+    path = _open_text(path)
+    entries = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        for row in reader:
+            number = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            where = f"{path}:{number}"
+            if number == 1 and len(row) >= 2 and row[1].strip().lower() == "label":
+                continue
+            if len(row) < 2:
+                raise DataError(f"{where}: expected 'class/video.mp4,label[,votes...]', got {len(row)} field(s)")
+            rel, label = row[0].strip(), row[1].strip()
+            if not rel:
+                raise DataError(f"{where}: empty path")
+            index = find_class(classes, label)
+            if index is None:
+                raise DataError(f"{where}: unknown class {label!r} (not in the {len(classes)} categories)")
+            entries.append(ListedVideo(rel, (index,), where))
+    if not entries:
+        raise DataError(f"{path}: no videos listed")
+    return entries
+
+
+def read_multi_moments_list(path: str | os.PathLike, num_classes: int) -> list[ListedVideo]:
+    """Multi-Moments ``trainingSet``/``validationSet`` lists: ``class/file.mp4,INDEX[,INDEX...]`` rows with
+    0-based indices into ``moments_categories.txt``."""
+    path = _open_text(path)
+    entries = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        for row in reader:
+            number = reader.line_num
+            cells = [cell.strip() for cell in row if cell.strip()]
+            if not cells:
+                continue
+            where = f"{path}:{number}"
+            if len(cells) < 2:
+                raise DataError(f"{where}: expected 'video.mp4,INDEX[,INDEX...]', got {len(cells)} field(s)")
+            try:
+                labels = tuple(int(cell) for cell in cells[1:])
+            except ValueError:
+                raise DataError(f"{where}: class indices {cells[1:]} must be integers") from None
+            for label in labels:
+                if not 0 <= label < num_classes:
+                    raise DataError(f"{where}: label {label} out of range 0..{num_classes - 1}")
+            entries.append(ListedVideo(cells[0], tuple(dict.fromkeys(labels)), where))
+    if not entries:
+        raise DataError(f"{path}: no videos listed")
+    return entries
+
+
+# -- Something-Something v2 ---------------------------------------------------------------------------------
+def _read_json(path: Path):
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+
+
+def ssv2_class_name(template: str) -> str:
+    """The class of an SSv2 template: ``Putting [something] on [something]`` -> ``Putting something on something``."""
+    return " ".join(template.replace("[", "").replace("]", "").split())
+
+
+def read_ssv2_labels(path: str | os.PathLike) -> ClassList:
+    """``something-something-v2-labels.json``: ``{"Approaching something with your camera": "0", ...}`` (ids are
+    strings in the release, 0..173)."""
+    path = _open_text(path)
+    data = _read_json(path)
+    if not isinstance(data, dict) or not data:
+        raise DataError(f"{path}: expected a JSON object mapping class names to ids")
+    by_index: dict[int, str] = {}
+    for name, value in data.items():
+        try:
+            index = int(value)
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: class {name!r} has id {value!r}, expected an integer") from None
+        if index in by_index:
+            raise DataError(f"{path}: classes {by_index[index]!r} and {name!r} share id {index}")
+        by_index[index] = name
+    if sorted(by_index) != list(range(len(by_index))):
+        missing = sorted(set(range(len(by_index))) - set(by_index))
+        raise DataError(f"{path}: class ids must be 0..{len(by_index) - 1}; missing {missing[:5]}")
+    return ClassList.from_names(by_index[i] for i in range(len(by_index)))
+
+
+def read_ssv2_split(path: str | os.PathLike, classes: ClassList | None) -> list[ListedVideo]:
+    """``something-something-v2-{train,validation}.json`` (``id``, ``label``, ``template``, ``placeholders``; the
+    class is the template without brackets) or ``-test.json`` (``id`` only: unlabelled). Paths are ``<id>``;
+    the caller adds the extension."""
+    path = _open_text(path)
+    data = _read_json(path)
+    if not isinstance(data, list) or not data:
+        raise DataError(f"{path}: expected a non-empty JSON list of videos")
+    lookup = {ssv2_class_name(name).lower(): i for i, name in enumerate(classes.names)} if classes else {}
+    entries = []
+    for number, entry in enumerate(data, 1):
+        where = f"{path}: entry {number}"
+        if not isinstance(entry, dict) or "id" not in entry:
+            raise DataError(f"{where}: expected an object with an 'id'")
+        video_id = str(entry["id"]).strip()
+        if not video_id:
+            raise DataError(f"{where}: empty id")
+        where = f"{where} (id {video_id})"
+        template = entry.get("template")
+        if template is None:
+            entries.append(ListedVideo(video_id, (), where))
+            continue
+        if classes is None:
+            raise DataError(f"{where}: labelled entry but no labels JSON given")
+        name = ssv2_class_name(str(template))
+        index = find_class(classes, name)
+        if index is None:
+            index = lookup.get(name.lower())
+        if index is None:
+            raise DataError(f"{where}: unknown class {name!r} (template {template!r} is not in the labels JSON)")
+        entries.append(ListedVideo(video_id, (index,), where))
+    return entries

@@ -21,6 +21,7 @@ the videos already done.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -117,16 +118,23 @@ def dequantize_flow(quantized: np.ndarray, bound: float = DEFAULT_BOUND) -> np.n
 
 # -- storage ---------------------------------------------------------------------------------------------
 def flow_key(video_path: str | os.PathLike, root: str | os.PathLike | None) -> str:
-    """Storage key of a video: its path relative to ``root`` without the extension, '/'-separated."""
+    """Storage key of a video: its path relative to ``root`` without the extension, '/'-separated.
+
+    A video outside ``root`` (or with no root) gets ``_outside_root/<name>-<hash of its absolute path>``, so
+    two such videos with the same file name never share one flow entry.
+    """
     path = Path(video_path)
     if root is not None:
-        try:
-            path = path.resolve().relative_to(Path(root).resolve())
-        except ValueError:
-            path = Path(path.name)
-    else:
-        path = Path(path.name)
-    return (path.parent / path.stem).as_posix() if path.suffix else path.as_posix()
+        # The path as given first (no file-system calls: datasets build root/relative paths), then resolved.
+        for candidate, base in ((path, Path(root)), (path.resolve(), Path(root).resolve())):
+            try:
+                relative = candidate.relative_to(base)
+            except ValueError:
+                continue
+            if ".." not in relative.parts:
+                return (relative.parent / relative.stem).as_posix() if relative.suffix else relative.as_posix()
+    digest = hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()[:12]
+    return f"_outside_root/{path.stem if path.suffix else path.name}-{digest}"
 
 
 def _flow_paths(out_dir: Path, key: str, fmt: FlowFormat) -> Path:

@@ -294,17 +294,22 @@ class Trainer:
         return nn.functional.cross_entropy(logits, target.long(), label_smoothing=smoothing)
 
     def _train_loader(self) -> tuple[torch.utils.data.DataLoader, ResumableSampler]:
+        """The training loader, built once: its workers persist across epochs, so what they cache (video
+        indexes, known-bad files, ``cache_frames``) survives; each epoch only re-seeds the sampler."""
         from assemblenet.data import collate
 
-        sampler = ResumableSampler(len(self.train_dataset), world_size=self.dist.world_size, rank=self.dist.rank,
-                                   seed=self.cfg.seed, shuffle=True)
-        sampler.set_epoch(self.epoch, self.step_in_epoch * self.cfg.data.batch_size)
-        workers = self.cfg.data.num_workers
-        loader = torch.utils.data.DataLoader(
-            SeededDataset(self.train_dataset), batch_size=self.cfg.data.batch_size, sampler=sampler,
-            num_workers=workers, collate_fn=collate, drop_last=True, pin_memory=self.device.type == "cuda",
-            prefetch_factor=2 if workers else None)
-        return loader, sampler
+        loader = getattr(self, "_loader", None)
+        if loader is None:
+            sampler = ResumableSampler(len(self.train_dataset), world_size=self.dist.world_size,
+                                       rank=self.dist.rank, seed=self.cfg.seed, shuffle=True)
+            workers = self.cfg.data.num_workers
+            loader = torch.utils.data.DataLoader(
+                SeededDataset(self.train_dataset), batch_size=self.cfg.data.batch_size, sampler=sampler,
+                num_workers=workers, collate_fn=collate, drop_last=True, pin_memory=self.device.type == "cuda",
+                prefetch_factor=2 if workers else None, persistent_workers=workers > 0)
+            self._loader, self._sampler = loader, sampler
+        self._sampler.set_epoch(self.epoch, self.step_in_epoch * self.cfg.data.batch_size)
+        return loader, self._sampler
 
     def _eval_model(self) -> nn.Module:
         if self.ema is not None and self.cfg.eval.use_ema:
@@ -442,6 +447,7 @@ class Trainer:
                     self.save_checkpoint()  # a budget that ends mid-epoch
         finally:
             bar.close()
+            self._loader = loader = None  # stops the persistent workers before the final evaluation
         return self._finish()
 
     def _train_step(self, model: nn.Module, clip: Any, target: torch.Tensor) -> float:

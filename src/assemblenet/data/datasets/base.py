@@ -51,7 +51,7 @@ class VideoItem:
 
     Args:
         path: video file or frame folder.
-        labels: video-level class indices.
+        labels: video-level class indices (empty for an unlabelled test list; the target is then -1).
         video_id: a name for reports.
         key: storage key for precomputed flow (path relative to the dataset root, no extension).
         intervals: (class index, start s, end s) per action, for clip/frame targets (Charades).
@@ -248,8 +248,8 @@ class VideoDataset(torch.utils.data.Dataset):
         return open_video(item.path, fps=self.frame_fps, seek=self.seek)
 
     def _target(self, item: VideoItem, indices: np.ndarray, timestamps: np.ndarray, fps: float) -> torch.Tensor:
-        if not self.multi_label:
-            return torch.tensor(item.labels[0], dtype=torch.int64)
+        if not self.multi_label:  # -1 for unlabelled test lists (Kinetics test CSV, SSv2 test JSON)
+            return torch.tensor(item.labels[0] if item.labels else -1, dtype=torch.int64)
         K = self.num_classes
         if self.target_type == "video" or (not item.intervals and item.frame_labels is None):
             target = torch.zeros(K, dtype=torch.float32)

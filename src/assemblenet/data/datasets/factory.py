@@ -9,7 +9,10 @@ from typing import Callable
 from assemblenet.data.datasets.base import VideoDataset
 from assemblenet.data.datasets.charades import CharadesDataset, CharadesFrameListDataset
 from assemblenet.data.datasets.lists import KineticsCsvDataset, VideoFolderDataset, VideoListDataset
+from assemblenet.data.datasets.moments import MomentsInTimeDataset, MultiMomentsDataset
 from assemblenet.data.datasets.smarthome import SmarthomeDataset
+from assemblenet.data.datasets.ssv2 import SomethingSomethingV2Dataset
+from assemblenet.data.datasets.ucf_hmdb import HMDB51Dataset, UCF101Dataset
 from assemblenet.errors import ConfigError, DataError
 
 
@@ -56,15 +59,30 @@ def _kinetics(**kwargs) -> VideoDataset:
         return KineticsCsvDataset(**kwargs)
     if "root" in kwargs:
         return VideoFolderDataset(**kwargs)
-    raise ConfigError("kinetics needs csv_path= (a path,label CSV) or root= (one folder per class)")
+    raise ConfigError("kinetics needs csv_path= (the official CSV or a path,label list) or root= (one folder "
+                      "per class)")
+
+
+def _moments(**kwargs) -> VideoDataset:
+    if "csv_path" in kwargs:  # a converted path,label list
+        return KineticsCsvDataset(**kwargs)
+    if "root" in kwargs:
+        return MomentsInTimeDataset(**kwargs)
+    raise ConfigError("moments needs root= (the unpacked Moments_in_Time folder) and split=")
 
 
 DATASETS: dict[str, Callable[..., VideoDataset]] = {
     "charades": CharadesDataset,
     "charades_frames": CharadesFrameListDataset,
     "kinetics": _kinetics,
-    "mit": _kinetics,
-    "moments": _kinetics,
+    "mit": _moments,
+    "moments": _moments,
+    "multi_moments": MultiMomentsDataset,
+    "mmit": MultiMomentsDataset,
+    "ucf101": UCF101Dataset,
+    "hmdb51": HMDB51Dataset,
+    "ssv2": SomethingSomethingV2Dataset,
+    "something_something_v2": SomethingSomethingV2Dataset,
     "list": VideoListDataset,
     "folder": VideoFolderDataset,
     "smarthome": SmarthomeDataset,
@@ -73,9 +91,11 @@ DATASETS: dict[str, Callable[..., VideoDataset]] = {
 
 
 def build_dataset(name: str, **kwargs) -> VideoDataset:
-    """Build a dataset by name: ``charades``, ``charades_frames``, ``kinetics``/``mit``/``moments`` (``csv_path=``
-    or a class-folder ``root=``), ``list`` (generic CSV, ``multi_label=`` optional), ``folder``, ``smarthome``
-    or ``synthetic``. Keyword arguments go to the dataset class."""
+    """Build a dataset by name: ``ucf101``, ``hmdb51``, ``kinetics`` (``csv_path=`` an official CSV or a
+    ``path,label`` list, or a class-folder ``root=``), ``mit``/``moments`` (``root=`` the official folder, or
+    ``csv_path=`` a converted list), ``multi_moments``/``mmit``, ``ssv2``/``something_something_v2``,
+    ``charades``, ``charades_frames``, ``list`` (generic CSV, ``multi_label=`` optional), ``folder``,
+    ``smarthome`` or ``synthetic``. Keyword arguments go to the dataset class."""
     try:
         factory = DATASETS[name.lower()]
     except KeyError:

@@ -70,18 +70,36 @@ class VideoListDataset(VideoDataset):
 
 
 class KineticsCsvDataset(VideoListDataset):
-    """Kinetics (400/600/700) or Moments-in-Time from a ``path,label`` CSV; single-label.
+    """Kinetics (400/600/700) from its official CSV, or any single-label ``path,label`` list.
 
-    Also reads the official Kinetics CSV (``label,youtube_id,time_start,time_end,split``), expecting videos at
-    ``{label}/{youtube_id}_{start:06d}_{end:06d}.mp4`` under ``root``.
+    The official CSV (``label,youtube_id,time_start,time_end,split[,is_cc]``; the test CSV has no label, its
+    targets are -1) is recognised by its header. Its videos are found under ``root`` with ``path_template``
+    (fields ``{label}``, ``{label_underscore}``, ``{youtube_id}``, ``{time_start}``, ``{time_end}``,
+    ``{split}``), or, with ``"auto"``, the first of ``annotations.KINETICS_LAYOUTS`` that holds the probed videos
+    (``{split}/{label}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4``, the flat CVDF layout, ...).
+    ``classes`` may then also be the train CSV (its sorted labels), which the val set should be given.
     """
 
     def __init__(self, csv_path: str | os.PathLike, *, root: str | os.PathLike | None = None,
-                 classes: ClassList | str | os.PathLike | list[str] | None = None, **kwargs) -> None:
+                 classes: ClassList | str | os.PathLike | list[str] | None = None,
+                 path_template: str | None = "auto", **kwargs) -> None:
+        from assemblenet.data.annotations import is_kinetics_csv
+        from assemblenet.data.datasets.kinetics import kinetics_items
+
+        csv_path = Path(csv_path)
+        if csv_path.is_file() and is_kinetics_csv(csv_path):
+            items, class_list, template = kinetics_items(csv_path, root=root, classes=classes,
+                                                         path_template=path_template)
+            VideoDataset.__init__(self, items, classes=class_list, multi_label=False, **kwargs)
+            self.list_path = csv_path
+            self.root = Path(root) if root is not None else csv_path.parent
+            self.path_template: str | None = template
+            return
+        if path_template not in (None, "auto"):
+            raise DataError(f"{csv_path}: path_template applies to the official Kinetics CSV (header "
+                            "label,youtube_id,time_start,time_end,split); this list gives paths itself")
         super().__init__(csv_path, root=root, classes=classes, multi_label=False, **kwargs)
-
-
-MomentsInTimeDataset = KineticsCsvDataset
+        self.path_template = None
 
 
 def _is_frame_folder(path: Path) -> bool:

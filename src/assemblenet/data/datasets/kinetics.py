@@ -1,0 +1,87 @@
+"""Kinetics-400/600/700 from the official CSVs, with the common on-disk layouts or a path template."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+from assemblenet.data.annotations import (
+    ClassList,
+    KineticsRow,
+    detect_kinetics_layout,
+    format_kinetics_path,
+    is_kinetics_csv,
+    read_class_list,
+    read_kinetics_csv,
+    kinetics_template_uses_label,
+)
+from assemblenet.data.datasets.base import VideoItem, key_for
+from assemblenet.errors import ConfigError, DataError
+
+
+def _label_key(label: str) -> str:
+    """Spaces/underscores, quotes, brackets and case do not distinguish Kinetics labels (``passing American
+    football (in game)`` = ``passing_American_football_in_game``, as MMAction's renamed folders spell them)."""
+    return " ".join(re.sub(r"[_\"'()]", " ", label).lower().split())
+
+
+def kinetics_classes(classes: ClassList | str | os.PathLike | Sequence[str] | None, csv_path: Path,
+                     rows: Sequence[KineticsRow]) -> ClassList:
+    """A class file (one name per line), an official CSV (its sorted labels: pass the train CSV to the val
+    set), a list of names, or None: ``classes.txt`` beside the CSV, else this CSV's sorted labels."""
+    if isinstance(classes, ClassList):
+        return classes
+    if isinstance(classes, (list, tuple)):
+        return ClassList.from_names(classes)
+    if classes is None:
+        beside = csv_path.parent / "classes.txt"
+        if beside.is_file():
+            return read_class_list(beside)
+        labels = [row.label for row in rows if row.label is not None]
+        if not labels:
+            raise DataError(f"{csv_path}: an unlabelled (test) CSV needs classes= (the train CSV or a class file)")
+        return ClassList.from_labels(labels)
+    classes = Path(classes)
+    if classes.suffix.lower() == ".csv" and classes.is_file() and is_kinetics_csv(classes):
+        labels = [row.label for row in read_kinetics_csv(classes) if row.label is not None]
+        if not labels:
+            raise DataError(f"{classes}: has no labels to take the classes from")
+        return ClassList.from_labels(labels)
+    return read_class_list(classes)
+
+
+def kinetics_items(csv_path: str | os.PathLike, *, root: str | os.PathLike | None,
+                   classes: ClassList | str | os.PathLike | Sequence[str] | None = None,
+                   path_template: str | None = "auto") -> tuple[list[VideoItem], ClassList, str]:
+    """The videos of an official Kinetics CSV: (items, classes, template used)."""
+    csv_path = Path(csv_path)
+    rows = read_kinetics_csv(csv_path)
+    root = Path(root) if root is not None else csv_path.parent
+    class_list = kinetics_classes(classes, csv_path, rows)
+    if path_template in (None, "auto"):
+        template = detect_kinetics_layout(rows, root)
+    else:
+        template = str(path_template)
+        format_kinetics_path(template, rows[0])  # a bad field is a config error before anything else
+    if kinetics_template_uses_label(template) and any(row.label is None for row in rows):
+        raise ConfigError(f"path_template {template!r} uses the label, but {csv_path} has no label column "
+                          "(the test CSV); use a layout without {label}")
+    lookup = {_label_key(name): i for i, name in enumerate(class_list.names)}
+    items = []
+    for row in rows:
+        labels: tuple[int, ...] = ()
+        if row.label is not None:
+            try:
+                index = class_list.index_of(row.label)
+            except KeyError:
+                index = lookup.get(_label_key(row.label))
+            if index is None:
+                raise DataError(f"{csv_path}:{row.line}: unknown class {row.label!r} "
+                                f"(not among the {len(class_list)} classes)")
+            labels = (index,)
+        path = root / format_kinetics_path(template, row)
+        video_id = f"{row.youtube_id}_{row.time_start:06d}_{row.time_end:06d}"
+        items.append(VideoItem(str(path), labels, video_id, key_for(path, root)))
+    return items, class_list, template
