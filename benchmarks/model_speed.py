@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
+import subprocess
 import statistics
 import time
 from pathlib import Path
@@ -100,10 +102,16 @@ def run_case(args: argparse.Namespace, *, frames: int, size: int, ceilings: dict
     clip = torch.rand(args.batch, 3, frames, size, size)
     model = create_model(args.model, num_classes=args.num_classes).eval()
     summary = summarize_model(model, frames=frames, size=size, batch=args.batch)
-    reference_ok = args.model == "assemblenet50" and args.num_classes == 157 and args.batch == 1
-    tf_forward = TF_REFERENCE["forward_s"].get((frames, size)) if reference_ok else None
-    tf_flow = TF_REFERENCE["flow_s"].get((frames, size)) if args.batch == 1 else None
-    same_machine = TF_REFERENCE["signature"] == this_machine
+    reference_ok = args.model == "assemblenet50" and args.batch == 1
+    tf_run = measure_tf(args, frames=frames, size=size) if args.tf_python and reference_ok else None
+    if tf_run is not None:  # side by side, this run, this machine
+        tf_forward, tf_flow = tf_run["forward"]["median_s"], tf_run["flow"]["median_s"]
+        tf_machine, same_machine = f"this machine, this run (TF {tf_run['tensorflow']})", True
+    else:
+        reference_ok = reference_ok and args.num_classes == 157
+        tf_forward = TF_REFERENCE["forward_s"].get((frames, size)) if reference_ok else None
+        tf_flow = TF_REFERENCE["flow_s"].get((frames, size)) if args.batch == 1 else None
+        tf_machine, same_machine = TF_REFERENCE["machine"], TF_REFERENCE["signature"] == this_machine
     results: list[dict] = []
 
     def record(what: str, stats: dict, *, flops: float, dtype: str, tf_seconds: float | None = None,
@@ -118,7 +126,7 @@ def run_case(args: argparse.Namespace, *, frames: int, size: int, ceilings: dict
         if clips:
             row["clips_per_s"] = clips / stats["median_s"]
         if tf_seconds is not None:
-            row.update(tf_seconds=tf_seconds, tf_machine=TF_REFERENCE["machine"],
+            row.update(tf_seconds=tf_seconds, tf_machine=tf_machine,
                        ratio_to_tf=stats["median_s"] / tf_seconds, target_ratio=target)
             row["meets_target"] = (row["ratio_to_tf"] <= target) if same_machine and target else None
         results.append(row)
@@ -218,6 +226,22 @@ def run_training_case(args: argparse.Namespace, *, frames: int, size: int, ceili
     return rows
 
 
+def measure_tf(args: argparse.Namespace, *, frames: int, size: int) -> dict:
+    """The official TF model's times at this clip shape, from ``benchmarks/tf_speed.py`` run with
+    ``--tf-python`` (an environment with tensorflow-cpu and tf-models-official), on the same threads."""
+    command = [args.tf_python, str(Path(__file__).with_name("tf_speed.py")), "--frames", str(frames), "--size",
+               str(size), "--num-classes", str(args.num_classes), "--repeats", str(args.repeats), "--warmup",
+               str(max(1, args.warmup)), "--threads", str(torch.get_num_threads())]
+    print(f"  official TF (Model Garden) {frames}x{size} ...", flush=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"model_speed: {' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  official TF forward {result['forward']['median_s']:.3f} s, flow layer {result['flow']['median_s']:.3f} s",
+          flush=True)
+    return result
+
+
 def _profile(fn: Callable[[], object], *, title: str) -> None:
     from torch.profiler import ProfilerActivity, profile
 
@@ -254,7 +278,7 @@ def format_table(results: list[dict]) -> str:
                      f"{tf:>5} {ratio:>6} {verdict:>8}{extra}")
     if any(row.get("meets_target", False) is None for row in results):
         lines.append(f"* TF figures were measured on another machine ({TF_REFERENCE['machine']}): the ratio is "
-                     "for information only; no verdict is drawn.")
+                     "for information only; no verdict is drawn. Run with --tf-python to time TF here.")
     return "\n".join(lines)
 
 
@@ -282,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-malloc-tuning", action="store_true",
                         help="leave glibc malloc at its defaults (see assemblenet.runtime)")
     parser.add_argument("--profile", action="store_true", help="print the top ops of the flow layer and forward")
+    parser.add_argument("--tf-python", default=None,
+                        help="python of an environment with tensorflow-cpu and tf-models-official: time the "
+                             "official TF model side by side (benchmarks/tf_speed.py) and judge the targets")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
