@@ -233,7 +233,10 @@ def measure_tf(args: argparse.Namespace, *, frames: int, size: int) -> dict:
                str(size), "--num-classes", str(args.num_classes), "--repeats", str(args.repeats), "--warmup",
                str(max(1, args.warmup)), "--threads", str(torch.get_num_threads())]
     print(f"  official TF (Model Garden) {frames}x{size} ...", flush=True)
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = dict(os.environ)
+    if args.tf_pythonpath:
+        env["PYTHONPATH"] = args.tf_pythonpath
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"model_speed: {' '.join(command)} failed:\n{done.stderr[-2000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -309,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tf-python", default=None,
                         help="python of an environment with tensorflow-cpu and tf-models-official: time the "
                              "official TF model side by side (benchmarks/tf_speed.py) and judge the targets")
+    parser.add_argument("--tf-pythonpath", default=None,
+                        help="PYTHONPATH for --tf-python (the folder holding the Model Garden assemblenet source)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 

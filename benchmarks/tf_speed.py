@@ -1,9 +1,15 @@
 """Time the official TensorFlow AssembleNet (TF Model Garden, graph mode) on this machine.
 
-It runs in its own environment, because TensorFlow is not a dependency of assemblenet:
+It runs in its own environment, because TensorFlow is not a dependency of assemblenet. No tf-models-official
+wheel ships ``official/projects/assemblenet``, so the environment needs the Model Garden source as well:
 
-    python -m venv tfenv && tfenv/bin/pip install tensorflow-cpu tf-models-official
-    tfenv/bin/python benchmarks/tf_speed.py --frames 32 --size 224 --json tf.json
+    python -m venv tfenv && tfenv/bin/pip install tensorflow==2.20.0 tf-models-official==2.20.0
+    # copy tfenv's installed `official` package to TFREF/official and add the three files of tensorflow/models
+    # official/projects/assemblenet ({modeling/assemblenet.py, modeling/rep_flow_2d_layer.py,
+    # configs/assemblenet.py}, plus empty __init__.py files) under TFREF/official/projects/assemblenet/
+    PYTHONPATH=TFREF tfenv/bin/python benchmarks/tf_speed.py --frames 32 --size 224 --json tf.json
+
+This project's copy reproduces the stored Model Garden references (tests/data/tf_reference) to 6.4e-7.
 
 ``benchmarks/model_speed.py --tf-python tfenv/bin/python`` calls it for each clip shape in the same run as its
 own measurements, so the ratio to TF is measured side by side on one machine. What is timed: asn50 with the
@@ -44,6 +50,7 @@ def main() -> int:
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # older upstream versions use tf.keras; keep it Keras 2
     import numpy as np
     import tensorflow as tf
 
