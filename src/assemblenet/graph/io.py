@@ -9,6 +9,9 @@ Our format (``format: assemblenet-graph/v1``) lists nodes with named fields::
       - {id: 6, level: 0, inputs: [0, 1, 2, 3], filters: 32, temporal_dilation: 1, spatial_stride: 1,
          edge_weights: [0.14, 0.85, 0.31, 0.29]}
 
+A block node may also list ``attention_sources`` (AssembleNet++ peer attention: the stems or lower-level nodes
+whose features condition its connections; all of them when absent).
+
 The official format is a JSON/YAML list of nodes, or a mapping with ``model_structure`` (or ``structure``)
 and optionally ``model_edge_weights`` (or ``edge_weights``). :func:`load_graph` accepts all of these.
 """
@@ -29,7 +32,7 @@ from assemblenet.graph.spec import AssembleNetGraph, BlockNode, StemNode, StemTy
 FORMAT_TAG = "assemblenet-graph/v1"
 _STEM_FIELDS = {"id", "stem", "temporal_dilation"}
 _BLOCK_FIELDS = {"id", "level", "inputs", "filters", "temporal_dilation", "spatial_stride", "edge_weights",
-                 "reserved"}
+                 "reserved", "attention_sources"}
 
 
 def graph_to_dict(graph: AssembleNetGraph) -> dict[str, Any]:
@@ -46,6 +49,8 @@ def graph_to_dict(graph: AssembleNetGraph) -> dict[str, Any]:
                 entry["edge_weights"] = list(node.edge_weights)
             if node.reserved:
                 entry["reserved"] = node.reserved
+            if node.attention_sources is not None:
+                entry["attention_sources"] = list(node.attention_sources)
             nodes.append(entry)
     result: dict[str, Any] = {"format": FORMAT_TAG}
     if graph.name:
@@ -101,6 +106,9 @@ def graph_from_dict(data: Any, *, source: str = "graph", allow_dead_nodes: bool 
         weights = raw.get("edge_weights")
         if weights is not None and not isinstance(weights, list):
             raise GraphError(f"{where}: 'edge_weights' must be a list, got {weights!r}")
+        sources = raw.get("attention_sources")
+        if sources is not None and not isinstance(sources, list):
+            raise GraphError(f"{where}: 'attention_sources' must be a list of node ids, got {sources!r}")
         nodes.append(
             BlockNode(
                 level=_int(raw, "level", where),
@@ -110,6 +118,8 @@ def graph_from_dict(data: Any, *, source: str = "graph", allow_dead_nodes: bool 
                 spatial_stride=_int(raw, "spatial_stride", where, 1),
                 edge_weights=tuple(float(w) for w in weights) if weights is not None else None,
                 reserved=_int(raw, "reserved", where, 0),
+                attention_sources=(tuple(_as_int(i, f"{where} attention source") for i in sources)
+                                   if sources is not None else None),
             )
         )
     try:
@@ -135,8 +145,11 @@ def load_graph(path: str | os.PathLike[str], *, allow_dead_nodes: bool = False) 
 
 
 def save_graph(graph: AssembleNetGraph, path: str | os.PathLike[str], *, official: bool = False) -> Path:
-    """Write a graph atomically, as YAML or JSON by suffix; ``official=True`` writes the nested-list format."""
+    """Write a graph atomically, as YAML or JSON by suffix; ``official=True`` writes the nested-list format
+    (which cannot hold attention sources: a graph with some is refused rather than silently changed)."""
     path = Path(path)
+    if official and graph.has_attention_sources:
+        raise GraphError(f"{path}: the official format has no place for attention sources; save it in ours")
     if official:
         structure, weights = graph.to_official()
         data: Any = {"model_structure": structure, "model_edge_weights": weights}

@@ -82,6 +82,9 @@ class BlockNode:
 
     ``edge_weights`` are post-sigmoid strengths in the order of ``inputs``; ``None`` means learnable.
     ``reserved`` keeps the official format's unused last field so round trips are lossless.
+    ``attention_sources`` (AssembleNet++ peer attention) are the nodes whose features may condition this node's
+    connections; ``None`` means every candidate (:meth:`AssembleNetGraph.attention_candidates`). They must be
+    stems or nodes of a lower level. The official nested-list format has no place for them.
     """
 
     level: int
@@ -91,6 +94,7 @@ class BlockNode:
     spatial_stride: int = 1
     edge_weights: tuple[float, ...] | None = None
     reserved: int = 0
+    attention_sources: tuple[int, ...] | None = None
 
     is_stem = False
 
@@ -254,6 +258,31 @@ class AssembleNetGraph:
     def nodes_at_level(self, level: int) -> list[int]:
         return [i for i, n in enumerate(self.nodes) if isinstance(n, BlockNode) and n.level == level]
 
+    def attention_candidates(self, index: int) -> list[int]:
+        """Every node that may be a peer-attention source of block node ``index``: all stems and all nodes of a
+        lower level, in the authors' order (object, flow, then RGB stems, then levels 0, 1, ...; by index
+        within each group)."""
+        node = self.nodes[index]
+        if not isinstance(node, BlockNode):
+            raise GraphError(f"node {index} is a stem; only block nodes have attention sources")
+        order: list[int] = []
+        for stem_type in (StemType.OBJECT, StemType.FLOW, StemType.RGB):
+            order += self.stems_of(stem_type)
+        for level in range(node.level):
+            order += self.nodes_at_level(level)
+        return order
+
+    def attention_sources(self, index: int) -> list[int]:
+        """The peers of block node ``index``: its own ``attention_sources``, else every candidate, in the
+        candidates' order."""
+        candidates = self.attention_candidates(index)
+        chosen = self.nodes[index].attention_sources  # type: ignore[union-attr]
+        return candidates if chosen is None else [i for i in candidates if i in set(chosen)]
+
+    @property
+    def has_attention_sources(self) -> bool:
+        return any(isinstance(n, BlockNode) and n.attention_sources is not None for n in self.nodes)
+
     # ------------------------------------------------------------------ derived graphs
     def replace_nodes(self, nodes: Iterable[Node], *, name: str | None = None) -> "AssembleNetGraph":
         return AssembleNetGraph(
@@ -317,7 +346,11 @@ class AssembleNetGraph:
             for old in keep:
                 node = nodes[old]
                 if isinstance(node, BlockNode):
-                    node = dataclasses.replace(node, inputs=tuple(remap[i] for i in node.inputs))
+                    sources = node.attention_sources
+                    if sources is not None:  # a removed node is no attention source any more
+                        sources = tuple(remap[i] for i in sources if i in remap)
+                    node = dataclasses.replace(node, inputs=tuple(remap[i] for i in node.inputs),
+                                               attention_sources=sources)
                 new_nodes.append(node)
             nodes = new_nodes
             original_ids = [original_ids[i] for i in keep]
@@ -346,6 +379,8 @@ class AssembleNetGraph:
                 else:
                     parts = sorted((down[i], None) for i in node.inputs)
                 label = ("block", node.level, node.filters, node.temporal_dilation, node.spatial_stride, parts)
+                if node.attention_sources is not None:  # only then, so hashes of plain graphs stay as they were
+                    label = label + (("attention", sorted(down[i] for i in node.attention_sources)),)
                 down.append(_digest(label))
         # A node's consumers tell shared inputs apart from identical duplicated ones.
         signature = sorted(
@@ -363,9 +398,11 @@ class AssembleNetGraph:
                     " weights=[" + ", ".join(f"{w:.2f}" for w in node.edge_weights) + "]"
                     if node.edge_weights is not None else ""
                 )
+                attention = (f" attention_sources={list(node.attention_sources)}"
+                             if node.attention_sources is not None else "")
                 lines.append(
                     f"{index:3d} L{node.level}    filters={node.filters:<4d} dilation={node.temporal_dilation} "
-                    f"stride={node.spatial_stride} inputs={list(node.inputs)}{weights}"
+                    f"stride={node.spatial_stride} inputs={list(node.inputs)}{weights}{attention}"
                 )
         return "\n".join(lines)
 
@@ -405,6 +442,19 @@ def validate_nodes(nodes: Sequence[Node], *, allow_dead_nodes: bool = False) -> 
                     f"{where}: input {source!r} must be the index of an earlier node (0..{index - 1})"
                 )
             consumers[source] += 1
+        if node.attention_sources is not None:
+            sources = node.attention_sources
+            if len(set(sources)) != len(sources):
+                raise GraphError(f"{where}: duplicate attention sources in {list(sources)}")
+            for source in sources:
+                valid = isinstance(source, int) and not isinstance(source, bool) and 0 <= source < index and (
+                    isinstance(nodes[source], StemNode)
+                    or (isinstance(nodes[source], BlockNode) and nodes[source].level < node.level))
+                if not valid:
+                    raise GraphError(
+                        f"{where}: attention source {source!r} must be a stem or a node of a level below "
+                        f"{node.level}"
+                    )
         if node.edge_weights is not None:
             if len(node.edge_weights) != len(node.inputs):
                 raise GraphError(

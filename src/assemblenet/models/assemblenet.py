@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from assemblenet.errors import GraphError
 from assemblenet.graph import AssembleNetGraph, BlockNode, StemNode, StemType
+from assemblenet.models.attention import ATTENTION_MODES, PeerFeatures
 from assemblenet.models.blocks import BLOCKS_PER_DEPTH, INTERMEDIATE_CHANNELS, BlockGroup
 from assemblenet.models.fusion import SigmoidFusion
 from assemblenet.models.heads import AssembleNetHead
@@ -16,18 +17,29 @@ from assemblenet.models.rep_flow import RepresentationFlow
 from assemblenet.models.stems import NUM_OBJECT_CLASSES, FlowStem, ObjectStem, RGBStem
 
 FlowMode = Literal["rgb", "precomputed"]
+AttentionMode = Optional[Literal["self", "peer"]]
 
 
 class AssembleNode(nn.Module):
-    """One block node: fusion of its inputs followed by its block group."""
+    """One block node: fusion of its inputs followed by its block group.
 
-    def __init__(self, fusion: SigmoidFusion, blocks: BlockGroup) -> None:
+    With peer attention the node also owns ``peer_features``, the dense layers from each peer's frame average
+    that all its connections share; ``peers`` are then those peers' outputs, in the order of its attention
+    sources.
+    """
+
+    def __init__(self, fusion: SigmoidFusion, blocks: nn.Module, peer_features: Optional[PeerFeatures] = None) -> None:
         super().__init__()
         self.fusion = fusion
         self.blocks = blocks
+        self.peer_features = peer_features
 
-    def forward(self, inputs: List[Tensor]) -> Tensor:
-        return self.blocks(self.fusion(inputs))
+    def forward(self, inputs: List[Tensor], peers: Optional[List[Tensor]] = None) -> Tensor:
+        peer_vectors: Optional[Tensor] = None
+        if self.peer_features is not None:
+            assert peers is not None
+            peer_vectors = self.peer_features(peers)
+        return self.blocks(self.fusion(inputs, peer_vectors))
 
 
 class AssembleNet(nn.Module):
@@ -37,12 +49,16 @@ class AssembleNet(nn.Module):
         x: RGB clip ``[B, 3, T, H, W]``, float in [0, 1].
         flow: optical flow ``[B, 2, T, H, W]`` in pixels; required when ``flow_mode='precomputed'`` and the
             graph has flow stems, ignored otherwise.
-        objects: per-class segmentation maps ``[B, 151, T, H, W]``; required when the graph has object stems.
+        objects: per-class object maps ``[B, K, T, H, W]`` (K = ``num_object_classes``, 151 for ADE-20k, e.g.
+            one-hot label maps or class scores); required when the graph has object stems.
 
     Output: logits ``[B, num_classes]``. :meth:`forward_nodes` returns every node's output instead.
 
     Build it with :func:`build_assemblenet` or :func:`assemblenet.models.create_model`.
     """
+
+    # A real type, not a postponed string, so TorchScript can type the attribute even when every list is empty.
+    __annotations__ = {"node_peers": List[List[int]]}
 
     def __init__(
         self,
@@ -58,10 +74,16 @@ class AssembleNet(nn.Module):
         dropout: float = 0.0,
         flow_mode: FlowMode = "rgb",
         flow_layer: Optional[RepresentationFlow] = None,
+        attention_mode: AttentionMode = None,
+        num_object_classes: int = NUM_OBJECT_CLASSES,
     ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
+        if attention_mode is not None and attention_mode not in ATTENTION_MODES:
+            raise ValueError(f"attention_mode must be None, 'self' or 'peer', got {attention_mode!r}")
+        if num_object_classes < 1:
+            raise ValueError(f"num_object_classes must be positive, got {num_object_classes}")
         if flow_mode not in ("rgb", "precomputed"):
             raise ValueError(f"flow_mode must be 'rgb' or 'precomputed', got {flow_mode!r}")
         # The graph as given; node filters are scaled by width_multiplier when the layers are built.
@@ -71,8 +93,11 @@ class AssembleNet(nn.Module):
         self.num_classes = int(num_classes)
         self.num_blocks = tuple(int(n) for n in num_blocks)
         self.flow_mode = flow_mode
+        self.attention_mode = attention_mode
+        self.num_object_classes = int(num_object_classes)
         self.stem_kinds: List[int] = []
         self.node_inputs: List[List[int]] = []
+        self.node_peers = []  # peer-attention sources of each block node (peer mode only)
         self.output_nodes: List[int] = built_graph.output_indices
 
         channels: List[int] = []
@@ -89,7 +114,7 @@ class AssembleNet(nn.Module):
                     channels.append(stem_filters)
                 else:
                     stems.append(ObjectStem())
-                    channels.append(NUM_OBJECT_CLASSES)
+                    channels.append(self.num_object_classes)
                 self.stem_kinds.append(int(node.stem_type))
                 is_object.append(node.stem_type == StemType.OBJECT)
                 continue
@@ -98,17 +123,25 @@ class AssembleNet(nn.Module):
             learnable = node.edge_weights is None if learnable_weights is None else learnable_weights
             if not learnable and node.edge_weights is None and len(node.inputs) > 1:
                 raise GraphError(f"node {index}: frozen connection weights requested but the graph gives none")
+            peers = built_graph.attention_sources(index) if attention_mode == "peer" else []
+            if attention_mode == "peer" and not peers:
+                raise GraphError(f"node {index}: peer attention needs at least one attention source")
+            # The peer vectors are as wide as the widest peer (object stems count here, as in the original).
+            peer_width = max((channels[k] for k in peers), default=0)
             fusion = SigmoidFusion(
                 in_channels, edge_weights=node.edge_weights, learnable=learnable,
                 width_inputs=[not is_object[i] for i in node.inputs],
+                attention_mode=attention_mode, num_peers=len(peers), peer_width=peer_width,
             )
             blocks = BlockGroup(
                 fusion.out_channels, node.filters, num_blocks=self.num_blocks[node.level],
                 intermediate_channels=int(intermediate_channels[node.level]),
                 temporal_dilation=node.temporal_dilation, stride=node.spatial_stride,
             )
-            nodes.append(AssembleNode(fusion, blocks))
+            peer_features = PeerFeatures([channels[k] for k in peers], peer_width) if peers else None
+            nodes.append(AssembleNode(fusion, blocks, peer_features))
             self.node_inputs.append(list(node.inputs))
+            self.node_peers.append(list(peers))
             channels.append(node.out_channels)
             is_object.append(False)
         self.stems = nn.ModuleList(stems)
@@ -160,10 +193,14 @@ class AssembleNet(nn.Module):
                 outputs.append(stem(flow_input))
             else:
                 if objects is None:
-                    raise ValueError("this graph has an object stem: pass objects [B, 151, T, H, W]")
-                outputs.append(stem(objects.contiguous(memory_format=torch.channels_last_3d)))
+                    raise ValueError("this graph has an object stem: pass objects [B, num_object_classes, T, H, W]")
+                if objects.dim() != 5 or objects.shape[1] != self.num_object_classes:
+                    raise ValueError("objects must be [B, num_object_classes, T, H, W]; got shape "
+                                     + str(list(objects.shape)) + " for " + str(self.num_object_classes)
+                                     + " object classes")
+                outputs.append(stem(objects.to(x.dtype).contiguous(memory_format=torch.channels_last_3d)))
         for n, node in enumerate(self.nodes):
-            outputs.append(node([outputs[i] for i in self.node_inputs[n]]))
+            outputs.append(node([outputs[i] for i in self.node_inputs[n]], [outputs[i] for i in self.node_peers[n]]))
         return outputs
 
     def forward(self, x: Tensor, flow: Optional[Tensor] = None, objects: Optional[Tensor] = None) -> Tensor:
@@ -185,6 +222,36 @@ class AssembleNet(nn.Module):
             for source, value in zip(self.node_inputs[n], values):
                 strengths[(source, target)] = float(value)
         return strengths
+
+    @torch.jit.unused
+    def attention_weights(self) -> Dict[Tuple[int, int], Dict[int, float]]:
+        """Peer mode: for every connection ``(source, target)``, the softmax weight of each attention source
+        (peer node -> weight). Empty without peer attention."""
+        result: Dict[Tuple[int, int], Dict[int, float]] = {}
+        if self.attention_mode != "peer":
+            return result
+        first_block = len(self.stems)
+        for n, node in enumerate(self.nodes):
+            peers = self.node_peers[n]
+            for source, attention in zip(self.node_inputs[n], node.fusion.attentions):
+                weights = attention.peer_weights().tolist()
+                result[(source, first_block + n)] = {peer: float(w) for peer, w in zip(peers, weights)}
+        return result
+
+    @torch.jit.unused
+    def strongest_attention_sources(self) -> Dict[int, Tuple[int, float]]:
+        """Peer mode: each block node's strongest attention source and its softmax weight averaged over the
+        node's connections (what the paper draws as the attention connection)."""
+        per_node: Dict[int, Dict[int, List[float]]] = {}
+        for (_, target), weights in self.attention_weights().items():
+            for peer, w in weights.items():
+                per_node.setdefault(target, {}).setdefault(peer, []).append(w)
+        strongest: Dict[int, Tuple[int, float]] = {}
+        for target, by_peer in per_node.items():
+            means = {peer: sum(ws) / len(ws) for peer, ws in by_peer.items()}
+            peer = max(means, key=lambda k: (means[k], -k))
+            strongest[target] = (peer, means[peer])
+        return strongest
 
     @torch.jit.unused
     def graph_with_learned_weights(self) -> AssembleNetGraph:
@@ -215,6 +282,8 @@ def build_assemblenet(
     flow_normalization: Literal["clip", "batch"] = "clip",
     flow_iterations: int = 40,
     flow_trainable: bool = False,
+    attention_mode: AttentionMode = None,
+    num_object_classes: int = NUM_OBJECT_CLASSES,
 ) -> AssembleNet:
     """Build an AssembleNet from a graph.
 
@@ -234,6 +303,11 @@ def build_assemblenet(
         flow_mode: ``'rgb'`` computes representation flow from the clip; ``'precomputed'`` takes ``flow``.
         flow_normalization: ``'clip'`` (per clip) or ``'batch'`` (the TF behaviour) min/max normalisation.
         flow_iterations, flow_trainable: representation-flow settings.
+        attention_mode: AssembleNet++ connection attention: ``None`` (AssembleNet, no attention), ``"self"`` or
+            ``"peer"`` (every connection is conditioned on a learned softmax mix of the node's attention
+            sources: by default every stem and every node of a lower level).
+        num_object_classes: channels of the object maps an object stem (``-3``) reads (151: ADE-20k). The
+            object stem counts among the stems for the stem width, but never sets a fusion's width.
 
     Shapes: ``model(x [B, 3, T, H, W]) -> [B, num_classes]``; node outputs keep all T frames; a level-L node
     at stride 2 halves H and W (the stems already divide them by 4).
@@ -259,4 +333,5 @@ def build_assemblenet(
         intermediate_channels=intermediate_channels, width_multiplier=width_multiplier,
         learnable_weights=learnable_weights,
         max_pool_predictions=max_pool_predictions, dropout=dropout, flow_mode=flow_mode, flow_layer=flow_layer,
+        attention_mode=attention_mode, num_object_classes=num_object_classes,
     )

@@ -8,6 +8,7 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from assemblenet.models.attention import ATTENTION_MODES, ConnectionAttention
 from assemblenet.models.layers import max_pool_same, spatial_conv
 
 _WEIGHT_CLAMP = 1e-7  # keeps logit(w) finite for weights of exactly 0 or 1
@@ -30,14 +31,21 @@ class SigmoidFusion(nn.Module):
     A single input passes through unchanged and has no weight. Fixed weights are stored as a buffer of
     logits, learnable ones as a parameter initialised from TruncatedNormal(0, 0.01) (or from given weights).
 
+    With an ``attention_mode`` (AssembleNet++), every connection, after its pooling and sigmoid weight and before
+    the group sums, is scaled per frame and channel by its :class:`ConnectionAttention`; a single input gets its
+    attention too. Without one, nothing of it exists (same parameters and arithmetic as AssembleNet).
+
     Args:
         in_channels: channels of each input, in the node's input order.
         edge_weights: post-sigmoid strengths, or ``None`` for a fresh learnable initialisation.
         learnable: whether the logits are trained.
         width_inputs: which inputs may set the output width (AssembleNet++ excludes the object stem);
             all by default.
+        attention_mode: ``None``, ``"self"`` or ``"peer"``.
+        num_peers, peer_width: peer mode: the node's peer vectors ``[P, B, T, peer_width]``.
 
-    Shapes: a list of ``[B, C_i, T, H_i, W_i]`` -> ``[B, C_out, T, H_min, W_min]``.
+    Shapes: a list of ``[B, C_i, T, H_i, W_i]`` (plus ``peers [P, B, T, L]`` in peer mode) ->
+    ``[B, C_out, T, H_min, W_min]``.
     """
 
     def __init__(
@@ -47,8 +55,13 @@ class SigmoidFusion(nn.Module):
         edge_weights: Sequence[float] | None = None,
         learnable: bool = True,
         width_inputs: Sequence[bool] | None = None,
+        attention_mode: str | None = None,
+        num_peers: int = 0,
+        peer_width: int = 0,
     ) -> None:
         super().__init__()
+        if attention_mode is not None and attention_mode not in ATTENTION_MODES:
+            raise ValueError(f"attention_mode must be None or one of {ATTENTION_MODES}, got {attention_mode!r}")
         in_channels = [int(c) for c in in_channels]
         if not in_channels:
             raise ValueError("fusion needs at least one input")
@@ -86,6 +99,13 @@ class SigmoidFusion(nn.Module):
             [nn.Identity() if width == self.out_channels else spatial_conv(width, self.out_channels, 1)
              for width in group_widths]
         )
+        self.attention_mode = attention_mode
+        self.has_attention = attention_mode is not None
+        # One per input, in input order (empty, and absent from the state dict, without attention).
+        self.attentions = nn.ModuleList(
+            [ConnectionAttention(c, mode=attention_mode, num_peers=num_peers, peer_width=peer_width)
+             for c in in_channels] if attention_mode is not None else []
+        )
 
     @property
     def learnable(self) -> bool:
@@ -98,10 +118,19 @@ class SigmoidFusion(nn.Module):
         return torch.sigmoid(self.edge_logits.detach().float())
 
     def extra_repr(self) -> str:
-        return f"inputs={self.num_inputs}, groups={self.group_widths}, out={self.out_channels}, learnable={self.learnable}"
+        return (f"inputs={self.num_inputs}, groups={self.group_widths}, out={self.out_channels}, "
+                f"learnable={self.learnable}, attention={self.attention_mode}")
 
-    def forward(self, inputs: List[Tensor]) -> Tensor:
+    def _attend(self, connections: List[Tensor], peers: Optional[Tensor]) -> List[Tensor]:
+        attended: List[Tensor] = []
+        for j, attention in enumerate(self.attentions):
+            attended.append(attention(connections[j], peers))
+        return attended
+
+    def forward(self, inputs: List[Tensor], peers: Optional[Tensor] = None) -> Tensor:
         if self.num_inputs == 1:
+            if self.has_attention:
+                return self._attend(inputs, peers)[0]
             return inputs[0]
         min_h = inputs[0].shape[-2]
         min_w = inputs[0].shape[-1]
@@ -115,6 +144,8 @@ class SigmoidFusion(nn.Module):
                 ratio = (x.shape[-2] + 1) // min_h
                 x = max_pool_same(x, ratio, ratio)
             pooled.append(x)
+        if self.has_attention:
+            return self._forward_attended(pooled, weights, peers)
         output: Optional[Tensor] = None
         for g, projection in enumerate(self.projections):
             members = self.group_members[g]
@@ -129,5 +160,20 @@ class SigmoidFusion(nn.Module):
                 output = group
             else:
                 output.add_(group)
+        assert output is not None
+        return output
+
+    def _forward_attended(self, pooled: List[Tensor], weights: Tensor, peers: Optional[Tensor]) -> Tensor:
+        """Weight, attend each connection, then sum each channel group and project it (AssembleNet++ order)."""
+        weighted = [x * weights[i].to(x.dtype) for i, x in enumerate(pooled)]
+        attended = self._attend(weighted, peers)
+        output: Optional[Tensor] = None
+        for g, projection in enumerate(self.projections):
+            members = self.group_members[g]
+            group = attended[members[0]]
+            for k in range(1, len(members)):
+                group = group + attended[members[k]]
+            group = projection(group)
+            output = group if output is None else output + group
         assert output is not None
         return output
