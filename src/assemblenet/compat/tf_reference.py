@@ -1,10 +1,15 @@
-"""Load variables exported from the official TensorFlow AssembleNet into our model.
+"""Load variables exported from the authors' TensorFlow AssembleNet / AssembleNet++ code into our model.
 
 A reference is an ``.npz`` of TF variables keyed by TF name plus a JSON manifest whose ``variables`` give each
 name a ``role`` (``node{i}.stem.conv7x7_s2``, ``node{i}.fusion.agg_weights``, ``node{i}.block{s}.b_bn``,
 ``head.dense``, ``rep_flow.*``...) and whose ``config`` describes the model. :func:`build_model` builds the
 described model, loads every variable by role, checks that nothing is left over on either side, and returns
-the model in eval mode. It works for any graph and configuration of that schema.
+the model in eval mode. It works for any graph and configuration of that schema, and for both kinds of
+reference: the TF Model Garden AssembleNet (``tf_assemblenet``) and the original TF1 AssembleNet++
+(``gr_assemblenet_plus``: ``attention_mode``, ``num_object_classes`` and the attention roles
+``node{i}.attention.peer_dense_from_node{k}``, ``node{i}.attention.connection{C}_{idx}.{dense|peer_attention_weights}``
+and ``node{i}.attention.single.*``). In self-attention mode the original code creates per-peer dense layers it
+never reads; they are accepted and ignored.
 
 TF layouts: Conv2D kernels are ``[kh, kw, in, out]``; the temporal conv is a Conv2D kernel ``[k, 1, in, out]``
 applied over ``[B, T, H*W, C]``; Dense kernels are ``[in, out]``.
@@ -26,9 +31,12 @@ from assemblenet.errors import AssembleNetError
 from assemblenet.graph import AssembleNetGraph
 from assemblenet.models.assemblenet import AssembleNet, build_assemblenet
 from assemblenet.models.blocks import BLOCKS_PER_DEPTH
+from assemblenet.models.stems import NUM_OBJECT_CLASSES
 
 _BN_FIELDS = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
-_ROLE = re.compile(r"^node(?P<node>\d+)\.(?P<part>stem|fusion|block(?P<step>\d+))\.(?P<what>.+)$")
+_ROLE = re.compile(r"^node(?P<node>\d+)\.(?P<part>stem|fusion|attention|block(?P<step>\d+))\.(?P<what>.+)$")
+_PEER_DENSE = re.compile(r"^peer_dense_from_node(?P<peer>\d+)$")
+_CONNECTION = re.compile(r"^(?:connection(?P<width>\d+)_(?P<rank>\d+)|single)\.(?P<param>dense|peer_attention_weights)$")
 _STANDARD_FLOW_KERNELS = {
     "img_grad_x": [-0.5, 0.0, 0.5], "img_grad_y": [-0.5, 0.0, 0.5],
     "f_grad_x": [-1.0, 1.0], "f_grad_y": [-1.0, 1.0], "f_grad_x2": [-1.0, 1.0], "f_grad_y2": [-1.0, 1.0],
@@ -54,8 +62,15 @@ def load_manifest(manifest_path: str | Path) -> dict[str, Any]:
 
 
 def graph_from_config(config: Mapping[str, Any]) -> AssembleNetGraph:
-    weights = config.get("model_edge_weights") or None
-    return AssembleNetGraph.from_official(config["model_structure"], weights, name=config.get("name"))
+    structure = config["model_structure"]
+    weights = config.get("model_edge_weights")
+    # The TF1 FLAGS hold these as JSON strings ('[]' meaning learnable weights).
+    if isinstance(structure, str):
+        structure = json.loads(structure)
+    if isinstance(weights, str):
+        weights = json.loads(weights)
+    # The authors' structures may hold nodes that feed nothing (asnp50's node 9); TF computes them anyway.
+    return AssembleNetGraph.from_official(structure, weights or None, name=config.get("name"), allow_dead_nodes=True)
 
 
 def build_model(npz_path: str | Path, manifest_path: str | Path) -> AssembleNet:
@@ -82,6 +97,9 @@ def build_model(npz_path: str | Path, manifest_path: str | Path) -> AssembleNet:
         learnable_weights=None,  # frozen where the config gives weights, learnable where it does not
         max_pool_predictions=bool(config.get("max_pool_predictions", False)),
         flow_normalization="batch",  # TF normalises over the whole batch
+        flow_iterations=int(config.get("rep_flow_num_iter", 40)),
+        attention_mode=config.get("attention_mode") or None,
+        num_object_classes=int(config.get("num_object_classes") or NUM_OBJECT_CLASSES),
     )
     _set_batch_norm_constants(model, config)
     _load_variables(model, graph, manifest["variables"], arrays, source=str(npz_path))
@@ -89,7 +107,8 @@ def build_model(npz_path: str | Path, manifest_path: str | Path) -> AssembleNet:
 
 
 def _set_batch_norm_constants(model: nn.Module, config: Mapping[str, Any]) -> None:
-    eps = float(config.get("bn_epsilon", 1e-5))
+    # TF's fused batch norm raises epsilon to 1.001e-5; the AssembleNet++ references record that.
+    eps = float(config.get("bn_effective_epsilon", config.get("bn_epsilon", 1e-5)))
     momentum = 1.0 - float(config.get("bn_momentum", 0.99))
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -109,7 +128,8 @@ def _load_variables(
         name, role = variable["name"], variable["role"]
         if name not in arrays:
             raise ReferenceFormatError(f"{source}: variable {name} (role {role}) is missing from the arrays")
-        field = name.rsplit("/", 1)[-1].split(":")[0]
+        # The manifest's 'param' where given (plain tf.Variable temporal kernels are named Variable_N).
+        field = variable.get("param") or name.rsplit("/", 1)[-1].split(":")[0]
         grouped[role][field] = arrays[name]
 
     def assign(key: str, value: np.ndarray) -> None:
@@ -163,6 +183,9 @@ def _load_variables(
                 raise ReferenceFormatError(f"{source}: unknown stem role {role!r}")
             continue
         prefix = f"nodes.{node - num_stems}"
+        if match["part"] == "attention":
+            _load_attention(model, node - num_stems, role, what, fields, assign, source)
+            continue
         if match["part"] == "fusion":
             fusion = model.nodes[node - num_stems].fusion
             if what == "agg_weights":
@@ -196,6 +219,46 @@ def _load_variables(
     missing = sorted(expected - loaded)
     if missing:
         raise ReferenceFormatError(f"{source}: the reference does not provide {len(missing)} tensors, e.g. {missing[:5]}")
+
+
+def _load_attention(model: AssembleNet, position: int, role: str, what: str, fields: Mapping[str, np.ndarray],
+                    assign: Any, source: str) -> None:
+    """One attention variable of block node ``position`` (0 = the first block node)."""
+    node = model.nodes[position]
+    prefix = f"nodes.{position}"
+    peer_dense = _PEER_DENSE.match(what)
+    if peer_dense:
+        if model.attention_mode != "peer":
+            return  # self mode: the original creates these dense layers but never reads them
+        peer = int(peer_dense["peer"])
+        peers = model.node_peers[position]
+        if peer not in peers:
+            raise ReferenceFormatError(f"{source}: {role}: node {peer} is not an attention source of this node")
+        slot = peers.index(peer)
+        assign(f"{prefix}.peer_features.projections.{slot}.weight", fields["kernel"].T)
+        assign(f"{prefix}.peer_features.projections.{slot}.bias", fields["bias"])
+        return
+    connection = _CONNECTION.match(what)
+    if not connection:
+        raise ReferenceFormatError(f"{source}: unknown attention role {role!r}")
+    fusion = node.fusion
+    if connection["width"] is None:
+        if fusion.num_inputs != 1:
+            raise ReferenceFormatError(f"{source}: {role}: a single-input attention on a node with "
+                                       f"{fusion.num_inputs} inputs")
+        index = 0
+    else:
+        # Connection_{C}_{idx}: the idx-th input of C channels, in the node's input order.
+        width, rank = int(connection["width"]), int(connection["rank"])
+        if width not in fusion.group_widths or rank >= len(fusion.group_members[fusion.group_widths.index(width)]):
+            raise ReferenceFormatError(f"{source}: {role}: the node has no input {rank} of {width} channels")
+        index = fusion.group_members[fusion.group_widths.index(width)][rank]
+    target = f"{prefix}.fusion.attentions.{index}"
+    if connection["param"] == "dense":
+        assign(f"{target}.dense.weight", fields["kernel"].T)
+        assign(f"{target}.dense.bias", fields["bias"])
+    else:
+        assign(f"{target}.peer_logits", fields["peer_attention_weights"])
 
 
 def _check_flow_constant(model: AssembleNet, name: str, fields: Mapping[str, np.ndarray], source: str) -> None:
