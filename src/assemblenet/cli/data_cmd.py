@@ -100,6 +100,9 @@ def register(subparsers) -> None:
     benchmark.add_argument("--multi-label-fraction", type=_fraction,
                            help="share of videos holding 2-3 actions (default: 0.3)")
     benchmark.add_argument("--val-fraction", type=_fraction, help="share of videos in the val split (default: 0.2)")
+    benchmark.add_argument("--objects", action="store_true",
+                           help="also write the true per-frame object maps (objects/, for AssembleNet++'s object "
+                                "stem; see configs/synthetic_plus.yaml)")
     compositional = synthetic.add_argument_group("--task compositional only (each a multiple of 16)")
     compositional.add_argument("--train-videos", type=positive_int, help="train split size (default: 480)")
     compositional.add_argument("--val-videos", type=positive_int, help="val split size (default: 240)")
@@ -244,7 +247,8 @@ def run_make_synthetic(args: argparse.Namespace) -> int:
     summary = make_synthetic(args.out, num_videos=pick(args.videos, 300), num_classes=pick(args.classes, 12),
                              size=pick(args.size, 64), num_frames=pick(args.frames, 32), fps=args.fps, seed=args.seed,
                              multi_label_fraction=pick(args.multi_label_fraction, 0.3),
-                             val_fraction=pick(args.val_fraction, 0.2), progress=not args.no_progress)
+                             val_fraction=pick(args.val_fraction, 0.2), progress=not args.no_progress,
+                             objects=args.objects)
     print(f"wrote {summary.num_videos} videos ({summary.num_classes} classes, {summary.multi_label_videos} "
           f"multi-label; {summary.train_videos} train / {summary.val_videos} val) to {summary.root}")
     return 0
@@ -252,6 +256,8 @@ def run_make_synthetic(args: argparse.Namespace) -> int:
 
 def _run_make_compositional(args: argparse.Namespace) -> int:
     misplaced = _given(args, _BENCHMARK_ONLY)
+    if args.objects:
+        raise DataError("--objects applies only to --task benchmark")
     if misplaced:
         raise DataError(f"{', '.join(_BENCHMARK_ONLY[n] for n in misplaced)} {_verb(misplaced)} only to "
                         "--task benchmark (--task compositional has 16 fixed classes; use --train-videos, "

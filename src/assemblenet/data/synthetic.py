@@ -19,6 +19,12 @@ or 3 actions of different classes, each with its own object, in different (possi
 intervals, as in Charades. Single-action videos show one action for the whole clip.
 
 Everything is a pure function of the seed: video ``v`` is drawn from ``numpy.random.default_rng([seed, v])``.
+
+With ``objects=True`` the benchmark also writes the true object maps of every frame (AssembleNet++'s object
+stream, ``assemblenet.data.objects``): ``objects/videos/syn_NNNNN.npz`` with ``labels`` uint8 [T, H, W] over the
+classes of ``OBJECT_CLASSES`` (two background classes, split by the background texture's brightness, and one per
+kind of moving object), listed in ``object_classes.txt``. Writing them draws no random numbers, so the videos are
+the same with or without them.
 """
 
 from __future__ import annotations
@@ -76,6 +82,13 @@ _VELOCITY = {  # (dx, dy) in pixels per frame at 64 px; scaled with the frame si
     "slide_right_fast": (4, 0), "slide_right_slow": (1, 0),
 }
 _APPEARANCE_COLOUR = {"red_square": (220, 40, 40), "green_disk": (40, 200, 60), "blue_triangle": (50, 80, 230)}
+
+# Object classes of the true object maps: background split by brightness, then one per kind of object.
+OBJECT_CLASSES = ("background_dark", "background_light", "textured_patch", "red_square", "green_disk",
+                  "blue_triangle")
+_OBJECT_CLASS_OF = {"red_square": 3, "green_disk": 4, "blue_triangle": 5}  # any other action: textured_patch (2)
+OBJECT_DIR = "objects"
+OBJECT_CLASSES_FILE = "object_classes.txt"
 
 TRAIN_FILES = {"kinetics": "kinetics_train.csv", "charades": "charades_train.csv"}
 VAL_FILES = {"kinetics": "kinetics_val.csv", "charades": "charades_val.csv"}
@@ -167,11 +180,17 @@ class SyntheticVideoSpec:
 
 
 def render_video(actions: Sequence[SyntheticAction], classes: Sequence[SyntheticClass], rng: np.random.Generator,
-                 *, num_frames: int, size: int) -> np.ndarray:
-    """Draw one video: uint8 [T, H, W, 3] RGB."""
-    background = 0.35 + 0.3 * periodic_texture(rng, size, size, smoothness=size / 16, channels=3)
+                 *, num_frames: int, size: int, with_objects: bool = False):
+    """Draw one video: uint8 [T, H, W, 3] RGB; with ``with_objects``, also its true object map per frame, uint8
+    [T, H, W] class ids of ``OBJECT_CLASSES`` (same random draws either way)."""
+    texture = periodic_texture(rng, size, size, smoothness=size / 16, channels=3)
+    background = 0.35 + 0.3 * texture
     background = background * rng.uniform(0.7, 1.0, size=3).astype(np.float32)
     frames = np.repeat(background[None], num_frames, axis=0)
+    labels = None
+    if with_objects:
+        brightness = texture.mean(axis=-1)
+        labels = np.repeat((brightness > np.median(brightness)).astype(np.uint8)[None], num_frames, axis=0)
     sprite = max(4, size // 4)
     scale = size / 64.0
     for action in actions:
@@ -210,7 +229,10 @@ def render_video(actions: Sequence[SyntheticAction], classes: Sequence[Synthetic
             shifted_alpha = np.roll(alpha, (int(y), int(x)), axis=(0, 1))[..., None]
             shifted_layer = np.roll(layer, (int(y), int(x)), axis=(0, 1))
             frames[t] = frames[t] * (1 - shifted_alpha) + shifted_layer * shifted_alpha
-    return np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
+            if labels is not None:
+                labels[t][shifted_alpha[..., 0] > 0.5] = _OBJECT_CLASS_OF.get(name, 2)
+    video = np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
+    return (video, labels) if with_objects else video
 
 
 def write_mp4(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 10, gop: int = 16, crf: int = 18,
@@ -290,13 +312,14 @@ class SyntheticSummary:
 
 def make_synthetic(out_dir: str | os.PathLike, *, num_videos: int = 300, num_classes: int = 12, size: int = 64,
                    num_frames: int = 32, fps: int = 10, seed: int = 0, multi_label_fraction: float = 0.3,
-                   val_fraction: float = 0.2, progress: bool = True) -> SyntheticSummary:
+                   val_fraction: float = 0.2, progress: bool = True, objects: bool = False) -> SyntheticSummary:
     """Write the synthetic benchmark to ``out_dir``.
 
     Layout: ``videos/syn_NNNNN.mp4`` (H.264), ``classes.txt`` and ``kinetics_{train,val}.csv`` (``path,label``;
     single-action videos only), ``charades_classes.txt`` and ``charades_{train,val}.csv`` (Charades columns;
     all videos, actions with time intervals in seconds), and ``synthetic.json`` (parameters and per-video
-    actions in frames).
+    actions in frames). With ``objects``, also ``objects/videos/syn_NNNNN.npz`` (true object maps, ``labels``
+    uint8 [T, H, W]) and ``object_classes.txt``; give ``objects`` as a dataset's ``object_root``.
     """
     from tqdm import tqdm
 
@@ -317,11 +340,21 @@ def make_synthetic(out_dir: str | os.PathLike, *, num_videos: int = 300, num_cla
 
     for v, spec in enumerate(tqdm(specs, desc="synthetic videos", unit="video", disable=not progress)):
         rng = np.random.default_rng([seed, v, 0])
-        frames = render_video(spec.actions, classes, rng, num_frames=num_frames, size=size)
+        if objects:
+            frames, labels = render_video(spec.actions, classes, rng, num_frames=num_frames, size=size,
+                                          with_objects=True)
+            target = out / OBJECT_DIR / VIDEO_DIR / f"{spec.video_id}.npz"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+                np.savez_compressed(handle, labels=labels)
+        else:
+            frames = render_video(spec.actions, classes, rng, num_frames=num_frames, size=size)
         write_mp4(out / VIDEO_DIR / f"{spec.video_id}.mp4", frames, fps=fps)
 
     names = [c.name for c in classes]
     write_class_list(out / CLASSES_FILE, ClassList.from_names(names))
+    if objects:
+        write_class_list(out / OBJECT_CLASSES_FILE, ClassList.from_names(list(OBJECT_CLASSES)))
     charades_ids = tuple(f"c{i:03d}" for i in range(len(classes)))
     write_class_list(out / CHARADES_CLASSES_FILE, ClassList(tuple(names), charades_ids))
     length = num_frames / fps
@@ -346,7 +379,10 @@ def make_synthetic(out_dir: str | os.PathLike, *, num_videos: int = 300, num_cla
         "generator": "assemblenet.data.synthetic.make_synthetic",
         "parameters": {"num_videos": num_videos, "num_classes": num_classes, "size": size,
                        "num_frames": num_frames, "fps": fps, "seed": seed,
-                       "multi_label_fraction": multi_label_fraction, "val_fraction": val_fraction},
+                       "multi_label_fraction": multi_label_fraction, "val_fraction": val_fraction,
+                       **({"objects": True} if objects else {})},
+        **({"object_classes": list(OBJECT_CLASSES), "object_maps": f"{OBJECT_DIR}/{VIDEO_DIR}/<id>.npz"}
+           if objects else {}),
         "classes": [asdict(c) for c in classes],
         "videos": [{"id": s.video_id, "split": "val" if s.video_id in val_ids else "train",
                     "actions": [{"class": names[a.class_index], "start_frame": a.start_frame,

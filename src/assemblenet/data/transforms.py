@@ -6,6 +6,10 @@ the x component (right positive) and channel 1 the y component (down positive). 
 random parameters once per call and applies them to all modalities, so RGB and flow stay aligned. Because
 flow is measured in pixels, resizing scales its components with the image, and a horizontal flip negates x.
 
+Object maps (AssembleNet++, key ``objects``: int64 label ids ``[1, T, H, W]`` or float scores ``[K, T, H, W]``)
+follow the same crops, resizes and flips, resampled with nearest-neighbour interpolation so class ids never
+blend; ``ToFloat`` leaves them as they are.
+
 Calling a transform on a bare tensor treats it as RGB and returns a tensor.
 """
 
@@ -22,6 +26,7 @@ from assemblenet.errors import ConfigError
 
 Sample = dict[str, torch.Tensor]
 FLOW_KEYS = ("flow",)
+OBJECT_KEYS = ("objects",)
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -67,6 +72,15 @@ def resize_clip(clip: torch.Tensor, size: tuple[int, int], *, is_flow: bool = Fa
     return x.clamp_(0.0, 1.0)
 
 
+def _resize(key: str, clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize one modality of a sample: nearest-neighbour for object maps, bilinear otherwise."""
+    if key in OBJECT_KEYS:
+        from assemblenet.data.objects import resize_nearest
+
+        return clip if tuple(clip.shape[-2:]) == tuple(size) else resize_nearest(clip, size)
+    return resize_clip(clip, size, is_flow=key in FLOW_KEYS)
+
+
 class Transform:
     """Base class: subclasses implement ``apply(sample, rng) -> sample``."""
 
@@ -99,7 +113,7 @@ class ToFloat(Transform):
     """RGB uint8 -> float32 in [0, 1]; flow to float32."""
 
     def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
-        return {key: to_float(clip) for key, clip in sample.items()}
+        return {key: clip if key in OBJECT_KEYS else to_float(clip) for key, clip in sample.items()}
 
 
 class Resize(Transform):
@@ -109,7 +123,7 @@ class Resize(Transform):
         self.size = _pair(size)
 
     def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
-        return {k: resize_clip(v, self.size, is_flow=k in FLOW_KEYS) for k, v in sample.items()}
+        return {k: _resize(k, v, self.size) for k, v in sample.items()}
 
 
 def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -128,7 +142,7 @@ class ShortSideResize(Transform):
 
     def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
         target = short_side_size(*_spatial_size(sample), self.size)
-        return {k: resize_clip(v, target, is_flow=k in FLOW_KEYS) for k, v in sample.items()}
+        return {k: _resize(k, v, target) for k, v in sample.items()}
 
 
 def _crop(sample: Sample, top: int, left: int, height: int, width: int) -> Sample:
@@ -220,7 +234,7 @@ class RandomResizedCrop(Transform):
     def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
         top, left, crop_h, crop_w = self.box(*_spatial_size(sample), rng)
         cropped = _crop(sample, top, left, crop_h, crop_w)
-        return {k: resize_clip(v, self.size, is_flow=k in FLOW_KEYS) for k, v in cropped.items()}
+        return {k: _resize(k, v, self.size) for k, v in cropped.items()}
 
 
 def hflip(sample: Sample) -> Sample:

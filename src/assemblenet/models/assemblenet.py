@@ -49,8 +49,9 @@ class AssembleNet(nn.Module):
         x: RGB clip ``[B, 3, T, H, W]``, float in [0, 1].
         flow: optical flow ``[B, 2, T, H, W]`` in pixels; required when ``flow_mode='precomputed'`` and the
             graph has flow stems, ignored otherwise.
-        objects: per-class object maps ``[B, K, T, H, W]`` (K = ``num_object_classes``, 151 for ADE-20k, e.g.
-            one-hot label maps or class scores); required when the graph has object stems.
+        objects: per-class object maps ``[B, K, T, H, W]`` (K = ``num_object_classes``, 151 for ADE-20k: class
+            scores or one-hot maps), or integer label ids ``[B, 1, T, H, W]`` in 0..K-1; required when the graph
+            has object stems.
 
     Output: logits ``[B, num_classes]``. :meth:`forward_nodes` returns every node's output instead.
 
@@ -113,7 +114,7 @@ class AssembleNet(nn.Module):
                     stems.append(FlowStem(stem_filters))
                     channels.append(stem_filters)
                 else:
-                    stems.append(ObjectStem())
+                    stems.append(ObjectStem(self.num_object_classes))
                     channels.append(self.num_object_classes)
                 self.stem_kinds.append(int(node.stem_type))
                 is_object.append(node.stem_type == StemType.OBJECT)
@@ -194,11 +195,14 @@ class AssembleNet(nn.Module):
             else:
                 if objects is None:
                     raise ValueError("this graph has an object stem: pass objects [B, num_object_classes, T, H, W]")
-                if objects.dim() != 5 or objects.shape[1] != self.num_object_classes:
-                    raise ValueError("objects must be [B, num_object_classes, T, H, W]; got shape "
-                                     + str(list(objects.shape)) + " for " + str(self.num_object_classes)
-                                     + " object classes")
-                outputs.append(stem(objects.to(x.dtype).contiguous(memory_format=torch.channels_last_3d)))
+                expected_channels = self.num_object_classes if objects.is_floating_point() else 1
+                if objects.dim() != 5 or objects.shape[1] != expected_channels:
+                    raise ValueError("objects must be float maps [B, num_object_classes, T, H, W] or integer label "
+                                     "ids [B, 1, T, H, W]; got shape " + str(list(objects.shape)) + " for "
+                                     + str(self.num_object_classes) + " object classes")
+                if objects.is_floating_point():
+                    objects = objects.to(x.dtype).contiguous(memory_format=torch.channels_last_3d)
+                outputs.append(stem(objects).to(x.dtype))
         for n, node in enumerate(self.nodes):
             outputs.append(node([outputs[i] for i in self.node_inputs[n]], [outputs[i] for i in self.node_peers[n]]))
         return outputs

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
-from assemblenet.models.layers import MaxPoolSame, batch_norm, spatial_conv, temporal_conv
+from assemblenet.models.layers import MaxPoolSame, batch_norm, spatial_conv, temporal_conv, tf_same_padding
 
 NUM_OBJECT_CLASSES = 151  # ADE-20k classes of the AssembleNet++ segmentation input
 
@@ -48,14 +50,38 @@ class FlowStem(nn.Module):
 
 
 class ObjectStem(nn.Module):
-    """4x4/4 max-pool of per-class segmentation maps; no parameters.
+    """4x4/4 TF-SAME max-pool of per-class object maps; no parameters.
 
-    Shapes: ``[B, 151, T, H, W]`` -> ``[B, 151, T, ceil(H/4), ceil(W/4)]``.
+    The maps are either float scores / one-hot maps ``[B, K, T, H, W]`` or integer label ids ``[B, 1, T, H, W]``
+    (0..K-1). Label ids give exactly the max-pool of their one-hot maps, without ever building the full-size
+    one-hot tensor (which is 16x larger than the pooled one).
+
+    Shapes: ``[B, K, T, H, W]`` or ``[B, 1, T, H, W]`` (integer) -> ``[B, K, T, ceil(H/4), ceil(W/4)]``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = NUM_OBJECT_CLASSES) -> None:
         super().__init__()
+        self.num_classes = int(num_classes)
         self.pool = MaxPoolSame(4, 4)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pool(x)
+        if x.is_floating_point():
+            return self.pool(x)
+        return pooled_one_hot(x, self.num_classes)
+
+
+def pooled_one_hot(labels: Tensor, num_classes: int, window: int = 4) -> Tensor:
+    """The ``window``x``window`` TF-SAME max-pool of the one-hot maps of ``labels [B, 1, T, H, W]``.
+
+    Returns float32 ``[B, num_classes, T, ceil(H/window), ceil(W/window)]``: 1 where the class occurs in the window.
+    """
+    b, _, t, h, w = labels.shape
+    top, bottom = tf_same_padding(h, window, window)
+    left, right = tf_same_padding(w, window, window)
+    # Padding takes an extra class id that is dropped at the end (as -inf padding never wins a max-pool).
+    x = F.pad(labels[:, 0].long(), (left, right, top, bottom), value=num_classes)
+    hp, wp = (h + top + bottom) // window, (w + left + right) // window
+    x = x.reshape(b, t, hp, window, wp, window).permute(0, 1, 2, 4, 3, 5).reshape(b, t, hp, wp, window * window)
+    out = torch.zeros(b, t, hp, wp, num_classes + 1, dtype=torch.float32, device=labels.device)
+    out.scatter_(-1, x, 1.0)
+    return out[..., :num_classes].permute(0, 4, 1, 2, 3)

@@ -4,7 +4,9 @@
 
 - ``clip``: float32 [3, T, H, W] in [0, 1] for RGB; with ``modalities=("rgb", "flow")`` a dict
   ``{"rgb": [3, T, H, W], "flow": [2, T, H, W]}`` (flow in pixels, frame-aligned, see ``assemblenet.data.flow``);
-  with ``modalities=("flow",)`` the flow tensor alone.
+  with ``modalities=("flow",)`` the flow tensor alone. With object maps (``object_root``, AssembleNet++) the
+  clip is a dict that also holds ``"objects"``: int64 label ids [1, T, H, W] or float32 scores [K, T, H, W]
+  of the clip's frames, cropped, resized (nearest) and flipped with it (``assemblenet.data.objects``).
 - ``target``: single-label: int64 scalar class index. Multi-label: float32 [K] multi-hot, or [T, K] for
   ``target_type="frame"``.
 - ``meta``: dict with ``video_id``, ``path``, ``video_index``, ``clip_index``, ``crop_index``,
@@ -100,6 +102,10 @@ class VideoDataset(torch.utils.data.Dataset):
         transform: replaces the default train transform (a ``Transform`` or ``f(sample, rng) -> sample``).
         modalities: ``("rgb",)``, ``("flow",)`` or ``("rgb", "flow")``.
         flow_root: folder of precomputed flow (``assemblenet flow``), needed for the flow modality.
+        object_root: folder of precomputed per-frame object maps (``assemblenet.data.objects``); each clip then
+            carries the maps of its frames under ``"objects"``. A video whose maps are missing or mis-shaped is
+            skipped and counted like a corrupt one.
+        num_object_classes: K of the object maps (151 for ADE-20k).
         target_type: ``"video"`` (all labels of the video), ``"clip"`` (labels active during the clip's
             time span) or ``"frame"`` ([T, K], labels active at each sampled frame); the last two need
             time intervals or per-frame labels.
@@ -121,7 +127,8 @@ class VideoDataset(torch.utils.data.Dataset):
                  transform: Transform | Callable | None = None, modalities: Sequence[str] = ("rgb",),
                  flow_root: str | os.PathLike | None = None, target_type: str = "video", frame_fps: float = 30.0,
                  decode_short_side: int | None = None, seek: bool | None = None, max_attempts: int = 10,
-                 cache_frames: bool = False) -> None:
+                 cache_frames: bool = False, object_root: str | os.PathLike | None = None,
+                 num_object_classes: int = 151) -> None:
         if mode not in ("train", "test"):
             raise ConfigError(f"mode must be 'train' or 'test', got {mode!r}")
         if num_crops not in (1, 3):
@@ -159,6 +166,11 @@ class VideoDataset(torch.utils.data.Dataset):
             from assemblenet.data.flow import FlowStore
 
             self.flow_store = FlowStore(flow_root)
+        self.object_store = None
+        if object_root is not None:
+            from assemblenet.data.objects import ObjectMapStore
+
+            self.object_store = ObjectMapStore(object_root, num_classes=num_object_classes)
         if mode == "train":
             self.transforms = [transform if transform is not None
                                else train_transform(crop_size, scale=scale, ratio=ratio, hflip_prob=hflip_prob)]
@@ -295,7 +307,8 @@ class VideoDataset(torch.utils.data.Dataset):
     def _load(self, video_index: int, clip_index: int, crop_index: int,
               rng: np.random.Generator) -> tuple[Any, torch.Tensor, dict]:
         item = self.items[video_index]
-        need_rgb = "rgb" in self.modalities or self.flow_store is not None
+        # RGB frames are decoded for flow and object maps too: they give the size both are aligned to.
+        need_rgb = "rgb" in self.modalities or self.flow_store is not None or self.object_store is not None
         with contextlib.ExitStack() as stack:
             if self.cache_frames and item.frame_paths is None:
                 video: Any = self._decoded(video_index)
@@ -316,11 +329,14 @@ class VideoDataset(torch.utils.data.Dataset):
             fps = video.fps
         if self.flow_store is not None:
             sample["flow"] = self.flow_store.load(item.key, indices.tolist(), size=tuple(sample["rgb"].shape[-2:]))
-            if "rgb" not in self.modalities:
-                del sample["rgb"]
+        if self.object_store is not None:
+            sample["objects"] = self.object_store.load(item.key, indices.tolist(),
+                                                       size=tuple(sample["rgb"].shape[-2:]))
+        if "rgb" not in self.modalities:
+            del sample["rgb"]
         transform = self.transforms[crop_index]
         sample = transform.apply(sample, rng) if isinstance(transform, Transform) else transform(sample, rng)
-        clip: Any = sample[self.modalities[0]] if len(self.modalities) == 1 else sample
+        clip: Any = sample[self.modalities[0]] if len(sample) == 1 else sample
         target = self._target(item, indices, timestamps, fps)
         meta = {"video_id": item.video_id, "path": item.path, "video_index": video_index,
                 "clip_index": clip_index, "crop_index": crop_index, "frame_indices": indices.tolist()}
