@@ -158,3 +158,17 @@ def test_bad_object_input_is_a_clear_error():
         model(torch.rand(1, 3, 4, 32, 32), objects=torch.rand(1, 151, 4, 32, 32))
     with pytest.raises(ValueError, match="attention_mode"):
         build_assemblenet(graph=official_graph("asn50"), num_classes=3, attention_mode="cross", **TINY)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (30, 27)])
+def test_label_ids_give_the_same_model_output_as_their_one_hot_maps(size):
+    torch.manual_seed(0)
+    model = build_assemblenet(graph=official_graph("asnp50"), num_classes=3, attention_mode="peer",
+                              num_object_classes=6, **TINY).eval()
+    labels = torch.randint(0, 6, (1, 1, 4, *size))
+    one_hot = torch.nn.functional.one_hot(labels[:, 0], 6).permute(0, 4, 1, 2, 3).float()
+    x = torch.rand(1, 3, 4, *size)
+    with torch.no_grad():
+        assert torch.equal(model.stems[4](labels), model.stems[4](one_hot))
+        torch.testing.assert_close(model(x, objects=labels), model(x, objects=one_hot))
+        torch.testing.assert_close(torch.jit.script(model)(x, None, labels), model(x, objects=one_hot))

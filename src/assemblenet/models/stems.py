@@ -79,7 +79,7 @@ def pooled_one_hot(labels: Tensor, num_classes: int, window: int = 4) -> Tensor:
     top, bottom = tf_same_padding(h, window, window)
     left, right = tf_same_padding(w, window, window)
     # Padding takes an extra class id that is dropped at the end (as -inf padding never wins a max-pool).
-    x = F.pad(labels[:, 0].long(), (left, right, top, bottom), value=num_classes)
+    x = F.pad(labels[:, 0].long(), (left, right, top, bottom), value=float(num_classes))
     hp, wp = (h + top + bottom) // window, (w + left + right) // window
     x = x.reshape(b, t, hp, window, wp, window).permute(0, 1, 2, 4, 3, 5).reshape(b, t, hp, wp, window * window)
     out = torch.zeros(b, t, hp, wp, num_classes + 1, dtype=torch.float32, device=labels.device)
