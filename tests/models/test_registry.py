@@ -9,20 +9,23 @@ from assemblenet.models import build_assemblenet, create_model, list_models, mod
 
 
 def test_registry_lists_the_presets():
-    assert list_models() == ["assemblenet101", "assemblenet101_asn101", "assemblenet50", "assemblenet50_searchable"]
+    assert list_models() == ["assemblenet101", "assemblenet101_asn101", "assemblenet50", "assemblenet50_searchable",
+                             "assemblenet_plus50", "assemblenet_plus50_rgbflow"]
     assert list_models("*101*") == ["assemblenet101", "assemblenet101_asn101"]
     with pytest.raises(KeyError, match="unknown model 'assemblenet18'; available: assemblenet101"):
         create_model("assemblenet18")
 
 
 @pytest.mark.parametrize("name", ["assemblenet50", "assemblenet101", "assemblenet50_searchable",
-                                  "assemblenet101_asn101"])
+                                  "assemblenet101_asn101", "assemblenet_plus50", "assemblenet_plus50_rgbflow"])
 def test_preset_metadata_matches_the_model(name):
     info = model_info(name)
     with torch.device("meta"):
         model = create_model(name).eval()
+        objects = torch.empty(1, 151, 32, 224, 224) if info.object_stem else None
         with FlopCounterMode(display=False) as counter:
-            model(torch.empty(1, 3, 32, 224, 224))
+            model(torch.empty(1, 3, 32, 224, 224), objects=objects)
+    assert model.attention_mode == info.attention and model.has_object_stem == info.object_stem
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == info.params
     assert counter.get_total_flops() / 1e9 == pytest.approx(info.gflops, rel=1e-3)
     assert model.num_classes == info.num_classes == 157
@@ -58,3 +61,31 @@ def test_create_model_loads_safetensors_weights(tmp_path):
     (tmp_path / "junk.safetensors").write_text("not a tensor file")
     with pytest.raises(CheckpointError, match="junk.safetensors: not a readable safetensors file"):
         create_model("assemblenet50", depth=26, width_multiplier=0.125, checkpoint_path=tmp_path / "junk.safetensors")
+
+
+def test_plus50_rgbflow_counts_the_tf2_port_plus_the_trainable_peer_softmax():
+    """The TF2 Model Garden port (asn50 wiring, peer attention, learnable connections, depth 50, 101 classes) has
+    44,443,073 trainable parameters (spec section 5, measured by running it). Two of its bugs take parameters out
+    of that count, and the original TF1 semantics (ours) put them back:
+
+    - it makes the peer softmax logits a random constant, so one trainable vector per connection is missing;
+    - in a channel group that needs a 1x1 conv, it feeds only the group's first member to the conv, so the
+      attention dense layers of the other members are disconnected from its Keras graph and not counted. In asn50
+      that is node 9's second 32-channel input (stem 2): a dense layer from the 128-wide peer vector to 32 channels.
+    """
+    with torch.device("meta"):
+        model = create_model("assemblenet_plus50_rgbflow", num_classes=101)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    betas = sum(p.numel() for n, p in model.named_parameters() if n.endswith("peer_logits"))
+    dropped_by_port = 0
+    for node in model.nodes:
+        fusion = node.fusion
+        for width, members in zip(fusion.group_widths, fusion.group_members):
+            if width != fusion.out_channels:
+                for index in members[1:]:
+                    dropped_by_port += sum(p.numel() for p in fusion.attentions[index].dense.parameters())
+    # Every connection's softmax runs over the node's peers: 8 connections x 4 stems at level 0, 14 x 8 at
+    # level 1, 6 x 12 at level 2 and 2 x 14 at level 3.
+    assert betas == 8 * 4 + 14 * 8 + 6 * 12 + 2 * 14 == 244
+    assert dropped_by_port == 128 * 32 + 32 == 4_128
+    assert trainable == 44_443_073 + betas + dropped_by_port == 44_447_445

@@ -57,6 +57,8 @@ class ModelConfig:
     flow_mode: Literal["rgb", "precomputed"] = "rgb"
     flow_normalization: Literal["clip", "batch"] = "clip"
     flow_iterations: int = 40
+    attention_mode: Optional[Literal["self", "peer"]] = None  # AssembleNet++ attention; None: the preset's
+    num_object_classes: int = 151  # channels of the object maps an object stem reads (ADE-20k: 151)
     pretrained: Optional[str] = None  # safetensors weights to start from (before any resume)
     frozen_bn: bool = False  # BN layers keep their running statistics (eval mode) while training
     sync_bn: bool = False  # SyncBatchNorm under DDP on GPU
@@ -76,6 +78,9 @@ class DataConfig:
     crop_size: int = 224
     decode_short_side: Optional[int] = None
     modalities: list = field(default_factory=lambda: ["rgb"])
+    # Folder of per-frame object maps beside the videos (assemblenet.data.objects), for graphs with an object
+    # stem (AssembleNet++); a split may set its own object_root.
+    object_root: Optional[str] = None
     batch_size: int = 8  # clips per process and step
     num_workers: int = 4
     scan: bool = False  # check every video before training and drop the unreadable ones
@@ -172,7 +177,7 @@ def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
     check.positive("model.width_multiplier")
     check.one_of("model.depth", (None, 26, 38, 50, 68, 77, 101))
     check.within("model.dropout", 0, 1, high_open=True)
-    for key in ("model.num_classes", "model.flow_iterations", "data.num_frames", "data.stride", "data.batch_size",
+    for key in ("model.num_classes", "model.flow_iterations", "model.num_object_classes", "data.num_frames", "data.stride", "data.batch_size",
                 "optim.reference_batch_size", "optim.epochs", "optim.max_steps", "train.num_threads",
                 "train.keep_checkpoints", "train.log_every_steps", "eval.num_clips", "eval.batch_size",
                 "eval.num_frames"):

@@ -16,7 +16,10 @@ from assemblenet.errors import ConfigError
 
 # ModelConfig fields passed on to create_model / build_assemblenet when set.
 _BUILD_KEYS = ("depth", "width_multiplier", "learnable_weights", "max_pool_predictions", "dropout", "flow_mode",
-               "flow_normalization", "flow_iterations")
+               "flow_normalization", "flow_iterations", "attention_mode", "num_object_classes")
+# Build keys left out of the spec at these values (the builder's defaults), so specs of plain AssembleNets stay
+# as they were.
+_OMIT_AT = {"num_object_classes": 151}
 
 
 def resolve_graph(source: Any):
@@ -35,6 +38,14 @@ def resolve_graph(source: Any):
     return load_graph(text)
 
 
+def spec_graph(model_cfg: Any, *, graph: Any = None):
+    """The graph a ``ModelConfig`` builds (its ``graph``, or its preset's), without building the model."""
+    from assemblenet.models import preset_graph
+
+    resolved = resolve_graph(graph if graph is not None else model_cfg.graph)
+    return resolved if resolved is not None else preset_graph(model_cfg.name)
+
+
 def model_spec_from_config(model_cfg: Any, num_classes: int, *, graph: Any = None) -> dict[str, Any]:
     """The sidecar ``model`` entry (see :mod:`assemblenet.engine.weights`) for a ``ModelConfig``.
 
@@ -45,7 +56,7 @@ def model_spec_from_config(model_cfg: Any, num_classes: int, *, graph: Any = Non
     overrides: dict[str, Any] = {}
     for key in _BUILD_KEYS:
         value = getattr(model_cfg, key)
-        if value is not None:
+        if value is not None and not (key in _OMIT_AT and value == _OMIT_AT[key]):
             overrides[key] = value
     graph = resolve_graph(graph if graph is not None else model_cfg.graph)
     if graph is not None:

@@ -80,19 +80,23 @@ def convert_sync_bn(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def model_inputs(clip: Any, device: torch.device, non_blocking: bool = False,
-                 dtype: torch.dtype | None = None) -> tuple[torch.Tensor, ...]:
-    """Positional model inputs from a collated clip: a tensor, or a dict with ``rgb`` and optionally
-    ``flow`` (``model(rgb, flow)``); floating inputs cast to ``dtype`` when given (a bf16 model)."""
+                 dtype: torch.dtype | None = None) -> tuple[torch.Tensor | None, ...]:
+    """Positional model inputs from a collated clip: a tensor, or a dict with ``rgb`` and optionally ``flow``
+    and ``objects`` (``model(rgb)``, ``model(rgb, flow)`` or ``model(rgb, flow_or_None, objects)``); floating
+    inputs cast to ``dtype`` when given (a bf16 model; integer object label ids stay as they are)."""
     if isinstance(clip, Mapping):
         rgb = clip.get("rgb")
         flow = clip.get("flow")
+        objects = clip.get("objects")
         if rgb is None:
             raise ConfigError("data.modalities must include 'rgb': AssembleNet always reads the RGB clip")
-        inputs = (rgb,) if flow is None else (rgb, flow)
+        inputs: tuple[torch.Tensor | None, ...] = (rgb,) if flow is None else (rgb, flow)
+        if objects is not None:
+            inputs = (rgb, flow, objects)
     else:
         inputs = (clip,)
-    return tuple(t.to(device, dtype=dtype if dtype is not None and t.is_floating_point() else None,
-                      non_blocking=non_blocking) for t in inputs)
+    return tuple(None if t is None else t.to(device, dtype=dtype if dtype is not None and t.is_floating_point()
+                                             else None, non_blocking=non_blocking) for t in inputs)
 
 
 # -- inference ------------------------------------------------------------------------------------------------
@@ -142,3 +146,21 @@ def model_dtype(model: nn.Module) -> torch.dtype:
         if isinstance(module, nn.modules.conv._ConvNd):
             return module.weight.dtype
     return torch.float32
+
+
+def check_object_maps(cfg: Any, *, graph: Any = None) -> None:
+    """A model whose graph has an object stem needs object maps in the data: one ConfigError line otherwise,
+    before any data or model is built."""
+    from assemblenet.engine.model_spec import spec_graph
+    from assemblenet.graph import StemType
+
+    object_stems = spec_graph(cfg.model, graph=graph).stems_of(StemType.OBJECT)
+    if not object_stems:
+        return
+    for split in ("train", "val"):
+        section = cfg.data.train if split == "train" else cfg.data.val
+        if section and not (section.get("object_root") or cfg.data.object_root):
+            raise ConfigError(
+                f"key 'data.object_root': the model's graph has an object stem (node {object_stems[0]}) but the "
+                f"{split} data has no object maps; set data.object_root to the folder of per-frame object maps "
+                "(e.g. `assemblenet make-synthetic --objects`)")

@@ -43,7 +43,14 @@ from assemblenet.engine.distributed import (
 )
 from assemblenet.engine.evaluator import EvalResult, autocast_context, evaluate, write_eval_outputs
 from assemblenet.engine.metrics import primary_metric_name
-from assemblenet.engine.modeling import build_model, convert_sync_bn, model_inputs, precise_bn, set_train_mode
+from assemblenet.engine.modeling import (
+    build_model,
+    check_object_maps,
+    convert_sync_bn,
+    model_inputs,
+    precise_bn,
+    set_train_mode,
+)
 from assemblenet.engine.optim import ModelEMA, build_optimizer, build_scheduler, scaled_lr
 from assemblenet.engine.runlog import MetricsLogger, plot_training_curves, read_metrics
 from assemblenet.engine.weights import save_weights, unwrap_model
@@ -114,6 +121,10 @@ def dataset_kwargs(cfg: Config, split: str) -> dict[str, Any]:
     kwargs.setdefault("stride", data.stride)
     kwargs.setdefault("crop_size", data.crop_size)
     kwargs.setdefault("modalities", tuple(data.modalities))
+    if data.object_root is not None:
+        kwargs.setdefault("object_root", data.object_root)
+    if kwargs.get("object_root") is not None:
+        kwargs.setdefault("num_object_classes", cfg.model.num_object_classes)
     if data.decode_short_side is not None:
         kwargs.setdefault("decode_short_side", data.decode_short_side)
     if split == "train":
@@ -158,6 +169,8 @@ class Trainer:
         self.run_dir = Path(cfg.output.dir) if cfg.output.dir else None
         self.writes = self.run_dir is not None and self.dist.is_main
         seed_everything(cfg.seed)
+        if train_dataset is None:
+            check_object_maps(cfg, graph=graph)
 
         self.train_dataset = train_dataset if train_dataset is not None else build_split(cfg, "train")
         self.val_dataset = val_dataset

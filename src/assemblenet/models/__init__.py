@@ -19,7 +19,9 @@ from assemblenet.models.registry import (  # noqa: E402
     load_weights,
     model_info,
     model_table,
+    preset_graph,
     register_model,
 )
 
-__all__ += ["ModelInfo", "create_model", "list_models", "load_weights", "model_info", "model_table", "register_model"]
+__all__ += ["ModelInfo", "create_model", "list_models", "load_weights", "model_info", "model_table", "preset_graph",
+            "register_model"]

@@ -12,6 +12,8 @@ from assemblenet.graph import AssembleNetGraph, official_graph
 from assemblenet.models.assemblenet import AssembleNet, build_assemblenet
 
 _PAPER = "Ryoo et al., AssembleNet, ICLR 2020 (arXiv 1905.13209)"
+_PAPER_PLUS = "Ryoo et al., AssembleNet++, ECCV 2020 (arXiv 2008.08072)"
+_TF1_PLUS = "google-research assemblenet/assemblenet_plus.py"
 _TF_CODE = "TF Model Garden official/projects/assemblenet"
 
 
@@ -32,6 +34,8 @@ class ModelInfo:
     params: int
     gflops: float
     source: str
+    attention: str | None = None  # AssembleNet++ connection attention: None, 'self' or 'peer'
+    object_stem: bool = False  # reads per-frame object maps (model(clip, objects=...))
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,11 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def model_info(name: str) -> ModelInfo:
     return _preset(name).info
+
+
+def preset_graph(name: str) -> AssembleNetGraph:
+    """The wiring a preset builds (with its official edge weights where it has them)."""
+    return _preset(name).graph_factory()
 
 
 def create_model(
@@ -177,4 +186,28 @@ register_model(
     ),
     lambda: official_graph("asn101"),
     depth=101,
+)
+register_model(
+    ModelInfo(
+        name="assemblenet_plus50",
+        description="AssembleNet++-50: the evolved asnp50 wiring (RGB, flow and 151-class object stems) with its "
+        "official connection weights frozen, peer attention",
+        structure="asnp50", depth=50, learnable_weights=False, num_classes=157,
+        params=48_054_173, gflops=549.28, source=f"{_PAPER_PLUS}; semantics of {_TF1_PLUS}",
+        attention="peer", object_stem=True,
+    ),
+    lambda: official_graph("asnp50"),
+    depth=50, attention_mode="peer",
+)
+register_model(
+    ModelInfo(
+        name="assemblenet_plus50_rgbflow",
+        description="AssembleNet++ without objects: the asn50 wiring with learnable connections and peer attention "
+        "(what the TF2 port's UCF101 config builds, with the original's trainable peer softmax)",
+        structure="asn50", depth=50, learnable_weights=True, num_classes=157,
+        params=44_562_189, gflops=501.40, source=f"{_PAPER_PLUS}; semantics of {_TF1_PLUS}",
+        attention="peer",
+    ),
+    lambda: official_graph("asn50", with_weights=False),
+    depth=50, attention_mode="peer",
 )

@@ -11,7 +11,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from assemblenet.graph import BlockNode, StemNode
 from assemblenet.models.assemblenet import AssembleNet
-from assemblenet.models.stems import NUM_OBJECT_CLASSES
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def summarize_model(model: AssembleNet, *, frames: int, size: int, batch: int = 
     meta_model = _meta_copy(model).eval()
     clip = torch.empty(batch, 3, frames, size, size, device="meta")
     flow = torch.empty(batch, 2, frames, size, size, device="meta") if model.flow_mode == "precomputed" else None
-    objects = (torch.empty(batch, NUM_OBJECT_CLASSES, frames, size, size, device="meta")
+    objects = (torch.empty(batch, model.num_object_classes, frames, size, size, device="meta")
                if model.has_object_stem else None)
 
     # One pass gives everything: the counter keys FLOPs by module path below the called root module, and
