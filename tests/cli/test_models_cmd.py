@@ -93,3 +93,19 @@ def test_malformed_yaml_names_the_file(tmp_path, capsys):
     assert main(["describe", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"assemblenet: error: {path}: not valid YAML")
+
+
+def test_models_and_describe_show_assemblenet_plus(tmp_path, capsys):
+    assert main(["models"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("assemblenet_plus50 "))
+    assert "asnp50" in row and " peer " in row and " yes " in row and "48,054,173" in row
+    png = tmp_path / "plus.png"
+    assert main(["describe", "assemblenet_plus50", "--depth", "26", "--width-multiplier", "0.125", "--frames", "4",
+                 "--size", "64", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "attention peer, object stem (151 classes)" in out
+    assert "attention: peer" in out and "   12 <- [4, 2, 3, 0, 1, 5, 6, 7, 8, 9, 10, 11]  strongest " in out
+    assert png.stat().st_size > 10_000
+    assert main(["describe", "assemblenet_plus50_rgbflow", "--depth", "26", "--width-multiplier", "0.125",
+                 "--frames", "4", "--size", "64", "--attention", "self"]) == 0
+    assert "attention: self" in capsys.readouterr().out

@@ -36,3 +36,17 @@ def test_object_graph_without_weights_and_other_formats(tmp_path):
     assert svg.read_text().lstrip().startswith("<?xml")
     with pytest.raises(ValueError, match="asn50.jpg: expected a file name ending in .png"):
         plot_graph(official_graph("asn50"), tmp_path / "asn50.jpg")
+
+
+def test_attention_sources_are_drawn_as_dashed_arrows(tmp_path):
+    import dataclasses
+
+    graph = official_graph("asn50")
+    plain = image.imread(plot_graph(graph, tmp_path / "plain.png"))
+    nodes = list(graph.nodes)
+    nodes[14] = dataclasses.replace(nodes[14], attention_sources=(0, 2, 9))
+    with_sources = graph.replace_nodes(nodes)
+    drawn = image.imread(plot_graph(with_sources, tmp_path / "sources.png"))  # the graph's own sources
+    given = image.imread(plot_graph(graph, tmp_path / "given.png", attention={14: [0, 2, 9]}))
+    assert drawn.shape == plain.shape and np.array_equal(drawn, given)
+    assert np.mean(np.abs(drawn[..., :3] - plain[..., :3]).sum(axis=-1) > 0.1) > 0.002  # the arrows and legend

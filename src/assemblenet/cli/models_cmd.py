@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     describe.add_argument("--num-classes", type=positive_int, default=None, help="logits (preset default: 157)")
     describe.add_argument("--depth", type=int, choices=(26, 38, 50, 68, 77, 101), default=None)
     describe.add_argument("--width-multiplier", type=positive_float, default=None)
+    describe.add_argument("--attention", choices=("none", "self", "peer"), default=None,
+                          help="AssembleNet++ connection attention (default: the preset's; none for a graph file)")
     describe.add_argument("--plot", type=Path, default=None, metavar="PNG",
                           help="draw the graph to this .png (or .svg/.pdf)")
     describe.set_defaults(func=run_describe)
@@ -39,11 +41,14 @@ def run_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(table, indent=1))
         return 0
-    print(f"{'name':<24} {'structure':<9} {'depth':>5} {'weights':<9} {'params':>12} {'GFLOPs':>8}  source")
+    print(f"{'name':<27} {'structure':<9} {'depth':>5} {'weights':<9} {'attention':<9} {'objects':<7} "
+          f"{'params':>12} {'GFLOPs':>8}  source")
     for row in table:
         weights = "learnable" if row["learnable_weights"] else "fixed"
-        print(f"{row['name']:<24} {row['structure']:<9} {row['depth']:>5} {weights:<9} "
-              f"{row['params']:>12,} {row['gflops']:>8.1f}  {row['source']}")
+        objects = "yes" if row.get("object_stem") else "no"
+        print(f"{row['name']:<27} {row['structure']:<9} {row['depth']:>5} {weights:<9} "
+              f"{row.get('attention') or '-':<9} {objects:<7} {row['params']:>12,} {row['gflops']:>8.1f}  "
+              f"{row['source']}")
     print(f"\nparams: trainable, {table[0]['num_classes']} classes; GFLOPs: one 32x224x224 clip, "
           "conv and matmul FLOPs (multiply-add = 2) from torch.utils.flop_counter")
     return 0
@@ -61,6 +66,8 @@ def run_describe(args: argparse.Namespace) -> int:
         overrides["depth"] = args.depth
     if args.width_multiplier is not None:
         overrides["width_multiplier"] = args.width_multiplier
+    if args.attention is not None:
+        overrides["attention_mode"] = None if args.attention == "none" else args.attention
     source = Path(args.model)
     if args.plot is not None and args.plot.suffix.lower() not in _PLOT_SUFFIXES:
         raise AssembleNetError(f"--plot {args.plot}: expected a file name ending in {', '.join(_PLOT_SUFFIXES)}")
@@ -79,13 +86,18 @@ def run_describe(args: argparse.Namespace) -> int:
         )
     summary = summarize_model(model, frames=args.frames, size=args.size)
     print(f"{title}: depth {model.depth}, "
-          f"{model.num_classes} classes, width x{model.width_multiplier:g}")
+          f"{model.num_classes} classes, width x{model.width_multiplier:g}, attention {model.attention_mode or 'none'}"
+          + (f", object stem ({model.num_object_classes} classes)" if model.has_object_stem else ""))
     print(format_summary(summary))
     if model.graph.dead_nodes:
         print(f"\nnodes whose output nothing reads (computed, then dropped): {model.graph.dead_nodes}")
     if args.plot is not None:
         from assemblenet.graph.plot import plot_graph
 
-        path = plot_graph(model.graph, args.plot, title=title, weights=model.connection_weights())
+        # Peer attention: each node's strongest attention source, drawn dashed.
+        attention = ({target: [peer] for target, (peer, _) in model.strongest_attention_sources().items()}
+                     if model.attention_mode == "peer" else None)
+        path = plot_graph(model.graph, args.plot, title=title, weights=model.connection_weights(),
+                          attention=attention)
         print(f"\ngraph drawn to {path}")
     return 0

@@ -2,7 +2,8 @@
 
 Stems sit in the left column, block nodes in one column per level (0..3). Stems are coloured by modality;
 block nodes by the modalities that reach them (RGB, flow, object, or a mix). Edges take the colour of their
-source and a width (and opacity) that follows the connection weight.
+source and a width (and opacity) that follows the connection weight. AssembleNet++ attention connections (a node's
+attention source, which conditions its connections) are drawn dashed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from assemblenet.fileio import atomic_path
 from assemblenet.graph.spec import NUM_LEVELS, AssembleNetGraph, BlockNode, StemNode, StemType
@@ -34,13 +35,16 @@ def plot_graph(
     *,
     title: str | None = None,
     weights: Mapping[tuple[int, int], float] | None = None,
+    attention: Mapping[int, Sequence[int]] | None = None,
 ) -> Path:
     """Draw ``graph`` to ``path`` (``.png``, ``.svg`` or ``.pdf``; written atomically) and return the path.
 
     ``weights`` maps ``(source, target)`` to a post-sigmoid connection strength in [0, 1] and overrides the
     graph's own edge weights (e.g. a model's learned ``connection_weights()``). Edges into single-input
     nodes pass through unscaled and are drawn at full strength. A graph without weights is drawn with
-    uniform thin edges.
+    uniform thin edges. ``attention`` maps a block node to its attention sources (e.g. a peer-attention model's
+    strongest source per node); they are drawn as dashed arrows. By default the graph's own
+    ``attention_sources`` are drawn where it has them.
     """
     path = Path(path)
     image_format = _FORMATS.get(path.suffix.lower())
@@ -53,6 +57,9 @@ def plot_graph(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle, FancyArrowPatch, Rectangle
 
+    if attention is None:
+        attention = {i: list(n.attention_sources) for i, n in enumerate(graph.nodes)
+                     if isinstance(n, BlockNode) and n.attention_sources is not None}
     position = _layout(graph)
     reach = _modalities(graph)
     strengths = _edge_strengths(graph, weights)
@@ -98,6 +105,15 @@ def plot_graph(
             axes.text(x, y, f"{strength:.2f}", fontsize=6.5, ha="center", va="center", color="#222222",
                       zorder=3, bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none", alpha=0.8))
 
+    for target, sources in attention.items():
+        for source in sources:
+            start, end, rad = _edge_geometry(position, source, target)
+            axes.add_patch(FancyArrowPatch(
+                start, end, arrowstyle="-|>", mutation_scale=9, connectionstyle=f"arc3,rad={-rad or 0.18}",
+                linewidth=1.3, linestyle=(0, (4, 3)), color=_colour(reach[source]), alpha=0.85, shrinkA=0,
+                shrinkB=0, zorder=1,
+            ))
+
     dead = set(graph.dead_nodes)
     for index, node in enumerate(graph.nodes):
         x, y = position[index]
@@ -133,6 +149,9 @@ def plot_graph(
     if weighted:
         handles += [Line2D([0], [0], color="#555555", linewidth=0.5 + 5.5 * w, alpha=0.2 + 0.7 * w,
                            label=f"weight {w:g}") for w in (0.1, 0.5, 1.0)]
+    if any(attention.values()):
+        handles.append(Line2D([0], [0], color="#555555", linewidth=1.3, linestyle=(0, (4, 3)),
+                              label="attention source"))
         caption = ("colour: modality of the stream (square = stem, f = filters, d = temporal dilation); "
                    "edge width and label: connection weight after the sigmoid")
     else:

@@ -25,6 +25,8 @@ class NodeSummary:
     temporal_dilation: int = 1
     inputs: tuple[int, ...] = ()  # block nodes only
     filters: int | None = None  # block nodes only (as built, i.e. after width scaling)
+    attention_sources: tuple[int, ...] = ()  # peer attention: the peers its connections mix (block nodes only)
+    strongest_source: tuple[int, float] | None = None  # peer attention: (peer, mean softmax weight)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ModelSummary:
     logits_shape: tuple[int, ...]
     total_params: int
     total_flops: int
+    attention_mode: str | None = None  # AssembleNet++ connection attention: None, 'self' or 'peer'
 
     @property
     def total_gflops(self) -> float:
@@ -105,6 +108,7 @@ def summarize_model(model: AssembleNet, *, frames: int, size: int, batch: int = 
         return int(sum(per_module.get(f"{root}.{path}", {}).values()))
 
     num_stems = len(model.stems)
+    strongest = model.strongest_attention_sources() if model.attention_mode == "peer" else {}
     nodes = []
     for index, node in enumerate(model.graph.nodes):
         if isinstance(node, StemNode):
@@ -118,7 +122,9 @@ def summarize_model(model: AssembleNet, *, frames: int, size: int, batch: int = 
             module = model.nodes[index - num_stems]
             nodes.append(NodeSummary(index, f"L{node.level}", shapes[path][1:], _trainable_params(module),
                                      flops_of(path), temporal_dilation=node.temporal_dilation,
-                                     inputs=node.inputs, filters=shapes[path][1] // 4))
+                                     inputs=node.inputs, filters=shapes[path][1] // 4,
+                                     attention_sources=tuple(model.node_peers[index - num_stems]),
+                                     strongest_source=strongest.get(index)))
     edges = []
     for (source, target), weight in model.connection_weights().items():
         fusion = model.nodes[target - num_stems].fusion
@@ -137,6 +143,7 @@ def summarize_model(model: AssembleNet, *, frames: int, size: int, batch: int = 
         logits_shape=tuple(logits.shape),
         total_params=_trainable_params(model),
         total_flops=int(counter.get_total_flops()),
+        attention_mode=model.attention_mode,
     )
 
 
@@ -166,6 +173,17 @@ def format_summary(summary: ModelSummary) -> str:
     for edge in summary.edges:
         note = "single input, unscaled" if not edge.scaled else ("learnable" if edge.learnable else "fixed")
         lines.append(f"  {edge.source:>3} -> {edge.target:<3} {edge.weight:.3f}  {note}")
+    if summary.attention_mode == "self":
+        lines += ["", "attention: self (each connection gated by its own frame average)"]
+    elif summary.attention_mode == "peer":
+        lines += ["", "attention: peer (node <- its attention sources; strongest = largest mean softmax weight)"]
+        for node in summary.nodes:
+            if node.filters is None:
+                continue
+            strongest = ""
+            if node.strongest_source is not None:
+                strongest = f"  strongest {node.strongest_source[0]} ({node.strongest_source[1]:.3f})"
+            lines.append(f"  {node.index:>3} <- {list(node.attention_sources)}{strongest}")
     return "\n".join(lines)
 
 
