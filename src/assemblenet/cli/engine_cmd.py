@@ -60,6 +60,9 @@ def register(subparsers) -> None:
                          help="write per-window scores as JSON and a PNG plot (OUT.png) of scores over time")
     predict.add_argument("--hop", type=positive_int, help="frames between window starts (default: one window span)")
     predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    predict.add_argument("--objects", metavar="MAPS",
+                         help="the video's per-frame object maps (.npz or folder of PNG label maps), for models with "
+                              "an object stem (AssembleNet++)")
     predict.add_argument("--json", action="store_true", help="print the top classes as JSON")
     add_precision_argument(predict)
     predict.set_defaults(func=run_predict)
@@ -194,7 +197,7 @@ def run_predict(args: argparse.Namespace) -> int:
     model = prepare_for_inference(model, device=args.device, precision=args.precision)
     prediction = predict_video(model, video, num_frames=int(info["num_frames"]), crop_size=int(info["crop_size"]),
                                class_names=info.get("class_names"), multi_label=info["multi_label"], hop=args.hop,
-                               device=args.device)
+                               device=args.device, objects=args.objects)
     top = prediction.top(args.topk)
     if args.json:
         print(json.dumps([{"class_index": i, "class_name": n, "score": round(s, 6)} for i, n, s in top]))

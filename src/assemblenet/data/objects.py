@@ -141,6 +141,18 @@ class ObjectMapStore:
             raise DataError(f"{path}: holds object maps for {count} frames, but the clip samples frame {max(indices)}")
 
 
+def open_object_maps(path: str | os.PathLike, *, num_classes: int) -> tuple[ObjectMapStore, str]:
+    """A store and key for one video's maps given directly as ``path`` (a ``.npz`` file or a PNG folder)."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise DataError(f"{path}: object maps not found")
+        return ObjectMapStore(path.parent, num_classes=num_classes), path.stem
+    if not path.is_dir():
+        raise DataError(f"{path}: object maps not found (expected a .npz file or a folder of PNG label maps)")
+    return ObjectMapStore(path.parent, num_classes=num_classes), path.name
+
+
 def resize_nearest(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Nearest-neighbour resize of ``[C, T, H, W]`` maps (label ids or scores) to ``size = (H', W')``."""
     channels, frames, height, width = maps.shape

@@ -44,17 +44,36 @@ class ExportReport:
 
 def example_inputs(model: nn.Module, *, batch_size: int, num_frames: int, size: int,
                    seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Random inputs of the right shapes: the clip in [0, 1], plus flow when the model takes precomputed flow."""
+    """Random inputs of the right shapes, in the order of :func:`input_names`: the clip in [0, 1], plus flow
+    when the model takes precomputed flow, plus float object maps ``[B, K, T, H, W]`` when it has an object
+    stem."""
     generator = torch.Generator().manual_seed(seed)
-    clip = torch.rand(batch_size, 3, num_frames, size, size, generator=generator)
+    inputs = [torch.rand(batch_size, 3, num_frames, size, size, generator=generator)]
+    if "flow" in input_names(model):
+        inputs.append(torch.randn(batch_size, 2, num_frames, size, size, generator=generator))
+    if "objects" in input_names(model):
+        classes = int(model.num_object_classes)
+        inputs.append(torch.rand(batch_size, classes, num_frames, size, size, generator=generator))
+    return tuple(inputs)
+
+
+def input_names(model: nn.Module) -> list[str]:
+    """The model's inputs, in order: ``video``, then ``flow`` (precomputed flow) and ``objects`` (object stem)."""
+    names = ["video"]
     if getattr(model, "flow_mode", "rgb") == "precomputed" and getattr(model, "has_flow_stem", False):
-        flow = torch.randn(batch_size, 2, num_frames, size, size, generator=generator)
-        return clip, flow
-    return (clip,)
+        names.append("flow")
+    if getattr(model, "has_object_stem", False):
+        names.append("objects")
+    return names
 
 
 def _input_names(inputs: tuple[torch.Tensor, ...]) -> list[str]:
     return ["video", "flow"][: len(inputs)]
+
+
+def _call(module: Any, names: list[str], inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """``module(video, flow=..., objects=...)`` from named inputs."""
+    return module(inputs[0], **dict(zip(names[1:], inputs[1:])))
 
 
 def export_torchscript(model: nn.Module, path: Path) -> None:
@@ -73,8 +92,8 @@ def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], 
         import onnxscript  # noqa: F401 - required by the exporter
     except ImportError:
         raise ExportError("ONNX export needs the 'onnxscript' package: pip install onnxscript") from None
-    names = _input_names(inputs)
-    kwargs = {"flow": inputs[1]} if len(inputs) > 1 else {}
+    names = input_names(model)
+    kwargs = dict(zip(names[1:], inputs[1:]))
     # The exporter's passes log every rewrite at INFO; keep the command's output readable.
     for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -90,18 +109,19 @@ def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], 
         raise ExportError(f"ONNX export failed: {str(exc).strip().splitlines()[0]}") from exc
 
 
-def run_exported(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:
-    """Run an exported file (onnxruntime for ONNX) on ``inputs``."""
+def run_exported(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...], names: list[str] | None = None) -> np.ndarray:
+    """Run an exported file (onnxruntime for ONNX) on ``inputs`` (named ``names``, by default video then flow)."""
+    names = names if names is not None else _input_names(inputs)
     if fmt == "torchscript":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(str(path), map_location="cpu").eval()
         with torch.no_grad():
-            return module(*inputs).float().numpy()
+            return _call(module, names, inputs).float().numpy()
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = {name: tensor.numpy() for name, tensor in zip(_input_names(inputs), inputs)}
+    feed = {name: tensor.numpy() for name, tensor in zip(names, inputs)}
     return session.run(None, feed)[0]
 
 
@@ -122,8 +142,8 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, fmt: str, batch_s
     if check:
         check_inputs = example_inputs(model, batch_size=batch_size, num_frames=num_frames, size=size, seed=1)
         with torch.no_grad():
-            eager = model(*check_inputs).float().numpy()
-        exported = run_exported(path, fmt, check_inputs)
+            eager = _call(model, input_names(model), check_inputs).float().numpy()
+        exported = run_exported(path, fmt, check_inputs, input_names(model))
         if exported.shape != eager.shape:
             raise ExportError(f"{path}: exported output shape {exported.shape} differs from eager {eager.shape}")
         diff = float(np.abs(exported - eager).max())

@@ -59,14 +59,24 @@ def _window_indices(start: int, num_frames: int, stride: int, num_video_frames: 
 @torch.no_grad()
 def predict_video(model: nn.Module, path: str | os.PathLike, *, num_frames: int, crop_size: int,
                   class_names: Sequence[str] | None = None, multi_label: bool = False, stride: int = 1,
-                  hop: int | None = None, batch_size: int = 4, device: torch.device | str = "cpu") -> VideoPrediction:
-    """Score every window of the video at ``path`` with ``model`` (RGB input)."""
+                  hop: int | None = None, batch_size: int = 4, device: torch.device | str = "cpu",
+                  objects: str | os.PathLike | None = None) -> VideoPrediction:
+    """Score every window of the video at ``path`` with ``model`` (RGB input, plus the video's object maps
+    ``objects``, a ``.npz`` or PNG folder as in ``assemblenet.data.objects``, for a model with an object stem)."""
     from assemblenet.data import open_video
     from assemblenet.data.transforms import eval_transform
 
     if getattr(model, "flow_mode", "rgb") == "precomputed" and getattr(model, "has_flow_stem", False):
         raise ConfigError("predict needs a model that reads RGB only (flow_mode 'rgb'); this one takes "
                           "precomputed flow")
+    object_maps = None
+    if getattr(model, "has_object_stem", False):
+        if objects is None:
+            raise ConfigError("this model has an object stem: give the video's object maps (--objects FILE.npz or "
+                              "a folder of PNG label maps)")
+        from assemblenet.data.objects import open_object_maps
+
+        object_maps = open_object_maps(objects, num_classes=int(model.num_object_classes))
     device = torch.device(device)
     model = model.to(device).eval()
     transform = eval_transform(crop_size)
@@ -74,6 +84,7 @@ def predict_video(model: nn.Module, path: str | os.PathLike, *, num_frames: int,
     hop = hop or span
     batches: list[torch.Tensor] = []
     frames_of: list[tuple[int, int]] = []
+    object_clips: list[torch.Tensor] = []
     with open_video(path) as reader:
         total, fps, stamps = reader.num_frames, float(reader.fps), reader.timestamps
         clips: list[torch.Tensor] = []
@@ -81,13 +92,20 @@ def predict_video(model: nn.Module, path: str | os.PathLike, *, num_frames: int,
             indices = _window_indices(start, num_frames, stride, total)
             frames = reader.get_frames(indices.tolist(), short_side=crop_size)
             clip = torch.from_numpy(frames).permute(3, 0, 1, 2)  # [3, T, H, W] uint8
-            clips.append(transform(clip))
+            if object_maps is None:
+                clips.append(transform(clip))
+            else:
+                store, key = object_maps
+                sample = transform({"rgb": clip, "objects": store.load(key, indices.tolist(),
+                                                                       size=tuple(clip.shape[-2:]))})
+                clips.append(sample["rgb"])
+                object_clips.append(sample["objects"])
             frames_of.append((int(start), int(min(start + span, total) - 1)))
             if len(clips) == batch_size:
-                batches.append(_score(model, torch.stack(clips), device, multi_label))
-                clips = []
+                batches.append(_score(model, clips, object_clips, device, multi_label))
+                clips, object_clips = [], []
         if clips:
-            batches.append(_score(model, torch.stack(clips), device, multi_label))
+            batches.append(_score(model, clips, object_clips, device, multi_label))
     window_scores = torch.cat(batches).numpy()
     k = window_scores.shape[1]
     names = list(class_names) if class_names is not None and len(class_names) == k else [str(i) for i in range(k)]
@@ -98,8 +116,17 @@ def predict_video(model: nn.Module, path: str | os.PathLike, *, num_frames: int,
                            window_times=times, fps=fps, num_video_frames=total)
 
 
-def _score(model: nn.Module, clips: torch.Tensor, device: torch.device, multi_label: bool) -> torch.Tensor:
-    logits = model(clips.to(device, dtype=model_dtype(model))).float()
+def _score(model: nn.Module, clips: list[torch.Tensor], object_clips: list[torch.Tensor], device: torch.device,
+           multi_label: bool) -> torch.Tensor:
+    dtype = model_dtype(model)
+    video = torch.stack(clips).to(device, dtype=dtype)
+    if object_clips:
+        objects = torch.stack(object_clips).to(device)
+        if objects.is_floating_point():  # score maps follow the model's dtype; label ids stay integers
+            objects = objects.to(dtype)
+        logits = model(video, None, objects).float()
+    else:
+        logits = model(video).float()
     return (torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)).cpu()
 
 
