@@ -42,7 +42,7 @@ class ModelConfig:
     """Which network to build.
 
     ``name`` is a ``create_model`` preset (``assemblenet50``, ``assemblenet101``, ``assemblenet50_searchable``,
-    ``assemblenet101_asn101``). ``graph`` replaces it with a graph file (our YAML or the official nested-list
+    ``assemblenet101_asn101``, ``assemblenet_plus50``, ``assemblenet_plus50_rgbflow``). ``graph`` replaces it with a graph file (our YAML or the official nested-list
     JSON) or an official structure name (``asn50``, ``asn101``, ``asnp50``), built with ``build_assemblenet``.
     """
 
