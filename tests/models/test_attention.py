@@ -172,3 +172,16 @@ def test_label_ids_give_the_same_model_output_as_their_one_hot_maps(size):
         assert torch.equal(model.stems[4](labels), model.stems[4](one_hot))
         torch.testing.assert_close(model(x, objects=labels), model(x, objects=one_hot))
         torch.testing.assert_close(torch.jit.script(model)(x, None, labels), model(x, objects=one_hot))
+
+
+def test_objects_with_precomputed_flow_match_flow_computed_inside():
+    torch.manual_seed(0)
+    inside = build_assemblenet(graph=official_graph("asnp50"), num_classes=3, attention_mode="peer",
+                               num_object_classes=6, flow_iterations=3, **TINY).eval()
+    outside = build_assemblenet(graph=official_graph("asnp50"), num_classes=3, attention_mode="peer",
+                                num_object_classes=6, flow_mode="precomputed", **TINY).eval()
+    outside.load_state_dict(inside.state_dict(), strict=False)
+    x, labels = torch.rand(1, 3, 4, 32, 32), torch.randint(0, 6, (1, 1, 4, 32, 32))
+    with torch.no_grad():
+        flow = inside.flow_layer(x)
+        torch.testing.assert_close(outside(x, flow, labels), inside(x, objects=labels))
