@@ -83,6 +83,40 @@ def build_model(npz_path: str | Path, manifest_path: str | Path) -> AssembleNet:
     arrays = np.load(npz_path, allow_pickle=False)
 
     graph = graph_from_config(config)
+    if graph.uses_filter_triples:
+        model: AssembleNet = _build_lite(graph, config)
+    else:
+        model = _build_standard(graph, config)
+    _set_batch_norm_constants(model, config)
+    _load_variables(model, graph, manifest["variables"], arrays, source=str(npz_path))
+    return model.eval()
+
+
+def _build_lite(graph: AssembleNetGraph, config: Mapping[str, Any]) -> AssembleNet:
+    """An AssembleNet++lite reference (``assemblenet_plus_lite.py``): the original's fusion-width rule, which
+    depends on the input size, so the manifest's ``input_shape`` ``[B, T, H, W, C]`` fixes the model."""
+    from assemblenet.models.lite import build_assemblenet_lite
+
+    input_shape = config.get("input_shape")
+    if not input_shape or len(input_shape) != 5:
+        raise ReferenceFormatError(f"an AssembleNet++lite reference needs config.input_shape [B, T, H, W, C], "
+                                   f"got {input_shape!r}")
+    return build_assemblenet_lite(
+        graph=graph,
+        num_classes=int(config["num_classes"]),
+        num_blocks=config["num_blocks"],
+        stem_filters=config.get("stem_filters"),
+        learnable_weights=None,
+        max_pool_predictions=bool(config.get("max_pool_predictions", False)),
+        flow_normalization="batch",
+        flow_iterations=int(config.get("rep_flow_num_iter", 20)),
+        attention_mode=config.get("attention_mode") or None,
+        fusion_width="tf_spatial_width",
+        input_size=(int(input_shape[2]), int(input_shape[3])),
+    )
+
+
+def _build_standard(graph: AssembleNetGraph, config: Mapping[str, Any]) -> AssembleNet:
     depth = int(config.get("depth", 50))
     if "num_blocks" in config and tuple(config["num_blocks"]) != BLOCKS_PER_DEPTH.get(depth):
         raise ReferenceFormatError(
@@ -101,9 +135,7 @@ def build_model(npz_path: str | Path, manifest_path: str | Path) -> AssembleNet:
         attention_mode=config.get("attention_mode") or None,
         num_object_classes=int(config.get("num_object_classes") or NUM_OBJECT_CLASSES),
     )
-    _set_batch_norm_constants(model, config)
-    _load_variables(model, graph, manifest["variables"], arrays, source=str(npz_path))
-    return model.eval()
+    return model
 
 
 def _set_batch_norm_constants(model: nn.Module, config: Mapping[str, Any]) -> None:
@@ -147,10 +179,17 @@ def _load_variables(
 
     def assign_conv(prefix: str, kernel: np.ndarray) -> None:
         # [kh, kw, in, out] -> [out, in, kh, kw]; a temporal kernel [k, 1, in, out] becomes [out, in, k, 1]
-        # and our (k, 1, 1) Conv3d takes one more axis.
-        torch_kernel = np.transpose(kernel, (3, 2, 0, 1))
-        if targets[f"{prefix}.weight"].dim() == 5:
-            torch_kernel = torch_kernel[..., None]
+        # and our (k, 1, 1) Conv3d takes one more axis. Lite Conv3D kernels [kt, kh, kw, in, out] become
+        # [out, in, kt, kh, kw], and [1, kh, kw, in, out] our per-frame Conv2d [out, in, kh, kw].
+        dims = targets[f"{prefix}.weight"].dim() if f"{prefix}.weight" in targets else 0
+        if kernel.ndim == 5:
+            torch_kernel = np.transpose(kernel, (4, 3, 0, 1, 2))
+            if dims == 4 and torch_kernel.shape[2] == 1:
+                torch_kernel = torch_kernel[:, :, 0]
+        else:
+            torch_kernel = np.transpose(kernel, (3, 2, 0, 1))
+            if dims == 5:
+                torch_kernel = torch_kernel[..., None]
         assign(f"{prefix}.weight", torch_kernel)
 
     def assign_bn(prefix: str, fields: Mapping[str, np.ndarray]) -> None:
@@ -159,10 +198,18 @@ def _load_variables(
                 raise ReferenceFormatError(f"{source}: batch norm {prefix} lacks {tf_field}")
             assign(f"{prefix}.{torch_field}", fields[tf_field])
 
+    lite_head = {"head.conv1_to432": "conv1", "head.conv2_to2048": "conv2", "head.bn1": "bn1", "head.bn2": "bn2"}
     for role, fields in grouped.items():
         if role == "head.dense":
-            assign("head.fc.weight", fields["kernel"].T)
-            assign("head.fc.bias", fields["bias"])
+            fc = "head.classifier.fc" if "head.classifier.fc.weight" in targets else "head.fc"
+            assign(f"{fc}.weight", fields["kernel"].T)
+            assign(f"{fc}.bias", fields["bias"])
+            continue
+        if role in lite_head:
+            if role.startswith("head.bn"):
+                assign_bn(f"head.{lite_head[role]}", fields)
+            else:
+                assign_conv(f"head.{lite_head[role]}", fields["kernel"])
             continue
         if role.startswith("rep_flow."):
             _check_flow_constant(model, role.split(".", 1)[1], fields, source)
@@ -173,9 +220,9 @@ def _load_variables(
         node, what = int(match["node"]), match["what"]
         if match["part"] == "stem":
             prefix = f"stems.{node}"
-            if what == "conv7x7_s2":
+            if what in ("conv7x7_s2", "conv1x3x3_s2"):
                 assign_conv(f"{prefix}.conv", fields["kernel"])
-            elif what == "temporal_conv_k5":
+            elif what in ("temporal_conv_k5", "temporal_conv_k3"):
                 assign_conv(f"{prefix}.temporal", fields["kernel"])
             elif what in ("bn1", "bn2"):
                 assign_bn(f"{prefix}.{what}", fields)
@@ -202,7 +249,8 @@ def _load_variables(
         block = f"{prefix}.blocks.{step}"
         layer, kind = what.rsplit("_", 1)
         names = {"proj": ("projection.0", "projection.1"), "a": ("conv_a", "bn_a"), "b": ("conv_b", "bn_b"),
-                 "c": ("conv_c", "bn_c")}
+                 "c": ("conv_c", "bn_c"),
+                 "b_temporal": ("conv_b_temporal", "bn_b_temporal")}
         if layer not in names or kind not in ("conv", "bn"):
             raise ReferenceFormatError(f"{source}: unknown block role {role!r}")
         conv_name, bn_name = names[layer]

@@ -9,6 +9,8 @@ Our format (``format: assemblenet-graph/v1``) lists nodes with named fields::
       - {id: 6, level: 0, inputs: [0, 1, 2, 3], filters: 32, temporal_dilation: 1, spatial_stride: 1,
          edge_weights: [0.14, 0.85, 0.31, 0.29]}
 
+``filters`` may also be an AssembleNet++lite triple ``[expand, expand, out]`` (e.g. ``filters: [27, 27, 12]``).
+
 A block node may also list ``attention_sources`` (AssembleNet++ peer attention: the stems or lower-level nodes
 whose features condition its connections; all of them when absent).
 
@@ -27,7 +29,7 @@ import yaml
 
 from assemblenet.errors import GraphError
 from assemblenet.fileio import atomic_write_text
-from assemblenet.graph.spec import AssembleNetGraph, BlockNode, StemNode, StemType
+from assemblenet.graph.spec import AssembleNetGraph, BlockNode, StemNode, StemType, parse_filters
 
 FORMAT_TAG = "assemblenet-graph/v1"
 _STEM_FIELDS = {"id", "stem", "temporal_dilation"}
@@ -42,7 +44,7 @@ def graph_to_dict(graph: AssembleNetGraph) -> dict[str, Any]:
             nodes.append({"id": index, "stem": node.modality, "temporal_dilation": node.temporal_dilation})
         else:
             entry: dict[str, Any] = {
-                "id": index, "level": node.level, "inputs": list(node.inputs), "filters": node.filters,
+                "id": index, "level": node.level, "inputs": list(node.inputs), "filters": list(node.filters) if isinstance(node.filters, tuple) else node.filters,
                 "temporal_dilation": node.temporal_dilation, "spatial_stride": node.spatial_stride,
             }
             if node.edge_weights is not None:
@@ -113,7 +115,7 @@ def graph_from_dict(data: Any, *, source: str = "graph", allow_dead_nodes: bool 
             BlockNode(
                 level=_int(raw, "level", where),
                 inputs=tuple(_as_int(i, f"{where} input") for i in inputs),
-                filters=_int(raw, "filters", where),
+                filters=parse_filters(raw["filters"], f"{where} filters"),
                 temporal_dilation=_int(raw, "temporal_dilation", where, 1),
                 spatial_stride=_int(raw, "spatial_stride", where, 1),
                 edge_weights=tuple(float(w) for w in weights) if weights is not None else None,

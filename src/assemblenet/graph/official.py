@@ -1,6 +1,8 @@
 """The official AssembleNet structures, verbatim from the authors' code (TF Model Garden, assemblenet).
 
 ``asn50`` and its weights were found by evolution on Moments-in-Time; ``asnp50`` (AssembleNet++) on Charades.
+``asnp_lite`` is AssembleNet++lite's structure (filter triples) with its connection weights, from
+google-research ``assemblenet/model_structures.py``.
 ``asn101`` is asn50 with 192 filters at nodes 12 and 13 and 256 at node 14.
 """
 
@@ -63,15 +65,43 @@ ASNP50_WEIGHTS = [
     [[0.4174623489379883, 0.5844835638999939]],
 ]
 
+# AssembleNet++lite (assemblenet_plus_lite.py): inverted-bottleneck blocks with [expand, expand, out] filter
+# triples; RGB and flow stems only.
+ASNP_LITE_STRUCTURE = [
+    [-1, 1], [-2, 1],
+    [0, [0, 1], [27, 27, 12], 1, 2, 0], [0, [0, 1], [27, 27, 12], 4, 2, 0],
+    [1, [0, 1, 2, 3], [54, 54, 24], 2, 2, 0], [1, [0, 1, 2, 3], [54, 54, 24], 1, 2, 0],
+    [1, [0, 1, 2, 3], [54, 54, 24], 4, 2, 0], [1, [0, 1, 2, 3], [54, 54, 24], 1, 2, 0],
+    [2, [0, 1, 2, 3, 4, 5, 6, 7], [152, 152, 68], 1, 2, 0], [2, [0, 1, 2, 3, 4, 5, 6, 7], [152, 152, 68], 4, 2, 0],
+    [3, [2, 3, 4, 5, 6, 7, 8, 9], [432, 432, 192], 2, 2, 0],
+]
+
+ASNP_LITE_WEIGHTS = [
+    [], [],
+    [[0.19914183020591736, 0.9278576374053955]],
+    [[0.010816320776939392, 0.888792097568512]],
+    [[0.9473835825920105, 0.6303419470787048, 0.1704932451248169, 0.05950307101011276]],
+    [[0.9560931324958801, 0.7898273468017578, 0.36138781905174255, 0.07344610244035721]],
+    [[0.9213919043540955, 0.13418640196323395, 0.8371981978416443, 0.07936054468154907]],
+    [[0.9441559910774231, 0.9435100555419922, 0.7253988981246948, 0.13498817384243011]],
+    [[0.9964852333068848, 0.8427878618240356, 0.8895476460456848, 0.11014710366725922, 0.6270533204078674,
+      0.44782018661499023, 0.61344975233078, 0.44898226857185364]],
+    [[0.9970942735671997, 0.7105681896209717, 0.5078442096710205, 0.0951600968837738, 0.624282717704773,
+      0.8527252674102783, 0.8105692863464355, 0.7857823967933655]],
+    [[0.6180334091186523, 0.11882413923740387, 0.06102970987558365, 0.04484326392412186, 0.05602221190929413,
+      0.052324872463941574, 0.9969874024391174, 0.9987731575965881]],
+]
+
 _OFFICIAL = {
     "asn50": (ASN50_STRUCTURE, ASN_WEIGHTS),
     "asn101": (ASN101_STRUCTURE, ASN_WEIGHTS),
     "asnp50": (ASNP50_STRUCTURE, ASNP50_WEIGHTS),
+    "asnp_lite": (ASNP_LITE_STRUCTURE, ASNP_LITE_WEIGHTS),
 }
 
 
 def official_graph(name: str, *, with_weights: bool = True) -> AssembleNetGraph:
-    """One of ``asn50``, ``asn101``, ``asnp50``, with its official (frozen) edge weights or learnable ones."""
+    """One of ``asn50``, ``asn101``, ``asnp50``, ``asnp_lite``, with its official (frozen) edge weights or learnable ones."""
     try:
         structure, weights = _OFFICIAL[name]
     except KeyError:

@@ -4,6 +4,10 @@ A graph is a list of nodes in topological order. Stems read a modality (RGB, opt
 segmentation) at a temporal dilation. Block nodes sit at a ResNet level (0..3, i.e. res2..res5), read any set of
 earlier nodes, and output ``4 * filters`` channels. Level-3 nodes are the network's outputs.
 
+AssembleNet++lite graphs give each block node a filter triple ``(expand, expand, out)`` instead (the authors'
+``asnp_lite`` structure): its inverted-bottleneck blocks widen to the first two and output the third. A graph
+uses one kind for all its block nodes (:attr:`AssembleNetGraph.uses_filter_triples`).
+
 Edge weights are the post-sigmoid connection strengths of a node's inputs, in the order of its input list. A
 graph either carries them (the model freezes them) or not (the model learns them).
 
@@ -82,6 +86,8 @@ class BlockNode:
 
     ``edge_weights`` are post-sigmoid strengths in the order of ``inputs``; ``None`` means learnable.
     ``reserved`` keeps the official format's unused last field so round trips are lossless.
+    ``filters`` is an int (bottleneck blocks, ``4 * filters`` outputs) or, for AssembleNet++lite, a triple
+    ``(f0, f1, f2)`` (inverted-bottleneck blocks: 1x1x1 to f0, 3x3(x3) at f1, 1x1x1 to f2 outputs).
     ``attention_sources`` (AssembleNet++ peer attention) are the nodes whose features may condition this node's
     connections; ``None`` means every candidate (:meth:`AssembleNetGraph.attention_candidates`). They must be
     stems or nodes of a lower level. The official nested-list format has no place for them.
@@ -89,7 +95,7 @@ class BlockNode:
 
     level: int
     inputs: tuple[int, ...]
-    filters: int
+    filters: int | tuple[int, int, int]
     temporal_dilation: int = 1
     spatial_stride: int = 1
     edge_weights: tuple[float, ...] | None = None
@@ -99,8 +105,20 @@ class BlockNode:
     is_stem = False
 
     @property
+    def has_filter_triple(self) -> bool:
+        return isinstance(self.filters, tuple)
+
+    @property
     def out_channels(self) -> int:
+        if isinstance(self.filters, tuple):
+            return self.filters[-1]
         return 4 * self.filters
+
+    def filters_scaled(self, width_multiplier: float) -> int | tuple[int, int, int]:
+        """The filters times ``width_multiplier`` (each at least 1), an int or a triple like the original."""
+        if isinstance(self.filters, tuple):
+            return tuple(max(1, int(round(f * width_multiplier))) for f in self.filters)  # type: ignore[return-value]
+        return max(1, int(round(self.filters * width_multiplier)))
 
 
 Node = Union[StemNode, BlockNode]
@@ -173,7 +191,7 @@ class AssembleNetGraph:
                 BlockNode(
                     level=_as_int(level, f"{where} level"),
                     inputs=tuple(_as_int(i, f"{where} input") for i in inputs),
-                    filters=_as_int(filters, f"{where} filters"),
+                    filters=parse_filters(filters, f"{where} filters"),
                     temporal_dilation=_as_int(dilation, f"{where} temporal dilation"),
                     spatial_stride=_as_int(stride, f"{where} spatial stride"),
                     edge_weights=_weights_for_node(node_weights, len(inputs), where),
@@ -193,7 +211,8 @@ class AssembleNetGraph:
                 weights.append([])
             else:
                 structure.append(
-                    [node.level, list(node.inputs), node.filters, node.temporal_dilation,
+                    [node.level, list(node.inputs),
+                     list(node.filters) if isinstance(node.filters, tuple) else node.filters, node.temporal_dilation,
                      node.spatial_stride, node.reserved]
                 )
                 weights.append([list(node.edge_weights)] if node.edge_weights is not None else [])
@@ -213,6 +232,11 @@ class AssembleNetGraph:
     def has_edge_weights(self) -> bool:
         """True if any node carries fixed edge weights."""
         return any(isinstance(n, BlockNode) and n.edge_weights is not None for n in self.nodes)
+
+    @property
+    def uses_filter_triples(self) -> bool:
+        """True for an AssembleNet++lite graph (every block node has an ``(expand, expand, out)`` triple)."""
+        return any(isinstance(n, BlockNode) and n.has_filter_triple for n in self.nodes)
 
     @property
     def stem_indices(self) -> list[int]:
@@ -249,6 +273,8 @@ class AssembleNetGraph:
 
     def channel_budget(self) -> dict[int, int]:
         """Total filters per level, the quantity the search keeps constant when splitting or merging nodes."""
+        if self.uses_filter_triples:
+            raise GraphError("the channel budget (and the search) needs int filters; this graph has filter triples")
         budget = {level: 0 for level in range(NUM_LEVELS)}
         for node in self.nodes:
             if isinstance(node, BlockNode):
@@ -321,7 +347,7 @@ class AssembleNetGraph:
         if not width_multiplier > 0:
             raise GraphError(f"width multiplier must be positive, got {width_multiplier}")
         return self.replace_nodes(
-            dataclasses.replace(n, filters=max(1, int(round(n.filters * width_multiplier))))
+            dataclasses.replace(n, filters=n.filters_scaled(width_multiplier))
             if isinstance(n, BlockNode) else n
             for n in self.nodes
         )
@@ -400,8 +426,9 @@ class AssembleNetGraph:
                 )
                 attention = (f" attention_sources={list(node.attention_sources)}"
                              if node.attention_sources is not None else "")
+                filters = ",".join(map(str, node.filters)) if isinstance(node.filters, tuple) else str(node.filters)
                 lines.append(
-                    f"{index:3d} L{node.level}    filters={node.filters:<4d} dilation={node.temporal_dilation} "
+                    f"{index:3d} L{node.level}    filters={filters:<4s} dilation={node.temporal_dilation} "
                     f"stride={node.spatial_stride} inputs={list(node.inputs)}{weights}{attention}"
                 )
         return "\n".join(lines)
@@ -428,7 +455,14 @@ def validate_nodes(nodes: Sequence[Node], *, allow_dead_nodes: bool = False) -> 
         seen_block = True
         if not isinstance(node.level, int) or not 0 <= node.level < NUM_LEVELS:
             raise GraphError(f"{where}: level {node.level!r} is outside 0..{OUTPUT_LEVEL}")
-        _check_positive(node.filters, f"{where} filters")
+        if isinstance(node.filters, tuple):
+            if len(node.filters) != 3:
+                raise GraphError(f"{where} filters: a filter triple needs 3 values (expand, expand, out), "
+                                 f"got {list(node.filters)}")
+            for value in node.filters:
+                _check_positive(value, f"{where} filters")
+        else:
+            _check_positive(node.filters, f"{where} filters")
         _check_positive(node.temporal_dilation, f"{where} temporal dilation")
         _check_positive(node.spatial_stride, f"{where} spatial stride")
         if len(node.inputs) == 0:
@@ -463,6 +497,10 @@ def validate_nodes(nodes: Sequence[Node], *, allow_dead_nodes: bool = False) -> 
             for w in node.edge_weights:
                 if not (isinstance(w, (int, float)) and 0.0 <= w <= 1.0):
                     raise GraphError(f"{where}: edge weight {w!r} is not a post-sigmoid value in [0, 1]")
+    kinds = {isinstance(n.filters, tuple) for n in nodes if isinstance(n, BlockNode)}
+    if len(kinds) > 1:
+        raise GraphError("graph mixes int filters and filter triples: use ints (AssembleNet bottleneck blocks) or "
+                         "[expand, expand, out] triples (AssembleNet++lite) for every block node")
     if not any(isinstance(n, StemNode) for n in nodes):
         raise GraphError("graph has no stem: expected at least one RGB, flow or object stem")
     if not any(isinstance(n, BlockNode) and n.level == OUTPUT_LEVEL for n in nodes):
@@ -480,6 +518,15 @@ def validate_nodes(nodes: Sequence[Node], *, allow_dead_nodes: bool = False) -> 
 def _check_positive(value: object, what: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise GraphError(f"{what} must be a positive integer, got {value!r}")
+
+
+def parse_filters(value: object, what: str) -> int | tuple[int, int, int]:
+    """A node's filters: an int, or an AssembleNet++lite ``[expand, expand, out]`` triple."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 3:
+            raise GraphError(f"{what} must be an integer or a triple [expand, expand, out], got {list(value)!r}")
+        return tuple(_as_int(v, what) for v in value)  # type: ignore[return-value]
+    return _as_int(value, what)
 
 
 def _as_int(value: object, what: str) -> int:

@@ -107,15 +107,12 @@ class AssembleNet(nn.Module):
         nodes = []
         for index, node in enumerate(built_graph.nodes):
             if isinstance(node, StemNode):
-                if node.stem_type == StemType.RGB:
-                    stems.append(RGBStem(stem_filters, temporal_dilation=node.temporal_dilation))
-                    channels.append(stem_filters)
-                elif node.stem_type == StemType.FLOW:
-                    stems.append(FlowStem(stem_filters))
-                    channels.append(stem_filters)
-                else:
+                if node.stem_type == StemType.OBJECT:
                     stems.append(ObjectStem(self.num_object_classes))
                     channels.append(self.num_object_classes)
+                else:
+                    stems.append(self._make_stem(node, stem_filters))
+                    channels.append(stem_filters)
                 self.stem_kinds.append(int(node.stem_type))
                 is_object.append(node.stem_type == StemType.OBJECT)
                 continue
@@ -133,12 +130,9 @@ class AssembleNet(nn.Module):
                 in_channels, edge_weights=node.edge_weights, learnable=learnable,
                 width_inputs=[not is_object[i] for i in node.inputs],
                 attention_mode=attention_mode, num_peers=len(peers), peer_width=peer_width,
+                out_channels=self._fusion_width(built_graph, index, in_channels),
             )
-            blocks = BlockGroup(
-                fusion.out_channels, node.filters, num_blocks=self.num_blocks[node.level],
-                intermediate_channels=int(intermediate_channels[node.level]),
-                temporal_dilation=node.temporal_dilation, stride=node.spatial_stride,
-            )
+            blocks = self._make_block_group(node, fusion.out_channels, intermediate_channels)
             peer_features = PeerFeatures([channels[k] for k in peers], peer_width) if peers else None
             nodes.append(AssembleNode(fusion, blocks, peer_features))
             self.node_inputs.append(list(node.inputs))
@@ -153,10 +147,33 @@ class AssembleNet(nn.Module):
         self.flow_layer = flow_layer if (self.has_flow_stem and flow_mode == "rgb") else None
         if self.has_flow_stem and flow_mode == "rgb" and flow_layer is None:
             self.flow_layer = RepresentationFlow()
-        self.head = AssembleNetHead(
+        self.head = self._make_head(
             [channels[i] for i in self.output_nodes], num_classes,
             max_pool_predictions=max_pool_predictions, dropout=dropout,
         )
+
+    # ------------------------------------------------------------------ layer factories
+    # AssembleNet++lite (models/lite.py) overrides these; everything else (fusion, attention, forward) is shared.
+    def _make_stem(self, node: StemNode, stem_filters: int) -> nn.Module:
+        """The RGB or flow stem of ``node`` (object stems are built by the caller)."""
+        if node.stem_type == StemType.RGB:
+            return RGBStem(stem_filters, temporal_dilation=node.temporal_dilation)
+        return FlowStem(stem_filters)
+
+    def _fusion_width(self, graph: AssembleNetGraph, index: int, in_channels: List[int]) -> Optional[int]:
+        """The output width of node ``index``'s fusion; ``None``: the widest input that is not an object stem."""
+        return None
+
+    def _make_block_group(self, node: BlockNode, in_channels: int, intermediate_channels: Sequence[int]) -> nn.Module:
+        return BlockGroup(
+            in_channels, int(node.filters), num_blocks=self.num_blocks[node.level],  # type: ignore[arg-type]
+            intermediate_channels=int(intermediate_channels[node.level]),
+            temporal_dilation=node.temporal_dilation, stride=node.spatial_stride,
+        )
+
+    def _make_head(self, in_channels: List[int], num_classes: int, *, max_pool_predictions: bool,
+                   dropout: float) -> nn.Module:
+        return AssembleNetHead(in_channels, num_classes, max_pool_predictions=max_pool_predictions, dropout=dropout)
 
     @property
     def depth(self) -> int:
@@ -316,6 +333,9 @@ def build_assemblenet(
     Shapes: ``model(x [B, 3, T, H, W]) -> [B, num_classes]``; node outputs keep all T frames; a level-L node
     at stride 2 halves H and W (the stems already divide them by 4).
     """
+    if graph.uses_filter_triples:
+        raise GraphError("this graph has AssembleNet++lite filter triples: build it with "
+                         "assemblenet.models.build_assemblenet_lite (or create_model('assemblenet_plus_lite'))")
     if depth not in BLOCKS_PER_DEPTH:
         raise ValueError(f"depth {depth} is not supported; expected one of {sorted(BLOCKS_PER_DEPTH)}")
     if not width_multiplier > 0:

@@ -43,6 +43,8 @@ class SigmoidFusion(nn.Module):
             all by default.
         attention_mode: ``None``, ``"self"`` or ``"peer"``.
         num_peers, peer_width: peer mode: the node's peer vectors ``[P, B, T, peer_width]``.
+        out_channels: the output width when it is not the widest counted input (the authors' AssembleNet++lite
+            takes it from a spatial size; see models/lite.py). Groups of another width get a 1x1 conv.
 
     Shapes: a list of ``[B, C_i, T, H_i, W_i]`` (plus ``peers [P, B, T, L]`` in peer mode) ->
     ``[B, C_out, T, H_min, W_min]``.
@@ -58,6 +60,7 @@ class SigmoidFusion(nn.Module):
         attention_mode: str | None = None,
         num_peers: int = 0,
         peer_width: int = 0,
+        out_channels: int | None = None,
     ) -> None:
         super().__init__()
         if attention_mode is not None and attention_mode not in ATTENTION_MODES:
@@ -68,7 +71,8 @@ class SigmoidFusion(nn.Module):
         if width_inputs is None or not any(width_inputs):
             width_inputs = [True] * len(in_channels)
         self.num_inputs = len(in_channels)
-        self.out_channels = max(c for c, counts in zip(in_channels, width_inputs) if counts)
+        self.out_channels = (max(c for c, counts in zip(in_channels, width_inputs) if counts)
+                             if out_channels is None else int(out_channels))
 
         if self.num_inputs > 1:
             if edge_weights is not None:
