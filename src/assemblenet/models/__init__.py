@@ -5,11 +5,13 @@ from assemblenet.models.blocks import BLOCKS_PER_DEPTH, INTERMEDIATE_CHANNELS, B
 from assemblenet.models.fusion import SigmoidFusion
 from assemblenet.models.heads import AssembleNetHead
 from assemblenet.models.inference import fold_batch_norm
+from assemblenet.models.lite import AssembleNetLite, build_assemblenet_lite
 from assemblenet.models.rep_flow import RepresentationFlow
 
 __all__ = [
     "AssembleNet", "AssembleNode", "build_assemblenet", "BLOCKS_PER_DEPTH", "INTERMEDIATE_CHANNELS",
     "BlockGroup", "BottleneckBlock", "SigmoidFusion", "AssembleNetHead", "RepresentationFlow", "fold_batch_norm",
+    "AssembleNetLite", "build_assemblenet_lite",
 ]
 
 from assemblenet.models.registry import (  # noqa: E402

@@ -6,6 +6,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from assemblenet.models.blocks import BottleneckBlock
+from assemblenet.models.lite import InvertedBottleneck3D, LiteHead, LiteStem
 from assemblenet.models.stems import FlowStem, RGBStem
 
 # (conv attribute, batch-norm attribute) pairs where the BN directly follows the conv.
@@ -13,6 +14,10 @@ _CONV_BN_PAIRS: dict[type, tuple[tuple[str, str], ...]] = {
     RGBStem: (("conv", "bn1"), ("temporal", "bn2")),
     FlowStem: (("conv", "bn1"),),
     BottleneckBlock: (("conv_a", "bn_a"), ("conv_b", "bn_b"), ("conv_c", "bn_c")),
+    LiteStem: (("conv", "bn1"), ("temporal", "bn2")),
+    InvertedBottleneck3D: (("conv_a", "bn_a"), ("conv_b", "bn_b"), ("conv_b_temporal", "bn_b_temporal"),
+                           ("conv_c", "bn_c")),
+    LiteHead: (("conv1", "bn1"), ("conv2", "bn2")),
 }
 
 
@@ -27,11 +32,11 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     for module in list(model.modules()):
         for conv_name, bn_name in _CONV_BN_PAIRS.get(type(module), ()):
             bn = getattr(module, bn_name)
-            if isinstance(bn, nn.Identity):
-                continue  # already folded
+            if bn is None or isinstance(bn, nn.Identity):
+                continue  # absent (a lite block that does not stride) or already folded
             setattr(module, conv_name, fuse_conv_bn_eval(getattr(module, conv_name), bn))
             setattr(module, bn_name, nn.Identity())
-        if isinstance(module, BottleneckBlock) and module.projection is not None:
+        if isinstance(module, (BottleneckBlock, InvertedBottleneck3D)) and module.projection is not None:
             conv, bn = module.projection[0], module.projection[1]
             if not isinstance(bn, nn.Identity):
                 module.projection = nn.Sequential(fuse_conv_bn_eval(conv, bn), nn.Identity())

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from assemblenet.errors import GraphError
+from assemblenet.errors import ConfigError, GraphError
 from assemblenet.graph import AssembleNetGraph, BlockNode, StemNode, StemType
 from assemblenet.models.assemblenet import AssembleNet, AttentionMode, FlowMode
 from assemblenet.models.heads import AssembleNetHead
@@ -249,8 +249,9 @@ class AssembleNetLite(AssembleNet):
 
     @property
     def depth(self) -> int:
-        """Convolutions on the path from the input to the logits: stem 2, a strided block 4 and others 3, head 3."""
-        return 2 + sum(4 + 3 * (n - 1) for n in self.num_blocks if n > 0) + 3
+        """Convolutions on the path from the input to the logits: stem 2, 3 per block plus the temporal conv of
+        each level's strided first block, head 3 (87 for the published [3, 5, 11, 7])."""
+        return 2 + 3 * sum(self.num_blocks) + len(self.num_blocks) + 3
 
     def _make_stem(self, node: StemNode, stem_filters: int) -> nn.Module:
         in_channels = 3 if node.stem_type == StemType.RGB else 2
@@ -329,6 +330,7 @@ def build_assemblenet_lite(
     attention_mode: AttentionMode = None,
     fusion_width: FusionWidth = "channels",
     input_size: Optional[Tuple[int, int]] = None,
+    depth: Optional[int] = None,
 ) -> AssembleNetLite:
     """Build an AssembleNet++lite from a graph with filter triples (e.g. ``official_graph("asnp_lite")``).
 
@@ -350,10 +352,14 @@ def build_assemblenet_lite(
             ``"tf_spatial_width"``: the original code's width rule (an input's spatial width), which needs
             ``input_size`` and is for parity with its references.
         input_size: ``(H, W)`` of the clips, only for ``fusion_width="tf_spatial_width"``.
+        depth: not an option of the lite model (its depth follows ``num_blocks``); accepted only to say so.
 
     Shapes: ``model(x [B, 3, T, H, W]) -> [B, num_classes]``. Stems output ``[B, 24, T, H/2, W/2]``; a block node
     with stride 2 halves H and W and outputs ``f2`` channels (rounding up).
     """
+    if depth is not None:
+        raise ConfigError(f"depth {depth}: AssembleNet++lite has no depth option; its blocks per level are "
+                          f"num_blocks (default {list(LITE_BLOCKS)})")
     if not width_multiplier > 0:
         raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
     if len(num_blocks) != 4 or any(int(n) < 1 for n in num_blocks):

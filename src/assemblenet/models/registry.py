@@ -10,10 +10,12 @@ from typing import Any, Callable
 from assemblenet.errors import CheckpointError
 from assemblenet.graph import AssembleNetGraph, official_graph
 from assemblenet.models.assemblenet import AssembleNet, build_assemblenet
+from assemblenet.models.lite import build_assemblenet_lite
 
 _PAPER = "Ryoo et al., AssembleNet, ICLR 2020 (arXiv 1905.13209)"
 _PAPER_PLUS = "Ryoo et al., AssembleNet++, ECCV 2020 (arXiv 2008.08072)"
 _TF1_PLUS = "google-research assemblenet/assemblenet_plus.py"
+_TF1_LITE = "google-research assemblenet/assemblenet_plus_lite.py and model_structures.py"
 _TF_CODE = "TF Model Garden official/projects/assemblenet"
 
 
@@ -43,16 +45,24 @@ class _Preset:
     info: ModelInfo
     graph_factory: Callable[[], AssembleNetGraph]
     defaults: dict[str, Any]
+    builder: Callable[..., AssembleNet] = build_assemblenet
 
 
 _REGISTRY: dict[str, _Preset] = {}
 
 
-def register_model(info: ModelInfo, graph_factory: Callable[[], AssembleNetGraph], **defaults: Any) -> None:
-    """Add a preset; ``defaults`` are keyword arguments of :func:`build_assemblenet`."""
+def register_model(
+    info: ModelInfo,
+    graph_factory: Callable[[], AssembleNetGraph],
+    *,
+    builder: Callable[..., AssembleNet] = build_assemblenet,
+    **defaults: Any,
+) -> None:
+    """Add a preset; ``defaults`` are keyword arguments of ``builder`` (:func:`build_assemblenet`, or
+    :func:`~assemblenet.models.lite.build_assemblenet_lite` for AssembleNet++lite)."""
     if info.name in _REGISTRY:
         raise ValueError(f"model {info.name!r} is already registered")
-    _REGISTRY[info.name] = _Preset(info, graph_factory, dict(defaults))
+    _REGISTRY[info.name] = _Preset(info, graph_factory, dict(defaults), builder)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -92,7 +102,7 @@ def create_model(
     kwargs = dict(preset.defaults)
     kwargs.update(overrides)
     graph = kwargs.pop("graph", None) or preset.graph_factory()
-    model = build_assemblenet(
+    model = preset.builder(
         graph=graph, num_classes=num_classes if num_classes is not None else preset.info.num_classes, **kwargs
     )
     model.model_name = name  # type: ignore[attr-defined]
@@ -210,4 +220,16 @@ register_model(
     ),
     lambda: official_graph("asn50", with_weights=False),
     depth=50, attention_mode="peer",
+)
+register_model(
+    ModelInfo(
+        name="assemblenet_plus_lite",
+        description="AssembleNet++lite: the asnp_lite wiring (RGB and flow stems, inverted-bottleneck 3-D blocks "
+        "[3, 5, 11, 7], 432/2048 head) with its official connection weights frozen, peer attention",
+        structure="asnp_lite", depth=87, learnable_weights=False, num_classes=157,
+        params=50_042_581, gflops=376.75, source=f"{_PAPER_PLUS} (supplementary); semantics of {_TF1_LITE}",
+        attention="peer",
+    ),
+    lambda: official_graph("asnp_lite"),
+    builder=build_assemblenet_lite, attention_mode="peer",
 )
