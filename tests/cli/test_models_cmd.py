@@ -109,3 +109,26 @@ def test_models_and_describe_show_assemblenet_plus(tmp_path, capsys):
     assert main(["describe", "assemblenet_plus50_rgbflow", "--depth", "26", "--width-multiplier", "0.125",
                  "--frames", "4", "--size", "64", "--attention", "self"]) == 0
     assert "attention: self" in capsys.readouterr().out
+
+
+def test_models_and_describe_show_assemblenet_plus_lite(tmp_path, capsys):
+    assert main(["models"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("assemblenet_plus_lite "))
+    assert "asnp_lite" in row and " peer " in row and " no " in row and "50,042,581" in row and "376.8" in row
+    assert main(["describe", "assemblenet_plus_lite", "--width-multiplier", "0.25", "--frames", "4", "--size", "64"]) == 0
+    out = capsys.readouterr().out
+    rows = {}
+    for line in out.splitlines():  # the node table's row, not the attention list's
+        if line[:4].strip().isdigit():
+            rows.setdefault(line.split()[0], line)
+    # Stems at half resolution; node 10 with its quarter-width triple (432, 432, 192) * 0.25.
+    assert "rgb stem    [6, 4, 32, 32]" in rows["0"]
+    assert "[48, 4, 2, 2]" in rows["10"] and "filters=[108, 108, 48]" in rows["10"]
+    assert "   10 <- [1, 0, 2, 3, 4, 5, 6, 7, 8, 9]  strongest " in out
+    # A lite graph file (filter triples) is described with the lite builder.
+    path = tmp_path / "lite.yaml"
+    path.write_text(yaml.safe_dump(graph_to_dict(official_graph("asnp_lite"))))
+    assert main(["describe", str(path), "--width-multiplier", "0.25", "--frames", "4", "--size", "64"]) == 0
+    assert "filters=[7, 7, 3]" in capsys.readouterr().out
+    assert main(["describe", "assemblenet_plus_lite", "--depth", "50"]) == 2
+    assert "AssembleNet++lite has no depth option" in capsys.readouterr().err

@@ -10,14 +10,15 @@ from assemblenet.models import build_assemblenet, create_model, list_models, mod
 
 def test_registry_lists_the_presets():
     assert list_models() == ["assemblenet101", "assemblenet101_asn101", "assemblenet50", "assemblenet50_searchable",
-                             "assemblenet_plus50", "assemblenet_plus50_rgbflow"]
+                             "assemblenet_plus50", "assemblenet_plus50_rgbflow", "assemblenet_plus_lite"]
     assert list_models("*101*") == ["assemblenet101", "assemblenet101_asn101"]
     with pytest.raises(KeyError, match="unknown model 'assemblenet18'; available: assemblenet101"):
         create_model("assemblenet18")
 
 
 @pytest.mark.parametrize("name", ["assemblenet50", "assemblenet101", "assemblenet50_searchable",
-                                  "assemblenet101_asn101", "assemblenet_plus50", "assemblenet_plus50_rgbflow"])
+                                  "assemblenet101_asn101", "assemblenet_plus50", "assemblenet_plus50_rgbflow",
+                                  "assemblenet_plus_lite"])
 def test_preset_metadata_matches_the_model(name):
     info = model_info(name)
     with torch.device("meta"):

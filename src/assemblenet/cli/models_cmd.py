@@ -56,7 +56,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 def run_describe(args: argparse.Namespace) -> int:
     from assemblenet.graph import load_graph
-    from assemblenet.models import build_assemblenet, create_model, list_models
+    from assemblenet.models import build_assemblenet, build_assemblenet_lite, create_model, list_models
     from assemblenet.models.summary import format_summary, summarize_model
 
     if args.frames < 2:
@@ -74,7 +74,8 @@ def run_describe(args: argparse.Namespace) -> int:
     if source.suffix.lower() in _GRAPH_SUFFIXES or source.exists():
         # Lenient, so that graphs with unused nodes (the official asnp50) can be inspected; they are listed.
         graph = load_graph(source, allow_dead_nodes=True)
-        model = build_assemblenet(graph=graph, num_classes=args.num_classes or 157, **overrides)
+        builder = build_assemblenet_lite if graph.uses_filter_triples else build_assemblenet
+        model = builder(graph=graph, num_classes=args.num_classes or 157, **overrides)
         title = graph.name or source.stem
     elif args.model in list_models():
         model = create_model(args.model, num_classes=args.num_classes, **overrides)

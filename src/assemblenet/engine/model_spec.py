@@ -60,7 +60,8 @@ def model_spec_from_config(model_cfg: Any, num_classes: int, *, graph: Any = Non
             overrides[key] = value
     graph = resolve_graph(graph if graph is not None else model_cfg.graph)
     if graph is not None:
-        overrides.setdefault("depth", 50)
+        if not graph.uses_filter_triples:  # AssembleNet++lite has no depth; its blocks follow num_blocks
+            overrides.setdefault("depth", 50)
         return {"name": None, "graph": graph_to_dict(graph), "num_classes": int(num_classes), "overrides": overrides}
     return {"name": model_cfg.name, "graph": None, "num_classes": int(num_classes), "overrides": overrides}
 
@@ -69,7 +70,7 @@ def build_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
     """Build (untrained) the model a spec describes."""
     from assemblenet.errors import GraphError
     from assemblenet.graph import graph_from_dict
-    from assemblenet.models import build_assemblenet, create_model, list_models
+    from assemblenet.models import build_assemblenet, build_assemblenet_lite, create_model, list_models
 
     overrides = dict(spec.get("overrides") or {})
     num_classes = int(spec["num_classes"])
@@ -78,7 +79,8 @@ def build_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
             # Lenient: the graph was validated when the spec was made, and the official asnp50 keeps a node that
             # feeds nothing (as the authors' code computes it).
             graph = graph_from_dict(spec["graph"], source="model.graph", allow_dead_nodes=True)
-            return build_assemblenet(graph=graph, num_classes=num_classes, **overrides)
+            builder = build_assemblenet_lite if graph.uses_filter_triples else build_assemblenet
+            return builder(graph=graph, num_classes=num_classes, **overrides)
         name = spec.get("name")
         if name not in list_models():
             raise ConfigError(f"key 'model.name': unknown model {name!r}; available: {list_models()}")

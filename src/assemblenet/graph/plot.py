@@ -127,8 +127,12 @@ def plot_graph(
             unused = index in dead
             axes.add_patch(Circle((x, y), _NODE_RADIUS, facecolor=colour, edgecolor="black",
                                   linewidth=1.6 if unused else 0.8, linestyle="--" if unused else "-", zorder=2))
-            label = f"#{index}\nf={node.filters}\nd={node.temporal_dilation}" + ("\nunused" if unused else "")
-        axes.text(x, y, label, ha="center", va="center", fontsize=7, color="white", fontweight="bold",
+            # A lite filter triple (expand, expand, out) on two lines, to fit the circle.
+            filters = (f"{node.filters[0]},{node.filters[1]}\n\u2192{node.filters[2]}"
+                       if isinstance(node.filters, tuple) else str(node.filters))
+            label = f"#{index}\nf={filters}\nd={node.temporal_dilation}" + ("\nunused" if unused else "")
+        small = isinstance(node, BlockNode) and isinstance(node.filters, tuple)
+        axes.text(x, y, label, ha="center", va="center", fontsize=6 if small else 7, color="white", fontweight="bold",
                   linespacing=1.1, zorder=4)
     for column in range(NUM_LEVELS + 1):
         axes.text(column * _COLUMN_GAP, max(ys) + 0.95, "stems" if column == 0 else f"level {column - 1}",

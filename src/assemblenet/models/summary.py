@@ -24,7 +24,8 @@ class NodeSummary:
     flops: int  # flop_counter FLOPs of those modules
     temporal_dilation: int = 1
     inputs: tuple[int, ...] = ()  # block nodes only
-    filters: int | None = None  # block nodes only (as built, i.e. after width scaling)
+    filters: int | tuple[int, int, int] | None = None  # block nodes only (as built, i.e. after width scaling);
+    # AssembleNet++lite nodes have an (expand, expand, out) triple
     attention_sources: tuple[int, ...] = ()  # peer attention: the peers its connections mix (block nodes only)
     strongest_source: tuple[int, float] | None = None  # peer attention: (peer, mean softmax weight)
 
@@ -110,7 +111,8 @@ def summarize_model(model: AssembleNet, *, frames: int, size: int, batch: int = 
     num_stems = len(model.stems)
     strongest = model.strongest_attention_sources() if model.attention_mode == "peer" else {}
     nodes = []
-    for index, node in enumerate(model.graph.nodes):
+    built = model.graph.scaled(model.width_multiplier) if model.width_multiplier != 1.0 else model.graph
+    for index, node in enumerate(built.nodes):
         if isinstance(node, StemNode):
             path = f"stems.{index}"
             nodes.append(NodeSummary(index, f"{node.modality} stem", shapes[path][1:],
@@ -122,7 +124,7 @@ def summarize_model(model: AssembleNet, *, frames: int, size: int, batch: int = 
             module = model.nodes[index - num_stems]
             nodes.append(NodeSummary(index, f"L{node.level}", shapes[path][1:], _trainable_params(module),
                                      flops_of(path), temporal_dilation=node.temporal_dilation,
-                                     inputs=node.inputs, filters=shapes[path][1] // 4,
+                                     inputs=node.inputs, filters=node.filters,
                                      attention_sources=tuple(model.node_peers[index - num_stems]),
                                      strongest_source=strongest.get(index)))
     edges = []
@@ -163,7 +165,8 @@ def format_summary(summary: ModelSummary) -> str:
         if node.filters is None:
             detail = f"dilation={node.temporal_dilation}"
         else:
-            detail = f"inputs={list(node.inputs)} filters={node.filters} dilation={node.temporal_dilation}"
+            filters = list(node.filters) if isinstance(node.filters, tuple) else node.filters
+            detail = f"inputs={list(node.inputs)} filters={filters} dilation={node.temporal_dilation}"
         lines.append(row(str(node.index), node.kind, node.output_shape, node.params, node.flops, detail))
     lines.append(row("", "head", summary.logits_shape[1:], summary.head_params, summary.head_flops))
     lines.append(f"total trainable params {summary.total_params:,}   total GFLOPs {summary.total_gflops:.2f}"
