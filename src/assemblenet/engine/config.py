@@ -42,8 +42,10 @@ class ModelConfig:
     """Which network to build.
 
     ``name`` is a ``create_model`` preset (``assemblenet50``, ``assemblenet101``, ``assemblenet50_searchable``,
-    ``assemblenet101_asn101``, ``assemblenet_plus50``, ``assemblenet_plus50_rgbflow``). ``graph`` replaces it with a graph file (our YAML or the official nested-list
-    JSON) or an official structure name (``asn50``, ``asn101``, ``asnp50``), built with ``build_assemblenet``.
+    ``assemblenet101_asn101``, ``assemblenet_plus50``, ``assemblenet_plus50_rgbflow``, ``assemblenet_plus_lite``).
+    ``graph`` replaces it with a graph file (our YAML or the official nested-list JSON) or an official structure
+    name (``asn50``, ``asn101``, ``asnp50``, ``asnp_lite``), built with ``build_assemblenet``
+    (``build_assemblenet_lite`` for a graph with filter triples).
     """
 
     name: str = "assemblenet50"
@@ -56,7 +58,7 @@ class ModelConfig:
     dropout: float = 0.0
     flow_mode: Literal["rgb", "precomputed"] = "rgb"
     flow_normalization: Literal["clip", "batch"] = "clip"
-    flow_iterations: int = 40
+    flow_iterations: Optional[int] = None  # TV-L1 iterations; None: the model's (40; 20 for AssembleNet++lite)
     attention_mode: Optional[Literal["self", "peer"]] = None  # AssembleNet++ attention; None: the preset's
     num_object_classes: int = 151  # channels of the object maps an object stem reads (ADE-20k: 151)
     pretrained: Optional[str] = None  # safetensors weights to start from (before any resume)
