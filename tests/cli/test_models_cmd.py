@@ -115,7 +115,8 @@ def test_models_and_describe_show_assemblenet_plus_lite(tmp_path, capsys):
     assert main(["models"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("assemblenet_plus_lite "))
     assert "asnp_lite" in row and " peer " in row and " no " in row and "50,042,581" in row and "376.8" in row
-    assert main(["describe", "assemblenet_plus_lite", "--width-multiplier", "0.25", "--frames", "4", "--size", "64"]) == 0
+    assert main(["describe", "assemblenet_plus_lite", "--width-multiplier", "0.25", "--frames", "4",
+                 "--size", "64"]) == 0
     out = capsys.readouterr().out
     rows = {}
     for line in out.splitlines():  # the node table's row, not the attention list's

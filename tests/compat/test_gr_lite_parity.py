@@ -30,7 +30,8 @@ def to_tf_layout(x: torch.Tensor) -> torch.Tensor:
 
 def run(model, video):
     fused = {}
-    hooks = [model.nodes[FUSED_NODE - 2].fusion.register_forward_hook(lambda m, i, out: fused.setdefault("fusion", out)),
+    fusion = model.nodes[FUSED_NODE - 2].fusion  # two stems come before the block nodes
+    hooks = [fusion.register_forward_hook(lambda m, i, out: fused.setdefault("fusion", out)),
              model.flow_layer.register_forward_hook(lambda m, i, out: fused.setdefault("flow", out))]
     with torch.no_grad():
         nodes = model.forward_nodes(video)
