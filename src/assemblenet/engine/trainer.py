@@ -76,6 +76,8 @@ class TrainResult:
     ``mean_class_accuracy`` for single-label data) plus ``metric``, the value of the primary metric named
     by ``primary_metric``. ``learned_graph`` is the trained graph carrying its learned connection strengths
     (unscaled filters, as given), and ``connection_weights`` maps ``(source, target)`` to the same strengths.
+    ``attention_weights`` (peer attention only, else empty) maps each connection ``(source, target)`` to its
+    learned softmax weight per attention source (peer node -> weight), in graph node indices.
     """
 
     metrics: dict[str, float]
@@ -83,6 +85,7 @@ class TrainResult:
     model: nn.Module
     learned_graph: Any = None
     connection_weights: dict[tuple[int, int], float] = field(default_factory=dict)
+    attention_weights: dict[tuple[int, int], dict[int, float]] = field(default_factory=dict)
     steps: int = 0
     output_dir: Path | None = None
     weights_path: Path | None = None
@@ -527,8 +530,12 @@ class Trainer:
         if hasattr(eval_model, "connection_weights"):
             connection_weights = dict(eval_model.connection_weights())
             learned_graph = _learned_graph(eval_model, self.input_graph, self.cfg, connection_weights)
+        attention_weights: dict[tuple[int, int], dict[int, float]] = {}
+        if hasattr(eval_model, "attention_weights"):
+            attention_weights = dict(eval_model.attention_weights())
         return TrainResult(metrics=dict(result.metrics), primary_metric=self.primary_metric, model=eval_model,
-                           learned_graph=learned_graph, connection_weights=connection_weights, steps=self.step,
+                           learned_graph=learned_graph, connection_weights=connection_weights,
+                           attention_weights=attention_weights, steps=self.step,
                            output_dir=self.run_dir, weights_path=weights_path, resumed_from=self.resumed_from,
                            history=list(self.history), eval_result=result)
 

@@ -17,8 +17,11 @@ from assemblenet.config_schema import Checker, Override, dump_yaml, parse_datacl
 from assemblenet.errors import GraphError
 from assemblenet.graph.spec import NUM_LEVELS, StemType
 
-STRATEGIES = ("evolution", "evolution-unguided", "random", "oneshot")
-MUTATION_KINDS = ("connection", "dilation", "split", "merge")
+STRATEGIES = ("evolution", "evolution-unguided", "random", "oneshot", "oneshot-attention")
+# Strategies whose fitness must report learned peer attention (AssembleNet++).
+ATTENTION_STRATEGIES = ("oneshot-attention",)
+MUTATION_KINDS = ("connection", "dilation", "split", "merge", "attention")
+ATTENTION_SPACES = ("all", "sampled")
 REPLACEMENTS = ("aging", "worst")
 PRUNE_RULES = ("relative", "absolute")
 UNGUIDED_MODES = ("matched", "random")
@@ -32,6 +35,11 @@ class SpaceConfig:
 
     The defaults are the asn50 space: four stems (two RGB, two flow), 4/4/2/1 nodes per level with per-level
     budgets of 128/256/512/512 filters, and temporal dilations {1, 2, 4, 8}.
+
+    ``attention_sources`` says what random graphs get as AssembleNet++ peer-attention sources: ``all`` (every
+    candidate, ``attention_sources: None``: the graphs and hashes of a space without attention) or
+    ``sampled`` (each block node a random non-empty subset of its candidates). It matters only to a fitness
+    that trains with peer attention.
     """
 
     stems: tuple[str, ...] = ("rgb", "rgb", "flow", "flow")
@@ -44,6 +52,15 @@ class SpaceConfig:
     filter_quantum: int = 8
     width_multiplier: float = 0.125
     initial_edge_probability: float = 0.8
+    attention_sources: str = "all"
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Reading learned peer attention: ``top_k`` strongest peers per node are kept (the one-shot attention
+    read-off and the guided ``attention`` mutation)."""
+
+    top_k: int = 1
 
 
 @dataclass(frozen=True)
@@ -139,6 +156,7 @@ class SearchConfig:
     space: SpaceConfig = field(default_factory=SpaceConfig)
     search: SearchLoopConfig = field(default_factory=SearchLoopConfig)
     mutation: MutationConfig = field(default_factory=MutationConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     # The folder of the config file, for relative paths inside it; not a YAML key.
@@ -163,12 +181,17 @@ class SearchConfig:
     def fingerprint(self) -> dict[str, Any]:
         """The keys that decide which graphs are evaluated and their fitness (compared on resume).
 
-        The budget may grow between runs, and the executor, output and logging never change results.
+        The budget may grow between runs, and the executor, output and logging never change results. The
+        attention keys are left out at their defaults, so folders written before they existed still resume.
         """
         data = self.to_dict()
         for key in ("name", "output_dir", "tensorboard", "executor"):
             data.pop(key)
         data["search"].pop("max_evaluations")
+        if data["attention"] == to_plain(AttentionConfig()):
+            data.pop("attention")
+        if data["space"]["attention_sources"] == SpaceConfig.attention_sources:
+            data["space"].pop("attention_sources")
         return data
 
     def replace(self, **changes: Any) -> "SearchConfig":
@@ -251,6 +274,7 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
     check.at_least("mutation.min_pruned", 0)
     check.one_of("mutation.prune_rule", PRUNE_RULES)
     check.one_of("mutation.unguided", UNGUIDED_MODES)
+    check.at_least("attention.top_k", 1)
 
     if config.fitness.kind == "toy":
         check.at_least("fitness.sleep_seconds", 0)
@@ -306,3 +330,5 @@ def _validate_space(space: SpaceConfig, fail: Any) -> None:
              "widths keep the channel budget exactly")
     if not 0.0 < space.initial_edge_probability <= 1.0:
         fail("space.initial_edge_probability", f"must be in (0, 1], got {space.initial_edge_probability}")
+    if space.attention_sources not in ATTENTION_SPACES:
+        fail("space.attention_sources", f"expected one of {list(ATTENTION_SPACES)}, got {space.attention_sources!r}")

@@ -3,6 +3,10 @@
 Node ids stay stable while nodes are added or removed, so an edge ``(source_id, target_id)`` keeps its meaning
 through a mutation. :meth:`GraphDraft.to_graph` orders the nodes (stems, then blocks by level, keeping the draft
 order inside a level), re-indexes them and builds a validated :class:`AssembleNetGraph`.
+
+Attention sources (AssembleNet++ peer attention) travel with the nodes as ids too: ``None`` (every candidate)
+stays ``None``, and a removed node's place in other nodes' sources goes to its heir (the node that took its
+filters), so mutations keep explicit sources valid.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ class DraftNode:
     filters: int = 0
     stem_type: StemType | None = None
     inputs: set[int] = field(default_factory=set)
+    attention: set[int] | None = None  # peer-attention source ids; None: every candidate
+
 
     @property
     def is_stem(self) -> bool:
@@ -46,8 +52,9 @@ class GraphDraft:
             if isinstance(node, StemNode):
                 draft.add(DraftNode(STEM_LEVEL, node.temporal_dilation, stem_type=node.stem_type), node_id=index)
             else:
-                draft.add(DraftNode(node.level, node.temporal_dilation, node.filters, inputs=set(node.inputs)),
-                          node_id=index)
+                attention = None if node.attention_sources is None else set(node.attention_sources)
+                draft.add(DraftNode(node.level, node.temporal_dilation, node.filters, inputs=set(node.inputs),
+                                    attention=attention), node_id=index)
         return draft
 
     def sorted_ids(self) -> list[int]:
@@ -69,6 +76,8 @@ class GraphDraft:
                     filters=node.filters,
                     temporal_dilation=node.dilation,
                     spatial_stride=spatial_stride_for_level(node.level),
+                    attention_sources=(None if node.attention is None
+                                       else tuple(sorted(index_of[i] for i in node.attention))),
                 ))
         return AssembleNetGraph(tuple(nodes))
 
@@ -83,11 +92,17 @@ class GraphDraft:
             self.order.insert(self.order.index(after) + 1, node_id)
         return node_id
 
-    def remove(self, node_id: int) -> None:
+    def remove(self, node_id: int, *, heir: int | None = None) -> None:
+        """Remove a node and its edges. Where it was an attention source, ``heir`` (e.g. the node that took its
+        filters) takes its place if it may be one."""
         del self.nodes[node_id]
         self.order.remove(node_id)
-        for node in self.nodes.values():
+        for target, node in self.nodes.items():
             node.inputs.discard(node_id)
+            if node.attention is not None and node_id in node.attention:
+                node.attention.discard(node_id)
+                if heir is not None and heir != target and self.nodes[heir].level < node.level:
+                    node.attention.add(heir)
 
     def edges(self) -> list[tuple[int, int]]:
         return sorted((s, t) for t, node in self.nodes.items() for s in node.inputs)
@@ -109,7 +124,8 @@ class GraphDraft:
         return [i for i in self.order if self.nodes[i].level == level and not self.nodes[i].is_stem]
 
     def repair(self, rng: random.Random, *, forbidden: frozenset[tuple[int, int]] | set = frozenset()) -> bool:
-        """Make the draft valid by adding edges: every block gets an input and every non-output node a consumer.
+        """Make the draft valid by adding edges: every block gets an input and every non-output node a consumer
+        (and a block whose explicit attention sources were all removed gets a random candidate).
 
         New edges are drawn from the allowed ones minus ``forbidden`` (e.g. the edges a guided mutation just
         pruned). Returns False if some node cannot be connected; the caller then rejects the draft.
@@ -121,6 +137,10 @@ class GraphDraft:
                 if not candidates:
                     return False
                 node.inputs.add(rng.choice(candidates))
+        for node_id in list(self.order):  # explicit attention sources must not be empty
+            node = self.nodes[node_id]
+            if node.attention is not None and not node.attention:
+                node.attention.add(rng.choice(self.allowed_sources(node_id)))
         # Adding a consumer never removes an input, so one pass of each suffices.
         for node_id in list(self.order):
             node = self.nodes[node_id]

@@ -1,4 +1,5 @@
-"""The search loop: strategies (evolution, evolution-unguided, random, oneshot), population, and resume.
+"""The search loop: strategies (evolution, evolution-unguided, random, oneshot, oneshot-attention), population,
+and resume.
 
 Determinism: the search proposes a batch of ``search.batch_size`` candidates from its state (one seeded
 ``random.Random``), the executor runs them in any order and any place, and the batch is consumed in
@@ -29,7 +30,13 @@ from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.config import SearchConfig
 from assemblenet.search.executors import Executor, Trial, TrialOutcome, make_executor
 from assemblenet.search.fitness import FitnessFunction, FitnessUnavailableError, build_fitness
-from assemblenet.search.mutations import mutate, next_kind, rule_from_config, threshold_connections
+from assemblenet.search.mutations import (
+    mutate,
+    next_kind,
+    read_off_attention,
+    rule_from_config,
+    threshold_connections,
+)
 from assemblenet.search.space import SearchSpace
 from assemblenet.search.store import EvaluationRecord, RunStore
 
@@ -218,6 +225,8 @@ class Evolution(Strategy):
             prune_probability=cfg.mutation.unguided_prune_probability,
             max_attempts=cfg.mutation.max_attempts,
             accept=ctx.is_new,
+            learned_attention=parent.attention_weights if parent.ok else None,
+            attention_top_k=cfg.attention.top_k,
         )
         if result is None:  # no mutation gave a new valid child: explore instead of stalling
             return ctx.random_candidate("random-fallback")
@@ -257,6 +266,37 @@ class OneShot(Strategy):
         ctx.state.pending.append(Candidate(result.graph, record.index, result.mutation.to_dict()).to_dict())
 
 
+class OneShotAttention(OneShot):
+    """AssembleNet++'s one-shot attention-connectivity search (ECCV 2020, Fig. 2) on top of :class:`OneShot`:
+    the dense graph is trained with peer attention over every candidate (``attention_sources: None``); each
+    node then keeps its ``attention.top_k`` strongest learned peers (:func:`read_off_attention`), the
+    connections are thresholded as ``oneshot`` does (an absorbed node's place as a peer goes to the node that
+    took its filters), and that graph is evaluated. The budget is spent on such pairs."""
+
+    name = "oneshot-attention"
+
+    def observe(self, ctx: SearchContext, record: EvaluationRecord) -> None:
+        if record.mutation.get("kind") != "dense" or not record.ok:
+            return
+        readoff = read_off_attention(record.graph, record.attention_weights, top_k=ctx.config.attention.top_k)
+        if readoff is None:
+            log.warning("one-shot attention: evaluation %d learned no peer attention (is the proxy trained with "
+                        "model.attention_mode: peer?)", record.index)
+            return
+        thresholded = threshold_connections(
+            readoff.graph, record.learned_weights, space=ctx.space, rng=ctx.rng,
+            rule=rule_from_config(ctx.config.mutation),
+        )
+        graph, details = readoff.graph, {"thresholded": False}
+        if thresholded is not None:
+            graph, details = thresholded.graph, {"thresholded": True, **thresholded.mutation.details}
+        if not ctx.is_new(graph):
+            log.info("one-shot attention: evaluation %d gave no new valid graph", record.index)
+            return
+        mutation = {"kind": "oneshot-attention", **details, "attention_readoff": readoff.mutation.details}
+        ctx.state.pending.append(Candidate(graph, record.index, mutation).to_dict())
+
+
 def make_strategy(name: str) -> Strategy:
     if name == "evolution":
         return Evolution(guided=True)
@@ -266,6 +306,8 @@ def make_strategy(name: str) -> Strategy:
         return RandomSearch()
     if name == "oneshot":
         return OneShot()
+    if name == "oneshot-attention":
+        return OneShotAttention()
     raise ConfigError(f"strategy: unknown strategy {name!r}")
 
 
@@ -410,6 +452,7 @@ class SearchRunner:
             error=error,
             finished_at=time.time(),
             attempts=outcome.attempts,
+            attention_weights=dict(result.attention_weights) if result is not None else {},
         )
 
     def _consume(self, ctx: SearchContext, record: EvaluationRecord) -> None:
@@ -505,8 +548,15 @@ def best_record(records: Iterable[EvaluationRecord]) -> EvaluationRecord | None:
 
 
 def write_best(record: EvaluationRecord, folder: str | Path, *, name: str) -> None:
-    """``best.yaml`` (our format) and ``best_official.json`` (nested lists), both with learned weights."""
+    """``best.yaml`` (our format) and ``best_official.json`` (nested lists), both with learned weights.
+
+    The official format has no place for attention sources: a best graph with some gets ``best.yaml`` only
+    (and an older ``best_official.json`` of the folder is removed, so it never names another graph)."""
     graph = dataclasses.replace(record.graph_with_learned_weights(), name=f"{name}-eval{record.index}")
     folder = Path(folder)
     save_graph(graph, folder / "best.yaml")
-    save_graph(graph, folder / "best_official.json", official=True)
+    official = folder / "best_official.json"
+    if graph.has_attention_sources:
+        official.unlink(missing_ok=True)
+    else:
+        save_graph(graph, official, official=True)

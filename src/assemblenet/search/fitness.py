@@ -28,7 +28,12 @@ from typing import Any, Mapping
 
 from assemblenet.errors import AssembleNetError, ConfigError
 from assemblenet.graph.spec import AssembleNetGraph, BlockNode
-from assemblenet.search.fitness_types import Edge, FitnessFunction, FitnessResult  # noqa: F401 - re-exported
+from assemblenet.search.fitness_types import (  # noqa: F401 - re-exported
+    AttentionWeights,
+    Edge,
+    FitnessFunction,
+    FitnessResult,
+)
 
 
 class FitnessUnavailableError(AssembleNetError):
@@ -62,7 +67,10 @@ class ProxyTrainingFitness:
     where ``graph`` has no fixed edge weights (they are learned). The result must expose the validation
     metrics as a mapping (``result.metrics`` or ``result["metrics"]``) holding ``metric`` (the engine's
     ``"metric"`` is its primary metric), and the learned connection weights as ``result.connection_weights``
-    (a ``{(src, dst): weight}`` mapping) or a graph with learned weights as ``result.learned_graph``.
+    (a ``{(src, dst): weight}`` mapping) or a graph with learned weights as ``result.learned_graph``. With
+    peer attention (``model.attention_mode: peer`` in the engine config or ``overrides``) it also reads
+    ``result.attention_weights`` (``{(src, dst): {peer: softmax weight}}``), which searches over attention
+    sources need; the graph's ``attention_sources`` reach the model unchanged.
     """
 
     train_config: str | None
@@ -107,6 +115,7 @@ class ProxyTrainingFitness:
             learned_weights=_learned_weights_of(result, graph),
             metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
             wall_time=wall_time,
+            attention_weights=_attention_weights_of(result),
         )
 
     def _cached_datasets(self, run_training: Any) -> dict[str, Any]:
@@ -160,6 +169,43 @@ def _learned_weights_of(result: Any, graph: AssembleNetGraph) -> dict[Edge, floa
     )
 
 
+def _attention_weights_of(result: Any) -> AttentionWeights:
+    weights = _field(result, "attention_weights")
+    if not isinstance(weights, Mapping):
+        return {}
+    return {(int(s), int(t)): {int(p): float(w) for p, w in peers.items()} for (s, t), peers in weights.items()}
+
+
+def searches_attention(config: Any) -> str | None:
+    """Why a search config needs a fitness that learns peer attention (None: it does not)."""
+    from assemblenet.search.config import ATTENTION_STRATEGIES
+
+    if config.strategy in ATTENTION_STRATEGIES:
+        return f"strategy {config.strategy!r}"
+    if config.space.attention_sources != "all":
+        return f"space.attention_sources={config.space.attention_sources!r}"
+    if config.mutation.probabilities.get("attention", 0) > 0:
+        return "mutation.probabilities.attention > 0"
+    return None
+
+
+def check_peer_attention(config: Any, train_config: str | None) -> None:
+    """A search over attention sources with a proxy that trains without peer attention would read weights that
+    do not exist: refuse it before any evaluation, in one line."""
+    reason = searches_attention(config)
+    if reason is None:
+        return
+    from assemblenet.engine.config import load_config
+
+    options = config.fitness.proxy_training
+    mode = load_config(train_config, list(dict(options.overrides).items())).model.attention_mode
+    if mode != "peer":
+        raise ConfigError(
+            f"fitness.overrides: {reason} needs a proxy that trains with peer attention; set "
+            f"'model.attention_mode: peer' in fitness.overrides (the proxy's engine config gives {mode!r})"
+        )
+
+
 def build_fitness(config: Any) -> FitnessFunction:
     """The fitness function a :class:`~assemblenet.search.config.SearchConfig` names."""
     kind = config.fitness.kind
@@ -178,6 +224,7 @@ def build_fitness(config: Any) -> FitnessFunction:
             if not path.is_file():
                 raise ConfigError(f"fitness.config: engine training config not found: {path}")
             train_config = str(path.resolve())
+        check_peer_attention(config, train_config)
         return ProxyTrainingFitness(
             train_config=train_config,
             steps=options.steps,

@@ -14,6 +14,8 @@ from assemblenet.fileio import json_safe
 from assemblenet.graph.spec import AssembleNetGraph
 
 Edge = tuple[int, int]
+# Peer attention learned by a run: per connection (source, target), the softmax weight of each attention source.
+AttentionWeights = dict[Edge, dict[int, float]]
 
 
 @dataclass(frozen=True)
@@ -21,21 +23,27 @@ class FitnessResult:
     """The outcome of one fitness run.
 
     ``learned_weights`` maps ``(source, target)`` node indices of the evaluated graph to the post-sigmoid
-    connection strength the run learned; edges into single-input nodes report 1.0.
+    connection strength the run learned; edges into single-input nodes report 1.0. ``attention_weights``
+    (runs with peer attention only, else empty) maps each connection ``(source, target)`` to the learned
+    softmax weight of each of its target's attention sources (peer node index -> weight).
     """
 
     fitness: float
     learned_weights: dict[Edge, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     wall_time: float = 0.0
+    attention_weights: AttentionWeights = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "fitness": json_safe(self.fitness),
             "learned_weights": [[s, t, float(w)] for (s, t), w in sorted(self.learned_weights.items())],
             "metrics": {k: json_safe(v) for k, v in self.metrics.items()},
             "wall_time": self.wall_time,
         }
+        if self.attention_weights:  # only then, so results without peer attention keep their old form
+            data["attention_weights"] = attention_weights_to_list(self.attention_weights)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "FitnessResult":
@@ -45,7 +53,17 @@ class FitnessResult:
             learned_weights={(int(s), int(t)): float(w) for s, t, w in data.get("learned_weights", [])},
             metrics={k: float("nan") if v is None else v for k, v in data.get("metrics", {}).items()},
             wall_time=float(data.get("wall_time", 0.0)),
+            attention_weights=attention_weights_from_list(data.get("attention_weights", [])),
         )
+
+
+def attention_weights_to_list(weights: AttentionWeights) -> list[list[Any]]:
+    """JSON form: ``[[source, target, [[peer, weight], ...]], ...]`` (JSON keys cannot be tuples)."""
+    return [[s, t, [[int(p), float(w)] for p, w in sorted(peers.items())]] for (s, t), peers in sorted(weights.items())]
+
+
+def attention_weights_from_list(data: Any) -> AttentionWeights:
+    return {(int(s), int(t)): {int(p): float(w) for p, w in peers} for s, t, peers in data or []}
 
 
 @runtime_checkable

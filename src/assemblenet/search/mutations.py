@@ -18,7 +18,15 @@ edges, in the parent's node indices (a connection mutation keeps the indices of 
 - Merge: replace two nodes of one level by one with their summed filters, the union of their inputs and
   consumers, and the dilation of one of them.
 
-Split and merge keep each level's channel budget. Every child is repaired (edges are added so that every
+- Attention (AssembleNet++ peer attention): one block node's attention sources are redrawn. Guided (the
+  parent's learned attention is known): keep the node's ``top_k`` strongest learned peers; random (the
+  control): keep ``top_k`` of its sources at random; either way add one random candidate that was no source,
+  so a node is never stuck at what it has. :func:`read_off_attention` is the one-shot read-off: every node's
+  sources become its ``top_k`` strongest learned peers.
+
+Split and merge keep each level's channel budget. Attention sources travel with the nodes: a removed node's
+place in other nodes' sources goes to the node that took its filters, a split node's twin attends where it
+did and is attended where it was, and a merged node attends to the union of both. Every child is repaired (edges are added so that every
 block has an input and every non-output node a consumer) and checked against the space; a child that cannot
 be repaired is rejected. Node indices are kept by connection and dilation mutations.
 """
@@ -31,7 +39,9 @@ from typing import Any, Callable, Mapping
 
 from assemblenet.errors import GraphError
 from assemblenet.graph.spec import OUTPUT_LEVEL, AssembleNetGraph, BlockNode
+from assemblenet.search.attention import attention_per_node, strongest_peers, with_attention_sources
 from assemblenet.search.draft import GraphDraft
+from assemblenet.search.fitness_types import AttentionWeights
 from assemblenet.search.space import SearchSpace
 
 EdgeWeights = Mapping[tuple[int, int], float]
@@ -289,9 +299,56 @@ def _absorb_disconnected(
             continue
         receiver = rng.choice(receivers)
         draft.nodes[receiver].filters += draft.nodes[node_id].filters
-        draft.remove(node_id)
+        draft.remove(node_id, heir=receiver)
         absorbed.append((node_id, receiver))
     return absorbed, spared
+
+
+def read_off_attention(graph: AssembleNetGraph, attention: AttentionWeights, *, top_k: int = 1) -> MutationResult | None:
+    """The one-shot attention read-off (AssembleNet++, Fig. 2): every block node with learned peer attention
+    keeps as attention sources its ``top_k`` strongest peers (softmax weight averaged over the node's
+    connections; :mod:`assemblenet.search.attention`). Nodes without learned attention keep theirs. Returns
+    None when ``attention`` holds nothing for this graph. ``details`` lists ``[node, peers, mean weights]``."""
+    per_node = attention_per_node(attention, graph)
+    chosen = {target: strongest_peers(weights, top_k) for target, weights in sorted(per_node.items()) if weights}
+    if not chosen:
+        return None
+    child = with_attention_sources(graph, chosen)
+    sources = [[t, peers, [round(per_node[t][p], 6) for p in peers]] for t, peers in chosen.items()]
+    return MutationResult(child, Mutation("attention-readoff", {"top_k": top_k, "attention_sources": sources}))
+
+
+def attention_mutation(
+    graph: AssembleNetGraph,
+    *,
+    space: SearchSpace,
+    rng: random.Random,
+    learned_attention: AttentionWeights | None = None,
+    top_k: int = 1,
+) -> MutationResult | None:
+    """Redraw one block node's attention sources (see the module docstring). Guided where
+    ``learned_attention`` holds the node's peers, else random. Returns None when nothing changed."""
+    choices = [i for i in graph.block_indices if len(graph.attention_candidates(i)) > top_k]
+    if not choices:
+        return None
+    node = rng.choice(choices)
+    current = graph.attention_sources(node)
+    learned = attention_per_node(learned_attention, graph).get(node) if learned_attention else None
+    if learned:
+        kept = strongest_peers(learned, top_k)
+    else:
+        kept = sorted(rng.sample(current, min(top_k, len(current))))
+    others = [p for p in graph.attention_candidates(node) if p not in current and p not in kept]
+    added = [rng.choice(others)] if others else []
+    new = sorted(set(kept) | set(added))
+    old = graph.nodes[node].attention_sources  # type: ignore[union-attr]
+    if old is not None and set(new) == set(old):
+        return None
+    child = with_attention_sources(graph, {node: new})
+    if not space.contains(child):
+        return None
+    details = {"node": node, "old": None if old is None else list(old), "new": new, "kept": kept, "added": added}
+    return MutationResult(child, Mutation("attention-guided" if learned else "attention-random", details))
 
 
 def dilation_mutation(graph: AssembleNetGraph, *, space: SearchSpace, rng: random.Random) -> MutationResult | None:
@@ -319,10 +376,14 @@ def split_mutation(graph: AssembleNetGraph, *, space: SearchSpace, rng: random.R
     total = node.filters
     half = (total // space.quantum // 2) * space.quantum
     node.filters = total - half
-    twin = type(node)(node.level, node.dilation, half, inputs=set(node.inputs))
+    attention = None if node.attention is None else set(node.attention)
+    twin = type(node)(node.level, node.dilation, half, inputs=set(node.inputs), attention=attention)
     twin_id = draft.add(twin, after=node_id)
     for consumer in draft.consumers(node_id):
         draft.nodes[consumer].inputs.add(twin_id)
+    for other in draft.nodes.values():  # both halves attend where the node did
+        if other.attention is not None and node_id in other.attention:
+            other.attention.add(twin_id)
     child = _finish(draft, space, rng)
     if child is None:
         return None
@@ -341,9 +402,11 @@ def merge_mutation(graph: AssembleNetGraph, *, space: SearchSpace, rng: random.R
     keep.filters += drop.filters
     keep.inputs |= drop.inputs
     keep.dilation = rng.choice([keep.dilation, drop.dilation])
+    if keep.attention is not None:  # the union of both sources; None (every candidate) absorbs any set
+        keep.attention = None if drop.attention is None else keep.attention | drop.attention
     for consumer in draft.consumers(drop_id):
         draft.nodes[consumer].inputs.add(keep_id)
-    draft.remove(drop_id)
+    draft.remove(drop_id, heir=keep_id)
     child = _finish(draft, space, rng)
     if child is None:
         return None
@@ -387,6 +450,8 @@ def mutate(
     prune_probability: float = 0.2,
     max_attempts: int = 20,
     accept: Callable[[AssembleNetGraph], bool] = lambda graph: True,
+    learned_attention: AttentionWeights | None = None,
+    attention_top_k: int = 1,
 ) -> MutationResult | None:
     """Apply a mutation of ``kind`` (or one drawn by ``probabilities``), retrying with fresh randomness while
     it gives no valid child or ``accept`` rejects the child (e.g. a duplicate).
@@ -400,7 +465,8 @@ def mutate(
     ``connection`` says how a connection mutation picks the edges it prunes: ``guided`` (by ``rule`` on the
     parent's ``learned_weights``), ``matched`` (as many edges at the same nodes, at random), or ``random``
     (each edge with ``prune_probability``). Guided and matched need ``learned_weights``; without them (a
-    failed parent) the connection mutation is ``random``.
+    failed parent) the connection mutation is ``random``. The ``attention`` mutation is guided by the parent's
+    ``learned_attention`` when ``connection`` is ``guided``, else random; it keeps ``attention_top_k`` peers.
     """
     if connection not in CONNECTION_MODES:
         raise ValueError(f"connection must be one of {CONNECTION_MODES}, got {connection!r}")
@@ -414,9 +480,10 @@ def mutate(
         for attempt in range(max_attempts):
             result = _apply(attempt_kind, parent, space=space, rng=rng, connection=connection,
                             learned_weights=learned_weights, rule=rule, prune_probability=prune_probability,
-                            extra=attempt // 2)
+                            extra=attempt // 2, learned_attention=learned_attention, attention_top_k=attention_top_k)
             if result is None:
-                if attempt_kind in ("split", "merge", "dilation") and not _applicable(attempt_kind, parent, space):
+                if (attempt_kind in ("split", "merge", "dilation", "attention")
+                        and not _applicable(attempt_kind, parent, space, attention_top_k=attention_top_k)):
                     break  # structurally impossible for this parent: retrying cannot help
                 continue
             if accept(result.graph):
@@ -429,7 +496,8 @@ def mutate(
 
 def _apply(kind: str, parent: AssembleNetGraph, *, space: SearchSpace, rng: random.Random, connection: str,
            learned_weights: EdgeWeights | None, rule: PruneRule, prune_probability: float,
-           extra: int = 0) -> MutationResult | None:
+           extra: int = 0, learned_attention: AttentionWeights | None = None,
+           attention_top_k: int = 1) -> MutationResult | None:
     if kind == "connection":
         if connection == "guided" and learned_weights is not None:
             return guided_connection_mutation(parent, learned_weights, space=space, rng=rng, rule=rule, extra=extra)
@@ -443,10 +511,15 @@ def _apply(kind: str, parent: AssembleNetGraph, *, space: SearchSpace, rng: rand
         return split_mutation(parent, space=space, rng=rng)
     if kind == "merge":
         return merge_mutation(parent, space=space, rng=rng)
+    if kind == "attention":
+        return attention_mutation(parent, space=space, rng=rng, top_k=attention_top_k,
+                                  learned_attention=learned_attention if connection == "guided" else None)
     raise ValueError(f"unknown mutation kind {kind!r}")
 
 
-def _applicable(kind: str, parent: AssembleNetGraph, space: SearchSpace) -> bool:
+def _applicable(kind: str, parent: AssembleNetGraph, space: SearchSpace, *, attention_top_k: int = 1) -> bool:
+    if kind == "attention":
+        return any(len(parent.attention_candidates(i)) > attention_top_k for i in parent.block_indices)
     draft = GraphDraft.from_graph(parent)
     if kind == "split":
         return any(space.can_split(draft, i) for i in draft.order)

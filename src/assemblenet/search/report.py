@@ -138,8 +138,11 @@ def write_report(folders: Sequence[str | Path], output: str | Path) -> Path:
         lines += ["## Best graph", "",
                   f"Fitness {best.fitness:.4f}, evaluation {best.index} of `{best_run.label}` "
                   f"(mutation: {best.mutation.get('kind')}, parent: {best.parent}). "
-                  "`best.yaml` (our format) and `best_official.json` (official nested lists) hold it with its "
-                  "learned connection weights; `assemblenet train` accepts either.", ""]
+                  + ("`best.yaml` (our format) holds it with its learned connection weights and its attention "
+                     "sources, which the official nested lists cannot hold; `assemblenet train` accepts it."
+                     if best.graph.has_attention_sources else
+                     "`best.yaml` (our format) and `best_official.json` (official nested lists) hold it with its "
+                     "learned connection weights; `assemblenet train` accepts either."), ""]
         if _plot_best_graph(best, plots / "best_graph.png"):
             lines += ["![best graph](plots/best_graph.png)", ""]
         lines += ["```", best.graph_with_learned_weights().summary(), "```", ""]

@@ -13,6 +13,7 @@ from collections import Counter
 
 from assemblenet.errors import GraphError
 from assemblenet.graph.spec import NUM_LEVELS, AssembleNetGraph, BlockNode, StemNode, StemType
+from assemblenet.search.attention import random_attention_sources
 from assemblenet.search.config import SpaceConfig, _validate_space
 from assemblenet.search.draft import STEM_LEVEL, DraftNode, GraphDraft, spatial_stride_for_level
 
@@ -81,6 +82,8 @@ class SearchSpace:
                 src = graph.nodes[source]
                 if isinstance(src, BlockNode) and src.level >= node.level:
                     problems.append(f"{where}: reads node {source} at level {src.level}, not a lower level")
+            if node.attention_sources is not None and not node.attention_sources:
+                problems.append(f"{where}: no attention source (peer attention needs at least one)")
         used = {i for n in graph.nodes if isinstance(n, BlockNode) for i in n.inputs}
         for index, node in enumerate(graph.nodes):
             is_output = isinstance(node, BlockNode) and node.level == NUM_LEVELS - 1
@@ -111,14 +114,18 @@ class SearchSpace:
     # ------------------------------------------------------------------ sampling
     def sample(self, rng: random.Random, *, edge_probability: float | None = None) -> AssembleNetGraph:
         """A random graph: random dilations, equal split of each level's budget, each allowed edge kept with
-        ``edge_probability`` (default ``initial_edge_probability``; 1.0 gives the fully connected graph)."""
+        ``edge_probability`` (default ``initial_edge_probability``; 1.0 gives the fully connected graph). With
+        ``attention_sources: sampled`` each block node also gets a random non-empty subset of its attention
+        candidates (drawn after the wiring, so ``all`` draws exactly what it drew before the option existed)."""
         return self.sample_draft(rng, edge_probability=edge_probability).to_graph()
 
     def dense(self, rng: random.Random) -> AssembleNetGraph:
-        """A fully connected graph with random dilations (the one-shot baseline trains this)."""
-        return self.sample(rng, edge_probability=1.0)
+        """A fully connected graph with random dilations and every attention candidate (``attention_sources``
+        None): what the one-shot strategies train."""
+        return self.sample_draft(rng, edge_probability=1.0, every_attention_source=True).to_graph()
 
-    def sample_draft(self, rng: random.Random, *, edge_probability: float | None = None) -> GraphDraft:
+    def sample_draft(self, rng: random.Random, *, edge_probability: float | None = None,
+                     every_attention_source: bool = False) -> GraphDraft:
         cfg = self.config
         p = cfg.initial_edge_probability if edge_probability is None else edge_probability
         draft = GraphDraft()
@@ -132,6 +139,10 @@ class SearchSpace:
                         draft.nodes[node_id].inputs.add(source)
         if not draft.repair(rng):  # cannot happen: every level has nodes and stems exist
             raise GraphError("search space: could not connect a sampled graph")
+        if cfg.attention_sources == "sampled" and not every_attention_source:
+            for node_id in draft.order:
+                if not draft.nodes[node_id].is_stem:
+                    draft.nodes[node_id].attention = random_attention_sources(draft.allowed_sources(node_id), rng)
         return draft
 
 

@@ -27,6 +27,7 @@ from assemblenet.errors import ConfigError
 from assemblenet.graph.io import graph_from_dict, graph_to_dict
 from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.fitness import FitnessResult
+from assemblenet.search.fitness_types import AttentionWeights, attention_weights_from_list, attention_weights_to_list
 
 FORMAT = "assemblenet-search/v1"
 RECORD_DIGITS = 6
@@ -34,7 +35,10 @@ RECORD_DIGITS = 6
 
 @dataclass(frozen=True)
 class EvaluationRecord:
-    """One finished fitness run. ``fitness`` is None when the run failed (``error`` says why)."""
+    """One finished fitness run. ``fitness`` is None when the run failed (``error`` says why).
+
+    ``attention_weights`` is the peer attention the run learned (see :class:`FitnessResult`); empty without
+    peer attention, and in records written before it existed."""
 
     index: int
     graph: AssembleNetGraph
@@ -49,6 +53,7 @@ class EvaluationRecord:
     error: str | None = None
     finished_at: float = 0.0
     attempts: int = 1  # runs it took: more than 1 when its Ray worker died and it was retried
+    attention_weights: AttentionWeights = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -62,7 +67,7 @@ class EvaluationRecord:
     def fitness_result(self) -> FitnessResult:
         return FitnessResult(
             fitness=self.sort_fitness, learned_weights=dict(self.learned_weights), metrics=dict(self.metrics),
-            wall_time=self.wall_time,
+            wall_time=self.wall_time, attention_weights=dict(self.attention_weights),
         )
 
     def graph_with_learned_weights(self) -> AssembleNetGraph:
@@ -77,7 +82,7 @@ class EvaluationRecord:
         return self.graph.with_edge_weights(per_node)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": FORMAT,
             "index": self.index,
             "graph_hash": self.graph_hash,
@@ -93,6 +98,9 @@ class EvaluationRecord:
             "graph": graph_to_dict(self.graph),
             "learned_weights": [[s, t, w] for (s, t), w in sorted(self.learned_weights.items())],
         }
+        if self.attention_weights:  # only then, so records without peer attention keep their old form
+            data["attention_weights"] = attention_weights_to_list(self.attention_weights)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "record") -> "EvaluationRecord":
@@ -111,6 +119,7 @@ class EvaluationRecord:
                 error=data.get("error"),
                 finished_at=float(data.get("finished_at", 0.0)),
                 attempts=int(data.get("attempts", 1)),
+                attention_weights=attention_weights_from_list(data.get("attention_weights")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: malformed evaluation record ({exc!r})") from None

@@ -59,7 +59,9 @@ RESULT_FILE = "result.json"
 ENGINE_FINAL_METRICS = "final_metrics.json"  # assemblenet.engine.trainer.FINAL_METRICS_FILE
 HASH_CHARS = 12
 # One colour per strategy, the same in every figure.
-COLOURS = {"evolution": "C3", "evolution-unguided": "C1", "random": "C0", "oneshot": "C2"}
+COLOURS = {"evolution": "C3", "evolution-unguided": "C1", "random": "C0", "oneshot": "C2", "oneshot-attention": "C4"}
+# A study's default strategies: those that need nothing of the proxy (oneshot-attention needs peer attention).
+DEFAULT_STRATEGIES = ("evolution", "evolution-unguided", "random", "oneshot")
 
 
 # ---------------------------------------------------------------------- config
@@ -97,7 +99,7 @@ class BaselinesConfig:
 class StudyConfig:
     name: str = "study"
     search: str = ""  # the base search config, relative to the study file (required)
-    strategies: tuple[str, ...] = STRATEGIES
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     max_evaluations: int = 40
     output_dir: str | None = None
@@ -902,7 +904,7 @@ def _figure(width: float = 6.4, height: float = 4.2) -> Any:
 
 
 def _colour(strategy: str, k: int) -> str:
-    return COLOURS.get(strategy, f"C{4 + k}")
+    return COLOURS.get(strategy, f"C{5 + k}")
 
 
 def plot_study(runs: Sequence[RunResult], analysis: Mapping[str, Any], path: Path) -> None:

@@ -11,6 +11,11 @@ It mimics what proxy training gives the search, cheaply and deterministically:
   noisy, as connection weights learned in a short proxy run are. Harmful connections tend to end below the
   pruning threshold, so connection-learning-guided mutation has something real to exploit, and random
   pruning does not.
+- Peer attention likewise: every (peer, target) pair has a hidden usefulness, each connection's "learned"
+  attention is a softmax over its target's attention sources of ``ATTENTION_SHARPNESS * usefulness`` plus
+  noise, and a node with explicit ``attention_sources`` adds the mean usefulness of its sources minus the mean
+  over all its candidates to the score (zero for ``None``, so graphs without explicit sources score as
+  before). The attention weights stand in for a proxy trained with peer attention.
 
 Nothing here knows about the search; tests compare strategies on it without hard-coding outcomes.
 """
@@ -28,6 +33,7 @@ from assemblenet.graph.spec import AssembleNetGraph, BlockNode, StemNode
 from assemblenet.search.fitness_types import FitnessResult
 
 WEIGHT_SHARPNESS = 2.5
+ATTENTION_SHARPNESS = 3.0
 WEIGHT_NOISE = 0.5
 SCORE_SCALE = 10.0
 
@@ -45,6 +51,7 @@ class ToyFitness:
             time.sleep(self.sleep_seconds)  # stands in for training time (kill/resume tests)
         score = sum(edge_usefulness(graph, s, t) for s, t in _edges(graph))
         score += sum(node_preference(graph, i) for i in range(len(graph.nodes)))
+        score += sum(attention_preference(graph, i) for i in graph.block_indices)
         score += self.noise * SCORE_SCALE * _gaussian("fitness", seed, graph.canonical_hash())
         fitness = _sigmoid(score / SCORE_SCALE)
         weights = {}
@@ -60,7 +67,38 @@ class ToyFitness:
             learned_weights=weights,
             metrics={"score": score, "edges": float(len(weights))},
             wall_time=time.perf_counter() - start,
+            attention_weights=toy_attention_weights(graph, seed),
         )
+
+
+def attention_usefulness(graph: AssembleNetGraph, peer: int, target: int) -> float:
+    """Hidden usefulness of ``peer`` as an attention source of ``target``, in [-1, 1]."""
+    return 2.0 * _uniform("attention", _label(graph, peer), _label(graph, target)) - 1.0
+
+
+def attention_preference(graph: AssembleNetGraph, index: int) -> float:
+    """Mean usefulness of the node's attention sources minus that of all its candidates (0 without explicit
+    sources)."""
+    if graph.nodes[index].attention_sources is None:
+        return 0.0
+    chosen = [attention_usefulness(graph, p, index) for p in graph.attention_sources(index)]
+    every = [attention_usefulness(graph, p, index) for p in graph.attention_candidates(index)]
+    return sum(chosen) / len(chosen) - sum(every) / len(every)
+
+
+def toy_attention_weights(graph: AssembleNetGraph, seed: int) -> dict[tuple[int, int], dict[int, float]]:
+    """Per connection, a softmax over the target's attention sources of their noisy usefulness."""
+    out: dict[tuple[int, int], dict[int, float]] = {}
+    for source, target in _edges(graph):
+        peers = graph.attention_sources(target)
+        logits = [ATTENTION_SHARPNESS * attention_usefulness(graph, p, target)
+                  + WEIGHT_NOISE * _gaussian("attention", seed, _label(graph, source), _label(graph, target),
+                                             _label(graph, p))
+                  for p in peers]
+        top = max(logits)
+        exps = [math.exp(x - top) for x in logits]
+        out[(source, target)] = {p: e / sum(exps) for p, e in zip(peers, exps)}
+    return out
 
 
 def edge_usefulness(graph: AssembleNetGraph, source: int, target: int) -> float:
