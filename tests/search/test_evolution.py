@@ -20,7 +20,7 @@ from assemblenet.search.toy import ToyFitness
 
 from .conftest import assert_same_sequence, run_sequence, tiny_config
 
-STRATEGIES = ["evolution", "evolution-unguided", "random", "oneshot"]
+STRATEGIES = ["evolution", "evolution-unguided", "random", "oneshot", "oneshot-attention"]
 
 
 def _run(tmp_path: Path, name: str, **changes) -> tuple[Path, object]:
@@ -43,6 +43,7 @@ def test_strategy_runs_its_budget_without_repeating_a_graph(tmp_path: Path, stra
         "evolution-unguided": {"initial", "connection-matched", "dilation", "split", "merge", "random-fallback"},
         "random": {"random"},
         "oneshot": {"dense", "oneshot-threshold"},
+        "oneshot-attention": {"dense", "oneshot-attention"},
     }[strategy]
     assert kinds <= expected
     assert summary.best.fitness == max(r.fitness for r in records.values())

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from assemblenet.search.config import load_search_config
@@ -21,20 +22,23 @@ from .conftest import TINY, assert_same_sequence, run_sequence
 BUDGET = 18
 
 
-def _write_config(path: Path, *, sleep_seconds: float) -> Path:
+def _write_config(path: Path, *, sleep_seconds: float, strategy: str = "evolution") -> Path:
     data = copy.deepcopy(TINY)
+    data["strategy"] = strategy
     data["search"].update(max_evaluations=BUDGET, batch_size=3)
     data["fitness"] = {"kind": "toy", "sleep_seconds": sleep_seconds}
     path.write_text(yaml.safe_dump(data))
     return path
 
 
-def test_sigkill_then_rerun_resumes_without_repeating_work(tmp_path: Path) -> None:
-    config_path = _write_config(tmp_path / "search.yaml", sleep_seconds=0.15)
+@pytest.mark.parametrize("strategy", ["evolution", "oneshot-attention"])
+def test_sigkill_then_rerun_resumes_without_repeating_work(tmp_path: Path, strategy: str) -> None:
+    config_path = _write_config(tmp_path / "search.yaml", sleep_seconds=0.15, strategy=strategy)
     output = tmp_path / "out"
     command = [sys.executable, "-m", "assemblenet.cli.main", "search", str(config_path), "--output", str(output),
                "--no-progress", "--no-report"]
-    records_dir = output / "evolution-seed0" / "evaluations"
+    run_dir = output / f"{strategy}-seed0"
+    records_dir = run_dir / "evaluations"
 
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -48,18 +52,21 @@ def test_sigkill_then_rerun_resumes_without_repeating_work(tmp_path: Path) -> No
     process.stderr.close()
     assert process.returncode == -signal.SIGKILL
 
-    before = {i: r.finished_at for i, r in RunStore(output / "evolution-seed0").read_records().items()}
+    before = {i: r.finished_at for i, r in RunStore(run_dir).read_records().items()}
     assert 4 <= len(before) < BUDGET
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
 
-    after = RunStore(output / "evolution-seed0").read_records()
+    after = RunStore(run_dir).read_records()
     assert sorted(after) == list(range(BUDGET))
     assert {i: after[i].finished_at for i in before} == before  # finished evaluations were not re-run
+    if strategy == "oneshot-attention":  # the kill fell into the batch of derived graphs queued by the first
+        assert [after[i].mutation["kind"] for i in range(6)] == ["dense"] * 3 + ["oneshot-attention"] * 3
 
     # An uninterrupted run with the same seed (no sleep: it does not change the fitness).
-    reference_config = load_search_config(_write_config(tmp_path / "reference.yaml", sleep_seconds=0.0))
+    reference_config = load_search_config(_write_config(tmp_path / "reference.yaml", sleep_seconds=0.0,
+                                                        strategy=strategy))
     SearchRunner(reference_config, run_dir=tmp_path / "reference").run()
-    assert_same_sequence(run_sequence(output / "evolution-seed0"), run_sequence(tmp_path / "reference"), tol=1e-12)
+    assert_same_sequence(run_sequence(run_dir), run_sequence(tmp_path / "reference"), tol=1e-12)

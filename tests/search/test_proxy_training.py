@@ -82,3 +82,43 @@ def test_proxy_fitness_builds_its_datasets_once_per_process(synthetic_root: Path
                                                      "overrides": {**overrides, "data.num_frames": 2}}}))
     other(space.sample(rng), seed=3)
     assert built == ["train", "val", "train", "val"]
+
+
+def test_oneshot_attention_trains_peer_attention_and_reads_off_each_nodes_strongest_peer(
+    tmp_path: Path, synthetic_root: Path
+) -> None:
+    overrides = {
+        "data.dataset": "synthetic", "data.train": {"root": str(synthetic_root), "split": "train"},
+        "data.val": {"root": str(synthetic_root), "split": "val"}, "data.num_frames": 4, "data.crop_size": 32,
+        "data.batch_size": 4, "data.num_workers": 0, "eval.num_clips": 1, "eval.num_crops": 1,
+        "optim.warmup_steps": 1, "model.depth": 26, "model.attention_mode": "peer",
+    }
+    config = tiny_config(strategy="oneshot-attention", **{
+        "fitness": {"kind": "proxy-training", "steps": 2, "overrides": overrides},
+        "search.max_evaluations": 2, "search.batch_size": 1, "search.population_size": 2,
+        "search.tournament_size": 1,
+        # prune nothing (sigmoid weights stay near 0.5 in 2 steps), so the derived graph keeps the dense wiring
+        "mutation.prune_rule": "absolute", "mutation.prune_threshold": 0.01, "mutation.min_pruned": 0,
+    })
+    run_dir = tmp_path / "run"
+    SearchRunner(config, run_dir=run_dir).run()
+    records = RunStore(run_dir).read_records()
+    dense, derived = records[0], records[1]
+    assert dense.ok and derived.ok, (dense.error, derived.error)
+    assert dense.mutation["kind"] == "dense" and derived.mutation["kind"] == "oneshot-attention"
+    for record in (dense, derived):
+        # Every connection learned a softmax over exactly its target's attention sources.
+        assert set(record.attention_weights) == {(e.source, e.target) for e in record.graph.edges()}
+        for (_, target), peers in record.attention_weights.items():
+            assert sorted(peers) == sorted(record.graph.attention_sources(target))
+            assert sum(peers.values()) == pytest.approx(1.0, abs=1e-5)
+    # The derived graph's nodes attend to the dense run's strongest peer (mean over the node's connections).
+    assert derived.mutation["thresholded"] is False and derived.graph.edges() == dense.graph.edges()
+    for target in dense.graph.block_indices:
+        means: dict[int, list[float]] = {}
+        for (_, t), peers in dense.attention_weights.items():
+            if t == target:
+                for peer, weight in peers.items():
+                    means.setdefault(peer, []).append(weight)
+        strongest = max(means, key=lambda p: (sum(means[p]) / len(means[p]), -p))
+        assert derived.graph.nodes[target].attention_sources == (strongest,)
