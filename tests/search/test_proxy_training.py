@@ -42,6 +42,7 @@ def test_proxy_training_search_records_metric_and_learned_weights(tmp_path: Path
         assert record.ok, record.error
         assert 0.0 <= record.fitness <= 1.0 and record.metrics["metric"] == record.fitness
         assert set(record.learned_weights) == {(e.source, e.target) for e in record.graph.edges()}
+        assert record.attention_weights == {}  # no peer attention, nothing learned
         for (source, target), weight in record.learned_weights.items():
             if len(record.graph.predecessors(target)) == 1:
                 assert weight == 1.0
