@@ -19,7 +19,13 @@ from assemblenet.search.attention import attention_per_node, strongest_peers
 from assemblenet.search.config import SpaceConfig
 from assemblenet.search.evolution import SearchRunner
 from assemblenet.search.fitness import FitnessResult, build_fitness
-from assemblenet.search.mutations import attention_mutation, merge_mutation, mutate, read_off_attention
+from assemblenet.search.mutations import (
+    attention_mutation,
+    merge_mutation,
+    mutate,
+    read_off_attention,
+    split_mutation,
+)
 from assemblenet.search.space import SearchSpace
 from assemblenet.search.store import EvaluationRecord, RunStore
 from assemblenet.search.toy import ToyFitness
@@ -49,7 +55,8 @@ def test_read_off_keeps_each_nodes_strongest_peers_by_mean_over_its_connections(
         (3, 4): {0: 0.0, 1: 0.0, 2: 0.8, 3: 0.2},
         (4, 5): {0: 0.05, 1: 0.05, 2: 0.1, 3: 0.6, 4: 0.2},              # node 5: 3
         # node 6: 2 and 4 tie at 0.3 (3: 0.2, 5: 0.1)
-        (1, 6): {0: 0.1, 1: 0.1, 2: 0.4, 3: 0.2, 4: 0.2, 5: 0.0}, (5, 6): {0: 0.0, 1: 0.0, 2: 0.2, 3: 0.2, 4: 0.4, 5: 0.2},
+        (1, 6): {0: 0.1, 1: 0.1, 2: 0.4, 3: 0.2, 4: 0.2, 5: 0.0},
+        (5, 6): {0: 0.0, 1: 0.0, 2: 0.2, 3: 0.2, 4: 0.4, 5: 0.2},
     }
     result = read_off_attention(graph, attention, top_k=1)
     assert result is not None and result.mutation.kind == "attention-readoff"
@@ -217,6 +224,25 @@ def test_a_merged_or_absorbed_node_hands_its_place_as_a_peer_to_the_node_that_to
     assert merged.nodes[4].attention_sources == (1, 3)
 
 
+def test_a_split_nodes_twin_attends_where_it_did_and_is_attended_where_it_was() -> None:
+    space = SearchSpace(SpaceConfig(stems=("rgb", "flow"), stem_dilations=(1,), dilations=(1,),
+                                    nodes_per_level=(1, 1, 1, 1), max_nodes_per_level=(2, 1, 1, 1),
+                                    level_filters=(32, 16, 16, 16), filter_quantum=16, attention_sources="sampled"))
+    graph = AssembleNetGraph((
+        StemNode(StemType.RGB), StemNode(StemType.FLOW),
+        BlockNode(0, (0, 1), 32, attention_sources=(1,)),
+        BlockNode(1, (2,), 16, spatial_stride=2, attention_sources=(0, 2)),
+        BlockNode(2, (3,), 16, spatial_stride=2, attention_sources=(2,)),
+        BlockNode(3, (4,), 16, spatial_stride=2, attention_sources=(3,)),
+    ))
+    split = split_mutation(graph, space=space, rng=random.Random(0)).graph  # only node 2 can split
+    assert [n.filters for n in split.nodes[2:4]] == [16, 16]
+    assert split.nodes[2].attention_sources == split.nodes[3].attention_sources == (1,)
+    assert split.nodes[4].attention_sources == (0, 2, 3)
+    assert split.nodes[5].attention_sources == (2, 3)
+    assert split.nodes[6].attention_sources == (4,)
+
+
 def test_guided_attention_mutation_keeps_the_strongest_peer_and_random_keeps_any() -> None:
     graph = AssembleNetGraph(tuple(
         n if not isinstance(n, BlockNode) else BlockNode(n.level, n.inputs, n.filters, spatial_stride=n.spatial_stride,
@@ -227,8 +253,10 @@ def test_guided_attention_mutation_keeps_the_strongest_peer_and_random_keeps_any
                                     nodes_per_level=(2, 1, 1, 1), max_nodes_per_level=(2, 1, 1, 1),
                                     level_filters=(32, 32, 32, 64), filter_quantum=16, attention_sources="sampled"))
     # Learned attention: on every connection the second source is the strongest.
-    learned = {(e.source, e.target): {graph.attention_sources(e.target)[0]: 0.2, graph.attention_sources(e.target)[1]: 0.8}
-               for e in graph.edges()}
+    learned = {}
+    for edge in graph.edges():
+        weak, strong = graph.attention_sources(edge.target)
+        learned[(edge.source, edge.target)] = {weak: 0.2, strong: 0.8}
     for seed in range(20):
         guided = attention_mutation(graph, space=space, rng=random.Random(seed), learned_attention=learned)
         node = guided.mutation.details["node"]

@@ -10,7 +10,8 @@ from assemblenet.config_schema import add_config_arguments
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("evolution", "evolution-unguided", "random", "oneshot", "oneshot-attention")  # mirrors assemblenet.search.config
+# mirrors assemblenet.search.config
+STRATEGIES = ("evolution", "evolution-unguided", "random", "oneshot", "oneshot-attention")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

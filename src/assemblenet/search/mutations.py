@@ -26,9 +26,10 @@ edges, in the parent's node indices (a connection mutation keeps the indices of 
 
 Split and merge keep each level's channel budget. Attention sources travel with the nodes: a removed node's
 place in other nodes' sources goes to the node that took its filters, a split node's twin attends where it
-did and is attended where it was, and a merged node attends to the union of both. Every child is repaired (edges are added so that every
-block has an input and every non-output node a consumer) and checked against the space; a child that cannot
-be repaired is rejected. Node indices are kept by connection and dilation mutations.
+did and is attended where it was, and a merged node attends to the union of both. Every child is repaired
+(edges are added so that every block has an input and every non-output node a consumer) and checked against
+the space; a child that cannot be repaired is rejected. Node indices are kept by connection, dilation and
+attention mutations.
 """
 
 from __future__ import annotations
@@ -304,7 +305,9 @@ def _absorb_disconnected(
     return absorbed, spared
 
 
-def read_off_attention(graph: AssembleNetGraph, attention: AttentionWeights, *, top_k: int = 1) -> MutationResult | None:
+def read_off_attention(
+    graph: AssembleNetGraph, attention: AttentionWeights, *, top_k: int = 1
+) -> MutationResult | None:
     """The one-shot attention read-off (AssembleNet++, Fig. 2): every block node with learned peer attention
     keeps as attention sources its ``top_k`` strongest peers (softmax weight averaged over the node's
     connections; :mod:`assemblenet.search.attention`). Nodes without learned attention keep theirs. Returns
