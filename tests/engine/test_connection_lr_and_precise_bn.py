@@ -8,13 +8,14 @@ from torch import nn
 from assemblenet.engine import run_training
 from assemblenet.engine.config import load_config
 from assemblenet.engine.modeling import build_model, precise_bn
-from assemblenet.engine.optim import CONNECTION_GROUP, build_optimizer, build_scheduler
+from assemblenet.engine.optim import ATTENTION_GROUP, CONNECTION_GROUP, build_optimizer, build_scheduler
 
 from ._helpers import tiny_config
 
 
-def _model_and_optimizer(**optim):
-    cfg = load_config({"model": {"name": "assemblenet50_searchable", "depth": 26, "width_multiplier": 0.125},
+def _model_and_optimizer(attention_mode=None, **optim):
+    cfg = load_config({"model": {"name": "assemblenet50_searchable", "depth": 26, "width_multiplier": 0.125,
+                                 "attention_mode": attention_mode},
                        "optim": {"weight_decay": 1e-4, **optim}})
     model, _ = build_model(cfg.model, 5)
     return model, cfg, build_optimizer(model, cfg.optim, lr=0.2)
@@ -29,6 +30,19 @@ def test_connection_logits_get_their_own_rate_and_no_decay():
     assert groups["decay"]["lr"] == 0.2 and groups["decay"]["weight_decay"] == 1e-4
     every = [id(p) for g in optimizer.param_groups for p in g["params"]]
     assert sorted(every) == sorted(id(p) for p in model.parameters() if p.requires_grad)  # each exactly once
+
+
+def test_peer_attention_logits_get_their_own_rate_and_no_decay():
+    model, _, optimizer = _model_and_optimizer("peer", connection_lr_multiplier=10.0, attention_lr_multiplier=1e4)
+    groups = {g["name"]: g for g in optimizer.param_groups}
+    logits = {id(p) for n, p in model.named_parameters() if n.endswith("peer_logits")}
+    assert logits and {id(p) for p in groups[ATTENTION_GROUP]["params"]} == logits
+    assert groups[ATTENTION_GROUP]["lr"] == 0.2 * 1e4 and groups[ATTENTION_GROUP]["weight_decay"] == 0.0
+    assert groups[CONNECTION_GROUP]["lr"] == 0.2 * 10.0
+    every = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    assert sorted(every) == sorted(id(p) for p in model.parameters() if p.requires_grad)
+    _, _, plain = _model_and_optimizer(attention_lr_multiplier=1e4)
+    assert ATTENTION_GROUP not in {g["name"] for g in plain.param_groups}  # no attention, no group
 
 
 def test_connection_group_can_skip_the_warm_up():

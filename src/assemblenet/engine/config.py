@@ -111,6 +111,8 @@ class OptimConfig:
     # no warm-up. Only their relative sizes matter (each node's fused input feeds conv -> BN).
     connection_lr_multiplier: float = 1.0
     connection_warmup: bool = True
+    # The peer-attention softmax logits of AssembleNet++ (their own group, no weight decay): same reasoning.
+    attention_lr_multiplier: float = 1.0
 
 
 @dataclass
@@ -191,7 +193,8 @@ def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
     modalities = cfg.data.modalities
     check.need(bool(modalities) and all(m in ("rgb", "flow") for m in modalities), "data.modalities",
                "must be a non-empty list of 'rgb'/'flow'")
-    for key in ("optim.lr", "optim.connection_lr_multiplier", "optim.grad_clip_norm"):
+    for key in ("optim.lr", "optim.connection_lr_multiplier", "optim.attention_lr_multiplier",
+                "optim.grad_clip_norm"):
         check.positive(key)
     for key in ("optim.momentum", "optim.label_smoothing"):
         check.within(key, 0, 1, high_open=True)

@@ -17,6 +17,7 @@ def scaled_lr(lr: float, global_batch_size: int, reference_batch_size: int, scal
 
 
 CONNECTION_GROUP = "connections"
+ATTENTION_GROUP = "peer_attention"
 
 
 def is_connection_parameter(name: str) -> bool:
@@ -24,21 +25,31 @@ def is_connection_parameter(name: str) -> bool:
     return name.endswith("edge_logits")
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, *, connection_lr_multiplier: float = 1.0
-                     ) -> list[dict[str, Any]]:
+def is_peer_attention_parameter(name: str) -> bool:
+    """The softmax logits over the peers of AssembleNet++ peer attention (``...peer_logits``)."""
+    return name.endswith("peer_logits")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, *, connection_lr_multiplier: float = 1.0,
+                     attention_lr_multiplier: float = 1.0) -> list[dict[str, Any]]:
     """Weight decay on conv/linear weights only; none on 1-D tensors (BN scales and shifts, biases) or the
     connection logits, which decay would pull towards sigmoid(0) = 0.5 and so bias the connection search.
 
     The connection logits form their own group (``name: "connections"``) whose rate is the peak rate times
     ``connection_lr_multiplier``: a node's inputs feed conv -> BN, so only their relative sizes matter and
-    their gradients are small; a larger rate lets a short proxy run separate them.
+    their gradients are small; a larger rate lets a short proxy run separate them. The peer-attention softmax
+    logits (``name: "peer_attention"``, rate times ``attention_lr_multiplier``) are in the same position: their
+    gradients are 1e-3 of the connection logits', so at the base rate a short proxy leaves them at their
+    initial values and the one-shot attention search would read off noise.
     """
-    decay, no_decay, connections = [], [], []
+    decay, no_decay, connections, attention = [], [], [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         if is_connection_parameter(name):
             connections.append(param)
+        elif is_peer_attention_parameter(name):
+            attention.append(param)
         elif param.ndim <= 1:
             no_decay.append(param)
         else:
@@ -51,12 +62,16 @@ def parameter_groups(model: nn.Module, weight_decay: float, *, connection_lr_mul
     if connections:
         groups.append({"params": connections, "weight_decay": 0.0, "name": CONNECTION_GROUP,
                        "lr_multiplier": float(connection_lr_multiplier)})
+    if attention:
+        groups.append({"params": attention, "weight_decay": 0.0, "name": ATTENTION_GROUP,
+                       "lr_multiplier": float(attention_lr_multiplier)})
     return groups
 
 
 def build_optimizer(model: nn.Module, optim_cfg: Any, lr: float) -> torch.optim.Optimizer:
     groups = parameter_groups(model, optim_cfg.weight_decay,
-                              connection_lr_multiplier=getattr(optim_cfg, "connection_lr_multiplier", 1.0))
+                              connection_lr_multiplier=getattr(optim_cfg, "connection_lr_multiplier", 1.0),
+                              attention_lr_multiplier=getattr(optim_cfg, "attention_lr_multiplier", 1.0))
     for group in groups:
         group["lr"] = lr * group["lr_multiplier"]
     if optim_cfg.optimizer == "sgd":
