@@ -12,18 +12,27 @@ that do not change the result:
 * frame pairs are independent, so the iterations run over chunks of pairs small enough to stay in the CPU
   cache, which makes the memory-bound loop several times faster than iterating over the whole batch.
 
+Implementations (``implementation=``): ``'fused'`` runs the iterations in the compiled kernel of
+``rep_flow_kernel.py`` (one sweep per iteration over a cache-resident frame pair, exact backward), or, where
+the kernel is not built, in a PyTorch loop with in-place buffers when no gradient is needed; ``'reference'``
+is the step-by-step formulation of :func:`tvl1_flow` (kept as the reference the tests compare against). Export
+and scripting always trace the PyTorch ops, over all frame pairs at once so that batch and time stay dynamic.
+
 Sign convention: ``flow[:, 0]`` is the horizontal displacement (positive = content moves right) and
 ``flow[:, 1]`` the vertical one (positive = content moves down), in pixels, from frame t to frame t+1.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 from torch import Tensor, nn
 
+from assemblenet.models.rep_flow_kernel import FusedTVL1, kernel_available
+
 NormalizationMode = Literal["clip", "batch"]
+Implementation = Literal["fused", "reference"]
 
 
 class RepresentationFlow(nn.Module):
@@ -36,7 +45,9 @@ class RepresentationFlow(nn.Module):
             for batched inference: a clip's flow does not depend on its batch mates); ``'batch'`` uses the
             min/max of the whole batch, which is what the TF implementation does.
         trainable: learn theta, lambda and tau (as in the representation-flow paper).
-        chunk_pixels: frame pairs are processed in chunks of about this many pixels to stay in cache.
+        chunk_pixels: frame pairs are processed in chunks of about this many pixels to stay in cache (the
+            PyTorch paths).
+        implementation: ``'fused'`` (default: the compiled kernel, else in-place PyTorch) or ``'reference'``.
 
     Shapes:
         input ``[B, 3, T, H, W]`` RGB in [0, 1] (any range works: it is min/max normalised);
@@ -54,13 +65,17 @@ class RepresentationFlow(nn.Module):
         normalization: NormalizationMode = "clip",
         trainable: bool = False,
         chunk_pixels: int = 65536,
+        implementation: Implementation = "fused",
     ) -> None:
         super().__init__()
         if num_iterations < 1:
             raise ValueError(f"num_iterations must be >= 1, got {num_iterations}")
         if normalization not in ("clip", "batch"):
             raise ValueError(f"normalization must be 'clip' or 'batch', got {normalization!r}")
+        if implementation not in ("fused", "reference"):
+            raise ValueError(f"implementation must be 'fused' or 'reference', got {implementation!r}")
         self.num_iterations = int(num_iterations)
+        self.implementation = implementation
         self.normalization = normalization
         self.chunk_pixels = int(chunk_pixels)
         hyper = torch.tensor([theta, lambda_, tau], dtype=torch.float32)
@@ -84,22 +99,57 @@ class RepresentationFlow(nn.Module):
         batch, _, frames, height, width = rgb.shape
         if frames < 2:
             raise ValueError(f"representation flow needs at least 2 frames, got T={frames}")
-        grey = rgb.float().mean(dim=1)  # [B, T, H, W]
+        # fp32 at least (bf16/fp16 inputs would lose the flow); float64 stays float64 (gradcheck)
+        grey = (rgb if rgb.dtype == torch.float64 else rgb.float()).mean(dim=1)  # [B, T, H, W]
         grey = normalize_to_255(grey, per_clip=self.normalization == "clip")
         first = grey[:, :-1].reshape(-1, height, width)
         second = grey[:, 1:].reshape(-1, height, width)
         theta, lambda_, tau = self.hyper[0], self.hyper[1], self.hyper[2]
-        pairs_per_chunk = max(1, self.chunk_pixels // (height * width))
-        if rgb.device.type == "meta":  # shape-only tracing (FLOP counting): chunking would only add calls
-            pairs_per_chunk = first.shape[0]
-        chunks = [
-            tvl1_flow(first[i:i + pairs_per_chunk], second[i:i + pairs_per_chunk],
-                      num_iterations=self.num_iterations, theta=theta, lambda_=lambda_, tau=tau)
-            for i in range(0, first.shape[0], pairs_per_chunk)
-        ]
-        flow = torch.cat(chunks, dim=0).view(batch, frames - 1, 2, height, width)
+        fused: Optional[Tensor] = None
+        if self.implementation == "fused" and not torch.jit.is_scripting():
+            fused = self._fused_flow(first, second)
+        if fused is not None:
+            chunks = [fused]
+        else:
+            pairs_per_chunk = max(1, self.chunk_pixels // (height * width))
+            if _tracing(rgb):  # export / FLOP counting: one call over all pairs keeps batch and time symbolic
+                pairs_per_chunk = first.shape[0]
+            chunks = [
+                tvl1_flow(first[i:i + pairs_per_chunk], second[i:i + pairs_per_chunk],
+                          num_iterations=self.num_iterations, theta=theta, lambda_=lambda_, tau=tau)
+                for i in range(0, first.shape[0], pairs_per_chunk)
+            ]
+        flow = (chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=0)).view(batch, frames - 1, 2, height, width)
         flow = torch.cat([flow, flow[:, -1:]], dim=1)  # repeat the last flow frame to keep T frames
         return flow.permute(0, 2, 1, 3, 4).contiguous()
+
+    @torch.jit.unused
+    def _fused_flow(self, first: Tensor, second: Tensor) -> Optional[Tensor]:
+        """Flow of ``[N, H, W]`` pairs on the fused path, or None where it does not apply (tracing, GPU, or
+        the kernel missing while a gradient is needed: the reference ops then provide it)."""
+        if _tracing(first) or first.device.type != "cpu" or first.dtype not in (torch.float32, torch.float64):
+            return None
+        theta, lambda_, tau = self.hyper[0], self.hyper[1], self.hyper[2]
+        needs_grad = torch.is_grad_enabled() and (first.requires_grad or second.requires_grad
+                                                  or self.hyper.requires_grad)
+        if kernel_available():
+            grad_x, grad_y = central_gradient(second)
+            grad_sq = grad_x * grad_x + grad_y * grad_y + 1e-12
+            theta = torch.abs(theta) + 1e-12
+            return FusedTVL1.apply(grad_x, grad_y, grad_sq, second - first, theta, lambda_ * theta, tau / theta,
+                                   self.num_iterations)
+        if needs_grad:
+            return None
+        return tvl1_flow_inplace(first, second, num_iterations=self.num_iterations, theta=float(theta),
+                                 lambda_=float(lambda_), tau=float(tau), chunk_pixels=self.chunk_pixels)
+
+
+def _tracing(tensor: Tensor) -> bool:
+    """True while torch.export / dynamo / FLOP counting traces the layer (python ints would be baked in)."""
+    if torch.jit.is_scripting():
+        return False
+    return (tensor.device.type == "meta" or torch.compiler.is_compiling() or torch.compiler.is_exporting()
+            or torch.jit.is_tracing())
 
 
 def normalize_to_255(grey: Tensor, *, per_clip: bool) -> Tensor:
@@ -152,6 +202,60 @@ def tvl1_flow(
         scale = 1.0 + tau_over_theta * torch.sqrt(flow_dx * flow_dx + flow_dy * flow_dy + 1e-12)
         dual_x = (dual_x + tau_over_theta * flow_dx) / scale
         dual_y = (dual_y + tau_over_theta * flow_dy) / scale
+    return flow
+
+
+@torch.no_grad()
+def tvl1_flow_inplace(first: Tensor, second: Tensor, *, num_iterations: int, theta: float, lambda_: float,
+                      tau: float, chunk_pixels: int = 65536) -> Tensor:
+    """:func:`tvl1_flow` without autograd, with preallocated buffers and in-place ops, over chunks of frame
+    pairs that stay in cache: the PyTorch fallback of the fused kernel. Same ``[N, H, W]`` -> ``[N, 2, H, W]``."""
+    theta = abs(theta) + 1e-12
+    threshold, step_scale = lambda_ * theta, tau / theta
+    n, height, width = first.shape
+    flow = first.new_empty(n, 2, height, width)
+    per_chunk = max(1, chunk_pixels // (height * width))
+    for start in range(0, n, per_chunk):
+        stop = min(n, start + per_chunk)
+        flow[start:stop] = _tvl1_chunk_inplace(first[start:stop], second[start:stop], num_iterations, theta,
+                                               threshold, step_scale)
+    return flow
+
+
+def _tvl1_chunk_inplace(first: Tensor, second: Tensor, num_iterations: int, theta: float, threshold: float,
+                        step_scale: float) -> Tensor:
+    grad_x, grad_y = central_gradient(second)
+    image_grad = torch.stack([grad_x, grad_y], dim=1)
+    grad_sq = (grad_x * grad_x + grad_y * grad_y + 1e-12).unsqueeze(1)
+    rho_c = (second - first).unsqueeze(1)
+    n, height, width = first.shape
+    flow = first.new_zeros(n, 2, height, width)
+    dual_x, dual_y = first.new_zeros(n, 2, height, width), first.new_zeros(n, 2, height, width)
+    product, div, div_y = torch.empty_like(flow), torch.empty_like(flow), torch.empty_like(flow)
+    flow_dx, flow_dy, scale = torch.empty_like(flow), torch.empty_like(flow), torch.empty_like(flow)
+    step = first.new_empty(n, 1, height, width)
+    for _ in range(num_iterations):
+        torch.mul(image_grad, flow, out=product)
+        torch.sum(product, dim=1, keepdim=True, out=step)
+        step.add_(rho_c).add_(1e-12).div_(grad_sq).neg_().clamp_(-threshold, threshold)
+        # backward-difference divergence of the duals (last column/row counted as zero)
+        div[..., :-1].copy_(dual_x[..., :-1])
+        div[..., -1].zero_()
+        div[..., 1:].sub_(dual_x[..., :-1])
+        div_y[..., :-1, :].copy_(dual_y[..., :-1, :])
+        div_y[..., -1, :].zero_()
+        div_y[..., 1:, :].sub_(dual_y[..., :-1, :])
+        div.add_(div_y)
+        flow.addcmul_(step, image_grad).add_(div, alpha=theta)
+        # forward differences, TF 'SAME' padding
+        torch.sub(flow[..., 1:], flow[..., :-1], out=flow_dx[..., :-1])
+        torch.neg(flow[..., -1], out=flow_dx[..., -1])
+        torch.sub(flow[..., 1:, :], flow[..., :-1, :], out=flow_dy[..., :-1, :])
+        torch.neg(flow[..., -1, :], out=flow_dy[..., -1, :])
+        torch.mul(flow_dx, flow_dx, out=scale)
+        scale.addcmul_(flow_dy, flow_dy).add_(1e-12).sqrt_().mul_(step_scale).add_(1.0)
+        dual_x.add_(flow_dx, alpha=step_scale).div_(scale)
+        dual_y.add_(flow_dy, alpha=step_scale).div_(scale)
     return flow
 
 
