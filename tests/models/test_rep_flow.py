@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from assemblenet.data.synthetic import translating_texture_clip
-from assemblenet.models import RepresentationFlow
+from assemblenet.models import RepresentationFlow, rep_flow
+from assemblenet.models.rep_flow_kernel import kernel_available, kernel_status
 
 
 @pytest.mark.parametrize("dx,dy", [(2.0, 0.0), (0.0, -1.5)])
@@ -50,3 +51,74 @@ def test_bad_inputs_are_rejected_with_clear_messages():
         RepresentationFlow()(torch.rand(1, 3, 1, 8, 8))
     with pytest.raises(ValueError, match="normalization must be 'clip' or 'batch'"):
         RepresentationFlow(normalization="frame")
+
+
+# -- the fused implementation against the reference ---------------------------------------------------------
+needs_kernel = pytest.mark.skipif(not kernel_available(), reason=f"fused flow kernel: {kernel_status()}")
+
+
+def _fallback_only(monkeypatch):
+    monkeypatch.setattr(rep_flow, "kernel_available", lambda: False)
+
+
+@pytest.mark.parametrize("shape,iterations", [((2, 3, 5, 24, 24), 8), ((1, 3, 3, 40, 56), 40),
+                                              ((3, 3, 2, 1, 7), 3), ((1, 3, 3, 6, 1), 3)])
+@pytest.mark.parametrize("path", ["kernel", "torch fallback"])
+def test_fused_flow_equals_the_reference(shape, iterations, path, monkeypatch):
+    if path == "kernel" and not kernel_available():
+        pytest.skip(f"fused flow kernel: {kernel_status()}")
+    if path == "torch fallback":
+        _fallback_only(monkeypatch)
+    clip = torch.rand(*shape, generator=torch.Generator().manual_seed(3))
+    reference = RepresentationFlow(num_iterations=iterations, implementation="reference")(clip)
+    with torch.no_grad():
+        fused = RepresentationFlow(num_iterations=iterations)(clip)
+    assert reference.abs().max() > 1.0  # the clip moves: the comparison is not between zeros
+    torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+def test_fused_gradients_pass_gradcheck_and_equal_the_reference_autograd():
+    generator = torch.Generator().manual_seed(0)
+    clip = torch.rand(1, 3, 3, 5, 6, dtype=torch.float64, generator=generator, requires_grad=True)
+    fused = RepresentationFlow(num_iterations=3, trainable=True).double()
+    assert torch.autograd.gradcheck(fused, (clip,))
+    # against autograd through the reference ops, also for the hyper-parameters, on a larger input
+    clip = torch.rand(2, 3, 4, 9, 7, dtype=torch.float64, generator=generator, requires_grad=True)
+    reference = RepresentationFlow(num_iterations=10, trainable=True, implementation="reference").double()
+    fused = RepresentationFlow(num_iterations=10, trainable=True).double()
+    weights = torch.randn(2, 2, 4, 9, 7, dtype=torch.float64, generator=generator)
+    expected = torch.autograd.grad((reference(clip) * weights).sum(), [clip, reference.hyper])
+    actual = torch.autograd.grad((fused(clip) * weights).sum(), [clip, fused.hyper])
+    assert expected[1].abs().min() > 1.0
+    for got, want in zip(actual, expected):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_gradients_without_the_kernel_come_from_the_reference_ops(monkeypatch):
+    _fallback_only(monkeypatch)
+    clip = torch.rand(1, 3, 3, 5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0),
+                      requires_grad=True)
+    assert torch.autograd.gradcheck(RepresentationFlow(num_iterations=3, trainable=True).double(), (clip,))
+
+
+def test_trainable_fused_flow_learns_its_hyper_parameters():
+    # Fit theta/lambda/tau to the flow of other hyper-parameters: the loss must fall.
+    clip = translating_texture_clip(num_frames=3, height=16, width=16, dx=1.0, smoothness=3)[None]
+    with torch.no_grad():
+        target = RepresentationFlow(num_iterations=10, theta=0.5, lambda_=0.3, tau=0.2)(clip)
+    layer = RepresentationFlow(num_iterations=10, trainable=True)
+    optimizer = torch.optim.Adam(layer.parameters(), lr=0.02)
+    losses = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        loss = (layer(clip) - target).square().mean()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_unknown_implementation_is_rejected():
+    with pytest.raises(ValueError, match="implementation must be 'fused' or 'reference'"):
+        RepresentationFlow(implementation="cuda")
