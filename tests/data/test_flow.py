@@ -41,11 +41,11 @@ def test_translating_texture_clip_is_an_exact_shift():
     torch.testing.assert_close(clip[:, 1], torch.roll(clip[:, 0], shifts=(-1, 2), dims=(1, 2)), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("fmt", ["jpeg", "float16"])
-def test_precomputed_tvl1_flow_of_a_right_translation(tmp_path, fmt):
+@pytest.mark.parametrize("method,fmt", [("tvl1", "jpeg"), ("tvl1", "float16"), ("tvl1-torch", "jpeg")])
+def test_precomputed_tvl1_flow_of_a_right_translation(tmp_path, method, fmt):
     clip = translating_texture_clip(num_frames=5, height=64, width=64, dx=2.0, dy=0.0, seed=0)
     video = write_frame_folder(tmp_path / "data" / "right", clip)
-    report = precompute_flow([video], tmp_path / "flow", root=tmp_path / "data", method="tvl1", fmt=fmt,
+    report = precompute_flow([video], tmp_path / "flow", root=tmp_path / "data", method=method, fmt=fmt,
                              progress=False)
     assert report.computed == [str(video)] and not report.failed
     store = FlowStore(tmp_path / "flow")
@@ -58,9 +58,10 @@ def test_precomputed_tvl1_flow_of_a_right_translation(tmp_path, fmt):
     torch.testing.assert_close(flow[:, 4], flow[:, 3])  # the last frame repeats the last flow field
 
 
-def test_tvl1_sign_convention_for_upward_motion():
+@pytest.mark.parametrize("method", ["tvl1", "tvl1-torch"])
+def test_tvl1_sign_convention_for_upward_motion(method):
     clip = translating_texture_clip(num_frames=3, height=48, width=48, dx=0.0, dy=-1.5, seed=2)
-    flow = compute_flow(clip_to_uint8_frames(clip), method="tvl1")
+    flow = compute_flow(clip_to_uint8_frames(clip), method=method)
     assert flow.shape == (2, 48, 48, 2)
     assert abs(flow[..., 0].mean()) < 0.3 and abs(flow[..., 1].mean() + 1.5) < 0.3
 
@@ -145,3 +146,54 @@ def test_flow_keys_are_unique_per_video_path(tmp_path):
     store = FlowStore(tmp_path / "flow")
     means = [float(store.load(flow_key(folder, root), [0])[0].mean()) for folder in folders]
     assert means[0] > 0.5 and means[1] < -0.5
+
+
+# -- the PyTorch TV-L1 -------------------------------------------------------------------------------------
+def _endpoint_error(flow: np.ndarray, dx: float, dy: float) -> float:
+    return float(np.sqrt((flow[..., 0] - dx) ** 2 + (flow[..., 1] - dy) ** 2).mean())
+
+
+@pytest.mark.parametrize("dx,dy,size,smoothness", [(2.0, 0.0, 64, 2.0), (0.4, 0.2, 64, 2.0), (3.3, 1.7, 64, 2.0),
+                                                   (6.0, -4.0, 96, 3.0)])
+def test_torch_tvl1_recovers_a_known_shift_at_least_as_well_as_opencv(dx, dy, size, smoothness):
+    clip = translating_texture_clip(num_frames=3, height=size, width=size + 16, dx=dx, dy=dy, seed=0,
+                                    smoothness=smoothness)
+    frames = clip_to_uint8_frames(clip)
+    torch_error = _endpoint_error(compute_flow(frames, method="tvl1-torch"), dx, dy)
+    opencv_error = _endpoint_error(compute_flow(frames, method="tvl1"), dx, dy)
+    # Everywhere, borders included (content leaves the frame there): within a few hundredths of a pixel.
+    assert torch_error < 0.07, torch_error
+    assert torch_error <= 1.05 * opencv_error + 0.002, (torch_error, opencv_error)
+
+
+def test_torch_tvl1_batches_pairs_without_changing_the_flow():
+    from assemblenet.data.tvl1 import TorchTVL1
+
+    clip = translating_texture_clip(num_frames=5, height=40, width=48, dx=1.5, dy=0.5, seed=3)
+    grey = np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in clip_to_uint8_frames(clip)])
+    one_at_a_time = TorchTVL1(pairs_per_batch=1).video_flow(grey)
+    batched = TorchTVL1(pairs_per_batch=3).video_flow(grey)
+    assert one_at_a_time.shape == batched.shape == (4, 40, 48, 2)
+    # Batches stop iterating when all their pairs have converged, so the pairs of a batch may run a few
+    # more iterations than alone; the flows agree to a small fraction of a pixel.
+    assert np.abs(one_at_a_time - batched).max() < 0.05
+    with pytest.raises(DataError, match="at least 2 frames"):
+        TorchTVL1().video_flow(grey[:1])
+
+
+def test_torch_tvl1_precompute_in_parallel_workers(tmp_path):
+    videos = [write_frame_folder(tmp_path / "data" / name, translating_texture_clip(
+        num_frames=3, height=32, width=40, dx=dx, dy=0.0, seed=seed)) for name, dx, seed in [("a", 1.0, 0), ("b", -1.0, 1)]]
+    report = precompute_flow(videos, tmp_path / "flow", root=tmp_path / "data", fmt="float16", workers=2,
+                             progress=False)
+    assert sorted(report.computed) == sorted(map(str, videos)) and not report.failed
+    store = FlowStore(tmp_path / "flow")
+    assert json.loads((tmp_path / "flow" / "flow_meta.json").read_text())["method"] == "tvl1-torch"
+    for key, dx in [("a", 1.0), ("b", -1.0)]:
+        flow = store.load(key, range(3))
+        assert abs(float(flow[0].mean()) - dx) < 0.1 and abs(float(flow[1].mean())) < 0.1
+
+
+def test_opencv_methods_refuse_a_gpu(tmp_path):
+    with pytest.raises(DataError, match="runs on the CPU only"):
+        precompute_flow([], tmp_path / "flow", method="tvl1", device="cuda", progress=False)

@@ -67,13 +67,18 @@ def register(subparsers) -> None:
     flow.add_argument("source", metavar="ROOT|LIST", help="dataset folder, video list or single video")
     flow.add_argument("--out", help="output folder (default: ROOT_flow beside ROOT)")
     flow.add_argument("--root", help="folder that paths in LIST are relative to; also the base of output keys")
-    flow.add_argument("--method", choices=("tvl1", "farneback"), default="tvl1")
+    flow.add_argument("--method", choices=("tvl1-torch", "tvl1", "farneback"), default="tvl1-torch",
+                      help="tvl1-torch: Dual TV-L1 in PyTorch, batched (default; CPU or GPU); tvl1: OpenCV's "
+                           "Dual TV-L1 (one thread per process, much slower); farneback: OpenCV, fast, coarse")
     flow.add_argument("--format", dest="fmt", choices=("jpeg", "png", "float16"), default="jpeg",
                       help="uint8 x/y image pairs with --bound, or float16 arrays")
     flow.add_argument("--bound", type=float, default=20.0, help="clipping bound in pixels for jpeg/png")
     flow.add_argument("--short-side", type=positive_int, help="shrink frames to this shorter side first")
     flow.add_argument("--max-frames", type=positive_int, help="use only the first N frames of each video")
-    flow.add_argument("--workers", type=positive_int, default=_default_workers(), help="parallel processes")
+    flow.add_argument("--workers", type=positive_int, default=None,
+                      help="parallel processes (default: every core, os.cpu_count(); 1 with a GPU); tvl1-torch "
+                           "shares the cores among them as threads")
+    flow.add_argument("--device", default="cpu", help="where tvl1-torch runs: cpu (default), cuda, cuda:1, ...")
     flow.add_argument("--overwrite", action="store_true", help="recompute videos that already have flow")
     flow.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     flow.set_defaults(func=run_flow)
@@ -210,7 +215,8 @@ def run_flow(args: argparse.Namespace) -> int:
     if not args.bound > 0:
         raise DataError(f"--bound must be positive, got {args.bound}")
     report = precompute_flow(videos, out, root=root, method=args.method, fmt=args.fmt, bound=args.bound,
-                             workers=args.workers, short_side=args.short_side, max_frames=args.max_frames,
+                             workers=args.workers, device=args.device, short_side=args.short_side,
+                             max_frames=args.max_frames,
                              overwrite=args.overwrite, progress=not args.no_progress)
     print(f"flow ({args.method}, {args.fmt}) in {out}: {len(report.computed)} computed, "
           f"{len(report.already_done)} already done, {len(report.failed)} failed")

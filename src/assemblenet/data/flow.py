@@ -37,9 +37,10 @@ from assemblenet.fileio import atomic_dir, atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-FlowMethod = Literal["tvl1", "farneback"]
+FlowMethod = Literal["tvl1-torch", "tvl1", "farneback"]
 FlowFormat = Literal["jpeg", "png", "float16"]
-FLOW_METHODS = ("tvl1", "farneback")
+FLOW_METHODS = ("tvl1-torch", "tvl1", "farneback")
+DEFAULT_METHOD: FlowMethod = "tvl1-torch"
 FLOW_FORMATS = ("jpeg", "png", "float16")
 DEFAULT_BOUND = 20.0
 META_FILE = "flow_meta.json"
@@ -55,19 +56,28 @@ def _gray(frame: np.ndarray) -> np.ndarray:
 
 
 class FlowEstimator:
-    """Dense optical flow between two frames with OpenCV.
+    """Dense optical flow between two frames.
 
-    ``tvl1`` is OpenCV contrib's Dual TV-L1 (the usual choice for two-stream video models), ``farneback``
-    the much faster polynomial-expansion method.
+    ``tvl1-torch`` is the Dual TV-L1 of :mod:`assemblenet.data.tvl1` (PyTorch, batched over frame pairs, CPU
+    or GPU; OpenCV's algorithm and hyper-parameters with a shorter iteration schedule), ``tvl1`` OpenCV
+    contrib's Dual TV-L1 (the usual choice for two-stream video models, single-threaded here and much
+    slower), ``farneback`` OpenCV's polynomial-expansion method (fast, less accurate).
     """
 
-    def __init__(self, method: FlowMethod = "tvl1") -> None:
+    def __init__(self, method: FlowMethod = DEFAULT_METHOD, *, device: str = "cpu") -> None:
         import cv2
 
         if method not in FLOW_METHODS:
             raise DataError(f"unknown flow method {method!r}; expected one of {FLOW_METHODS}")
+        if method != "tvl1-torch" and device != "cpu":
+            raise DataError(f"flow method {method!r} runs on the CPU only; use tvl1-torch for device {device!r}")
         self.method = method
-        if method == "tvl1":
+        self._torch_tvl1 = None
+        if method == "tvl1-torch":
+            from assemblenet.data.tvl1 import TorchTVL1
+
+            self._torch_tvl1 = TorchTVL1(device=device)
+        elif method == "tvl1":
             if not hasattr(cv2, "optflow"):
                 raise DataError("TV-L1 flow needs opencv-contrib-python(-headless); cv2.optflow is missing")
             self._tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
@@ -77,6 +87,8 @@ class FlowEstimator:
         import cv2
 
         a, b = _gray(previous), _gray(following)
+        if self._torch_tvl1 is not None:
+            return self._torch_tvl1.video_flow(np.stack([a, b]))[0]
         if self.method == "tvl1":
             flow = self._tvl1.calc(a, b, None)
         else:
@@ -84,19 +96,27 @@ class FlowEstimator:
                                                 poly_n=5, poly_sigma=1.2, flags=0)
         return flow.astype(np.float32, copy=False)
 
+    def video(self, grey_frames: Sequence[np.ndarray]) -> np.ndarray:
+        """Flow between consecutive grey frames: float32 [N - 1, H, W, 2] (``tvl1-torch`` batches the pairs)."""
+        if self._torch_tvl1 is not None:
+            return self._torch_tvl1.video_flow(np.stack(grey_frames))
+        return np.stack([self(grey_frames[t], grey_frames[t + 1]) for t in range(len(grey_frames) - 1)])
 
-def compute_flow(frames: Sequence[np.ndarray] | np.ndarray, method: FlowMethod = "tvl1") -> np.ndarray:
+
+def compute_flow(frames: Sequence[np.ndarray] | np.ndarray, method: FlowMethod = DEFAULT_METHOD, *,
+                 device: str = "cpu") -> np.ndarray:
     """Flow between consecutive frames.
 
     Args:
         frames: N frames, uint8 [N, H, W, 3] RGB or [N, H, W] grey.
+        method: one of ``FLOW_METHODS`` (see :class:`FlowEstimator`).
+        device: where ``tvl1-torch`` runs (``'cpu'`` or a GPU).
     Returns:
         float32 [N - 1, H, W, 2] in pixels (x right, y down, frame t to t + 1).
     """
     if len(frames) < 2:
         raise DataError(f"flow needs at least 2 frames, got {len(frames)}")
-    estimator = FlowEstimator(method)
-    return np.stack([estimator(frames[t], frames[t + 1]) for t in range(len(frames) - 1)])
+    return FlowEstimator(method, device=device).video([_gray(np.asarray(frame)) for frame in frames])
 
 
 def clip_to_uint8_frames(clip) -> np.ndarray:
@@ -260,28 +280,32 @@ class FlowJobReport:
 
 
 def _flow_job(video_path: str, destination: str, method: FlowMethod, fmt: FlowFormat, bound: float,
-              short_side: int | None, max_frames: int | None) -> tuple[str, str | None]:
-    """Worker: decode one video, compute and store its flow. Returns (video_path, error or None)."""
+              short_side: int | None, max_frames: int | None, device: str = "cpu",
+              threads: int | None = None) -> tuple[str, str | None]:
+    """Worker: decode one video, compute and store its flow. Returns (video_path, error or None).
+
+    ``threads``: CPU threads for this worker (None leaves the process's settings alone)."""
     import cv2
 
     from assemblenet.data.decode import open_video
 
-    cv2.setNumThreads(1)
+    if method != "tvl1-torch":
+        cv2.setNumThreads(1)
+    elif threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     try:
-        estimator = FlowEstimator(method)
+        estimator = FlowEstimator(method, device=device)
         with open_video(video_path) as reader:
-            fields = []
-            previous = None
+            grey = []
             for count, frame in enumerate(reader.iter_frames(short_side=short_side)):
                 if max_frames is not None and count >= max_frames:
                     break
-                gray = _gray(frame)
-                if previous is not None:
-                    fields.append(estimator(previous, gray))
-                previous = gray
-        if not fields:
+                grey.append(_gray(frame))
+        if len(grey) < 2:
             raise DataError(f"{video_path}: fewer than 2 frames, no flow to compute")
-        write_flow(destination, np.stack(fields), fmt=fmt, bound=bound)
+        write_flow(destination, estimator.video(grey), fmt=fmt, bound=bound)
         return video_path, None
     except DataError as exc:
         return video_path, str(exc)
@@ -290,18 +314,21 @@ def _flow_job(video_path: str, destination: str, method: FlowMethod, fmt: FlowFo
 
 
 def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *,
-                    root: str | os.PathLike | None = None, method: FlowMethod = "tvl1",
-                    fmt: FlowFormat = "jpeg", bound: float = DEFAULT_BOUND, workers: int = 1,
-                    short_side: int | None = None, max_frames: int | None = None, overwrite: bool = False,
-                    progress: bool = True) -> FlowJobReport:
+                    root: str | os.PathLike | None = None, method: FlowMethod = DEFAULT_METHOD,
+                    fmt: FlowFormat = "jpeg", bound: float = DEFAULT_BOUND, workers: int | None = None,
+                    device: str = "cpu", short_side: int | None = None, max_frames: int | None = None,
+                    overwrite: bool = False, progress: bool = True) -> FlowJobReport:
     """Compute and store flow for every video (files or frame folders), in parallel, resumably.
 
     Args:
         videos: the videos; their storage keys are their paths relative to ``root``.
         out_dir: output folder (see the module docstring for the layout).
-        method: ``tvl1`` or ``farneback``.
+        method: ``tvl1-torch`` (default), ``tvl1`` (OpenCV) or ``farneback``; see :class:`FlowEstimator`.
         fmt: ``jpeg``, ``png`` (uint8 pairs with ``bound``) or ``float16``.
-        workers: processes; 0 or 1 computes in this process.
+        workers: processes, each with ``cpu_count // workers`` threads for ``tvl1-torch`` (OpenCV methods use
+            one thread each); default: every core on the CPU, one process on a GPU. 0 or 1 computes in this
+            process (with its current thread settings).
+        device: ``'cpu'`` or a GPU (``'cuda'``, ``'cuda:1'``) for ``tvl1-torch``.
         short_side: shrink frames to this shorter side before computing flow (flow is then in pixels of
             the shrunk frames; ``FlowStore.load`` rescales it to the RGB size).
         max_frames: use only the first ``max_frames`` frames of each video.
@@ -318,6 +345,13 @@ def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathL
         raise DataError(f"unknown flow format {fmt!r}; expected one of {FLOW_FORMATS}")
     if not bound > 0:
         raise DataError(f"flow bound must be positive, got {bound}")
+    if method != "tvl1-torch" and device != "cpu":
+        raise DataError(f"flow method {method!r} runs on the CPU only; use tvl1-torch for device {device!r}")
+    cores = os.cpu_count() or 1
+    if workers is None:
+        workers = cores if device == "cpu" else 1
+    if workers < 0:
+        raise DataError(f"workers must be >= 0, got {workers}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"method": method, "format": fmt, "bound": bound, "short_side": short_side,
@@ -336,7 +370,7 @@ def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathL
         if destination.exists() and not overwrite:
             report.already_done.append(str(video))
             continue
-        jobs.append((str(video), str(destination), method, fmt, bound, short_side, max_frames))
+        jobs.append([str(video), str(destination), method, fmt, bound, short_side, max_frames, device])
     if report.already_done:
         logger.info("flow: %d videos already done, skipping them", len(report.already_done))
 
@@ -348,6 +382,9 @@ def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathL
             logger.warning("flow: skipped %s", error)
 
     bar = tqdm(total=len(jobs), desc=f"flow ({method})", unit="video", disable=not progress)
+    workers = min(workers, len(jobs))
+    threads = max(1, cores // workers) if workers > 1 else None  # share the cores among the processes
+    jobs = [(*job, threads) for job in jobs]
     if workers <= 1:
         for job in jobs:
             record(*_flow_job(*job))
