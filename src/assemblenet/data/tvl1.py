@@ -8,7 +8,7 @@ and each warp runs the primal-dual iterations of the linearised problem (thresho
 dual update), stopped early when the flow no longer changes; a 5x5 median filter removes outliers between
 warps. The hyper-parameters default to OpenCV's (tau 0.25, lambda 0.15, theta 0.3, epsilon 0.01). What
 differs, for speed: the pyramid halves the size per scale (OpenCV: 0.8 over 5 scales), each warp runs at
-most ``iterations`` iterations (OpenCV: up to 10 x 30), and the median filter runs once per warp.
+most ``iterations`` (20) iterations (OpenCV: up to 10 x 30), and the median filter runs once per warp.
 
 This is not the network's representation-flow layer (models/rep_flow.py: one scale, no warping, a fixed
 number of iterations, differentiable); it is the offline estimator behind ``assemblenet flow --method
@@ -42,7 +42,7 @@ class TVL1Settings:
     min_size: int = 16           # coarsest scale: the shorter side stops shrinking below this
     max_scales: int = 6
     warps: int = 5
-    iterations: int = 30         # at most, per warp
+    iterations: int = 20         # at most, per warp
     check_every: int = 10        # convergence test (one host sync) every this many iterations
     median_size: int = 5         # 0 or 1 disables the median filter
 
@@ -150,49 +150,80 @@ def _solve_scale(image0: Tensor, image1: Tensor, flow: Tensor, s: TVL1Settings) 
     n, _, height, width = image0.shape
     grad_x, grad_y = _central_gradient(image1)
     source = torch.cat([image1, grad_x, grad_y], dim=1)
-    threshold = s.lambda_ * s.theta
-    dual_step = s.tau / s.theta
-    # stop when the mean squared change of the flow per pixel falls below epsilon^2 (OpenCV's criterion)
-    tolerance = s.epsilon * s.epsilon * height * width
     flow = flow.contiguous()
     # The duals live in buffers with one extra zero column / row in front, so that the backward difference
     # of the divergence is one subtraction; the zero stays because nothing writes it.
     dual_x_padded = flow.new_zeros(n, 2, height, width + 1)
     dual_y_padded = flow.new_zeros(n, 2, height + 1, width)
-    dual_x, dual_y = dual_x_padded[..., 1:], dual_y_padded[..., 1:, :]
-    flow_dx, flow_dy = torch.zeros_like(flow), torch.zeros_like(flow)  # their last column / row stay zero
-    div, norm, previous = torch.empty_like(flow), torch.empty_like(flow), torch.empty_like(flow)
-    step = image0.new_empty(n, 1, height, width)
     for _ in range(s.warps):
         warped = _warp(source, flow)
-        grad_x, grad_y = warped[:, 1:2].contiguous(), warped[:, 2:3].contiguous()   # grad of image1 at x + flow
-        image_grad = torch.cat([grad_x, grad_y], dim=1)
-        neg_inv_grad_sq = -1.0 / (grad_x * grad_x + grad_y * grad_y + 1e-10)
+        grad_x, grad_y = warped[:, 1:2].contiguous(), warped[:, 2:3].contiguous()  # grad of image1 at x + flow
         # residual linearised at the current flow: rho(u) = rho_c + grad . u
         rho_c = warped[:, :1] - image0 - grad_x * flow[:, :1] - grad_y * flow[:, 1:]
-        for iteration in range(s.iterations):
-            check = (iteration + 1) % s.check_every == 0 or iteration + 1 == s.iterations
-            # thresholding: v = u + clamp(-rho / |grad|^2, -lambda theta, lambda theta) grad
-            torch.addcmul(rho_c, grad_x, flow[:, :1], out=step)
-            step.addcmul_(grad_y, flow[:, 1:]).mul_(neg_inv_grad_sq).clamp_(-threshold, threshold)
-            if check:
-                previous.copy_(flow)
-            flow.addcmul_(step, image_grad)
-            # u = v + theta div(p): backward differences, zero before the first column / row
-            torch.sub(dual_x_padded[..., 1:], dual_x_padded[..., :-1], out=div)
-            div.add_(dual_y_padded[..., 1:, :]).sub_(dual_y_padded[..., :-1, :])
-            flow.add_(div, alpha=s.theta)
-            # p = (p + tau/theta grad u) / (1 + tau/theta |grad u|): forward differences, zero at the far border
-            torch.sub(flow[..., 1:], flow[..., :-1], out=flow_dx[..., :-1])
-            torch.sub(flow[..., 1:, :], flow[..., :-1, :], out=flow_dy[..., :-1, :])
-            torch.hypot(flow_dx, flow_dy, out=norm)
-            norm.mul_(dual_step).add_(1.0)
-            dual_x.add_(flow_dx, alpha=dual_step).div_(norm)
-            dual_y.add_(flow_dy, alpha=dual_step).div_(norm)
-            if check:
-                change = previous.sub_(flow).square_().sum(dim=(1, 2, 3))
-                if float(change.max()) <= tolerance:
-                    break
+        _iterate(flow, dual_x_padded, dual_y_padded, grad_x, grad_y, rho_c, s)
         if s.median_size > 1:
             flow = _median(flow, s.median_size)
     return flow
+
+
+def _iterate(flow: Tensor, dual_x_padded: Tensor, dual_y_padded: Tensor, grad_x: Tensor, grad_y: Tensor,
+             rho_c: Tensor, s: TVL1Settings) -> None:
+    """Primal-dual iterations of one warp, in place on ``flow`` and the duals.
+
+    Each pair stops when its flow changes by less than epsilon per pixel (OpenCV's criterion); finished pairs
+    leave the batch, so a pair's flow does not depend on the pairs it is batched with."""
+    n, _, height, width = flow.shape
+    threshold, dual_step = s.lambda_ * s.theta, s.tau / s.theta
+    tolerance = s.epsilon * s.epsilon * height * width  # on the sum of squared changes over the pair
+    full = (flow, dual_x_padded, dual_y_padded)
+    positions = None  # indices into ``full`` of the pairs still iterating, once some have left
+    image_grad = torch.cat([grad_x, grad_y], dim=1)
+    neg_inv_grad_sq = -1.0 / (grad_x * grad_x + grad_y * grad_y + 1e-10)
+
+    def buffers(batch: int):
+        shape = (batch, 2, height, width)
+        # flow_dx / flow_dy: their last column / row stay zero (forward differences, zero at the far border)
+        return (flow.new_zeros(shape), flow.new_zeros(shape), flow.new_empty(shape), flow.new_empty(shape),
+                flow.new_empty(shape), flow.new_empty(batch, 1, height, width))
+
+    flow_dx, flow_dy, div, norm, previous, step = buffers(n)
+    for iteration in range(s.iterations):
+        check = (iteration + 1) % s.check_every == 0 or iteration + 1 == s.iterations
+        dual_x, dual_y = dual_x_padded[..., 1:], dual_y_padded[..., 1:, :]
+        # thresholding: v = u + clamp(-rho / |grad|^2, -lambda theta, lambda theta) grad
+        torch.addcmul(rho_c, grad_x, flow[:, :1], out=step)
+        step.addcmul_(grad_y, flow[:, 1:]).mul_(neg_inv_grad_sq).clamp_(-threshold, threshold)
+        if check:
+            previous.copy_(flow)
+        flow.addcmul_(step, image_grad)
+        # u = v + theta div(p): backward differences, zero before the first column / row
+        torch.sub(dual_x_padded[..., 1:], dual_x_padded[..., :-1], out=div)
+        div.add_(dual_y_padded[..., 1:, :]).sub_(dual_y_padded[..., :-1, :])
+        flow.add_(div, alpha=s.theta)
+        # p = (p + tau/theta grad u) / (1 + tau/theta |grad u|)
+        torch.sub(flow[..., 1:], flow[..., :-1], out=flow_dx[..., :-1])
+        torch.sub(flow[..., 1:, :], flow[..., :-1, :], out=flow_dy[..., :-1, :])
+        torch.hypot(flow_dx, flow_dy, out=norm)
+        norm.mul_(dual_step).add_(1.0)
+        dual_x.add_(flow_dx, alpha=dual_step).div_(norm)
+        dual_y.add_(flow_dy, alpha=dual_step).div_(norm)
+        if not check or iteration + 1 == s.iterations:
+            continue
+        converged = previous.sub_(flow).square_().sum(dim=(1, 2, 3)) <= tolerance
+        if bool(converged.all()):
+            break
+        if bool(converged.any()):  # finished pairs leave the batch
+            if positions is None:
+                positions = torch.arange(n, device=flow.device)
+                flow, dual_x_padded, dual_y_padded = (t.clone() for t in full)
+            for target, source in zip(full, (flow, dual_x_padded, dual_y_padded)):
+                target[positions[converged]] = source[converged]
+            keep = ~converged
+            positions = positions[keep]
+            flow, dual_x_padded, dual_y_padded, grad_x, grad_y, rho_c, image_grad, neg_inv_grad_sq = (
+                t[keep] for t in (flow, dual_x_padded, dual_y_padded, grad_x, grad_y, rho_c, image_grad,
+                                  neg_inv_grad_sq))
+            flow_dx, flow_dy, div, norm, previous, step = buffers(len(positions))
+    if positions is not None:
+        for target, source in zip(full, (flow, dual_x_padded, dual_y_padded)):
+            target[positions] = source

@@ -269,9 +269,9 @@ FLOW_INLINE void backward_pairs(int64_t begin, int64_t end, const T* gx_all, con
                         T gpx = pbx[j], gpy = pby[j];
                         T gscale = -(gpx * px_new + gpy * py_new) * inv_scale;
                         ga[j] += (gpx * dx + gpy * dy) * inv_scale + gscale * norm;
-                        T gnorm = gscale * h.a;
-                        bx[j] = h.a * gpx * inv_scale + gnorm * dx / norm;
-                        by[j] = h.a * gpy * inv_scale + gnorm * dy / norm;
+                        T gnorm_over_norm = gscale * h.a / norm;
+                        bx[j] = h.a * gpx * inv_scale + gnorm_over_norm * dx;
+                        by[j] = h.a * gpy * inv_scale + gnorm_over_norm * dy;
                         pbx[j] = gpx * inv_scale;
                         pby[j] = gpy * inv_scale;
                     };
@@ -320,7 +320,7 @@ FLOW_INLINE void backward_pairs(int64_t begin, int64_t end, const T* gx_all, con
                     T gq = (q > h.thr || q < -h.thr) ? T(0) : gstep;
                     acc_thr[i] += to_thr;
                     T grho = -gq / gsq[i];
-                    ggsq[i] += -gq * q / gsq[i];
+                    ggsq[i] += grho * q;
                     grhoc[i] += grho;
                     ggx[i] += b0[j] * step + grho * u0[i];
                     ggy[i] += b1[j] * step + grho * u1[i];
