@@ -195,6 +195,13 @@ def test_torch_tvl1_precompute_in_parallel_workers(tmp_path):
         assert abs(float(flow[0].mean()) - dx) < 0.1 and abs(float(flow[1].mean())) < 0.1
 
 
+def test_torch_median_filter_used_on_gpus_matches_opencvs():
+    from assemblenet.data.tvl1 import _median
+
+    flow = torch.randn(2, 2, 9, 13, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(_median(flow, 5, use_opencv=False), _median(flow, 5, use_opencv=True))
+
+
 def test_opencv_methods_refuse_a_gpu(tmp_path):
     with pytest.raises(DataError, match="runs on the CPU only"):
         precompute_flow([], tmp_path / "flow", method="tvl1", device="cuda", progress=False)

@@ -131,9 +131,11 @@ def _warp(images: Tensor, flow: Tensor) -> Tensor:
     return F.grid_sample(images, grid, mode="bicubic", padding_mode="zeros", align_corners=True)
 
 
-def _median(flow: Tensor, size: int) -> Tensor:
+def _median(flow: Tensor, size: int, *, use_opencv: bool | None = None) -> Tensor:
     """``size`` x ``size`` median filter of each flow channel, replicated borders."""
-    if flow.device.type == "cpu" and size in (3, 5):  # OpenCV's float median is ~20x faster than unfold + median
+    if use_opencv is None:  # OpenCV's float median is ~20x faster than unfold + median on a CPU
+        use_opencv = flow.device.type == "cpu" and size in (3, 5)
+    if use_opencv:
         import cv2
 
         planes = flow.reshape(-1, *flow.shape[-2:]).numpy()
