@@ -11,7 +11,8 @@ a warm-up:
 The floor: the fused kernel must at least read 10 and write 6 fp32 fields per pixel and iteration (image
 gradient x/y, |gradient|^2, frame difference, flow x/y, four duals), 64 bytes. It is divided by the bandwidth of
 a streaming triad (``a = b + s * c`` in torch, 12 bytes per element) measured in the same run at two working
-sets: one frame pair per thread (what the kernel keeps in cache) and the whole problem (main memory).
+sets: one frame pair per thread (what the kernel keeps in cache; at least 1 MB, below which torch's per-call
+overhead limits the triad) and the whole problem (at least 256 MB: main memory).
 
 Precompute: pairs/s of each ``assemblenet flow`` method on the frames of a 340x256 video (decoding excluded):
 OpenCV TV-L1 in one process with one thread (the former default), OpenCV TV-L1 and Farneback on every core
@@ -106,7 +107,8 @@ def layer_figures(frames: int, size: int, batch: int, iterations: int, repeats: 
     pixels = size * size
     traffic = pairs * pixels * iterations * BYTES_PER_PIXEL_ITERATION
     pair_working_set = 10 * pixels * 4
-    cache_bw = triad_bandwidth(min(pairs, threads) * pair_working_set, repeats)
+    # at least 1 MB: below that torch's per-call overhead, not bandwidth, limits the triad
+    cache_bw = triad_bandwidth(max(min(pairs, threads) * pair_working_set, 1 << 20), repeats)
     memory_bw = triad_bandwidth(max(pairs * pair_working_set, 256 << 20), max(3, repeats // 2))
     result["floor"] = {"traffic_GB": traffic / 1e9, "triad_GBps_pair_working_set": cache_bw,
                        "triad_GBps_main_memory": memory_bw, "floor_s_in_cache": traffic / cache_bw / 1e9,
@@ -127,23 +129,27 @@ def _video_grey(path: Path, count: int) -> np.ndarray:
     return np.stack(grey)
 
 
-def _flow_chunk(method: str, grey: np.ndarray, threads: int) -> int:
+def _flow_chunk(method: str, grey: np.ndarray, threads: int) -> tuple[int, float]:
+    """Flow of a chunk of frames: (pairs, CPU seconds this process spent)."""
     import cv2
 
     from assemblenet.data.flow import FlowEstimator
 
     cv2.setNumThreads(1)
     torch.set_num_threads(threads)
-    return len(FlowEstimator(method).video(list(grey)))
+    start = time.process_time()
+    pairs = len(FlowEstimator(method).video(list(grey)))
+    return pairs, time.process_time() - start
 
 
 def pairs_per_second(method: str, grey: np.ndarray, *, processes: int, threads: int, repeats: int) -> dict:
     """Pairs/s computing the flow of ``grey`` [N, H, W], split over ``processes`` processes."""
     pairs = len(grey) - 1
+    cpu_seconds: list[float] = []
     if processes == 1:
         previous = torch.get_num_threads()
         try:
-            figures = timed(lambda: _flow_chunk(method, grey, threads), repeats)
+            figures = timed(lambda: cpu_seconds.append(_flow_chunk(method, grey, threads)[1]), repeats)
         finally:
             torch.set_num_threads(previous)
     else:
@@ -151,11 +157,16 @@ def pairs_per_second(method: str, grey: np.ndarray, *, processes: int, threads: 
         chunks = [grey[bounds[i]:bounds[i + 1] + 1] for i in range(processes)]
         with ProcessPoolExecutor(max_workers=processes) as pool:
             def run():
-                assert sum(pool.map(_flow_chunk, [method] * processes, chunks, [threads] * processes)) == pairs
+                results = list(pool.map(_flow_chunk, [method] * processes, chunks, [threads] * processes))
+                assert sum(count for count, _ in results) == pairs
+                cpu_seconds.append(sum(cpu for _, cpu in results))
 
             figures = timed(run, repeats)  # the warm-up call also starts the workers
     figures["pairs"] = pairs
     figures["pairs_per_s"] = pairs / figures["median_s"]
+    # CPU seconds of all processes and threads: with other jobs on the machine, pairs per CPU second times
+    # the cores estimates the quiet-machine rate (it also counts OpenMP spin-waiting, so it errs low)
+    figures["pairs_per_cpu_s"] = pairs / statistics.median(cpu_seconds[1:] or cpu_seconds)
     figures["processes"], figures["threads"] = processes, threads
     return figures
 
@@ -234,7 +245,8 @@ def main() -> None:
         for key, figures in report["precompute"].items():
             if isinstance(figures, dict):
                 print(f"  {key:40s} {figures['pairs_per_s']:8.3f} pairs/s  ({figures['vs_opencv_tvl1_one_worker']:.1f}x "
-                      f"OpenCV TV-L1 with one worker; {figures['pairs']} pairs)")
+                      f"OpenCV TV-L1 with one worker; {figures['pairs_per_cpu_s']:.3f} pairs per CPU second; "
+                      f"{figures['pairs']} pairs)")
     report["machine"]["load_average_end"] = os.getloadavg()
     print(f"\n# load average at the end {report['machine']['load_average_end'][0]:.2f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
