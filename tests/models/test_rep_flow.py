@@ -122,3 +122,18 @@ def test_trainable_fused_flow_learns_its_hyper_parameters():
 def test_unknown_implementation_is_rejected():
     with pytest.raises(ValueError, match="implementation must be 'fused' or 'reference'"):
         RepresentationFlow(implementation="cuda")
+
+
+def test_environment_variable_turns_the_kernel_off(monkeypatch):
+    from assemblenet.models import rep_flow_kernel
+
+    monkeypatch.setenv("ASSEMBLENET_FLOW_KERNEL", "0")
+    for name, value in (("_loaded", False), ("_library", None), ("_load_error", None)):
+        monkeypatch.setattr(rep_flow_kernel, name, value)
+    assert rep_flow_kernel.load_kernel() is None and not rep_flow_kernel.kernel_available()
+    assert rep_flow_kernel.kernel_status() == "disabled by ASSEMBLENET_FLOW_KERNEL"
+    clip = torch.rand(1, 3, 3, 12, 10, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(RepresentationFlow(num_iterations=5)(clip),
+                                   RepresentationFlow(num_iterations=5, implementation="reference")(clip),
+                                   rtol=1e-5, atol=1e-5)
