@@ -13,8 +13,9 @@ that do not change the result:
   cache, which makes the memory-bound loop several times faster than iterating over the whole batch.
 
 Implementations (``implementation=``): ``'fused'`` runs the iterations in the compiled kernel of
-``rep_flow_kernel.py`` (one sweep per iteration over a cache-resident frame pair, exact backward), or, where
-the kernel is not built, in a PyTorch loop with in-place buffers when no gradient is needed; ``'reference'``
+``rep_flow_kernel.py`` (CPU: one sweep per iteration over a cache-resident frame pair, exact backward), or,
+on a GPU or where the kernel is not built, in a PyTorch loop with in-place buffers when no gradient is needed
+(with a gradient, the reference ops, which a GPU runs over all pairs at once); ``'reference'``
 is the step-by-step formulation of :func:`tvl1_flow` (kept as the reference the tests compare against). Export
 and scripting always trace the PyTorch ops, over all frame pairs at once so that batch and time stay dynamic.
 
@@ -112,7 +113,9 @@ class RepresentationFlow(nn.Module):
             chunks = [fused]
         else:
             pairs_per_chunk = max(1, self.chunk_pixels // (height * width))
-            if _tracing(rgb):  # export / FLOP counting: one call over all pairs keeps batch and time symbolic
+            # export / FLOP counting: one call over all pairs keeps batch and time symbolic; on a GPU, small
+            # chunks would only add kernel launches (chunking is for CPU caches)
+            if _tracing(rgb) or rgb.device.type != "cpu":
                 pairs_per_chunk = first.shape[0]
             chunks = [
                 tvl1_flow(first[i:i + pairs_per_chunk], second[i:i + pairs_per_chunk],
@@ -125,14 +128,15 @@ class RepresentationFlow(nn.Module):
 
     @torch.jit.unused
     def _fused_flow(self, first: Tensor, second: Tensor) -> Optional[Tensor]:
-        """Flow of ``[N, H, W]`` pairs on the fused path, or None where it does not apply (tracing, GPU, or
-        the kernel missing while a gradient is needed: the reference ops then provide it)."""
-        if _tracing(first) or first.device.type != "cpu" or first.dtype not in (torch.float32, torch.float64):
+        """Flow of ``[N, H, W]`` pairs on the fused path, or None where it does not apply (tracing, or a
+        gradient is needed and the compiled kernel cannot provide it: the reference ops then do)."""
+        if _tracing(first) or first.dtype not in (torch.float32, torch.float64):
             return None
         theta, lambda_, tau = self.hyper[0], self.hyper[1], self.hyper[2]
         needs_grad = torch.is_grad_enabled() and (first.requires_grad or second.requires_grad
                                                   or self.hyper.requires_grad)
-        if kernel_available():
+        on_cpu = first.device.type == "cpu"
+        if on_cpu and kernel_available():
             grad_x, grad_y = central_gradient(second)
             grad_sq = grad_x * grad_x + grad_y * grad_y + 1e-12
             theta = torch.abs(theta) + 1e-12
@@ -141,7 +145,8 @@ class RepresentationFlow(nn.Module):
         if needs_grad:
             return None
         return tvl1_flow_inplace(first, second, num_iterations=self.num_iterations, theta=float(theta),
-                                 lambda_=float(lambda_), tau=float(tau), chunk_pixels=self.chunk_pixels)
+                                 lambda_=float(lambda_), tau=float(tau),
+                                 chunk_pixels=self.chunk_pixels if on_cpu else first.numel())
 
 
 def _tracing(tensor: Tensor) -> bool:
