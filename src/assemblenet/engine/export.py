@@ -108,6 +108,8 @@ def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], 
     try:
         with warnings.catch_warnings(), atomic_path(path) as tmp:
             warnings.simplefilter("ignore", FutureWarning)  # torch.export internals, not actionable here
+            # every input shares the batch and frames dims: the exporter notes that it names them once
+            warnings.filterwarnings("ignore", message=".*shares the same shape constraints with another axis")
             torch.onnx.export(model, (inputs[0],), str(tmp), kwargs=kwargs, dynamo=True, input_names=names,
                               output_names=["logits"], opset_version=opset, optimize=True, verbose=False,
                               external_data=False, dynamic_shapes=dynamic_shapes)
