@@ -137,3 +137,16 @@ def test_environment_variable_turns_the_kernel_off(monkeypatch):
         torch.testing.assert_close(RepresentationFlow(num_iterations=5)(clip),
                                    RepresentationFlow(num_iterations=5, implementation="reference")(clip),
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_a_bf16_model_keeps_the_flow_constants_and_output_in_fp32():
+    layer = RepresentationFlow(num_iterations=3)
+    clip = torch.rand(1, 3, 3, 16, 16)
+    expected = layer(clip)
+    layer.to(torch.bfloat16)
+    assert layer.hyper.dtype == torch.float32 and torch.equal(layer.hyper, torch.tensor([0.3, 0.15, 0.25]))
+    got = layer(clip.bfloat16())
+    assert got.dtype == torch.float32
+    # only the input's rounding to bf16 differs
+    torch.testing.assert_close(got, layer(clip.bfloat16().float()), rtol=0, atol=0)
+    assert (got - expected).abs().max() < 1.0

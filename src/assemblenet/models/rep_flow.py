@@ -94,6 +94,15 @@ class RepresentationFlow(nn.Module):
         return (f"num_iterations={self.num_iterations}, theta={theta:.3g}, lambda={lambda_:.3g}, tau={tau:.3g}, "
                 f"normalization={self.normalization!r}, trainable={self.trainable}")
 
+    def _apply(self, fn, recurse=True):
+        # A model cast to bf16/fp16 keeps the TV-L1 constants in fp32: the layer computes in fp32 anyway, and
+        # theta = 0.3 in bf16 would be 0.30078.
+        original = self.hyper.detach().clone()
+        super()._apply(fn, recurse)
+        if self.hyper.dtype in (torch.bfloat16, torch.float16):
+            self.hyper.data = original.to(device=self.hyper.device, dtype=torch.float32)
+        return self
+
     def forward(self, rgb: Tensor) -> Tensor:
         if rgb.dim() != 5 or rgb.shape[1] != 3:
             raise ValueError(f"representation flow expects [B, 3, T, H, W], got {list(rgb.shape)}")
