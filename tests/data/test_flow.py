@@ -12,6 +12,7 @@ import torch
 
 from assemblenet.data.flow import (
     FlowStore,
+    check_unique_keys,
     clip_to_uint8_frames,
     compute_flow,
     dequantize_flow,
@@ -146,6 +147,16 @@ def test_flow_keys_are_unique_per_video_path(tmp_path):
     store = FlowStore(tmp_path / "flow")
     means = [float(store.load(flow_key(folder, root), [0])[0].mean()) for folder in folders]
     assert means[0] > 0.5 and means[1] < -0.5
+
+
+def test_two_videos_sharing_a_flow_key_are_refused_not_confused(tmp_path):
+    root = tmp_path / "data"
+    clip = translating_texture_clip(3, 16, 16)
+    videos = [write_frame_folder(root / "a", clip), root / "a.avi"]  # keys drop the extension: both are "a"
+    with pytest.raises(DataError, match=r"a.avi share the flow key 'a'"):
+        precompute_flow(videos, tmp_path / "flow", root=root, method="farneback", fmt="float16", progress=False)
+    assert not (tmp_path / "flow" / "a.flow.npy").exists()
+    check_unique_keys([("x/a.mp4", "x/a"), ("x/a.mp4", "x/a"), ("x/b.mp4", "x/b")], where="test")  # fine
 
 
 # -- the PyTorch TV-L1 -------------------------------------------------------------------------------------

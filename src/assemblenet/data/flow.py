@@ -157,6 +157,19 @@ def flow_key(video_path: str | os.PathLike, root: str | os.PathLike | None) -> s
     return f"_outside_root/{path.stem if path.suffix else path.name}-{digest}"
 
 
+def check_unique_keys(pairs: Iterable[tuple[str, str]], *, where: str) -> None:
+    """Raise a DataError when two different videos share one flow key (e.g. ``a.mp4`` and ``a.avi`` in one
+    folder: keys drop the extension, as denseflow-style layouts do), so neither silently reads the other's flow.
+
+    ``pairs`` are ``(video path, key)``; the same video listed twice is fine."""
+    owner: dict[str, str] = {}
+    for path, key in pairs:
+        first = owner.setdefault(key, path)
+        if first != path:
+            raise DataError(f"{where}: {first} and {path} share the flow key {key!r} (keys drop the extension); "
+                            "rename one of them or keep them in separate data roots")
+
+
 def _flow_paths(out_dir: Path, key: str, fmt: FlowFormat) -> Path:
     return out_dir / (key + ".flow.npy") if fmt == "float16" else out_dir / key
 
@@ -364,6 +377,8 @@ def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathL
 
     report = FlowJobReport()
     jobs = []
+    videos = list(videos)
+    check_unique_keys(((str(v), flow_key(v, root)) for v in videos), where=f"flow into {out_dir}")
     for video in videos:
         key = flow_key(video, root)
         destination = _flow_paths(out_dir, key, fmt)

@@ -163,8 +163,9 @@ class VideoDataset(torch.utils.data.Dataset):
         if "flow" in modalities:
             if flow_root is None:
                 raise ConfigError("the flow modality needs flow_root (a folder made by `assemblenet flow`)")
-            from assemblenet.data.flow import FlowStore
+            from assemblenet.data.flow import FlowStore, check_unique_keys
 
+            check_unique_keys(((item.path, item.key) for item in self.items), where=f"flow_root {flow_root}")
             self.flow_store = FlowStore(flow_root)
         self.object_store = None
         if object_root is not None:
