@@ -65,3 +65,13 @@ def test_hash_and_pruning_keep_track_of_sources():
     with pytest.warns(UserWarning, match="pruned 1 node"):
         pruned = asnp50.replace_nodes(nodes).pruned()
     assert pruned[13].attention_sources == (4, 10)  # 9 is gone, 11 became 10
+
+
+def test_a_node_whose_only_chosen_peer_is_pruned_attends_to_every_candidate_again():
+    asnp50 = official_graph("asnp50")
+    nodes = list(asnp50.nodes)
+    nodes[14] = dataclasses.replace(nodes[14], attention_sources=(9,))  # 9 feeds nothing and will be pruned
+    with pytest.warns(UserWarning, match="pruned 1 node"):
+        pruned = asnp50.replace_nodes(nodes).pruned()
+    assert pruned[13].attention_sources is None
+    assert pruned.attention_sources(13) == pruned.attention_candidates(13)  # not an empty (unbuildable) set

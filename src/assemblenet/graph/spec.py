@@ -375,6 +375,9 @@ class AssembleNetGraph:
                     sources = node.attention_sources
                     if sources is not None:  # a removed node is no attention source any more
                         sources = tuple(remap[i] for i in sources if i in remap)
+                        # all of a node's chosen peers were pruned: it attends to every candidate again
+                        # rather than to none (peer attention needs at least one source)
+                        sources = sources or None
                     node = dataclasses.replace(node, inputs=tuple(remap[i] for i in node.inputs),
                                                attention_sources=sources)
                 new_nodes.append(node)
