@@ -11,16 +11,12 @@ from torch.nn import functional as F
 
 from assemblenet.compat.tf_reference import build_model
 from assemblenet.models.lite import AssembleNetLite, SameSpatialConv
+from tests.compat._parity import relative_error
 
 REFERENCES = Path(__file__).resolve().parents[1] / "data" / "gr_assemblenet_plus"
 NPZ, MANIFEST = REFERENCES / "gr_lite.npz", REFERENCES / "gr_lite_manifest.json"
 TOLERANCE = 1e-4
 FUSED_NODE = 10  # the reference stores this node's fused input as fusion_10
-
-
-def relative_error(ours: torch.Tensor, reference: np.ndarray) -> float:
-    reference = torch.from_numpy(reference)
-    return ((ours - reference).abs().max() / reference.abs().max()).item()
 
 
 def to_tf_layout(x: torch.Tensor) -> torch.Tensor:

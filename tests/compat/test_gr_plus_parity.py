@@ -9,21 +9,11 @@ import pytest
 import torch
 
 from assemblenet.compat.tf_reference import ReferenceFormatError, build_model
+from tests.compat._parity import relative_error, to_tf_layout
 
 REFERENCES = Path(__file__).resolve().parents[1] / "data" / "gr_assemblenet_plus"
 NPZ, MANIFEST = REFERENCES / "gr_peer_object.npz", REFERENCES / "gr_peer_object_manifest.json"
 TOLERANCE = 1e-4
-
-
-def relative_error(ours: torch.Tensor, reference: np.ndarray) -> float:
-    reference = torch.from_numpy(reference)
-    return ((ours - reference).abs().max() / reference.abs().max()).item()
-
-
-def to_tf_layout(x: torch.Tensor) -> torch.Tensor:
-    """[B, C, T, H, W] -> [B*T, H, W, C], the reference's row order b*T + t."""
-    b, c, t, h, w = x.shape
-    return x.permute(0, 2, 3, 4, 1).reshape(b * t, h, w, c)
 
 
 def inputs(arrays):

@@ -10,20 +10,10 @@ import torch
 from assemblenet.compat.tf_reference import ReferenceFormatError, build_model
 from assemblenet.graph import AssembleNetGraph
 from assemblenet.models import build_assemblenet
+from tests.compat._parity import relative_error, to_tf_layout
 
 REFERENCES = Path(__file__).resolve().parents[1] / "data" / "tf_reference"
 TOLERANCE = 1e-4
-
-
-def relative_error(ours: torch.Tensor, reference: np.ndarray) -> float:
-    reference = torch.from_numpy(reference)
-    return ((ours - reference).abs().max() / reference.abs().max()).item()
-
-
-def to_tf_layout(x: torch.Tensor) -> torch.Tensor:
-    """[B, C, T, H, W] -> [B*T, H, W, C], the reference's row order b*T + t."""
-    b, c, t, h, w = x.shape
-    return x.permute(0, 2, 3, 4, 1).reshape(b * t, h, w, c)
 
 
 @pytest.fixture(scope="module", params=["tiny_fixed", "tiny_learnable"])
