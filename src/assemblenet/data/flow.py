@@ -366,6 +366,8 @@ def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathL
     if workers < 0:
         raise DataError(f"workers must be >= 0, got {workers}")
     out_dir = Path(out_dir)
+    keyed = [(video, flow_key(video, root)) for video in videos]
+    check_unique_keys(((str(video), key) for video, key in keyed), where=f"flow into {out_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"method": method, "format": fmt, "bound": bound, "short_side": short_side,
             "convention": "flow t: frame t -> t+1; x right positive, y down positive; pixels"}
@@ -377,10 +379,7 @@ def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathL
 
     report = FlowJobReport()
     jobs = []
-    videos = list(videos)
-    check_unique_keys(((str(v), flow_key(v, root)) for v in videos), where=f"flow into {out_dir}")
-    for video in videos:
-        key = flow_key(video, root)
+    for video, key in keyed:
         destination = _flow_paths(out_dir, key, fmt)
         if destination.exists() and not overwrite:
             report.already_done.append(str(video))
