@@ -95,7 +95,7 @@ def build_model(args: argparse.Namespace) -> torch.nn.Module:
 
 
 def train_stage(args: argparse.Namespace, device: torch.device, *, compiled: bool, flops_per_clip: float,
-                peak_tflops: float, budget: Budget) -> dict:
+                peak_tflops: float) -> dict:
     torch.manual_seed(0)
     model = channels_last(build_model(args).to(device)).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -146,7 +146,7 @@ def inference_stage(args: argparse.Namespace, device: torch.device, *, flops_per
     return row
 
 
-def flow_stage(args: argparse.Namespace, device: torch.device, *, compiled: bool, budget: Budget) -> dict:
+def flow_stage(args: argparse.Namespace, device: torch.device, *, compiled: bool) -> dict:
     """The representation flow on ``device`` (eager or compiled), timed at the benchmark clip and checked
     against the CPU layer on a smaller clip."""
     iterations = TINY_MODEL["flow_iterations"] if args.tiny else 40
@@ -211,15 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     skipped: list[str] = []
     plan: list[tuple[str, Callable[[], dict]]] = [
         ("train", lambda: train_stage(args, device, compiled=False, flops_per_clip=flops_per_clip,
-                                      peak_tflops=peak["peak_tflops"], budget=budget)),
+                                      peak_tflops=peak["peak_tflops"])),
         ("inference", lambda: inference_stage(args, device, flops_per_clip=flops_per_clip,
                                               peak_tflops=peak["peak_tflops"])),
-        ("flow eager", lambda: flow_stage(args, device, compiled=False, budget=budget)),
+        ("flow eager", lambda: flow_stage(args, device, compiled=False)),
     ]
     if compile_stages:
-        plan += [("flow compiled", lambda: flow_stage(args, device, compiled=True, budget=budget)),
+        plan += [("flow compiled", lambda: flow_stage(args, device, compiled=True)),
                  ("train compiled", lambda: train_stage(args, device, compiled=True, flops_per_clip=flops_per_clip,
-                                                        peak_tflops=peak["peak_tflops"], budget=budget))]
+                                                        peak_tflops=peak["peak_tflops"]))]
     for name_, run in plan:
         if budget.left() <= 0:
             skipped.append(name_)
