@@ -187,9 +187,14 @@ def test_toy_study_writes_json_png_md_consistent_with_the_runs(toy_study: tuple[
                     "## Mutations", "## Runs", "(study.png)", "| evolution vs random (2 vs 2 seeds) |"):
         assert heading in text
     log_lines = [json.loads(line) for line in (out / "study_log.jsonl").read_text().splitlines()]
-    assert [(row["strategy"], row["seed"]) for row in log_lines] == [
+    runs = [row for row in log_lines if row["event"] == "run-finished"]
+    assert [(row["strategy"], row["seed"]) for row in runs] == [
         ("evolution", 0), ("evolution", 1), ("random", 0), ("random", 1)]
-    assert all(row["event"] == "run-finished" and row["evaluations"] == 10 for row in log_lines)
+    assert all(row["evaluations"] == 10 for row in runs)
+    stages = [row for row in log_lines if row["event"] == "stage-finished"]
+    assert [row["stage"] for row in stages] == ["search"] and stages[0]["wall_time_s"] > 0
+    assert data["stage_wall_time_s"] == {"search": stages[0]["wall_time_s"]}
+    assert len(log_lines) == len(runs) + len(stages)
 
 
 def test_rerun_skips_finished_runs_without_touching_them(toy_study: tuple[Study, Any]) -> None:
@@ -203,6 +208,68 @@ def test_rerun_skips_finished_runs_without_touching_them(toy_study: tuple[Study,
     assert {p: p.stat().st_mtime_ns for p in files} == before
     assert {p: json.loads(p.read_text())["finished_at"] for p in finished} == finished
     assert (study.output / "study_log.jsonl").read_text() == log_before  # nothing ran, nothing logged
+
+
+class _Counting:
+    """The toy fitness, counting its calls."""
+
+    def __init__(self) -> None:
+        self.inner = ToyFitness(noise=0.01)
+        self.calls = 0
+
+    def __call__(self, graph: Any, *, seed: int, workdir: str | None = None) -> FitnessResult:
+        self.calls += 1
+        return self.inner(graph, seed=seed, workdir=workdir)
+
+
+def test_reused_evaluations_equal_rerun_ones_and_are_not_run_again(tmp_path: Path) -> None:
+    """Evolution, its control and random search with one seed draw the same initial graphs with the same trial
+    seeds; the study runs each such evaluation once and copies it, and the runs are what they would be without."""
+    strategies = ["evolution", "evolution-unguided", "random", "oneshot"]
+    counts = {}
+    records = {}
+    for reuse in (False, True):
+        config = study_config_from_dict(
+            study_dict(strategies=strategies, seeds=[0, 1], max_evaluations=11, reuse_evaluations=reuse),
+            source="study.yaml", base_dir=str(tmp_path))
+        fitness = _Counting()
+        study = Study(config, output=tmp_path / f"reuse-{reuse}", progress=False, fitness=fitness)
+        analysis = study.run("all")
+        counts[reuse] = fitness.calls
+        records[reuse] = {(s, seed): RunStore(study.output / f"{s}-seed{seed}").read_records()
+                          for s in strategies for seed in (0, 1)}
+    assert counts[False] == 4 * 2 * 11
+    # tiny.yaml: population 8, so unguided evolution and random copy evolution's 8 initial evaluations per seed.
+    assert counts[True] == counts[False] - 2 * 2 * 8
+    for key, plain in records[False].items():
+        copied = records[True][key]
+        assert sorted(copied) == sorted(plain) == list(range(11))
+        for i in plain:
+            a, b = plain[i], copied[i]
+            assert (a.graph_hash, a.seed, a.fitness, a.learned_weights, a.metrics, a.parent, a.mutation) == (
+                b.graph_hash, b.seed, b.fitness, b.learned_weights, b.metrics, b.parent, b.mutation)
+            assert a.reused_from is None
+            strategy, seed = key
+            if strategy in ("evolution-unguided", "random") and i < 8:
+                assert b.reused_from == f"evolution-seed{seed}/{i:06d}" and b.wall_time == 0.0 and b.attempts == 0
+            else:
+                assert b.reused_from is None
+    cost = analysis.analysis["strategies"]
+    assert [cost[s]["cost"]["reused"] for s in strategies] == [0, 16, 16, 0]
+    assert all(cost[s]["cost"]["run"] + cost[s]["cost"]["reused"] == 22 for s in strategies)
+    assert "| random | 22 | 6 | 16 |" in (tmp_path / "reuse-True" / "study.md").read_text()
+
+
+def test_reuse_never_copies_from_a_folder_another_config_wrote(tmp_path: Path) -> None:
+    study = make_study(tmp_path, strategies=["random", "evolution"], seeds=[0], max_evaluations=4)
+    stale = Study(dataclass_replace(study.config, strategies=("evolution",)), output=study.output, progress=False)
+    stale.base = stale.base.replace(**{"mutation.relative_threshold": 0.3})  # another config, same folder
+    stale.search()
+    fitness = _Counting()
+    with pytest.raises(ConfigError, match="evolution-seed0"):
+        Study(study.config, output=study.output, progress=False, fitness=fitness).search()
+    assert fitness.calls == 4  # random ran all four: nothing was copied from the stale evolution folder
+    assert all(r.reused_from is None for r in RunStore(study.output / "random-seed0").read_records().values())
 
 
 class _Interrupting:

@@ -38,7 +38,7 @@ from assemblenet.search.mutations import (
     threshold_connections,
 )
 from assemblenet.search.space import SearchSpace
-from assemblenet.search.store import EvaluationRecord, RunStore
+from assemblenet.search.store import EvaluationMemo, EvaluationRecord, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +323,9 @@ class SearchSummary:
 class SearchRunner:
     """Runs (or resumes) one search in ``run_dir``.
 
-    ``fitness`` and ``executor`` default to what the config names; pass them to inject test doubles.
+    ``fitness`` and ``executor`` default to what the config names; pass them to inject test doubles. ``memo``
+    (a study's :class:`EvaluationMemo`) supplies identical evaluations of sibling runs, which are copied into
+    this run (``reused_from``) instead of being run again, and receives this run's own.
     """
 
     def __init__(
@@ -334,8 +336,10 @@ class SearchRunner:
         fitness: FitnessFunction | None = None,
         executor: Executor | None = None,
         progress: bool = False,
+        memo: EvaluationMemo | None = None,
     ) -> None:
         self.config = config
+        self.memo = memo
         self.run_dir = Path(run_dir)
         self.space = SearchSpace(config.space)
         self.strategy = make_strategy(config.strategy)
@@ -411,24 +415,37 @@ class SearchRunner:
                     )
                 progress.update(1)
                 continue
+            seed = derive_trial_seed(self.config.seed, index)
+            known = self.memo.lookup(candidate.graph, seed) if self.memo is not None else None
+            if known is not None:
+                origin, source = known
+                self._keep(dataclasses.replace(
+                    self._record(candidate, TrialOutcome(index, source.fitness_result(), 0.0, attempts=0)),
+                    reused_from=origin,
+                ), ctx, progress)
+                continue
             workdir = str(self.run_dir / "trials" / f"{index:06d}")  # used only by fitnesses that keep outputs
-            trials.append(Trial(index, candidate.graph, derive_trial_seed(self.config.seed, index), workdir))
+            trials.append(Trial(index, candidate.graph, seed, workdir))
         fatal: TrialOutcome | None = None
         for outcome in executor.run(trials) if trials else ():
             if outcome.fatal:
                 fatal = fatal or outcome
                 continue
-            record = self._record(by_index[outcome.index], outcome)
-            self.store.write_record(record)
-            ctx.records[record.index] = record
-            progress.update(1)
-            if record.ok:
-                progress.set_postfix(fitness=f"{record.fitness:.4f}", refresh=False)
-            else:
-                log.warning("evaluation %d failed: %s", record.index, (record.error or "").splitlines()[0])
+            self._keep(self._record(by_index[outcome.index], outcome), ctx, progress)
         if fatal is not None:
             raise FitnessUnavailableError(f"evaluation {fatal.index}: {fatal.error}")
         return [ctx.records[index] for index in by_index]
+
+    def _keep(self, record: EvaluationRecord, ctx: SearchContext, progress: Any) -> None:
+        self.store.write_record(record)
+        ctx.records[record.index] = record
+        if self.memo is not None:
+            self.memo.add(self.run_dir.name, record)
+        progress.update(1)
+        if record.ok:
+            progress.set_postfix(fitness=f"{record.fitness:.4f}", refresh=False)
+        else:
+            log.warning("evaluation %d failed: %s", record.index, (record.error or "").splitlines()[0])
 
     def _record(self, candidate: Candidate, outcome: TrialOutcome) -> EvaluationRecord:
         result = outcome.result
@@ -489,6 +506,7 @@ class SearchRunner:
             "nodes": len(record.graph.nodes),
             "edges": len(record.graph.edges()),
             "wall_time": record.wall_time,
+            "reused_from": record.reused_from,
             "metrics": record.metrics,
         }
         state.history.append(row)

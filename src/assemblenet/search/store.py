@@ -54,6 +54,8 @@ class EvaluationRecord:
     finished_at: float = 0.0
     attempts: int = 1  # runs it took: more than 1 when its Ray worker died and it was retried
     attention_weights: AttentionWeights = field(default_factory=dict)
+    # "RUN/INDEX" of the identical evaluation (same graph, same trial seed) this record copies; None: it was run
+    reused_from: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -100,6 +102,8 @@ class EvaluationRecord:
         }
         if self.attention_weights:  # only then, so records without peer attention keep their old form
             data["attention_weights"] = attention_weights_to_list(self.attention_weights)
+        if self.reused_from is not None:
+            data["reused_from"] = self.reused_from
         return data
 
     @classmethod
@@ -120,9 +124,47 @@ class EvaluationRecord:
                 finished_at=float(data.get("finished_at", 0.0)),
                 attempts=int(data.get("attempts", 1)),
                 attention_weights=attention_weights_from_list(data.get("attention_weights")),
+                reused_from=None if data.get("reused_from") is None else str(data["reused_from"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: malformed evaluation record ({exc!r})") from None
+
+
+class EvaluationMemo:
+    """Finished evaluations of sibling runs that share one fitness (a study's runs), to be copied, not rerun.
+
+    A proxy evaluation is a deterministic function of the exact graph (node numbering included: it orders the
+    parameter initialisation) and the trial seed. Runs of a study with the same search seed draw the same
+    initial graphs with the same trial seeds (evolution, its control and random search share one RNG stream),
+    so their first ``population_size`` evaluations are identical; the memo runs each of them once. Only
+    successful evaluations are kept; a failure is run again.
+    """
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, int], tuple[str, EvaluationRecord]] = {}
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @staticmethod
+    def key(graph: AssembleNetGraph, seed: int) -> tuple[str, int]:
+        return json.dumps(graph_to_dict(graph), sort_keys=True), int(seed)
+
+    def add(self, run: str, record: EvaluationRecord) -> None:
+        if record.ok:
+            origin = record.reused_from or f"{run}/{record.index:06d}"
+            self._records.setdefault(self.key(record.graph, record.seed), (origin, record))
+
+    def add_run(self, run_dir: str | Path) -> None:
+        """Every successful record of a run folder (nothing if it has none yet)."""
+        run_dir = Path(run_dir)
+        if (run_dir / "evaluations").is_dir():
+            for record in RunStore(run_dir).read_records().values():
+                self.add(run_dir.name, record)
+
+    def lookup(self, graph: AssembleNetGraph, seed: int) -> tuple[str, EvaluationRecord] | None:
+        """``(origin, record)`` of an identical finished evaluation, or None."""
+        return self._records.get(self.key(graph, seed))
 
 
 class RunStore:

@@ -41,7 +41,7 @@ from assemblenet.config_schema import Checker, Override, dump_yaml, key_error, p
 from assemblenet.errors import ConfigError
 from assemblenet.search import stats
 from assemblenet.search.config import STRATEGIES, SearchConfig, load_search_config
-from assemblenet.search.store import EvaluationRecord, RunStore, mutation_kind_counts
+from assemblenet.search.store import EvaluationMemo, EvaluationRecord, RunStore, mutation_kind_counts
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,9 @@ class StudyConfig:
     max_evaluations: int = 40
     output_dir: str | None = None
     bootstrap_samples: int = 10000
+    # Copy an evaluation that another run of the study already made (same exact graph, same trial seed: the
+    # initial population that evolution, its control and random search share) instead of running it again.
+    reuse_evaluations: bool = True
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     # The folder and path of the study file, for relative paths and messages; not YAML keys.
@@ -255,16 +258,34 @@ class Study:
         retrained: list[dict[str, Any]] = []
         analysis = None
         if stage in ("search", "all"):
-            searched = self.search()
+            searched = self._timed("search", self.search)
         if stage in ("analyse", "all"):
             analysis = self.analyse()
         if stage == "retrain" or (stage == "all" and self.config.retrain.enabled):
-            retrained = self.retrain()
+            retrained = self._timed("retrain", self.retrain)
             analysis = self.analyse()
         if stage == "baselines" or (stage == "all" and self.config.baselines.enabled):
-            self.train_baselines()
+            self._timed("baselines", self.train_baselines)
             analysis = self.analyse()
         return StudyOutcome(self.output, searched, retrained, analysis)
+
+    def _timed(self, stage: str, work: Callable[[], Any]) -> Any:
+        """Run one stage and log its wall time (``stage-finished``; a killed invocation logs nothing)."""
+        start = time.time()
+        out = work()
+        self._log({"event": "stage-finished", "time": time.time(), "stage": stage,
+                   "wall_time_s": round(time.time() - start, 3)})
+        return out
+
+    def stage_times(self) -> dict[str, float]:
+        """Wall seconds per stage, summed over the invocations that finished it (``study_log.jsonl``)."""
+        path = self.output / LOG_FILE
+        times: dict[str, float] = {}
+        for line in path.read_text().splitlines() if path.is_file() else ():
+            row = json.loads(line)
+            if row.get("event") == "stage-finished":
+                times[row["stage"]] = times.get(row["stage"], 0.0) + float(row["wall_time_s"])
+        return times
 
     # ------------------------------------------------------------------ stage: search
     def search(self) -> list[dict[str, Any]]:
@@ -280,6 +301,11 @@ class Study:
         # One fitness and one executor for every run (they share the base config's fitness and executor), so a
         # process pool and the proxy data it caches are made once, not once per run.
         fitness = self.fitness if self.fitness is not None else build_fitness(self.base)
+        memo = EvaluationMemo() if self.config.reuse_evaluations else None
+        if memo is not None:
+            for spec in specs:
+                if self._matches_config(spec):  # never copy from a folder another config wrote
+                    memo.add_run(self.run_dir(spec))
         executor: Any = None
         with _StudyProgress(total=len(specs) * self.budget, initial=initial, enabled=self.progress,
                             desc=f"study {self.config.name}") as progress:
@@ -294,7 +320,7 @@ class Study:
                     if executor is None:
                         executor = executor_for(self.base, fitness)
                     summary = SearchRunner(self.run_config(spec), run_dir=self.run_dir(spec), fitness=fitness,
-                                           executor=executor, progress=False).run()
+                                           executor=executor, progress=False, memo=memo).run()
                     progress.finish_run()
                     row = {
                         "event": "run-finished", "time": time.time(), "strategy": spec.strategy, "seed": spec.seed,
@@ -311,17 +337,25 @@ class Study:
                     executor.close()
         return summaries
 
+    def _matches_config(self, spec: RunSpec) -> bool:
+        """Whether the run's folder was written by this study's config (False: no folder, or another config)."""
+        try:
+            manifest = RunStore(self.run_dir(spec)).read_manifest()
+        except ConfigError:
+            return False
+        return bool(manifest) and (_json_plain(manifest.get("fingerprint"))
+                                   == _json_plain(self.run_config(spec).fingerprint()))
+
     def _finished(self, spec: RunSpec) -> dict[str, Any] | None:
         """The summary of a run that already spent the budget with this config (skipped quickly), else None
         (SearchRunner then resumes it, or explains why the folder does not match)."""
-        store = RunStore(self.run_dir(spec))
+        if not self._matches_config(spec):
+            return None
         try:
-            manifest, state = store.read_manifest(), store.read_state()
+            state = RunStore(self.run_dir(spec)).read_state()
         except ConfigError:
             return None
-        if not manifest or not state:
-            return None
-        if _json_plain(manifest.get("fingerprint")) != _json_plain(self.run_config(spec).fingerprint()):
+        if not state:
             return None
         next_index = int(state.get("next_index", 0))
         if next_index < self.budget and not state.get("exhausted", False):
@@ -357,6 +391,7 @@ class Study:
         retrain = self._retrain_analysis(runs)
         analysis["retrain"] = retrain
         analysis["baselines"] = self._baselines_analysis()
+        analysis["stage_wall_time_s"] = self.stage_times()
         analysis = fileio.json_safe(analysis)  # NaN (no value yet) as None, as written
         self.output.mkdir(parents=True, exist_ok=True)
         plot_study(runs, analysis, self.output / "study.png")
@@ -730,6 +765,13 @@ def analyse_runs(runs: Sequence[RunResult], config: StudyConfig, base: SearchCon
                 "children": n_children, "connection": connection,
                 "observed": connection / n_children if n_children else None, "configured": configured_share,
             }
+        ran = [rec for r in rs for rec in r.records if rec.reused_from is None]
+        entry["cost"] = {
+            "evaluations": sum(len(r.records) for r in rs), "run": len(ran), "reused": sum(
+                1 for r in rs for rec in r.records if rec.reused_from is not None),
+            "wall_time_s": sum(rec.wall_time for rec in ran),
+            "mean_wall_time_s": statistics.fmean(rec.wall_time for rec in ran) if ran else None,
+        }
         out_strategies[s] = entry
 
     comparisons = []
@@ -1034,6 +1076,22 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
                                                 f" / {_f(share['configured'], 3)}")
         lines.append(f"| {strategy} | {m['children']} | {kinds} | {share_text} |")
     lines += [""]
+
+    lines += ["## Cost", "",
+              "Evaluations run, and those copied from an identical evaluation (same graph, same trial seed) of another "
+              "run of the study (`reuse_evaluations`); fitness time summed over the evaluations run (seconds per "
+              "evaluation, not wall time: workers run several at once).", "",
+              "| strategy | evaluations | run | reused | fitness time (s) | s / evaluation run |", "|---|---|---|---|---|---|"]
+    for strategy, entry in analysis["strategies"].items():
+        cost = entry["cost"]
+        lines.append(f"| {strategy} | {cost['evaluations']} | {cost['run']} | {cost['reused']} "
+                     f"| {_f(cost['wall_time_s'], 0)} | {_f(cost['mean_wall_time_s'], 1)} |")
+    lines += [""]
+    stages = analysis.get("stage_wall_time_s") or {}
+    if stages:
+        lines += ["Wall time per stage, summed over the invocations that finished it: " + ", ".join(
+            f"{name} {seconds / 60:.1f} min" for name, seconds in stages.items())
+            + f"; {sum(stages.values()) / 60:.1f} min in all.", ""]
 
     retrain = analysis.get("retrain")
     if retrain is not None:
