@@ -86,3 +86,19 @@ def test_precise_bn_changes_evaluation_not_the_training_trajectory(synthetic_roo
     # are the real activation means.
     drift = lambda sd: sum(float(sd[n].abs().mean()) for n in stats)  # noqa: E731
     assert drift(precise) > 5 * drift(plain)
+
+
+def test_contributions_are_measured_after_training_without_changing_it(synthetic_root):
+    results = {}
+    for batches in (0, 2):
+        cfg = tiny_config(synthetic_root, None, train={"num_threads": 1, "progress": False, "precise_bn_batches": 2,
+                                                       "contribution_batches": batches, "eval_every_epochs": 0})
+        results[batches] = run_training(cfg, max_steps=4)
+    assert results[0].connection_contributions == {}
+    measured = results[2].connection_contributions
+    assert set(measured) == set(results[2].connection_weights)  # every edge of the graph
+    assert all(value > 0 and value == value for value in measured.values())
+    assert results[2].metrics == results[0].metrics  # measured after validation, on its own RNG
+    plain, with_contributions = results[0].model.state_dict(), results[2].model.state_dict()
+    for name, tensor in plain.items():
+        torch.testing.assert_close(with_contributions[name], tensor, rtol=0, atol=0)  # BN statistics too

@@ -154,3 +154,33 @@ def test_folding_batch_norm_keeps_the_function_and_removes_every_bn():
     assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules())
     with pytest.raises(ValueError, match="call model.eval"):
         fold_batch_norm(tiny().train())
+
+
+def test_connection_contributions_are_each_inputs_term_in_the_fused_sum():
+    model = tiny().eval()
+    x = torch.rand(2, 3, 4, 32, 32)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    energies = model.connection_contributions(x)
+    assert set(energies) == set(model.connection_weights())
+    with torch.no_grad():
+        outputs = model.forward_nodes(x)
+    # Node 6 reads the four 4-channel stems: one channel group, no projection, no pooling.
+    strengths = model.connection_weights()
+    for s in (0, 1, 2, 3):
+        expected = float((strengths[(s, 6)] * outputs[s]).pow(2).mean())
+        assert energies[(s, 6)] == pytest.approx(expected, rel=1e-5)
+    # A single input's term is the input itself.
+    (single,) = model.graph[4].inputs
+    assert energies[(single, 4)] == pytest.approx(float(outputs[single].pow(2).mean()), rel=1e-5)
+    # Scaling one weight scales that term, and that term only.
+    fusion = model.nodes[6 - 4].fusion
+    with torch.no_grad():
+        fusion.edge_logits[0] = -3.0
+    scaled = model.connection_contributions(x)
+    ratio = (torch.sigmoid(torch.tensor(-3.0)) / strengths[(0, 6)]) ** 2
+    assert scaled[(0, 6)] == pytest.approx(energies[(0, 6)] * float(ratio), rel=1e-4)
+    assert all(scaled[e] == pytest.approx(energies[e], rel=1e-6) for e in energies if e != (0, 6) and e[1] <= 6)
+    with torch.no_grad():
+        fusion.edge_logits[0] = before["nodes.2.fusion.edge_logits"][0]
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # nothing else was touched
+    assert not model.training

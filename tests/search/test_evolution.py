@@ -317,3 +317,50 @@ def test_best_graph_files_carry_learned_weights(tmp_path: Path) -> None:
         if hasattr(node, "inputs") and len(node.inputs) > 1:
             assert node.edge_weights == pytest.approx(
                 [summary.best.learned_weights[(s, target)] for s in node.inputs])
+
+
+class _MeasuringToy:
+    """The toy fitness plus connection contributions that rank edges opposite to the learned weights, so a
+    rule reading the wrong signal prunes other edges."""
+
+    def __init__(self) -> None:
+        self.inner = ToyFitness(noise=0.01)
+
+    def __call__(self, graph: AssembleNetGraph, *, seed: int, workdir: str | None = None) -> FitnessResult:
+        result = self.inner(graph, seed=seed, workdir=workdir)
+        inverse = {edge: 1.0 / weight for edge, weight in result.learned_weights.items()}
+        return FitnessResult(fitness=result.fitness, learned_weights=result.learned_weights, metrics=result.metrics,
+                             contributions=inverse)
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "oneshot"])
+def test_prune_signal_contribution_prunes_by_the_measured_contributions(tmp_path: Path, strategy: str) -> None:
+    config = tiny_config(strategy=strategy, **{"search.max_evaluations": 24, "mutation.prune_signal": "contribution"})
+    assert config.fingerprint()["mutation"]["prune_signal"] == "contribution"
+    assert "prune_signal" not in tiny_config().fingerprint()["mutation"]  # old folders still resume
+    run_dir = tmp_path / "run"
+    SearchRunner(config, run_dir=run_dir, fitness=_MeasuringToy()).run()
+    records = RunStore(run_dir).read_records()
+    rule = rule_from_config(config.mutation)
+    checked = 0
+    for record in records.values():
+        if record.mutation["kind"] not in ("connection-guided", "oneshot-threshold"):
+            continue
+        parent = records[record.parent]
+        assert parent.contributions  # stored with the record
+        expected = rule.select(parent.graph, parent.contributions, extra=record.mutation.get("extra_pruned", 0))
+        by_weight = rule.select(parent.graph, parent.learned_weights, extra=record.mutation.get("extra_pruned", 0))
+        done = [*record.mutation["pruned"], *record.mutation.get("spared", [])]
+        assert sorted(map(tuple, done)) == sorted(expected) != sorted(by_weight)
+        checked += 1
+    assert checked > 0
+
+
+def test_prune_signal_contribution_without_contributions_stops_with_one_line(tmp_path: Path) -> None:
+    config = tiny_config(**{"search.max_evaluations": 24, "mutation.prune_signal": "contribution"})
+    with pytest.raises(FitnessUnavailableError, match="train.contribution_batches"):
+        SearchRunner(config, run_dir=tmp_path / "run", fitness=ToyFitness()).run()
+    with pytest.raises(ConfigError, match="prune_signal.*needs prune_rule 'relative'"):
+        tiny_config(**{"mutation.prune_signal": "contribution", "mutation.prune_rule": "absolute"})
+    with pytest.raises(ConfigError, match="mutation.prune_signal"):
+        tiny_config(**{"mutation.prune_signal": "gradient"})

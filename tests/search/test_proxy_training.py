@@ -9,6 +9,7 @@ import pytest
 
 from assemblenet.search.evolution import SearchRunner
 from assemblenet.search.fitness import build_fitness
+from assemblenet.search.mutations import rule_from_config
 from assemblenet.search.store import RunStore
 
 from .conftest import tiny_config
@@ -123,3 +124,34 @@ def test_oneshot_attention_trains_peer_attention_and_reads_off_each_nodes_strong
                     means.setdefault(peer, []).append(weight)
         strongest = max(means, key=lambda p: (sum(means[p]) / len(means[p]), -p))
         assert derived.graph.nodes[target].attention_sources == (strongest,)
+
+
+def test_contribution_signal_reads_what_the_real_proxy_measures(tmp_path: Path, synthetic_root: Path) -> None:
+    from assemblenet.errors import ConfigError
+
+    overrides = {
+        "data.dataset": "synthetic", "data.train": {"root": str(synthetic_root), "split": "train"},
+        "data.val": {"root": str(synthetic_root), "split": "val"}, "data.num_frames": 4, "data.crop_size": 32,
+        "data.batch_size": 4, "data.num_workers": 0, "eval.num_clips": 1, "eval.num_crops": 1,
+        "optim.warmup_steps": 1, "model.depth": 26,
+    }
+    changes = {"search.max_evaluations": 4, "search.population_size": 2, "search.tournament_size": 1,
+               "mutation.prune_signal": "contribution", "mutation.probabilities": {"connection": 1.0}}
+    with pytest.raises(ConfigError, match="train.contribution_batches"):
+        build_fitness(tiny_config(fitness={"kind": "proxy-training", "steps": 1, "overrides": overrides}, **changes))
+    measuring = {**overrides, "train.contribution_batches": 1}
+    config = tiny_config(fitness={"kind": "proxy-training", "steps": 2, "overrides": measuring}, **changes)
+    run_dir = tmp_path / "run"
+    SearchRunner(config, run_dir=run_dir).run()
+    records = RunStore(run_dir).read_records()
+    for record in records.values():
+        assert record.ok, record.error
+        assert set(record.contributions) == set(record.learned_weights)
+        assert all(value > 0 for value in record.contributions.values())
+    children = [r for r in records.values() if r.mutation["kind"] == "connection-guided"]
+    assert children
+    rule = rule_from_config(config.mutation)
+    for child in children:
+        parent = records[child.parent]
+        expected = rule.select(parent.graph, parent.contributions, extra=child.mutation.get("extra_pruned", 0))
+        assert sorted(map(tuple, [*child.mutation["pruned"], *child.mutation.get("spared", [])])) == sorted(expected)

@@ -134,6 +134,9 @@ class TrainConfig:
     # Precise BN: before each validation, re-estimate BatchNorm statistics as the plain average over this many
     # training batches (0: keep the running averages). Short runs need it: momentum 0.01 barely moves them.
     precise_bn_batches: int = 0
+    # Measure, after training, how much of each node's fused input each connection makes up (the RMS of its
+    # term, see AssembleNet.connection_contributions) on this many training batches (0: not measured).
+    contribution_batches: int = 0
 
 
 @dataclass
@@ -187,7 +190,8 @@ def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
                 "eval.num_frames"):
         check.at_least(key, 1)
     for key in ("data.num_workers", "optim.weight_decay", "optim.min_lr", "optim.warmup_epochs", "optim.warmup_steps",
-                "train.precise_bn_batches", "train.checkpoint_every_steps", "train.eval_every_epochs"):
+                "train.precise_bn_batches", "train.contribution_batches", "train.checkpoint_every_steps",
+                "train.eval_every_epochs"):
         check.at_least(key, 0)
     check.at_least("data.crop_size", 8)
     modalities = cfg.data.modalities

@@ -15,6 +15,7 @@ proxy-training fitness. Its guarantees:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import time
@@ -78,6 +79,8 @@ class TrainResult:
     (unscaled filters, as given), and ``connection_weights`` maps ``(source, target)`` to the same strengths.
     ``attention_weights`` (peer attention only, else empty) maps each connection ``(source, target)`` to its
     learned softmax weight per attention source (peer node -> weight), in graph node indices.
+    ``connection_contributions`` (with ``train.contribution_batches``) maps each edge to the RMS of what it
+    adds to its target's fused input, measured in eval mode on that many training batches.
     """
 
     metrics: dict[str, float]
@@ -86,6 +89,8 @@ class TrainResult:
     learned_graph: Any = None
     connection_weights: dict[tuple[int, int], float] = field(default_factory=dict)
     attention_weights: dict[tuple[int, int], dict[int, float]] = field(default_factory=dict)
+    # train.contribution_batches > 0: (source, target) -> RMS of the edge's term in the target's fused input
+    connection_contributions: dict[tuple[int, int], float] = field(default_factory=dict)
     steps: int = 0
     output_dir: Path | None = None
     weights_path: Path | None = None
@@ -359,22 +364,45 @@ class Trainer:
     def _precise_bn(self, model: nn.Module) -> None:
         """Re-estimate BN statistics on ``train.precise_bn_batches`` training batches: a fixed draw per epoch
         (its own sampler seed), run under a forked RNG so the training trajectory is the same as without it."""
-        from assemblenet.data import collate
-
         count = self.cfg.train.precise_bn_batches
-        batch = self.cfg.data.batch_size
-        sampler = ResumableSampler(len(self.train_dataset), world_size=self.dist.world_size, rank=self.dist.rank,
-                                   seed=self.cfg.seed + 7919, shuffle=True)
-        sampler.set_epoch(self.epoch)
         with torch.random.fork_rng(devices=[]):
-            loader = torch.utils.data.DataLoader(SeededDataset(self.train_dataset), batch_size=batch,
-                                                 sampler=sampler, num_workers=self.cfg.data.num_workers,
-                                                 collate_fn=collate, drop_last=True)
-            clips = (clip for k, (clip, _target, _meta) in zip(range(count), loader))
-            used = precise_bn(model, clips, self.device)
+            used = precise_bn(model, self._fixed_train_clips(count), self.device)
         if used < count and self.dist.is_main:
             logger.warning("precise BN used %d of the %d batches asked for (the training set holds %d full "
                            "batches)", used, count, used)
+
+    def _fixed_train_clips(self, count: int) -> Any:
+        """Up to ``count`` training clip batches, a fixed draw per epoch (their own sampler seed). Iterate it
+        under a forked RNG, so that the training trajectory is the same as without it."""
+        from assemblenet.data import collate
+
+        sampler = ResumableSampler(len(self.train_dataset), world_size=self.dist.world_size, rank=self.dist.rank,
+                                   seed=self.cfg.seed + 7919, shuffle=True)
+        sampler.set_epoch(self.epoch)
+        loader = torch.utils.data.DataLoader(SeededDataset(self.train_dataset), batch_size=self.cfg.data.batch_size,
+                                             sampler=sampler, num_workers=self.cfg.data.num_workers,
+                                             collate_fn=collate, drop_last=True)
+        return (clip for k, (clip, _target, _meta) in zip(range(count), loader))
+
+    def _connection_contributions(self, model: nn.Module) -> dict[tuple[int, int], float]:
+        """RMS over ``train.contribution_batches`` training batches of each edge's term in its target's fused
+        input, in eval mode (see ``AssembleNet.connection_contributions``)."""
+        count = self.cfg.train.contribution_batches
+        if not count or not hasattr(model, "connection_contributions"):
+            return {}
+        totals: dict[tuple[int, int], float] = {}
+        used = 0
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                for clip in self._fixed_train_clips(count):
+                    for edge, energy in model.connection_contributions(*model_inputs(clip, self.device)).items():
+                        totals[edge] = totals.get(edge, 0.0) + energy
+                    used += 1
+        finally:
+            model.train(was_training)
+        return {edge: math.sqrt(total / used) for edge, total in totals.items()} if used else {}
 
     def _eval_due(self) -> bool:
         every = self.cfg.train.eval_every_epochs
@@ -535,7 +563,8 @@ class Trainer:
             attention_weights = dict(eval_model.attention_weights())
         return TrainResult(metrics=dict(result.metrics), primary_metric=self.primary_metric, model=eval_model,
                            learned_graph=learned_graph, connection_weights=connection_weights,
-                           attention_weights=attention_weights, steps=self.step,
+                           attention_weights=attention_weights,
+                           connection_contributions=self._connection_contributions(eval_model), steps=self.step,
                            output_dir=self.run_dir, weights_path=weights_path, resumed_from=self.resumed_from,
                            history=list(self.history), eval_result=result)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Literal, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -243,6 +243,35 @@ class AssembleNet(nn.Module):
             for source, value in zip(self.node_inputs[n], values):
                 strengths[(source, target)] = float(value)
         return strengths
+
+    @torch.jit.unused
+    @torch.no_grad()
+    def connection_contributions(
+        self, x: Tensor, flow: Optional[Tensor] = None, objects: Optional[Tensor] = None
+    ) -> Dict[Tuple[int, int], float]:
+        """For one batch, the mean square of what each edge ``(source, target)`` adds to its target's fused input
+        (see :meth:`SigmoidFusion.input_contributions`), in graph terms. Runs the nodes in the model's current
+        mode (call ``eval()`` first to use the running BatchNorm statistics).
+
+        Unlike :meth:`connection_weights` this includes the scale of the source's output, which the sigmoid
+        weight is free to trade against; its square root, compared between a node's inputs, says how much of
+        the node's input each edge makes up.
+        """
+        energies: Dict[Tuple[int, int], float] = {}
+        first_block = len(self.stems)
+        handles = []
+        for n, node in enumerate(self.nodes):
+            def record(module: nn.Module, args: Any, _output: Any, n: int = n) -> None:
+                values = module.input_contributions(*args).tolist()
+                for source, value in zip(self.node_inputs[n], values):
+                    energies[(source, first_block + n)] = float(value)
+            handles.append(node.fusion.register_forward_hook(record))
+        try:
+            self.forward_nodes(x, flow, objects)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return energies
 
     @torch.jit.unused
     def attention_weights(self) -> Dict[Tuple[int, int], Dict[int, float]]:

@@ -131,23 +131,50 @@ class SigmoidFusion(nn.Module):
             attended.append(attention(connections[j], peers))
         return attended
 
-    def forward(self, inputs: List[Tensor], peers: Optional[Tensor] = None) -> Tensor:
-        if self.num_inputs == 1:
-            if self.has_attention:
-                return self._attend(inputs, peers)[0]
-            return inputs[0]
+    def _pool(self, inputs: List[Tensor]) -> List[Tensor]:
+        """Max-pool every input down to the smallest spatial size among them."""
         min_h = inputs[0].shape[-2]
         min_w = inputs[0].shape[-1]
         for x in inputs:
             min_h = min(min_h, x.shape[-2])
             min_w = min(min_w, x.shape[-1])
-        weights = torch.sigmoid(self.edge_logits)
         pooled: List[Tensor] = []
         for x in inputs:
             if x.shape[-2] != min_h or x.shape[-1] != min_w:
                 ratio = (x.shape[-2] + 1) // min_h
                 x = max_pool_same(x, ratio, ratio)
             pooled.append(x)
+        return pooled
+
+    @torch.jit.unused
+    @torch.no_grad()
+    def input_contributions(self, inputs: List[Tensor], peers: Optional[Tensor] = None) -> Tensor:
+        """The mean square of each input's term in the fused sum: the input after pooling, its sigmoid weight,
+        its attention and its group's 1x1 projection, which is what it adds to the output. ``[num_inputs]``.
+
+        The sigmoid weight alone cannot say how much of the fused tensor an input makes up: the input's own
+        scale (its source's last BatchNorm) multiplies it, and training trades one for the other freely.
+        """
+        if self.num_inputs == 1:
+            term = self._attend(inputs, peers)[0] if self.has_attention else inputs[0]
+            return term.float().pow(2).mean().reshape(1)
+        weights = torch.sigmoid(self.edge_logits)
+        terms = [x * weights[i].to(x.dtype) for i, x in enumerate(self._pool(inputs))]
+        if self.has_attention:
+            terms = self._attend(terms, peers)
+        energy = torch.empty(self.num_inputs)
+        for g, projection in enumerate(self.projections):
+            for i in self.group_members[g]:
+                energy[i] = projection(terms[i]).float().pow(2).mean()
+        return energy
+
+    def forward(self, inputs: List[Tensor], peers: Optional[Tensor] = None) -> Tensor:
+        if self.num_inputs == 1:
+            if self.has_attention:
+                return self._attend(inputs, peers)[0]
+            return inputs[0]
+        weights = torch.sigmoid(self.edge_logits)
+        pooled = self._pool(inputs)
         if self.has_attention:
             return self._forward_attended(pooled, weights, peers)
         output: Optional[Tensor] = None

@@ -24,6 +24,7 @@ MUTATION_KINDS = ("connection", "dilation", "split", "merge", "attention")
 ATTENTION_SPACES = ("all", "sampled")
 REPLACEMENTS = ("aging", "worst")
 PRUNE_RULES = ("relative", "absolute")
+PRUNE_SIGNALS = ("weight", "contribution")
 UNGUIDED_MODES = ("matched", "random")
 FITNESS_KINDS = ("toy", "proxy-training")
 EXECUTOR_KINDS = ("local", "ray")
@@ -84,13 +85,16 @@ class MutationConfig:
     Either way at least ``min_pruned`` edges (the weakest) are pruned. ``unguided`` is how
     ``evolution-unguided`` prunes: ``matched`` (as many edges at the same nodes as the guided rule, at
     random) or ``random`` (each edge with ``unguided_prune_probability``). Children's kinds follow
-    ``probabilities`` by smooth weighted round robin (``mutations.next_kind``).
+    ``probabilities`` by smooth weighted round robin (``mutations.next_kind``). ``prune_signal`` is what the
+    rule reads: the sigmoid connection ``weight`` (the paper's) or each edge's measured ``contribution`` to its
+    target's fused input (relative rule only; the proxy must measure it, ``train.contribution_batches``).
     """
 
     probabilities: Mapping[str, float] = field(
         default_factory=lambda: {"connection": 0.5, "dilation": 0.3, "split": 0.1, "merge": 0.1}
     )
     prune_rule: str = "relative"
+    prune_signal: str = "weight"
     relative_threshold: float = 0.5
     prune_threshold: float = 0.2
     min_pruned: int = 1
@@ -182,7 +186,8 @@ class SearchConfig:
         """The keys that decide which graphs are evaluated and their fitness (compared on resume).
 
         The budget may grow between runs, and the executor, output and logging never change results. The
-        attention keys are left out at their defaults, so folders written before they existed still resume.
+        attention keys and ``mutation.prune_signal`` are left out at their defaults, so folders written before
+        they existed still resume.
         """
         data = self.to_dict()
         for key in ("name", "output_dir", "tensorboard", "executor"):
@@ -192,6 +197,8 @@ class SearchConfig:
             data.pop("attention")
         if data["space"]["attention_sources"] == SpaceConfig.attention_sources:
             data["space"].pop("attention_sources")
+        if data["mutation"]["prune_signal"] == MutationConfig.prune_signal:
+            data["mutation"].pop("prune_signal")
         return data
 
     def replace(self, **changes: Any) -> "SearchConfig":
@@ -273,6 +280,10 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
     check.at_least("mutation.max_attempts", 1)
     check.at_least("mutation.min_pruned", 0)
     check.one_of("mutation.prune_rule", PRUNE_RULES)
+    check.one_of("mutation.prune_signal", PRUNE_SIGNALS)
+    if config.mutation.prune_signal == "contribution" and config.mutation.prune_rule != "relative":
+        check.fail("mutation.prune_signal", "'contribution' needs prune_rule 'relative': a contribution is an RMS, "
+                   "not a sigmoid strength an absolute threshold could read")
     check.one_of("mutation.unguided", UNGUIDED_MODES)
     check.at_least("attention.top_k", 1)
 

@@ -220,7 +220,7 @@ class Evolution(Strategy):
             kind=kind,
             probabilities=cfg.mutation.probabilities,
             connection="guided" if self.guided else cfg.mutation.unguided,
-            learned_weights=parent.learned_weights if parent.ok else None,
+            learned_weights=guidance_of(parent, cfg) if parent.ok else None,
             rule=rule_from_config(cfg.mutation),
             prune_probability=cfg.mutation.unguided_prune_probability,
             max_attempts=cfg.mutation.max_attempts,
@@ -231,6 +231,18 @@ class Evolution(Strategy):
         if result is None:  # no mutation gave a new valid child: explore instead of stalling
             return ctx.random_candidate("random-fallback")
         return ctx.claim(Candidate(result.graph, parent_index, result.mutation.to_dict()))
+
+
+def guidance_of(record: EvaluationRecord, config: SearchConfig) -> dict[tuple[int, int], float]:
+    """What the prune rule reads of an evaluation: its learned sigmoid weights, or with
+    ``mutation.prune_signal: contribution`` its measured contributions."""
+    if config.mutation.prune_signal == "contribution":
+        if not record.contributions:
+            raise FitnessUnavailableError(
+                f"evaluation {record.index}: the fitness measured no connection contributions, which "
+                "mutation.prune_signal 'contribution' reads; set 'train.contribution_batches' in fitness.overrides")
+        return record.contributions
+    return record.learned_weights
 
 
 class OneShot(Strategy):
@@ -258,7 +270,8 @@ class OneShot(Strategy):
         if record.mutation.get("kind") != "dense" or not record.ok:
             return
         result = threshold_connections(
-            record.graph, record.learned_weights, space=ctx.space, rng=ctx.rng, rule=rule_from_config(ctx.config.mutation),
+            record.graph, guidance_of(record, ctx.config), space=ctx.space, rng=ctx.rng,
+            rule=rule_from_config(ctx.config.mutation),
         )
         if result is None or not ctx.is_new(result.graph):
             log.info("one-shot: thresholding evaluation %d gave no new valid graph", record.index)
@@ -284,7 +297,7 @@ class OneShotAttention(OneShot):
                         "model.attention_mode: peer?)", record.index)
             return
         thresholded = threshold_connections(
-            readoff.graph, record.learned_weights, space=ctx.space, rng=ctx.rng,
+            readoff.graph, guidance_of(record, ctx.config), space=ctx.space, rng=ctx.rng,
             rule=rule_from_config(ctx.config.mutation),
         )
         graph, details = readoff.graph, {"thresholded": False}
@@ -470,6 +483,7 @@ class SearchRunner:
             finished_at=time.time(),
             attempts=outcome.attempts,
             attention_weights=dict(result.attention_weights) if result is not None else {},
+            contributions=dict(result.contributions) if result is not None else {},
         )
 
     def _consume(self, ctx: SearchContext, record: EvaluationRecord) -> None:

@@ -116,6 +116,7 @@ class ProxyTrainingFitness:
             metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
             wall_time=wall_time,
             attention_weights=_attention_weights_of(result),
+            contributions=_contributions_of(result),
         )
 
     def _cached_datasets(self, run_training: Any) -> dict[str, Any]:
@@ -176,6 +177,13 @@ def _attention_weights_of(result: Any) -> AttentionWeights:
     return {(int(s), int(t)): {int(p): float(w) for p, w in peers.items()} for (s, t), peers in weights.items()}
 
 
+def _contributions_of(result: Any) -> dict[Edge, float]:
+    values = _field(result, "connection_contributions")
+    if not isinstance(values, Mapping):
+        return {}
+    return {(int(s), int(t)): float(v) for (s, t), v in values.items()}
+
+
 def searches_attention(config: Any) -> str | None:
     """Why a search config needs a fitness that learns peer attention (None: it does not)."""
     from assemblenet.search.config import ATTENTION_STRATEGIES
@@ -206,6 +214,21 @@ def check_peer_attention(config: Any, train_config: str | None) -> None:
         )
 
 
+def check_contributions(config: Any, train_config: str | None) -> None:
+    """``mutation.prune_signal: contribution`` reads what the proxy measures after training; refuse a proxy that
+    measures nothing before any evaluation, in one line."""
+    if config.mutation.prune_signal != "contribution":
+        return
+    from assemblenet.engine.config import load_config
+
+    options = config.fitness.proxy_training
+    batches = load_config(train_config, list(dict(options.overrides).items())).train.contribution_batches
+    if batches < 1:
+        raise ConfigError(
+            "fitness.overrides: mutation.prune_signal 'contribution' needs a proxy that measures the connections' "
+            "contributions; set 'train.contribution_batches' (e.g. 4) in fitness.overrides")
+
+
 def build_fitness(config: Any) -> FitnessFunction:
     """The fitness function a :class:`~assemblenet.search.config.SearchConfig` names."""
     kind = config.fitness.kind
@@ -225,6 +248,7 @@ def build_fitness(config: Any) -> FitnessFunction:
                 raise ConfigError(f"fitness.config: engine training config not found: {path}")
             train_config = str(path.resolve())
         check_peer_attention(config, train_config)
+        check_contributions(config, train_config)
         return ProxyTrainingFitness(
             train_config=train_config,
             steps=options.steps,

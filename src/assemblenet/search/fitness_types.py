@@ -26,6 +26,8 @@ class FitnessResult:
     connection strength the run learned; edges into single-input nodes report 1.0. ``attention_weights``
     (runs with peer attention only, else empty) maps each connection ``(source, target)`` to the learned
     softmax weight of each of its target's attention sources (peer node index -> weight).
+    ``contributions`` (proxies that measure them, else empty) maps each edge to the RMS of what it adds to its
+    target's fused input (``TrainResult.connection_contributions``).
     """
 
     fitness: float
@@ -33,6 +35,7 @@ class FitnessResult:
     metrics: dict[str, float] = field(default_factory=dict)
     wall_time: float = 0.0
     attention_weights: AttentionWeights = field(default_factory=dict)
+    contributions: dict[Edge, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -43,6 +46,8 @@ class FitnessResult:
         }
         if self.attention_weights:  # only then, so results without peer attention keep their old form
             data["attention_weights"] = attention_weights_to_list(self.attention_weights)
+        if self.contributions:
+            data["contributions"] = edge_values_to_list(self.contributions)
         return data
 
     @classmethod
@@ -54,7 +59,17 @@ class FitnessResult:
             metrics={k: float("nan") if v is None else v for k, v in data.get("metrics", {}).items()},
             wall_time=float(data.get("wall_time", 0.0)),
             attention_weights=attention_weights_from_list(data.get("attention_weights", [])),
+            contributions=edge_values_from_list(data.get("contributions")),
         )
+
+
+def edge_values_to_list(values: Mapping[Edge, float]) -> list[list[Any]]:
+    """JSON form of a per-edge mapping: ``[[source, target, value], ...]`` (JSON keys cannot be tuples)."""
+    return [[s, t, float(v)] for (s, t), v in sorted(values.items())]
+
+
+def edge_values_from_list(data: Any) -> dict[Edge, float]:
+    return {(int(s), int(t)): float(v) for s, t, v in data or []}
 
 
 def attention_weights_to_list(weights: AttentionWeights) -> list[list[Any]]:

@@ -10,6 +10,10 @@ For each (proxy steps, connection learning-rate multiplier) cell it measures:
   signal); ``signal_to_noise`` = (c) / (b);
 - (d) ``seconds_per_eval``; and how many edges the relative prune rule condemns per graph.
 
+With ``--contribution-batches N`` (default 4) the proxy also measures each edge's contribution (the RMS of its
+term in the target's fused input, ``TrainResult.connection_contributions``), and every cell reports (a) and the
+condemned edges for the contributions too (``contribution_agreement``, ``condemned_by_contribution``).
+
 Usage (resumable: every evaluation is appended to ``OUTPUT/evaluations.jsonl`` and reused on rerun)::
 
     python -m assemblenet.search.noise CONFIG --steps 24,48,96 --lr-multipliers 1,10,30 \\
@@ -79,6 +83,8 @@ class CellReport:
     seconds_per_eval: float
     condemned_per_graph: float  # edges the relative prune rule condemns (without make-up), mean over graphs
     relative_spread: float  # std of the relative log weights over all multi-input edges and runs
+    contribution_agreement: float = math.nan  # (a) for the measured contributions (NaN: none measured)
+    condemned_by_contribution: float = math.nan  # the relative rule applied to the contributions
 
 
 def summarise_cell(steps: int, multiplier: float, reference: AssembleNetGraph, seed_results: Sequence[FitnessResult],
@@ -91,6 +97,11 @@ def summarise_cell(steps: int, multiplier: float, reference: AssembleNetGraph, s
     condemned = [len(no_makeup.select(g, r.learned_weights)) for g, r in zip(graphs, graph_results)]
     spread = [v for g, r in zip(graphs, graph_results) for v in relative_log_weights(g, r.learned_weights).values()]
     times = [r.wall_time for r in (*seed_results, *graph_results)]
+    measured = all(r.contributions for r in (*seed_results, *graph_results))
+    contribution_agreement = (weight_agreement(reference, [r.contributions for r in seed_results])
+                              if measured else math.nan)
+    by_contribution = (statistics.fmean(len(no_makeup.select(g, r.contributions)) for g, r in zip(graphs, graph_results))
+                       if measured else math.nan)
     return CellReport(
         steps=steps, lr_multiplier=multiplier,
         weight_agreement=weight_agreement(reference, [r.learned_weights for r in seed_results]),
@@ -98,6 +109,7 @@ def summarise_cell(steps: int, multiplier: float, reference: AssembleNetGraph, s
         signal_to_noise=graph_std / seed_std if seed_std > 0 else math.inf,
         seconds_per_eval=statistics.fmean(times), condemned_per_graph=statistics.fmean(condemned),
         relative_spread=statistics.pstdev(spread) if spread else math.nan,
+        contribution_agreement=contribution_agreement, condemned_by_contribution=by_contribution,
     )
 
 
@@ -135,7 +147,7 @@ class _Cache:
 
 
 def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float], seeds: int, graphs: int,
-             output: Path, reference_seed: int = 0, progress: bool = True,
+             output: Path, reference_seed: int = 0, progress: bool = True, contribution_batches: int = 4,
              make_fitness: Callable[[int, float], FitnessFunction] | None = None) -> list[CellReport]:
     """Measure every cell (see the module docstring); ``make_fitness(steps, multiplier)`` replaces the
     config's proxy (tests)."""
@@ -158,7 +170,8 @@ def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float],
         base = build_fitness(config)
 
         def make_fitness(steps: int, multiplier: float) -> FitnessFunction:
-            overrides = {**base.overrides, "optim.connection_lr_multiplier": multiplier}
+            overrides = {**base.overrides, "optim.connection_lr_multiplier": multiplier,
+                         "train.contribution_batches": contribution_batches}
             return dataclasses.replace(base, steps=steps, overrides=overrides)
     ex = config.executor
     reports = []
@@ -195,14 +208,19 @@ def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float],
 
 
 def grid_markdown(reports: Sequence[CellReport]) -> str:
-    lines = ["| steps | conn. lr x | r (seed agreement) | fitness std, 1 graph x seeds (b) | "
-             "fitness std, random graphs (c) | (c)/(b) | condemned edges / graph | s / eval |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| steps | conn. lr x | r, weights (a) | r, contributions | fitness std, 1 graph x seeds (b) | "
+             "fitness std, random graphs (c) | (c)/(b) | condemned / graph, weights | condemned / graph, "
+             "contributions | s / eval |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in reports:
-        lines.append(f"| {r.steps} | {r.lr_multiplier:g} | {r.weight_agreement:.2f} | {r.seed_std:.4f} | "
-                     f"{r.graph_std:.4f} | {r.signal_to_noise:.1f} | {r.condemned_per_graph:.1f} | "
-                     f"{r.seconds_per_eval:.1f} |")
+        lines.append(f"| {r.steps} | {r.lr_multiplier:g} | {r.weight_agreement:.2f} | {_num(r.contribution_agreement, 2)} "
+                     f"| {r.seed_std:.4f} | {r.graph_std:.4f} | {r.signal_to_noise:.1f} | {r.condemned_per_graph:.1f} "
+                     f"| {_num(r.condemned_by_contribution, 1)} | {r.seconds_per_eval:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def _num(value: float, digits: int) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -217,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lr-multipliers", default="1,10,30", help="comma-separated connection lr multipliers")
     parser.add_argument("--seeds", type=int, default=4, help="trial seeds of the reference graph")
     parser.add_argument("--graphs", type=int, default=16, help="random graphs of the space (the first is the reference)")
+    parser.add_argument("--contribution-batches", type=int, default=4,
+                        help="training batches on which each proxy also measures the edges' contributions (0: none)")
     parser.add_argument("--output", required=True, help="folder for evaluations.jsonl, noise_grid.json/.md")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -226,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     reports = run_grid(config, steps=[int(v) for v in args.steps.split(",")],
                        multipliers=[float(v) for v in args.lr_multipliers.split(",")], seeds=args.seeds,
-                       graphs=args.graphs, output=Path(args.output), progress=not args.no_progress)
+                       graphs=args.graphs, output=Path(args.output), progress=not args.no_progress,
+                       contribution_batches=args.contribution_batches)
     table = grid_markdown(reports)
     atomic_write_text(Path(args.output) / "noise_grid.md", table)
     print(table)

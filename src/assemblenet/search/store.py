@@ -27,7 +27,13 @@ from assemblenet.errors import ConfigError
 from assemblenet.graph.io import graph_from_dict, graph_to_dict
 from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.fitness import FitnessResult
-from assemblenet.search.fitness_types import AttentionWeights, attention_weights_from_list, attention_weights_to_list
+from assemblenet.search.fitness_types import (
+    AttentionWeights,
+    attention_weights_from_list,
+    attention_weights_to_list,
+    edge_values_from_list,
+    edge_values_to_list,
+)
 
 FORMAT = "assemblenet-search/v1"
 RECORD_DIGITS = 6
@@ -54,6 +60,7 @@ class EvaluationRecord:
     finished_at: float = 0.0
     attempts: int = 1  # runs it took: more than 1 when its Ray worker died and it was retried
     attention_weights: AttentionWeights = field(default_factory=dict)
+    contributions: dict[tuple[int, int], float] = field(default_factory=dict)  # see FitnessResult
     # "RUN/INDEX" of the identical evaluation (same graph, same trial seed) this record copies; None: it was run
     reused_from: str | None = None
 
@@ -70,6 +77,7 @@ class EvaluationRecord:
         return FitnessResult(
             fitness=self.sort_fitness, learned_weights=dict(self.learned_weights), metrics=dict(self.metrics),
             wall_time=self.wall_time, attention_weights=dict(self.attention_weights),
+            contributions=dict(self.contributions),
         )
 
     def graph_with_learned_weights(self) -> AssembleNetGraph:
@@ -102,6 +110,8 @@ class EvaluationRecord:
         }
         if self.attention_weights:  # only then, so records without peer attention keep their old form
             data["attention_weights"] = attention_weights_to_list(self.attention_weights)
+        if self.contributions:
+            data["contributions"] = edge_values_to_list(self.contributions)
         if self.reused_from is not None:
             data["reused_from"] = self.reused_from
         return data
@@ -124,6 +134,7 @@ class EvaluationRecord:
                 finished_at=float(data.get("finished_at", 0.0)),
                 attempts=int(data.get("attempts", 1)),
                 attention_weights=attention_weights_from_list(data.get("attention_weights")),
+                contributions=edge_values_from_list(data.get("contributions")),
                 reused_from=None if data.get("reused_from") is None else str(data["reused_from"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
