@@ -23,6 +23,20 @@ _M_MMAP_MAX = -4
 _applied = False
 
 
+def native_bf16(device: "torch.device | str" = "cpu") -> bool:
+    """Whether ``device`` runs bf16 convolutions natively (CPU: oneDNN with AVX-512-BF16 or AMX; GPU: Ampere+).
+
+    Without it PyTorch falls back to slow reference kernels and bf16 is many times slower than fp32."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
 def keep_freed_memory() -> bool:
     """Stop glibc from returning large freed blocks to the OS. Returns True if the setting is active.
 
@@ -77,7 +91,7 @@ def machine_info() -> dict:
         "isa": isa,
         "torch": torch.__version__,
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "native_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "native_bf16": native_bf16("cpu"),
         "python": platform.python_version(),
     }
     info["signature"] = f"{info['cpu']}, {info['logical_cpus']} CPUs, {'/'.join(isa) or 'no AVX2'}"

@@ -75,3 +75,12 @@ def test_unknown_precision_is_a_config_error(tiny_weights):
     model, _ = load_trained_model(tiny_weights)
     with pytest.raises(ConfigError, match="precision must be one of"):
         prepare_for_inference(model, precision="fp16")
+
+
+def test_eval_amp_follows_training_and_never_autocasts_a_bf16_model():
+    from assemblenet.engine.modeling import eval_amp
+
+    assert eval_amp("none", "cpu") == eval_amp("none", "cuda") == "none"
+    assert eval_amp("bf16", "cpu") == eval_amp("fp16", "cpu") == "bf16"  # a CPU has no fp16 autocast
+    assert eval_amp("fp16", "cuda") == "fp16" and eval_amp("bf16", "cuda") == "bf16"
+    assert eval_amp("bf16", "cpu", "bf16") == eval_amp("fp16", "cuda", "bf16") == "none"  # weights already bf16

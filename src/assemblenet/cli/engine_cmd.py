@@ -115,7 +115,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from assemblenet.engine.distributed import init_distributed
     from assemblenet.engine.evaluator import evaluate, write_eval_outputs
     from assemblenet.engine.metrics import primary_metric_name
-    from assemblenet.engine.modeling import prepare_for_inference
+    from assemblenet.engine.modeling import eval_amp, prepare_for_inference
     from assemblenet.engine.trainer import build_split, resolve_device
     from assemblenet.engine.weights import load_trained_model
 
@@ -137,10 +137,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise CheckpointError(f"{checkpoint} predicts {num_classes} classes but the validation set has "
                               f"{dataset.num_classes}")
     model = prepare_for_inference(model, device=device, precision=args.precision)
-    amp = "none" if args.precision == "bf16" else cfg.train.amp if device.type == "cuda" else \
-        ("bf16" if cfg.train.amp != "none" else "none")
     result = evaluate(model, dataset, device=device, batch_size=cfg.eval.batch_size, num_workers=cfg.data.num_workers,
-                      aggregation=cfg.eval.aggregation, amp=amp, progress=not args.no_progress)
+                      aggregation=cfg.eval.aggregation, amp=eval_amp(cfg.train.amp, device, args.precision),
+                      progress=not args.no_progress)
     primary = primary_metric_name(cfg.eval.metric, result.multi_label)
     result.metrics["metric"] = result.metrics.get(primary, float("nan"))
     if not dist_info.is_main:

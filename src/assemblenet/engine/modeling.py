@@ -15,6 +15,7 @@ from torch import nn
 from assemblenet.engine.model_spec import build_model_from_spec, model_spec_from_config
 from assemblenet.engine.weights import load_weights_into
 from assemblenet.errors import ConfigError
+from assemblenet.runtime import native_bf16  # noqa: F401 - part of this module's API
 
 logger = logging.getLogger(__name__)
 
@@ -103,16 +104,13 @@ def model_inputs(clip: Any, device: torch.device, non_blocking: bool = False,
 PRECISIONS = ("fp32", "bf16")
 
 
-def native_bf16(device: torch.device | str) -> bool:
-    """Whether ``device`` runs bf16 convolutions natively (CPU: oneDNN with AVX-512-BF16 or AMX; GPU: Ampere+).
-
-    Without it PyTorch falls back to slow reference kernels and bf16 is many times slower than fp32."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
+def eval_amp(train_amp: str, device: torch.device | str, precision: str = "fp32") -> str:
+    """The autocast mode an evaluation runs under: none for a model already converted to bf16 weights
+    (``precision='bf16'``) or trained without mixed precision; otherwise the training's ``amp`` on a GPU, bf16
+    on a CPU (which has no fp16 autocast)."""
+    if precision == "bf16" or train_amp == "none":
+        return "none"
+    return "bf16" if torch.device(device).type == "cpu" else train_amp
 
 
 def prepare_for_inference(model: nn.Module, *, device: torch.device | str = "cpu", precision: str = "fp32",

@@ -48,6 +48,7 @@ from assemblenet.engine.modeling import (
     build_model,
     check_object_maps,
     convert_sync_bn,
+    eval_amp,
     model_inputs,
     precise_bn,
     set_train_mode,
@@ -346,8 +347,8 @@ class Trainer:
         cfg = self.cfg
         result = evaluate(self._eval_model(), self.val_dataset, device=self.device, batch_size=cfg.eval.batch_size,
                           num_workers=cfg.data.num_workers, aggregation=cfg.eval.aggregation,
-                          amp="none" if cfg.train.amp == "none" else "bf16" if self.device.type == "cpu"
-                          else cfg.train.amp, progress=self.progress, desc="final eval" if final else "eval")
+                          amp=eval_amp(cfg.train.amp, self.device), progress=self.progress,
+                          desc="final eval" if final else "eval")
         if not result.class_names:
             result.class_names = self.class_names
         result.metrics["metric"] = result.metrics.get(self.primary_metric, float("nan"))
