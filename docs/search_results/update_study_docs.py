@@ -1,31 +1,47 @@
-"""Copy the study outputs (runs/study/compositional) into docs/search_results/study_compositional and paste
-study.md's tables between the markers in docs/search.md. Run from anywhere: python docs/search_results/update_study_docs.py"""
+"""Copy a study's outputs into docs/search_results/study_compositional and paste study.md's tables between the
+markers in docs/search.md.
 
-import re, shutil, sys, json
+    python docs/search_results/update_study_docs.py [STUDY_FOLDER]    # default: runs/study/compositional
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
 from pathlib import Path
-root = Path(__file__).resolve().parents[2]
-out = root / "runs/study/compositional"
-dest = root / "docs/search_results/study_compositional"
-for name in ("study.json", "study.md", "study.png", "proxy_vs_test.png", "study_log.jsonl"):
-    if (out / name).is_file():
-        shutil.copyfile(out / name, dest / name)
-md = (out / "study.md").read_text()
-sections = re.split(r"(?m)^## ", md)
-keep = {}
-for sec in sections[1:]:
-    title, _, body = sec.partition("\n")
-    keep[title.strip()] = body.strip()
-parts = []
-for title in ("Final best fitness", "Guided evolution against each strategy", "Mutations", "Retrained best graphs",
-              "Fixed wirings (modality table)"):
-    if title in keep:
-        body = keep[title].replace("](study.png)", "](search_results/study_compositional/study.png)")
-        body = body.replace("](proxy_vs_test.png)", "](search_results/study_compositional/proxy_vs_test.png)")
-        parts.append(f"#### {title}\n\n{body}\n")
-text = "\n".join(parts)
-doc = (root / "docs/search.md").read_text()
-begin, end = "<!-- study tables: begin -->", "<!-- study tables: end -->"
-assert begin in doc and end in doc
-doc = doc[:doc.index(begin) + len(begin)] + "\n" + text + "\n" + doc[doc.index(end):]
-(root / "docs/search.md").write_text(doc)
-print("embedded", list(keep))
+
+ROOT = Path(__file__).resolve().parents[2]
+DEST = ROOT / "docs/search_results/study_compositional"
+FILES = ("study.json", "study.md", "study.png", "proxy_vs_test.png", "study_log.jsonl")
+SECTIONS = ("Final best fitness", "Guided evolution against each strategy", "Mutations", "Cost",
+            "Retrained best graphs", "Fixed wirings (modality table)")
+BEGIN, END = "<!-- study tables: begin -->", "<!-- study tables: end -->"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("study", nargs="?", default=str(ROOT / "runs/study/compositional"))
+    study = Path(parser.parse_args().study)
+    DEST.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        if (study / name).is_file():
+            shutil.copyfile(study / name, DEST / name)
+    sections = {}
+    for section in re.split(r"(?m)^## ", (study / "study.md").read_text())[1:]:
+        title, _, body = section.partition("\n")
+        sections[title.strip()] = body.strip()
+    link = "](search_results/study_compositional/"
+    parts = [f"#### {title}\n\n{sections[title].replace('](study.png', link + 'study.png').replace('](proxy_vs_test.png', link + 'proxy_vs_test.png')}\n"
+             for title in SECTIONS if title in sections]
+    doc_path = ROOT / "docs/search.md"
+    doc = doc_path.read_text()
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"{doc_path}: the markers {BEGIN} and {END} are missing")
+    doc = doc[:doc.index(BEGIN) + len(BEGIN)] + "\n" + "\n".join(parts) + "\n" + doc[doc.index(END):]
+    doc_path.write_text(doc)
+    print("embedded", [title for title in SECTIONS if title in sections], "from", study)
+
+
+if __name__ == "__main__":
+    main()
