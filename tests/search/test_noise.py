@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import statistics
 
 import pytest
 
+from assemblenet.errors import ConfigError
 from assemblenet.search.noise import (
     grid_markdown,
     measure_fitness_noise,
@@ -93,3 +95,24 @@ def test_command_line_takes_set_and_print_config(tmp_path, capsys: pytest.Captur
     assert main([str(config), "--output", str(tmp_path), "--set", "executor.workers=2", "--print-config"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["executor"]["workers"] == 2
     assert not any(tmp_path.iterdir())
+
+
+def test_several_references_average_the_agreement_and_pool_the_seed_noise(tmp_path) -> None:
+    config = tiny_config(**{"executor.workers": 1})
+    log = tmp_path / "calls.txt"
+
+    def make(steps: int, multiplier: float) -> ToyFitness:
+        return _CountingToy(noise=0.02, log=str(log))
+
+    one = run_grid(config, steps=[1], multipliers=[1.0], seeds=3, graphs=4, output=tmp_path / "one",
+                   progress=False, make_fitness=make)[0]
+    three = run_grid(config, steps=[1], multipliers=[1.0], seeds=3, graphs=4, output=tmp_path / "three",
+                     progress=False, make_fitness=make, references=3)[0]
+    assert len(log.read_text().splitlines()) == (3 + 4) + (3 * 3 + 4)
+    assert three.reference_fitness[0] == one.seed_fitness == three.seed_fitness  # the first reference is the same
+    assert three.graph_fitness == one.graph_fitness
+    pooled = (sum(statistics.variance(f) for f in three.reference_fitness) / 3) ** 0.5
+    assert len(three.reference_fitness) == 3 and three.seed_std == pytest.approx(pooled)
+    with pytest.raises(ConfigError, match="references"):
+        run_grid(config, steps=[1], multipliers=[1.0], seeds=3, graphs=2, output=tmp_path / "bad",
+                 progress=False, make_fitness=make, references=3)

@@ -2,10 +2,12 @@
 
 For each (proxy steps, connection learning-rate multiplier) cell it measures:
 
-- (a) ``weight_agreement``: how well the learned *relative* connection weights of one reference graph agree
+- (a) ``weight_agreement``: how well the learned *relative* connection weights of a reference graph agree
   between trial seeds (mean pairwise Pearson r of ``log w - mean log w`` over each node's inputs; the
-  per-node common scale is removed because training cannot fix it, see ``PruneRule``);
-- (b) ``seed_std``: the fitness standard deviation of that graph across seeds (the noise a tournament sees);
+  per-node common scale is removed because training cannot fix it, see ``PruneRule``), averaged over the
+  ``--references`` reference graphs (the first random graphs; default one);
+- (b) ``seed_std``: the fitness standard deviation of a reference graph across seeds (the noise a tournament
+  sees), pooled over the references;
 - (c) ``graph_std``: the fitness standard deviation across random graphs of the space, one seed each (the
   signal); ``signal_to_noise`` = (c) / (b);
 - (d) ``seconds_per_eval``; and how many edges the relative prune rule condemns per graph.
@@ -17,7 +19,7 @@ condemned edges for the contributions too (``contribution_agreement``, ``condemn
 Usage (resumable: every evaluation is appended to ``OUTPUT/evaluations.jsonl`` and reused on rerun)::
 
     python -m assemblenet.search.noise CONFIG --steps 24,48,96 --lr-multipliers 1,10,30 \\
-        --seeds 4 --graphs 16 --output OUTPUT
+        --seeds 4 --graphs 16 [--references 3] --output OUTPUT
 """
 
 from __future__ import annotations
@@ -85,31 +87,42 @@ class CellReport:
     relative_spread: float  # std of the relative log weights over all multi-input edges and runs
     contribution_agreement: float = math.nan  # (a) for the measured contributions (NaN: none measured)
     condemned_by_contribution: float = math.nan  # the relative rule applied to the contributions
+    reference_fitness: list[list[float]] = dataclasses.field(default_factory=list)  # per reference graph, per seed
 
 
-def summarise_cell(steps: int, multiplier: float, reference: AssembleNetGraph, seed_results: Sequence[FitnessResult],
-                   graphs: Sequence[AssembleNetGraph], graph_results: Sequence[FitnessResult], rule: Any) -> CellReport:
-    seed_fitness = [r.fitness for r in seed_results]
+def summarise_cell(steps: int, multiplier: float, references: Sequence[AssembleNetGraph],
+                   seed_results: Sequence[Sequence[FitnessResult]], graphs: Sequence[AssembleNetGraph],
+                   graph_results: Sequence[FitnessResult], rule: Any) -> CellReport:
+    """One cell from its runs: ``seed_results[k]`` are reference graph ``k`` under every trial seed. (a) is the
+    mean over the references; (b) pools their variances (the root of the mean variance)."""
+    by_reference = [[r.fitness for r in runs] for runs in seed_results]
+    variances = [statistics.variance(f) for f in by_reference if len(f) > 1]
+    seed_std = math.sqrt(statistics.fmean(variances)) if variances else math.nan
     graph_fitness = [r.fitness for r in graph_results]
-    seed_std = statistics.stdev(seed_fitness) if len(seed_fitness) > 1 else math.nan
     graph_std = statistics.stdev(graph_fitness) if len(graph_fitness) > 1 else math.nan
     no_makeup = dataclasses.replace(rule, min_pruned=0)
     condemned = [len(no_makeup.select(g, r.learned_weights)) for g, r in zip(graphs, graph_results)]
     spread = [v for g, r in zip(graphs, graph_results) for v in relative_log_weights(g, r.learned_weights).values()]
-    times = [r.wall_time for r in (*seed_results, *graph_results)]
-    measured = all(r.contributions for r in (*seed_results, *graph_results))
-    contribution_agreement = (weight_agreement(reference, [r.contributions for r in seed_results])
-                              if measured else math.nan)
+    every = [r for runs in seed_results for r in runs] + list(graph_results)
+    times = [r.wall_time for r in every]
+
+    def agreement(signal: Callable[[FitnessResult], Mapping[Edge, float]]) -> float:
+        values = [weight_agreement(g, [signal(r) for r in runs]) for g, runs in zip(references, seed_results)]
+        values = [v for v in values if not math.isnan(v)]
+        return statistics.fmean(values) if values else math.nan
+
+    measured = all(r.contributions for r in every)
     by_contribution = (statistics.fmean(len(no_makeup.select(g, r.contributions)) for g, r in zip(graphs, graph_results))
                        if measured else math.nan)
     return CellReport(
         steps=steps, lr_multiplier=multiplier,
-        weight_agreement=weight_agreement(reference, [r.learned_weights for r in seed_results]),
-        seed_fitness=seed_fitness, seed_std=seed_std, graph_fitness=graph_fitness, graph_std=graph_std,
+        weight_agreement=agreement(lambda r: r.learned_weights),
+        seed_fitness=by_reference[0], seed_std=seed_std, graph_fitness=graph_fitness, graph_std=graph_std,
         signal_to_noise=graph_std / seed_std if seed_std > 0 else math.inf,
         seconds_per_eval=statistics.fmean(times), condemned_per_graph=statistics.fmean(condemned),
         relative_spread=statistics.pstdev(spread) if spread else math.nan,
-        contribution_agreement=contribution_agreement, condemned_by_contribution=by_contribution,
+        contribution_agreement=agreement(lambda r: r.contributions) if measured else math.nan,
+        condemned_by_contribution=by_contribution, reference_fitness=by_reference,
     )
 
 
@@ -148,6 +161,7 @@ class _Cache:
 
 def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float], seeds: int, graphs: int,
              output: Path, reference_seed: int = 0, progress: bool = True, contribution_batches: int = 4,
+             references: int = 1,
              make_fitness: Callable[[int, float], FitnessFunction] | None = None) -> list[CellReport]:
     """Measure every cell (see the module docstring); ``make_fitness(steps, multiplier)`` replaces the
     config's proxy (tests)."""
@@ -162,7 +176,6 @@ def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float],
     space = SearchSpace(config.space)
     rng = random.Random(reference_seed)
     sample = [space.sample(rng) for _ in range(graphs)]
-    reference = sample[0]
     cache = _Cache(output / "evaluations.jsonl")
     if make_fitness is None:
         if config.fitness.kind != "proxy-training":
@@ -173,16 +186,18 @@ def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float],
             overrides = {**base.overrides, "optim.connection_lr_multiplier": multiplier,
                          "train.contribution_batches": contribution_batches}
             return dataclasses.replace(base, steps=steps, overrides=overrides)
+    if not 1 <= references <= graphs:
+        raise ConfigError(f"references: must be between 1 and the number of graphs ({graphs}), got {references}")
+    reference_graphs = sample[:references]
+    cell = ([(g, 1000 + k) for g in reference_graphs for k in range(seeds)] + [(g, 0) for g in sample])
     ex = config.executor
     reports = []
-    jobs = [(s, m, g, seed) for s in steps for m in multipliers
-            for g, seed in [(reference, 1000 + k) for k in range(seeds)] + [(g, 0) for g in sample]]
+    jobs = [(s, m, g, seed) for s in steps for m in multipliers for g, seed in cell]
     bar = tqdm(total=len(jobs), disable=not progress, desc="noise grid", unit="eval")
     bar.update(sum(_Cache.key(s, m, g, seed) in cache.rows for s, m, g, seed in jobs))
     for s in steps:
         for m in multipliers:
             fitness = make_fitness(s, m)
-            cell = [(g, seed) for g, seed in [(reference, 1000 + k) for k in range(seeds)] + [(g, 0) for g in sample]]
             todo = [(k, g, seed) for k, (g, seed) in enumerate(cell) if _Cache.key(s, m, g, seed) not in cache.rows]
             if todo:
                 executor = make_executor(ex.kind, fitness, workers=ex.workers, torch_threads=ex.torch_threads,
@@ -198,10 +213,11 @@ def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float],
                 finally:
                     executor.close()
             results = [cache.rows[_Cache.key(s, m, g, seed)] for g, seed in cell]
-            reports.append(summarise_cell(s, m, reference, results[:seeds], sample, results[seeds:],
+            runs = [results[k * seeds:(k + 1) * seeds] for k in range(references)]
+            reports.append(summarise_cell(s, m, reference_graphs, runs, sample, results[references * seeds:],
                                           rule_from_config(config.mutation)))
             atomic_write_json(output / "noise_grid.json", json_safe({
-                "config": config.to_dict(), "seeds": seeds, "graphs": graphs,
+                "config": config.to_dict(), "seeds": seeds, "graphs": graphs, "references": references,
                 "cells": [dataclasses.asdict(r) for r in reports]}))
     bar.close()
     return reports
@@ -233,8 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_config_arguments(parser)
     parser.add_argument("--steps", default="24,48,96", help="comma-separated proxy step budgets")
     parser.add_argument("--lr-multipliers", default="1,10,30", help="comma-separated connection lr multipliers")
-    parser.add_argument("--seeds", type=int, default=4, help="trial seeds of the reference graph")
-    parser.add_argument("--graphs", type=int, default=16, help="random graphs of the space (the first is the reference)")
+    parser.add_argument("--seeds", type=int, default=4, help="trial seeds of each reference graph")
+    parser.add_argument("--graphs", type=int, default=16, help="random graphs of the space (the first are the references)")
+    parser.add_argument("--references", type=int, default=1,
+                        help="graphs (the first of the random ones) run under every trial seed for (a) and (b)")
     parser.add_argument("--contribution-batches", type=int, default=4,
                         help="training batches on which each proxy also measures the edges' contributions (0: none)")
     parser.add_argument("--output", required=True, help="folder for evaluations.jsonl, noise_grid.json/.md")
@@ -247,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports = run_grid(config, steps=[int(v) for v in args.steps.split(",")],
                        multipliers=[float(v) for v in args.lr_multipliers.split(",")], seeds=args.seeds,
                        graphs=args.graphs, output=Path(args.output), progress=not args.no_progress,
-                       contribution_batches=args.contribution_batches)
+                       contribution_batches=args.contribution_batches, references=args.references)
     table = grid_markdown(reports)
     atomic_write_text(Path(args.output) / "noise_grid.md", table)
     print(table)
