@@ -522,3 +522,30 @@ def test_baseline_wirings_keep_the_space_budget() -> None:
                 else:
                     stack.extend(n.inputs)
             assert len(kinds) == 1
+
+
+def test_retrain_in_worker_processes_trains_with_the_engine_and_records_its_time(tmp_path: Path,
+                                                                                  synthetic_root: Path) -> None:
+    overrides = {
+        "model.depth": 26, "model.flow_iterations": 2, "data.dataset": "synthetic",
+        "data.train": {"root": str(synthetic_root), "split": "train"},
+        "data.val": {"root": str(synthetic_root), "split": "val"}, "data.num_frames": 4, "data.crop_size": 32,
+        "data.batch_size": 4, "data.num_workers": 0, "eval.num_clips": 1, "eval.num_crops": 1,
+        "optim.warmup_steps": 1,
+    }
+    config = study_config_from_dict(
+        study_dict(strategies=["evolution"], seeds=[0, 1], max_evaluations=4,
+                   retrain={"enabled": True, "steps": 2, "workers": 2, "overrides": overrides}),
+        source="study.yaml", base_dir=str(tmp_path))
+    study = Study(config, output=tmp_path / "out", progress=False)
+    study.run("all")
+    results = sorted((tmp_path / "out" / "retrain").glob("*/*/result.json"))
+    assert results
+    for path in results:
+        result = json.loads(path.read_text())
+        assert result["wall_time_s"] > 0 and 0.0 <= result["score"] <= 1.0  # the worker's own training time
+        assert (path.parent / "train_time.json").is_file() and (path.parent / "model.safetensors").is_file()
+    log_lines = [json.loads(line) for line in (tmp_path / "out" / "study_log.jsonl").read_text().splitlines()]
+    trained = [row for row in log_lines if row["event"] == "training-finished"]
+    assert trained and all(row["wall_time_s"] > 0 for row in trained)
+    assert [row["stage"] for row in log_lines if row["event"] == "stage-finished"] == ["search", "retrain"]

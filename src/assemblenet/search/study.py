@@ -52,6 +52,7 @@ BASELINE = "random"
 EVOLUTION_STRATEGIES = ("evolution", "evolution-unguided")
 CONFIDENCE = 0.95
 LOG_FILE = "study_log.jsonl"
+TRAIN_TIME_FILE = "train_time.json"  # a worker process's training time, for the result it leaves behind
 RETRAIN_DIR = "retrain"
 BASELINES_DIR = "baselines"
 RETRAIN_RECORD = "retrain.json"
@@ -484,8 +485,11 @@ class Study:
             return json.loads(result_path.read_text())
         start = time.time()
         engine_final = folder / ENGINE_FINAL_METRICS
-        if engine_final.is_file():  # trained, but killed before our result file was written
+        trained_for = None
+        if engine_final.is_file():  # trained by a worker process, or killed before our result file was written
             metrics = dict(json.loads(engine_final.read_text()).get("metrics", {}))
+            if (folder / TRAIN_TIME_FILE).is_file():
+                trained_for = float(json.loads((folder / TRAIN_TIME_FILE).read_text())["wall_time_s"])
         else:
             log.info("study %s: training %s (graph %s, training seed %d) -> %s", self.config.name, what,
                      digest[:HASH_CHARS], k, folder)
@@ -510,11 +514,12 @@ class Study:
             "metric": cfg.metric, "score": float(metrics[cfg.metric]),
             "metrics": {key: value for key, value in metrics.items() if isinstance(value, (int, float))},
             "steps": cfg.steps, "width_multiplier": width, "finished_at": time.time(),
-            "wall_time_s": round(time.time() - start, 3),
+            "wall_time_s": trained_for if trained_for is not None else round(time.time() - start, 3),
         }
         fileio.atomic_write_text(result_path, json.dumps(fileio.json_safe(record), indent=1) + "\n", fsync=True)
         self._log({"event": "training-finished", "time": time.time(), "what": what, "graph_hash": digest,
-                   "training_seed": k, "score": record["score"], "metric": cfg.metric})
+                   "training_seed": k, "score": record["score"], "metric": cfg.metric,
+                   "wall_time_s": record["wall_time_s"]})
         return record
 
     def _train_in_parallel(self, jobs: Sequence[tuple[Any, Path, int]], train_config: str | None,
@@ -619,8 +624,10 @@ def _engine_training_job(train_config: str | None, graph: dict[str, Any], folder
     from assemblenet.runtime import keep_freed_memory
 
     keep_freed_memory()
+    start = time.time()
     run_training(train_config, graph=graph_from_dict(graph), output_dir=folder, seed=seed, max_steps=steps,
                  width_multiplier=width, overrides=overrides, num_threads=1, progress=False)
+    fileio.atomic_write_json(Path(folder) / TRAIN_TIME_FILE, {"wall_time_s": round(time.time() - start, 3)})
 
 
 def _engine_run_training() -> Callable[..., Any]:
