@@ -8,10 +8,11 @@ from assemblenet.errors import ConfigError
 from assemblenet.search.config import SearchConfig, load_search_config, search_config_from_dict
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "search"
+SEARCH_CONFIGS = sorted((set(CONFIGS.glob("*.yaml")) - set(CONFIGS.glob("study_*.yaml")))
+                        | set(CONFIGS.glob("proxy_variants/*.yaml")))
 
 
-@pytest.mark.parametrize("path", sorted(set(CONFIGS.glob("*.yaml")) - set(CONFIGS.glob("study_*.yaml"))),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SEARCH_CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_load(path: Path) -> None:
     config = load_search_config(path)
     assert config.name
