@@ -116,3 +116,13 @@ def test_several_references_average_the_agreement_and_pool_the_seed_noise(tmp_pa
     with pytest.raises(ConfigError, match="references"):
         run_grid(config, steps=[1], multipliers=[1.0], seeds=3, graphs=2, output=tmp_path / "bad",
                  progress=False, make_fitness=make, references=3)
+
+
+def test_chosen_cells_replace_the_product(tmp_path) -> None:
+    config = tiny_config(**{"executor.workers": 1})
+    make = lambda steps, multiplier: ToyFitness(noise=0.01)  # noqa: E731
+    reports = run_grid(config, steps=[1], multipliers=[1.0], seeds=2, graphs=3, output=tmp_path / "g",
+                       progress=False, make_fitness=make, cells=[(4, 3.0), (1, 1.0)])
+    assert [(r.steps, r.lr_multiplier) for r in reports] == [(4, 3.0), (1, 1.0)]
+    saved = json.loads((tmp_path / "g" / "noise_grid.json").read_text())
+    assert [(c["steps"], c["lr_multiplier"]) for c in saved["cells"]] == [(4, 3.0), (1, 1.0)]

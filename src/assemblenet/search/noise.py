@@ -20,6 +20,7 @@ Usage (resumable: every evaluation is appended to ``OUTPUT/evaluations.jsonl`` a
 
     python -m assemblenet.search.noise CONFIG --steps 24,48,96 --lr-multipliers 1,10,30 \\
         --seeds 4 --graphs 16 [--references 3] --output OUTPUT
+    python -m assemblenet.search.noise CONFIG --cells 24x10,48x10,96x10,48x1 ...   # chosen cells only
 """
 
 from __future__ import annotations
@@ -161,10 +162,10 @@ class _Cache:
 
 def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float], seeds: int, graphs: int,
              output: Path, reference_seed: int = 0, progress: bool = True, contribution_batches: int = 4,
-             references: int = 1,
+             references: int = 1, cells: Sequence[tuple[int, float]] | None = None,
              make_fitness: Callable[[int, float], FitnessFunction] | None = None) -> list[CellReport]:
-    """Measure every cell (see the module docstring); ``make_fitness(steps, multiplier)`` replaces the
-    config's proxy (tests)."""
+    """Measure every cell (see the module docstring): every (steps, multiplier) pair, or the given ``cells``;
+    ``make_fitness(steps, multiplier)`` replaces the config's proxy (tests)."""
     from tqdm import tqdm
 
     from assemblenet.search.executors import Trial, make_executor
@@ -190,35 +191,35 @@ def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float],
         raise ConfigError(f"references: must be between 1 and the number of graphs ({graphs}), got {references}")
     reference_graphs = sample[:references]
     cell = ([(g, 1000 + k) for g in reference_graphs for k in range(seeds)] + [(g, 0) for g in sample])
+    grid = list(cells) if cells is not None else [(s, m) for s in steps for m in multipliers]
     ex = config.executor
     reports = []
-    jobs = [(s, m, g, seed) for s in steps for m in multipliers for g, seed in cell]
+    jobs = [(s, m, g, seed) for s, m in grid for g, seed in cell]
     bar = tqdm(total=len(jobs), disable=not progress, desc="noise grid", unit="eval")
     bar.update(sum(_Cache.key(s, m, g, seed) in cache.rows for s, m, g, seed in jobs))
-    for s in steps:
-        for m in multipliers:
-            fitness = make_fitness(s, m)
-            todo = [(k, g, seed) for k, (g, seed) in enumerate(cell) if _Cache.key(s, m, g, seed) not in cache.rows]
-            if todo:
-                executor = make_executor(ex.kind, fitness, workers=ex.workers, torch_threads=ex.torch_threads,
-                                         ray_address=ex.ray_address, cpus_per_trial=ex.cpus_per_trial,
-                                         gpus_per_trial=ex.gpus_per_trial)
-                try:
-                    for outcome in executor.run([Trial(k, g, seed) for k, g, seed in todo]):
-                        if outcome.result is None:
-                            raise RuntimeError(f"evaluation failed: {outcome.error}")
-                        g, seed = cell[outcome.index]
-                        cache.add(_Cache.key(s, m, g, seed), outcome.result)
-                        bar.update(1)
-                finally:
-                    executor.close()
-            results = [cache.rows[_Cache.key(s, m, g, seed)] for g, seed in cell]
-            runs = [results[k * seeds:(k + 1) * seeds] for k in range(references)]
-            reports.append(summarise_cell(s, m, reference_graphs, runs, sample, results[references * seeds:],
-                                          rule_from_config(config.mutation)))
-            atomic_write_json(output / "noise_grid.json", json_safe({
-                "config": config.to_dict(), "seeds": seeds, "graphs": graphs, "references": references,
-                "cells": [dataclasses.asdict(r) for r in reports]}))
+    for s, m in grid:
+        fitness = make_fitness(s, m)
+        todo = [(k, g, seed) for k, (g, seed) in enumerate(cell) if _Cache.key(s, m, g, seed) not in cache.rows]
+        if todo:
+            executor = make_executor(ex.kind, fitness, workers=ex.workers, torch_threads=ex.torch_threads,
+                                     ray_address=ex.ray_address, cpus_per_trial=ex.cpus_per_trial,
+                                     gpus_per_trial=ex.gpus_per_trial)
+            try:
+                for outcome in executor.run([Trial(k, g, seed) for k, g, seed in todo]):
+                    if outcome.result is None:
+                        raise RuntimeError(f"evaluation failed: {outcome.error}")
+                    g, seed = cell[outcome.index]
+                    cache.add(_Cache.key(s, m, g, seed), outcome.result)
+                    bar.update(1)
+            finally:
+                executor.close()
+        results = [cache.rows[_Cache.key(s, m, g, seed)] for g, seed in cell]
+        runs = [results[k * seeds:(k + 1) * seeds] for k in range(references)]
+        reports.append(summarise_cell(s, m, reference_graphs, runs, sample, results[references * seeds:],
+                                      rule_from_config(config.mutation)))
+        atomic_write_json(output / "noise_grid.json", json_safe({
+            "config": config.to_dict(), "seeds": seeds, "graphs": graphs, "references": references,
+            "cells": [dataclasses.asdict(r) for r in reports]}))
     bar.close()
     return reports
 
@@ -249,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_config_arguments(parser)
     parser.add_argument("--steps", default="24,48,96", help="comma-separated proxy step budgets")
     parser.add_argument("--lr-multipliers", default="1,10,30", help="comma-separated connection lr multipliers")
+    parser.add_argument("--cells", help="comma-separated STEPSxMULTIPLIER cells (e.g. 24x10,48x1) instead of the "
+                        "product of --steps and --lr-multipliers")
     parser.add_argument("--seeds", type=int, default=4, help="trial seeds of each reference graph")
     parser.add_argument("--graphs", type=int, default=16, help="random graphs of the space (the first are the references)")
     parser.add_argument("--references", type=int, default=1,
@@ -262,10 +265,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         print(config.to_yaml(), end="")
         return 0
+    cells = None
+    if args.cells:
+        try:
+            cells = [(int(steps), float(multiplier)) for steps, multiplier in
+                     (cell.split("x") for cell in args.cells.split(","))]
+        except ValueError:
+            parser.error(f"--cells: expected STEPSxMULTIPLIER pairs such as 24x10,48x1, got {args.cells!r}")
     reports = run_grid(config, steps=[int(v) for v in args.steps.split(",")],
                        multipliers=[float(v) for v in args.lr_multipliers.split(",")], seeds=args.seeds,
                        graphs=args.graphs, output=Path(args.output), progress=not args.no_progress,
-                       contribution_batches=args.contribution_batches, references=args.references)
+                       contribution_batches=args.contribution_batches, references=args.references, cells=cells)
     table = grid_markdown(reports)
     atomic_write_text(Path(args.output) / "noise_grid.md", table)
     print(table)
