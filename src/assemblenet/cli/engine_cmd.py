@@ -109,50 +109,18 @@ def _is_main_process() -> bool:
 
 # -- evaluate ----------------------------------------------------------------------------------------------
 def run_evaluate(args: argparse.Namespace) -> int:
-    import torch
-
     from assemblenet.engine.config import load_config
-    from assemblenet.engine.distributed import init_distributed
-    from assemblenet.engine.evaluator import evaluate, write_eval_outputs
-    from assemblenet.engine.metrics import primary_metric_name
-    from assemblenet.engine.modeling import eval_amp, prepare_for_inference
-    from assemblenet.engine.trainer import build_split, resolve_device
-    from assemblenet.engine.weights import load_trained_model
+    from assemblenet.engine.trainer import run_evaluation
 
     cfg = load_config(args.config, args.overrides)
     if args.print_config:
         sys.stdout.write(cfg.to_yaml())
         return 0
-    checkpoint = Path(args.checkpoint)
-    model, info = load_trained_model(checkpoint, use_ema=cfg.eval.use_ema)
-    device = resolve_device(cfg.train.device)
-    dist_info = init_distributed(device.type)
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-    dataset = build_split(cfg, "val")
-    num_classes = getattr(model, "num_classes", None)
-    if num_classes is not None and num_classes != dataset.num_classes:
-        from assemblenet.errors import CheckpointError
-
-        raise CheckpointError(f"{checkpoint} predicts {num_classes} classes but the validation set has "
-                              f"{dataset.num_classes}")
-    model = prepare_for_inference(model, device=device, precision=args.precision)
-    result = evaluate(model, dataset, device=device, batch_size=cfg.eval.batch_size, num_workers=cfg.data.num_workers,
-                      aggregation=cfg.eval.aggregation, amp=eval_amp(cfg.train.amp, device, args.precision),
-                      progress=not args.no_progress)
-    primary = primary_metric_name(cfg.eval.metric, result.multi_label)
-    result.metrics["metric"] = result.metrics.get(primary, float("nan"))
-    if not dist_info.is_main:
+    done = run_evaluation(cfg, args.checkpoint, precision=args.precision, output_dir=args.out,
+                          progress=not args.no_progress)
+    if done.output_dir is None:  # not the main process
         return 0
-    if args.out:
-        out = Path(args.out)
-    elif cfg.output.dir:
-        out = Path(cfg.output.dir) / f"eval_{checkpoint.stem if checkpoint.is_file() else checkpoint.name}"
-    else:
-        out = Path(f"eval_{checkpoint.stem}")
-    written = write_eval_outputs(result, out, extra={"checkpoint": str(checkpoint), "primary_metric": primary,
-                                                     "views": [cfg.eval.num_clips, cfg.eval.num_crops],
-                                                     "aggregation": cfg.eval.aggregation})
+    result = done.result
     print(f"{len(result.video_ids)} videos x {result.num_views // max(1, len(result.video_ids))} views "
           f"({cfg.eval.aggregation} over views)")
     labels = {"map": "mAP (official Charades)", "map_sklearn": "mAP (sklearn-style)", "top1": "top-1",
@@ -160,7 +128,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     for key, label in labels.items():
         if key in result.metrics:
             print(f"  {label:<26} {result.metrics[key]:.4f}")
-    print(f"report: {written['metrics'].parent}")
+    print(f"report: {done.output_dir}")
     return 0
 
 

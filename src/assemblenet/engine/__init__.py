@@ -3,6 +3,7 @@
 Programmatic entry points:
 
 - :func:`run_training` trains (and validates) what a config describes; returns a :class:`TrainResult`.
+- :func:`run_evaluation` evaluates trained weights on a config's validation split and writes the report.
 - :func:`load_config` validates a YAML file / mapping plus dotted overrides into a :class:`Config`.
 - :func:`evaluate` runs multi-view evaluation of a model on a dataset.
 - :func:`save_weights` / :func:`load_trained_model` handle safetensors weights with their JSON sidecar.
@@ -19,7 +20,7 @@ from typing import Any
 
 _EXPORTS = {
     "Config": "config", "load_config": "config", "save_config": "config", "describe_schema": "config",
-    "run_training": "trainer", "Trainer": "trainer", "TrainResult": "trainer",
+    "run_training": "trainer", "Trainer": "trainer", "TrainResult": "trainer", "run_evaluation": "trainer",
     "TrainingDivergedError": "trainer",
     "evaluate": "evaluator", "EvalResult": "evaluator", "write_eval_outputs": "evaluator",
     "compute_metrics": "metrics", "charades_map": "metrics", "sklearn_map": "metrics",
