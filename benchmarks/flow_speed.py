@@ -44,21 +44,15 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from assemblenet.models.rep_flow import RepresentationFlow  # noqa: E402
 from assemblenet.models.rep_flow_kernel import kernel_status  # noqa: E402
+from assemblenet.runtime import time_calls  # noqa: E402
 
 DEFAULT_VIDEO = ROOT / "tests" / "data" / "videos" / "kinetics_armwrestling_340x256.mp4"
 BYTES_PER_PIXEL_ITERATION = 16 * 4  # 10 fields read, 6 written, fp32
 
 
 def timed(fn, repeats: int) -> dict:
-    """Median and min wall time (and CPU time per thread) of ``fn`` after one warm-up call."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return {"median_s": statistics.median(walls), "min_s": min(walls), "cpu_s": statistics.median(cpus)}
+    """Median and min wall time (and median process CPU time) of ``fn`` after one warm-up call."""
+    return time_calls(fn, repeats=repeats, warmup=1)
 
 
 def triad_bandwidth(working_set_bytes: int, repeats: int) -> float:

@@ -14,10 +14,7 @@ wall-clock budget: when the budget is spent the remaining stages are skipped and
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,6 +23,7 @@ from typing import Callable
 import torch
 
 from assemblenet import runtime
+from assemblenet.runtime import time_calls
 from assemblenet.cli.arguments import positive_int
 from assemblenet.engine.modeling import prepare_for_inference
 from assemblenet.fileio import atomic_write_json
@@ -51,16 +49,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def timed(fn: Callable[[], object], device: torch.device, *, repeats: int, warmup: int) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
+    return time_calls(fn, repeats=repeats, warmup=warmup, synchronize=lambda: synchronize(device))
 
 
 def matmul_peak(device: torch.device, *, tiny: bool) -> dict[str, float]:

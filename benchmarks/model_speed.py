@@ -25,7 +25,6 @@ import copy
 import json
 import os
 import subprocess
-import statistics
 import time
 from pathlib import Path
 from typing import Callable
@@ -33,6 +32,7 @@ from typing import Callable
 import torch
 
 from assemblenet import runtime
+from assemblenet.runtime import time_calls
 from assemblenet.cli.arguments import positive_int
 from assemblenet.engine.modeling import prepare_for_inference
 from assemblenet.fileio import atomic_write_json
@@ -54,16 +54,7 @@ TARGETS = {"flow (fused)": 0.2, "forward fp32 (eager)": 0.75, "forward bf16": 0.
 def time_runs(fn: Callable[[], object], *, repeats: int, warmup: int) -> dict[str, float]:
     """Median and min wall time of ``repeats`` calls after ``warmup`` untimed ones, and the median process CPU
     time per thread (on a shared machine it estimates the time alone; spinning threads inflate it)."""
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return {"median_s": statistics.median(wall), "min_s": min(wall),
-            "cpu_per_thread_s": statistics.median(cpu) / torch.get_num_threads(), "repeats": repeats}
+    return time_calls(fn, repeats=repeats, warmup=warmup, threads=torch.get_num_threads())
 
 
 # -- ceilings -------------------------------------------------------------------------------------------------

@@ -16,6 +16,10 @@ import ctypes
 import ctypes.util
 import logging
 import sys
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import torch
 
 _log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD = -1
@@ -23,7 +27,7 @@ _M_MMAP_MAX = -4
 _applied = False
 
 
-def native_bf16(device: "torch.device | str" = "cpu") -> bool:
+def native_bf16(device: torch.device | str = "cpu") -> bool:
     """Whether ``device`` runs bf16 convolutions natively (CPU: oneDNN with AVX-512-BF16 or AMX; GPU: Ampere+).
 
     Without it PyTorch falls back to slow reference kernels and bf16 is many times slower than fp32."""
@@ -96,3 +100,34 @@ def machine_info() -> dict:
     }
     info["signature"] = f"{info['cpu']}, {info['logical_cpus']} CPUs, {'/'.join(isa) or 'no AVX2'}"
     return info
+
+
+def time_calls(fn: Callable[[], object], *, repeats: int, warmup: int = 1,
+               synchronize: Callable[[], None] | None = None, threads: int | None = None) -> dict[str, float]:
+    """Time ``fn``: ``warmup`` untimed calls, then ``repeats`` timed ones; the benchmarks' one timing rule.
+
+    Returns the median and minimum wall time, the median process CPU time (``cpu_s``; with ``threads``, also
+    per thread: on a shared machine it estimates the time alone, though spinning threads inflate it) and the
+    repeat count. ``synchronize`` (e.g. ``torch.cuda.synchronize``) is called after the warm-up and after
+    every timed call, so that asynchronous work is inside the measurement.
+    """
+    import statistics
+    import time
+
+    for _ in range(warmup):
+        fn()
+    if synchronize is not None:
+        synchronize()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        if synchronize is not None:
+            synchronize()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    out = {"median_s": statistics.median(walls), "min_s": min(walls), "cpu_s": statistics.median(cpus),
+           "repeats": repeats}
+    if threads:
+        out["cpu_per_thread_s"] = out["cpu_s"] / threads
+    return out
