@@ -15,7 +15,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import statistics
 import sys
+import time
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
@@ -111,9 +113,6 @@ def time_calls(fn: Callable[[], object], *, repeats: int, warmup: int = 1,
     repeat count. ``synchronize`` (e.g. ``torch.cuda.synchronize``) is called after the warm-up and after
     every timed call, so that asynchronous work is inside the measurement.
     """
-    import statistics
-    import time
-
     for _ in range(warmup):
         fn()
     if synchronize is not None:

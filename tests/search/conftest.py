@@ -53,3 +53,13 @@ def assert_same_sequence(a: list[tuple[str, float | None]], b: list[tuple[str, f
         assert (fa is None) == (fb is None)
         if fa is not None:
             assert fa == pytest.approx(fb, abs=tol)
+
+
+def proxy_overrides(root: Path) -> dict[str, object]:
+    """Engine overrides for a few-second proxy on the tiny synthetic set."""
+    return {
+        "data.dataset": "synthetic", "data.train": {"root": str(root), "split": "train"},
+        "data.val": {"root": str(root), "split": "val"}, "data.num_frames": 4, "data.crop_size": 32,
+        "data.batch_size": 4, "data.num_workers": 0, "eval.num_clips": 1, "eval.num_crops": 1,
+        "optim.warmup_steps": 1, "model.depth": 26,
+    }

@@ -12,7 +12,7 @@ from assemblenet.search.fitness import build_fitness
 from assemblenet.search.mutations import rule_from_config
 from assemblenet.search.store import RunStore
 
-from .conftest import tiny_config
+from .conftest import proxy_overrides, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +25,7 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_proxy_training_search_records_metric_and_learned_weights(tmp_path: Path, synthetic_root: Path) -> None:
-    overrides = {
-        "data.dataset": "synthetic", "data.train": {"root": str(synthetic_root), "split": "train"},
-        "data.val": {"root": str(synthetic_root), "split": "val"}, "data.num_frames": 4, "data.crop_size": 32,
-        "data.batch_size": 4, "data.num_workers": 0, "eval.num_clips": 1, "eval.num_crops": 1,
-        "optim.warmup_steps": 1, "model.depth": 26,
-    }
+    overrides = proxy_overrides(synthetic_root)
     config = tiny_config(**{
         "fitness": {"kind": "proxy-training", "steps": 2, "overrides": overrides},
         "search.max_evaluations": 4, "search.population_size": 2, "search.tournament_size": 1,
@@ -61,12 +56,7 @@ def test_proxy_fitness_builds_its_datasets_once_per_process(synthetic_root: Path
     from assemblenet.search import fitness as fitness_module
     from assemblenet.search.space import SearchSpace
 
-    overrides = {
-        "data.dataset": "synthetic", "data.train": {"root": str(synthetic_root), "split": "train"},
-        "data.val": {"root": str(synthetic_root), "split": "val"}, "data.num_frames": 4, "data.crop_size": 32,
-        "data.batch_size": 4, "data.num_workers": 0, "eval.num_clips": 1, "eval.num_crops": 1,
-        "optim.warmup_steps": 1, "model.depth": 26,
-    }
+    overrides = proxy_overrides(synthetic_root)
     config = tiny_config(**{"fitness": {"kind": "proxy-training", "steps": 1, "overrides": overrides}})
     built: list[str] = []
     real_build_split = trainer.build_split
@@ -89,12 +79,7 @@ def test_proxy_fitness_builds_its_datasets_once_per_process(synthetic_root: Path
 def test_oneshot_attention_trains_peer_attention_and_reads_off_each_nodes_strongest_peer(
     tmp_path: Path, synthetic_root: Path
 ) -> None:
-    overrides = {
-        "data.dataset": "synthetic", "data.train": {"root": str(synthetic_root), "split": "train"},
-        "data.val": {"root": str(synthetic_root), "split": "val"}, "data.num_frames": 4, "data.crop_size": 32,
-        "data.batch_size": 4, "data.num_workers": 0, "eval.num_clips": 1, "eval.num_crops": 1,
-        "optim.warmup_steps": 1, "model.depth": 26, "model.attention_mode": "peer",
-    }
+    overrides = {**proxy_overrides(synthetic_root), "model.attention_mode": "peer"}
     config = tiny_config(strategy="oneshot-attention", **{
         "fitness": {"kind": "proxy-training", "steps": 2, "overrides": overrides},
         "search.max_evaluations": 2, "search.batch_size": 1, "search.population_size": 2,
@@ -129,12 +114,7 @@ def test_oneshot_attention_trains_peer_attention_and_reads_off_each_nodes_strong
 def test_contribution_signal_reads_what_the_real_proxy_measures(tmp_path: Path, synthetic_root: Path) -> None:
     from assemblenet.errors import ConfigError
 
-    overrides = {
-        "data.dataset": "synthetic", "data.train": {"root": str(synthetic_root), "split": "train"},
-        "data.val": {"root": str(synthetic_root), "split": "val"}, "data.num_frames": 4, "data.crop_size": 32,
-        "data.batch_size": 4, "data.num_workers": 0, "eval.num_clips": 1, "eval.num_crops": 1,
-        "optim.warmup_steps": 1, "model.depth": 26,
-    }
+    overrides = proxy_overrides(synthetic_root)
     changes = {"search.max_evaluations": 4, "search.population_size": 2, "search.tournament_size": 1,
                "mutation.prune_signal": "contribution", "mutation.probabilities": {"connection": 1.0}}
     with pytest.raises(ConfigError, match="train.contribution_batches"):

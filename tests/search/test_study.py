@@ -26,6 +26,8 @@ from assemblenet.search.study import (
 )
 from assemblenet.search.toy import ToyFitness
 
+from .conftest import proxy_overrides
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "search"
 TINY = str(CONFIGS / "tiny.yaml")
 
@@ -526,13 +528,7 @@ def test_baseline_wirings_keep_the_space_budget() -> None:
 
 def test_retrain_in_worker_processes_trains_with_the_engine_and_records_its_time(tmp_path: Path,
                                                                                   synthetic_root: Path) -> None:
-    overrides = {
-        "model.depth": 26, "model.flow_iterations": 2, "data.dataset": "synthetic",
-        "data.train": {"root": str(synthetic_root), "split": "train"},
-        "data.val": {"root": str(synthetic_root), "split": "val"}, "data.num_frames": 4, "data.crop_size": 32,
-        "data.batch_size": 4, "data.num_workers": 0, "eval.num_clips": 1, "eval.num_crops": 1,
-        "optim.warmup_steps": 1,
-    }
+    overrides = {**proxy_overrides(synthetic_root), "model.flow_iterations": 2}
     config = study_config_from_dict(
         study_dict(strategies=["evolution"], seeds=[0, 1], max_evaluations=4,
                    retrain={"enabled": True, "steps": 2, "workers": 2, "overrides": overrides}),

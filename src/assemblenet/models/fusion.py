@@ -158,10 +158,7 @@ class SigmoidFusion(nn.Module):
         if self.num_inputs == 1:
             term = self._attend(inputs, peers)[0] if self.has_attention else inputs[0]
             return term.float().pow(2).mean().reshape(1)
-        weights = torch.sigmoid(self.edge_logits)
-        terms = [x * weights[i].to(x.dtype) for i, x in enumerate(self._pool(inputs))]
-        if self.has_attention:
-            terms = self._attend(terms, peers)
+        terms = self._terms(self._pool(inputs), torch.sigmoid(self.edge_logits), peers)
         energy = torch.empty(self.num_inputs)
         for g, projection in enumerate(self.projections):
             for i in self.group_members[g]:
@@ -194,10 +191,14 @@ class SigmoidFusion(nn.Module):
         assert output is not None
         return output
 
+    def _terms(self, pooled: List[Tensor], weights: Tensor, peers: Optional[Tensor]) -> List[Tensor]:
+        """Each input's term before its group's sum: pooled input times its sigmoid weight, then its attention."""
+        weighted = [x * weights[i].to(x.dtype) for i, x in enumerate(pooled)]
+        return self._attend(weighted, peers) if self.has_attention else weighted
+
     def _forward_attended(self, pooled: List[Tensor], weights: Tensor, peers: Optional[Tensor]) -> Tensor:
         """Weight, attend each connection, then sum each channel group and project it (AssembleNet++ order)."""
-        weighted = [x * weights[i].to(x.dtype) for i, x in enumerate(pooled)]
-        attended = self._attend(weighted, peers)
+        attended = self._terms(pooled, weights, peers)
         output: Optional[Tensor] = None
         for g, projection in enumerate(self.projections):
             members = self.group_members[g]

@@ -160,7 +160,7 @@ def _field(result: Any, name: str) -> Any:
 def _learned_weights_of(result: Any, graph: AssembleNetGraph) -> dict[Edge, float]:
     weights = _field(result, "connection_weights")
     if isinstance(weights, Mapping):
-        return {(int(s), int(t)): float(w) for (s, t), w in weights.items()}
+        return _edge_values(weights)
     learned_graph = _field(result, "learned_graph")
     if isinstance(learned_graph, AssembleNetGraph):
         return learned_weights_from_graph(learned_graph)
@@ -179,8 +179,11 @@ def _attention_weights_of(result: Any) -> AttentionWeights:
 
 def _contributions_of(result: Any) -> dict[Edge, float]:
     values = _field(result, "connection_contributions")
-    if not isinstance(values, Mapping):
-        return {}
+    return _edge_values(values) if isinstance(values, Mapping) else {}
+
+
+def _edge_values(values: Mapping[Any, Any]) -> dict[Edge, float]:
+    """A per-edge mapping of the engine's result as plain ``{(int, int): float}``."""
     return {(int(s), int(t)): float(v) for (s, t), v in values.items()}
 
 

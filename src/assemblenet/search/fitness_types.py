@@ -40,7 +40,7 @@ class FitnessResult:
     def to_dict(self) -> dict[str, Any]:
         data = {
             "fitness": json_safe(self.fitness),
-            "learned_weights": [[s, t, float(w)] for (s, t), w in sorted(self.learned_weights.items())],
+            "learned_weights": edge_values_to_list(self.learned_weights),
             "metrics": {k: json_safe(v) for k, v in self.metrics.items()},
             "wall_time": self.wall_time,
         }
@@ -55,7 +55,7 @@ class FitnessResult:
         fitness = data["fitness"]
         return cls(
             fitness=float("nan") if fitness is None else float(fitness),
-            learned_weights={(int(s), int(t)): float(w) for s, t, w in data.get("learned_weights", [])},
+            learned_weights=edge_values_from_list(data.get("learned_weights")),
             metrics={k: float("nan") if v is None else v for k, v in data.get("metrics", {}).items()},
             wall_time=float(data.get("wall_time", 0.0)),
             attention_weights=attention_weights_from_list(data.get("attention_weights", [])),

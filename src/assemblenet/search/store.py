@@ -106,7 +106,7 @@ class EvaluationRecord:
             "finished_at": self.finished_at,
             "attempts": self.attempts,
             "graph": graph_to_dict(self.graph),
-            "learned_weights": [[s, t, w] for (s, t), w in sorted(self.learned_weights.items())],
+            "learned_weights": edge_values_to_list(self.learned_weights),
         }
         if self.attention_weights:  # only then, so records without peer attention keep their old form
             data["attention_weights"] = attention_weights_to_list(self.attention_weights)
@@ -127,7 +127,7 @@ class EvaluationRecord:
                 parent=None if data["parent"] is None else int(data["parent"]),
                 mutation=dict(data["mutation"]),
                 fitness=None if data["fitness"] is None else float(data["fitness"]),
-                learned_weights={(int(s), int(t)): float(w) for s, t, w in data.get("learned_weights", [])},
+                learned_weights=edge_values_from_list(data.get("learned_weights")),
                 metrics=dict(data.get("metrics", {})),
                 wall_time=float(data.get("wall_time", 0.0)),
                 error=data.get("error"),
@@ -153,9 +153,6 @@ class EvaluationMemo:
 
     def __init__(self) -> None:
         self._records: dict[tuple[str, int], tuple[str, EvaluationRecord]] = {}
-
-    def __len__(self) -> int:
-        return len(self._records)
 
     @staticmethod
     def key(graph: AssembleNetGraph, seed: int) -> tuple[str, int]:

@@ -772,10 +772,10 @@ def analyse_runs(runs: Sequence[RunResult], config: StudyConfig, base: SearchCon
                 "children": n_children, "connection": connection,
                 "observed": connection / n_children if n_children else None, "configured": configured_share,
             }
-        ran = [rec for r in rs for rec in r.records if rec.reused_from is None]
+        records = [rec for r in rs for rec in r.records]
+        ran = [rec for rec in records if rec.reused_from is None]
         entry["cost"] = {
-            "evaluations": sum(len(r.records) for r in rs), "run": len(ran), "reused": sum(
-                1 for r in rs for rec in r.records if rec.reused_from is not None),
+            "evaluations": len(records), "run": len(ran), "reused": len(records) - len(ran),
             "wall_time_s": sum(rec.wall_time for rec in ran),
             "mean_wall_time_s": statistics.fmean(rec.wall_time for rec in ran) if ran else None,
         }
