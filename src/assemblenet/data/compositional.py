@@ -49,7 +49,7 @@ dropping any one factor still separates all classes, so that factor would not be
 Splits are fixed and stratified: ``train``/``val``/``test`` hold the same number of videos of every class, and
 video ``i`` of split ``s`` is drawn from ``numpy.random.default_rng([seed, SPLIT_STREAMS[s], i])`` (its own
 background, start position, blink phase and object texture), so the val and test sets do not depend on the
-train size, and the files are the same bytes for a given seed (x264 runs single-threaded, see ``write_mp4``).
+train size, and the files are the same bytes for a given seed (see ``write_mp4``).
 Videos are lossless H.264 4:4:4 (``ENCODING``), so the equal-grey colours stay equal grey once decoded.
 """
 

@@ -18,7 +18,8 @@ Every video has its own random static background texture. A share of the videos 
 or 3 actions of different classes, each with its own object, in different (possibly overlapping) time
 intervals, as in Charades. Single-action videos show one action for the whole clip.
 
-Everything is a pure function of the seed: video ``v`` is drawn from ``numpy.random.default_rng([seed, v])``.
+Everything is a pure function of the seed: video ``v`` is drawn from ``numpy.random.default_rng([seed, v, 0])``
+and its bytes are the same on every run and machine (``write_mp4``).
 
 With ``objects=True`` the benchmark also writes the true object maps of every frame (AssembleNet++'s object
 stream, ``assemblenet.data.objects``): ``objects/videos/syn_NNNNN.npz`` with ``labels`` uint8 [T, H, W] over the
@@ -235,12 +236,20 @@ def render_video(actions: Sequence[SyntheticAction], classes: Sequence[Synthetic
     return (video, labels) if with_objects else video
 
 
+# x264 picks its own (lookahead) thread counts unless told, so pin them; and ``asm=0``: x264's AVX-512 kernels
+# encode identical frames into different bytes from run to run (measured on an AVX-512 EPYC: 10 of 40 encodes
+# of one clip differed, only in the I-frame), and its SIMD and C code do not agree bit for bit, so only the
+# portable C code gives the same bytes on every run and every CPU. It costs ~4 ms per 64x64x32 clip.
+X264_DETERMINISTIC_PARAMS = "threads=1:lookahead-threads=1:sliced-threads=0:asm=0"
+
+
 def write_mp4(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 10, gop: int = 16, crf: int = 18,
               pix_fmt: str = "yuv420p") -> None:
     """Encode uint8 [T, H, W, 3] RGB frames as H.264 MP4 through PyAV, atomically (``fileio.atomic_path``).
 
     ``crf=0`` is lossless (for 8-bit x264); with ``pix_fmt="yuv444p"`` the only loss left is the rounding of
-    the RGB -> YUV conversion (the compositional task uses this)."""
+    the RGB -> YUV conversion (the compositional task uses this). The bytes are a function of the frames and
+    the arguments alone (``X264_DETERMINISTIC_PARAMS``)."""
     import av
 
     path = Path(path)
@@ -252,9 +261,8 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 10, gop
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.codec_context.thread_count = 1  # bit-exact output for a given seed
-        # x264 picks its own (lookahead) thread counts unless told; pin them so the bytes depend on the seed only.
         stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop), "keyint_min": str(gop),
-                          "threads": "1", "x264-params": "threads=1:lookahead-threads=1:sliced-threads=0"}
+                          "threads": "1", "x264-params": X264_DETERMINISTIC_PARAMS}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
