@@ -20,6 +20,7 @@ def _golden_models():
     }
 
 
+@pytest.mark.filterwarnings("ignore:graph asnp50")
 @pytest.mark.parametrize("name", ["assemblenet50_searchable", "asnp50"])
 def test_attention_none_is_bit_identical_to_assemblenet_before_attention(name):
     # The golden file was written by the model as it was before attention existed (commit 92a4a7b): same
@@ -34,10 +35,15 @@ def test_attention_none_is_bit_identical_to_assemblenet_before_attention(name):
     with torch.no_grad():
         logits = model(x, objects=objects)
     state = model.state_dict()
-    assert list(state) == reference["keys"]
-    assert [list(v.shape) for v in state.values()] == reference["shapes"]
-    assert [float(v.double().sum()) for v in state.values()] == reference["sums"]
-    assert [float(v.double().abs().sum()) for v in state.values()] == reference["abs_sums"]
+    # asnp50's node 9 reaches no output without peer attention: the model now builds no layers for it. Every
+    # other tensor, and the logits, must be what they were.
+    assert model.pruned_nodes == ([9] if name == "asnp50" else [])
+    dropped = tuple(f"nodes.{i - len(model.stems)}." for i in model.pruned_nodes)
+    kept = [k for k, key in enumerate(reference["keys"]) if not key.startswith(dropped or ("\0",))]
+    assert list(state) == [reference["keys"][k] for k in kept]
+    assert [list(v.shape) for v in state.values()] == [reference["shapes"][k] for k in kept]
+    assert [float(v.double().sum()) for v in state.values()] == [reference["sums"][k] for k in kept]
+    assert [float(v.double().abs().sum()) for v in state.values()] == [reference["abs_sums"][k] for k in kept]
     # Bit-identical on the machine that wrote the file; a tolerance covers other CPUs' kernels.
     torch.testing.assert_close(logits, torch.tensor(reference["logits"]), rtol=0, atol=1e-6)
 

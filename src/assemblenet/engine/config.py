@@ -129,7 +129,14 @@ class TrainConfig:
     log_every_steps: int = 10
     eval_every_epochs: int = 1  # 0: only at the end
     progress: bool = True
+    # Bit-reproducible runs: deterministic algorithms, cuDNN and cuBLAS settings; on a GPU the ops that have no
+    # deterministic kernel are named once at start-up (docs/engine.md, "Training on GPUs").
     deterministic: bool = False
+    # Channels-last-3d weights and inputs (the layout the model computes in; cuDNN's NHWC kernels, DDP buckets
+    # without copies).
+    channels_last: bool = True
+    # torch.compile the training forward (a few minutes of compilation on first use; pays off on a GPU).
+    compile: bool = False
     resume: bool = True  # continue from the latest checkpoint in output.dir
     # Precise BN: before each validation, re-estimate BatchNorm statistics as the plain average over this many
     # training batches (0: keep the running averages). Short runs need it: momentum 0.01 barely moves them.

@@ -8,7 +8,6 @@ equals a single-process evaluation.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
@@ -23,7 +22,7 @@ from torch import nn
 
 from assemblenet.engine import metrics as M
 from assemblenet.engine.distributed import SeededDataset, ShardedEvalSampler, all_gather_objects, current_dist_info
-from assemblenet.engine.modeling import model_dtype, model_inputs
+from assemblenet.engine.modeling import autocast_context, model_dtype, model_inputs  # noqa: F401 - re-exported
 from assemblenet.fileio import atomic_path, atomic_write_text, json_safe
 
 logger = logging.getLogger(__name__)
@@ -44,15 +43,6 @@ class EvalResult:
     @property
     def num_classes(self) -> int:
         return int(self.scores.shape[1])
-
-
-def autocast_context(device: torch.device, amp: str):
-    """bf16 autocast on CPU or GPU, fp16 autocast on GPU, nothing for ``none``."""
-    if amp == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    if amp == "fp16":
-        return torch.autocast(device_type=device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 def _video_target(target: torch.Tensor, multi_label: bool) -> torch.Tensor:
@@ -96,7 +86,7 @@ def evaluate(model: nn.Module, dataset: Any, *, device: torch.device | str = "cp
                 logits = model(*model_inputs(clip, device, non_blocking=True, dtype=dtype))
             logits = logits.float()
             probs = torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
-            rows.append(probs.cpu())
+            rows.append(probs)  # stays on the device: one copy at the end instead of a sync per batch
             targets.extend(_video_target(t, multi_label) for t in target)
             video_index.extend(int(v) for v in meta["video_index"])
             video_ids.extend(str(v) for v in meta["video_id"])
@@ -105,7 +95,7 @@ def evaluate(model: nn.Module, dataset: Any, *, device: torch.device | str = "cp
     num_classes = getattr(dataset, "num_classes", None)
     local = {
         "view": sampler.indices,
-        "scores": torch.cat(rows) if rows else torch.zeros(0, num_classes or 0),
+        "scores": torch.cat(rows).cpu() if rows else torch.zeros(0, num_classes or 0),
         "targets": torch.stack(targets) if targets else torch.zeros(0),
         "video_index": video_index,
         "video_id": video_ids,

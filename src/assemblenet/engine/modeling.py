@@ -6,6 +6,7 @@ What a model *is* (its spec, and building it from one) lives in :mod:`assemblene
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Iterable, Mapping
 
@@ -42,13 +43,37 @@ def set_train_mode(model: nn.Module, *, frozen_bn: bool) -> None:
                 module.eval()
 
 
+def autocast_context(device: torch.device, amp: str):
+    """bf16 autocast on CPU or GPU, fp16 autocast on GPU, nothing for ``none``."""
+    if amp == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if amp == "fp16":
+        return torch.autocast(device_type=device.type, dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Channels-last weights (5-D convs: ``channels_last_3d``, 4-D: ``channels_last``), matching the activations
+    the model keeps channels-last: cuDNN then runs its NHWC kernels without transposes, and gradients have the
+    parameters' strides, so DDP's buckets need no copy ("grad strides do not match bucket view strides")."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() == 5:
+                parameter.data = parameter.data.contiguous(memory_format=torch.channels_last_3d)
+            elif parameter.dim() == 4:
+                parameter.data = parameter.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
 @torch.no_grad()
-def precise_bn(model: nn.Module, batches: Iterable[Any], device: torch.device) -> int:
+def precise_bn(model: nn.Module, batches: Iterable[Any], device: torch.device, *, amp: str = "none",
+               channels_last: bool = False) -> int:
     """Re-estimate every BatchNorm's running statistics as the plain average over ``batches`` (clips as the
     training loader yields them), as PySlowFast's precise BN does. Returns the number of batches used.
 
     Short runs need it: with momentum 0.01 most running statistics are still near their initial values after
     a few dozen steps, and evaluation (which uses them) then measures initialisation, not training.
+    ``amp`` and ``channels_last`` are the training's (the statistics are those of the activations it trains on).
     """
     layers = [m for m in model.modules() if isinstance(m, _BN_TYPES) and m.track_running_stats]
     if not layers:
@@ -62,7 +87,8 @@ def precise_bn(model: nn.Module, batches: Iterable[Any], device: torch.device) -
     used = 0
     try:
         for clip in batches:
-            model(*model_inputs(clip, device))
+            with autocast_context(device, amp):
+                model(*model_inputs(clip, device, non_blocking=True, channels_last=channels_last))
             used += 1
     finally:
         for layer, momentum in zip(layers, momenta):
@@ -81,10 +107,11 @@ def convert_sync_bn(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def model_inputs(clip: Any, device: torch.device, non_blocking: bool = False,
-                 dtype: torch.dtype | None = None) -> tuple[torch.Tensor | None, ...]:
+                 dtype: torch.dtype | None = None, channels_last: bool = False) -> tuple[torch.Tensor | None, ...]:
     """Positional model inputs from a collated clip: a tensor, or a dict with ``rgb`` and optionally ``flow``
     and ``objects`` (``model(rgb)``, ``model(rgb, flow)`` or ``model(rgb, flow_or_None, objects)``); floating
-    inputs cast to ``dtype`` when given (a bf16 model; integer object label ids stay as they are)."""
+    inputs cast to ``dtype`` when given (a bf16 model; integer object label ids stay as they are), and made
+    ``channels_last_3d`` on the device when ``channels_last``."""
     if isinstance(clip, Mapping):
         rgb = clip.get("rgb")
         flow = clip.get("flow")
@@ -96,8 +123,12 @@ def model_inputs(clip: Any, device: torch.device, non_blocking: bool = False,
             inputs = (rgb, flow, objects)
     else:
         inputs = (clip,)
-    return tuple(None if t is None else t.to(device, dtype=dtype if dtype is not None and t.is_floating_point()
-                                             else None, non_blocking=non_blocking) for t in inputs)
+    moved = tuple(None if t is None else t.to(device, dtype=dtype if dtype is not None and t.is_floating_point()
+                                              else None, non_blocking=non_blocking) for t in inputs)
+    if channels_last:
+        moved = tuple(t.contiguous(memory_format=torch.channels_last_3d)
+                      if t is not None and t.dim() == 5 and t.is_floating_point() else t for t in moved)
+    return moved
 
 
 # -- inference ------------------------------------------------------------------------------------------------

@@ -133,15 +133,25 @@ class ModelEMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        """One averaging step: a few fused ``torch._foreach`` kernels over all tensors (no Python loop per
+        tensor, no host read)."""
         self.num_updates += 1
         decay = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
         source = model.state_dict()
+        floats_ema, floats_new, others_ema, others_new = [], [], [], []
         for key, value in self.module.state_dict().items():
             new = source[key].detach()
             if value.dtype.is_floating_point:
-                value.mul_(decay).add_(new.to(value.dtype), alpha=1 - decay)
+                floats_ema.append(value)
+                floats_new.append(new if new.dtype == value.dtype else new.to(value.dtype))
             else:
-                value.copy_(new)
+                others_ema.append(value)
+                others_new.append(new)
+        if floats_ema:
+            torch._foreach_mul_(floats_ema, decay)
+            torch._foreach_add_(floats_ema, floats_new, alpha=1 - decay)
+        if others_ema:
+            torch._foreach_copy_(others_ema, others_new)
 
     def state_dict(self) -> dict[str, Any]:
         return {"module": self.module.state_dict(), "num_updates": self.num_updates, "decay": self.decay}

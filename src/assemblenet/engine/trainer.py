@@ -36,15 +36,16 @@ from assemblenet.engine.distributed import (
     ResumableSampler,
     all_gather_objects,
     SeededDataset,
-    any_rank,
+    all_reduce_,
     barrier,
     broadcast_buffers,
+    env_dist_info,
     init_distributed,
-    mean_over_ranks,
 )
-from assemblenet.engine.evaluator import EvalResult, autocast_context, evaluate, write_eval_outputs
+from assemblenet.engine.evaluator import EvalResult, evaluate, write_eval_outputs
 from assemblenet.engine.metrics import primary_metric_name
 from assemblenet.engine.modeling import (
+    autocast_context,
     build_model,
     check_object_maps,
     convert_sync_bn,
@@ -52,7 +53,9 @@ from assemblenet.engine.modeling import (
     model_inputs,
     precise_bn,
     set_train_mode,
+    to_channels_last,
 )
+from assemblenet.engine.placement import configure_backends, describe_device, resolve_device
 from assemblenet.engine.optim import ModelEMA, build_optimizer, build_scheduler, scaled_lr
 from assemblenet.engine.runlog import MetricsLogger, plot_training_curves, read_metrics
 from assemblenet.engine.weights import save_weights, unwrap_model
@@ -105,16 +108,6 @@ class TrainResult:
 
 
 # -- setup helpers ---------------------------------------------------------------------------------------
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"key 'train.device': {name!r} requested but no GPU is available")
-    if name == "cuda":
-        return torch.device(f"cuda:{local_rank}")
-    return torch.device(name)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -164,14 +157,12 @@ class Trainer:
     def __init__(self, cfg: Config, *, graph: Any = None, train_dataset: Any = None, val_dataset: Any = None,
                  progress: bool | None = None) -> None:
         self.cfg = cfg
-        self.dist: DistInfo = init_distributed("cuda" if cfg.train.device.startswith("cuda") or
-                                               (cfg.train.device == "auto" and torch.cuda.is_available())
-                                               else "cpu")
-        self.device = resolve_device(cfg.train.device, self.dist.local_rank)
+        launch = env_dist_info()
+        self.device = resolve_device(cfg.train.device, launch.local_rank, launch.world_size)
+        self.dist: DistInfo = init_distributed(self.device.type)
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
-        if cfg.train.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
+        configure_backends(self.device, deterministic=cfg.train.deterministic, warn=self.dist.is_main)
         if cfg.train.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError("key 'train.amp': fp16 needs a GPU (GradScaler); use bf16 on CPU")
         self.progress = cfg.train.progress if progress is None else progress
@@ -201,6 +192,11 @@ class Trainer:
         if cfg.model.sync_bn and self.dist.enabled:
             model = convert_sync_bn(model, self.device)
         self.model = model.to(self.device)
+        if cfg.train.channels_last:
+            to_channels_last(self.model)
+        if self.dist.is_main:
+            logger.info(describe_device(self.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last,
+                                        compiled=cfg.train.compile, deterministic=cfg.train.deterministic))
 
         self.global_batch = cfg.data.batch_size * self.dist.world_size
         self.steps_per_epoch = len(self.train_dataset) // self.global_batch
@@ -269,6 +265,7 @@ class Trainer:
             broadcast_buffers(self.ema.module)
 
     def save_checkpoint(self) -> None:
+        self._raise_if_diverged()  # the last checkpoint must stay the last good one
         self._sync_buffers()
         if self.writes:
             self.last_checkpoint = ckpt.save_checkpoint(self.state_dict(), self.run_dir, self.step,
@@ -367,7 +364,8 @@ class Trainer:
         (its own sampler seed), run under a forked RNG so the training trajectory is the same as without it."""
         count = self.cfg.train.precise_bn_batches
         with torch.random.fork_rng(devices=[]):
-            used = precise_bn(model, self._fixed_train_clips(count), self.device)
+            used = precise_bn(model, self._fixed_train_clips(count), self.device, amp=self.cfg.train.amp,
+                              channels_last=self.cfg.train.channels_last)
         if used < count and self.dist.is_main:
             logger.warning("precise BN used %d of the %d batches asked for (the training set holds %d full "
                            "batches)", used, count, used)
@@ -382,7 +380,8 @@ class Trainer:
         sampler.set_epoch(self.epoch)
         loader = torch.utils.data.DataLoader(SeededDataset(self.train_dataset), batch_size=self.cfg.data.batch_size,
                                              sampler=sampler, num_workers=self.cfg.data.num_workers,
-                                             collate_fn=collate, drop_last=True)
+                                             collate_fn=collate, drop_last=True,
+                                             pin_memory=self.device.type == "cuda")
         return (clip for k, (clip, _target, _meta) in zip(range(count), loader))
 
     def _connection_contributions(self, model: nn.Module) -> dict[tuple[int, int], float]:
@@ -398,7 +397,8 @@ class Trainer:
         try:
             with torch.random.fork_rng(devices=[]):
                 for clip in self._fixed_train_clips(count):
-                    for edge, energy in model.connection_contributions(*model_inputs(clip, self.device)).items():
+                    inputs = model_inputs(clip, self.device, channels_last=self.cfg.train.channels_last)
+                    for edge, energy in model.connection_contributions(*inputs).items():
                         totals[edge] = totals.get(edge, 0.0) + energy
                     used += 1
         finally:
@@ -432,13 +432,17 @@ class Trainer:
                                     resume_step=self.step if self.resumed_from is not None else None)
         model = self.model
         if self.dist.enabled:
+            # Every trainable parameter is used (models prune nodes that reach no output), so DDP needs no
+            # find_unused_parameters and its extra graph traversal.
             model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        forward_model = torch.compile(model) if cfg.train.compile else model
         if self.dist.is_main:
             logger.info("training %s: %d classes, %d train clips, %d steps/epoch x %d processes, %d steps, "
                         "peak lr %.4g (batch %d), %s loss", self.model_spec.get("name") or "graph model",
                         self.num_classes, len(self.train_dataset), self.steps_per_epoch, self.dist.world_size,
                         self.total_steps, self.peak_lr, self.global_batch, self.loss_kind)
+        self._start_loss_window()
         # A resumed run whose last epoch ended without its evaluation does it now.
         if self.resumed_from is not None and self._eval_due() and self.evaluated_step < self.step \
                 and self.step < self.total_steps:
@@ -447,34 +451,28 @@ class Trainer:
 
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                    disable=not (self.progress and self.dist.is_main), desc="train")
-        window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
-        smoothed = None
-        step_start, clips_rate = time.perf_counter(), None
+        window_steps, window_start = 0, time.perf_counter()
         try:
             while self.step < self.total_steps:
                 loader, _ = self._train_loader()
                 set_train_mode(model, frozen_bn=cfg.model.frozen_bn)
                 for clip, target, _meta in loader:
                     lr = self.optimizer.param_groups[0]["lr"]  # the rate this update uses
-                    loss_value = self._train_step(model, clip, target)
+                    self._train_step(forward_model, clip, target)
                     self.step += 1
                     self.step_in_epoch += 1
-                    window_loss += loss_value
                     window_steps += 1
-                    smoothed = loss_value if smoothed is None else 0.9 * smoothed + 0.1 * loss_value
-                    now = time.perf_counter()
-                    rate = self.global_batch / max(now - step_start, 1e-9)
-                    clips_rate = rate if clips_rate is None else 0.9 * clips_rate + 0.1 * rate
-                    step_start = now
-                    bar.set_postfix(loss=f"{smoothed:.4f}", lr=f"{lr:.3g}", clips_s=f"{clips_rate:.1f}", refresh=False)
                     bar.update(1)
                     if self.step % cfg.train.log_every_steps == 0 or self.step == self.total_steps:
-                        elapsed = max(time.perf_counter() - window_start, 1e-9)
-                        clips_per_s = window_steps * self.global_batch / elapsed
-                        mean_loss = mean_over_ranks(window_loss / window_steps, self.device)
+                        # The only host read of the window: the loss stays on the device between log points.
+                        mean_loss = self._read_loss_window(window_steps)
+                        clips_per_s = window_steps * self.global_batch / max(time.perf_counter() - window_start,
+                                                                              1e-9)
                         self.logger.log("train", self.step, {"epoch": self.epoch, "loss": mean_loss, "lr": lr,
                                                              "clips_per_s": clips_per_s})
-                        window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
+                        bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.3g}", clips_s=f"{clips_per_s:.1f}",
+                                        refresh=False)
+                        window_steps, window_start = 0, time.perf_counter()
                     if cfg.train.checkpoint_every_steps and self.step % cfg.train.checkpoint_every_steps == 0 \
                             and self.step_in_epoch < self.steps_per_epoch:
                         self.save_checkpoint()
@@ -495,15 +493,17 @@ class Trainer:
             self._loader = loader = None  # stops the persistent workers before the final evaluation
         return self._finish()
 
-    def _train_step(self, model: nn.Module, clip: Any, target: torch.Tensor) -> float:
+    def _train_step(self, model: nn.Module, clip: Any, target: torch.Tensor) -> None:
+        """One update. It never reads a value back from the device (no ``.item()``, no collective): the loss
+        is accumulated on the device and read at log points (:meth:`_read_loss_window`), and a non-finite loss
+        is caught there or before the next checkpoint (:meth:`_raise_if_diverged`), so a GPU never waits for
+        the host. The exception is fp16 loss scaling, whose GradScaler reads its overflow flag every step."""
         cfg = self.cfg
-        inputs = model_inputs(clip, self.device, non_blocking=True)
+        inputs = model_inputs(clip, self.device, non_blocking=True, channels_last=cfg.train.channels_last)
         target = target.to(self.device, non_blocking=True)
         with autocast_context(self.device, cfg.train.amp):
             logits = model(*inputs)
         loss = self._loss(logits, target)
-        if any_rank(not bool(torch.isfinite(loss).item()), self.device):
-            self._diverged(float(loss.item()))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if cfg.optim.grad_clip_norm:
@@ -514,13 +514,49 @@ class Trainer:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update(unwrap_model(model))
-        return float(loss.detach().item())
+        self._record_loss(loss.detach())
 
-    def _diverged(self, value: float) -> None:
-        where = f"step {self.step + 1} (epoch {self.epoch})"
+    # -- the loss, kept on the device between log points ------------------------------------------------------
+    def _start_loss_window(self) -> None:
+        accumulate = torch.float32 if self.device.type == "mps" else torch.float64
+        self._loss_sum = torch.zeros((), dtype=accumulate, device=self.device)
+        self._device_step = torch.full((), self.step, dtype=torch.int64, device=self.device)
+        self._bad_step = torch.full((), -1, dtype=torch.int64, device=self.device)  # first non-finite step
+        self._bad_value = torch.zeros((), dtype=accumulate, device=self.device)
+
+    def _record_loss(self, loss: torch.Tensor) -> None:
+        loss = loss.to(self._loss_sum.dtype)
+        finite = torch.isfinite(loss)
+        self._device_step.add_(1)
+        self._loss_sum.add_(torch.where(finite, loss, torch.zeros_like(loss)))
+        first = ~finite & (self._bad_step < 0)
+        self._bad_step = torch.where(first, self._device_step, self._bad_step)
+        self._bad_value = torch.where(first, loss, self._bad_value)
+
+    def _read_loss_window(self, steps: int) -> float:
+        """The mean loss over the last ``steps`` updates of every process, after checking that none was
+        non-finite; resets the window. One host read (and, under torchrun, one all-reduce)."""
+        self._raise_if_diverged()
+        total = all_reduce_(self._loss_sum.clone(), "sum").item()
+        self._loss_sum.zero_()
+        return total / (steps * self.dist.world_size)
+
+    def _raise_if_diverged(self) -> None:
+        if not hasattr(self, "_bad_step"):
+            return
+        never = torch.iinfo(torch.int64).max
+        first = torch.where(self._bad_step < 0, torch.full_like(self._bad_step, never), self._bad_step)
+        step = int(all_reduce_(first.clone(), "min").item())
+        if step == never:
+            return
+        mine = int(self._bad_step.item()) == step
+        self._diverged(step, float(self._bad_value.item()) if mine else float("nan"))
+
+    def _diverged(self, step: int, value: float) -> None:
+        where = f"step {step} (epoch {(step - 1) // self.steps_per_epoch})"
         kept = f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else \
             "no checkpoint had been written yet"
-        self.logger.log("error", self.step, {"error": f"non-finite loss {value}", "epoch": self.epoch})
+        self.logger.log("error", self.step, {"error": f"non-finite loss {value} at step {step}", "epoch": self.epoch})
         self.logger.close()
         raise TrainingDivergedError(
             f"training stopped: the loss is {value} at {where}; {kept}. Lower optim.lr, set optim.grad_clip_norm, "
@@ -528,6 +564,7 @@ class Trainer:
 
     def _finish(self) -> TrainResult:
         cfg = self.cfg
+        self._raise_if_diverged()
         if self.evaluated_step == self.step and self.last_eval is not None:
             result = self.last_eval
         else:
@@ -581,8 +618,10 @@ def _learned_graph(model: nn.Module, input_graph: Any, cfg: Config, weights: dic
         return model.graph_with_learned_weights()
     per_node = []
     for index, node in enumerate(graph.nodes):
-        if isinstance(node, BlockNode) and len(node.inputs) > 1:
+        if isinstance(node, BlockNode) and len(node.inputs) > 1 and (node.inputs[0], index) in weights:
             per_node.append([weights[(source, index)] for source in node.inputs])
+        elif isinstance(node, BlockNode) and node.edge_weights is not None:  # pruned by the model: as given
+            per_node.append(list(node.edge_weights))
         else:
             per_node.append(None)
     return graph.with_edge_weights(per_node)

@@ -324,6 +324,20 @@ class AssembleNetGraph:
             if i not in used and not (isinstance(n, BlockNode) and n.level == OUTPUT_LEVEL)
         ]
 
+    def unreachable_nodes(self, *, through_attention: bool = False) -> list[int]:
+        """Nodes (stems included) whose output reaches no output node: not through any chain of inputs, nor,
+        with ``through_attention``, as a peer-attention source of a node that does. A model builds no layers
+        for them: they could get no gradient (and DDP would stop at the second step)."""
+        alive = set(self.output_indices)
+        for index in range(len(self.nodes) - 1, -1, -1):
+            node = self.nodes[index]
+            if index not in alive or not isinstance(node, BlockNode):
+                continue
+            alive.update(node.inputs)
+            if through_attention:
+                alive.update(self.attention_sources(index))
+        return [i for i in range(len(self.nodes)) if i not in alive]
+
     def with_edge_weights(self, weights: Sequence[Sequence[float] | None]) -> "AssembleNetGraph":
         """Attach post-sigmoid weights, one sequence per node (``None``/empty for stems and single inputs)."""
         if len(weights) != len(self.nodes):

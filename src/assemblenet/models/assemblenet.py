@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
@@ -42,6 +44,21 @@ class AssembleNode(nn.Module):
         return self.blocks(self.fusion(inputs, peer_vectors))
 
 
+class PrunedNode(nn.Module):
+    """Stands in for a node whose output reaches no output (see ``AssembleNetGraph.unreachable_nodes``): no
+    parameters, no computation. It keeps the graph's indices (and so state-dict names) of the other nodes."""
+
+    def forward(self, inputs: List[Tensor], peers: Optional[List[Tensor]] = None) -> Tensor:
+        return inputs[0].new_zeros(0)
+
+
+class PrunedStem(nn.Module):
+    """A stem that feeds only pruned nodes: like :class:`PrunedNode`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.new_zeros(0)
+
+
 class AssembleNet(nn.Module):
     """A multi-stream AssembleNet.
 
@@ -55,11 +72,15 @@ class AssembleNet(nn.Module):
 
     Output: logits ``[B, num_classes]``. :meth:`forward_nodes` returns every node's output instead.
 
+    Nodes whose output reaches no output node (through inputs, or as a peer-attention source in peer mode) are
+    pruned at build time, with a warning naming them: they get no layers and their ``forward_nodes`` entry is an
+    empty tensor. The official ``asnp50`` node 9 is one without peer attention.
+
     Build it with :func:`build_assemblenet` or :func:`assemblenet.models.create_model`.
     """
 
     # A real type, not a postponed string, so TorchScript can type the attribute even when every list is empty.
-    __annotations__ = {"node_peers": List[List[int]]}
+    __annotations__ = {"node_peers": List[List[int]], "pruned_nodes": List[int]}
 
     def __init__(
         self,
@@ -100,6 +121,12 @@ class AssembleNet(nn.Module):
         self.node_inputs: List[List[int]] = []
         self.node_peers = []  # peer-attention sources of each block node (peer mode only)
         self.output_nodes: List[int] = built_graph.output_indices
+        unreachable = set(built_graph.unreachable_nodes(through_attention=attention_mode == "peer"))
+        if unreachable:
+            warnings.warn(f"graph {graph.name or ''}: node(s) {sorted(unreachable)} reach no output "
+                          f"(attention mode {attention_mode}); they are pruned: no layers, not computed",
+                          stacklevel=3)
+        self.pruned_nodes: List[int] = sorted(unreachable)
 
         channels: List[int] = []
         is_object: List[bool] = []
@@ -115,6 +142,8 @@ class AssembleNet(nn.Module):
                     channels.append(stem_filters)
                 self.stem_kinds.append(int(node.stem_type))
                 is_object.append(node.stem_type == StemType.OBJECT)
+                if index in unreachable:
+                    stems[-1] = PrunedStem()  # built first all the same: later layers draw the same init
                 continue
             assert isinstance(node, BlockNode)
             in_channels = [channels[i] for i in node.inputs]
@@ -135,6 +164,8 @@ class AssembleNet(nn.Module):
             blocks = self._make_block_group(node, fusion.out_channels, intermediate_channels)
             peer_features = PeerFeatures([channels[k] for k in peers], peer_width) if peers else None
             nodes.append(AssembleNode(fusion, blocks, peer_features))
+            if index in unreachable:
+                nodes[-1], peers = PrunedNode(), []  # built first all the same: later layers draw the same init
             self.node_inputs.append(list(node.inputs))
             self.node_peers.append(list(peers))
             channels.append(node.out_channels)
@@ -142,8 +173,9 @@ class AssembleNet(nn.Module):
         self.stems = nn.ModuleList(stems)
         self.nodes = nn.ModuleList(nodes)
         self.node_channels = channels
-        self.has_flow_stem = int(StemType.FLOW) in self.stem_kinds
-        self.has_object_stem = int(StemType.OBJECT) in self.stem_kinds
+        live_stem_kinds = [kind for k, kind in enumerate(self.stem_kinds) if k not in unreachable]
+        self.has_flow_stem = int(StemType.FLOW) in live_stem_kinds
+        self.has_object_stem = int(StemType.OBJECT) in live_stem_kinds
         self.flow_layer = flow_layer if (self.has_flow_stem and flow_mode == "rgb") else None
         if self.has_flow_stem and flow_mode == "rgb" and flow_layer is None:
             self.flow_layer = RepresentationFlow()
@@ -204,7 +236,9 @@ class AssembleNet(nn.Module):
         outputs: List[Tensor] = []
         for k, stem in enumerate(self.stems):
             kind = self.stem_kinds[k]
-            if kind == -1:  # RGB (literals: TorchScript cannot read module globals)
+            if k in self.pruned_nodes:
+                outputs.append(x.new_zeros(0))
+            elif kind == -1:  # RGB (literals: TorchScript cannot read module globals)
                 outputs.append(stem(x))
             elif kind == -2:  # optical flow
                 assert flow_input is not None
@@ -239,6 +273,8 @@ class AssembleNet(nn.Module):
         first_block = len(self.stems)
         for n, node in enumerate(self.nodes):
             target = first_block + n
+            if target in self.pruned_nodes:
+                continue
             values = node.fusion.connection_strengths().tolist()
             for source, value in zip(self.node_inputs[n], values):
                 strengths[(source, target)] = float(value)
@@ -261,6 +297,9 @@ class AssembleNet(nn.Module):
         first_block = len(self.stems)
         handles = []
         for n, node in enumerate(self.nodes):
+            if first_block + n in self.pruned_nodes:
+                continue
+
             def record(module: nn.Module, args: Any, _output: Any, n: int = n) -> None:
                 values = module.input_contributions(*args).tolist()
                 for source, value in zip(self.node_inputs[n], values):
@@ -282,6 +321,8 @@ class AssembleNet(nn.Module):
             return result
         first_block = len(self.stems)
         for n, node in enumerate(self.nodes):
+            if first_block + n in self.pruned_nodes:
+                continue
             peers = self.node_peers[n]
             for source, attention in zip(self.node_inputs[n], node.fusion.attentions):
                 weights = attention.peer_weights().tolist()
@@ -306,11 +347,13 @@ class AssembleNet(nn.Module):
     @torch.jit.unused
     def graph_with_learned_weights(self) -> AssembleNetGraph:
         """The model's graph (as given, before width scaling) carrying its current connection strengths on
-        nodes with several inputs."""
+        nodes with several inputs (a pruned node keeps the weights the graph gave it)."""
         strengths = self.connection_weights()
         per_node: List[Optional[List[float]]] = []
         for index, node in enumerate(self.graph.nodes):
-            if isinstance(node, BlockNode) and len(node.inputs) > 1:
+            if index in self.pruned_nodes:
+                per_node.append(None if node.edge_weights is None else list(node.edge_weights))  # type: ignore[union-attr]
+            elif isinstance(node, BlockNode) and len(node.inputs) > 1:
                 per_node.append([strengths[(source, index)] for source in node.inputs])
             else:
                 per_node.append(None)

@@ -18,7 +18,7 @@ class NodeSummary:
     """One graph node. ``output_shape`` is ``[C, T, H, W]`` (batch dropped)."""
 
     index: int
-    kind: str  # 'rgb stem', 'flow stem', 'object stem' or 'L0'..'L3'
+    kind: str  # 'rgb stem', 'flow stem', 'object stem' or 'L0'..'L3' ('L2 pruned': reaches no output, not built)
     output_shape: tuple[int, int, int, int]
     params: int  # trainable parameters of the stem, or of the node's fusion + block group
     flops: int  # flop_counter FLOPs of those modules
@@ -122,7 +122,8 @@ def summarize_model(model: AssembleNet, *, frames: int, size: int, batch: int = 
             assert isinstance(node, BlockNode)
             path = f"nodes.{index - num_stems}"
             module = model.nodes[index - num_stems]
-            nodes.append(NodeSummary(index, f"L{node.level}", shapes[path][1:], _trainable_params(module),
+            kind = f"L{node.level}" + (" pruned" if index in model.pruned_nodes else "")
+            nodes.append(NodeSummary(index, kind, shapes[path][1:], _trainable_params(module),
                                      flops_of(path), temporal_dilation=node.temporal_dilation,
                                      inputs=node.inputs, filters=node.filters,
                                      attention_sources=tuple(model.node_peers[index - num_stems]),
