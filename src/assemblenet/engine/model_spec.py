@@ -35,7 +35,8 @@ def resolve_graph(source: Any):
     if not Path(text).is_file():
         raise ConfigError(f"key 'model.graph': {text!r} is neither a graph file nor one of "
                           f"{official_graph_names()}")
-    return load_graph(text)
+    # A node that reaches no output is pruned by the model (with a warning), so such a graph still trains.
+    return load_graph(text, allow_dead_nodes=True)
 
 
 def spec_graph(model_cfg: Any, *, graph: Any = None):

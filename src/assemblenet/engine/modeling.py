@@ -56,12 +56,14 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     """Channels-last weights (5-D convs: ``channels_last_3d``, 4-D: ``channels_last``), matching the activations
     the model keeps channels-last: cuDNN then runs its NHWC kernels without transposes, and gradients have the
     parameters' strides, so DDP's buckets need no copy ("grad strides do not match bucket view strides")."""
+    formats = {5: torch.channels_last_3d, 4: torch.channels_last}
     with torch.no_grad():
         for parameter in model.parameters():
-            if parameter.dim() == 5:
-                parameter.data = parameter.data.contiguous(memory_format=torch.channels_last_3d)
-            elif parameter.dim() == 4:
-                parameter.data = parameter.data.contiguous(memory_format=torch.channels_last)
+            if parameter.dim() in formats:
+                # empty_like + copy_ rather than .contiguous(): a 1x1 kernel counts as contiguous in both layouts,
+                # and .contiguous() would keep the strides that its channels-last gradient does not have.
+                laid_out = torch.empty_like(parameter.data, memory_format=formats[parameter.dim()])
+                parameter.data = laid_out.copy_(parameter.data)
     return model
 
 
