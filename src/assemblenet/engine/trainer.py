@@ -692,9 +692,11 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike, *, precision: str
     from assemblenet.errors import CheckpointError
 
     checkpoint = Path(checkpoint)
-    model, _info = load_trained_model(checkpoint, use_ema=cfg.eval.use_ema)
-    device = resolve_device(cfg.train.device)
+    launch = env_dist_info()
+    device = resolve_device(cfg.train.device, launch.local_rank, launch.world_size)  # cuda:LOCAL_RANK per process
     dist_info = init_distributed(device.type)
+    configure_backends(device, deterministic=cfg.train.deterministic, warn=dist_info.is_main)
+    model, _info = load_trained_model(checkpoint, use_ema=cfg.eval.use_ema)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     dataset = build_split(cfg, "val")

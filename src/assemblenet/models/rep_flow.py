@@ -153,9 +153,11 @@ class RepresentationFlow(nn.Module):
                                    self.num_iterations)
         if needs_grad:
             return None
-        return tvl1_flow_inplace(first, second, num_iterations=self.num_iterations, theta=float(theta),
-                                 lambda_=float(lambda_), tau=float(tau),
-                                 chunk_pixels=self.chunk_pixels if on_cpu else first.numel())
+        if on_cpu:
+            theta, lambda_, tau = float(theta), float(lambda_), float(tau)  # host values: no device to wait for
+        # On a GPU the constants stay 0-d device tensors: reading them would make the host wait for the GPU.
+        return tvl1_flow_inplace(first, second, num_iterations=self.num_iterations, theta=theta, lambda_=lambda_,
+                                 tau=tau, chunk_pixels=self.chunk_pixels if on_cpu else first.numel())
 
 
 def _tracing(tensor: Tensor) -> bool:
@@ -220,10 +222,11 @@ def tvl1_flow(
 
 
 @torch.no_grad()
-def tvl1_flow_inplace(first: Tensor, second: Tensor, *, num_iterations: int, theta: float, lambda_: float,
-                      tau: float, chunk_pixels: int = 65536) -> Tensor:
+def tvl1_flow_inplace(first: Tensor, second: Tensor, *, num_iterations: int, theta: float | Tensor,
+                      lambda_: float | Tensor, tau: float | Tensor, chunk_pixels: int = 65536) -> Tensor:
     """:func:`tvl1_flow` without autograd, with preallocated buffers and in-place ops, over chunks of frame
-    pairs that stay in cache: the PyTorch fallback of the fused kernel. Same ``[N, H, W]`` -> ``[N, 2, H, W]``."""
+    pairs that stay in cache: the PyTorch fallback of the fused kernel. Same ``[N, H, W]`` -> ``[N, 2, H, W]``.
+    The constants are floats or 0-d tensors on the frames' device (never read back to the host)."""
     theta = abs(theta) + 1e-12
     threshold, step_scale = lambda_ * theta, tau / theta
     n, height, width = first.shape
@@ -236,8 +239,8 @@ def tvl1_flow_inplace(first: Tensor, second: Tensor, *, num_iterations: int, the
     return flow
 
 
-def _tvl1_chunk_inplace(first: Tensor, second: Tensor, num_iterations: int, theta: float, threshold: float,
-                        step_scale: float) -> Tensor:
+def _tvl1_chunk_inplace(first: Tensor, second: Tensor, num_iterations: int, theta: float | Tensor,
+                        threshold: float | Tensor, step_scale: float | Tensor) -> Tensor:
     grad_x, grad_y = central_gradient(second)
     image_grad = torch.stack([grad_x, grad_y], dim=1)
     grad_sq = (grad_x * grad_x + grad_y * grad_y + 1e-12).unsqueeze(1)
@@ -251,7 +254,12 @@ def _tvl1_chunk_inplace(first: Tensor, second: Tensor, num_iterations: int, thet
     for _ in range(num_iterations):
         torch.mul(image_grad, flow, out=product)
         torch.sum(product, dim=1, keepdim=True, out=step)
-        step.add_(rho_c).add_(1e-12).div_(grad_sq).neg_().clamp_(-threshold, threshold)
+        step.add_(rho_c).add_(1e-12).div_(grad_sq).neg_()
+        if isinstance(threshold, Tensor):
+            torch.maximum(step, -threshold, out=step)
+            torch.minimum(step, threshold, out=step)
+        else:
+            step.clamp_(-threshold, threshold)
         # backward-difference divergence of the duals (last column/row counted as zero)
         div[..., :-1].copy_(dual_x[..., :-1])
         div[..., -1].zero_()
@@ -260,7 +268,11 @@ def _tvl1_chunk_inplace(first: Tensor, second: Tensor, num_iterations: int, thet
         div_y[..., -1, :].zero_()
         div_y[..., 1:, :].sub_(dual_y[..., :-1, :])
         div.add_(div_y)
-        flow.addcmul_(step, image_grad).add_(div, alpha=theta)
+        flow.addcmul_(step, image_grad)
+        if isinstance(theta, Tensor):
+            flow.addcmul_(div, theta)
+        else:
+            flow.add_(div, alpha=theta)
         # forward differences, TF 'SAME' padding
         torch.sub(flow[..., 1:], flow[..., :-1], out=flow_dx[..., :-1])
         torch.neg(flow[..., -1], out=flow_dx[..., -1])
@@ -268,8 +280,12 @@ def _tvl1_chunk_inplace(first: Tensor, second: Tensor, num_iterations: int, thet
         torch.neg(flow[..., -1, :], out=flow_dy[..., -1, :])
         torch.mul(flow_dx, flow_dx, out=scale)
         scale.addcmul_(flow_dy, flow_dy).add_(1e-12).sqrt_().mul_(step_scale).add_(1.0)
-        dual_x.add_(flow_dx, alpha=step_scale).div_(scale)
-        dual_y.add_(flow_dy, alpha=step_scale).div_(scale)
+        if isinstance(step_scale, Tensor):
+            dual_x.addcmul_(flow_dx, step_scale).div_(scale)
+            dual_y.addcmul_(flow_dy, step_scale).div_(scale)
+        else:
+            dual_x.add_(flow_dx, alpha=step_scale).div_(scale)
+            dual_y.add_(flow_dy, alpha=step_scale).div_(scale)
     return flow
 
 
