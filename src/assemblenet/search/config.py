@@ -119,14 +119,16 @@ class ProxyTrainingConfig:
     engine's defaults); ``overrides`` are dotted engine-config overrides applied on top (e.g. few frames and
     small crops for the proxy); ``steps`` is the fixed training budget per candidate; ``metric`` names the
     validation metric used as fitness (``metric``: the engine's primary one). ``keep_outputs`` keeps each
-    candidate's engine output folder under ``trials/``.
+    candidate's engine output folder under ``trials/``. ``device`` is where each candidate trains: ``auto``
+    follows the executor (Ray: a GPU when ``executor.gpus_per_trial`` > 0, else the CPU; local: the GPU a
+    worker is given, else the CPU), ``cpu``, or ``cuda`` (local workers take the visible GPUs in turn).
     """
 
     config: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
     steps: int = 200
     metric: str = "metric"
-    device: str = "cpu"
+    device: str = "auto"
     keep_outputs: bool = False
 
 
@@ -299,6 +301,28 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
     for key in ("gpus_per_trial", "max_retries"):
         check.at_least(f"executor.{key}", 0)
     check.positive("executor.cpus_per_trial")
+    if config.fitness.kind == "proxy-training":
+        _validate_fitness_device(config, check.fail)
+
+
+def _validate_fitness_device(config: SearchConfig, fail: Any) -> None:
+    """The proxy's device and the executor's GPUs must agree: a contradiction would silently train on the CPU
+    (or find no GPU) in every trial."""
+    device, ex = config.fitness.proxy_training.device, config.executor
+    if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+        fail("fitness.device", f"expected auto, cpu, cuda or cuda:N, got {device!r}")
+    if ex.kind == "ray":
+        if ex.gpus_per_trial > 0 and device == "cpu":
+            fail("fitness.device", f"'cpu', but executor.gpus_per_trial is {ex.gpus_per_trial:g}: every trial would "
+                 "reserve GPU time and train on the CPU; use 'auto' or 'cuda'")
+        if ex.gpus_per_trial == 0 and device.startswith("cuda"):
+            fail("fitness.device", f"{device!r}, but executor.gpus_per_trial is 0: Ray gives a trial no GPU unless it "
+                 "reserves one; set gpus_per_trial (1, or a fraction such as 0.5 to share a GPU) or use 'auto'")
+        if device.startswith("cuda:"):
+            fail("fitness.device", f"{device!r}: Ray chooses each trial's GPU; use 'cuda' or 'auto'")
+    elif ex.workers > 1 and device.startswith("cuda:"):
+        fail("fitness.device", f"{device!r} would put all {ex.workers} local workers on one GPU; use 'cuda' "
+             "(workers take the visible GPUs in turn) or 'auto'")
 
 
 def _validate_space(space: SpaceConfig, fail: Any) -> None:

@@ -12,6 +12,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import multiprocessing
+import os
 import re
 import socket
 import sys
@@ -106,17 +107,40 @@ class SerialExecutor:
         pass
 
 
+def _pin_worker_gpu(counter: Any, gpu_ids: Sequence[str]) -> None:
+    """Pool-worker initializer: the n-th worker started sees only GPU ``gpu_ids[n % len]`` (as its cuda:0).
+    It runs before the worker imports torch, so CUDA never sees the other GPUs."""
+    with counter.get_lock():
+        slot = counter.value
+        counter.value += 1
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu_ids[slot % len(gpu_ids)]
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them (empty without CUDA)."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    listed = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    return listed[:count] if listed else [str(i) for i in range(count)]
+
+
 class ProcessPoolExecutor:
-    """A small local pool of spawned processes (spawn: safe with torch and threads)."""
+    """A small local pool of spawned processes (spawn: safe with torch and threads). With ``gpu_ids`` the
+    workers take those GPUs in turn (round-robin, one ``CUDA_VISIBLE_DEVICES`` per worker process)."""
 
     name = "local"
 
-    def __init__(self, fitness: FitnessFunction, *, workers: int, torch_threads: int | None = 1) -> None:
+    def __init__(self, fitness: FitnessFunction, *, workers: int, torch_threads: int | None = 1,
+                 gpu_ids: Sequence[str] | None = None) -> None:
         self.fitness = fitness
         self.torch_threads = torch_threads
-        self._pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
-        )
+        context = multiprocessing.get_context("spawn")
+        pinning: dict[str, Any] = {}
+        if gpu_ids:
+            pinning = dict(initializer=_pin_worker_gpu, initargs=(context.Value("i", 0), list(gpu_ids)))
+            log.info("%d local workers share GPUs %s round-robin", workers, ",".join(gpu_ids))
+        self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context, **pinning)
 
     def run(self, trials: Sequence[Trial]) -> Iterator[TrialOutcome]:
         futures = [self._pool.submit(run_trial, self.fitness, trial, self.torch_threads) for trial in trials]
@@ -272,11 +296,18 @@ def make_executor(
     gpus_per_trial: float = 0.0,
     max_retries: int = 1,
 ) -> Executor:
+    """An executor of ``kind`` running ``fitness``. A fitness with a ``device`` (the proxy training) is placed
+    here: under Ray ``auto`` becomes ``cuda`` when trials reserve GPUs and ``cpu`` when they do not; a local
+    pool running ``auto``/``cuda`` trials gives its workers the visible GPUs in turn."""
+    device = getattr(fitness, "device", None)
     if kind == "local":
         if workers <= 1:
             return SerialExecutor(fitness, torch_threads=torch_threads)
-        return ProcessPoolExecutor(fitness, workers=workers, torch_threads=torch_threads)
+        gpu_ids = visible_gpus() if device in ("auto", "cuda") else []
+        return ProcessPoolExecutor(fitness, workers=workers, torch_threads=torch_threads, gpu_ids=gpu_ids)
     if kind == "ray":
+        if device == "auto" and dataclasses.is_dataclass(fitness):
+            fitness = dataclasses.replace(fitness, device="cuda" if gpus_per_trial > 0 else "cpu")
         return RayExecutor(
             fitness, address=ray_address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
             torch_threads=torch_threads, max_retries=max_retries,
