@@ -6,9 +6,12 @@ representation flow (eager and compiled) checked against the CPU layer. One shor
 
 MFU is the model's training FLOPs (3x the forward FLOPs that ``summarize_model`` counts, the usual estimate)
 per second over the best bf16 matmul throughput measured on the same device in the same run (not a datasheet
-figure). Training runs under bf16 autocast with fp32 master weights, channels-last 3-D activations, with and
-without ``torch.compile``; inference uses the folded-BatchNorm model converted to bf16. Every stage respects a
-wall-clock budget: when the budget is spent the remaining stages are skipped and reported as such.
+figure). The training stages time the trainer's own step (``Trainer.train_step``: bf16 autocast with fp32
+master weights, channels-last-3d weights and inputs, uint8 clips scaled on the device, the on-device loss
+window), with and without ``train.compile``, on a batch already on the device: a figure here is a training
+figure without the input pipeline (``benchmarks/gpu_check.py`` measures the whole loop against it). Inference
+uses the folded-BatchNorm model converted to bf16. Every stage respects a wall-clock budget: when the budget is
+spent the remaining stages are skipped and reported as such.
 """
 
 from __future__ import annotations
@@ -25,7 +28,11 @@ import torch
 from assemblenet import runtime
 from assemblenet.runtime import time_calls
 from assemblenet.cli.arguments import positive_int
-from assemblenet.engine.modeling import prepare_for_inference
+from assemblenet.data import collate
+from assemblenet.data.memory import InMemoryClips
+from assemblenet.engine.config import load_config
+from assemblenet.engine.modeling import prepare_for_inference, set_train_mode, to_channels_last
+from assemblenet.engine.trainer import Trainer
 from assemblenet.fileio import atomic_write_json
 from assemblenet.models import RepresentationFlow, create_model
 from assemblenet.models.summary import summarize_model
@@ -64,18 +71,6 @@ def matmul_peak(device: torch.device, *, tiny: bool) -> dict[str, float]:
     return {"per_size_tflops": best, "peak_tflops": max(best.values())}
 
 
-def channels_last(model: torch.nn.Module) -> torch.nn.Module:
-    """Channels-last weights (5-D convs: channels_last_3d, 4-D: channels_last), matching the activations the
-    model already keeps channels-last, so cuDNN picks its NHWC kernels without transposes."""
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.dim() == 5:
-                parameter.data = parameter.data.contiguous(memory_format=torch.channels_last_3d)
-            elif parameter.dim() == 4:
-                parameter.data = parameter.data.contiguous(memory_format=torch.channels_last)
-    return model
-
-
 def build_model(args: argparse.Namespace) -> torch.nn.Module:
     if args.tiny:
         spec = dict(TINY_MODEL)
@@ -83,21 +78,41 @@ def build_model(args: argparse.Namespace) -> torch.nn.Module:
     return create_model(args.model, num_classes=args.num_classes)
 
 
+def benchmark_trainer(args: argparse.Namespace, device: torch.device, *, compiled: bool, clips: int | None = None,
+                      log_every: int = 10**6, max_steps: int = 10**6) -> Trainer:
+    """The engine's trainer for the benchmark model on ``clips`` in-memory uint8 clips (bf16 autocast, SGD,
+    nothing written)."""
+    model = dict(TINY_MODEL) if args.tiny else {"name": args.model}
+    cfg = load_config({
+        "seed": 0, "model": model,
+        "data": {"num_frames": args.frames, "crop_size": args.size, "batch_size": args.batch, "num_workers": 0},
+        "optim": {"lr": 1e-3, "reference_batch_size": args.batch, "max_steps": max_steps, "warmup_steps": 0},
+        "train": {"device": str(device), "amp": "bf16", "compile": compiled, "log_every_steps": log_every,
+                  "eval_every_epochs": 0, "progress": False},
+        "eval": {"num_clips": 1, "num_crops": 1, "batch_size": args.batch},
+        "output": {"dir": None, "tensorboard": False},
+    })
+    data = InMemoryClips(num_clips=clips or args.batch, num_classes=args.num_classes, frames=args.frames,
+                         size=args.size)
+    return Trainer(cfg, train_dataset=data, val_dataset=data, progress=False)
+
+
+def resident_batch(trainer: Trainer, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    clip, target, _ = collate([trainer.train_dataset[i] for i in range(trainer.cfg.data.batch_size)])
+    return clip.to(device), target.to(device)
+
+
 def train_stage(args: argparse.Namespace, device: torch.device, *, compiled: bool, flops_per_clip: float,
                 peak_tflops: float) -> dict:
+    """The trainer's step alone (model, loss, backward, optimiser, loss window) on a batch already on the
+    device: what the model can do, the reference the whole training loop is measured against."""
     torch.manual_seed(0)
-    model = channels_last(build_model(args).to(device)).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    clip = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=device)
-    labels = torch.randint(0, args.num_classes, (args.batch,), device=device)
-    forward = torch.compile(model) if compiled else model
+    trainer = benchmark_trainer(args, device, compiled=compiled)
+    set_train_mode(trainer.prepare_training(), frozen_bn=False)
+    clip, target = resident_batch(trainer, device)
 
     def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            loss = torch.nn.functional.cross_entropy(forward(clip), labels)
-        loss.backward()
-        optimizer.step()
+        trainer.train_step(clip, target)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -107,7 +122,7 @@ def train_stage(args: argparse.Namespace, device: torch.device, *, compiled: boo
     first_step_s = time.perf_counter() - start
     stats = timed(step, device, repeats=args.steps, warmup=1)
     clips_per_s = args.batch / stats["median_s"]
-    row = {"stage": "train bf16 autocast" + (" + torch.compile" if compiled else ""), **stats,
+    row = {"stage": "trainer step bf16 autocast" + (" + torch.compile" if compiled else ""), **stats,
            "first_step_s": first_step_s, "clips_per_s": clips_per_s,
            "achieved_tflops": 3 * flops_per_clip * clips_per_s / 1e12}
     row["mfu"] = row["achieved_tflops"] / peak_tflops
@@ -120,7 +135,7 @@ def inference_stage(args: argparse.Namespace, device: torch.device, *, flops_per
                     peak_tflops: float) -> dict:
     torch.manual_seed(0)
     model = prepare_for_inference(build_model(args), device=device, precision="bf16")
-    model = channels_last(model)
+    model = to_channels_last(model)
     clip = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=device, dtype=torch.bfloat16)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -16,17 +16,40 @@ def _load(name: str):
     return module
 
 
+def test_gpu_check_runs_every_stage_on_the_cpu(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "gpu_check.json"
+    # A subprocess, as the script is run: its GPU-test stage starts a pytest of its own.
+    finished = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_check.py"), "--device", "cpu", "--tiny",
+                               "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert not result["skipped"]
+    checks = result["checks"]
+    assert checks["GPU tests pass"]["met"] is True and "6 passed" in checks["GPU tests pass"]["value"]
+    assert checks["torchrun train + evaluate + predict"]["met"] is True
+    assert set(result["torchrun"]["commands"]) == {"train", "evaluate", "predict"}
+    assert result["torchrun"]["final_metrics"]["top1"] >= 0
+    rows = {row["stage"].split(" (")[0]: row for row in result["throughput"]}
+    assert set(rows) == {"trainer step bf16 autocast", "training loop"}
+    assert all(row["clips_per_s"] > 0 and 0 < row["mfu"] < 1 for row in rows.values())
+    assert checks["loop / step clips/s"]["value"]["eager"] > 0
+    assert (tmp_path / "gpu_check.md").read_text().startswith("# GPU check")
+
+
 def test_gpu_speed_smoke_runs_on_the_cpu(tmp_path):
     out = tmp_path / "gpu.json"
     assert _load("gpu_speed").main(["--device", "cpu", "--tiny", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     stages = {row["stage"]: row for row in result["stages"]}
     assert not [row for row in result["stages"] if "error" in row] and not result["skipped"]
-    assert set(stages) == {"train bf16 autocast", "inference bf16 (BN folded)", "representation flow (eager)"}
+    assert set(stages) == {"trainer step bf16 autocast", "inference bf16 (BN folded)", "representation flow (eager)"}
     assert result["bf16_matmul_peak"]["peak_tflops"] > 0
     for row in stages.values():
         assert row["median_s"] > 0 and row["clips_per_s"] > 0
-    assert 0 < stages["train bf16 autocast"]["mfu"] < 1
+    assert 0 < stages["trainer step bf16 autocast"]["mfu"] < 1
     assert stages["representation flow (eager)"]["max_abs_diff_vs_cpu"] <= 1e-5
 
 

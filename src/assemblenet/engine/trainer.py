@@ -430,19 +430,12 @@ class Trainer:
             save_config(cfg, self.run_dir / "config.yaml")
         self.logger = MetricsLogger(self.run_dir if self.writes else None, tensorboard=cfg.output.tensorboard,
                                     resume_step=self.step if self.resumed_from is not None else None)
-        model = self.model
-        if self.dist.enabled:
-            # Every trainable parameter is used (models prune nodes that reach no output), so DDP needs no
-            # find_unused_parameters and its extra graph traversal.
-            model = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        forward_model = torch.compile(model) if cfg.train.compile else model
+        model = self.prepare_training()
         if self.dist.is_main:
             logger.info("training %s: %d classes, %d train clips, %d steps/epoch x %d processes, %d steps, "
                         "peak lr %.4g (batch %d), %s loss", self.model_spec.get("name") or "graph model",
                         self.num_classes, len(self.train_dataset), self.steps_per_epoch, self.dist.world_size,
                         self.total_steps, self.peak_lr, self.global_batch, self.loss_kind)
-        self._start_loss_window()
         # A resumed run whose last epoch ended without its evaluation does it now.
         if self.resumed_from is not None and self._eval_due() and self.evaluated_step < self.step \
                 and self.step < self.total_steps:
@@ -458,7 +451,7 @@ class Trainer:
                 set_train_mode(model, frozen_bn=cfg.model.frozen_bn)
                 for clip, target, _meta in loader:
                     lr = self.optimizer.param_groups[0]["lr"]  # the rate this update uses
-                    self._train_step(forward_model, clip, target)
+                    self.train_step(clip, target)
                     self.step += 1
                     self.step_in_epoch += 1
                     window_steps += 1
@@ -492,6 +485,26 @@ class Trainer:
             bar.close()
             self._loader = loader = None  # stops the persistent workers before the final evaluation
         return self._finish()
+
+    def prepare_training(self) -> nn.Module:
+        """Build what the steps use, once: the DDP wrapper under ``torchrun`` and the compiled forward with
+        ``train.compile``; start the on-device loss window. Returns the (possibly DDP-wrapped) model."""
+        if getattr(self, "_training_module", None) is None:
+            model: nn.Module = self.model
+            if self.dist.enabled:
+                # Every trainable parameter is used (models prune nodes that reach no output), so DDP needs no
+                # find_unused_parameters and its extra graph traversal.
+                model = nn.parallel.DistributedDataParallel(
+                    self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            self._wrapped_module = model
+            self._training_module = torch.compile(model) if self.cfg.train.compile else model
+            self._start_loss_window()
+        return self._wrapped_module
+
+    def train_step(self, clip: Any, target: torch.Tensor) -> None:
+        """One optimisation step on a collated batch (host or device tensors); see :meth:`_train_step`. Call
+        :meth:`prepare_training` first. ``benchmarks/gpu_speed.py`` times exactly this."""
+        self._train_step(self._training_module, clip, target)
 
     def _train_step(self, model: nn.Module, clip: Any, target: torch.Tensor) -> None:
         """One update. It never reads a value back from the device (no ``.item()``, no collective): the loss
