@@ -66,3 +66,21 @@ def test_model_speed_reports_ceiling_fractions_and_no_verdict_from_another_machi
         assert 0 < rows[what]["ceiling_fraction"] and rows[what]["achieved_gflops"] > 0
     for row in rows.values():
         assert row.get("meets_target") is None  # 4x32 has no TF figure; stored TF figures are another machine's
+
+
+def test_decode_speed_smoke_reports_every_row_against_the_ceiling(tmp_path):
+    out = tmp_path / "decode.json"
+    assert _load("decode_speed").main(["--tiny", "--workers", "1", "--workdir", str(tmp_path / "files"),
+                                       "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["machine"]["signature"]
+    kinds = {kind["kind"]: kind for kind in result["kinds"]}
+    assert set(kinds) == {"340x256", "1280x720", "340x256 prepared"}
+    for kind in kinds.values():
+        assert kind["decode_fps"] > kind["convert_fps"] > 0 and kind["ceiling_clips_per_s"] > 0
+        rows = kind["rows"]
+        assert {"our reader (full-size RGB)", "our training pipeline, 0 workers",
+                "our training pipeline, 1 workers (total)"} <= set(rows)
+        assert all(rate > 0 for rate in rows.values())
+    # The prepared copy has a keyframe every 16 frames: a clip costs fewer decoded frames than in the original.
+    assert kinds["340x256 prepared"]["mean_decoded_frames_per_clip"] <= kinds["340x256"]["mean_decoded_frames_per_clip"]

@@ -25,6 +25,14 @@ def plain_pyav_frames(path: Path, max_frames: int | None = None) -> list[np.ndar
     return frames
 
 
+def assert_close_to_reference(frames: np.ndarray, reference: np.ndarray) -> None:
+    """The stated tolerance against PyAV's rgb24 (swscale): mean |diff| <= 1.5 grey levels, 99th percentile
+    <= 4, max <= 24 (colour edges, where the two upsample chroma differently)."""
+    assert frames.shape == reference.shape and frames.dtype == np.uint8
+    diff = np.abs(frames.astype(np.int16) - reference.astype(np.int16))
+    assert diff.mean() <= 1.5 and np.percentile(diff, 99) <= 4 and diff.max() <= 24
+
+
 @pytest.mark.parametrize("name", sorted(REAL_VIDEOS))
 def test_real_video_counts_shapes_and_values(name):
     frames_expected, height, width, fps = REAL_VIDEOS[name]
@@ -58,9 +66,9 @@ def test_real_video_random_access_matches_full_decode(name):
     with VideoReader(path) as reader:
         full = reader.read_all(short_side=short_side)
         if short_side is None:
-            # Frame order and content agree with plain PyAV decoding (presentation order).
-            reference = plain_pyav_frames(path)
-            assert np.array_equal(full, np.stack(reference))
+            # Frame order and content agree with plain PyAV decoding (presentation order), to the tolerance of
+            # OpenCV's YUV->RGB versus swscale's (rounding, and chroma upsampling at colour edges).
+            assert_close_to_reference(full, np.stack(plain_pyav_frames(path)))
         rng = np.random.default_rng(7)
         for _ in range(4):
             start = int(rng.integers(0, frames_expected - 16))

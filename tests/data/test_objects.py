@@ -167,7 +167,7 @@ def test_dataset_maps_match_the_decoded_frames_after_crops_and_flips(synthetic_w
         eroded = (-torch.nn.functional.max_pool2d(-red.float(), 3, 1, 1)).bool()
         if eroded.sum() < 10:
             continue
-        r, g, b = clip["rgb"][0], clip["rgb"][1], clip["rgb"][2]
+        r, g, b = clip["rgb"].float().div(255)  # RGB arrives as uint8
         redness = ((r - g > 0.25) & (r - b > 0.25))[eroded].float().mean()
         assert redness > 0.9, (index, meta["video_id"], redness)
         assert ((r - g > 0.25) & (r - b > 0.25))[clip["objects"][0] < 2].float().mean() < 0.05  # background

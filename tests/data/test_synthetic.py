@@ -36,8 +36,10 @@ def test_videos_decode_with_pyav_and_with_the_project_loader(synthetic_root):
         assert plain.shape == (16, 32, 32, 3)
         with VideoReader(path) as reader:
             assert reader.num_frames == 16 and reader.fps == pytest.approx(10.0)
-            np.testing.assert_array_equal(reader.read_all(), plain)
-            np.testing.assert_array_equal(reader.get_frames([9, 3]), plain[[9, 3]])
+            full = reader.read_all()
+            # OpenCV's YUV->RGB versus swscale's: rounding (see tests/data/test_decode.py for the tolerance)
+            assert np.abs(full.astype(np.int16) - plain).mean() <= 1.5
+            np.testing.assert_array_equal(reader.get_frames([9, 3]), full[[9, 3]])
 
 
 def test_annotations_agree_with_the_manifest(synthetic_root):

@@ -51,9 +51,17 @@ def test_resize_rescales_flow_components():
     torch.testing.assert_close(resized[1], torch.full((2, 20, 120), -1.0))
 
 
-def test_resize_output_is_float_in_unit_range():
-    rgb = torch.randint(0, 256, (3, 4, 30, 50), dtype=torch.uint8)
+def test_resize_keeps_uint8_and_float_in_unit_range():
+    coarse = torch.randint(0, 256, (12, 1, 6, 10)).float()  # smooth content: the filters agree where it is smooth
+    rgb = torch.nn.functional.interpolate(coarse, size=(30, 50), mode="bilinear").round().to(torch.uint8)
+    rgb = rgb.reshape(3, 4, 30, 50)
     out = resize_clip(rgb, (15, 25))
+    assert out.dtype == torch.uint8 and out.shape == (3, 4, 15, 25)  # never resized in float on the CPU
+    # Agrees with an antialiased float resize to within rounding and the filters' difference.
+    reference = torch.nn.functional.interpolate(rgb.float().reshape(1, 12, 30, 50), size=(15, 25), mode="bilinear",
+                                                antialias=True, align_corners=False).reshape(3, 4, 15, 25)
+    assert float((out.float() - reference).abs().mean()) < 3
+    out = resize_clip(rgb.float() / 255, (15, 25))
     assert out.dtype == torch.float32 and out.min() >= 0 and out.max() <= 1
 
 
@@ -74,8 +82,8 @@ def test_random_resized_crop_uses_one_box_for_all_frames_and_modalities():
         torch.testing.assert_close(out["flow"][0].mean(), torch.tensor(3.0 * 16 / crop_w), rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(out["flow"][1].mean(), torch.tensor(-2.0 * 16 / crop_h), rtol=1e-4, atol=1e-4)
         # The top-left output pixel shows the box's top-left source pixel (x in red, y in green).
-        expected = torch.tensor([left, top], dtype=torch.float32) / 255
-        assert torch.allclose(out["rgb"][:2, 0, 0, 0], expected, atol=1.5 * max(crop_w, crop_h) / 16 / 255)
+        expected = torch.tensor([left, top], dtype=torch.float32)
+        assert torch.allclose(out["rgb"][:2, 0, 0, 0].float(), expected, atol=1.5 * max(crop_w, crop_h) / 16 + 1)
 
 
 def test_short_side_resize_and_center_crop():
@@ -99,7 +107,9 @@ def test_three_crop_covers_left_centre_right():
 def test_bare_tensor_in_tensor_out_and_default_pipelines():
     clip = torch.randint(0, 256, (3, 4, 48, 64), dtype=torch.uint8)
     out = train_transform(32)(clip, np.random.default_rng(0))
-    assert isinstance(out, torch.Tensor) and out.shape == (3, 4, 32, 32) and out.dtype == torch.float32
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 4, 32, 32) and out.dtype == torch.uint8
+    as_float = train_transform(32, to_float=True)(clip, np.random.default_rng(0))
+    assert as_float.dtype == torch.float32 and torch.allclose(as_float, out.float() / 255)
     test_out = eval_transform(32, crop_position=2)(clip)
     assert test_out.shape == (3, 4, 32, 32)
     with pytest.raises(ValueError, match="larger than the clip"):

@@ -39,7 +39,7 @@ def test_predict_scores_every_window_and_writes_a_timeline(tiny_weights, synthet
     from assemblenet.data.transforms import eval_transform
 
     with open_video(video) as reader:
-        clip = eval_transform(32)(torch.from_numpy(reader.get_frames([0, 1, 2, 3])).permute(3, 0, 1, 2))
+        clip = eval_transform(32, to_float=True)(torch.from_numpy(reader.get_frames([0, 1, 2, 3])).permute(3, 0, 1, 2))
     with torch.no_grad():
         direct = torch.softmax(model(clip[None]), dim=1)[0].numpy()
     np.testing.assert_allclose(prediction.window_scores[0], direct, rtol=1e-4, atol=1e-6)

@@ -236,3 +236,21 @@ def test_training_workers_persist_across_epochs(synthetic_root):
         loader, _ = trainer._train_loader()
         served.append({pid for _clip, _target, meta in loader for pid in meta["pid"]})
     assert len(served[0]) == 1 and served[0] == served[1] and os.getpid() not in served[0]
+
+
+def test_clips_per_video_keeps_clips_per_step_and_multiplies_steps_per_epoch(synthetic_root):
+    from assemblenet.errors import ConfigError
+
+    cfg = load_config(tiny_config(synthetic_root, None, optim={"max_steps": 2},
+                                  data={"clips_per_video": 2, "prefetch_factor": 3}))
+    trainer = Trainer(cfg)
+    assert trainer.items_per_batch == 2 and trainer.steps_per_epoch == TRAIN_VIDEOS // 2  # 2x the steps of k=1
+    loader, _ = trainer._train_loader()
+    clips, targets, meta = next(iter(loader))
+    assert clips.shape[0] == targets.shape[0] == 4 and clips.dtype == torch.uint8  # batch_size clips per step
+    assert meta["video_index"][0] == meta["video_index"][1]  # two clips of one decoded video
+    assert trainer.fit().steps == 2
+    with pytest.raises(ConfigError, match="multiple of data.clips_per_video"):
+        load_config(tiny_config(synthetic_root, None, data={"clips_per_video": 3}))
+    workers = Trainer(load_config(tiny_config(synthetic_root, None, data={"num_workers": 1, "prefetch_factor": 3})))
+    assert workers._train_loader()[0].prefetch_factor == 3  # data.prefetch_factor reaches the DataLoader

@@ -1,4 +1,4 @@
-"""Data sub-commands: ``check-videos``, ``check-dataset``, ``flow`` and ``make-synthetic``."""
+"""Data sub-commands: ``check-videos``, ``check-dataset``, ``flow``, ``make-synthetic`` and ``prepare-videos``."""
 
 from __future__ import annotations
 
@@ -114,6 +114,27 @@ def register(subparsers) -> None:
     compositional.add_argument("--test-videos", type=positive_int, help="test split size (default: 240)")
     synthetic.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     synthetic.set_defaults(func=run_make_synthetic)
+
+    prepare = subparsers.add_parser(
+        "prepare-videos", help="re-encode a video dataset for fast random access (short GOP, training size)",
+        description="Re-encode every video under SRC into DST (same folders and stems, .mp4): H.264 yuv420p, "
+                    "short side --short-side, a keyframe every --gop frames, no audio. Parallel, resumable (a "
+                    "rerun skips finished files; half-written ones never count), each output verified to decode "
+                    "with its source's frame count. Unreadable sources are reported and skipped. Exit status 0 if "
+                    "every video is usable, 1 otherwise. See docs/data.md, 'Fast input'.")
+    prepare.add_argument("src", metavar="SRC", help="dataset folder (searched recursively for video files)")
+    prepare.add_argument("dst", metavar="DST", help="output folder (outside SRC)")
+    prepare.add_argument("--short-side", type=positive_int, default=256, help="shorter side in pixels (default 256; "
+                         "smaller videos keep their size)")
+    prepare.add_argument("--gop", type=positive_int, default=16, help="frames between keyframes (default 16)")
+    prepare.add_argument("--crf", type=int, default=23, help="x264 quality, 0-51, lower is better (default 23)")
+    prepare.add_argument("--preset", default="veryfast", help="x264 speed preset (default veryfast)")
+    prepare.add_argument("--tune", default="fastdecode", help="x264 tuning (default fastdecode: ~1.5x faster "
+                         "decoding for ~15%% more bytes; 'none' for x264's default)")
+    prepare.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+                         help="parallel processes (default: every core)")
+    prepare.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    prepare.set_defaults(func=run_prepare_videos)
 
 
 def run_check_videos(args: argparse.Namespace) -> int:
@@ -277,3 +298,15 @@ def _run_make_compositional(args: argparse.Namespace) -> int:
           f"({summary.num_classes} classes; {summary.train_videos} train / {summary.val_videos} val / "
           f"{summary.test_videos} test) to {summary.root} in {summary.seconds:.1f} s")
     return 0
+
+
+def run_prepare_videos(args: argparse.Namespace) -> int:
+    from assemblenet.data.prepare import REPORT_NAME, prepare_videos
+
+    report = prepare_videos(args.src, args.dst, short_side=args.short_side, gop=args.gop, crf=args.crf,
+                            preset=args.preset, tune=None if args.tune == "none" else args.tune,
+                            workers=args.workers, progress=not args.no_progress)
+    print(f"prepare-videos {args.src} -> {args.dst}: {report.summary()}; report {Path(args.dst) / REPORT_NAME}")
+    for reason in report.failed.values():
+        print(f"  skipped: {reason}")
+    return 0 if not report.failed else 1

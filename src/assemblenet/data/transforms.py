@@ -1,8 +1,10 @@
 """Spatial transforms applied identically to every modality of a clip.
 
 A *sample* is a dict of clips, ``{"rgb": [3, T, H, W], "flow": [2, T, H, W]}``. RGB may be uint8 (0-255) or
-float (0-1); transforms that resample convert it to float32 in [0, 1]. Flow is float32 in pixels, channel 0
-the x component (right positive) and channel 1 the y component (down positive). Each transform draws its
+float (0-1); uint8 RGB stays uint8 through every transform (resizing is done in uint8 by OpenCV, never in float
+on the CPU), and reaches the model through ``engine.modeling.model_inputs``, which converts it to float in
+[0, 1] on the training device. ``ToFloat`` converts on the CPU where a caller wants floats. Flow is float32 in
+pixels, channel 0 the x component (right positive) and channel 1 the y component (down positive). Each transform draws its
 random parameters once per call and applies them to all modalities, so RGB and flow stay aligned. Because
 flow is measured in pixels, resizing scales its components with the image, and a horizontal flip negates x.
 
@@ -16,6 +18,7 @@ Calling a transform on a bare tensor treats it as RGB and returns a tensor.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -55,13 +58,22 @@ def to_float(clip: torch.Tensor) -> torch.Tensor:
 
 
 def resize_clip(clip: torch.Tensor, size: tuple[int, int], *, is_flow: bool = False) -> torch.Tensor:
-    """Bilinear resize of [C, T, H, W] to ``size = (H', W')``, antialiased when shrinking.
+    """Resize [C, T, H, W] to ``size = (H', W')``: uint8 RGB in uint8 (``decode.crop_resize``: area averaging
+    when shrinking, else bilinear); float clips bilinearly, antialiased when shrinking.
 
     Flow components are rescaled by the same factors as the image, so they stay in pixels.
     """
     channels, frames, height, width = clip.shape
     if (height, width) == tuple(size):
-        return clip if is_flow else to_float(clip)
+        return clip
+    if clip.dtype == torch.uint8 and not is_flow:
+        from assemblenet.data.decode import crop_resize
+
+        frames_hwc = clip.permute(1, 2, 3, 0).numpy()  # [T, H, W, C]
+        out = np.stack([crop_resize(frame, (0, 0, height, width), size) for frame in frames_hwc])
+        if out.ndim == 3:  # OpenCV drops a single channel
+            out = out[..., None]
+        return torch.from_numpy(out).permute(3, 0, 1, 2)
     x = to_float(clip).reshape(1, channels * frames, height, width)
     antialias = size[0] < height or size[1] < width
     x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias)
@@ -262,19 +274,104 @@ class RandomHorizontalFlip(Transform):
 
 
 def train_transform(crop_size: int | None, *, scale: tuple[float, float] = (0.25, 1.0),
-                    ratio: tuple[float, float] = (3 / 4, 4 / 3), hflip_prob: float = 0.5) -> Transform:
-    """Random resized crop to ``crop_size`` (skipped when None), random flip, float conversion."""
+                    ratio: tuple[float, float] = (3 / 4, 4 / 3), hflip_prob: float = 0.5,
+                    to_float: bool = False) -> Transform:
+    """Random resized crop to ``crop_size`` (skipped when None), random flip; RGB stays uint8 unless
+    ``to_float`` (the model's inputs are converted on the device by ``engine.modeling.model_inputs``)."""
     steps: list[Transform] = []
     if crop_size is not None:
         steps.append(RandomResizedCrop(crop_size, scale=scale, ratio=ratio))
     if hflip_prob > 0:
         steps.append(RandomHorizontalFlip(hflip_prob))
-    steps.append(ToFloat())
+    if to_float:
+        steps.append(ToFloat())
     return Compose(steps)
 
 
-def eval_transform(crop_size: int | None, *, crop_position: int = 1) -> Transform:
-    """Short-side resize to ``crop_size`` and one of the three crops (centre by default)."""
-    if crop_size is None:
-        return ToFloat()
-    return Compose([ShortSideResize(crop_size), SpatialCrop(crop_size, crop_position), ToFloat()])
+def eval_transform(crop_size: int | None, *, crop_position: int = 1, to_float: bool = False) -> Transform:
+    """Short-side resize to ``crop_size`` and one of the three crops (centre by default); RGB stays uint8
+    unless ``to_float``."""
+    steps: list[Transform] = []
+    if crop_size is not None:
+        steps += [ShortSideResize(crop_size), SpatialCrop(crop_size, crop_position)]
+    if to_float:
+        steps.append(ToFloat())
+    return Compose(steps)
+
+
+_PLANNABLE = ()  # filled below, once the classes exist
+
+
+def plannable(transform: Transform | Callable) -> bool:
+    """Whether ``spatial_plan`` can work out ``transform`` before decoding (a chain of this module's geometric
+    transforms)."""
+    steps = transform.transforms if isinstance(transform, Compose) else [transform]
+    return all(isinstance(step, _PLANNABLE) for step in steps)
+
+
+@dataclass(frozen=True)
+class SpatialPlan:
+    """What a chain of geometric transforms does to a frame, worked out before decoding it: crop ``region``
+    ``(top, left, height, width)`` of the frame, resize the crop to ``size`` and mirror it if ``flip``."""
+
+    region: tuple[int, int, int, int]
+    size: tuple[int, int]
+    flip: bool
+
+
+def spatial_plan(transform: Transform | Callable, height: int, width: int, rng: np.random.Generator, *,
+                 scale: tuple[float, float] = (1.0, 1.0)) -> SpatialPlan | None:
+    """The ``SpatialPlan`` of ``transform`` for a clip of ``height x width`` frames, drawing its random numbers
+    from ``rng`` in the same order as ``transform.apply`` would, so the result is the same crop and flip.
+
+    ``scale`` maps the clip's pixels to the frame's the region refers to (y, x): a clip decoded with a smaller
+    short side is planned in its own size and cut from the full-size frame. Returns None when the transform is
+    not a chain of the geometric transforms of this module (``Compose``, ``Resize``, ``ShortSideResize``,
+    ``CenterCrop``, ``SpatialCrop``, ``RandomResizedCrop``, ``RandomHorizontalFlip``, ``ToFloat``)."""
+    steps = transform.transforms if isinstance(transform, Compose) else [transform]
+    # The current image is the frame region (top, left, h, w) in frame pixels, shown at (cur_h, cur_w).
+    top, left, region_h, region_w = 0.0, 0.0, height * scale[0], width * scale[1]
+    cur_h, cur_w = height, width
+    flip = False
+
+    def sub(box_top: float, box_left: float, box_h: float, box_w: float) -> None:
+        nonlocal top, left, region_h, region_w
+        sy, sx = region_h / cur_h, region_w / cur_w
+        if flip:  # a crop of the mirrored image is the mirrored crop of the other side
+            box_left = cur_w - box_left - box_w
+        top, left, region_h, region_w = top + box_top * sy, left + box_left * sx, box_h * sy, box_w * sx
+
+    for step in steps:
+        if isinstance(step, ToFloat):
+            continue
+        if isinstance(step, Resize):
+            cur_h, cur_w = step.size
+        elif isinstance(step, ShortSideResize):
+            cur_h, cur_w = short_side_size(cur_h, cur_w, step.size)
+        elif isinstance(step, (CenterCrop, SpatialCrop)):
+            if step.size[0] > cur_h or step.size[1] > cur_w:
+                return None  # the transform itself raises; leave it to do so
+            box_top, box_left = (cur_h - step.size[0]) // 2, (cur_w - step.size[1]) // 2
+            if isinstance(step, SpatialCrop):
+                if cur_w >= cur_h:
+                    box_left = [0, box_left, cur_w - step.size[1]][step.position]
+                else:
+                    box_top = [0, box_top, cur_h - step.size[0]][step.position]
+            sub(box_top, box_left, *step.size)
+            cur_h, cur_w = step.size
+        elif isinstance(step, RandomResizedCrop):
+            box_top, box_left, box_h, box_w = step.box(cur_h, cur_w, rng)
+            sub(box_top, box_left, box_h, box_w)
+            cur_h, cur_w = step.size
+        elif isinstance(step, RandomHorizontalFlip):
+            if rng.random() < step.p:
+                flip = not flip
+        else:
+            return None
+    frame_h, frame_w = int(round(height * scale[0])), int(round(width * scale[1]))
+    y0, x0 = int(round(top)), int(round(left))
+    y1, x1 = min(frame_h, int(round(top + region_h))), min(frame_w, int(round(left + region_w)))
+    return SpatialPlan((y0, x0, max(1, y1 - y0), max(1, x1 - x0)), (int(cur_h), int(cur_w)), flip)
+
+
+_PLANNABLE = (ToFloat, Resize, ShortSideResize, CenterCrop, SpatialCrop, RandomResizedCrop, RandomHorizontalFlip)

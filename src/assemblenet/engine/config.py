@@ -85,6 +85,11 @@ class DataConfig:
     object_root: Optional[str] = None
     batch_size: int = 8  # clips per process and step
     num_workers: int = 4
+    # Batches each loader worker keeps ready (DataLoader prefetch_factor); see docs/data.md for the memory.
+    prefetch_factor: int = 2
+    # Training clips cut from one decoded span, each with its own crop and flip (a multiple of it must make
+    # batch_size); an epoch then yields this many times the clips (and steps). See docs/data.md, "Fast input".
+    clips_per_video: int = 1
     scan: bool = False  # check every video before training and drop the unreadable ones
 
 
@@ -192,6 +197,7 @@ def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
     check.one_of("model.depth", (None, 26, 38, 50, 68, 77, 101))
     check.within("model.dropout", 0, 1, high_open=True)
     for key in ("model.num_classes", "model.flow_iterations", "model.num_object_classes", "data.num_frames", "data.stride", "data.batch_size",
+                "data.prefetch_factor", "data.clips_per_video",
                 "optim.reference_batch_size", "optim.epochs", "optim.max_steps", "train.num_threads",
                 "train.keep_checkpoints", "train.log_every_steps", "eval.num_clips", "eval.batch_size",
                 "eval.num_frames"):
@@ -201,6 +207,8 @@ def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
                 "train.eval_every_epochs"):
         check.at_least(key, 0)
     check.at_least("data.crop_size", 8)
+    check.need(cfg.data.batch_size % max(1, cfg.data.clips_per_video) == 0, "data.batch_size",
+               f"must be a multiple of data.clips_per_video ({cfg.data.clips_per_video})")
     modalities = cfg.data.modalities
     check.need(bool(modalities) and all(m in ("rgb", "flow") for m in modalities), "data.modalities",
                "must be a non-empty list of 'rgb'/'flow'")

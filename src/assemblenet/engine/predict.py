@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from assemblenet.engine.modeling import model_dtype
+from assemblenet.engine.modeling import model_dtype, rgb_to_device
 from assemblenet.fileio import atomic_path, atomic_write_json
 from assemblenet.errors import ConfigError
 
@@ -119,7 +119,7 @@ def predict_video(model: nn.Module, path: str | os.PathLike, *, num_frames: int,
 def _score(model: nn.Module, clips: list[torch.Tensor], object_clips: list[torch.Tensor], device: torch.device,
            multi_label: bool) -> torch.Tensor:
     dtype = model_dtype(model)
-    video = torch.stack(clips).to(device, dtype=dtype)
+    video = rgb_to_device(torch.stack(clips), device, dtype=dtype)
     if object_clips:
         objects = torch.stack(object_clips).to(device)
         if objects.is_floating_point():  # score maps follow the model's dtype; label ids stay integers

@@ -131,6 +131,8 @@ def dataset_kwargs(cfg: Config, split: str) -> dict[str, Any]:
         kwargs.setdefault("decode_short_side", data.decode_short_side)
     if split == "train":
         kwargs.setdefault("mode", "train")
+        if data.clips_per_video != 1:
+            kwargs.setdefault("clips_per_video", data.clips_per_video)
     else:
         kwargs.setdefault("mode", "test")
         kwargs.setdefault("num_clips", cfg.eval.num_clips)
@@ -199,7 +201,9 @@ class Trainer:
                                         compiled=cfg.train.compile, deterministic=cfg.train.deterministic))
 
         self.global_batch = cfg.data.batch_size * self.dist.world_size
-        self.steps_per_epoch = len(self.train_dataset) // self.global_batch
+        # Items per loader batch: each training item holds clips_per_video clips.
+        self.items_per_batch = max(1, cfg.data.batch_size // getattr(self.train_dataset, "clips_per_video", 1))
+        self.steps_per_epoch = len(self.train_dataset) // (self.items_per_batch * self.dist.world_size)
         if self.steps_per_epoch < 1:
             raise ConfigError(f"key 'data.batch_size': {cfg.data.batch_size} clips x {self.dist.world_size} "
                               f"processes is more than the {len(self.train_dataset)} training clips")
@@ -323,11 +327,11 @@ class Trainer:
                                        rank=self.dist.rank, seed=self.cfg.seed, shuffle=True)
             workers = self.cfg.data.num_workers
             loader = torch.utils.data.DataLoader(
-                SeededDataset(self.train_dataset), batch_size=self.cfg.data.batch_size, sampler=sampler,
+                SeededDataset(self.train_dataset), batch_size=self.items_per_batch, sampler=sampler,
                 num_workers=workers, collate_fn=collate, drop_last=True, pin_memory=self.device.type == "cuda",
-                prefetch_factor=2 if workers else None, persistent_workers=workers > 0)
+                prefetch_factor=self.cfg.data.prefetch_factor if workers else None, persistent_workers=workers > 0)
             self._loader, self._sampler = loader, sampler
-        self._sampler.set_epoch(self.epoch, self.step_in_epoch * self.cfg.data.batch_size)
+        self._sampler.set_epoch(self.epoch, self.step_in_epoch * self.items_per_batch)
         return loader, self._sampler
 
     def _eval_model(self) -> nn.Module:
@@ -378,7 +382,7 @@ class Trainer:
         sampler = ResumableSampler(len(self.train_dataset), world_size=self.dist.world_size, rank=self.dist.rank,
                                    seed=self.cfg.seed + 7919, shuffle=True)
         sampler.set_epoch(self.epoch)
-        loader = torch.utils.data.DataLoader(SeededDataset(self.train_dataset), batch_size=self.cfg.data.batch_size,
+        loader = torch.utils.data.DataLoader(SeededDataset(self.train_dataset), batch_size=self.items_per_batch,
                                              sampler=sampler, num_workers=self.cfg.data.num_workers,
                                              collate_fn=collate, drop_last=True,
                                              pin_memory=self.device.type == "cuda")

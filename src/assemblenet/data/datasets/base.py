@@ -34,9 +34,10 @@ import numpy as np
 import torch
 
 from assemblenet.data.annotations import ClassList
-from assemblenet.data.decode import FrameFolderReader, VideoReader, open_video
+from assemblenet.data.decode import FrameFolderReader, VideoReader, crop_resize, open_video, shrink_to_short_side
 from assemblenet.data.sampling import ClipSampling, random_clip, uniform_clip_positions, clip_indices
-from assemblenet.data.transforms import Transform, eval_transform, train_transform
+from assemblenet.data.transforms import (SpatialPlan, Transform, eval_transform, plannable, spatial_plan,
+                                         train_transform)
 from assemblenet.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,10 @@ class VideoDataset(torch.utils.data.Dataset):
         cache_frames: decode each video file once, in full, and keep its frames in memory (per process). For
             small sets read many times, such as an architecture search's proxy task; the memory is
             frames x H x W x 3 bytes per video.
+        clips_per_video: training mode: each item holds this many clips of the same decoded frames, each with
+            its own random crop and flip (``[k, C, T, H, W]`` and ``[k, ...]`` targets, which ``collate``
+            flattens into the batch), so one decode feeds k clips. An epoch still visits every video once and
+            yields k times the clips. Test mode ignores it.
     """
 
     def __init__(self, items: Sequence[VideoItem], *, classes: ClassList, multi_label: bool = False,
@@ -128,7 +133,7 @@ class VideoDataset(torch.utils.data.Dataset):
                  flow_root: str | os.PathLike | None = None, target_type: str = "video", frame_fps: float = 30.0,
                  decode_short_side: int | None = None, seek: bool | None = None, max_attempts: int = 10,
                  cache_frames: bool = False, object_root: str | os.PathLike | None = None,
-                 num_object_classes: int = 151) -> None:
+                 num_object_classes: int = 151, clips_per_video: int = 1) -> None:
         if mode not in ("train", "test"):
             raise ConfigError(f"mode must be 'train' or 'test', got {mode!r}")
         if num_crops not in (1, 3):
@@ -181,6 +186,9 @@ class VideoDataset(torch.utils.data.Dataset):
         self.skipped: dict[str, str] = {}
         self._bad: set[int] = set()
         self.cache_frames = bool(cache_frames)
+        if clips_per_video < 1:
+            raise ConfigError(f"clips_per_video must be >= 1, got {clips_per_video}")
+        self.clips_per_video = int(clips_per_video) if mode == "train" else 1
         self._frame_cache: dict[int, _DecodedVideo] = {}
 
     # -- sizes and labels --------------------------------------------------------------------------------
@@ -239,10 +247,10 @@ class VideoDataset(torch.utils.data.Dataset):
         """
         from assemblenet.data.check import check_videos
 
-        results = check_videos([item.path for item in self.items if item.frame_paths is None], workers=workers,
-                               min_frames=min_frames, full_decode=full_decode, frame_fps=self.frame_fps,
-                               progress=progress)
-        bad = {r.path: r.reason or "" for r in results if not r.ok}
+        listed = {str(prepared_path(item.path)): item.path for item in self.items if item.frame_paths is None}
+        results = check_videos(list(listed), workers=workers, min_frames=min_frames, full_decode=full_decode,
+                               frame_fps=self.frame_fps, progress=progress)
+        bad = {listed.get(r.path, r.path): r.reason or "" for r in results if not r.ok}
         for path, reason in bad.items():
             if path not in self.skipped:
                 logger.warning("skipping video %s: %s", path, reason)
@@ -258,7 +266,7 @@ class VideoDataset(torch.utils.data.Dataset):
     def _open(self, item: VideoItem) -> VideoReader | FrameFolderReader:
         if item.frame_paths is not None:
             return FrameFolderReader(frame_paths=item.frame_paths, fps=self.frame_fps)
-        return open_video(item.path, fps=self.frame_fps, seek=self.seek)
+        return open_video(prepared_path(item.path), fps=self.frame_fps, seek=self.seek)
 
     def _target(self, item: VideoItem, indices: np.ndarray, timestamps: np.ndarray, fps: float) -> torch.Tensor:
         if not self.multi_label:  # -1 for unlabelled test lists (Kinetics test CSV, SSv2 test JSON)
@@ -305,6 +313,46 @@ class VideoDataset(torch.utils.data.Dataset):
             self._frame_cache[video_index] = cached
         return cached
 
+    def _planned_frames(self, reader: Any, video: Any, indices: np.ndarray, transform: Transform,
+                        rng: np.random.Generator, count: int = 1) -> list[np.ndarray]:
+        """``count`` uint8 [T, H, W, 3] clips of the frames at ``indices``, each with its own draw of
+        ``transform``'s crop, resize and flip (its ``spatial_plan``, drawn from ``rng`` once the frame size is
+        known). One clip is cropped while converting; several are cut from the frames converted once."""
+        import cv2
+
+        short_side = self.decode_short_side
+
+        def draw(height: int, width: int) -> SpatialPlan:
+            shown_h, shown_w = (shrink_to_short_side(height, width, short_side) if short_side
+                                else (height, width))
+            plan = spatial_plan(transform, shown_h, shown_w, rng, scale=(height / shown_h, width / shown_w))
+            assert plan is not None  # checked by plannable()
+            return plan
+
+        def flipped(frames: np.ndarray, plan: SpatialPlan) -> np.ndarray:
+            if not plan.flip:
+                return frames
+            out = np.empty_like(frames)  # OpenCV mirrors a frame ~50x faster than numpy copies a reversed view
+            for source, target in zip(frames, out):
+                cv2.flip(source, 1, dst=target)
+            return out
+
+        if count == 1 and reader is not None:
+            plans: list[SpatialPlan] = []
+
+            def region(height: int, width: int) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+                plans.append(draw(height, width))
+                return plans[0].region, plans[0].size
+
+            frames = reader.get_frames(indices, region=region)
+            return [flipped(frames, plans[0])]
+        full = reader.get_frames(indices) if reader is not None else video.frames[indices]
+        clips = []
+        for _ in range(count):
+            plan = draw(*full.shape[1:3])
+            clips.append(flipped(np.stack([crop_resize(frame, plan.region, plan.size) for frame in full]), plan))
+        return clips
+
     def _load(self, video_index: int, clip_index: int, crop_index: int,
               rng: np.random.Generator) -> tuple[Any, torch.Tensor, dict]:
         item = self.items[video_index]
@@ -322,26 +370,40 @@ class VideoDataset(torch.utils.data.Dataset):
             else:
                 position = uniform_clip_positions(self.num_clips)[clip_index]
                 indices = clip_indices(num_frames, self.sampling, position, timestamps)
+            transform = self.transforms[crop_index]
+            count = self.clips_per_video
             sample: dict[str, torch.Tensor] = {}
-            if need_rgb:
+            fast = need_rgb and self.flow_store is None and self.object_store is None and plannable(transform)
+            if fast:
+                # Crop, resize and flip worked out before decoding, applied in uint8 to the sampled frames only.
+                samples = [{"rgb": torch.from_numpy(frames).permute(3, 0, 1, 2)}  # [3, T, H, W] uint8
+                           for frames in self._planned_frames(reader, video, indices, transform, rng, count)]
+            elif need_rgb:
                 frames = (reader.get_frames(indices, short_side=self.decode_short_side) if reader is not None
                           else video.frames[indices])
                 sample["rgb"] = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)  # [3,T,H,W]
             fps = video.fps
-        if self.flow_store is not None:
-            sample["flow"] = self.flow_store.load(item.key, indices.tolist(), size=tuple(sample["rgb"].shape[-2:]))
-        if self.object_store is not None:
-            sample["objects"] = self.object_store.load(item.key, indices.tolist(),
-                                                       size=tuple(sample["rgb"].shape[-2:]))
-        if "rgb" not in self.modalities:
-            del sample["rgb"]
-        transform = self.transforms[crop_index]
-        sample = transform.apply(sample, rng) if isinstance(transform, Transform) else transform(sample, rng)
-        clip: Any = sample[self.modalities[0]] if len(sample) == 1 else sample
+        if not fast:
+            if self.flow_store is not None:
+                sample["flow"] = self.flow_store.load(item.key, indices.tolist(),
+                                                      size=tuple(sample["rgb"].shape[-2:]))
+            if self.object_store is not None:
+                sample["objects"] = self.object_store.load(item.key, indices.tolist(),
+                                                           size=tuple(sample["rgb"].shape[-2:]))
+            if "rgb" not in self.modalities:
+                del sample["rgb"]
+            samples = [transform.apply(sample, rng) if isinstance(transform, Transform) else transform(sample, rng)
+                       for _ in range(count)]
+        clips: list[Any] = [s[self.modalities[0]] if len(s) == 1 else s for s in samples]
         target = self._target(item, indices, timestamps, fps)
         meta = {"video_id": item.video_id, "path": item.path, "video_index": video_index,
                 "clip_index": clip_index, "crop_index": crop_index, "frame_indices": indices.tolist()}
-        return clip, target, meta
+        if count == 1:
+            return clips[0], target, meta
+        stacked: Any = ({key: torch.stack([c[key] for c in clips]) for key in clips[0]} if isinstance(clips[0], dict)
+                        else torch.stack(clips))
+        meta["clips"] = count  # collate flattens the k clips into the batch
+        return stacked, target.expand(count, *target.shape).clone(), meta
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor, dict]:
         if not 0 <= index < len(self):
@@ -380,16 +442,39 @@ class VideoDataset(torch.utils.data.Dataset):
 
 def collate(batch: Sequence[tuple[Any, torch.Tensor, dict]]) -> tuple[Any, torch.Tensor, dict]:
     """Stack ``(clip, target, meta)`` samples: clips to [B, C, T, H, W] (or a dict of them), targets to
-    [B] / [B, K] / [B, T, K], metas to a dict of lists."""
+    [B] / [B, K] / [B, T, K], metas to a dict of lists. Items holding k clips (``meta["clips"] = k``, from
+    ``clips_per_video``) are flattened: B items give B x k clips, each meta repeated k times."""
     if not batch:
         raise ValueError("empty batch")
     clips, targets, metas = zip(*batch)
+    flatten = metas[0].get("clips", 1) > 1
     if isinstance(clips[0], dict):
-        stacked: Any = {key: torch.stack([c[key] for c in clips]) for key in clips[0]}
+        stacked: Any = {key: _join([c[key] for c in clips], flatten) for key in clips[0]}
     else:
-        stacked = torch.stack(list(clips))
-    meta = {key: [m[key] for m in metas] for key in metas[0]}
-    return stacked, torch.stack(list(targets)), meta
+        stacked = _join(list(clips), flatten)
+    repeats = [m.get("clips", 1) for m in metas]
+    meta = {key: [m[key] for m, k in zip(metas, repeats) for _ in range(k)] for key in metas[0] if key != "clips"}
+    return stacked, _join(list(targets), flatten), meta
+
+
+def _join(tensors: list[torch.Tensor], flatten: bool) -> torch.Tensor:
+    """``torch.cat`` (``flatten``) or ``torch.stack``. In a DataLoader worker the result is built in shared
+    memory, as torch's default_collate does, sparing the copy the worker's queue would otherwise make."""
+    first = tensors[0]
+    shape = ((sum(t.shape[0] for t in tensors), *first.shape[1:]) if flatten else (len(tensors), *first.shape))
+    out = None
+    if torch.utils.data.get_worker_info() is not None:
+        storage = first._typed_storage()._new_shared(sum(t.numel() for t in tensors), device=first.device)
+        out = first.new(storage).resize_(*shape)
+    return torch.cat(tensors, out=out) if flatten else torch.stack(tensors, out=out)
+
+
+def batch_bytes(batch_size: int, num_frames: int, crop_size: int, *, channels: int = 3,
+                dtype: torch.dtype = torch.uint8) -> int:
+    """Bytes of one collated clip batch ``[B, C, T, H, W]``: what a loader worker puts in ``/dev/shm`` per
+    batch (``prefetch_factor`` of them in flight per worker) and the main process pins (see docs/data.md)."""
+    item = torch.empty((), dtype=dtype).element_size()
+    return batch_size * channels * num_frames * crop_size * crop_size * item
 
 
 def average_views(scores: torch.Tensor, video_indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, list[int]]:
@@ -399,6 +484,17 @@ def average_views(scores: torch.Tensor, video_indices: Sequence[int] | torch.Ten
     sums = torch.zeros(len(unique), scores.shape[-1], dtype=scores.dtype).index_add_(0, inverse, scores)
     counts = torch.bincount(inverse, minlength=len(unique)).to(scores.dtype).unsqueeze(1)
     return sums / counts, unique.tolist()
+
+
+def prepared_path(path: str | os.PathLike) -> Path:
+    """``path``, or the ``.mp4`` of the same stem when ``path`` is missing and that exists: the file
+    ``assemblenet prepare-videos`` made from it, so list files naming ``x.avi`` work on a prepared copy."""
+    path = Path(path)
+    if path.suffix.lower() != ".mp4" and not path.exists():
+        prepared = path.with_suffix(".mp4")
+        if prepared.is_file():
+            return prepared
+    return path
 
 
 def resolve_path(root: str | os.PathLike | None, relative: str) -> Path:
