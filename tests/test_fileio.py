@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from assemblenet.errors import FolderInUseError
 from assemblenet.fileio import (
+    LOCK_FILE,
     atomic_dir,
     atomic_path,
     atomic_write_json,
     atomic_write_text,
+    hold_folder,
     remove_stale_temporaries,
 )
 
@@ -119,3 +125,60 @@ def test_data_writers_go_through_fileio(tmp_path: Path, monkeypatch: pytest.Monk
         write_flow(destination, np.ones((3, 8, 8, 2), np.float32), fmt="png")
     assert sorted(p.name for p in destination.iterdir()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["video"]
+
+
+# -- one process per output folder ---------------------------------------------------------------------------
+HOLDER = """
+import sys, time
+from assemblenet.fileio import hold_folder
+with hold_folder(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def start_holder(folder: Path) -> subprocess.Popen:
+    """A real process that holds ``folder`` until killed; returns once it holds it."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True,
+                               env=env)
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def try_hold(folder: Path) -> subprocess.CompletedProcess:
+    code = ("import sys\nfrom assemblenet.fileio import hold_folder\n"
+            "with hold_folder(sys.argv[1]):\n    print('held')\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    return subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+def test_a_held_folder_refuses_a_second_process_and_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    holder = start_holder(folder)
+    try:
+        second = try_hold(folder)
+        assert second.returncode != 0 and "held" not in second.stdout
+        assert f"FolderInUseError: {folder.resolve()} is in use by process {holder.pid} on " in second.stderr
+        with pytest.raises(FolderInUseError, match=f"in use by process {holder.pid} "):
+            with hold_folder(folder):  # this process is a second one too
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (folder / LOCK_FILE).exists()  # a killed holder leaves the file, but the kernel dropped its lock
+    rerun = try_hold(folder)
+    assert rerun.returncode == 0 and rerun.stdout.strip() == "held", rerun.stderr
+    assert list(folder.iterdir()) == []  # a holder that ends removes the file
+
+
+def test_holding_a_folder_nests_in_one_process_and_releases_at_the_end(tmp_path: Path) -> None:
+    with hold_folder(tmp_path / "run") as held:
+        with hold_folder(tmp_path / "run"):
+            pass
+        assert held == (tmp_path / "run").resolve()
+        assert try_hold(tmp_path / "run").returncode != 0  # still held after the inner block
+    assert try_hold(tmp_path / "run").returncode == 0
+    with hold_folder(None) as nothing, hold_folder(tmp_path / "other", enabled=False) as disabled:
+        assert nothing is None and disabled is None and not (tmp_path / "other").exists()

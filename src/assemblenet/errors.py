@@ -25,3 +25,7 @@ class DataError(AssembleNetError):
 
 class CheckpointError(AssembleNetError):
     """A missing or incompatible checkpoint."""
+
+
+class FolderInUseError(AssembleNetError):
+    """An output folder another running process holds (``fileio.hold_folder``)."""

@@ -10,16 +10,22 @@ temporary; :func:`remove_stale_temporaries` clears those a killed process left b
 
 Append-only logs (``metrics.jsonl``) are the one exception: they are appended line by line, and their readers
 skip a torn last line.
+
+:func:`hold_folder` gives one process at a time a run's output folder (an OS lock that dies with its process).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import re
 import shutil
+import socket
+import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -117,6 +123,78 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> int:
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+LOCK_FILE = ".assemblenet.lock"
+_held_folders: dict[Path, int] = {}  # folder -> nesting depth in this process
+
+
+@contextmanager
+def hold_folder(folder: str | os.PathLike[str] | None, *, enabled: bool = True) -> Iterator[Path | None]:
+    """Hold ``folder`` (created if missing) for the block, so that no second run writes into it meanwhile.
+
+    The hold is an exclusive POSIX lock (``fcntl.lockf``) on ``folder/.assemblenet.lock``: the kernel drops it
+    when the process ends, however it ends (kill -9 included), so it never goes stale, and forked workers
+    (data loaders, process pools) do not inherit it, so they cannot keep it alive after their parent died.
+    The file records who holds it, for the error another process gets:
+    :class:`assemblenet.errors.FolderInUseError`, naming the folder and the holder. The holder removes the
+    file at the end (and the folder, if it created it and it is empty); a killed holder leaves it
+    behind, unlocked, and the next run takes it over.
+    Nested holds of one folder in one process are fine. ``folder=None`` or ``enabled=False`` (processes other
+    than the main one under ``torchrun``) hold nothing."""
+    if folder is None or not enabled:
+        yield None
+        return
+    folder = Path(folder).resolve()
+    if folder in _held_folders:
+        _held_folders[folder] += 1
+        try:
+            yield folder
+        finally:
+            _held_folders[folder] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no OS lock to take
+        yield folder
+        return
+    from assemblenet.errors import FolderInUseError
+
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock_path = folder / LOCK_FILE
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
+            raise FolderInUseError(f"{folder} is in use by {holder}; wait for it to end or choose another "
+                                   "output folder") from None
+        try:
+            if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # a holder removed the file between our open and lock: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        command = " ".join([os.path.basename(sys.argv[0]) or "python", *sys.argv[1:]])[:300]
+        os.pwrite(fd, (f"process {os.getpid()} on {socket.gethostname()} (since "
+                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {command})\n").encode(), 0)
+        _held_folders[folder] = 1
+        try:
+            yield folder
+        finally:
+            del _held_folders[folder]
+            lock_path.unlink(missing_ok=True)  # while still locked, so nobody locks a file about to vanish
+            if created and not any(folder.iterdir()):
+                folder.rmdir()  # a run that failed before writing anything leaves no empty folder
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _fsync(path: Path) -> None:

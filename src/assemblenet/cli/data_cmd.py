@@ -55,7 +55,7 @@ def register(subparsers) -> None:
     dataset.add_argument("--workers", type=positive_int, default=_default_workers(), help="parallel decoders")
     dataset.add_argument("--min-frames", type=positive_int, default=1, help="shorter videos count as unreadable")
     dataset.add_argument("--full", action="store_true", help="decode every frame (slower, finds more damage)")
-    dataset.add_argument("--out", help="folder for dataset_check.json and class_histogram.png "
+    dataset.add_argument("--output", "--out", dest="out", help="folder for dataset_check.json and class_histogram.png "
                                        "(default: <output.dir>/dataset_check, ./dataset_check without output.dir)")
     dataset.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     dataset.set_defaults(func=run_check_dataset)
@@ -65,7 +65,7 @@ def register(subparsers) -> None:
         description="Compute optical flow for every video under ROOT (or in a list) in parallel, resumably. "
                     "Flow t maps frame t to t+1; x is positive to the right, y positive downwards, in pixels.")
     flow.add_argument("source", metavar="ROOT|LIST", help="dataset folder, video list or single video")
-    flow.add_argument("--out", help="output folder (default: ROOT_flow beside ROOT)")
+    flow.add_argument("--output", "--out", dest="out", help="output folder (default: ROOT_flow beside ROOT)")
     flow.add_argument("--root", help="folder that paths in LIST are relative to; also the base of output keys")
     flow.add_argument("--method", choices=("tvl1-torch", "tvl1", "farneback"), default="tvl1-torch",
                       help="tvl1-torch: Dual TV-L1 in PyTorch, batched (default; CPU or GPU); tvl1: OpenCV's "

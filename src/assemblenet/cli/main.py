@@ -31,9 +31,11 @@ class CliUsageError(AssembleNetError):
 
 
 class _Parser(argparse.ArgumentParser):
-    # argparse prints usage plus a message and exits 2; we want one readable line.
+    # argparse prints usage plus a message and exits 2; we want one readable line. main() prints the
+    # "assemblenet: error: " prefix, so only a sub-command's name goes before the message.
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise CliUsageError(f"{self.prog}: {message}")
+        command = self.prog.removeprefix("assemblenet").strip()
+        raise CliUsageError(f"{command}: {message}" if command else message)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,7 +33,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 
 from assemblenet.errors import DataError
-from assemblenet.fileio import atomic_dir, atomic_path, atomic_write_json
+from assemblenet.fileio import atomic_dir, atomic_path, atomic_write_json, hold_folder
 
 logger = logging.getLogger(__name__)
 
@@ -368,46 +368,46 @@ def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathL
     out_dir = Path(out_dir)
     keyed = [(video, flow_key(video, root)) for video in videos]
     check_unique_keys(((str(video), key) for video, key in keyed), where=f"flow into {out_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"method": method, "format": fmt, "bound": bound, "short_side": short_side,
-            "convention": "flow t: frame t -> t+1; x right positive, y down positive; pixels"}
-    existing = read_flow_meta(out_dir)
-    if existing and not overwrite and any(existing.get(k) != meta[k] for k in ("method", "format", "bound")):
-        raise DataError(f"{out_dir / META_FILE}: existing flow was made with {existing}; use another --out or "
-                        "--overwrite")
-    atomic_write_json(out_dir / META_FILE, meta, indent=2)
+    with hold_folder(out_dir):  # one flow job per output folder
+        meta = {"method": method, "format": fmt, "bound": bound, "short_side": short_side,
+                "convention": "flow t: frame t -> t+1; x right positive, y down positive; pixels"}
+        existing = read_flow_meta(out_dir)
+        if existing and not overwrite and any(existing.get(k) != meta[k] for k in ("method", "format", "bound")):
+            raise DataError(f"{out_dir / META_FILE}: existing flow was made with {existing}; use another --output or "
+                            "--overwrite")
+        atomic_write_json(out_dir / META_FILE, meta, indent=2)
 
-    report = FlowJobReport()
-    jobs = []
-    for video, key in keyed:
-        destination = _flow_paths(out_dir, key, fmt)
-        if destination.exists() and not overwrite:
-            report.already_done.append(str(video))
-            continue
-        jobs.append([str(video), str(destination), method, fmt, bound, short_side, max_frames, device])
-    if report.already_done:
-        logger.info("flow: %d videos already done, skipping them", len(report.already_done))
+        report = FlowJobReport()
+        jobs = []
+        for video, key in keyed:
+            destination = _flow_paths(out_dir, key, fmt)
+            if destination.exists() and not overwrite:
+                report.already_done.append(str(video))
+                continue
+            jobs.append([str(video), str(destination), method, fmt, bound, short_side, max_frames, device])
+        if report.already_done:
+            logger.info("flow: %d videos already done, skipping them", len(report.already_done))
 
-    def record(video_path: str, error: str | None) -> None:
-        if error is None:
-            report.computed.append(video_path)
-        else:
-            report.failed[video_path] = error
-            logger.warning("flow: skipped %s", error)
+        def record(video_path: str, error: str | None) -> None:
+            if error is None:
+                report.computed.append(video_path)
+            else:
+                report.failed[video_path] = error
+                logger.warning("flow: skipped %s", error)
 
-    bar = tqdm(total=len(jobs), desc=f"flow ({method})", unit="video", disable=not progress)
-    workers = min(workers, len(jobs))
-    threads = max(1, cores // workers) if workers > 1 else None  # share the cores among the processes
-    jobs = [(*job, threads) for job in jobs]
-    if workers <= 1:
-        for job in jobs:
-            record(*_flow_job(*job))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_flow_job, *job) for job in jobs]
-            for future in as_completed(futures):
-                record(*future.result())
+        bar = tqdm(total=len(jobs), desc=f"flow ({method})", unit="video", disable=not progress)
+        workers = min(workers, len(jobs))
+        threads = max(1, cores // workers) if workers > 1 else None  # share the cores among the processes
+        jobs = [(*job, threads) for job in jobs]
+        if workers <= 1:
+            for job in jobs:
+                record(*_flow_job(*job))
                 bar.update()
-    bar.close()
-    return report
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(_flow_job, *job) for job in jobs]
+                for future in as_completed(futures):
+                    record(*future.result())
+                    bar.update()
+        bar.close()
+        return report

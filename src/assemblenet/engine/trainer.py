@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from assemblenet.fileio import json_safe
+from assemblenet.fileio import hold_folder, json_safe
 from assemblenet.fileio import atomic_write_json
 from assemblenet.engine import checkpoint as ckpt
 from assemblenet.engine.config import Config, load_config, save_config
@@ -418,8 +418,9 @@ class Trainer:
         """Train to ``total_steps`` (resuming if a checkpoint exists), evaluate, and write the final files."""
         from tqdm.contrib.logging import logging_redirect_tqdm
 
-        with logging_redirect_tqdm():  # log lines print above the progress bar instead of through it
-            return self._fit()
+        # One run per output folder (the main process holds it); run_training took it already, before building.
+        with hold_folder(self.run_dir, enabled=self.writes), logging_redirect_tqdm():
+            return self._fit()  # log lines print above the progress bar instead of through it
 
     def _fit(self) -> TrainResult:
         from tqdm import tqdm
@@ -680,8 +681,10 @@ def run_training(config: str | os.PathLike | Mapping[str, Any] | Config | None =
             extra.append((key, value))
     if extra:
         cfg = load_config(cfg, extra)
-    trainer = Trainer(cfg, graph=graph, train_dataset=train_dataset, val_dataset=val_dataset, progress=progress)
-    return trainer.fit()
+    # Hold output.dir before building anything, so a second run on it fails at once (rank 0 holds it).
+    with hold_folder(cfg.output.dir, enabled=env_dist_info().is_main):
+        trainer = Trainer(cfg, graph=graph, train_dataset=train_dataset, val_dataset=val_dataset, progress=progress)
+        return trainer.fit()
 
 
 @dataclass

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from assemblenet.errors import AssembleNetError, ConfigError
+from assemblenet.fileio import hold_folder
 from assemblenet.graph.io import graph_from_dict, graph_to_dict, save_graph
 from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.config import SearchConfig
@@ -364,6 +365,10 @@ class SearchRunner:
 
     # ------------------------------------------------------------------ public
     def run(self) -> SearchSummary:
+        with hold_folder(self.run_dir):  # one search per run folder
+            return self._run()
+
+    def _run(self) -> SearchSummary:
         cfg = self.config
         self.store.open({
             "strategy": cfg.strategy, "seed": cfg.seed, "name": cfg.name,

@@ -255,6 +255,10 @@ class Study:
     def run(self, stage: str = "all") -> StudyOutcome:
         if stage not in STAGES:
             raise ConfigError(f"stage: unknown stage {stage!r}; expected one of {list(STAGES)}")
+        with fileio.hold_folder(self.output):  # one study per folder
+            return self._run(stage)
+
+    def _run(self, stage: str) -> StudyOutcome:
         searched: list[dict[str, Any]] = []
         retrained: list[dict[str, Any]] = []
         analysis = None
