@@ -124,3 +124,15 @@ def test_a_missing_ray_address_is_named_at_once(address: str, message: str) -> N
     assert message.format(port=port) in str(info.value)
     check_ray_address("auto")  # left to Ray
     check_ray_address("local")
+
+
+def test_finalist_rescoring_runs_on_ray_as_locally(tmp_path: Path, local_ray) -> None:
+    changes = {"search.max_evaluations": 8, "search.batch_size": 2, "search.finalists": {"top_k": 3, "seeds": 2}}
+    local = SearchRunner(tiny_config(**changes), run_dir=tmp_path / "local", fitness=_ToyReportingPid()).run()
+    ray_run = SearchRunner(tiny_config(**changes, **{"executor.kind": "ray"}), run_dir=tmp_path / "ray",
+                           fitness=_ToyReportingPid()).run()
+    assert [(s.source.index, s.fitnesses) for s in ray_run.finalists] == \
+        [(s.source.index, s.fitnesses) for s in local.finalists]
+    assert ray_run.chosen.graph_hash == local.chosen.graph_hash
+    ray_pids = {r.metrics["pid"] for s in ray_run.finalists for r in s.evaluations}
+    assert os.getpid() not in ray_pids  # the re-scoring ran as Ray tasks

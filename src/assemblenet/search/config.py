@@ -65,8 +65,19 @@ class AttentionConfig:
 
 
 @dataclass(frozen=True)
+class FinalistsConfig:
+    """Finalist re-scoring (``search/finalists.py``): after the budget, the ``top_k`` distinct graphs with the
+    highest single fitness are evaluated ``seeds`` more times with fresh trial seeds, and the search's result is
+    the graph with the highest mean of those. ``top_k: 0`` returns the single best evaluation instead."""
+
+    top_k: int = 0
+    seeds: int = 3
+
+
+@dataclass(frozen=True)
 class SearchLoopConfig:
-    """Budget, batching and the population used by evolution (random and oneshot keep it for the plots)."""
+    """Budget, batching and the population used by evolution (random and oneshot keep it for the plots), and the
+    finalist re-scoring that chooses the result."""
 
     max_evaluations: int = 100
     batch_size: int = 1
@@ -74,6 +85,7 @@ class SearchLoopConfig:
     tournament_size: int = 5
     replacement: str = "aging"
     max_consecutive_failures: int = 5
+    finalists: FinalistsConfig = field(default_factory=FinalistsConfig)
 
 
 @dataclass(frozen=True)
@@ -195,6 +207,7 @@ class SearchConfig:
         for key in ("name", "output_dir", "tensorboard", "executor"):
             data.pop(key)
         data["search"].pop("max_evaluations")
+        data["search"].pop("finalists")  # chooses among the evaluated graphs; changes none of them
         if data["attention"] == to_plain(AttentionConfig()):
             data.pop("attention")
         if data["space"]["attention_sources"] == SpaceConfig.attention_sources:
@@ -262,6 +275,8 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
 
     for key in ("max_evaluations", "batch_size", "population_size", "tournament_size", "max_consecutive_failures"):
         check.at_least(f"search.{key}", 1)
+    check.at_least("search.finalists.top_k", 0)
+    check.at_least("search.finalists.seeds", 1)
     loop = config.search
     if loop.tournament_size > loop.population_size:
         check.fail("search.tournament_size",

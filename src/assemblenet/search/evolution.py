@@ -30,6 +30,17 @@ from assemblenet.graph.io import graph_from_dict, graph_to_dict, save_graph
 from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.config import SearchConfig
 from assemblenet.search.executors import Executor, Trial, TrialOutcome, make_executor
+from assemblenet.search.finalists import (
+    FINALISTS_DIR,
+    RESCORED,
+    SINGLE_BEST,
+    FinalistScore,
+    finalist_seed,
+    rank_finalists,
+    select_finalists,
+    write_choice,
+    write_finalists,
+)
 from assemblenet.search.fitness import FitnessFunction, FitnessUnavailableError, build_fitness
 from assemblenet.search.mutations import (
     mutate,
@@ -328,10 +339,20 @@ def make_strategy(name: str) -> Strategy:
 # ---------------------------------------------------------------------- the runner
 @dataclass(frozen=True)
 class SearchSummary:
+    """What a search produced. ``best`` is its single highest evaluation; ``chosen`` is its result: the
+    re-scored finalist with the highest mean fitness (``finalists``, best first) when ``search.finalists`` is on,
+    else ``best``. ``chosen`` carries the learned weights averaged over its re-scoring runs."""
+
     run_dir: Path
     evaluations: int
     best: EvaluationRecord | None
     exhausted: bool
+    chosen: EvaluationRecord | None = None
+    finalists: tuple[FinalistScore, ...] = ()
+
+    @property
+    def chosen_by(self) -> str:
+        return RESCORED if self.finalists else SINGLE_BEST
 
 
 class SearchRunner:
@@ -405,14 +426,98 @@ class SearchRunner:
                 self.store.write_state(state.to_dict())
                 self.store.append_metrics(state.history[-len(batch):])
                 self._check_failures(state, batch)
+            consumed = [records[i] for i in range(state.next_index) if i in records]
+            finalists: list[FinalistScore] = []
+            if cfg.search.finalists.top_k > 0 and any(r.ok for r in consumed):
+                if executor is None:
+                    executor = self._make_executor()
+                finalists = self._rescore_finalists(consumed, executor)
         finally:
             progress.close()
             if owns_executor and executor is not None:
                 executor.close()
             if self._tensorboard is not None:
                 self._tensorboard.close()
-        consumed = [records[i] for i in range(state.next_index) if i in records]
-        return SearchSummary(self.run_dir, state.next_index, best_record(consumed), state.exhausted)
+        best = best_record(consumed)
+        chosen = finalists[0].averaged_record() if finalists else best
+        return SearchSummary(self.run_dir, state.next_index, best, state.exhausted, chosen, tuple(finalists))
+
+    # ------------------------------------------------------------------ finalist re-scoring
+    def _rescore_finalists(self, consumed: list[EvaluationRecord], executor: Executor) -> list[FinalistScore]:
+        """Evaluate the top-k distinct graphs ``seeds`` more times with fresh seeds (resuming the evaluations
+        already in ``finalists/``), rank them by mean fitness, and write the winner as ``best.yaml``."""
+        options = self.config.search.finalists
+        finalists = select_finalists(consumed, options.top_k)
+        store = RunStore(self.run_dir / FINALISTS_DIR)
+        store.records_dir.mkdir(parents=True, exist_ok=True)
+        done = {(r.graph_hash, r.seed): r for r in store.read_records().values()}
+        next_index = max((r.index for r in done.values()), default=-1) + 1
+        plan: list[tuple[EvaluationRecord, int]] = [(source, finalist_seed(self.config.seed, source.graph_hash, k))
+                                                    for source in finalists for k in range(options.seeds)]
+        start = time.perf_counter()
+        trials, pending = [], {}
+        progress = self._progress_bar(initial=0, total=len(plan), desc="finalists")
+        try:
+            for source, seed in plan:
+                if (source.graph_hash, seed) in done:
+                    progress.update(1)
+                    continue
+                known = self.memo.lookup(source.graph, seed) if self.memo is not None else None
+                if known is not None:
+                    origin, copy = known
+                    record = self._finalist_record(source, seed, next_index,
+                                                   TrialOutcome(next_index, copy.fitness_result(), 0.0, attempts=0))
+                    record = dataclasses.replace(record, reused_from=origin)
+                else:
+                    pending[next_index] = (source, seed)
+                    trials.append(Trial(next_index, source.graph, seed,
+                                        str(self.run_dir / FINALISTS_DIR / "trials" / f"{next_index:06d}")))
+                    next_index += 1
+                    continue
+                store.write_record(record)
+                done[(source.graph_hash, seed)] = record
+                next_index += 1
+                progress.update(1)
+            fatal: TrialOutcome | None = None
+            for outcome in executor.run(trials) if trials else ():
+                if outcome.fatal:
+                    fatal = fatal or outcome
+                    continue
+                source, seed = pending[outcome.index]
+                record = self._finalist_record(source, seed, outcome.index, outcome)
+                store.write_record(record)  # each as it arrives: a kill loses only unfinished ones
+                if self.memo is not None:
+                    self.memo.add(f"{self.run_dir.name}/{FINALISTS_DIR}", record)
+                done[(source.graph_hash, seed)] = record
+                progress.update(1)
+            if fatal is not None:
+                raise FitnessUnavailableError(f"finalist evaluation {fatal.index}: {fatal.error}")
+        finally:
+            progress.close()
+        scores = [FinalistScore(source, tuple(done[(source.graph_hash, seed)] for s, seed in plan if s is source))
+                  for source in finalists]
+        ranked = rank_finalists(scores)
+        wall = sum(r.wall_time for s in ranked for r in s.evaluations)
+        summary = write_finalists(self.run_dir, ranked, top_k=options.top_k, seeds=options.seeds, wall_time=wall)
+        chosen = ranked[0]
+        log.info("finalist re-scoring (%d graphs x %d seeds, %.0f s): chose evaluation %d, mean %.4f over %d "
+                 "(its search score %.4f); the single best was evaluation %d (%.4f)", len(ranked), options.seeds,
+                 time.perf_counter() - start, chosen.source.index, chosen.mean, len(chosen.fitnesses),
+                 chosen.source.fitness, finalists[0].index, finalists[0].fitness)
+        write_best(chosen.averaged_record(), self.run_dir, name=self._best_name(), chosen_by=RESCORED,
+                   details={"mean": chosen.mean, "std": chosen.std, "evaluations": len(chosen.fitnesses),
+                            "top_k": options.top_k, "seeds": options.seeds,
+                            "finalists": summary["finalists"]})
+        return ranked
+
+    def _finalist_record(self, source: EvaluationRecord, seed: int, index: int,
+                         outcome: TrialOutcome) -> EvaluationRecord:
+        record = self._record(Candidate(source.graph, source.index, {"kind": "finalist", "of": source.index}),
+                              dataclasses.replace(outcome, index=index))
+        return dataclasses.replace(record, seed=seed)
+
+    def _best_name(self) -> str:
+        return f"{self.config.name}-{self.config.strategy}-seed{self.config.seed}"
 
     # ------------------------------------------------------------------ steps
     def _evaluate(
@@ -530,7 +635,8 @@ class SearchRunner:
         }
         state.history.append(row)
         if record.ok and (previous_best is None or record.fitness > previous_best):
-            write_best(record, self.run_dir, name=f"{self.config.name}-{self.config.strategy}-seed{self.config.seed}")
+            pending = " (finalist re-scoring follows the budget)" if self.config.search.finalists.top_k else ""
+            write_best(record, self.run_dir, name=self._best_name(), chosen_by=SINGLE_BEST + pending)
         self._log_tensorboard(row)
 
     def _check_failures(self, state: SearchState, batch: list[EvaluationRecord]) -> None:
@@ -546,10 +652,10 @@ class SearchRunner:
     def _make_executor(self) -> Executor:
         return executor_for(self.config, self.fitness)
 
-    def _progress_bar(self, *, initial: int, total: int) -> Any:
+    def _progress_bar(self, *, initial: int, total: int, desc: str | None = None) -> Any:
         from tqdm import tqdm
 
-        return tqdm(total=total, initial=initial, desc=f"search {self.config.strategy}", unit="eval",
+        return tqdm(total=total, initial=initial, desc=desc or f"search {self.config.strategy}", unit="eval",
                     disable=not self.progress, dynamic_ncols=True)
 
     def _log_tensorboard(self, row: dict[str, Any]) -> None:
@@ -584,8 +690,10 @@ def best_record(records: Iterable[EvaluationRecord]) -> EvaluationRecord | None:
     return max(ok, key=lambda r: (r.fitness, -r.index)) if ok else None
 
 
-def write_best(record: EvaluationRecord, folder: str | Path, *, name: str) -> None:
-    """``best.yaml`` (our format) and ``best_official.json`` (nested lists), both with learned weights.
+def write_best(record: EvaluationRecord, folder: str | Path, *, name: str, chosen_by: str = SINGLE_BEST,
+               details: dict[str, Any] | None = None) -> None:
+    """``best.yaml`` (our format) and ``best_official.json`` (nested lists), both with learned weights, and
+    ``best_choice.json``, which says how the graph was chosen (``chosen_by`` plus ``details``).
 
     The official format has no place for attention sources: a best graph with some gets ``best.yaml`` only
     (and an older ``best_official.json`` of the folder is removed, so it never names another graph)."""
@@ -597,3 +705,4 @@ def write_best(record: EvaluationRecord, folder: str | Path, *, name: str) -> No
         official.unlink(missing_ok=True)
     else:
         save_graph(graph, official, official=True)
+    write_choice(folder, record, chosen_by=chosen_by, **(details or {}))
