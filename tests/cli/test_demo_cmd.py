@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from assemblenet.cli.main import main
+from assemblenet.search.stats import bootstrap_mean_ci, compare_intervals, format_interval
 from assemblenet.search.demo import ASN50, EVAL_FILE, FULL, LATE_FUSION, SEARCHED, search_config_dict, settings_for
 
 
@@ -18,16 +21,24 @@ def test_demo_quick_runs_end_to_end_and_resumes(tmp_path, capsys):
     names = [m["name"] for m in comparison["models"]]
     assert names == [SEARCHED, LATE_FUSION, ASN50]
     table_rows = [line for line in printed.splitlines() if line.startswith("| ")]
-    assert table_rows[0].startswith("| model | test top-1 | test mAP")
+    assert table_rows[0].startswith("| model | test top-1 [95% interval] | test mAP")
     assert [row.split(":")[0] for row in table_rows[2:]] == [f"| {name}" for name in names]
     test_videos = len((out / "data" / "compositional" / "kinetics_test.csv").read_text().strip().splitlines()) - 1
     for model, row in zip(comparison["models"], table_rows[2:]):
         evaluated = json.loads((out / "train" / model["name"] / EVAL_FILE).read_text())
+        hits = evaluated.pop("top1_hits")
         assert evaluated == model["metrics"]
         assert 0.0 <= evaluated["top1"] <= 1.0 and evaluated["num_videos"] == test_videos  # the test split
-        assert f"| {evaluated['top1']:.3f} | {evaluated['map']:.3f} |" in row
+        # top-1 is the mean of the per-video hits, shown with its bootstrap interval over the test videos
+        assert len(hits) == test_videos and sum(hits) / len(hits) == pytest.approx(evaluated["top1"])
+        interval = bootstrap_mean_ci(hits)
+        assert f"| {format_interval(interval)} | {evaluated['map']:.3f} |" in row
         assert model["steps"] == 4 and model["parameters"] > 0
     assert "[5/5]" in printed
+    # A winner is named only when its interval lies above the others'.
+    intervals = {m["name"]: bootstrap_mean_ci(json.loads((out / "train" / m["name"] / EVAL_FILE).read_text())
+                                              ["top1_hits"]) for m in comparison["models"]}
+    assert compare_intervals(intervals).sentence("top-1") in printed
 
     # The count of guided connection mutations is what the search's records say.
     records = [json.loads(p.read_text()) for p in (out / "search" / "evolution-seed0" / "evaluations").glob("*.json")]
@@ -42,6 +53,9 @@ def test_demo_quick_runs_end_to_end_and_resumes(tmp_path, capsys):
     for name in names:
         assert (report / f"training_curves_{name}.png").is_file() and (report / f"graph_{name}.png").is_file()
     assert len(records) == 4
+    # The searched graph is the search's result: its re-scored finalist (quick: top 2, one fresh seed each).
+    finalists = json.loads((out / "search" / "evolution-seed0" / "finalists.json").read_text())
+    assert len(finalists["finalists"]) == 2 and finalists["seeds"] == 1
 
     # A rerun reuses every step's outputs: nothing is trained again and the table is identical.
     weights_mtime = (out / "train" / SEARCHED / "model.safetensors").stat().st_mtime_ns

@@ -101,3 +101,19 @@ def test_report_counts_each_runs_children_by_mutation_kind(tmp_path) -> None:
     assert run.children_by_kind == expected and sum(expected.values()) > 0
     text = write_report([run_dir], tmp_path / "report").read_text()
     assert ", ".join(f"{k} {v}" for k, v in sorted(expected.items())) in text
+
+
+def test_strategy_table_gives_intervals_over_seeds_and_names_no_winner_when_they_overlap(tmp_path: Path) -> None:
+    from assemblenet.search.stats import bootstrap_mean_ci, compare_intervals, format_interval
+
+    for strategy in ("evolution", "random"):
+        for seed in (0, 1, 2):
+            config = tiny_config(strategy=strategy, seed=seed, **{"search.max_evaluations": 6})
+            SearchRunner(config, run_dir=tmp_path / f"{strategy}-seed{seed}").run()
+    report = write_report([tmp_path], tmp_path / "report")
+    text = report.read_text()
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    intervals = {s: bootstrap_mean_ci(summary[s]["final_best"]) for s in ("evolution", "random")}
+    for strategy, interval in intervals.items():
+        assert f"| {format_interval(interval, 4)} |" in text
+    assert compare_intervals(intervals).sentence("final best fitness") in text

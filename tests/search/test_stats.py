@@ -117,3 +117,29 @@ def test_correlations() -> None:
     assert stats.spearman(x, [4.0, 3.0, 2.0, 1.0]).r == pytest.approx(-1.0)
     assert stats.pearson([1.0, 2.0], [1.0, 2.0]).r is None  # fewer than 3 points
     assert stats.pearson(x, [1.0, 1.0, 1.0, 1.0]).r is None  # constant
+
+
+def test_compare_intervals_names_a_winner_only_when_intervals_separate():
+    from assemblenet.search.stats import Interval, compare_intervals
+
+    apart = compare_intervals({"a": Interval(0.5, 0.45, 0.55), "b": Interval(0.3, 0.25, 0.35)})
+    assert apart.leader == "a" and apart.sentence("top-1").startswith("highest top-1: a")
+    close = compare_intervals({"a": Interval(0.30, 0.22, 0.38), "b": Interval(0.29, 0.21, 0.37),
+                               "c": Interval(0.10, 0.05, 0.15)})
+    assert close.leader is None and close.tied == ("a", "b")
+    assert close.sentence("top-1") == "no measurable difference in top-1 between a and b (95% intervals overlap)"
+
+
+def test_nested_bootstrap_widens_with_seed_spread():
+    from assemblenet.search.stats import bootstrap_mean_ci, bootstrap_nested_ci
+
+    rng = np.random.default_rng(0)
+    videos = [list(rng.integers(0, 2, 200)) for _ in range(3)]
+    single = bootstrap_nested_ci(videos[:1], samples=2000)
+    assert single == bootstrap_mean_ci(videos[0], samples=2000)  # one seed: the test-set interval alone
+    agreeing = bootstrap_nested_ci(videos, samples=2000)
+    spread = bootstrap_nested_ci([[v * 0.2 for v in videos[0]], videos[1], [min(1, v + 0.5) for v in videos[2]]],
+                                 samples=2000)
+    assert agreeing.low <= agreeing.estimate <= agreeing.high
+    assert spread.high - spread.low > 2 * (agreeing.high - agreeing.low)  # seed disagreement widens it
+    assert agreeing.estimate == pytest.approx(np.mean([np.mean(v) for v in videos]))

@@ -76,13 +76,15 @@ class DemoSettings:
     eval_clips: int = 2
     workers: int = 2  # local search processes (each with one torch thread)
     train_threads: int = 1
+    finalists_top_k: int = 3  # the search's result: the best mean of the top 3 graphs re-scored with 2 fresh seeds
+    finalists_seeds: int = 2
 
 
 FULL = DemoSettings()
 # For tests and a first look: well under a minute. The numbers mean little at this size.
 QUICK = DemoSettings(train_videos=32, val_videos=16, test_videos=16, video_size=32, video_frames=8, num_frames=4,
                      evaluations=4, population_size=2, tournament_size=2, search_steps=3, precise_bn_batches=1,
-                     train_steps=4, eval_clips=1, workers=1)
+                     train_steps=4, eval_clips=1, workers=1, finalists_top_k=2, finalists_seeds=1)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,13 @@ class ModelOutcome:
     train_seconds: float
     steps: int
     eval_views: int = 0  # views per test video in ``metrics`` (0: the training run's own final validation)
+    top1_hits: tuple[int, ...] = ()  # per test video: 1 when its top-1 prediction is right (for the interval)
+
+    def top1_interval(self) -> Any:
+        """Test top-1 with its 95% bootstrap interval over the test videos (None without per-video hits)."""
+        from assemblenet.search.stats import bootstrap_mean_ci
+
+        return bootstrap_mean_ci(self.top1_hits) if self.top1_hits else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,6 +165,7 @@ def search_config_dict(settings: DemoSettings, data_root: Path, *, seed: int) ->
             "batch_size": 2,
             "population_size": settings.population_size,
             "tournament_size": settings.tournament_size,
+            "finalists": {"top_k": settings.finalists_top_k, "seeds": settings.finalists_seeds},
         },
         "fitness": {
             "kind": "proxy-training",
@@ -233,11 +243,8 @@ def run_demo(output: str | os.PathLike = "demo_output", *, quick: bool = False, 
     started = steps.begin(f"evaluating on the test split ({settings.eval_clips} clips per video)")
     evaluated = [_evaluate(train_dir / m.name, m, settings, data_root, seed=seed, progress=progress) for m in trained]
     table = comparison_table(evaluated)
-    top1 = {m.name: _metric(m, "top1") for m in evaluated}
-    best = max(top1.values())
-    leaders = [name for name, value in top1.items() if value == best]
     steps.end(started, f"evaluated on {int(evaluated[0].metrics.get('num_videos', 0))} test videos; "
-                       f"highest top-1: {' and '.join(leaders)}")
+                       f"{top1_verdict(evaluated)}")
 
     started = steps.begin("report")
     report = _write_report(out, settings, seed=seed, models=evaluated, table=table, mutations=mutations,
@@ -308,12 +315,16 @@ def _search(out: Path, settings: DemoSettings, data_root: Path, *, seed: int,
         summary = SearchRunner(config, run_dir=run_dir, progress=progress).run()
     finally:
         engine_log.setLevel(level)
-    if summary.best is None:
+    if summary.chosen is None:
         raise SearchError(f"the demo search found no trainable graph; see {run_dir}/evaluations")
-    best = summary.best
-    note = (f"{'resumed; ' if resumed else ''}{summary.evaluations} candidates, best proxy val mAP "
+    best, chosen = summary.best, summary.chosen
+    note = (f"{'resumed; ' if resumed else ''}{summary.evaluations} candidates, best single proxy val mAP "
             f"{best.fitness:.3f} (candidate {best.index})")
-    return best.graph.without_edge_weights(), note, mutation_counts(run_dir), config.space
+    if summary.finalists:
+        top = summary.finalists[0]
+        note += (f"; chosen by re-scoring the top {len(summary.finalists)} with {settings.finalists_seeds} fresh "
+                 f"seeds: candidate {chosen.index}, mean {top.mean:.3f}")
+    return chosen.graph.without_edge_weights(), note, mutation_counts(run_dir), config.space
 
 
 def _train(folder: Path, name: str, description: str, graph: Any, settings: DemoSettings, data_root: Path, *,
@@ -356,8 +367,9 @@ def _evaluate(folder: Path, outcome: ModelOutcome, settings: DemoSettings, data_
               progress: bool) -> ModelOutcome:
     """Evaluate the saved model of ``folder`` (``model.safetensors``) on the test split."""
     eval_path = folder / EVAL_FILE
-    if eval_path.is_file():
-        metrics = json.loads(eval_path.read_text(encoding="utf-8"))
+    saved = json.loads(eval_path.read_text(encoding="utf-8")) if eval_path.is_file() else {}
+    if "top1_hits" in saved:  # written by this version (older files lack the per-video hits: evaluated again)
+        metrics = saved
     else:
         import torch
 
@@ -370,8 +382,10 @@ def _evaluate(folder: Path, outcome: ModelOutcome, settings: DemoSettings, data_
         result = evaluate(model, build_split(cfg, "val"), batch_size=cfg.eval.batch_size, progress=progress,
                           desc=f"test {outcome.name}")
         metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
+        metrics["top1_hits"] = [int(h) for h in (result.scores.argmax(axis=1) == result.targets)]
         atomic_write_json(eval_path, metrics)
-    return replace(outcome, metrics=metrics, eval_views=settings.eval_clips)
+    hits = tuple(int(h) for h in metrics.pop("top1_hits"))
+    return replace(outcome, metrics=metrics, eval_views=settings.eval_clips, top1_hits=hits)
 
 
 def _metric(outcome: ModelOutcome, key: str) -> float:
@@ -379,14 +393,31 @@ def _metric(outcome: ModelOutcome, key: str) -> float:
     return -math.inf if value is None or not math.isfinite(value) else value
 
 
+def top1_verdict(outcomes: list[ModelOutcome]) -> str:
+    """Which model has the highest test top-1, named only when its 95% interval lies above the others'."""
+    from assemblenet.search.stats import Interval, compare_intervals
+
+    intervals = {m.name: m.top1_interval() or Interval(_metric(m, "top1"), _metric(m, "top1"), _metric(m, "top1"))
+                 for m in outcomes}
+    return compare_intervals(intervals).sentence("top-1")
+
+
 def comparison_table(outcomes: list[ModelOutcome]) -> str:
-    """A Markdown table: one row per model, its test metrics, parameters and training time."""
-    header = ["model", *[title for _, title in TABLE_METRICS], "parameters", "train steps", "train time"]
+    """A Markdown table: one row per model, its test metrics (top-1 with its 95% bootstrap interval over the test
+    videos), parameters and training time."""
+    from assemblenet.search.stats import format_interval
+
+    header = ["model", *[title + (" [95% interval]" if key == "top1" else "") for key, title in TABLE_METRICS],
+              "parameters", "train steps", "train time"]
     rows = [header, ["---"] * len(header)]
     for outcome in outcomes:
         cells = [f"{outcome.name}: {outcome.description}"]
         for key, _ in TABLE_METRICS:
             value = outcome.metrics.get(key)
+            interval = outcome.top1_interval() if key == "top1" else None
+            if interval is not None:
+                cells.append(format_interval(interval))
+                continue
             cells.append("-" if value is None or not math.isfinite(value) else f"{value:.3f}")
         seconds = outcome.train_seconds
         cells += [f"{outcome.parameters:,}", str(outcome.steps),

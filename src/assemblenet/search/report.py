@@ -216,22 +216,33 @@ def best_curve_stats(runs: list[RunData]) -> tuple[list[float], list[float], lis
 def _strategy_table(groups: dict[str, list[RunData]]) -> list[str]:
     summary = _summary(groups)
     counts = sorted({int(n) for stats in summary.values() for n in stats["best_so_far_mean_at"]})
-    header = "| strategy | runs | final best (mean ± std) | min | max |" + "".join(
+    from assemblenet.search.stats import bootstrap_mean_ci, compare_intervals, format_interval
+
+    header = "| strategy | runs | final best (mean ± std) | 95% interval over seeds | min | max |" + "".join(
         f" best after {n} (mean ± std) |" for n in counts)
-    lines = [header, "|---|---|---|---|---|" + "---|" * len(counts)]
+    lines = [header, "|---|---|---|---|---|---|" + "---|" * len(counts)]
+    intervals = {}
     for strategy, stats in summary.items():
         if stats["final_best_mean"] is None:
-            lines.append(f"| {strategy} | {stats['runs']} | - | - | - |" + " - |" * len(counts))
+            lines.append(f"| {strategy} | {stats['runs']} | - | - | - | - |" + " - |" * len(counts))
             continue
+        interval = bootstrap_mean_ci(stats["final_best"])
+        intervals[strategy] = interval
+        interval_text = format_interval(interval, 4) if len(stats["final_best"]) > 1 else "- (one seed)"
         at_counts = ""
         for n in counts:
             mean, std = stats["best_so_far_mean_at"].get(str(n)), stats["best_so_far_std_at"].get(str(n))
             at_counts += " - |" if mean is None else f" {mean:.4f} ± {std:.4f} |"
         lines.append(
             f"| {strategy} | {stats['runs']} | {stats['final_best_mean']:.4f} ± {stats['final_best_std']:.4f} "
-            f"| {stats['final_best_min']:.4f} | {stats['final_best_max']:.4f} |" + at_counts
+            f"| {interval_text} | {stats['final_best_min']:.4f} | {stats['final_best_max']:.4f} |" + at_counts
         )
-    return lines + [""]
+    lines.append("")
+    if len(intervals) > 1 and all(len(summary[k]["final_best"]) > 1 for k in intervals):
+        lines.append("Final best fitness, 95% bootstrap intervals over the seeds: "
+                     + compare_intervals(intervals).sentence("final best fitness") + ".")
+        lines.append("")
+    return lines
 
 
 def _checkpoint_counts(length: int) -> list[int]:

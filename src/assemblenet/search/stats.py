@@ -21,7 +21,7 @@ import itertools
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -69,6 +69,60 @@ def bootstrap_mean_ci(values: Sequence[float], *, samples: int = 10000, confiden
     means = data[rng.integers(0, data.size, size=(samples, data.size))].mean(axis=1)
     low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
     return Interval(mean, float(low), float(high))
+
+
+def bootstrap_nested_ci(groups: Sequence[Sequence[float]], *, samples: int = 10000, confidence: float = 0.95,
+                        seed: int = 0) -> Interval:
+    """The mean over groups of each group's mean (e.g. training seeds, each with per-test-video scores) and its
+    two-level percentile bootstrap interval: resample the groups, then the values within each drawn group. With
+    one group this is :func:`bootstrap_mean_ci` over its values (the test-set uncertainty alone)."""
+    _check_confidence(confidence)
+    arrays = [_array(g, "group") for g in groups]
+    if not arrays:
+        raise ValueError("groups: need at least one group")
+    if len(arrays) == 1:
+        return bootstrap_mean_ci(arrays[0], samples=samples, confidence=confidence, seed=seed)
+    rng = np.random.default_rng(seed)
+    estimate = float(np.mean([a.mean() for a in arrays]))
+    chosen = rng.integers(0, len(arrays), size=(samples, len(arrays)))
+    means = np.empty(samples)
+    for b in range(samples):
+        inner = [arrays[g][rng.integers(0, arrays[g].size, size=arrays[g].size)].mean() for g in chosen[b]]
+        means[b] = np.mean(inner)
+    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Interval(estimate, float(low), float(high))
+
+
+@dataclass(frozen=True)
+class IntervalComparison:
+    """Which of several named estimates is measurably highest: ``leader`` when its interval lies entirely above
+    every other's, else None and ``tied`` names the ones whose intervals overlap the top estimate's."""
+
+    leader: str | None
+    tied: tuple[str, ...]
+    confidence: float = 0.95
+
+    def sentence(self, metric: str) -> str:
+        level = f"{self.confidence:.0%}"
+        if self.leader is not None:
+            return f"highest {metric}: {self.leader} (its {level} interval lies above the others')"
+        return f"no measurable difference in {metric} between {' and '.join(self.tied)} ({level} intervals overlap)"
+
+
+def compare_intervals(intervals: Mapping[str, Interval], *, confidence: float = 0.95) -> IntervalComparison:
+    """Name a winner only when its interval does not overlap any other's (a conservative rule: overlapping 95%
+    intervals can still differ at 5%, but separated ones always do)."""
+    if not intervals:
+        raise ValueError("intervals: need at least one estimate")
+    top = max(intervals, key=lambda name: intervals[name].estimate)
+    overlapping = [name for name, i in intervals.items() if name != top and i.high >= intervals[top].low]
+    if not overlapping:
+        return IntervalComparison(top, (top,), confidence)
+    return IntervalComparison(None, (top, *overlapping), confidence)
+
+
+def format_interval(interval: Interval, digits: int = 3) -> str:
+    return f"{interval.estimate:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
 
 
 def t_interval(values: Sequence[float], *, confidence: float = 0.95) -> Interval | None:
