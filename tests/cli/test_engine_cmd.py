@@ -137,3 +137,29 @@ def test_export_torchscript_from_the_cli(weights, tmp_path, capsys):
     assert "max |exported - eager|" in capsys.readouterr().out and out.is_file()
     assert main(["export", "--checkpoint", str(tmp_path / "x.safetensors"), "--format", "onnx"]) == 2
     assert "checkpoint not found" in _one_error_line(capsys)
+
+
+def test_export_onnx_with_the_defaults_is_dynamic_and_a_failed_check_leaves_no_file(weights, tmp_path, capsys):
+    import onnx
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("model.safetensors", "model.safetensors.json"):
+        (folder / name).write_bytes((weights.parent / name).read_bytes())
+    # The defaults: batch size 1, the model's frames and crop size, the file beside the weights.
+    assert main(["export", "--checkpoint", str(folder / "model.safetensors"), "--format", "onnx"]) == 0
+    assert "max |exported - eager|" in capsys.readouterr().out
+    dims = [d.dim_param or d.dim_value
+            for d in onnx.load(str(folder / "model.onnx")).graph.input[0].type.tensor_type.shape.dim]
+    assert isinstance(dims[0], str) and isinstance(dims[2], str)  # batch and time stay dynamic
+    good = (folder / "model.onnx").read_bytes()
+    # A check that fails (no difference is below a negative tolerance) leaves no new or temporary file, and an
+    # earlier file as it was (export_model writes both formats the same way; TorchScript is the quick one).
+    (folder / "model.pt").write_bytes(b"an earlier export")
+    before = sorted(p.name for p in folder.iterdir())
+    assert main(["export", "--checkpoint", str(folder), "--format", "torchscript", "--tolerance", "-1",
+                 "--output", str(folder / "other.pt")]) == 2
+    assert "other.pt: exported outputs differ from eager" in _one_error_line(capsys)
+    assert main(["export", "--checkpoint", str(folder), "--format", "torchscript", "--tolerance", "-1"]) == 2
+    assert sorted(p.name for p in folder.iterdir()) == before and (folder / "model.onnx").read_bytes() == good
+    assert (folder / "model.pt").read_bytes() == b"an earlier export"

@@ -74,7 +74,9 @@ def register(subparsers) -> None:
     export.add_argument("--checkpoint", required=True, help="weights (.safetensors), checkpoint (.pt) or run folder")
     export.add_argument("--format", required=True, choices=("torchscript", "onnx"))
     export.add_argument("--output", help="output file (default: beside the checkpoint, model.pt / model.onnx)")
-    export.add_argument("--batch-size", type=positive_int, default=1, help="batch size of the example input")
+    export.add_argument("--batch-size", type=positive_int, default=1,
+                        help="batch size of the checked input (the ONNX graph is traced at 2 or more clips, so its "
+                             "batch and time stay dynamic)")
     export.add_argument("--frames", type=positive_int, help="frames of the example input (default: the model's)")
     export.add_argument("--size", type=positive_int, help="crop size of the example input (default: the model's)")
     export.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |exported - eager|")

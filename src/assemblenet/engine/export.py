@@ -135,24 +135,37 @@ def run_exported(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...], names: 
 
 def export_model(model: nn.Module, path: str | os.PathLike, *, fmt: str, batch_size: int = 1, num_frames: int = 32,
                  size: int = 224, tolerance: float = 1e-4, opset: int = 18, check: bool = True) -> ExportReport:
-    """Export ``model`` (moved to CPU, eval mode) and verify the exported outputs against eager ones."""
+    """Export ``model`` (moved to CPU, eval mode) and verify the exported outputs against eager ones.
+
+    The ONNX graph is traced from an example that cannot specialise its dynamic dimensions, whatever
+    ``batch_size`` and ``num_frames`` ask for: ``torch.export`` bakes a dimension of size 1 into the graph, so the
+    example has at least 2 clips, and never as many clips as frames. The checks run at the requested shape and
+    at one more clip and frame. The file appears at ``path`` only once the checks pass (a failed export
+    leaves nothing behind, and an older file there untouched)."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {FORMATS}, got {fmt!r}")
     path = Path(path)
     model = model.float().cpu().eval()
     inputs = example_inputs(model, batch_size=batch_size, num_frames=num_frames, size=size)
-    with torch.no_grad():
-        if fmt == "torchscript":
-            export_torchscript(model, path)
-        else:
-            export_onnx(model, path, inputs, opset=opset)
+    trace_batch = max(batch_size, 2)
+    trace_batch += trace_batch == num_frames
+    trace_inputs = example_inputs(model, batch_size=trace_batch, num_frames=max(num_frames, 2), size=size)
     diff = float("nan")
-    if check:
-        diff = 0.0
-        # the export shape, then one more clip and one more frame (batch and time are dynamic)
-        for seed, (batch, frames) in enumerate([(batch_size, num_frames), (batch_size + 1, num_frames + 1)], 1):
-            check_inputs = example_inputs(model, batch_size=batch, num_frames=frames, size=size, seed=seed)
-            diff = max(diff, compare_with_eager(model, path, fmt, check_inputs, tolerance))
+    with atomic_path(path) as tmp:
+        with torch.no_grad():
+            if fmt == "torchscript":
+                export_torchscript(model, tmp)
+            else:
+                export_onnx(model, tmp, trace_inputs, opset=opset)
+        if check:
+            diff = 0.0
+            # the requested shape, then one more clip and one more frame (batch and time are dynamic)
+            for seed, (batch, frames) in enumerate([(batch_size, num_frames), (batch_size + 1, num_frames + 1)], 1):
+                check_inputs = example_inputs(model, batch_size=batch, num_frames=frames, size=size, seed=seed)
+                try:
+                    diff = max(diff, compare_with_eager(model, tmp, fmt, check_inputs, tolerance))
+                except ExportError as exc:
+                    raise ExportError(str(exc).replace(str(tmp), str(path))) from exc
     return ExportReport(path=path, format=fmt, input_shapes=[tuple(t.shape) for t in inputs], max_abs_diff=diff)
 
 
