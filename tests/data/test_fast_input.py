@@ -162,7 +162,11 @@ def test_planned_clip_with_decode_short_side_is_cut_from_the_full_frame(bframe_v
         torch.manual_seed(seed)
         b, _, _ = slow[0]
         assert a.shape == b.shape == (3, 6, 24, 24)
-        assert float((a.float() - b.float()).abs().mean()) <= 12.0
+        # Compared blurred: the resamplers (shrink then crop, or crop from the full frame) differ on this fine
+        # texture.
+        blur = torch.nn.functional.avg_pool2d
+        a, b = (blur(x.float().reshape(18, 24, 24), 3, 1, 1) for x in (a, b))
+        assert float((a - b).abs().mean()) <= 14.0  # another random draw differs by 27-47
 
 
 def test_uint8_batches_reach_the_model_as_normalised_floats(bframe_video):

@@ -305,13 +305,19 @@ class VideoReader:
     def _frame_to_array(self, frame, short_side: int | None = None, crop: "_Crop | None" = None) -> np.ndarray:
         if self._rotation is None:
             self._rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
-        array = frame_to_rgb(frame)
+        if crop is None and short_side is not None and min(frame.height, frame.width) > short_side:
+            # Shrinking a whole frame: swscale scales and converts in one pass, cheaper than converting at full
+            # size first (2x for 1080p).
+            height, width = shrink_to_short_side(frame.height, frame.width, short_side)
+            array = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+        else:
+            array = frame_to_rgb(frame)
         if self._rotation:
             # np.rot90 turns counter-clockwise for positive k, the same convention as frame.rotation.
             array = np.rot90(array, k=self._rotation // 90)
         if crop is not None:
             return crop.apply(array)
-        return _shrink_image(np.ascontiguousarray(array), short_side)
+        return np.ascontiguousarray(array)
 
     def _decoded_frames(self, before_decode=None) -> Iterator:
         """Decoded frames from the current demuxer position; corrupt packets are skipped, not fatal.
