@@ -332,10 +332,10 @@ class VideoDataset(torch.utils.data.Dataset):
         def flipped(frames: np.ndarray, plan: SpatialPlan) -> np.ndarray:
             if not plan.flip:
                 return frames
-            out = np.empty_like(frames)  # OpenCV mirrors a frame ~50x faster than numpy copies a reversed view
-            for source, target in zip(frames, out):
-                cv2.flip(source, 1, dst=target)
-            return out
+            frames = frames if frames.flags.writeable and frames.flags.c_contiguous else frames.copy()
+            for frame in frames:  # OpenCV mirrors in place, ~50x faster than numpy copies a reversed view
+                cv2.flip(frame, 1, dst=frame)
+            return frames
 
         if count == 1 and reader is not None:
             plans: list[SpatialPlan] = []
