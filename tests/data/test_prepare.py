@@ -128,3 +128,27 @@ def test_cli_prepare_videos_prints_the_summary_and_fails_on_a_corrupt_source(tmp
     out = capsys.readouterr().out
     assert code == 1 and "1 converted" in out and "1 failed" in out and "broken.mp4" in out
     assert (dst / "a" / "clip_0.mp4").is_file()
+
+
+def test_a_second_run_into_the_same_destination_is_refused(tmp_path):
+    """Another process holds DST (a run in progress): this one stops with one error naming the folder, before
+    touching that run's temporaries."""
+    from assemblenet.errors import FolderInUseError
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_source(src, count=1)
+    code = ("import sys, time; from assemblenet.fileio import hold_folder\n"
+            "with hold_folder(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    holder = subprocess.Popen([sys.executable, "-c", code, str(dst)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        in_progress = dst / "a" / ".clip_0.mp4.abc.tmp.mp4"  # what the holder is writing
+        in_progress.parent.mkdir()
+        in_progress.write_bytes(b"in progress")
+        with pytest.raises(FolderInUseError, match=str(dst.name)):
+            prepare_videos(src, dst, short_side=32, gop=8, workers=1, progress=False)
+        assert in_progress.exists()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -29,7 +29,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from assemblenet.errors import DataError
-from assemblenet.fileio import atomic_path, atomic_write_json, remove_stale_temporaries
+from assemblenet.fileio import atomic_path, atomic_write_json, hold_folder, remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
 
@@ -207,24 +207,24 @@ def prepare_videos(src: str | os.PathLike, dst: str | os.PathLike, *, short_side
         raise DataError(f"{src}: no video files found")
     settings = {"short_side": int(short_side), "gop": int(gop), "crf": int(crf), "preset": preset, "tune": tune}
     targets = [output_path(src, dst, video) for video in videos]
-    for folder in sorted({target.parent for target in targets}):
-        remove_stale_temporaries(folder)  # half-written outputs of a killed run
-    jobs = [(str(video), str(target), settings) for video, target in zip(videos, targets)]
-    report = PrepareReport(source=str(src), destination=str(dst), files=len(jobs), settings=settings)
-    begin = time.perf_counter()
-    workers = max(1, workers or os.cpu_count() or 1)
-    bar = tqdm(total=len(jobs), desc="prepare-videos", unit="video", disable=not progress)
-    try:
-        if workers == 1 or len(jobs) == 1:
-            results = (_job(job) for job in jobs)
-            _collect(results, report, bar)
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-                _collect(pool.map(_job, jobs), report, bar)
-    finally:
-        bar.close()
-    report.seconds = time.perf_counter() - begin
-    atomic_write_json(dst / REPORT_NAME, asdict(report), indent=2)
+    with hold_folder(dst):  # one run per destination: a second one would delete this one's temporaries
+        for folder in sorted({target.parent for target in targets}):
+            remove_stale_temporaries(folder)  # half-written outputs of a killed run
+        jobs = [(str(video), str(target), settings) for video, target in zip(videos, targets)]
+        report = PrepareReport(source=str(src), destination=str(dst), files=len(jobs), settings=settings)
+        begin = time.perf_counter()
+        workers = max(1, workers or os.cpu_count() or 1)
+        bar = tqdm(total=len(jobs), desc="prepare-videos", unit="video", disable=not progress)
+        try:
+            if workers == 1 or len(jobs) == 1:
+                _collect((_job(job) for job in jobs), report, bar)
+            else:
+                with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                    _collect(pool.map(_job, jobs), report, bar)
+        finally:
+            bar.close()
+        report.seconds = time.perf_counter() - begin
+        atomic_write_json(dst / REPORT_NAME, asdict(report), indent=2)
     return report
 
 
