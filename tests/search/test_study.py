@@ -491,7 +491,14 @@ def test_baselines_are_trained_like_the_retrained_graphs_and_tabulated(tmp_path:
     for name in ("rgb_only", "late_fusion"):
         expected = FakeTraining.score(baseline_graph(name, space))
         assert data[name]["scores"] == pytest.approx([expected, expected + 0.001])
-    assert "## Fixed wirings" in (tmp_path / "out" / "study.md").read_text()
+    text = (tmp_path / "out" / "study.md").read_text()
+    assert "## Fixed wirings" in text
+    # A winner is named only when its interval lies above the others'; else "no measurable difference".
+    from assemblenet.search.stats import Interval, compare_intervals
+
+    metric = json.loads((tmp_path / "out" / "study.json").read_text())["baselines"]["metric"]
+    intervals = {name: Interval(data[name]["mean"], *data[name]["ci95_t"]) for name in data}
+    assert f"95% t intervals over seeds: {compare_intervals(intervals).sentence(f'`{metric}`')}." in text
     fake.calls.clear()
     run_study(config, output=tmp_path / "out", progress=False, run_training=fake)  # resumed: nothing retrained
     assert fake.calls == []

@@ -106,7 +106,9 @@ class IntervalComparison:
         level = f"{self.confidence:.0%}"
         if self.leader is not None:
             return f"highest {metric}: {self.leader} (its {level} interval lies above the others')"
-        return f"no measurable difference in {metric} between {' and '.join(self.tied)} ({level} intervals overlap)"
+        names = list(self.tied)
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return f"no measurable difference in {metric} between {listed} ({level} intervals overlap)"
 
 
 def compare_intervals(intervals: Mapping[str, Interval], *, confidence: float = 0.95) -> IntervalComparison:

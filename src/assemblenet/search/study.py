@@ -1118,12 +1118,25 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
             lines.append(f"| {name} | {entry['n']} | {_f(entry['mean'])} ± {_f(entry['std'])} | {_ci(entry['ci95_t'])} "
                          f"| {', '.join(_f(v) for v in entry['scores'])} |")
         lines += [""]
+        verdict = _verdict({name: (e["mean"], e["ci95_t"]) for name, e in baselines["baselines"].items()},
+                           f"`{baselines['metric']}`")
+        if verdict:
+            lines += [f"95% t intervals over seeds: {verdict}.", ""]
 
     lines += ["## Runs", "", "| run | evaluations | complete | final best | found at |", "|---|---|---|---|---|"]
     for r in analysis["runs"]:
         lines.append(f"| {r['run']} | {r['evaluations']}/{budget}{' (exhausted)' if r['exhausted'] else ''} "
                      f"| {'yes' if r['complete'] else 'no'} | {_f(r['final_best'])} | {_f(r['best_index'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _verdict(estimates: Mapping[str, tuple[float, Sequence[float] | None]], metric: str) -> str | None:
+    """"highest ..." only when one interval lies above every other, else "no measurable difference" (None with
+    fewer than two intervals)."""
+    intervals = {name: stats.Interval(mean, ci[0], ci[1]) for name, (mean, ci) in estimates.items() if ci}
+    if len(intervals) < 2:
+        return None
+    return stats.compare_intervals(intervals, confidence=CONFIDENCE).sentence(metric)
 
 
 def _retrain_markdown(retrain: Mapping[str, Any]) -> list[str]:
@@ -1138,6 +1151,10 @@ def _retrain_markdown(retrain: Mapping[str, Any]) -> list[str]:
     for strategy, entry in retrain["strategies"].items():
         lines.append(f"| {strategy} | {entry['n']} | {_f(entry['mean'])} ± {_f(entry['std'])} "
                      f"| {_ci(entry['ci95_bootstrap'])} | {_ci(entry['ci95_t'])} |")
+    verdict = _verdict({s: (e["mean"], e["ci95_bootstrap"]) for s, e in retrain["strategies"].items()
+                        if e["n"] > 1}, "test score")
+    if verdict:
+        lines += ["", f"95% bootstrap intervals over the retrained graphs: {verdict}."]
     corr = retrain["correlation"]
     lines += ["", f"Proxy fitness against test score over {corr['n']} distinct graphs: Pearson r = "
               f"{_f(corr['pearson_r'], 3)} (p = {_p(corr['pearson_p'])}), Spearman ρ = {_f(corr['spearman_rho'], 3)} "
