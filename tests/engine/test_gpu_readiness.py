@@ -199,3 +199,27 @@ def test_a_compiled_training_step_trains_like_the_eager_one(synthetic_root, tmp_
         if value.is_floating_point():
             # Two SGD steps at lr 0.1: fused kernels round differently, by ~1e-4 here.
             torch.testing.assert_close(compiled_state[key], value, rtol=1e-2, atol=2e-3)
+
+
+def test_precise_bn_runs_under_the_trainings_autocast_and_layout():
+    from assemblenet.engine.modeling import precise_bn
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = torch.nn.BatchNorm3d(3)
+
+        def forward(self, x):
+            seen.append((torch.is_autocast_enabled("cpu"), x.dtype,
+                         x.is_contiguous(memory_format=torch.channels_last_3d)))
+            return self.bn(x)
+
+    batches = [torch.randint(0, 256, (2, 3, 4, 8, 8), dtype=torch.uint8) for _ in range(3)]
+    assert precise_bn(Probe(), batches, torch.device("cpu"), amp="bf16", channels_last=True) == 3
+    assert seen == [(True, torch.float32, True)] * 3  # uint8 clips arrive as floats, channels-last, under autocast
+    seen.clear()
+    precise_bn(Probe(), batches, torch.device("cpu"))
+    assert seen == [(False, torch.float32, False)] * 3
+

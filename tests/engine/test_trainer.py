@@ -254,3 +254,14 @@ def test_clips_per_video_keeps_clips_per_step_and_multiplies_steps_per_epoch(syn
         load_config(tiny_config(synthetic_root, None, data={"clips_per_video": 3}))
     workers = Trainer(load_config(tiny_config(synthetic_root, None, data={"num_workers": 1, "prefetch_factor": 3})))
     assert workers._train_loader()[0].prefetch_factor == 3  # data.prefetch_factor reaches the DataLoader
+
+
+def test_run_eval_works_before_fit(synthetic_root, tmp_path):
+    # run_eval used a metrics log that only fit() created (AttributeError before).
+    from assemblenet.engine.runlog import read_metrics
+
+    trainer = Trainer(load_config(tiny_config(synthetic_root, tmp_path / "run")))
+    result = trainer.run_eval()
+    assert result.metrics["num_videos"] == 11
+    trainer.metrics_log.close()
+    assert [row["kind"] for row in read_metrics(tmp_path / "run" / "metrics.jsonl")] == ["val"]

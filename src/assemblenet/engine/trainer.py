@@ -301,6 +301,15 @@ class Trainer:
         if self.dist.is_main:
             logger.info("resumed from %s (step %d, epoch %d)", path, self.step, self.epoch)
 
+    @property
+    def metrics_log(self) -> MetricsLogger:
+        """The run's metrics log (``metrics.jsonl``, TensorBoard); :meth:`fit` opens it (continuing a resumed
+        run's), and a :meth:`run_eval` before any ``fit`` opens it on first use."""
+        if getattr(self, "_metrics", None) is None:
+            self._metrics = MetricsLogger(self.run_dir if self.writes else None,
+                                          tensorboard=self.cfg.output.tensorboard)
+        return self._metrics
+
     # -- pieces of the loop ----------------------------------------------------------------------------------
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
@@ -355,7 +364,7 @@ class Trainer:
         result.metrics["metric"] = result.metrics.get(self.primary_metric, float("nan"))
         record = {"epoch": self.epoch, **result.metrics}
         self.history.append({"step": self.step, **record})
-        self.logger.log("val", self.step, record)
+        self.metrics_log.log("val", self.step, record)
         self.evaluated_step = self.step
         self.last_eval = result
         if self.dist.is_main:
@@ -433,7 +442,7 @@ class Trainer:
                                   f"({self.run_dir}) must be on a filesystem every machine shares")
         if self.writes:
             save_config(cfg, self.run_dir / "config.yaml")
-        self.logger = MetricsLogger(self.run_dir if self.writes else None, tensorboard=cfg.output.tensorboard,
+        self._metrics = MetricsLogger(self.run_dir if self.writes else None, tensorboard=cfg.output.tensorboard,
                                     resume_step=self.step if self.resumed_from is not None else None)
         model = self.prepare_training()
         if self.dist.is_main:
@@ -466,7 +475,7 @@ class Trainer:
                         mean_loss = self._read_loss_window(window_steps)
                         clips_per_s = window_steps * self.global_batch / max(time.perf_counter() - window_start,
                                                                               1e-9)
-                        self.logger.log("train", self.step, {"epoch": self.epoch, "loss": mean_loss, "lr": lr,
+                        self.metrics_log.log("train", self.step, {"epoch": self.epoch, "loss": mean_loss, "lr": lr,
                                                              "clips_per_s": clips_per_s})
                         bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.3g}", clips_s=f"{clips_per_s:.1f}",
                                         refresh=False)
@@ -574,8 +583,8 @@ class Trainer:
         where = f"step {step} (epoch {(step - 1) // self.steps_per_epoch})"
         kept = f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else \
             "no checkpoint had been written yet"
-        self.logger.log("error", self.step, {"error": f"non-finite loss {value} at step {step}", "epoch": self.epoch})
-        self.logger.close()
+        self.metrics_log.log("error", self.step, {"error": f"non-finite loss {value} at step {step}", "epoch": self.epoch})
+        self.metrics_log.close()
         raise TrainingDivergedError(
             f"training stopped: the loss is {value} at {where}; {kept}. Lower optim.lr, set optim.grad_clip_norm, "
             "or check the data")
@@ -607,7 +616,7 @@ class Trainer:
                                      self.primary_metric)
             except Exception as exc:  # noqa: BLE001 - a plot must never fail a finished run
                 logger.warning("could not plot the training curves: %s", exc)
-        self.logger.close()
+        self.metrics_log.close()
         barrier()
         connection_weights: dict[tuple[int, int], float] = {}
         learned_graph = None
