@@ -262,13 +262,28 @@ def main(argv: list[str] | None = None) -> int:
     compile_stages = args.compile if args.compile is not None else device.type == "cuda"
     print(f"gpu_check on {device_name}, torch {torch.__version__}, budget {args.budget_s:.0f} s", flush=True)
 
-    skipped: list[str] = []
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="gpu_check_"))
     work.mkdir(parents=True, exist_ok=True)
+    table = args.markdown or args.json.with_suffix(".md")
+    results: dict[str, Any] = {"gpu_tests": None, "torchrun": None, "bf16_matmul_peak": None, "throughput": [],
+                               "skipped": [], "gflop_per_clip_forward": None}
+
+    def write() -> dict[str, Any]:
+        """The results so far, written after every stage: a run cut short (a device time limit) keeps them."""
+        payload = {"command": "python benchmarks/gpu_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                   "device": args.device, "device_name": device_name, "torch": torch.__version__,
+                   "machine": runtime.machine_info(), "tiny": args.tiny,
+                   "model": args.model if not args.tiny else "tiny",
+                   "clip": [args.batch, 3, args.frames, args.size, args.size], **results,
+                   "checks": checks(results), "targets": TARGETS, "budget_s": args.budget_s,
+                   "wall_s": args.budget_s - budget.left()}
+        atomic_write_json(args.json, _round(payload))
+        atomic_write_text(table, markdown(payload))
+        return payload
 
     def stage(name: str, run: Callable[[], Any]) -> Any:
         if budget.left() <= 0:
-            skipped.append(name)
+            results["skipped"].append(name)
             print(f"  {name}: skipped (budget spent)", flush=True)
             return None
         started = time.perf_counter()
@@ -280,16 +295,17 @@ def main(argv: list[str] | None = None) -> int:
               f"{json.dumps(_round(result) if isinstance(result, dict) else result)[:600]}", flush=True)
         return result
 
-    tests = stage("gpu tests", lambda: gpu_tests(args, budget))
-    torchrun = stage("torchrun train, evaluate, predict", lambda: torchrun_stage(args, budget, work))
-    peak = stage("bf16 matmul peak", lambda: matmul_peak(device, tiny=args.tiny))
-    spec = dict(name=args.model) if not args.tiny else None
-    model = create_model(args.model, num_classes=args.num_classes) if spec else create_model(
+    results["gpu_tests"] = stage("gpu tests", lambda: gpu_tests(args, budget))
+    write()
+    results["torchrun"] = stage("torchrun train, evaluate, predict", lambda: torchrun_stage(args, budget, work))
+    write()
+    peak = results["bf16_matmul_peak"] = stage("bf16 matmul peak", lambda: matmul_peak(device, tiny=args.tiny))
+    model = create_model(args.model, num_classes=args.num_classes) if not args.tiny else create_model(
         "assemblenet50_searchable", num_classes=args.num_classes, depth=26, width_multiplier=0.125, flow_iterations=2)
     flops = summarize_model(model, frames=args.frames, size=args.size).total_flops
+    results["gflop_per_clip_forward"] = flops / 1e9
     del model
     peak_tflops = peak["peak_tflops"] if isinstance(peak, dict) and "peak_tflops" in peak else float("nan")
-    throughput: list[dict[str, Any]] = []
     for compiled in ([False, True] if compile_stages else [False]):
         suffix = " compiled" if compiled else ""
         for name, run in ((f"trainer step{suffix}", lambda: train_stage(args, device, compiled=compiled,
@@ -300,9 +316,19 @@ def main(argv: list[str] | None = None) -> int:
                                                                              peak_tflops=peak_tflops,
                                                                              budget=budget))):
             row = stage(name, run)
-            throughput.append(row if row is not None else {"stage": name, "error": "skipped (budget)"})
+            results["throughput"].append(row if row is not None else {"stage": name, "error": "skipped (budget)"})
+            write()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+    payload = write()
+    print(markdown(payload))
+    print(f"results written to {args.json} and {table}")
+    return 0
+
+
+def checks(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target against what has run so far (``met`` None: not run yet)."""
+    throughput, tests, torchrun = results["throughput"], results["gpu_tests"], results["torchrun"]
 
     def ratio(compiled: bool) -> float | None:
         rows = [r for r in throughput if "clips_per_s" in r and ("compile" in r["stage"]) == compiled]
@@ -314,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     best_mfu = max((r["mfu"] for r in throughput if "mfu" in r and r["stage"].startswith("training loop")),
                    default=None)
     best_ratio = max((v for v in ratios.values() if v is not None), default=None)
-    checks = {
+    return {
         "GPU tests pass": {"value": (tests or {}).get("summary", "not run"), "target": "all pass",
                            "met": None if tests is None else bool(tests.get("ok"))},
         "torchrun train + evaluate + predict": {
@@ -327,20 +353,6 @@ def main(argv: list[str] | None = None) -> int:
                                             "target": f">= {TARGETS['mfu']:.0%}",
                                             "met": None if best_mfu is None else best_mfu >= TARGETS["mfu"]},
     }
-    payload = {"command": "python benchmarks/gpu_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
-               "device": args.device, "device_name": device_name, "torch": torch.__version__,
-               "machine": runtime.machine_info(), "tiny": args.tiny, "model": args.model if not args.tiny else "tiny",
-               "clip": [args.batch, 3, args.frames, args.size, args.size], "gflop_per_clip_forward": flops / 1e9,
-               "bf16_matmul_peak": peak, "gpu_tests": tests, "torchrun": torchrun, "throughput": throughput,
-               "checks": checks, "targets": TARGETS, "skipped": skipped, "budget_s": args.budget_s,
-               "wall_s": args.budget_s - budget.left()}
-    atomic_write_json(args.json, _round(payload))
-    table = args.markdown or args.json.with_suffix(".md")
-    atomic_write_text(table, markdown(payload))
-    print(markdown(payload))
-    print(f"results written to {args.json} and {table}")
-    return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
