@@ -100,6 +100,18 @@ def test_ucf101_errors_name_the_file_and_line(ucf101, line, message):
     assert f"{lists / 'trainlist03.txt'}:3: " in str(error.value) and message in str(error.value)
 
 
+def test_ucf101_train_lines_without_a_label_are_logged_once_with_a_count(ucf101, caplog):
+    lists = ucf101 / "ucfTrainTestlist"
+    write(lists / "trainlist03.txt", "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\n"
+                                     "YoYo/v_YoYo_g08_c01.avi\nHandstandPushups/v_HandStandPushups_g08_c01.avi\n")
+    with caplog.at_level("WARNING", logger="assemblenet.data.annotations"):
+        train = build_dataset("ucf101", root=ucf101, split="train", fold=3)
+        build_dataset("ucf101", root=ucf101, split="test", fold=1)  # a test list has no labels: nothing to say
+    assert [item.labels for item in train.items] == [(0,), (2,), (1,)]  # from the folders
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{lists / 'trainlist03.txt'}: 2 of 3 lines have no label; their class is taken from the folder"]
+
+
 def test_ucf101_missing_list_and_bad_class_index(ucf101):
     with pytest.raises(DataError, match="testlist03.txt: annotation file not found"):
         build_dataset("ucf101", root=ucf101, split="test", fold=3)
@@ -274,6 +286,13 @@ def test_ssv2_errors(ssv2):
     write(path, json.dumps([{"id": "1", "template": "Juggling [something]"}]))
     with pytest.raises(DataError, match=rf"{path}: entry 1 \(id 1\): unknown class 'Juggling something'"):
         build_dataset("ssv2", root=ssv2, split="val")
+    # A labelled split's entry without its template is an error naming it, not a video of target -1.
+    for split, name in (("train", "train"), ("val", "validation")):
+        listed = ssv2 / f"something-something-v2-{name}.json"
+        write(listed, json.dumps([{"id": "5", "template": "Approaching [something] with your camera"},
+                                  {"id": "7", "label": "a cup"}]))
+        with pytest.raises(DataError, match=rf"{listed}: entry 2 \(id 7\): no 'template'"):
+            build_dataset("ssv2", root=ssv2, split=split)
     write(path, '[{"id": "1",\n "template": }]')
     with pytest.raises(DataError, match=rf"{path}:2: invalid JSON"):
         build_dataset("ssv2", root=ssv2, split="val")

@@ -22,6 +22,7 @@ from assemblenet.engine.config import load_config
 from assemblenet.engine.optim import lr_factor
 from assemblenet.engine.runlog import read_metrics
 from assemblenet.engine.trainer import Trainer, TrainingDivergedError, run_training
+from assemblenet.errors import DataError
 from tests.engine._helpers import TRAIN_VIDEOS, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -265,3 +266,19 @@ def test_run_eval_works_before_fit(synthetic_root, tmp_path):
     assert result.metrics["num_videos"] == 11
     trainer.metrics_log.close()
     assert [row["kind"] for row in read_metrics(tmp_path / "run" / "metrics.jsonl")] == ["val"]
+
+
+def test_a_bad_val_list_fails_before_the_first_step(synthetic_root, tmp_path):
+    # A copy of the set whose val CSV names a class that classes.txt lacks.
+    root = tmp_path / "data"
+    root.mkdir()
+    for entry in synthetic_root.iterdir():
+        (root / entry.name).symlink_to(entry)
+    (root / "kinetics_val.csv").unlink()
+    lines = (synthetic_root / "kinetics_val.csv").read_text().splitlines()
+    lines[2] = lines[2].rsplit(",", 1)[0] + ",juggling"
+    (root / "kinetics_val.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    with pytest.raises(DataError, match=r"kinetics_val.csv:3: .*'juggling'"):
+        run_training(tiny_config(root, out))
+    assert not out.exists()  # no step ran: no checkpoint, no metrics, not even the folder

@@ -517,12 +517,13 @@ def read_ucf101_class_index(path: str | os.PathLike) -> ClassList:
     return _indexed_class_list(path, name_first=False, first_index=1, expected="'INDEX CLASS' (e.g. '1 ApplyEyeMakeup')")
 
 
-def read_ucf101_split(path: str | os.PathLike, classes: ClassList) -> list[ListedVideo]:
+def read_ucf101_split(path: str | os.PathLike, classes: ClassList, *, labelled: bool = False) -> list[ListedVideo]:
     """``trainlist0N.txt`` (``Class/v_Class_gNN_cNN.avi LABEL``, LABEL from 1) or ``testlist0N.txt``
     (path only). The class is the list path's folder, matched to ``classes`` ignoring case; a train label
-    must agree with it."""
+    must agree with it. With ``labelled`` (a trainlist), lines without a label are logged once, with a count."""
     path = _open_text(path)
     entries = []
+    unlabelled = 0
     for number, text in _numbered_lines(path):
         where = f"{path}:{number}"
         parts = text.split()
@@ -535,7 +536,9 @@ def read_ucf101_split(path: str | os.PathLike, classes: ClassList) -> list[Liste
         index = find_class(classes, folder)
         if index is None:
             raise DataError(f"{where}: unknown class {folder!r} (not in the {len(classes)} classes of classInd.txt)")
-        if len(parts) == 2:
+        if len(parts) == 1:
+            unlabelled += 1
+        else:
             try:
                 label = int(parts[1])
             except ValueError:
@@ -548,6 +551,9 @@ def read_ucf101_split(path: str | os.PathLike, classes: ClassList) -> list[Liste
         entries.append(ListedVideo(rel, (index,), where))
     if not entries:
         raise DataError(f"{path}: no videos listed")
+    if labelled and unlabelled:
+        logger.warning("%s: %d of %d lines have no label; their class is taken from the folder", path, unlabelled,
+                       len(entries))
     return entries
 
 
@@ -811,10 +817,12 @@ def read_ssv2_labels(path: str | os.PathLike) -> ClassList:
     return ClassList.from_names(by_index[i] for i in range(len(by_index)))
 
 
-def read_ssv2_split(path: str | os.PathLike, classes: ClassList | None) -> list[ListedVideo]:
+def read_ssv2_split(path: str | os.PathLike, classes: ClassList | None, *,
+                    labelled: bool = False) -> list[ListedVideo]:
     """``something-something-v2-{train,validation}.json`` (``id``, ``label``, ``template``, ``placeholders``; the
     class is the template without brackets) or ``-test.json`` (``id`` only: unlabelled). Paths are ``<id>``;
-    the caller adds the extension."""
+    the caller adds the extension. With ``labelled`` (train and validation), an entry without its
+    ``template`` is an error naming it, rather than a video of target -1."""
     path = _open_text(path)
     data = _read_json(path)
     if not isinstance(data, list) or not data:
@@ -831,6 +839,8 @@ def read_ssv2_split(path: str | os.PathLike, classes: ClassList | None) -> list[
         where = f"{where} (id {video_id})"
         template = entry.get("template")
         if template is None:
+            if labelled:
+                raise DataError(f"{where}: no 'template' (its class); every entry of a labelled split needs one")
             entries.append(ListedVideo(video_id, (), where))
             continue
         if classes is None:

@@ -59,7 +59,7 @@ from assemblenet.engine.placement import configure_backends, describe_device, re
 from assemblenet.engine.optim import ModelEMA, build_optimizer, build_scheduler, scaled_lr
 from assemblenet.engine.runlog import MetricsLogger, plot_training_curves, read_metrics
 from assemblenet.engine.weights import save_weights, unwrap_model
-from assemblenet.errors import AssembleNetError, CheckpointError, ConfigError
+from assemblenet.errors import AssembleNetError, CheckpointError, ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,10 @@ def build_split(cfg: Config, split: str) -> Any:
     if not section:
         raise ConfigError(f"key 'data.{split}': no dataset arguments given (e.g. root/csv_path)")
     dataset = build_dataset(cfg.data.dataset, **dataset_kwargs(cfg, split))
+    unlabelled = [item.video_id for item in getattr(dataset, "items", ()) if not item.labels]
+    if unlabelled and not getattr(dataset, "multi_label", False):  # its target would be -1 (a test list's)
+        raise DataError(f"key 'data.{split}': {len(unlabelled)} of {len(dataset.items)} videos have no label "
+                        f"(first: {unlabelled[0]}); train and val need labelled lists")
     if cfg.data.scan:
         dataset.scan(progress=False)
     return dataset
@@ -176,6 +180,8 @@ class Trainer:
 
         self.train_dataset = train_dataset if train_dataset is not None else build_split(cfg, "train")
         self.val_dataset = val_dataset
+        if val_dataset is None and cfg.data.val:  # read and check every list before the first step
+            self.val_dataset = build_split(cfg, "val")
         self.multi_label = bool(getattr(self.train_dataset, "multi_label", False))
         self.num_classes = int(self.train_dataset.num_classes)
         self.class_names = list(getattr(self.train_dataset, "class_names", []) or [])

@@ -52,7 +52,7 @@ class SomethingSomethingV2Dataset(VideoDataset):
             raise ConfigError(f"SSv2 split must be 'train', 'val' or 'test', got {split!r}")
         root = Path(root)
         classes = read_ssv2_labels(_annotation(root, "labels"))
-        entries = read_ssv2_split(_annotation(root, _SPLIT_FILES[split]), classes)
+        entries = read_ssv2_split(_annotation(root, _SPLIT_FILES[split]), classes, labelled=split != "test")
         if video_dir:
             videos = Path(video_dir)
         else:

@@ -92,7 +92,7 @@ class UCF101Dataset(VideoDataset):
         videos = Path(video_dir) if video_dir else root / "UCF-101"
         classes = read_ucf101_class_index(annotations / "classInd.txt")
         list_name = f"trainlist0{fold}.txt" if split == "train" else f"testlist0{fold}.txt"
-        entries = read_ucf101_split(annotations / list_name, classes)
+        entries = read_ucf101_split(annotations / list_name, classes, labelled=split == "train")
         finder = CaseInsensitivePaths(videos)
         items = []
         for entry in entries:
