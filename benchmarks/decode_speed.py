@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import sys
@@ -336,15 +335,9 @@ def markdown(results: dict) -> str:
 
 def update_readme(section: str) -> None:
     """Replace the "## Video decoding" section of benchmarks/README.md (up to the next "## " heading)."""
-    from assemblenet.fileio import atomic_write_text
+    from assemblenet.fileio import replace_markdown_section
 
-    text = README.read_text(encoding="utf-8") if README.is_file() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Video decoding\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    atomic_write_text(README, text.rstrip("\n") + "\n")
+    replace_markdown_section(README, section)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from assemblenet.cli.arguments import positive_int  # argparse only: nothing that --wheels might install
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 TARGETS = {"loop_over_step": 0.9, "mfu": 0.40}
@@ -221,11 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda", help="cuda or cpu (cpu: a smoke run of every stage)")
     parser.add_argument("--tiny", action="store_true", help="tiny model, clips and step counts")
     parser.add_argument("--model", default="assemblenet50")
-    parser.add_argument("--num-classes", type=int, default=157)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--frames", type=int, default=32)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps of the trainer-step stage")
+    parser.add_argument("--num-classes", type=positive_int, default=157)
+    parser.add_argument("--batch", type=positive_int, default=8)
+    parser.add_argument("--frames", type=positive_int, default=32)
+    parser.add_argument("--size", type=positive_int, default=224)
+    parser.add_argument("--steps", type=positive_int, default=10, help="timed steps of the trainer-step stage")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="also the torch.compile throughput stages (default: on for CUDA, off for CPU)")
     parser.add_argument("--budget-s", type=float, default=480.0, help="wall-clock budget for the whole check")

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -227,16 +226,9 @@ def markdown(results: dict) -> str:
 
 def update_readme(section: str) -> None:
     """Replace the "## Data loader" section of benchmarks/README.md (up to the next "## " heading)."""
-    text = README.read_text(encoding="utf-8") if README.is_file() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Data loader\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    text = text.rstrip("\n") + "\n"
-    tmp = README.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, README)
+    from assemblenet.fileio import replace_markdown_section
+
+    replace_markdown_section(README, section)
 
 
 def measure_epochs(synthetic: Path, args: argparse.Namespace) -> dict:

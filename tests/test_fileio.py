@@ -182,3 +182,16 @@ def test_holding_a_folder_nests_in_one_process_and_releases_at_the_end(tmp_path:
     assert try_hold(tmp_path / "run").returncode == 0
     with hold_folder(None) as nothing, hold_folder(tmp_path / "other", enabled=False) as disabled:
         assert nothing is None and disabled is None and not (tmp_path / "other").exists()
+
+
+def test_replace_markdown_section_replaces_its_own_section_only(tmp_path):
+    from assemblenet.fileio import replace_markdown_section
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\n## Data loader\nold\n\n## Video decoding\nkept\n")
+    replace_markdown_section(readme, "## Data loader\nnew table\n")
+    assert readme.read_text() == "# Benchmarks\n\n## Data loader\nnew table\n\n## Video decoding\nkept\n"
+    replace_markdown_section(readme, "## GPU\nadded\n")  # a section the file lacks is appended
+    assert readme.read_text().endswith("## Video decoding\nkept\n\n## GPU\nadded\n")
+    replace_markdown_section(tmp_path / "new.md", "## Data loader\nx\n")
+    assert (tmp_path / "new.md").read_text() == "# Benchmarks\n\n## Data loader\nx\n"

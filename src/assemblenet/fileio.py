@@ -105,6 +105,20 @@ def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int | 
     return atomic_write_text(path, json.dumps(json_safe(data), indent=indent, allow_nan=False) + "\n", fsync=fsync)
 
 
+def replace_markdown_section(path: str | os.PathLike[str], section: str) -> Path:
+    """Put ``section`` (starting with its ``## Title`` line) in place of the markdown file's section of the same
+    title, up to the next ``## `` heading, or append it; atomically. A missing file starts as ``# Benchmarks``."""
+    path = Path(path)
+    heading = section.split("\n", 1)[0]
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n\n"
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    return atomic_write_text(path, text.rstrip("\n") + "\n")
+
+
 def save_figure(figure: Any, path: str | os.PathLike[str], **savefig_kwargs: Any) -> Path:
     """``figure.savefig`` (matplotlib), atomically; the format follows ``path``'s suffix."""
     with atomic_path(path) as tmp:

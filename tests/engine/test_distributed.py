@@ -21,18 +21,24 @@ from tests.engine._helpers import TRAIN_VIDEOS, VAL_VIDEOS, tiny_config
 HERE = Path(__file__).resolve().parent
 
 
-def test_two_gloo_processes_train_identically_and_gather_evaluation_exactly(synthetic_root, tmp_path):
-    out = tmp_path / "run"
-    config = tiny_config(synthetic_root, out, optim={"epochs": 2, "warmup_epochs": 1}, data={"batch_size": 2},
-                         eval={"num_clips": 3})  # 11 val videos x 3 views: uneven shards across the 2 ranks
-    config_path = tmp_path / "config.json"
+def _train_two_ranks(config: dict, folder: Path) -> subprocess.CompletedProcess:
+    """``ddp_worker.py`` on ``config`` under a 2-process gloo torchrun; each rank writes its results to ``folder``."""
+    config_path = folder / "config.json"
     config_path.write_text(json.dumps(config))
     env = {**os.environ, "PYTHONPATH": str(HERE.parents[1]) + os.pathsep + str(HERE.parents[1] / "src"),
            "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(HERE / "ddp_worker.py"), str(config_path), str(tmp_path)]
+               str(HERE / "ddp_worker.py"), str(config_path), str(folder)]
     finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400)
     assert finished.returncode == 0, finished.stderr[-3000:]
+    return finished
+
+
+def test_two_gloo_processes_train_identically_and_gather_evaluation_exactly(synthetic_root, tmp_path):
+    out = tmp_path / "run"
+    config = tiny_config(synthetic_root, out, optim={"epochs": 2, "warmup_epochs": 1}, data={"batch_size": 2},
+                         eval={"num_clips": 3})  # 11 val videos x 3 views: uneven shards across the 2 ranks
+    _train_two_ranks(config, tmp_path)
 
     reports = [json.loads((tmp_path / f"rank{r}_metrics.json").read_text()) for r in (0, 1)]
     assert reports[0]["world_size"] == 2
@@ -69,14 +75,7 @@ def test_a_graph_with_a_dead_node_trains_under_ddp_without_find_unused_parameter
     out = tmp_path / "run"
     config = tiny_config(synthetic_root, out, model={"graph": str(graph_path)}, data={"batch_size": 2},
                          optim={"max_steps": 3, "warmup_steps": 1})
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1]) + os.pathsep + str(HERE.parents[1] / "src"),
-           "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(HERE / "ddp_worker.py"), str(config_path), str(tmp_path)]
-    finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400)
-    assert finished.returncode == 0, finished.stderr[-3000:]
+    finished = _train_two_ranks(config, tmp_path)
     assert "reach no output" in finished.stderr  # the pruning is announced
     assert "Grad strides do not match" not in finished.stderr
     reports = [json.loads((tmp_path / f"rank{r}_metrics.json").read_text()) for r in (0, 1)]

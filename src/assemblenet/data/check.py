@@ -102,19 +102,11 @@ def collect_videos(source: str | os.PathLike, *, root: str | os.PathLike | None 
         read_kinetics_csv,
         read_video_list,
     )
-    from assemblenet.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from assemblenet.data.decode import VIDEO_EXTENSIONS, find_videos
 
     source = Path(source)
     if source.is_dir():
-        found: list[Path] = []
-        for directory, subdirs, files in os.walk(source):
-            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-            directory_path = Path(directory)
-            videos = sorted(f for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS and not f.startswith("."))
-            found.extend(directory_path / f for f in videos)
-            if directory_path != source and any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in files):
-                found.append(directory_path)
-        return found
+        return find_videos(source, frame_folders=True)
     if not source.exists():
         raise DataError(f"{source}: no such folder or list file")
     if source.suffix.lower() in VIDEO_EXTENSIONS:

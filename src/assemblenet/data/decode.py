@@ -25,7 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -35,6 +35,23 @@ logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def find_videos(root: str | os.PathLike, *, frame_folders: bool = False) -> list[Path]:
+    """Video files under ``root``, recursively, hidden files and folders left out, in walk order (sorted within
+    each folder); with ``frame_folders`` also every sub-folder of ``root`` holding images (a video stored as
+    frames), after that folder's video files."""
+    root = Path(root)
+    found: list[Path] = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        folder = Path(directory)
+        found.extend(folder / f for f in sorted(files)
+                     if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_EXTENSIONS)
+        if frame_folders and folder != root and any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in files):
+            found.append(folder)
+    return found
+
 
 # Demuxers whose packet pts are true presentation timestamps, so a decoded frame's pts identifies it.
 _PTS_TRUSTED_FORMATS = ("mov", "mp4", "matroska", "webm")

@@ -61,15 +61,9 @@ class PrepareReport:
 
 def list_source_videos(src: Path) -> list[Path]:
     """Video files under ``src`` (recursively, hidden files and folders left out), sorted."""
-    from assemblenet.data.decode import VIDEO_EXTENSIONS
+    from assemblenet.data.decode import find_videos
 
-    found = []
-    for directory, subdirs, files in os.walk(src):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_EXTENSIONS:
-                found.append(Path(directory) / name)
-    return found
+    return find_videos(src)
 
 
 def output_path(src: Path, dst: Path, video: Path) -> Path:

@@ -568,9 +568,12 @@ class Trainer:
 
     def _read_loss_window(self, steps: int) -> float:
         """The mean loss over the last ``steps`` updates of every process, after checking that none was
-        non-finite; resets the window. One host read (and, under torchrun, one all-reduce)."""
-        self._raise_if_diverged()
-        total = all_reduce_(self._loss_sum.clone(), "sum").item()
+        non-finite; resets the window. One host read (and, under torchrun, one all-reduce) of the summed loss
+        and the count of processes that saw a non-finite one; only a divergence costs a second."""
+        window = torch.stack([self._loss_sum, (self._bad_step >= 0).to(self._loss_sum.dtype)])
+        total, diverged = all_reduce_(window, "sum").tolist()
+        if diverged:
+            self._raise_if_diverged()
         self._loss_sum.zero_()
         return total / (steps * self.dist.world_size)
 

@@ -457,39 +457,36 @@ class SearchRunner:
         start = time.perf_counter()
         trials, pending = [], {}
         progress = self._progress_bar(initial=0, total=len(plan), desc="finalists")
+
+        def keep(record: EvaluationRecord) -> None:
+            store.write_record(record)  # each as it arrives: a kill loses only unfinished ones
+            if self.memo is not None and record.reused_from is None:
+                self.memo.add(f"{self.run_dir.name}/{FINALISTS_DIR}", record)
+            done[(record.graph_hash, record.seed)] = record
+            progress.update(1)
+
         try:
             for source, seed in plan:
                 if (source.graph_hash, seed) in done:
                     progress.update(1)
                     continue
+                index, next_index = next_index, next_index + 1
                 known = self.memo.lookup(source.graph, seed) if self.memo is not None else None
-                if known is not None:
-                    origin, copy = known
-                    record = self._finalist_record(source, seed, next_index,
-                                                   TrialOutcome(next_index, copy.fitness_result(), 0.0, attempts=0))
-                    record = dataclasses.replace(record, reused_from=origin)
-                else:
-                    pending[next_index] = (source, seed)
-                    trials.append(Trial(next_index, source.graph, seed,
-                                        str(self.run_dir / FINALISTS_DIR / "trials" / f"{next_index:06d}")))
-                    next_index += 1
+                if known is None:
+                    pending[index] = (source, seed)
+                    trials.append(Trial(index, source.graph, seed,
+                                        str(self.run_dir / FINALISTS_DIR / "trials" / f"{index:06d}")))
                     continue
-                store.write_record(record)
-                done[(source.graph_hash, seed)] = record
-                next_index += 1
-                progress.update(1)
+                origin, copy = known
+                outcome = TrialOutcome(index, copy.fitness_result(), 0.0, attempts=0)
+                keep(dataclasses.replace(self._finalist_record(source, seed, outcome), reused_from=origin))
             fatal: TrialOutcome | None = None
             for outcome in executor.run(trials) if trials else ():
                 if outcome.fatal:
                     fatal = fatal or outcome
                     continue
                 source, seed = pending[outcome.index]
-                record = self._finalist_record(source, seed, outcome.index, outcome)
-                store.write_record(record)  # each as it arrives: a kill loses only unfinished ones
-                if self.memo is not None:
-                    self.memo.add(f"{self.run_dir.name}/{FINALISTS_DIR}", record)
-                done[(source.graph_hash, seed)] = record
-                progress.update(1)
+                keep(self._finalist_record(source, seed, outcome))
             if fatal is not None:
                 raise FitnessUnavailableError(f"finalist evaluation {fatal.index}: {fatal.error}")
         finally:
@@ -510,11 +507,9 @@ class SearchRunner:
                             "finalists": summary["finalists"]})
         return ranked
 
-    def _finalist_record(self, source: EvaluationRecord, seed: int, index: int,
-                         outcome: TrialOutcome) -> EvaluationRecord:
-        record = self._record(Candidate(source.graph, source.index, {"kind": "finalist", "of": source.index}),
-                              dataclasses.replace(outcome, index=index))
-        return dataclasses.replace(record, seed=seed)
+    def _finalist_record(self, source: EvaluationRecord, seed: int, outcome: TrialOutcome) -> EvaluationRecord:
+        candidate = Candidate(source.graph, source.index, {"kind": "finalist", "of": source.index})
+        return self._record(candidate, outcome, seed=seed)
 
     def _best_name(self) -> str:
         return f"{self.config.name}-{self.config.strategy}-seed{self.config.seed}"
@@ -570,7 +565,9 @@ class SearchRunner:
         else:
             log.warning("evaluation %d failed: %s", record.index, (record.error or "").splitlines()[0])
 
-    def _record(self, candidate: Candidate, outcome: TrialOutcome) -> EvaluationRecord:
+    def _record(self, candidate: Candidate, outcome: TrialOutcome, *, seed: int | None = None) -> EvaluationRecord:
+        """The record of ``outcome``; ``seed`` is the trial seed when it is not the search's own for the index
+        (finalist re-scoring)."""
         result = outcome.result
         fitness = None
         if result is not None and math.isfinite(result.fitness):
@@ -582,7 +579,7 @@ class SearchRunner:
             index=outcome.index,
             graph=candidate.graph,
             graph_hash=candidate.graph.canonical_hash(),
-            seed=derive_trial_seed(self.config.seed, outcome.index),
+            seed=derive_trial_seed(self.config.seed, outcome.index) if seed is None else seed,
             parent=candidate.parent,
             mutation=candidate.mutation,
             fitness=fitness,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import statistics
 from dataclasses import dataclass
@@ -99,8 +100,6 @@ def write_finalists(run_dir: Path, ranked: Sequence[FinalistScore], *, top_k: in
 
 def read_finalists(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / FINALISTS_FILE
-    import json
-
     return json.loads(path.read_text()) if path.is_file() else None
 
 

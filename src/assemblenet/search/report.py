@@ -7,6 +7,7 @@ a *search folder* holds runs. :func:`write_report` accepts either, several at on
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -18,6 +19,7 @@ from typing import Any, Sequence
 from assemblenet import fileio
 from assemblenet.errors import ConfigError
 from assemblenet.graph.plot import plot_graph
+from assemblenet.search.finalists import FINALISTS_DIR, SINGLE_BEST, FinalistScore, read_finalists
 from assemblenet.search.store import EvaluationRecord, RunStore, is_run_dir, mutation_kind_counts
 
 log = logging.getLogger(__name__)
@@ -57,11 +59,9 @@ class RunData:
         best = max(rows, key=lambda r: (r["fitness"], -r["index"]))
         return RunStore(self.path).read_record(best["index"])
 
-    @property
+    @functools.cached_property
     def finalists(self) -> dict[str, Any] | None:
-        """The run's finalist re-scoring (``finalists.json``), or None when it had none."""
-        from assemblenet.search.finalists import read_finalists
-
+        """The run's finalist re-scoring (``finalists.json``), or None when it had none (read once)."""
         return read_finalists(self.path)
 
     def chosen_record(self) -> EvaluationRecord | None:
@@ -72,9 +72,7 @@ class RunData:
             return self.best_record()
         top = finalists["finalists"][0]
         source = RunStore(self.path).read_record(top["search_index"])
-        reruns = RunStore(self.path / "finalists").read_records()
-        from assemblenet.search.finalists import FinalistScore
-
+        reruns = RunStore(self.path / FINALISTS_DIR).read_records()
         score = FinalistScore(source, tuple(reruns[i] for i in top["records"] if i in reruns))  # type: ignore[arg-type]
         return score.averaged_record()
 
@@ -166,8 +164,6 @@ def write_report(folders: Sequence[str | Path], output: str | Path) -> Path:
                        "top_k": finalists["top_k"], "seeds": finalists["seeds"], "run": best_run.label}
             chosen_by = finalists["chosen_by"]
         else:
-            from assemblenet.search.finalists import SINGLE_BEST
-
             how = "Chosen by its single proxy evaluation (no finalist re-scoring: `search.finalists.top_k` is 0). "
             details, chosen_by = {"run": best_run.label}, SINGLE_BEST
         write_best(best, output, name=f"{best_run.label.replace('/', '-')}", chosen_by=chosen_by, details=details)
