@@ -1,0 +1,196 @@
+"""What every annotation parser shares: class lists, the listed-video record, numbered lines and plain name lists.
+
+Class files: one name per line, Charades ``c000 Holding some clothes`` lines, or indexed lines (UCF101's
+``classInd.txt``, Moments-in-Time's ``moments_categories.txt``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from assemblenet.errors import DataError
+from assemblenet.fileio import atomic_write_text
+
+_CHARADES_CLASS_LINE = re.compile(r"^(c\d+)\s+(\S.*)$")
+
+
+def _open_text(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    return path
+
+
+@dataclass(frozen=True)
+class ClassList:
+    """Class names in label-index order. ``ids`` are short codes (Charades ``c000``), else equal to names."""
+
+    names: tuple[str, ...]
+    ids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.ids):
+            raise ValueError("names and ids differ in length")
+
+    @classmethod
+    def from_names(cls, names: Iterable[str]) -> "ClassList":
+        names = tuple(names)
+        return cls(names, names)
+
+    @classmethod
+    def from_labels(cls, labels: Iterable[str]) -> "ClassList":
+        """Sorted unique labels: the same set of labels always gives the same indices."""
+        return cls.from_names(sorted(set(labels)))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index_of(self, label: str) -> int:
+        """Index of a class id or name; raises KeyError."""
+        lookup = self.__dict__.get("_lookup")
+        if lookup is None:
+            lookup = {name: i for i, name in enumerate(self.names)}
+            lookup.update({cid: i for i, cid in enumerate(self.ids)})
+            object.__setattr__(self, "_lookup", lookup)
+        return lookup[label]
+
+    def __contains__(self, label: object) -> bool:
+        try:
+            self.index_of(label)  # type: ignore[arg-type]
+            return True
+        except KeyError:
+            return False
+
+
+_INDEX_NAME_LINE = re.compile(r"^(\d+)\s+\S")
+_NAME_INDEX_LINE = re.compile(r"^.*\S,\s*(\d+)$")
+
+
+def _indexed_layout(lines: list[tuple[int, str]]) -> tuple[bool, int] | None:
+    """(name first, first index) for indexed class files: UCF101 ``classInd.txt`` (``1 ApplyEyeMakeup``) or
+    ``moments_categories.txt`` (``bathing,12``), where every line has an index and the indices are 0..K-1 or
+    1..K. None for any other file."""
+    for name_first, pattern in ((False, _INDEX_NAME_LINE), (True, _NAME_INDEX_LINE)):
+        matches = [pattern.match(text) for _, text in lines]
+        if lines and all(matches):
+            indices = sorted(int(m.group(1)) for m in matches)  # type: ignore[union-attr]
+            for first in (0, 1):
+                if indices == list(range(first, first + len(lines))):
+                    return name_first, first
+    return None
+
+
+def read_class_list(path: str | os.PathLike) -> ClassList:
+    """Read a class file: ``c000 Holding some clothes`` lines (Charades), one class name per line, or indexed
+    lines (``1 ApplyEyeMakeup`` as in UCF101's ``classInd.txt``, ``bathing,12`` as in Moments-in-Time's
+    ``moments_categories.txt``; the indices then give the label order, from 0 or 1).
+
+    Blank lines are ignored; otherwise the order of the file is the label order; duplicates are an error.
+    """
+    path = _open_text(path)
+    indexed = _indexed_layout(_numbered_lines(path))
+    if indexed is not None:
+        name_first, first = indexed
+        return _indexed_class_list(path, name_first=name_first, first_index=first, expected="indexed class lines")
+    entries = _numbered_lines(path)
+    if not entries:
+        raise DataError(f"{path}: class list is empty")
+    charades = all(_CHARADES_CLASS_LINE.match(text) for _, text in entries)
+    names: list[str] = []
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for number, text in entries:
+        if charades:
+            match = _CHARADES_CLASS_LINE.match(text)
+            assert match is not None
+            class_id, name = match.group(1), match.group(2).strip()
+        else:
+            class_id = name = text
+        if class_id in seen:
+            raise DataError(f"{path}:{number}: duplicate class {class_id!r} (first on line {seen[class_id]})")
+        seen[class_id] = number
+        ids.append(class_id)
+        names.append(name)
+    return ClassList(tuple(names), tuple(ids))
+
+
+def write_class_list(path: str | os.PathLike, classes: ClassList) -> None:
+    """Write ``id name`` lines when ids differ from names, else one name per line."""
+    lines = [f"{cid} {name}" if cid != name else name for cid, name in zip(classes.ids, classes.names)]
+    atomic_write_text(Path(path), "\n".join(lines) + "\n")
+
+
+
+def _numbered_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-blank lines with their 1-based numbers. ``utf-8-sig`` drops a byte-order mark; ``splitlines``
+    takes the CRLF endings UCF101's lists ship with."""
+    text = path.read_text(encoding="utf-8-sig")
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _indexed_class_list(path: str | os.PathLike, *, name_first: bool, first_index: int, expected: str) -> ClassList:
+    """Class names from ``INDEX NAME`` or ``NAME,INDEX`` lines; the indices must be first_index..first_index+K-1."""
+    path = _open_text(path)
+    lines = _numbered_lines(path)
+    if not lines:
+        raise DataError(f"{path}: class list is empty")
+    by_index: dict[int, tuple[str, int]] = {}
+    by_name: dict[str, int] = {}
+    for number, text in lines:
+        parts = text.rsplit(",", 1) if name_first else text.split(maxsplit=1)
+        if len(parts) != 2:
+            raise DataError(f"{path}:{number}: expected {expected}, got {text!r}")
+        name, index_text = (parts[0].strip(), parts[1].strip()) if name_first else (parts[1].strip(), parts[0])
+        try:
+            index = int(index_text)
+        except ValueError:
+            raise DataError(f"{path}:{number}: class index {index_text!r} is not an integer ({expected})") from None
+        if index in by_index:
+            raise DataError(f"{path}:{number}: duplicate class index {index} (first on line {by_index[index][1]})")
+        if name in by_name:
+            raise DataError(f"{path}:{number}: duplicate class {name!r} (first on line {by_name[name]})")
+        by_index[index] = (name, number)
+        by_name[name] = number
+    count = len(by_index)
+    for index, (name, number) in by_index.items():
+        if not first_index <= index < first_index + count:
+            raise DataError(f"{path}:{number}: class index {index} out of range {first_index}..{first_index + count - 1} "
+                            f"(the file lists {count} classes)")
+    names = tuple(by_index[first_index + i][0] for i in range(count))
+    return ClassList.from_names(names)
+
+
+def _lowercase_lookup(classes: ClassList) -> dict[str, int]:
+    return {name.lower(): i for i, name in enumerate(classes.names)}
+
+
+def find_class(classes: ClassList, name: str) -> int | None:
+    """Index of ``name``: exact, else ignoring case (UCF101's ``HandStandPushups``/``HandstandPushups``)."""
+    try:
+        return classes.index_of(name)
+    except KeyError:
+        return _lowercase_lookup(classes).get(name.lower())
+
+
+@dataclass(frozen=True)
+class ListedVideo:
+    """One video of an official split list: its path as written (relative to the video folder), its class
+    indices (empty for unlabelled test lists) and where it is listed."""
+
+    path: str
+    labels: tuple[int, ...]
+    source: str  # "file:line" (or "file: entry N" for JSON lists)
+
+
+
+def read_name_list(path: str | os.PathLike) -> list[str]:
+    """One entry per non-blank line (e.g. Toyota Smarthome split lists); surrounding spaces are dropped."""
+    path = _open_text(path)
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise DataError(f"{path}: list is empty")
+    return names
