@@ -155,3 +155,27 @@ def test_smarthome_names_and_lists(tmp_path):
     with pytest.raises(DataError, match="not a Toyota Smarthome clip name"):
         parse_smarthome_name("holiday.mp4")
     assert read_name_list(write(tmp_path / "split.txt", [" a.mp4", "", "b.mp4 "])) == ["a.mp4", "b.mp4"]
+
+
+def test_the_csv_parsers_share_one_row_reader(tmp_path):
+    """Charades, Kinetics and Moments CSVs read rows alike: blank rows are skipped, a row is named by the
+    line it starts on (a quoted field may span lines), and a row the csv module cannot read is a DataError
+    naming that line, not a csv.Error."""
+    from assemblenet.data.annotations import read_kinetics_csv, read_moments_list
+
+    kinetics = write(tmp_path / "k.csv", ["label,youtube_id,time_start,time_end,split", "",
+                                          '"tying\nknot",abc,1,11,train', "abseiling,def,x,12,train"])
+    with pytest.raises(DataError, match=rf"{kinetics}:5: time_start/time_end must be numbers"):
+        read_kinetics_csv(kinetics)
+    good = write(tmp_path / "good.csv", ["label,youtube_id,time_start,time_end,split", "",
+                                         '"tying\nknot",abc,1,11,train', "abseiling,def,2,12,train"])
+    assert [(row.label, row.line) for row in read_kinetics_csv(good)] == [("tying\nknot", 3), ("abseiling", 5)]
+    huge = "x" * 200_000  # over the csv module's field limit
+    for path, read in [(write(tmp_path / "c.csv", [CHARADES_HEADER, GOOD_CHARADES_ROWS[1], f"A,{huge}"]),
+                        read_charades_csv),
+                       (write(tmp_path / "k2.csv", ["label,youtube_id,time_start,time_end,split", f"a,{huge},1,2,t"]),
+                        read_kinetics_csv),
+                       (write(tmp_path / "m.csv", ["a/1.mp4,a,3,0", f"a/2.mp4,{huge}"]),
+                        lambda p: read_moments_list(p, ClassList.from_names(["a"])))]:
+        with pytest.raises(DataError, match=rf"{path}:[23]: field larger than field limit"):
+            read(path)

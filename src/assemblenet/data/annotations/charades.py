@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from assemblenet.data.annotations.common import ClassList, _open_text
+from assemblenet.data.annotations.common import ClassList, _open_text, csv_table
 from assemblenet.errors import DataError
 from assemblenet.fileio import atomic_path
 
@@ -64,32 +64,9 @@ def read_charades_csv(path: str | os.PathLike, classes: ClassList | None = None)
     path = _open_text(path)
     records: list[CharadesRecord] = []
     seen: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(f"{path}: empty file, expected a Charades CSV header") from None
-        header = [h.strip() for h in header]
-        missing = [c for c in ("id", "actions") if c not in header]
-        if missing:
-            raise DataError(f"{path}:1: header lacks column(s) {missing}; expected {','.join(CHARADES_COLUMNS)}")
-        column = {name: i for i, name in enumerate(header)}
-        line = reader.line_num
-        while True:
-            start_line = line + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                raise DataError(f"{path}:{start_line}: {exc}") from exc
-            line = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            where = f"{path}:{start_line}"
-            if len(row) != len(header):
-                raise DataError(f"{where}: {len(row)} fields, the header has {len(header)}")
+    with csv_table(path, kind="Charades", required=("id", "actions"), expected=",".join(CHARADES_COLUMNS),
+                   encoding="utf-8") as (column, rows):
+        for start_line, where, row in rows:
             video_id = row[column["id"]].strip()
             if not video_id:
                 raise DataError(f"{where}: empty video id")

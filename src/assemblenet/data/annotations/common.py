@@ -6,11 +6,13 @@ Class files: one name per line, Charades ``c000 Holding some clothes`` lines, or
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator, Sequence
 
 from assemblenet.errors import DataError
 from assemblenet.fileio import atomic_write_text
@@ -130,6 +132,52 @@ def _numbered_lines(path: Path) -> list[tuple[int, str]]:
     takes the CRLF endings UCF101's lists ship with."""
     text = path.read_text(encoding="utf-8-sig")
     return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def csv_rows(path: Path, *, encoding: str = "utf-8-sig") -> Iterator[tuple[int, str, list[str]]]:
+    """``(line, "file:line", row)`` for each non-blank row of a CSV file without a header (see ``_rows``)."""
+    with path.open(newline="", encoding=encoding) as handle:
+        yield from _rows(csv.reader(handle), path)
+
+
+def _rows(reader: Iterator[list[str]], path: Path, *, width: int | None = None) -> Iterator[tuple[int, str, list[str]]]:
+    """``(line, "file:line", row)`` for each non-blank row of a ``csv.reader``, ``line`` being where the row
+    starts (a quoted field may span lines). A malformed row, or with ``width`` a row of another width, is a
+    ``DataError`` naming its line."""
+    line = reader.line_num  # type: ignore[attr-defined]
+    while True:
+        start = line + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"{path}:{start}: {exc}") from exc
+        line = reader.line_num  # type: ignore[attr-defined]
+        if not any(cell.strip() for cell in row):
+            continue
+        where = f"{path}:{start}"
+        if width is not None and len(row) != width:
+            raise DataError(f"{where}: {len(row)} fields, the header has {width}")
+        yield start, where, row
+
+
+@contextlib.contextmanager
+def csv_table(path: Path, *, kind: str, required: Sequence[str], expected: str, lowercase: bool = False,
+              encoding: str = "utf-8-sig") -> Iterator[tuple[dict[str, int], Iterator[tuple[int, str, list[str]]]]]:
+    """An open CSV with a header row: ``(column index by header name, ``_rows`` of the rows below it)``. The
+    header names are stripped (and lowercased with ``lowercase``); a missing file header or ``required``
+    column is a ``DataError`` naming ``kind`` or the ``expected`` header."""
+    with path.open(newline="", encoding=encoding) as handle:
+        reader = csv.reader(handle)
+        try:
+            header = [h.strip().lower() if lowercase else h.strip() for h in next(reader)]
+        except StopIteration:
+            raise DataError(f"{path}: empty file, expected a {kind} CSV header") from None
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise DataError(f"{path}:1: header lacks column(s) {missing}; expected the {kind} header {expected}")
+        yield {name: i for i, name in enumerate(header)}, _rows(reader, path, width=len(header))
 
 
 def _indexed_class_list(path: str | os.PathLike, *, name_first: bool, first_index: int, expected: str) -> ClassList:

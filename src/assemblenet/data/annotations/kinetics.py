@@ -3,14 +3,13 @@ the usual download tools give its clips."""
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from assemblenet.data.annotations.common import _open_text
+from assemblenet.data.annotations.common import _open_text, csv_table
 from assemblenet.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -40,24 +39,9 @@ def read_kinetics_csv(path: str | os.PathLike) -> list[KineticsRow]:
     ``label``). Times may be written as ``14`` or ``14.0``; labels may be quoted."""
     path = _open_text(path)
     rows: list[KineticsRow] = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = [h.strip().lower() for h in next(reader)]
-        except StopIteration:
-            raise DataError(f"{path}: empty file, expected a Kinetics CSV header") from None
-        missing = [c for c in ("youtube_id", "time_start", "time_end") if c not in header]
-        if missing:
-            raise DataError(f"{path}:1: Kinetics header lacks {missing}; expected "
-                            "label,youtube_id,time_start,time_end,split")
-        column = {name: i for i, name in enumerate(header)}
-        for row in reader:
-            number = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            where = f"{path}:{number}"
-            if len(row) != len(header):
-                raise DataError(f"{where}: {len(row)} fields, the header has {len(header)}")
+    with csv_table(path, kind="Kinetics", required=("youtube_id", "time_start", "time_end"),
+                   expected="label,youtube_id,time_start,time_end,split", lowercase=True) as (column, table):
+        for number, where, row in table:
             try:
                 start, end = int(float(row[column["time_start"]])), int(float(row[column["time_end"]]))
             except ValueError:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import os
 
-from assemblenet.data.annotations.common import ClassList, ListedVideo, _indexed_class_list, _open_text, find_class
+from assemblenet.data.annotations.common import (ClassList, ListedVideo, _indexed_class_list, _open_text, csv_rows,
+                                                  find_class)
 from assemblenet.errors import DataError
 
 
@@ -19,24 +19,18 @@ def read_moments_list(path: str | os.PathLike, classes: ClassList) -> list[Liste
     rows, no header (one ``filename,label,...`` header row is tolerated)."""
     path = _open_text(path)
     entries = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        for row in reader:
-            number = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            where = f"{path}:{number}"
-            if number == 1 and len(row) >= 2 and row[1].strip().lower() == "label":
-                continue
-            if len(row) < 2:
-                raise DataError(f"{where}: expected 'class/video.mp4,label[,votes...]', got {len(row)} field(s)")
-            rel, label = row[0].strip(), row[1].strip()
-            if not rel:
-                raise DataError(f"{where}: empty path")
-            index = find_class(classes, label)
-            if index is None:
-                raise DataError(f"{where}: unknown class {label!r} (not in the {len(classes)} categories)")
-            entries.append(ListedVideo(rel, (index,), where))
+    for number, where, row in csv_rows(path):
+        if number == 1 and len(row) >= 2 and row[1].strip().lower() == "label":
+            continue
+        if len(row) < 2:
+            raise DataError(f"{where}: expected 'class/video.mp4,label[,votes...]', got {len(row)} field(s)")
+        rel, label = row[0].strip(), row[1].strip()
+        if not rel:
+            raise DataError(f"{where}: empty path")
+        index = find_class(classes, label)
+        if index is None:
+            raise DataError(f"{where}: unknown class {label!r} (not in the {len(classes)} categories)")
+        entries.append(ListedVideo(rel, (index,), where))
     if not entries:
         raise DataError(f"{path}: no videos listed")
     return entries
@@ -47,24 +41,18 @@ def read_multi_moments_list(path: str | os.PathLike, num_classes: int) -> list[L
     0-based indices into ``moments_categories.txt``."""
     path = _open_text(path)
     entries = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        for row in reader:
-            number = reader.line_num
-            cells = [cell.strip() for cell in row if cell.strip()]
-            if not cells:
-                continue
-            where = f"{path}:{number}"
-            if len(cells) < 2:
-                raise DataError(f"{where}: expected 'video.mp4,INDEX[,INDEX...]', got {len(cells)} field(s)")
-            try:
-                labels = tuple(int(cell) for cell in cells[1:])
-            except ValueError:
-                raise DataError(f"{where}: class indices {cells[1:]} must be integers") from None
-            for label in labels:
-                if not 0 <= label < num_classes:
-                    raise DataError(f"{where}: label {label} out of range 0..{num_classes - 1}")
-            entries.append(ListedVideo(cells[0], tuple(dict.fromkeys(labels)), where))
+    for _, where, row in csv_rows(path):
+        cells = [cell.strip() for cell in row if cell.strip()]
+        if len(cells) < 2:
+            raise DataError(f"{where}: expected 'video.mp4,INDEX[,INDEX...]', got {len(cells)} field(s)")
+        try:
+            labels = tuple(int(cell) for cell in cells[1:])
+        except ValueError:
+            raise DataError(f"{where}: class indices {cells[1:]} must be integers") from None
+        for label in labels:
+            if not 0 <= label < num_classes:
+                raise DataError(f"{where}: label {label} out of range 0..{num_classes - 1}")
+        entries.append(ListedVideo(cells[0], tuple(dict.fromkeys(labels)), where))
     if not entries:
         raise DataError(f"{path}: no videos listed")
     return entries
