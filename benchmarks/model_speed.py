@@ -6,8 +6,10 @@ autocast, optionally torch.compile, and optionally a training step (forward, bac
 autocast. Each figure is the median (and min) of ``--repeats`` runs after ``--warmup`` runs.
 
 The same run measures this machine's ceilings: the best GFLOP/s of oneDNN matmuls and convolutions in fp32 and
-bf16. Every model time is also given as achieved FLOP/s over that ceiling, a fraction that carries across
-machines. Stored reference figures (the official TensorFlow code) are printed with the machine they were measured
+bf16, on shapes large enough to reach peak, best of ``--ceiling-repeats`` calls, measured before and after the
+model timings (both are reported; the higher is used). Every model time is also given as achieved FLOP/s over
+that ceiling, a fraction that carries across machines; a figure above its ceiling is flagged as a measurement
+error, never printed as a share above 100%. Stored reference figures (the official TensorFlow code) are printed with the machine they were measured
 on; a verdict against them is drawn only when that machine is this one.
 
     python benchmarks/model_speed.py                                  # asn50, 157 classes: 32x224 and 16x112
@@ -15,7 +17,7 @@ on; a verdict against them is drawn only when that machine is this one.
     python benchmarks/model_speed.py --flow-only --frames 32 --size 224
     python benchmarks/model_speed.py --ceilings-only
     python benchmarks/model_speed.py --profile --frames 16 --size 112  # top ops, to explain a missed target
-    python benchmarks/model_speed.py --json benchmarks/results/model_speed.json
+    python benchmarks/model_speed.py --json benchmarks/results/model_speed.json --readme  # + benchmarks/README.md
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import copy
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -47,6 +50,7 @@ TF_REFERENCE = {
     "forward_s": {(32, 224): 3.52, (16, 112): 0.60},
     "flow_s": {(32, 224): 1.48},
 }
+README = Path(__file__).with_name("README.md")
 # Issue 10's targets, as ratios to TF on the same machine.
 TARGETS = {"flow (fused)": 0.2, "forward fp32 (eager)": 0.75, "forward bf16": 0.4}
 
@@ -58,39 +62,88 @@ def time_runs(fn: Callable[[], object], *, repeats: int, warmup: int) -> dict[st
 
 
 # -- ceilings -------------------------------------------------------------------------------------------------
-def measure_ceilings(*, repeats: int = 5, tiny: bool = False, native_bf16: bool = True
-                     ) -> dict[str, dict[str, float]]:
-    """Best GFLOP/s per dtype of a square matmul and of the two convolution shapes that dominate AssembleNet
-    (a pointwise 1x1x1 conv3d and a 3x3 spatial conv, channels-last, as the model runs them)."""
-    n = 256 if tiny else 2048
-    t, hw = (2, 14) if tiny else (8, 56)
-    kernels = {
+# Shapes large enough that each kernel reaches this machine's peak (a small one measures call overheads and
+# thread start-up, and understates the ceiling): about 0.1-1 s per call on 2 AVX-512 cores. Non-native bf16
+# runs reference kernels whose throughput does not grow with size (0.3 GFLOP/s for a matmul), so it gets the
+# small shapes, timed once.
+CEILING_SHAPES = {
+    "full": {"matmul": 4096, "conv 1x1x1": (512, 8, 56), "conv 3x3": (256, 16, 56)},
+    "small": {"matmul": 256, "conv 1x1x1": (64, 2, 14), "conv 3x3": (32, 2, 14)},
+}
+CEILING_KERNELS = ("matmul", "conv 1x1x1", "conv 3x3")
+
+
+def ceiling_kernels(shapes: dict) -> dict[str, tuple[Callable, Callable, float]]:
+    """``name -> (make(dtype) -> operands, run(*operands), FLOPs)``: a square matmul and the two convolution
+    shapes that dominate AssembleNet (a pointwise 1x1x1 conv3d and a 3x3 spatial conv, channels-last, as the
+    model runs them)."""
+    n = shapes["matmul"]
+    c1, t1, hw1 = shapes["conv 1x1x1"]
+    c3, t3, hw3 = shapes["conv 3x3"]
+    return {
         "matmul": (lambda dt: (torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)),
                    lambda a, b: torch.mm(a, b), 2 * n ** 3),
-        "conv 1x1x1": (lambda dt: (torch.randn(1, 256, t, hw, hw, dtype=dt).contiguous(
-                           memory_format=torch.channels_last_3d), torch.randn(256, 256, 1, 1, 1, dtype=dt)),
-                       lambda x, w: torch.nn.functional.conv3d(x, w), 2 * 256 * 256 * t * hw * hw),
-        "conv 3x3": (lambda dt: (torch.randn(t, 128, hw // 2, hw // 2, dtype=dt).contiguous(
-                         memory_format=torch.channels_last), torch.randn(128, 128, 3, 3, dtype=dt)),
-                     lambda x, w: torch.nn.functional.conv2d(x, w, padding=1),
-                     2 * 128 * 128 * 9 * t * (hw // 2) ** 2),
+        "conv 1x1x1": (lambda dt: (torch.randn(1, c1, t1, hw1, hw1, dtype=dt).contiguous(
+                           memory_format=torch.channels_last_3d), torch.randn(c1, c1, 1, 1, 1, dtype=dt)),
+                       lambda x, w: torch.nn.functional.conv3d(x, w), 2 * c1 * c1 * t1 * hw1 * hw1),
+        "conv 3x3": (lambda dt: (torch.randn(t3, c3, hw3, hw3, dtype=dt).contiguous(
+                         memory_format=torch.channels_last), torch.randn(c3, c3, 3, 3, dtype=dt)),
+                     lambda x, w: torch.nn.functional.conv2d(x, w, padding=1), 2 * c3 * c3 * 9 * t3 * hw3 * hw3),
     }
-    ceilings: dict[str, dict[str, float]] = {}
+
+
+def measure_ceilings(*, repeats: int = 5, tiny: bool = False, native_bf16: bool = True,
+                     timer: Callable[..., dict] = time_runs) -> dict[str, dict]:
+    """GFLOP/s per dtype and kernel from the best (``min_s``) of ``repeats`` timed calls, and the peak over
+    kernels. ``timer(fn, repeats=, warmup=)`` returns :func:`time_runs`' statistics (a test passes fake ones)."""
+    ceilings: dict[str, dict] = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        row = {}
         slow = dtype == torch.bfloat16 and not native_bf16  # reference kernels: one timed run is plenty
+        kernels = ceiling_kernels(CEILING_SHAPES["small" if tiny or slow else "full"])
+        row: dict = {}
         with torch.inference_mode():
             for kernel, (make, run, flops) in kernels.items():
                 a, b = make(dtype)
-                stats = time_runs(lambda: run(a, b), repeats=1 if slow else repeats, warmup=0 if slow else 1)
+                stats = timer(lambda: run(a, b), repeats=1 if slow else repeats, warmup=0 if slow else 1)
                 row[kernel] = flops / stats["min_s"] / 1e9
-        row["peak"] = max(row.values())
+        row["peak"] = max(row[kernel] for kernel in CEILING_KERNELS)
+        row["native"] = True if name == "fp32" else native_bf16
         ceilings[name] = row
     return ceilings
 
 
+def best_ceilings(before: dict, after: dict) -> dict:
+    """Per dtype and kernel, the better of the measurements taken before and after the model timings: load from
+    other work only ever lowers a ceiling, so the higher one is the nearer to the machine's own."""
+    best = {}
+    for dtype, row in before.items():
+        merged = {kernel: max(row[kernel], after[dtype][kernel]) for kernel in CEILING_KERNELS}
+        merged["peak"] = max(merged.values())
+        merged["native"] = row["native"]
+        best[dtype] = merged
+    return best
+
+
+def judge_against_ceilings(rows: list[dict], ceilings: dict) -> None:
+    """Give each row with a FLOP figure its fraction of its dtype's ceiling. A figure above the ceiling is
+    impossible, so it is flagged as a measurement error (the ceiling was measured low, or the load changed
+    between the two), and no fraction is given."""
+    for row in rows:
+        row.pop("above_ceiling", None)
+        achieved, peak = row.get("achieved_gflops"), ceilings[row["dtype"]]["peak"]
+        row["ceiling_gflops"] = peak
+        if not achieved:
+            row["ceiling_fraction"] = None
+        elif achieved > peak:
+            row["ceiling_fraction"] = None
+            row["above_ceiling"] = True
+        else:
+            row["ceiling_fraction"] = achieved / peak
+
+
 # -- model cases ----------------------------------------------------------------------------------------------
-def run_case(args: argparse.Namespace, *, frames: int, size: int, ceilings: dict, this_machine: str) -> list[dict]:
+def run_case(args: argparse.Namespace, *, frames: int, size: int, native_bf16: bool, this_machine: str
+             ) -> list[dict]:
     torch.manual_seed(0)
     clip = torch.rand(args.batch, 3, frames, size, size)
     model = create_model(args.model, num_classes=args.num_classes).eval()
@@ -114,8 +167,7 @@ def run_case(args: argparse.Namespace, *, frames: int, size: int, ceilings: dict
         # The FLOP counter counts convolutions and matmuls only: the flow layer (elementwise, memory-bound)
         # has no FLOP figure and is judged against TF and the memory floor (benchmarks/flow_speed.py) instead.
         achieved = flops / stats["median_s"] / 1e9 if flops else None
-        row["achieved_gflops"] = achieved
-        row["ceiling_fraction"] = achieved / ceilings[dtype]["peak"] if achieved else None
+        row["achieved_gflops"] = achieved  # its share of the ceiling is judged at the end (judge_against_ceilings)
         if clips:
             row["clips_per_s"] = clips / stats["median_s"]
         if tf_seconds is not None:
@@ -123,7 +175,7 @@ def run_case(args: argparse.Namespace, *, frames: int, size: int, ceilings: dict
                        ratio_to_tf=stats["median_s"] / tf_seconds, target_ratio=target)
             row["meets_target"] = (row["ratio_to_tf"] <= target) if same_machine and target else None
         results.append(row)
-        share = f", {row['ceiling_fraction']:.1%} of the {dtype} ceiling" if achieved else ""
+        share = f", {achieved:.1f} GFLOP/s {dtype}" if achieved else ""
         print(f"  {what:<30} {frames}x{size}: median {stats['median_s']:.3f} s, min {stats['min_s']:.3f} s{share}",
               flush=True)
 
@@ -154,7 +206,7 @@ def run_case(args: argparse.Namespace, *, frames: int, size: int, ceilings: dict
     del folded
 
     if args.bf16:
-        bf16_timing = timing if ceilings["bf16"]["native"] else dict(repeats=1, warmup=0)  # slow fallback kernels
+        bf16_timing = timing if native_bf16 else dict(repeats=1, warmup=0)  # slow fallback kernels
         converted = prepare_for_inference(copy.deepcopy(model), precision="bf16")
         clip_bf16 = clip.bfloat16()
         with torch.inference_mode():
@@ -180,11 +232,11 @@ def run_case(args: argparse.Namespace, *, frames: int, size: int, ceilings: dict
     del model
 
     if args.train:
-        results.extend(run_training_case(args, frames=frames, size=size, ceilings=ceilings))
+        results.extend(run_training_case(args, frames=frames, size=size, native_bf16=native_bf16))
     return results
 
 
-def run_training_case(args: argparse.Namespace, *, frames: int, size: int, ceilings: dict) -> list[dict]:
+def run_training_case(args: argparse.Namespace, *, frames: int, size: int, native_bf16: bool) -> list[dict]:
     """Clips/s of a training step (forward, backward, SGD step) at batch ``--train-batch``, fp32 and under bf16
     autocast. Training FLOPs are taken as 3x the forward's (backward = 2x forward), the usual estimate."""
     torch.manual_seed(0)
@@ -206,16 +258,15 @@ def run_training_case(args: argparse.Namespace, *, frames: int, size: int, ceili
             loss.backward()
             optimizer.step()
 
-        native = dtype == "fp32" or ceilings["bf16"]["native"]
+        native = dtype == "fp32" or native_bf16
         stats = time_runs(step, repeats=args.repeats if native else 1, warmup=args.warmup if native else 0)
         achieved = flops / stats["median_s"] / 1e9
         row = {"what": f"train step {dtype}" + (" (autocast)" if dtype == "bf16" else ""), "frames": frames,
                "size": size, "batch": batch, **stats, "gflop": flops / 1e9, "dtype": dtype,
-               "achieved_gflops": achieved, "ceiling_fraction": achieved / ceilings[dtype]["peak"],
-               "clips_per_s": batch / stats["median_s"]}
+               "achieved_gflops": achieved, "clips_per_s": batch / stats["median_s"]}
         rows.append(row)
         print(f"  {row['what']:<30} {frames}x{size} batch {batch}: {row['clips_per_s']:.2f} clips/s, "
-              f"{row['ceiling_fraction']:.1%} of the {dtype} ceiling", flush=True)
+              f"{achieved:.1f} GFLOP/s {dtype}", flush=True)
     return rows
 
 
@@ -248,12 +299,24 @@ def _profile(fn: Callable[[], object], *, title: str) -> None:
 
 
 # -- output ---------------------------------------------------------------------------------------------------
-def format_ceilings(ceilings: dict) -> str:
-    lines = ["ceiling (GFLOP/s)   matmul  conv 1x1x1  conv 3x3    peak  native"]
-    for dtype, row in ceilings.items():
-        lines.append(f"{dtype:<18} {row['matmul']:>7.1f} {row['conv 1x1x1']:>11.1f} {row['conv 3x3']:>9.1f} "
-                     f"{row['peak']:>7.1f}  {'yes' if row['native'] else 'no'}")
+ABOVE_CEILING = "error**"
+ABOVE_CEILING_NOTE = ("** above this run's measured ceiling: a measurement error (the ceiling was measured low, or "
+                      "other work changed the load between the ceiling and the model timings); no fraction is given.")
+
+
+def format_ceilings(before: dict, after: dict, used: dict) -> str:
+    lines = ["ceiling (GFLOP/s)       matmul  conv 1x1x1  conv 3x3    peak  native"]
+    for dtype, row in used.items():
+        for label, source in (("before", before[dtype]), ("after", after[dtype]), ("used (max)", row)):
+            lines.append(f"{dtype + ' ' + label:<22} {source['matmul']:>7.1f} {source['conv 1x1x1']:>11.1f} "
+                         f"{source['conv 3x3']:>9.1f} {source['peak']:>7.1f}  {'yes' if row['native'] else 'no'}")
     return "\n".join(lines)
+
+
+def format_share(row: dict) -> str:
+    if row.get("above_ceiling"):
+        return ABOVE_CEILING
+    return f"{row['ceiling_fraction']:.1%}" if row.get("ceiling_fraction") else "-"
 
 
 def format_table(results: list[dict]) -> str:
@@ -267,15 +330,53 @@ def format_table(results: list[dict]) -> str:
             tf = ratio = verdict = "-"
         clips = f"{row['clips_per_s']:.2f}" if "clips_per_s" in row else "-"
         gflops = f"{row['achieved_gflops']:.1f}" if row["achieved_gflops"] else "-"
-        share = f"{row['ceiling_fraction']:.1%}" if row["ceiling_fraction"] else "-"
         extra = f"  (compile {row['compile_s']:.1f} s)" if "compile_s" in row else ""
         lines.append(f"{row['what']:<30} {row['frames']:>3}x{row['size']:<3} {row['median_s']:>9.3f} "
-                     f"{row['min_s']:>7.3f} {clips:>8} {gflops:>8} {share:>8} "
+                     f"{row['min_s']:>7.3f} {clips:>8} {gflops:>8} {format_share(row):>8} "
                      f"{tf:>5} {ratio:>6} {verdict:>8}{extra}")
     if any(row.get("meets_target", False) is None for row in results):
         lines.append(f"* TF figures were measured on another machine ({TF_REFERENCE['machine']}): the ratio is "
                      "for information only; no verdict is drawn. Run with --tf-python to time TF here.")
+    if any(row.get("above_ceiling") for row in results):
+        lines.append(ABOVE_CEILING_NOTE)
     return "\n".join(lines)
+
+
+def markdown_section(record: dict) -> str:
+    """The "## Model speed: latest run" section of benchmarks/README.md, from the JSON record of a run."""
+    machine, load = record["machine"], record["load_average"]
+    lines = ["## Model speed: latest run", "",
+             f"Written by `{record['command']}` on {record['date']}.", "",
+             f"Machine: {machine['signature']}; torch {machine['torch']}, CPU capability "
+             f"{machine['torch_cpu_capability']}, native bf16 {'yes' if machine['native_bf16'] else 'no'}, "
+             f"{record['threads']} threads, malloc tuning {'on' if record['malloc_tuning'] else 'off'}; load "
+             f"average {load['start']:.1f} at the start and {load['end']:.1f} at the end. {record['model']}, "
+             f"{record['num_classes']} classes, batch {record['batch']}; each figure is the median of "
+             f"{record['repeats']} run(s) after {record['warmup']} warm-up run(s).", "",
+             f"Ceilings (GFLOP/s, best of {record['ceiling_repeats']} calls per kernel, measured before and after "
+             "the model timings; each figure is judged against the higher):", "",
+             "| dtype | measured | matmul | conv 1x1x1 | conv 3x3 | peak |", "|---|---|---:|---:|---:|---:|"]
+    for dtype, used in record["ceilings_gflops"].items():
+        for label, row in (("before", record["ceilings_before_gflops"][dtype]),
+                           ("after", record["ceilings_after_gflops"][dtype]), ("**used** (max)", used)):
+            lines.append(f"| {dtype} | {label} | {row['matmul']:.1f} | {row['conv 1x1x1']:.1f} | "
+                         f"{row['conv 3x3']:.1f} | {row['peak']:.1f} |")
+    shapes = record["ceiling_shapes"]
+    lines += ["", f"Shapes: matmul {shapes['matmul']}^3; conv 1x1x1 {shapes['conv 1x1x1'][0]} channels, "
+              f"{shapes['conv 1x1x1'][1]}x{shapes['conv 1x1x1'][2]}^2; conv 3x3 {shapes['conv 3x3'][0]} channels, "
+              f"{shapes['conv 3x3'][1]} frames of {shapes['conv 3x3'][2]}^2 (channels-last)"
+              + ("." if machine["native_bf16"] else "; bf16, without native kernels here, gets small shapes "
+                 "timed once (its reference kernels do not speed up with size)."), ""]
+    if record["results"]:
+        lines += ["| what | clip | median s | min s | GFLOP/s | share of the dtype's ceiling |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for row in record["results"]:
+            gflops = f"{row['achieved_gflops']:.1f}" if row["achieved_gflops"] else "-"
+            lines.append(f"| {row['what']} | {row['frames']}x{row['size']}x{row['size']} | {row['median_s']:.3f} | "
+                         f"{row['min_s']:.3f} | {gflops} | {format_share(row)} |")
+        if any(row.get("above_ceiling") for row in record["results"]):
+            lines += ["", ABOVE_CEILING_NOTE]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-batch", type=positive_int, default=8, help="clips per training step")
     parser.add_argument("--flow-only", action="store_true", help="time only the representation-flow layer")
     parser.add_argument("--ceilings-only", action="store_true", help="measure only the machine's ceilings")
+    parser.add_argument("--ceiling-repeats", type=positive_int, default=5,
+                        help="timed calls per ceiling kernel, before and after the model timings (default 5)")
     parser.add_argument("--tiny", action="store_true", help="small ceiling kernels (a smoke run)")
     parser.add_argument("--no-malloc-tuning", action="store_true",
                         help="leave glibc malloc at its defaults (see assemblenet.runtime)")
@@ -308,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tf-pythonpath", default=None,
                         help="PYTHONPATH for --tf-python (the folder holding the Model Garden assemblenet source)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    parser.add_argument("--readme", type=Path, nargs="?", const=README, default=None,
+                        help="also write the results as the '## Model speed: latest run' section of this markdown "
+                             "file (default: benchmarks/README.md)")
     args = parser.parse_args(argv)
 
     from assemblenet.models import list_models
@@ -335,33 +441,45 @@ def main(argv: list[str] | None = None) -> int:
               f"machine: {machine['signature']}; torch CPU capability {machine['torch_cpu_capability']}, "
               f"native bf16 {'yes' if machine['native_bf16'] else 'no'}; load average {load_before[0]:.1f} at start")
     print(header, flush=True)
-    ceilings = measure_ceilings(tiny=args.tiny, native_bf16=machine["native_bf16"])
-    for dtype in ceilings:
-        ceilings[dtype]["native"] = True if dtype == "fp32" else machine["native_bf16"]
-    print(format_ceilings(ceilings), flush=True)
-
+    ceiling_options = dict(repeats=args.ceiling_repeats, tiny=args.tiny, native_bf16=machine["native_bf16"])
+    print("ceilings before the model timings ...", flush=True)
+    before = measure_ceilings(**ceiling_options)
     results = []
     if not args.ceilings_only:
         for t, s in zip(frames, sizes):
-            results.extend(run_case(args, frames=t, size=s, ceilings=ceilings, this_machine=machine["signature"]))
+            results.extend(run_case(args, frames=t, size=s, native_bf16=machine["native_bf16"],
+                                    this_machine=machine["signature"]))
+    print("ceilings after the model timings ...", flush=True)
+    after = measure_ceilings(**ceiling_options)
+    ceilings = best_ceilings(before, after)
+    judge_against_ceilings(results, ceilings)
     load_after = os.getloadavg()
     print(f"\n{header}\nload average {load_after[0]:.1f} at the end "
           f"(anything well above 0 means other work shared the CPU and the times are inflated)")
-    print(format_ceilings(ceilings))
+    print(format_ceilings(before, after, ceilings))
     if results:
         print(format_table(results))
+    record = {
+        "command": "python benchmarks/model_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "model": args.model, "num_classes": args.num_classes, "batch": args.batch,
+        "threads": torch.get_num_threads(), "malloc_tuning": malloc_tuned, "machine": machine,
+        "load_average": {"start": load_before[0], "end": load_after[0]}, "ceilings_gflops": ceilings,
+        "ceilings_before_gflops": before, "ceilings_after_gflops": after, "ceiling_repeats": args.ceiling_repeats,
+        "ceiling_shapes": CEILING_SHAPES["small" if args.tiny else "full"],
+        "tf_reference": {"machine": TF_REFERENCE["machine"],
+                         "forward_s": {f"{t}x{s}": v for (t, s), v in TF_REFERENCE["forward_s"].items()},
+                         "flow_s": {f"{t}x{s}": v for (t, s), v in TF_REFERENCE["flow_s"].items()}},
+        "targets": TARGETS, "repeats": args.repeats, "warmup": args.warmup, "results": results,
+    }
     if args.json:
-        atomic_write_json(args.json, {
-            "command": "python benchmarks/model_speed.py " + " ".join(argv if argv is not None else os.sys.argv[1:]),
-            "model": args.model, "num_classes": args.num_classes, "batch": args.batch,
-            "threads": torch.get_num_threads(), "malloc_tuning": malloc_tuned, "machine": machine,
-            "load_average": {"start": load_before[0], "end": load_after[0]}, "ceilings_gflops": ceilings,
-            "tf_reference": {"machine": TF_REFERENCE["machine"],
-                             "forward_s": {f"{t}x{s}": v for (t, s), v in TF_REFERENCE["forward_s"].items()},
-                             "flow_s": {f"{t}x{s}": v for (t, s), v in TF_REFERENCE["flow_s"].items()}},
-            "targets": TARGETS, "repeats": args.repeats, "warmup": args.warmup, "results": results,
-        })
+        atomic_write_json(args.json, record)
         print(f"results written to {args.json}")
+    if args.readme:
+        from assemblenet.fileio import replace_markdown_section
+
+        replace_markdown_section(args.readme, markdown_section(record))
+        print(f"section written to {args.readme}")
     return 0
 
 
