@@ -9,15 +9,15 @@ The same run measures this machine's ceilings: the best GFLOP/s of oneDNN matmul
 bf16, on shapes large enough to reach peak, best of ``--ceiling-repeats`` calls, measured before and after the
 model timings (both are reported; the higher is used). Every model time is also given as achieved FLOP/s over
 that ceiling, a fraction that carries across machines; a figure above its ceiling is flagged as a measurement
-error, never printed as a share above 100%. Stored reference figures (the official TensorFlow code) are printed with the machine they were measured
-on; a verdict against them is drawn only when that machine is this one.
+error, never printed as a share above 100%. Stored reference figures (the official TensorFlow code) are printed
+with the machine they were measured on; a verdict against them is drawn only when that machine is this one.
 
     python benchmarks/model_speed.py                                  # asn50, 157 classes: 32x224 and 16x112
     python benchmarks/model_speed.py --frames 16 --size 112 --train   # + training clips/s, batch 8
     python benchmarks/model_speed.py --flow-only --frames 32 --size 224
     python benchmarks/model_speed.py --ceilings-only
     python benchmarks/model_speed.py --profile --frames 16 --size 112  # top ops, to explain a missed target
-    python benchmarks/model_speed.py --json benchmarks/results/model_speed.json --readme  # + benchmarks/README.md
+    python benchmarks/model_speed.py --json benchmarks/results/model_speed.json --readme  # + its README section
 """
 
 from __future__ import annotations

@@ -97,7 +97,8 @@ def _fake_timer(samples: list[list[float]]):
 
 def test_model_speed_ceilings_take_the_best_repeat_and_the_better_of_before_and_after():
     model_speed = _load("model_speed")
-    flops = {name: kernel[2] for name, kernel in model_speed.ceiling_kernels(model_speed.CEILING_SHAPES["small"]).items()}
+    kernels = model_speed.ceiling_kernels(model_speed.CEILING_SHAPES["small"])
+    flops = {name: kernel[2] for name, kernel in kernels.items()}
     timer, calls = _fake_timer([[0.4, 0.1, 0.3]])
     before = model_speed.measure_ceilings(repeats=3, tiny=True, native_bf16=True, timer=timer)
     assert calls == [3] * 6  # 3 kernels x 2 dtypes, each with the repeats asked for
