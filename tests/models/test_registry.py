@@ -3,7 +3,7 @@ import torch
 from safetensors.torch import save_file
 from torch.utils.flop_counter import FlopCounterMode
 
-from assemblenet.errors import CheckpointError
+from assemblenet.errors import CheckpointError, ConfigError
 from assemblenet.graph import official_graph
 from assemblenet.models import build_assemblenet, create_model, list_models, model_info
 
@@ -90,3 +90,14 @@ def test_plus50_rgbflow_counts_the_tf2_port_plus_the_trainable_peer_softmax():
     assert betas == 8 * 4 + 14 * 8 + 6 * 12 + 2 * 14 == 244
     assert dropped_by_port == 128 * 32 + 32 == 4_128
     assert trainable == 44_443_073 + betas + dropped_by_port == 44_447_445
+
+
+def test_build_from_graph_chooses_the_lite_builder_for_filter_triples_only():
+    from assemblenet.models import AssembleNetLite, build_from_graph
+
+    lite = build_from_graph(official_graph("asnp_lite"), num_classes=3, width_multiplier=0.125)
+    plain = build_from_graph(official_graph("asn50"), num_classes=3, width_multiplier=0.125, depth=26)
+    assert isinstance(lite, AssembleNetLite)
+    assert not isinstance(plain, AssembleNetLite) and plain.depth == 26
+    with pytest.raises(ConfigError, match="no depth option"):
+        build_from_graph(official_graph("asnp_lite"), num_classes=3, depth=50)

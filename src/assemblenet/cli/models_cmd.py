@@ -8,6 +8,7 @@ from pathlib import Path
 
 from assemblenet.cli.arguments import positive_int, positive_float
 from assemblenet.errors import AssembleNetError
+from assemblenet.graph.spec import SUPPORTED_DEPTHS
 
 _GRAPH_SUFFIXES = (".yaml", ".yml", ".json")
 _PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     describe.add_argument("--frames", type=positive_int, default=32, help="clip length T (default 32)")
     describe.add_argument("--size", type=positive_int, default=224, help="frame height and width (default 224)")
     describe.add_argument("--num-classes", type=positive_int, default=None, help="logits (preset default: 157)")
-    describe.add_argument("--depth", type=int, choices=(26, 38, 50, 68, 77, 101), default=None)
+    describe.add_argument("--depth", type=int, choices=SUPPORTED_DEPTHS, default=None)
     describe.add_argument("--width-multiplier", type=positive_float, default=None)
     describe.add_argument("--attention", choices=("none", "self", "peer"), default=None,
                           help="AssembleNet++ connection attention (default: the preset's; none for a graph file)")
@@ -56,7 +57,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 def run_describe(args: argparse.Namespace) -> int:
     from assemblenet.graph import load_graph
-    from assemblenet.models import build_assemblenet, build_assemblenet_lite, create_model, list_models
+    from assemblenet.models import build_from_graph, create_model, list_models
     from assemblenet.models.summary import format_summary, summarize_model
 
     if args.frames < 2:
@@ -74,8 +75,7 @@ def run_describe(args: argparse.Namespace) -> int:
     if source.suffix.lower() in _GRAPH_SUFFIXES or source.exists():
         # Lenient, so that graphs with unused nodes (the official asnp50) can be inspected; they are listed.
         graph = load_graph(source, allow_dead_nodes=True)
-        builder = build_assemblenet_lite if graph.uses_filter_triples else build_assemblenet
-        model = builder(graph=graph, num_classes=args.num_classes or 157, **overrides)
+        model = build_from_graph(graph, num_classes=args.num_classes or 157, **overrides)
         title = graph.name or source.stem
     elif args.model in list_models():
         model = create_model(args.model, num_classes=args.num_classes, **overrides)

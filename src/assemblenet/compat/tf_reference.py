@@ -29,9 +29,8 @@ from torch import nn
 
 from assemblenet.errors import AssembleNetError
 from assemblenet.graph import AssembleNetGraph
+from assemblenet.graph.spec import BLOCKS_PER_DEPTH, NUM_OBJECT_CLASSES
 from assemblenet.models.assemblenet import AssembleNet, build_assemblenet
-from assemblenet.models.blocks import BLOCKS_PER_DEPTH
-from assemblenet.models.stems import NUM_OBJECT_CLASSES
 
 _BN_FIELDS = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
 _ROLE = re.compile(r"^node(?P<node>\d+)\.(?P<part>stem|fusion|attention|block(?P<step>\d+))\.(?P<what>.+)$")

@@ -35,6 +35,7 @@ from assemblenet.config_schema import (
     to_plain,
 )
 from assemblenet.fileio import atomic_write_text
+from assemblenet.graph.spec import NUM_OBJECT_CLASSES, SUPPORTED_DEPTHS
 
 
 @dataclass
@@ -44,14 +45,14 @@ class ModelConfig:
     ``name`` is a ``create_model`` preset (``assemblenet50``, ``assemblenet101``, ``assemblenet50_searchable``,
     ``assemblenet101_asn101``, ``assemblenet_plus50``, ``assemblenet_plus50_rgbflow``, ``assemblenet_plus_lite``).
     ``graph`` replaces it with a graph file (our YAML or the official nested-list JSON) or an official structure
-    name (``asn50``, ``asn101``, ``asnp50``, ``asnp_lite``), built with ``build_assemblenet``
-    (``build_assemblenet_lite`` for a graph with filter triples).
+    name (``asn50``, ``asn101``, ``asnp50``, ``asnp_lite``), built with ``build_from_graph`` (the Lite builder for
+    a graph with filter triples).
     """
 
     name: str = "assemblenet50"
     graph: Optional[str] = None
     num_classes: Optional[int] = None  # checked against the dataset; needed by predict/export without data
-    depth: Optional[int] = None  # None: the preset's (50 for a graph)
+    depth: Optional[int] = None  # one of SUPPORTED_DEPTHS; None: the preset's (DEFAULT_DEPTH for a graph)
     width_multiplier: float = 1.0
     learnable_weights: Optional[bool] = None
     max_pool_predictions: bool = False
@@ -60,7 +61,7 @@ class ModelConfig:
     flow_normalization: Literal["clip", "batch"] = "clip"
     flow_iterations: Optional[int] = None  # TV-L1 iterations; None: the model's (40; 20 for AssembleNet++lite)
     attention_mode: Optional[Literal["self", "peer"]] = None  # AssembleNet++ attention; None: the preset's
-    num_object_classes: int = 151  # channels of the object maps an object stem reads (ADE-20k: 151)
+    num_object_classes: int = NUM_OBJECT_CLASSES  # channels of the object maps an object stem reads
     pretrained: Optional[str] = None  # safetensors weights to start from (before any resume)
     frozen_bn: bool = False  # BN layers keep their running statistics (eval mode) while training
     sync_bn: bool = False  # SyncBatchNorm under DDP on GPU
@@ -194,7 +195,7 @@ def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
     """Range checks the types cannot express."""
     check = Checker(source, cfg)
     check.positive("model.width_multiplier")
-    check.one_of("model.depth", (None, 26, 38, 50, 68, 77, 101))
+    check.one_of("model.depth", (None, *SUPPORTED_DEPTHS))
     check.within("model.dropout", 0, 1, high_open=True)
     for key in ("model.num_classes", "model.flow_iterations", "model.num_object_classes", "data.num_frames", "data.stride", "data.batch_size",
                 "data.prefetch_factor", "data.clips_per_video",

@@ -13,13 +13,14 @@ from typing import Any, Mapping
 from torch import nn
 
 from assemblenet.errors import ConfigError
+from assemblenet.graph.spec import DEFAULT_DEPTH, NUM_OBJECT_CLASSES
 
 # ModelConfig fields passed on to create_model / build_assemblenet when set.
 _BUILD_KEYS = ("depth", "width_multiplier", "learnable_weights", "max_pool_predictions", "dropout", "flow_mode",
                "flow_normalization", "flow_iterations", "attention_mode", "num_object_classes")
 # Build keys left out of the spec at these values (the builder's defaults), so specs of plain AssembleNets stay
 # as they were.
-_OMIT_AT = {"num_object_classes": 151}
+_OMIT_AT = {"num_object_classes": NUM_OBJECT_CLASSES}
 
 
 def resolve_graph(source: Any):
@@ -62,7 +63,7 @@ def model_spec_from_config(model_cfg: Any, num_classes: int, *, graph: Any = Non
     graph = resolve_graph(graph if graph is not None else model_cfg.graph)
     if graph is not None:
         if not graph.uses_filter_triples:  # AssembleNet++lite has no depth; its blocks follow num_blocks
-            overrides.setdefault("depth", 50)
+            overrides.setdefault("depth", DEFAULT_DEPTH)
         return {"name": None, "graph": graph_to_dict(graph), "num_classes": int(num_classes), "overrides": overrides}
     return {"name": model_cfg.name, "graph": None, "num_classes": int(num_classes), "overrides": overrides}
 
@@ -71,7 +72,7 @@ def build_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
     """Build (untrained) the model a spec describes."""
     from assemblenet.errors import GraphError
     from assemblenet.graph import graph_from_dict
-    from assemblenet.models import build_assemblenet, build_assemblenet_lite, create_model, list_models
+    from assemblenet.models import build_from_graph, create_model, list_models
 
     overrides = dict(spec.get("overrides") or {})
     num_classes = int(spec["num_classes"])
@@ -80,8 +81,7 @@ def build_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
             # Lenient: the graph was validated when the spec was made, and the official asnp50 keeps a node that
             # feeds nothing (as the authors' code computes it).
             graph = graph_from_dict(spec["graph"], source="model.graph", allow_dead_nodes=True)
-            builder = build_assemblenet_lite if graph.uses_filter_triples else build_assemblenet
-            return builder(graph=graph, num_classes=num_classes, **overrides)
+            return build_from_graph(graph, num_classes=num_classes, **overrides)
         name = spec.get("name")
         if name not in list_models():
             raise ConfigError(f"key 'model.name': unknown model {name!r}; available: {list_models()}")

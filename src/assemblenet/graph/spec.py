@@ -34,6 +34,23 @@ from assemblenet.errors import GraphError
 NUM_LEVELS = 4
 OUTPUT_LEVEL = NUM_LEVELS - 1
 
+# Bottleneck blocks per level of the standard (ResNet-style) AssembleNet at each supported depth; the models
+# build from this table and the config and CLI offer its keys. AssembleNet++lite has no depth option.
+BLOCKS_PER_DEPTH: dict[int, tuple[int, int, int, int]] = {
+    26: (2, 2, 2, 2),
+    38: (2, 4, 4, 2),
+    50: (3, 4, 6, 3),
+    68: (3, 4, 12, 3),
+    77: (3, 4, 15, 3),
+    101: (3, 4, 23, 3),
+}
+SUPPORTED_DEPTHS = tuple(BLOCKS_PER_DEPTH)
+DEFAULT_DEPTH = 50
+
+# Channels of the object maps an object stem reads by default: the 151 ADE-20k classes of AssembleNet++'s
+# segmentation input.
+NUM_OBJECT_CLASSES = 151
+
 
 class StemType(enum.IntEnum):
     """Official integer codes of the input modalities."""

@@ -11,12 +11,13 @@ from torch import Tensor, nn
 
 from assemblenet.errors import GraphError
 from assemblenet.graph import AssembleNetGraph, BlockNode, StemNode, StemType
+from assemblenet.graph.spec import BLOCKS_PER_DEPTH, DEFAULT_DEPTH, NUM_OBJECT_CLASSES
 from assemblenet.models.attention import ATTENTION_MODES, PeerFeatures
-from assemblenet.models.blocks import BLOCKS_PER_DEPTH, INTERMEDIATE_CHANNELS, BlockGroup
+from assemblenet.models.blocks import INTERMEDIATE_CHANNELS, BlockGroup
 from assemblenet.models.fusion import SigmoidFusion
 from assemblenet.models.heads import AssembleNetHead
 from assemblenet.models.rep_flow import RepresentationFlow
-from assemblenet.models.stems import NUM_OBJECT_CLASSES, FlowStem, ObjectStem, RGBStem
+from assemblenet.models.stems import FlowStem, ObjectStem, RGBStem
 
 FlowMode = Literal["rgb", "precomputed"]
 AttentionMode = Optional[Literal["self", "peer"]]
@@ -364,7 +365,7 @@ def build_assemblenet(
     *,
     graph: AssembleNetGraph,
     num_classes: int,
-    depth: int = 50,
+    depth: int = DEFAULT_DEPTH,
     width_multiplier: float = 1.0,
     stem_filters: Optional[int] = None,
     intermediate_channels: Optional[Sequence[int]] = None,
@@ -383,7 +384,7 @@ def build_assemblenet(
     Args:
         graph: the architecture (see :mod:`assemblenet.graph`).
         num_classes: logits per clip.
-        depth: 26, 38, 50, 68, 77 or 101; sets the blocks per level.
+        depth: one of :data:`~assemblenet.graph.SUPPORTED_DEPTHS`; sets the blocks per level.
         width_multiplier: scales node filters, the stem width and the fixed 3x3 widths, e.g. 0.125 for a
             tiny CPU proxy. 1.0 is the published model.
         stem_filters: stem width; default ``round(128 * width_multiplier) // number_of_stems``.
@@ -407,7 +408,8 @@ def build_assemblenet(
     """
     if graph.uses_filter_triples:
         raise GraphError("this graph has AssembleNet++lite filter triples: build it with "
-                         "assemblenet.models.build_assemblenet_lite (or create_model('assemblenet_plus_lite'))")
+                         "assemblenet.models.build_assemblenet_lite, or let assemblenet.models.build_from_graph "
+                         "choose the builder")
     if depth not in BLOCKS_PER_DEPTH:
         raise ValueError(f"depth {depth} is not supported; expected one of {sorted(BLOCKS_PER_DEPTH)}")
     if not width_multiplier > 0:

@@ -9,16 +9,6 @@ from assemblenet.models.layers import batch_norm, spatial_conv, temporal_conv
 # Width of the 3x3 conv per level: fixed by the level, independent of the node's filters.
 INTERMEDIATE_CHANNELS = (64, 128, 256, 512)
 
-# Bottleneck blocks per level for each supported depth.
-BLOCKS_PER_DEPTH = {
-    26: (2, 2, 2, 2),
-    38: (2, 4, 4, 2),
-    50: (3, 4, 6, 3),
-    68: (3, 4, 12, 3),
-    77: (3, 4, 15, 3),
-    101: (3, 4, 23, 3),
-}
-
 
 class BottleneckBlock(nn.Module):
     """One bottleneck block.

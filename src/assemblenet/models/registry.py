@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 from assemblenet.errors import CheckpointError
 from assemblenet.graph import AssembleNetGraph, official_graph
-from assemblenet.models.assemblenet import AssembleNet, build_assemblenet
-from assemblenet.models.lite import build_assemblenet_lite
+from assemblenet.models.assemblenet import AssembleNet
+from assemblenet.models.builders import build_from_graph
 
 _PAPER = "Ryoo et al., AssembleNet, ICLR 2020 (arXiv 1905.13209)"
 _PAPER_PLUS = "Ryoo et al., AssembleNet++, ECCV 2020 (arXiv 2008.08072)"
@@ -45,24 +45,18 @@ class _Preset:
     info: ModelInfo
     graph_factory: Callable[[], AssembleNetGraph]
     defaults: dict[str, Any]
-    builder: Callable[..., AssembleNet] = build_assemblenet
 
 
 _REGISTRY: dict[str, _Preset] = {}
 
 
-def register_model(
-    info: ModelInfo,
-    graph_factory: Callable[[], AssembleNetGraph],
-    *,
-    builder: Callable[..., AssembleNet] = build_assemblenet,
-    **defaults: Any,
-) -> None:
-    """Add a preset; ``defaults`` are keyword arguments of ``builder`` (:func:`build_assemblenet`, or
+def register_model(info: ModelInfo, graph_factory: Callable[[], AssembleNetGraph], **defaults: Any) -> None:
+    """Add a preset; ``defaults`` are keyword arguments of the builder :func:`build_from_graph` chooses for
+    the preset's graph (:func:`~assemblenet.models.build_assemblenet`, or
     :func:`~assemblenet.models.lite.build_assemblenet_lite` for AssembleNet++lite)."""
     if info.name in _REGISTRY:
         raise ValueError(f"model {info.name!r} is already registered")
-    _REGISTRY[info.name] = _Preset(info, graph_factory, dict(defaults), builder)
+    _REGISTRY[info.name] = _Preset(info, graph_factory, dict(defaults))
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -92,9 +86,9 @@ def create_model(
         name: a name from :func:`list_models`.
         num_classes: logits per clip (default: the preset's, 157 for Charades).
         checkpoint_path: a ``.safetensors`` weights file (as written by ``assemblenet train``) to load.
-        overrides: any keyword of :func:`build_assemblenet` (``depth``, ``width_multiplier``,
-            ``max_pool_predictions``, ``flow_mode``, ``flow_normalization``, ``learnable_weights``...), or
-            ``graph`` to replace the preset's wiring.
+        overrides: any keyword of the builder :func:`build_from_graph` chooses (``depth``,
+            ``width_multiplier``, ``max_pool_predictions``, ``flow_mode``, ``flow_normalization``,
+            ``learnable_weights``...), or ``graph`` to replace the preset's wiring.
 
     Returns the model in train mode, like timm.
     """
@@ -102,8 +96,8 @@ def create_model(
     kwargs = dict(preset.defaults)
     kwargs.update(overrides)
     graph = kwargs.pop("graph", None) or preset.graph_factory()
-    model = preset.builder(
-        graph=graph, num_classes=num_classes if num_classes is not None else preset.info.num_classes, **kwargs
+    model = build_from_graph(
+        graph, num_classes=num_classes if num_classes is not None else preset.info.num_classes, **kwargs
     )
     model.model_name = name  # type: ignore[attr-defined]
     if checkpoint_path is not None:
@@ -231,5 +225,5 @@ register_model(
         attention="peer",
     ),
     lambda: official_graph("asnp_lite"),
-    builder=build_assemblenet_lite, attention_mode="peer",
+    attention_mode="peer",
 )

@@ -6,9 +6,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from assemblenet.graph.spec import NUM_OBJECT_CLASSES
 from assemblenet.models.layers import MaxPoolSame, batch_norm, spatial_conv, temporal_conv, tf_same_padding
-
-NUM_OBJECT_CLASSES = 151  # ADE-20k classes of the AssembleNet++ segmentation input
 
 
 class RGBStem(nn.Module):
