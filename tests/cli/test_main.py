@@ -4,6 +4,8 @@ command silently missing from ``--help``."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,10 @@ def test_a_usage_error_is_one_line_with_the_prefix_once(argv, message, capsys) -
 def test_every_output_folder_option_is_spelled_output_and_out_stays_an_alias(argv, spelling) -> None:
     args = cli_main.build_parser().parse_args([*argv, spelling, "folder"])
     assert args.out == "folder"
+
+
+def test_help_imports_no_torch() -> None:
+    # The strategy registry fills itself by importing the strategies: they must stay torch-free.
+    code = "import sys; from assemblenet.cli.main import build_parser; build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

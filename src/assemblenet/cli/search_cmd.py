@@ -7,11 +7,10 @@ import logging
 import sys
 
 from assemblenet.config_schema import add_config_arguments
+from assemblenet.search.config import EXECUTOR_KINDS
+from assemblenet.search.registry import strategy_names
 
-log = logging.getLogger(__name__)
-
-# mirrors assemblenet.search.config
-STRATEGIES = ("evolution", "evolution-unguided", "random", "oneshot", "oneshot-attention")
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,11 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     search.add_argument("config", help="search config (YAML), e.g. configs/search/tiny.yaml")
     add_config_arguments(search)
-    search.add_argument("--strategy", choices=STRATEGIES, help="override the config's strategy")
+    search.add_argument("--strategy", choices=strategy_names(), help="override the config's strategy")
     search.add_argument("--seed", type=int, help="override the config's seed")
     search.add_argument("--output", help="search folder (default: the config's output_dir, else runs/search/NAME)")
     search.add_argument("--max-evaluations", type=int, help="override the budget (may grow on resume)")
-    search.add_argument("--executor", choices=("local", "ray"), help="where fitness runs happen")
+    search.add_argument("--executor", choices=EXECUTOR_KINDS, help="where fitness runs happen")
     search.add_argument("--workers", type=int, help="local process-pool size (1: in-process)")
     search.add_argument("--ray-address", help="join this Ray cluster (default: start Ray locally)")
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -72,14 +71,14 @@ def run_search(args: argparse.Namespace) -> int:
 
     folder = Path(args.output or config.output_dir or Path("runs") / "search" / config.name)
     run_dir = folder / run_dir_name(config.strategy, config.seed)
-    log.info("search %s (%s, seed %d) -> %s", config.name, config.strategy, config.seed, run_dir)
+    logger.info("search %s (%s, seed %d) -> %s", config.name, config.strategy, config.seed, run_dir)
     summary = SearchRunner(config, run_dir=run_dir, progress=not args.no_progress).run()
     if summary.best is not None:
-        log.info("best fitness %.4f at evaluation %d; %s", summary.best.fitness, summary.best.index,
+        logger.info("best fitness %.4f at evaluation %d; %s", summary.best.fitness, summary.best.index,
                  run_dir / "best.yaml")
     if not args.no_report:
         report = write_report([folder], folder)
-        log.info("report: %s", report)
+        logger.info("report: %s", report)
     return 0
 
 

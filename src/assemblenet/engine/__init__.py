@@ -15,8 +15,7 @@ Heavy submodules load lazily so that ``import assemblenet.engine`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from assemblenet.lazy import lazy_attributes
 
 _EXPORTS = {
     "Config": "config", "load_config": "config", "save_config": "config", "describe_schema": "config",
@@ -31,9 +30,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'assemblenet.engine' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"assemblenet.engine.{module}"), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -14,46 +14,16 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from assemblenet.config_schema import Checker, Override, dump_yaml, parse_dataclass, read_config, to_plain
-from assemblenet.errors import GraphError
-from assemblenet.graph.spec import NUM_LEVELS, StemType
+from assemblenet.search.mutations import MUTATIONS, PRUNE_RULES
+from assemblenet.search.registry import strategy_names
+from assemblenet.search.space import SpaceConfig, validate_space_config
 
-STRATEGIES = ("evolution", "evolution-unguided", "random", "oneshot", "oneshot-attention")
-# Strategies whose fitness must report learned peer attention (AssembleNet++).
-ATTENTION_STRATEGIES = ("oneshot-attention",)
-MUTATION_KINDS = ("connection", "dilation", "split", "merge", "attention")
-ATTENTION_SPACES = ("all", "sampled")
+# The strategy names come from the strategy registry, the mutation kinds from the mutation table.
 REPLACEMENTS = ("aging", "worst")
-PRUNE_RULES = ("relative", "absolute")
 PRUNE_SIGNALS = ("weight", "contribution")
 UNGUIDED_MODES = ("matched", "random")
 FITNESS_KINDS = ("toy", "proxy-training")
 EXECUTOR_KINDS = ("local", "ray")
-
-
-@dataclass(frozen=True)
-class SpaceConfig:
-    """The architecture space. Filters are at full scale; ``width_multiplier`` is the proxy scale.
-
-    The defaults are the asn50 space: four stems (two RGB, two flow), 4/4/2/1 nodes per level with per-level
-    budgets of 128/256/512/512 filters, and temporal dilations {1, 2, 4, 8}.
-
-    ``attention_sources`` says what random graphs get as AssembleNet++ peer-attention sources: ``all`` (every
-    candidate, ``attention_sources: None``: the graphs and hashes of a space without attention) or
-    ``sampled`` (each block node a random non-empty subset of its candidates). It matters only to a fitness
-    that trains with peer attention.
-    """
-
-    stems: tuple[str, ...] = ("rgb", "rgb", "flow", "flow")
-    stem_dilations: tuple[int, ...] = (1, 2, 4, 8)
-    dilations: tuple[int, ...] = (1, 2, 4, 8)
-    nodes_per_level: tuple[int, ...] = (4, 4, 2, 1)
-    min_nodes_per_level: tuple[int, ...] = (1, 1, 1, 1)
-    max_nodes_per_level: tuple[int, ...] = (8, 8, 4, 2)
-    level_filters: tuple[int, ...] = (128, 256, 512, 512)
-    filter_quantum: int = 8
-    width_multiplier: float = 0.125
-    initial_edge_probability: float = 0.8
-    attention_sources: str = "all"
 
 
 @dataclass(frozen=True)
@@ -270,8 +240,8 @@ def _parse_fitness(data: Any, source: str) -> FitnessConfig:
 # ---------------------------------------------------------------------- semantic checks
 def validate_config(config: SearchConfig, *, source: str = "config") -> None:
     check = Checker(source, config.to_user_dict())  # keys as the file writes them (fitness.steps)
-    check.one_of("strategy", STRATEGIES)
-    _validate_space(config.space, check.fail)
+    check.one_of("strategy", strategy_names())
+    validate_space_config(config.space, check.fail)
 
     for key in ("max_evaluations", "batch_size", "population_size", "tournament_size", "max_consecutive_failures"):
         check.at_least(f"search.{key}", 1)
@@ -284,9 +254,9 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
     check.one_of("search.replacement", REPLACEMENTS)
 
     probabilities = config.mutation.probabilities
-    unknown = sorted(set(probabilities) - set(MUTATION_KINDS))
+    unknown = sorted(set(probabilities) - set(MUTATIONS))
     if unknown:
-        check.fail(f"mutation.probabilities.{unknown[0]}", f"unknown key; expected some of {list(MUTATION_KINDS)}")
+        check.fail(f"mutation.probabilities.{unknown[0]}", f"unknown key; expected some of {list(MUTATIONS)}")
     for kind in probabilities:
         check.at_least(f"mutation.probabilities.{kind}", 0)
     if sum(probabilities.values()) <= 0:
@@ -338,47 +308,3 @@ def _validate_fitness_device(config: SearchConfig, fail: Any) -> None:
     elif ex.workers > 1 and device.startswith("cuda:"):
         fail("fitness.device", f"{device!r} would put all {ex.workers} local workers on one GPU; use 'cuda' "
              "(workers take the visible GPUs in turn) or 'auto'")
-
-
-def _validate_space(space: SpaceConfig, fail: Any) -> None:
-    if not space.stems:
-        fail("space.stems", "needs at least one stem")
-    for i, stem in enumerate(space.stems):
-        try:
-            StemType.parse(stem, where=f"space.stems[{i}]")
-        except GraphError as exc:  # re-raised as a config error naming the key
-            fail(f"space.stems[{i}]", str(exc).split(": ", 1)[-1])
-    for key in ("stem_dilations", "dilations"):
-        values = getattr(space, key)
-        if not values:
-            fail(f"space.{key}", "needs at least one temporal dilation")
-        if any(d < 1 for d in values) or len(set(values)) != len(values):
-            fail(f"space.{key}", f"must be distinct positive integers, got {list(values)}")
-    for key in ("nodes_per_level", "min_nodes_per_level", "max_nodes_per_level", "level_filters"):
-        values = getattr(space, key)
-        if len(values) != NUM_LEVELS:
-            fail(f"space.{key}", f"needs one value per level ({NUM_LEVELS}), got {list(values)}")
-    if space.filter_quantum < 1:
-        fail("space.filter_quantum", f"must be at least 1, got {space.filter_quantum}")
-    for level in range(NUM_LEVELS):
-        low, n, high = space.min_nodes_per_level[level], space.nodes_per_level[level], space.max_nodes_per_level[level]
-        if not 1 <= low <= n <= high:
-            fail(f"space.nodes_per_level[{level}]",
-                 f"need 1 <= min ({low}) <= nodes ({n}) <= max ({high}) at level {level}")
-        budget = space.level_filters[level]
-        if budget % space.filter_quantum:
-            fail(f"space.level_filters[{level}]", f"{budget} is not a multiple of filter_quantum {space.filter_quantum}")
-        if budget // space.filter_quantum < high:
-            fail(f"space.max_nodes_per_level[{level}]",
-                 f"{high} nodes cannot each get at least filter_quantum={space.filter_quantum} of {budget} filters")
-    if not 0.0 < space.width_multiplier <= 1.0:
-        fail("space.width_multiplier", f"must be in (0, 1], got {space.width_multiplier}")
-    scaled_quantum = space.filter_quantum * space.width_multiplier
-    if abs(scaled_quantum - round(scaled_quantum)) > 1e-9 or round(scaled_quantum) < 1:
-        fail("space.width_multiplier",
-             f"filter_quantum * width_multiplier = {scaled_quantum:g} must be a whole number >= 1 so that proxy "
-             "widths keep the channel budget exactly")
-    if not 0.0 < space.initial_edge_probability <= 1.0:
-        fail("space.initial_edge_probability", f"must be in (0, 1], got {space.initial_edge_probability}")
-    if space.attention_sources not in ATTENTION_SPACES:
-        fail("space.attention_sources", f"expected one of {list(ATTENTION_SPACES)}, got {space.attention_sources!r}")

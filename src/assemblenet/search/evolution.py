@@ -1,5 +1,5 @@
-"""The search loop: strategies (evolution, evolution-unguided, random, oneshot, oneshot-attention), population,
-and resume.
+"""The search loop: runs the configured strategy (:mod:`assemblenet.search.strategies`, chosen through
+:mod:`assemblenet.search.registry`), evaluates, records, keeps the population, and resumes.
 
 Determinism: the search proposes a batch of ``search.batch_size`` candidates from its state (one seeded
 ``random.Random``), the executor runs them in any order and any place, and the batch is consumed in
@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import logging
 import math
-import random
 import statistics
 import time
 from dataclasses import dataclass
@@ -26,8 +25,7 @@ from typing import Any, Iterable
 
 from assemblenet.errors import AssembleNetError, ConfigError
 from assemblenet.fileio import hold_folder
-from assemblenet.graph.io import graph_from_dict, graph_to_dict, save_graph
-from assemblenet.graph.spec import AssembleNetGraph
+from assemblenet.graph.io import save_graph
 from assemblenet.search.config import SearchConfig
 from assemblenet.search.executors import Executor, Trial, TrialOutcome, make_executor
 from assemblenet.search.finalists import (
@@ -42,20 +40,12 @@ from assemblenet.search.finalists import (
     write_finalists,
 )
 from assemblenet.search.fitness import FitnessFunction, FitnessUnavailableError, build_fitness
-from assemblenet.search.mutations import (
-    mutate,
-    next_kind,
-    read_off_attention,
-    rule_from_config,
-    threshold_connections,
-)
+from assemblenet.search.registry import make_strategy
 from assemblenet.search.space import SearchSpace
 from assemblenet.search.store import EvaluationMemo, EvaluationRecord, RunStore
+from assemblenet.search.strategies import Candidate, SearchContext, SearchState
 
-log = logging.getLogger(__name__)
-
-STATE_FORMAT = "assemblenet-search-state/v1"
-RANDOM_SAMPLE_ATTEMPTS = 200
+logger = logging.getLogger(__name__)
 
 
 class SearchError(AssembleNetError):
@@ -70,270 +60,6 @@ def derive_trial_seed(search_seed: int, index: int) -> int:
 
 def run_dir_name(strategy: str, seed: int) -> str:
     return f"{strategy}-seed{seed}"
-
-
-@dataclass(frozen=True)
-class Candidate:
-    graph: AssembleNetGraph
-    parent: int | None
-    mutation: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"graph": graph_to_dict(self.graph), "parent": self.parent, "mutation": self.mutation}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Candidate":
-        return cls(graph_from_dict(data["graph"]), data["parent"], dict(data["mutation"]))
-
-
-class SearchState:
-    """Everything the loop needs besides the records; serialised to ``state.json`` after each batch."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-        self.next_index = 0
-        self.population: list[int] = []  # record indices, oldest first
-        self.history: list[dict[str, Any]] = []
-        self.pending: list[dict[str, Any]] = []  # candidates queued by a strategy (one-shot thresholding)
-        self.consecutive_failures = 0
-        self.exhausted = False
-        self.kind_credits: dict[str, float] = {}  # the mutation-kind scheduler's state (mutations.next_kind)
-        self.mutation_counts: dict[str, int] = {}  # consumed evaluations by mutation kind
-
-    def to_dict(self) -> dict[str, Any]:
-        version, internal, gauss_next = self.rng.getstate()
-        return {
-            "format": STATE_FORMAT,
-            "next_index": self.next_index,
-            "rng": [version, list(internal), gauss_next],
-            "population": self.population,
-            "pending": self.pending,
-            "consecutive_failures": self.consecutive_failures,
-            "exhausted": self.exhausted,
-            "kind_credits": self.kind_credits,
-            "mutation_counts": self.mutation_counts,
-            "history": self.history,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "state.json") -> "SearchState":
-        if data.get("format") != STATE_FORMAT:
-            raise ConfigError(f"{source}: unsupported search state format {data.get('format')!r}")
-        state = cls(0)
-        version, internal, gauss_next = data["rng"]
-        state.rng.setstate((version, tuple(internal), gauss_next))
-        state.next_index = int(data["next_index"])
-        state.population = [int(i) for i in data["population"]]
-        state.pending = list(data["pending"])
-        state.consecutive_failures = int(data["consecutive_failures"])
-        state.exhausted = bool(data["exhausted"])
-        state.history = list(data["history"])
-        state.kind_credits = {str(k): float(v) for k, v in data.get("kind_credits", {}).items()}
-        state.mutation_counts = {str(k): int(v) for k, v in data.get("mutation_counts", {}).items()}
-        return state
-
-
-class SearchContext:
-    """What strategies see: config, space, state, consumed records, and de-duplication."""
-
-    def __init__(self, config: SearchConfig, space: SearchSpace, state: SearchState,
-                 records: dict[int, EvaluationRecord]) -> None:
-        self.config = config
-        self.space = space
-        self.state = state
-        self.records = records
-        self.seen_hashes = {records[i].graph_hash for i in range(state.next_index) if i in records}
-        self.batch_hashes: set[str] = set()
-
-    @property
-    def rng(self) -> random.Random:
-        return self.state.rng
-
-    def is_new(self, graph: AssembleNetGraph) -> bool:
-        """Never train the same architecture twice (canonical hash, ignoring weights and node order)."""
-        digest = graph.canonical_hash()
-        return digest not in self.seen_hashes and digest not in self.batch_hashes
-
-    def claim(self, candidate: Candidate) -> Candidate:
-        self.batch_hashes.add(candidate.graph.canonical_hash())
-        return candidate
-
-    def random_candidate(self, kind: str, *, dense: bool = False) -> Candidate | None:
-        for _ in range(RANDOM_SAMPLE_ATTEMPTS):
-            graph = self.space.dense(self.rng) if dense else self.space.sample(self.rng)
-            if self.is_new(graph):
-                return self.claim(Candidate(graph, None, {"kind": kind}))
-        return None
-
-    def tournament(self) -> int:
-        """Best of ``tournament_size`` distinct population members drawn at random (ties: the younger)."""
-        population = self.state.population
-        contenders = self.rng.sample(population, min(self.config.search.tournament_size, len(population)))
-        return max(contenders, key=lambda i: (self.records[i].sort_fitness, i))
-
-
-# ---------------------------------------------------------------------- strategies
-class Strategy:
-    name = ""
-
-    def propose(self, ctx: SearchContext, count: int) -> list[Candidate]:
-        raise NotImplementedError
-
-    def observe(self, ctx: SearchContext, record: EvaluationRecord) -> None:
-        """Called for each finished evaluation, in order, after the population was updated."""
-
-
-class RandomSearch(Strategy):
-    name = "random"
-
-    def propose(self, ctx: SearchContext, count: int) -> list[Candidate]:
-        out = []
-        for _ in range(count):
-            candidate = ctx.random_candidate("random")
-            if candidate is None:
-                break
-            out.append(candidate)
-        return out
-
-
-class Evolution(Strategy):
-    """Tournament selection over an aging (or worst-out) population; one mutation per child."""
-
-    def __init__(self, *, guided: bool) -> None:
-        self.guided = guided
-        self.name = "evolution" if guided else "evolution-unguided"
-
-    def _next_kind(self, ctx: SearchContext) -> str:
-        return next_kind(ctx.config.mutation.probabilities, ctx.state.kind_credits)
-
-    def propose(self, ctx: SearchContext, count: int) -> list[Candidate]:
-        cfg = ctx.config
-        out: list[Candidate] = []
-        for slot in range(count):
-            index = ctx.state.next_index + slot
-            if index < cfg.search.population_size or not ctx.state.population:
-                candidate = ctx.random_candidate("initial")
-            else:
-                candidate = self._child(ctx)
-            if candidate is None:
-                break
-            out.append(candidate)
-        return out
-
-    def _child(self, ctx: SearchContext) -> Candidate | None:
-        cfg = ctx.config
-        parent_index = ctx.tournament()
-        parent = ctx.records[parent_index]
-        kind = self._next_kind(ctx)
-        result = mutate(
-            parent.graph,
-            space=ctx.space,
-            rng=ctx.rng,
-            kind=kind,
-            probabilities=cfg.mutation.probabilities,
-            connection="guided" if self.guided else cfg.mutation.unguided,
-            learned_weights=guidance_of(parent, cfg) if parent.ok else None,
-            rule=rule_from_config(cfg.mutation),
-            prune_probability=cfg.mutation.unguided_prune_probability,
-            max_attempts=cfg.mutation.max_attempts,
-            accept=ctx.is_new,
-            learned_attention=parent.attention_weights if parent.ok else None,
-            attention_top_k=cfg.attention.top_k,
-        )
-        if result is None:  # no mutation gave a new valid child: explore instead of stalling
-            return ctx.random_candidate("random-fallback")
-        return ctx.claim(Candidate(result.graph, parent_index, result.mutation.to_dict()))
-
-
-def guidance_of(record: EvaluationRecord, config: SearchConfig) -> dict[tuple[int, int], float]:
-    """What the prune rule reads of an evaluation: its learned sigmoid weights, or with
-    ``mutation.prune_signal: contribution`` its measured contributions."""
-    if config.mutation.prune_signal == "contribution":
-        if not record.contributions:
-            raise FitnessUnavailableError(
-                f"evaluation {record.index}: the fitness measured no connection contributions, which "
-                "mutation.prune_signal 'contribution' reads; set 'train.contribution_batches' in fitness.overrides")
-        return record.contributions
-    return record.learned_weights
-
-
-class OneShot(Strategy):
-    """The TF code's connection search: train a fully connected graph once, keep the edges whose learned weight
-    reaches the threshold, and evaluate that graph. The budget is spent on such pairs (dense graphs differ in
-    their random dilations)."""
-
-    name = "oneshot"
-
-    def propose(self, ctx: SearchContext, count: int) -> list[Candidate]:
-        out: list[Candidate] = []
-        while len(out) < count:
-            if ctx.state.pending:
-                candidate = Candidate.from_dict(ctx.state.pending.pop(0))
-                if ctx.is_new(candidate.graph):
-                    out.append(ctx.claim(candidate))
-                continue
-            candidate = ctx.random_candidate("dense", dense=True)
-            if candidate is None:
-                break
-            out.append(candidate)
-        return out
-
-    def observe(self, ctx: SearchContext, record: EvaluationRecord) -> None:
-        if record.mutation.get("kind") != "dense" or not record.ok:
-            return
-        result = threshold_connections(
-            record.graph, guidance_of(record, ctx.config), space=ctx.space, rng=ctx.rng,
-            rule=rule_from_config(ctx.config.mutation),
-        )
-        if result is None or not ctx.is_new(result.graph):
-            log.info("one-shot: thresholding evaluation %d gave no new valid graph", record.index)
-            return
-        ctx.state.pending.append(Candidate(result.graph, record.index, result.mutation.to_dict()).to_dict())
-
-
-class OneShotAttention(OneShot):
-    """AssembleNet++'s one-shot attention-connectivity search (ECCV 2020, Fig. 2) on top of :class:`OneShot`:
-    the dense graph is trained with peer attention over every candidate (``attention_sources: None``); each
-    node then keeps its ``attention.top_k`` strongest learned peers (:func:`read_off_attention`), the
-    connections are thresholded as ``oneshot`` does (an absorbed node's place as a peer goes to the node that
-    took its filters), and that graph is evaluated. The budget is spent on such pairs."""
-
-    name = "oneshot-attention"
-
-    def observe(self, ctx: SearchContext, record: EvaluationRecord) -> None:
-        if record.mutation.get("kind") != "dense" or not record.ok:
-            return
-        readoff = read_off_attention(record.graph, record.attention_weights, top_k=ctx.config.attention.top_k)
-        if readoff is None:
-            log.warning("one-shot attention: evaluation %d learned no peer attention (is the proxy trained with "
-                        "model.attention_mode: peer?)", record.index)
-            return
-        thresholded = threshold_connections(
-            readoff.graph, guidance_of(record, ctx.config), space=ctx.space, rng=ctx.rng,
-            rule=rule_from_config(ctx.config.mutation),
-        )
-        graph, details = readoff.graph, {"thresholded": False}
-        if thresholded is not None:
-            graph, details = thresholded.graph, {"thresholded": True, **thresholded.mutation.details}
-        if not ctx.is_new(graph):
-            log.info("one-shot attention: evaluation %d gave no new valid graph", record.index)
-            return
-        mutation = {"kind": "oneshot-attention", **details, "attention_readoff": readoff.mutation.details}
-        ctx.state.pending.append(Candidate(graph, record.index, mutation).to_dict())
-
-
-def make_strategy(name: str) -> Strategy:
-    if name == "evolution":
-        return Evolution(guided=True)
-    if name == "evolution-unguided":
-        return Evolution(guided=False)
-    if name == "random":
-        return RandomSearch()
-    if name == "oneshot":
-        return OneShot()
-    if name == "oneshot-attention":
-        return OneShotAttention()
-    raise ConfigError(f"strategy: unknown strategy {name!r}")
 
 
 # ---------------------------------------------------------------------- the runner
@@ -399,7 +125,7 @@ class SearchRunner:
         saved = self.store.read_state()
         state = SearchState.from_dict(saved, source=str(self.store.state_path)) if saved else SearchState(cfg.seed)
         if saved:
-            log.info("resuming %s at evaluation %d (%d records on disk)", self.run_dir, state.next_index, len(records))
+            logger.info("resuming %s at evaluation %d (%d records on disk)", self.run_dir, state.next_index, len(records))
         self.store.rewrite_metrics(state.history)  # drop lines of a batch that was not consumed
         ctx = SearchContext(cfg, self.space, state, records)
         budget = cfg.search.max_evaluations
@@ -413,7 +139,7 @@ class SearchRunner:
                 ctx.batch_hashes.clear()
                 candidates = self.strategy.propose(ctx, count)
                 if not candidates:
-                    log.warning("search space exhausted: no new graph found after %d evaluations", state.next_index)
+                    logger.warning("search space exhausted: no new graph found after %d evaluations", state.next_index)
                     state.exhausted = True
                     self.store.write_state(state.to_dict())
                     break
@@ -497,7 +223,7 @@ class SearchRunner:
         wall = sum(r.wall_time for s in ranked for r in s.evaluations)
         summary = write_finalists(self.run_dir, ranked, top_k=options.top_k, seeds=options.seeds, wall_time=wall)
         chosen = ranked[0]
-        log.info("finalist re-scoring (%d graphs x %d seeds, %.0f s): chose evaluation %d, mean %.4f over %d "
+        logger.info("finalist re-scoring (%d graphs x %d seeds, %.0f s): chose evaluation %d, mean %.4f over %d "
                  "(its search score %.4f); the single best was evaluation %d (%.4f)", len(ranked), options.seeds,
                  time.perf_counter() - start, chosen.source.index, chosen.mean, len(chosen.fitnesses),
                  chosen.source.fitness, finalists[0].index, finalists[0].fitness)
@@ -563,7 +289,7 @@ class SearchRunner:
         if record.ok:
             progress.set_postfix(fitness=f"{record.fitness:.4f}", refresh=False)
         else:
-            log.warning("evaluation %d failed: %s", record.index, (record.error or "").splitlines()[0])
+            logger.warning("evaluation %d failed: %s", record.index, (record.error or "").splitlines()[0])
 
     def _record(self, candidate: Candidate, outcome: TrialOutcome, *, seed: int | None = None) -> EvaluationRecord:
         """The record of ``outcome``; ``seed`` is the trial seed when it is not the search's own for the index
@@ -672,7 +398,7 @@ def executor_for(config: SearchConfig, fitness: FitnessFunction) -> Executor:
     a time, since that is all a batch holds)."""
     ex = config.executor
     if ex.kind == "local" and ex.workers > config.search.batch_size:
-        log.warning("executor.workers=%d > search.batch_size=%d: only %d trials run at a time",
+        logger.warning("executor.workers=%d > search.batch_size=%d: only %d trials run at a time",
                     ex.workers, config.search.batch_size, config.search.batch_size)
     return make_executor(
         ex.kind, fitness, workers=min(ex.workers, config.search.batch_size),

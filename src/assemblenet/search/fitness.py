@@ -34,6 +34,7 @@ from assemblenet.search.fitness_types import (  # noqa: F401 - re-exported
     FitnessFunction,
     FitnessResult,
 )
+from assemblenet.search.registry import strategy_spec
 
 
 class FitnessUnavailableError(AssembleNetError):
@@ -189,9 +190,7 @@ def _edge_values(values: Mapping[Any, Any]) -> dict[Edge, float]:
 
 def searches_attention(config: Any) -> str | None:
     """Why a search config needs a fitness that learns peer attention (None: it does not)."""
-    from assemblenet.search.config import ATTENTION_STRATEGIES
-
-    if config.strategy in ATTENTION_STRATEGIES:
+    if strategy_spec(config.strategy).learns_attention:
         return f"strategy {config.strategy!r}"
     if config.space.attention_sources != "all":
         return f"space.attention_sources={config.space.attention_sources!r}"

@@ -34,6 +34,7 @@ attention mutations.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -479,14 +480,17 @@ def mutate(
         kind = rng.choices(kinds, weights=[probabilities[k] for k in kinds])[0]
     others = [k for k in sorted(probabilities) if probabilities[k] > 0 and k != kind]
     rng.shuffle(others)
+    given = MutationInputs(space, rng, connection=connection, learned_weights=learned_weights, rule=rule,
+                           prune_probability=prune_probability, learned_attention=learned_attention,
+                           attention_top_k=attention_top_k)
     for attempt_kind in [kind, *others]:
+        if attempt_kind not in MUTATIONS:
+            raise ValueError(f"unknown mutation kind {attempt_kind!r}; expected one of {list(MUTATIONS)}")
+        mutation_kind = MUTATIONS[attempt_kind]
         for attempt in range(max_attempts):
-            result = _apply(attempt_kind, parent, space=space, rng=rng, connection=connection,
-                            learned_weights=learned_weights, rule=rule, prune_probability=prune_probability,
-                            extra=attempt // 2, learned_attention=learned_attention, attention_top_k=attention_top_k)
+            result = mutation_kind.apply(parent, dataclasses.replace(given, extra=attempt // 2))
             if result is None:
-                if (attempt_kind in ("split", "merge", "dilation", "attention")
-                        and not _applicable(attempt_kind, parent, space, attention_top_k=attention_top_k)):
+                if not mutation_kind.applicable(parent, given):
                     break  # structurally impossible for this parent: retrying cannot help
                 continue
             if accept(result.graph):
@@ -497,38 +501,79 @@ def mutate(
     return None
 
 
-def _apply(kind: str, parent: AssembleNetGraph, *, space: SearchSpace, rng: random.Random, connection: str,
-           learned_weights: EdgeWeights | None, rule: PruneRule, prune_probability: float,
-           extra: int = 0, learned_attention: AttentionWeights | None = None,
-           attention_top_k: int = 1) -> MutationResult | None:
-    if kind == "connection":
-        if connection == "guided" and learned_weights is not None:
-            return guided_connection_mutation(parent, learned_weights, space=space, rng=rng, rule=rule, extra=extra)
-        if connection == "matched" and learned_weights is not None:
-            return matched_connection_mutation(parent, learned_weights, space=space, rng=rng, rule=rule,
-                                               extra=extra)
-        return random_connection_mutation(parent, space=space, rng=rng, prune_probability=prune_probability)
-    if kind == "dilation":
-        return dilation_mutation(parent, space=space, rng=rng)
-    if kind == "split":
-        return split_mutation(parent, space=space, rng=rng)
-    if kind == "merge":
-        return merge_mutation(parent, space=space, rng=rng)
-    if kind == "attention":
-        return attention_mutation(parent, space=space, rng=rng, top_k=attention_top_k,
-                                  learned_attention=learned_attention if connection == "guided" else None)
-    raise ValueError(f"unknown mutation kind {kind!r}")
+@dataclass(frozen=True)
+class MutationInputs:
+    """What a mutation of any kind may read besides the parent (see :func:`mutate`). ``extra``: how many more
+    edges a connection mutation condemns on a retry."""
+
+    space: SearchSpace
+    rng: random.Random
+    connection: str = "guided"
+    learned_weights: EdgeWeights | None = None
+    rule: PruneRule = PruneRule()
+    prune_probability: float = 0.2
+    learned_attention: AttentionWeights | None = None
+    attention_top_k: int = 1
+    extra: int = 0
 
 
-def _applicable(kind: str, parent: AssembleNetGraph, space: SearchSpace, *, attention_top_k: int = 1) -> bool:
-    if kind == "attention":
-        return any(len(parent.attention_candidates(i)) > attention_top_k for i in parent.block_indices)
+@dataclass(frozen=True)
+class MutationKind:
+    """One row of :data:`MUTATIONS`. ``apply`` makes a child (None: rejected, try again); ``applicable`` is
+    False when no child of this kind can exist for the parent, so retrying cannot help."""
+
+    apply: Callable[[AssembleNetGraph, MutationInputs], MutationResult | None]
+    applicable: Callable[[AssembleNetGraph, MutationInputs], bool]
+
+
+def _connection(parent: AssembleNetGraph, given: MutationInputs) -> MutationResult | None:
+    weights, space, rng = given.learned_weights, given.space, given.rng
+    if given.connection == "guided" and weights is not None:
+        return guided_connection_mutation(parent, weights, space=space, rng=rng, rule=given.rule, extra=given.extra)
+    if given.connection == "matched" and weights is not None:
+        return matched_connection_mutation(parent, weights, space=space, rng=rng, rule=given.rule, extra=given.extra)
+    return random_connection_mutation(parent, space=space, rng=rng, prune_probability=given.prune_probability)
+
+
+def _attention(parent: AssembleNetGraph, given: MutationInputs) -> MutationResult | None:
+    learned = given.learned_attention if given.connection == "guided" else None
+    return attention_mutation(parent, space=given.space, rng=given.rng, top_k=given.attention_top_k,
+                              learned_attention=learned)
+
+
+def _can_rewire(parent: AssembleNetGraph, given: MutationInputs) -> bool:
+    return True  # a rejected connection mutation may succeed with fresh randomness or more pruning
+
+
+def _can_change_a_dilation(parent: AssembleNetGraph, given: MutationInputs) -> bool:
     draft = GraphDraft.from_graph(parent)
-    if kind == "split":
-        return any(space.can_split(draft, i) for i in draft.order)
-    if kind == "merge":
-        return any(space.can_merge_at(draft, draft.nodes[i].level) for i in draft.order if not draft.nodes[i].is_stem)
-    return any(len(space.dilations_for(draft.nodes[i])) > 1 for i in draft.order)
+    return any(len(given.space.dilations_for(draft.nodes[i])) > 1 for i in draft.order)
+
+
+def _can_split(parent: AssembleNetGraph, given: MutationInputs) -> bool:
+    draft = GraphDraft.from_graph(parent)
+    return any(given.space.can_split(draft, i) for i in draft.order)
+
+
+def _can_merge(parent: AssembleNetGraph, given: MutationInputs) -> bool:
+    draft = GraphDraft.from_graph(parent)
+    return any(given.space.can_merge_at(draft, draft.nodes[i].level) for i in draft.order
+               if not draft.nodes[i].is_stem)
+
+
+def _can_redraw_attention(parent: AssembleNetGraph, given: MutationInputs) -> bool:
+    return any(len(parent.attention_candidates(i)) > given.attention_top_k for i in parent.block_indices)
+
+
+# The mutation kinds: the keys of ``mutation.probabilities`` (config validation reads them) and what each does.
+MUTATIONS: dict[str, MutationKind] = {
+    "connection": MutationKind(_connection, _can_rewire),
+    "dilation": MutationKind(lambda parent, given: dilation_mutation(parent, space=given.space, rng=given.rng),
+                             _can_change_a_dilation),
+    "split": MutationKind(lambda parent, given: split_mutation(parent, space=given.space, rng=given.rng), _can_split),
+    "merge": MutationKind(lambda parent, given: merge_mutation(parent, space=given.space, rng=given.rng), _can_merge),
+    "attention": MutationKind(_attention, _can_redraw_attention),
+}
 
 
 def next_kind(probabilities: Mapping[str, float], credits: dict[str, float]) -> str:

@@ -40,7 +40,8 @@ from assemblenet import fileio
 from assemblenet.config_schema import Checker, Override, dump_yaml, key_error, parse_dataclass, read_config, to_plain
 from assemblenet.errors import ConfigError
 from assemblenet.search import stats
-from assemblenet.search.config import STRATEGIES, SearchConfig, load_search_config
+from assemblenet.search.config import SearchConfig, load_search_config
+from assemblenet.search.registry import strategy_names, strategy_spec
 from assemblenet.search.store import EvaluationMemo, EvaluationRecord, RunStore, mutation_kind_counts
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,6 @@ STUDY_FORMAT = "assemblenet-study/v1"
 STAGES = ("search", "analyse", "retrain", "baselines", "all")
 GUIDED = "evolution"
 BASELINE = "random"
-EVOLUTION_STRATEGIES = ("evolution", "evolution-unguided")
 CONFIDENCE = 0.95
 LOG_FILE = "study_log.jsonl"
 TRAIN_TIME_FILE = "train_time.json"  # a worker process's training time, for the result it leaves behind
@@ -163,7 +163,7 @@ def validate_study_config(config: StudyConfig) -> None:
     if not config.search_path.is_file():
         fail("search", f"search config not found: {config.search_path}")
     for i in range(len(config.strategies)):
-        check.one_of(f"strategies[{i}]", STRATEGIES)
+        check.one_of(f"strategies[{i}]", strategy_names())
     for i in range(len(config.seeds)):
         check.at_least(f"seeds[{i}]", 0)
     for key, values in (("strategies", config.strategies), ("seeds", config.seeds)):
@@ -770,7 +770,7 @@ def analyse_runs(runs: Sequence[RunResult], config: StudyConfig, base: SearchCon
         n_children = sum(children.values())
         entry["mutations"] = {"children": n_children, "children_by_kind": dict(sorted(children.items())),
                               "all_by_kind": dict(sorted(everything.items()))}
-        if s in EVOLUTION_STRATEGIES:
+        if strategy_spec(s).mutates:
             connection = sum(v for k, v in children.items() if is_connection_kind(k))
             entry["connection_share"] = {
                 "children": n_children, "connection": connection,
