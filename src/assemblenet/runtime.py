@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     import torch
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _applied = False
@@ -62,7 +62,7 @@ def keep_freed_memory() -> bool:
     ok = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
     _applied = ok
     if ok:
-        _log.debug("glibc malloc set to keep freed memory (M_MMAP_MAX=0, no trimming)")
+        logger.debug("glibc malloc set to keep freed memory (M_MMAP_MAX=0, no trimming)")
     return ok
 
 

@@ -8,7 +8,7 @@ import sys
 
 from assemblenet.config_schema import add_config_arguments
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 STAGES = ("search", "analyse", "retrain", "all")  # mirrors assemblenet.search.study.STAGES
 
@@ -48,5 +48,5 @@ def run_search_study(args: argparse.Namespace) -> int:
     if outcome.analysis is not None:
         print(outcome.output_dir / "study.md")
     else:
-        log.info("study folder: %s", outcome.output_dir)
+        logger.info("study folder: %s", outcome.output_dir)
     return 0

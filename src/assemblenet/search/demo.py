@@ -31,7 +31,7 @@ from typing import Any, Callable
 from assemblenet.errors import ConfigError
 from assemblenet.fileio import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, remove_stale_temporaries
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 NUM_STEPS = 5
 RESULT_FILE = "demo_result.json"  # training outcome, written when a model's training finished
@@ -470,7 +470,7 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, models: list[
             task()
         except Exception as exc:  # noqa: BLE001 - a figure must never fail a finished demo
             warnings.append(f"{task.__name__}: {exc}")
-            log.warning("report: %s failed: %s", task.__name__, exc)
+            logger.warning("report: %s failed: %s", task.__name__, exc)
 
     total = settings.train_videos + settings.val_videos + settings.test_videos
     lines = [

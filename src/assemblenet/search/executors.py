@@ -25,7 +25,7 @@ from assemblenet.errors import ConfigError, DataError
 from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.fitness import FitnessFunction, FitnessResult, FitnessUnavailableError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class ProcessPoolExecutor:
         pinning: dict[str, Any] = {}
         if gpu_ids:
             pinning = dict(initializer=_pin_worker_gpu, initargs=(context.Value("i", 0), list(gpu_ids)))
-            log.info("%d local workers share GPUs %s round-robin", workers, ",".join(gpu_ids))
+            logger.info("%d local workers share GPUs %s round-robin", workers, ",".join(gpu_ids))
         self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context, **pinning)
 
     def run(self, trials: Sequence[Trial]) -> Iterator[TrialOutcome]:
@@ -233,7 +233,7 @@ class RayExecutor:
                 except self._worker_lost as exc:
                     reason = _describe(exc)
                     if tries <= self.max_retries:
-                        log.warning("evaluation %d: the Ray worker running it was lost (%s); retrying (%d of %d)",
+                        logger.warning("evaluation %d: the Ray worker running it was lost (%s); retrying (%d of %d)",
                                     trial.index, reason, tries, self.max_retries)
                         submit(trial)
                         continue

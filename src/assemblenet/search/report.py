@@ -22,7 +22,7 @@ from assemblenet.graph.plot import plot_graph
 from assemblenet.search.finalists import FINALISTS_DIR, SINGLE_BEST, FinalistScore, read_finalists
 from assemblenet.search.store import EvaluationRecord, RunStore, is_run_dir, mutation_kind_counts
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -358,7 +358,7 @@ def _plot_best_graph(record: EvaluationRecord, path: Path) -> bool:
     try:
         plot_graph(record.graph_with_learned_weights(), path)
     except Exception as exc:  # a figure must never fail the report
-        log.warning("best-graph figure skipped: %s", exc)
+        logger.warning("best-graph figure skipped: %s", exc)
         return False
     return path.is_file()
 
