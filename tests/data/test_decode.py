@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from assemblenet.data.decode import INDEX_CACHE, FrameFolderReader, VideoReader, list_frame_files, open_video
+from assemblenet.data.decode import (INDEX_CACHE, FrameFolderReader, FrameSource, VideoReader, list_frame_files,
+                                     open_video)
 from assemblenet.errors import DataError
 
 from .conftest import REAL_VIDEOS, VIDEO_DIR, counter_frames, encode_video, frame_number
@@ -157,6 +158,43 @@ def test_frame_folder_reader_has_the_same_interface(tmp_path):
     np.testing.assert_allclose(reader.timestamps[:3], [0, 1 / 24, 2 / 24])
     np.testing.assert_array_equal(reader.get_frames([11, 10, 2]), frames[[11, 10, 2]])
     assert reader.get_frames([0], short_side=12).shape == (1, 14, 12, 3)
+
+
+def test_both_readers_implement_every_frame_source_member(tmp_path):
+    """``FrameSource`` is the readers' one interface. Each reader defines every member itself (a member the
+    Protocol gains and a reader lacks would silently inherit the Protocol's empty stub), its methods with the
+    Protocol's parameters, and reads the same values through it."""
+    import inspect
+
+    members = {name for name in vars(FrameSource) if not name.startswith("_")} | {"__enter__", "__exit__"}
+    members |= set(FrameSource.__annotations__)
+    assert {"path", "num_frames", "fps", "timestamps", "get_frames", "iter_frames", "close"} <= members
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    frames = counter_frames(3, height=24, width=20)
+    for t, image in enumerate(frames):
+        cv2.imwrite(str(folder / f"{t}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    video = tmp_path / "clip.mp4"
+    encode_video(video, frames, fps=10)
+    for path in (video, folder):
+        with open_video(path, fps=10.0) as reader:
+            assert isinstance(reader, (VideoReader, FrameFolderReader))
+            for name in sorted(members):
+                owner = next((k for k in type(reader).__mro__ if name in vars(k)), None)
+                if owner is None or owner is FrameSource or owner is object:
+                    assert name in vars(reader), f"{type(reader).__name__} lacks FrameSource.{name}"
+                    continue
+                declared = inspect.getattr_static(FrameSource, name)
+                if callable(declared):
+                    expected = [(p.name, p.kind, p.default) for p in inspect.signature(declared).parameters.values()]
+                    actual = [(p.name, p.kind, p.default)
+                              for p in inspect.signature(getattr(type(reader), name)).parameters.values()]
+                    assert actual == expected, (type(reader).__name__, name)
+                else:
+                    assert isinstance(vars(owner)[name], property), (type(reader).__name__, name)
+            assert (reader.num_frames, reader.height, reader.width, reader.fps) == (3, 24, 20, 10.0)
+            assert reader.read_all().shape == (3, 24, 20, 3)
+            assert [frame_number(f) for f in reader.iter_frames()] == [0, 1, 2]
 
 
 def test_frame_folder_errors_name_the_file(tmp_path):

@@ -1,10 +1,8 @@
 """Random access to video frames: PyAV for video files, OpenCV for frame folders.
 
 A *frame index* is the position of a frame in presentation order, counted from 0, exactly as a decoder that
-runs from the start of the file would output it. Both readers share one interface:
-
-- ``num_frames``, ``fps``, ``timestamps`` (seconds from the first frame, one per frame), ``height``, ``width``;
-- ``get_frames(indices) -> uint8 array [N, H, W, 3]`` (RGB, in the order of ``indices``, repeats allowed).
+runs from the start of the file would output it. Both readers are a ``FrameSource``: code that takes a reader
+takes that Protocol.
 
 Container-reported frame counts are not trusted: a video file is indexed by demuxing its packets (cheap, no
 decoding), and the number of frames is the number of non-empty, non-discarded video packets. Seeking is used
@@ -25,7 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -64,7 +62,75 @@ _SKIP_NONREF_CODECS = ("h264", "hevc")
 _BT601_SPACES = (2, 5, 6)  # AVCOL_SPC_UNSPECIFIED, BT470BG, SMPTE170M
 _LIMITED_RANGES = (0, 1)  # AVCOL_RANGE_UNSPECIFIED, MPEG
 
-Region = "tuple[int, int, int, int] | Callable[[int, int], tuple[int, int, int, int]]"
+# A crop as (top, left, height, width), or a function of the frame's (height, width) drawing one (see get_frames).
+Region = tuple[int, int, int, int] | Callable[[int, int], tuple[int, int, int, int]]
+
+
+class FrameSource(Protocol):
+    """The interface every frame reader offers (``VideoReader``, ``FrameFolderReader``), and the type of every
+    parameter or result that is "a reader". The readers subclass it explicitly, so a type checker holds them to
+    it; tests/data/test_decode.py checks that both implement each member with its signature.
+
+    Not ``runtime_checkable``: on Python 3.11 ``isinstance`` against a Protocol with properties reads them, and
+    ``rotation``/``height`` of a ``VideoReader`` decode a frame.
+    """
+
+    path: Path
+
+    @property
+    def num_frames(self) -> int:
+        """Frames in the video, counted by demuxing (files) or listing (folders), never taken from a header."""
+        ...
+
+    @property
+    def fps(self) -> float: ...
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """float64 [num_frames]: presentation time of each frame in seconds, the first frame at 0."""
+        ...
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first frame to the end of the last one."""
+        ...
+
+    @property
+    def rotation(self) -> int:
+        """Counter-clockwise display rotation in degrees, already applied to the frames returned."""
+        ...
+
+    @property
+    def height(self) -> int:
+        """Height of the frames returned (after the display rotation)."""
+        ...
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def can_seek(self) -> bool: ...
+
+    def get_frames(self, indices: Sequence[int], *, seek: bool | None = None,
+                   short_side: int | None = None, region: Region | None = None,
+                   size: tuple[int, int] | None = None) -> np.ndarray:
+        """uint8 [len(indices), H, W, 3] RGB frames at ``indices`` (any order, repeats allowed); see
+        ``VideoReader.get_frames`` for ``seek``, ``short_side``, ``region`` and ``size``."""
+        ...
+
+    def read_all(self, *, short_side: int | None = None) -> np.ndarray:
+        """Every frame, uint8 [num_frames, H, W, 3]."""
+        ...
+
+    def iter_frames(self, *, short_side: int | None = None) -> Iterator[np.ndarray]:
+        """Every frame in order as uint8 [H, W, 3], without holding the whole video."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> FrameSource: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 def frame_to_rgb(frame) -> np.ndarray:
@@ -188,7 +254,7 @@ def _rate_to_float(rate: Fraction | None) -> float | None:
     return value if np.isfinite(value) and 0 < value < 1000 else None
 
 
-class VideoReader:
+class VideoReader(FrameSource):
     """Frames of one video file, decoded with PyAV.
 
     Args:
@@ -432,7 +498,7 @@ class VideoReader:
         return True
 
     def get_frames(self, indices: Sequence[int], *, seek: bool | None = None,
-                   short_side: int | None = None, region: "Region | None" = None,
+                   short_side: int | None = None, region: Region | None = None,
                    size: tuple[int, int] | None = None) -> np.ndarray:
         """Decode the frames at ``indices``.
 
@@ -523,7 +589,7 @@ class VideoReader:
     def __enter__(self) -> "VideoReader":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -566,8 +632,8 @@ def list_frame_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
-class FrameFolderReader:
-    """Frames stored as one JPEG/PNG image per frame; same interface as ``VideoReader``.
+class FrameFolderReader(FrameSource):
+    """Frames stored as one JPEG/PNG image per frame.
 
     Args:
         folder: a folder of images (sorted naturally), or ``None`` when ``frame_paths`` is given.
@@ -587,12 +653,16 @@ class FrameFolderReader:
             raise DataError(f"{self.path}: no frame images (*.jpg, *.png) found")
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        self.fps = float(fps)
+        self._fps = float(fps)
         self._size: tuple[int, int] | None = None
 
     @property
     def num_frames(self) -> int:
         return len(self.frame_paths)
+
+    @property
+    def fps(self) -> float:
+        return self._fps
 
     @property
     def timestamps(self) -> np.ndarray:
@@ -639,7 +709,7 @@ class FrameFolderReader:
         return image
 
     def get_frames(self, indices: Sequence[int], *, seek: bool | None = None,
-                   short_side: int | None = None, region: "Region | None" = None,
+                   short_side: int | None = None, region: Region | None = None,
                    size: tuple[int, int] | None = None) -> np.ndarray:
         """uint8 [len(indices), H, W, 3], RGB. ``seek`` is accepted for interface parity and ignored;
         ``short_side``, ``region`` and ``size`` as in ``VideoReader.get_frames``."""
@@ -670,12 +740,12 @@ class FrameFolderReader:
     def __enter__(self) -> "FrameFolderReader":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         pass
 
 
 def open_video(path: str | os.PathLike, *, fps: float | None = None, seek: bool | None = None,
-               decode_threads: int = 1) -> VideoReader | FrameFolderReader:
+               decode_threads: int = 1) -> FrameSource:
     """Open a video file with ``VideoReader`` or a frame folder with ``FrameFolderReader``.
 
     ``fps`` is used for frame folders only (video files carry their own rate).

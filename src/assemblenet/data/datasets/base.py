@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from assemblenet.data.annotations import ClassList
-from assemblenet.data.decode import FrameFolderReader, VideoReader, crop_resize, open_video, shrink_to_short_side
+from assemblenet.data.decode import FrameFolderReader, FrameSource, crop_resize, open_video, shrink_to_short_side
 from assemblenet.data.sampling import ClipSampling, random_clip, uniform_clip_positions, clip_indices
 from assemblenet.data.transforms import (SpatialPlan, Transform, eval_transform, plannable, spatial_plan,
                                          train_transform)
@@ -263,7 +263,7 @@ class VideoDataset(torch.utils.data.Dataset):
         return bad
 
     # -- loading -----------------------------------------------------------------------------------------
-    def _open(self, item: VideoItem) -> VideoReader | FrameFolderReader:
+    def _open(self, item: VideoItem) -> FrameSource:
         if item.frame_paths is not None:
             return FrameFolderReader(frame_paths=item.frame_paths, fps=self.frame_fps)
         return open_video(prepared_path(item.path), fps=self.frame_fps, seek=self.seek)
@@ -313,11 +313,12 @@ class VideoDataset(torch.utils.data.Dataset):
             self._frame_cache[video_index] = cached
         return cached
 
-    def _planned_frames(self, reader: Any, video: Any, indices: np.ndarray, transform: Transform,
+    def _planned_frames(self, source: FrameSource | _DecodedVideo, indices: np.ndarray, transform: Transform,
                         rng: np.random.Generator, count: int = 1) -> list[np.ndarray]:
-        """``count`` uint8 [T, H, W, 3] clips of the frames at ``indices``, each with its own draw of
-        ``transform``'s crop, resize and flip (its ``spatial_plan``, drawn from ``rng`` once the frame size is
-        known). One clip is cropped while converting; several are cut from the frames converted once."""
+        """``count`` uint8 [T, H, W, 3] clips of the frames at ``indices`` of a reader or a cached video, each
+        with its own draw of ``transform``'s crop, resize and flip (its ``spatial_plan``, drawn from ``rng`` once
+        the frame size is known). One clip is cropped while a reader converts; several are cut from the frames
+        converted once."""
         import cv2
 
         short_side = self.decode_short_side
@@ -337,16 +338,16 @@ class VideoDataset(torch.utils.data.Dataset):
                 cv2.flip(frame, 1, dst=frame)
             return frames
 
-        if count == 1 and reader is not None:
+        if count == 1 and not isinstance(source, _DecodedVideo):
             plans: list[SpatialPlan] = []
 
             def region(height: int, width: int) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
                 plans.append(draw(height, width))
                 return plans[0].region, plans[0].size
 
-            frames = reader.get_frames(indices, region=region)
+            frames = source.get_frames(indices, region=region)
             return [flipped(frames, plans[0])]
-        full = reader.get_frames(indices) if reader is not None else video.frames[indices]
+        full = source.frames[indices] if isinstance(source, _DecodedVideo) else source.get_frames(indices)
         clips = []
         for _ in range(count):
             plan = draw(*full.shape[1:3])
@@ -359,12 +360,12 @@ class VideoDataset(torch.utils.data.Dataset):
         # RGB frames are decoded for flow and object maps too: they give the size both are aligned to.
         need_rgb = "rgb" in self.modalities or self.flow_store is not None or self.object_store is not None
         with contextlib.ExitStack() as stack:
+            source: FrameSource | _DecodedVideo
             if self.cache_frames and item.frame_paths is None:
-                video: Any = self._decoded(video_index)
-                reader = None
+                source = self._decoded(video_index)
             else:
-                reader = video = stack.enter_context(self._open(item))
-            num_frames, timestamps = video.num_frames, video.timestamps
+                source = stack.enter_context(self._open(item))
+            num_frames, timestamps = source.num_frames, source.timestamps
             if self.mode == "train":
                 indices = random_clip(num_frames, self.sampling, rng, timestamps)
             else:
@@ -377,12 +378,12 @@ class VideoDataset(torch.utils.data.Dataset):
             if fast:
                 # Crop, resize and flip worked out before decoding, applied in uint8 to the sampled frames only.
                 samples = [{"rgb": torch.from_numpy(frames).permute(3, 0, 1, 2)}  # [3, T, H, W] uint8
-                           for frames in self._planned_frames(reader, video, indices, transform, rng, count)]
+                           for frames in self._planned_frames(source, indices, transform, rng, count)]
             elif need_rgb:
-                frames = (reader.get_frames(indices, short_side=self.decode_short_side) if reader is not None
-                          else video.frames[indices])
+                frames = (source.frames[indices] if isinstance(source, _DecodedVideo)
+                          else source.get_frames(indices, short_side=self.decode_short_side))
                 sample["rgb"] = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)  # [3,T,H,W]
-            fps = video.fps
+            fps = source.fps
         if not fast:
             if self.flow_store is not None:
                 sample["flow"] = self.flow_store.load(item.key, indices.tolist(),
