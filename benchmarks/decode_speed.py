@@ -205,12 +205,13 @@ def pipeline_dataset(paths: list[Path], *, num_frames: int, stride: int, crop_si
                      **options):
     """The training dataset over ``paths``, each listed ``repeats`` times so that an epoch outlasts the timed
     batches (a new epoch would restart the loader's workers inside the measurement)."""
-    from assemblenet.data import ClassList, VideoDataset, VideoItem
+    from assemblenet.data import ClassList, ClipSampling, ClipViews, VideoDataset, VideoItem
 
     items = [VideoItem(path=str(p), labels=(i % 2,), video_id=f"{p.stem}_{r}", key=p.stem)
              for r in range(repeats) for i, p in enumerate(paths)]
-    return VideoDataset(items, classes=ClassList.from_names(["a", "b"]), num_frames=num_frames, stride=stride,
-                        crop_size=crop_size, mode="train", **options)
+    return VideoDataset(items, classes=ClassList.from_names(["a", "b"]),
+                        sampling=ClipSampling(num_frames=num_frames, stride=stride),
+                        views=ClipViews(crop_size=crop_size, mode="train"), **options)
 
 
 def time_pipeline(dataset, *, workers: int, batch_size: int, batches: int) -> float:

@@ -232,9 +232,10 @@ def update_readme(section: str) -> None:
 
 
 def measure_epochs(synthetic: Path, args: argparse.Namespace) -> dict:
-    from assemblenet.data import build_dataset
+    from assemblenet.data import ClipSampling, ClipViews, build_dataset
 
-    dataset = build_dataset("synthetic", root=synthetic, split="train", num_frames=args.frames, crop_size=64)
+    dataset = build_dataset("synthetic", root=synthetic, split="train", sampling=ClipSampling(num_frames=args.frames),
+                            views=ClipViews(crop_size=64))
     rates = {}
     for workers in (0, 1, 2):
         print(f"epochs: {workers} workers ...", file=sys.stderr)
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import av
 
-    from assemblenet.data import KineticsCsvDataset, build_dataset
+    from assemblenet.data import ClipSampling, ClipViews, KineticsCsvDataset, build_dataset
     from assemblenet.data.synthetic import make_synthetic
 
     torch.set_num_threads(1)
@@ -297,19 +298,21 @@ def main(argv: list[str] | None = None) -> int:
             make_synthetic(synthetic, progress=False)
         configs = [
             ("synthetic 64x64", f"{args.frames} frames, stride 1, crop 64", "on",
-             lambda seek: build_dataset("synthetic", root=synthetic, split="train", num_frames=args.frames,
-                                        crop_size=64, seek=seek)),
+             lambda seek: build_dataset("synthetic", root=synthetic, split="train",
+                                        sampling=ClipSampling(num_frames=args.frames), views=ClipViews(crop_size=64),
+                                        seek=seek)),
             ("synthetic 64x64", f"{args.frames} frames, stride 1, crop 64", "off",
-             lambda seek: build_dataset("synthetic", root=synthetic, split="train", num_frames=args.frames,
-                                        crop_size=64, seek=seek)),
+             lambda seek: build_dataset("synthetic", root=synthetic, split="train",
+                                        sampling=ClipSampling(num_frames=args.frames), views=ClipViews(crop_size=64),
+                                        seek=seek)),
         ]
         real_list = make_real_list(video_dir, Path(tmp), repeats=4)
         for seek in ("on", "off"):
             configs.append(("real test videos (4, 240p-1080p)",
                             f"{args.frames} frames, stride 2, short side 128, crop 112", seek,
                             lambda seek, real_list=real_list: KineticsCsvDataset(
-                                real_list, num_frames=args.frames, stride=2, decode_short_side=128, crop_size=112,
-                                seek=seek)))
+                                real_list, sampling=ClipSampling(num_frames=args.frames, stride=2),
+                                views=ClipViews(crop_size=112), decode_short_side=128, seek=seek)))
         results["loader"] = []
         for data, clip, seek, factory in configs:
             dataset = factory(None if seek == "on" else False)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from assemblenet.data import build_dataset
+from assemblenet.data import ClipViews, build_dataset
 from assemblenet.data.annotations import read_class_list, read_video_list
 from assemblenet.data.compositional import (
     COLOURS,
@@ -195,7 +195,7 @@ def test_splits_are_fixed_stratified_and_disjoint(compositional_root):
 
 
 def test_the_dataset_serves_every_split(compositional_root, synthetic_root):
-    test = build_dataset("synthetic", root=compositional_root, split="test", mode="test")
+    test = build_dataset("synthetic", root=compositional_root, split="test", views=ClipViews(mode="test"))
     assert len(test) == 16 and test.num_classes == 16
     clip, target, meta = test[0]
     assert clip.shape == (3, FRAMES, SIZE, SIZE)

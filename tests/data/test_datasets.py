@@ -16,6 +16,8 @@ import torch
 from assemblenet.data import (
     CharadesDataset,
     CharadesFrameListDataset,
+    ClipSampling,
+    ClipViews,
     KineticsCsvDataset,
     SmarthomeDataset,
     VideoFolderDataset,
@@ -36,7 +38,8 @@ def manifest(root: Path) -> dict:
 
 
 def test_synthetic_kinetics_dataset(synthetic_root):
-    dataset = build_dataset("synthetic", root=synthetic_root, split="train", num_frames=8, stride=2)
+    dataset = build_dataset("synthetic", root=synthetic_root, split="train",
+                            sampling=ClipSampling(num_frames=8, stride=2))
     assert isinstance(dataset, KineticsCsvDataset)
     assert dataset.num_classes == 6 and not dataset.multi_label
     assert dataset.class_names[:2] == ["slide_right", "slide_left"]
@@ -52,8 +55,8 @@ def test_synthetic_kinetics_dataset(synthetic_root):
 
 
 def test_training_clips_are_reproducible_under_torch_seed(synthetic_root):
-    dataset = build_dataset("synthetic", root=synthetic_root, split="train", num_frames=4, crop_size=24,
-                            hflip_prob=0.5)
+    dataset = build_dataset("synthetic", root=synthetic_root, split="train", sampling=ClipSampling(num_frames=4),
+                            views=ClipViews(crop_size=24, hflip_prob=0.5))
     torch.manual_seed(5)
     first = [dataset[i][0] for i in range(4)]
     torch.manual_seed(5)
@@ -62,9 +65,41 @@ def test_training_clips_are_reproducible_under_torch_seed(synthetic_root):
     assert first[0].shape == (3, 4, 24, 24)
 
 
+@pytest.mark.parametrize("split, old, sampling, views", [
+    ("train", dict(num_frames=4, stride=2, crop_size=24, scale=(0.3, 1.0), hflip_prob=0.5),
+     ClipSampling(num_frames=4, stride=2), ClipViews(crop_size=24, scale=(0.3, 1.0), hflip_prob=0.5)),
+    ("val", dict(num_frames=4, short_video="pad", mode="test", num_clips=2, num_crops=3, crop_size=24),
+     ClipSampling(num_frames=4, short_video="pad"), ClipViews(mode="test", num_clips=2, num_crops=3, crop_size=24)),
+])
+def test_the_old_clip_keywords_still_work_warn_once_and_give_the_same_samples(synthetic_root, split, old, sampling,
+                                                                              views):
+    """For one release every dataset (and build_dataset) still takes the fields of ``sampling=`` and ``views=``
+    as keywords of their own: one DeprecationWarning, naming them and where they go, attributed to the caller;
+    and the same samples for the same seeds as the new form."""
+    with pytest.warns(DeprecationWarning) as caught:
+        legacy = build_dataset("synthetic", root=synthetic_root, split=split, **old)
+    assert len(caught) == 1 and caught[0].filename == __file__
+    message = str(caught[0].message)
+    assert all(f"{name}=..." in message for name in old), message
+    assert "sampling=ClipSampling(" in message and "views=ClipViews(" in message and "next release" in message
+    new = build_dataset("synthetic", root=synthetic_root, split=split, sampling=sampling, views=views)
+    assert len(legacy) == len(new) and legacy.sampling == new.sampling
+    for index in range(0, len(new), max(1, len(new) // 5)):
+        torch.manual_seed(index)
+        clip_old, target_old, meta_old = legacy[index]
+        torch.manual_seed(index)
+        clip_new, target_new, meta_new = new[index]
+        assert torch.equal(clip_old, clip_new) and torch.equal(target_old, target_new) and meta_old == meta_new
+    with pytest.raises(TypeError, match="not both"):
+        KineticsCsvDataset(legacy.list_path, root=synthetic_root, sampling=sampling, num_frames=8)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'num_frame'"):
+        KineticsCsvDataset(legacy.list_path, root=synthetic_root, num_frame=8)
+
+
 def test_charades_targets_follow_the_intervals(synthetic_root):
     videos = {v["id"]: v for v in manifest(synthetic_root)["videos"]}
-    common = dict(root=synthetic_root, split="train", annotation="charades", num_frames=6, stride=2, mode="test")
+    common = dict(root=synthetic_root, split="train", annotation="charades",
+                  sampling=ClipSampling(num_frames=6, stride=2), views=ClipViews(mode="test"))
     video_level = build_dataset("synthetic", target_type="video", **common)
     frame_level = build_dataset("synthetic", target_type="frame", **common)
     clip_level = build_dataset("synthetic", target_type="clip", **common)
@@ -89,8 +124,8 @@ def test_charades_targets_follow_the_intervals(synthetic_root):
 
 
 def test_multi_view_testing(synthetic_root):
-    dataset = build_dataset("synthetic", root=synthetic_root, split="val", num_frames=4, mode="test",
-                            num_clips=2, num_crops=3, crop_size=24)
+    dataset = build_dataset("synthetic", root=synthetic_root, split="val", sampling=ClipSampling(num_frames=4),
+                            views=ClipViews(mode="test", num_clips=2, num_crops=3, crop_size=24))
     assert len(dataset) == dataset.num_videos * 6 and dataset.num_views == 6
     views = [dataset[i] for i in range(6)]
     assert {v[2]["video_index"] for v in views} == {0}
@@ -104,7 +139,7 @@ def test_multi_view_testing(synthetic_root):
 
 
 def test_collate_and_dataloader_workers(synthetic_root):
-    dataset = build_dataset("synthetic", root=synthetic_root, split="train", num_frames=4)
+    dataset = build_dataset("synthetic", root=synthetic_root, split="train", sampling=ClipSampling(num_frames=4))
     pickle.loads(pickle.dumps(dataset))
     loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate)
     clips, targets, meta = next(iter(loader))
@@ -127,7 +162,7 @@ def good_and_broken_list(tmp_path: Path, synthetic_root: Path) -> tuple[Path, li
 
 def test_broken_videos_are_skipped_counted_and_reported(tmp_path, synthetic_root, caplog):
     list_path, good, broken = good_and_broken_list(tmp_path, synthetic_root)
-    dataset = KineticsCsvDataset(list_path, root=tmp_path, num_frames=4)
+    dataset = KineticsCsvDataset(list_path, root=tmp_path, sampling=ClipSampling(num_frames=4))
     assert len(dataset) == 7
     served = []
     with caplog.at_level(logging.WARNING):
@@ -149,7 +184,7 @@ def test_broken_videos_are_skipped_counted_and_reported(tmp_path, synthetic_root
 
 def test_skips_in_worker_processes_reach_the_main_process(tmp_path, synthetic_root):
     list_path, _, broken = good_and_broken_list(tmp_path, synthetic_root)
-    dataset = KineticsCsvDataset(list_path, root=tmp_path, num_frames=4)
+    dataset = KineticsCsvDataset(list_path, root=tmp_path, sampling=ClipSampling(num_frames=4))
     loader = torch.utils.data.DataLoader(dataset, batch_size=7, num_workers=1, collate_fn=collate)
     for _, _, meta in loader:
         dataset.absorb_skipped(meta)
@@ -158,7 +193,7 @@ def test_skips_in_worker_processes_reach_the_main_process(tmp_path, synthetic_ro
 
 def test_scan_drops_exactly_the_broken_videos(tmp_path, synthetic_root):
     list_path, good, broken = good_and_broken_list(tmp_path, synthetic_root)
-    dataset = KineticsCsvDataset(list_path, root=tmp_path, num_frames=4)
+    dataset = KineticsCsvDataset(list_path, root=tmp_path, sampling=ClipSampling(num_frames=4))
     bad = dataset.scan(workers=1)
     assert set(bad) == {str(p) for p in broken.values()} and dataset.num_skipped == 4
     assert [item.path for item in dataset.items] == good and len(dataset) == 3
@@ -177,7 +212,7 @@ def test_video_folder_dataset(tmp_path, synthetic_root):
     for name, source in zip(["walk", "walk", "run"], sources):
         (tmp_path / name).mkdir(exist_ok=True)
         shutil.copy(source, tmp_path / name / source.name)
-    dataset = build_dataset("kinetics", root=tmp_path, num_frames=4)
+    dataset = build_dataset("kinetics", root=tmp_path, sampling=ClipSampling(num_frames=4))
     assert isinstance(dataset, VideoFolderDataset) and dataset.class_names == ["run", "walk"]
     assert sorted(int(dataset[i][1]) for i in range(3)) == [0, 1, 1]
 
@@ -185,7 +220,7 @@ def test_video_folder_dataset(tmp_path, synthetic_root):
 def test_generic_multi_label_list(tmp_path, synthetic_root):
     sources = sorted((synthetic_root / "videos").glob("*.mp4"))[:2]
     (tmp_path / "list.csv").write_text(f"path,labels\n{sources[0]},b;a\n{sources[1]},c\n")
-    dataset = VideoListDataset(tmp_path / "list.csv", multi_label=True, num_frames=4)
+    dataset = VideoListDataset(tmp_path / "list.csv", multi_label=True, sampling=ClipSampling(num_frames=4))
     assert dataset.class_names == ["a", "b", "c"]
     assert dataset[0][1].tolist() == [1.0, 1.0, 0.0] and dataset[1][1].tolist() == [0.0, 0.0, 1.0]
     with pytest.raises(DataError, match=r"list2.csv:2: unknown class 'zzz'"):
@@ -200,14 +235,14 @@ def test_smarthome_protocols(tmp_path, synthetic_root):
     (tmp_path / "mp4").mkdir()
     for name in names:
         shutil.copy(source, tmp_path / "mp4" / name)
-    train = SmarthomeDataset(tmp_path, split="train", protocol="CS", num_frames=4)
-    test = SmarthomeDataset(tmp_path, split="test", protocol="CS", num_frames=4)
+    train = SmarthomeDataset(tmp_path, split="train", protocol="CS", sampling=ClipSampling(num_frames=4))
+    test = SmarthomeDataset(tmp_path, split="test", protocol="CS", sampling=ClipSampling(num_frames=4))
     assert {i.video_id for i in train.items} == {"Cook_p03_r00_v01_c01", "Eat_p04_r01_v01_c02"}
     assert train.class_names == test.class_names == ["Cook", "Drink.Frombottle", "Eat", "Walk"]
-    cv_test = SmarthomeDataset(tmp_path, split="test", protocol="CV1", num_frames=4)
+    cv_test = SmarthomeDataset(tmp_path, split="test", protocol="CV1", sampling=ClipSampling(num_frames=4))
     assert {i.video_id for i in cv_test.items} == {"Drink.Frombottle_p05_r00_v02_c02", "Eat_p04_r01_v01_c02"}
     (tmp_path / "train_CS.txt").write_text("Walk_p08_r00_v03_c01\n")
-    listed = SmarthomeDataset(tmp_path, split_file=tmp_path / "train_CS.txt", num_frames=4)
+    listed = SmarthomeDataset(tmp_path, split_file=tmp_path / "train_CS.txt", sampling=ClipSampling(num_frames=4))
     assert len(listed) == 1 and int(listed[0][1]) == 3
     with pytest.raises(ConfigError, match="protocol"):
         SmarthomeDataset(tmp_path, protocol="XX")
@@ -222,15 +257,16 @@ def test_charades_frame_list_dataset(tmp_path):
         labels = '"2"' if t < 5 else '"4,1"'
         lines.append(f"VID01 0 {t} VID01/VID01-{t + 1:06d}.png {labels}")
     (tmp_path / "val.csv").write_text("\n".join(lines) + "\n")
-    dataset = CharadesFrameListDataset(tmp_path / "val.csv", root=tmp_path, num_classes=5, num_frames=4,
-                                       stride=3, mode="test", target_type="frame")
+    dataset = CharadesFrameListDataset(tmp_path / "val.csv", root=tmp_path, num_classes=5,
+                                       sampling=ClipSampling(num_frames=4, stride=3), views=ClipViews(mode="test"),
+                                       target_type="frame")
     clip, target, meta = dataset[0]
     assert clip.shape == (3, 4, 20, 20)
     assert meta["frame_indices"] == [0, 3, 6, 9]
     assert [frame_number(clip[:, t].permute(1, 2, 0).numpy()) for t in range(4)] == [0, 3, 6, 9]
     assert target.tolist() == [[0, 0, 1, 0, 0], [0, 0, 1, 0, 0], [0, 1, 0, 0, 1], [0, 1, 0, 0, 1]]
-    clip_level = CharadesFrameListDataset(tmp_path / "val.csv", root=tmp_path, num_classes=5, num_frames=2,
-                                          stride=1, mode="test")
+    clip_level = CharadesFrameListDataset(tmp_path / "val.csv", root=tmp_path, num_classes=5,
+                                          sampling=ClipSampling(num_frames=2, stride=1), views=ClipViews(mode="test"))
     assert clip_level[0][1].tolist() == [0, 1, 1, 0, 1]  # the centre clip (frames 4 and 5) spans both
 
 
@@ -244,8 +280,9 @@ def test_charades_from_frame_folders_and_without_class_file(tmp_path, caplog):
         "AAAAA,S,K,6,7,Yes,s,o,d,c003 0.00 0.10,0.33\n"
         "BBBBB,S,K,6,7,Yes,s,o,d,,0.33\n")
     with caplog.at_level(logging.WARNING):
-        dataset = CharadesDataset(tmp_path / "Charades_v1_test.csv", root=tmp_path / "frames", num_frames=4,
-                                  mode="test", target_type="frame")
+        dataset = CharadesDataset(tmp_path / "Charades_v1_test.csv", root=tmp_path / "frames",
+                                  sampling=ClipSampling(num_frames=4), views=ClipViews(mode="test"),
+                                  target_type="frame")
     assert "no class file found" in caplog.text and dataset.num_classes == 4
     clip, target, meta = dataset[0]
     assert clip.shape == (3, 4, 16, 16) and meta["frame_indices"] == [2, 3, 4, 5]
@@ -263,14 +300,15 @@ def test_flow_modality_is_aligned_with_rgb(tmp_path, synthetic_root):
                              progress=False)
     assert report.computed == [str(chosen[0])] and videos
     write_video_list(tmp_path / "one.csv", [("videos/syn_00000.mp4", "slide_right")])
-    dataset = KineticsCsvDataset(tmp_path / "one.csv", root=synthetic_root, num_frames=4, mode="test",
-                                 modalities=("rgb", "flow"), flow_root=tmp_path / "flow", crop_size=16)
+    dataset = KineticsCsvDataset(tmp_path / "one.csv", root=synthetic_root, sampling=ClipSampling(num_frames=4),
+                                 views=ClipViews(mode="test", crop_size=16), modalities=("rgb", "flow"),
+                                 flow_root=tmp_path / "flow")
     clip, _, meta = dataset[0]
     assert clip["rgb"].shape == (3, 4, 16, 16) and clip["flow"].shape == (2, 4, 16, 16)
     # Short-side resize 32 -> 16 halves the flow; the patch moves right, so mean x flow is positive.
     assert clip["flow"][0].mean() > 0.05 and abs(float(clip["flow"][1].mean())) < 0.05
-    flow_only = KineticsCsvDataset(tmp_path / "one.csv", root=synthetic_root, num_frames=4, mode="test",
-                                   modalities=("flow",), flow_root=tmp_path / "flow")
+    flow_only = KineticsCsvDataset(tmp_path / "one.csv", root=synthetic_root, sampling=ClipSampling(num_frames=4),
+                                   views=ClipViews(mode="test"), modalities=("flow",), flow_root=tmp_path / "flow")
     assert flow_only[0][0].shape == (2, 4, 32, 32)
     with pytest.raises(ConfigError, match="flow_root"):
         KineticsCsvDataset(tmp_path / "one.csv", root=synthetic_root, modalities=("flow",))
@@ -279,7 +317,8 @@ def test_flow_modality_is_aligned_with_rgb(tmp_path, synthetic_root):
 def test_target_fps_sampling_in_a_dataset(tmp_path):
     encode_video(tmp_path / "v.mp4", counter_frames(20), fps=10)
     write_video_list(tmp_path / "l.csv", [("v.mp4", "x")])
-    dataset = KineticsCsvDataset(tmp_path / "l.csv", num_frames=4, target_fps=5.0, mode="test")
+    dataset = KineticsCsvDataset(tmp_path / "l.csv", sampling=ClipSampling(num_frames=4, target_fps=5.0),
+                                 views=ClipViews(mode="test"))
     clip, _, meta = dataset[0]
     assert np.all(np.diff(meta["frame_indices"]) == 2)
     assert [frame_number(clip[:, t].permute(1, 2, 0).numpy()) for t in range(4)] == meta["frame_indices"]

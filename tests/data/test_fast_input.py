@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from assemblenet.data import ClassList, VideoDataset, VideoItem, collate
+from assemblenet.data import ClassList, ClipSampling, ClipViews, VideoDataset, VideoItem, collate
 from assemblenet.data.decode import VideoReader, crop_resize
 from assemblenet.data.transforms import RandomResizedCrop, spatial_plan, train_transform
 from tests.data.conftest import encode_video
@@ -127,10 +127,12 @@ def test_spatial_plan_draws_what_the_transform_draws():
         assert plan.region == box and plan.flip == flip and plan.size == (16, 16)
 
 
-def _dataset(path: Path, **options) -> VideoDataset:
+def _dataset(path: Path, *, decode_short_side: int | None = None, clips_per_video: int = 1,
+             **view_fields) -> VideoDataset:
     items = [VideoItem(path=str(path), labels=(0,), video_id="v", key="v")]
-    return VideoDataset(items, classes=ClassList.from_names(["a"]), num_frames=6, stride=2, crop_size=24,
-                        **options)
+    return VideoDataset(items, classes=ClassList.from_names(["a"]), sampling=ClipSampling(num_frames=6, stride=2),
+                        views=ClipViews(crop_size=24, **view_fields), decode_short_side=decode_short_side,
+                        clips_per_video=clips_per_video)
 
 
 @pytest.mark.parametrize("mode", ["train", "test"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from assemblenet.data import build_dataset
+from assemblenet.data import ClipSampling, ClipViews, build_dataset
 from assemblenet.data.objects import ObjectMapStore, resize_nearest
 from assemblenet.data.synthetic import OBJECT_CLASSES, make_synthetic
 from assemblenet.data.transforms import (
@@ -148,15 +148,15 @@ def test_make_synthetic_objects_writes_true_masks_without_changing_the_videos(sy
     assert (synthetic_with_objects / "object_classes.txt").read_text().split() == list(OBJECT_CLASSES)
 
 
-@pytest.mark.parametrize("split, kwargs", [
-    ("train", dict(crop_size=48, scale=(0.3, 1.0), hflip_prob=0.5)),
-    ("val", dict(crop_size=40, mode="test", num_clips=2, num_crops=3)),
+@pytest.mark.parametrize("split, views", [
+    ("train", ClipViews(crop_size=48, scale=(0.3, 1.0), hflip_prob=0.5)),
+    ("val", ClipViews(crop_size=40, mode="test", num_clips=2, num_crops=3)),
 ])
-def test_dataset_maps_match_the_decoded_frames_after_crops_and_flips(synthetic_with_objects, split, kwargs):
+def test_dataset_maps_match_the_decoded_frames_after_crops_and_flips(synthetic_with_objects, split, views):
     torch.manual_seed(0)
-    dataset = build_dataset("synthetic", root=synthetic_with_objects, split=split, num_frames=8,
-                            object_root=synthetic_with_objects / "objects", num_object_classes=len(OBJECT_CLASSES),
-                            **kwargs)
+    dataset = build_dataset("synthetic", root=synthetic_with_objects, split=split,
+                            sampling=ClipSampling(num_frames=8), views=views,
+                            object_root=synthetic_with_objects / "objects", num_object_classes=len(OBJECT_CLASSES))
     red_class = OBJECT_CLASSES.index("red_square")
     checked = 0
     for index in range(len(dataset)):
@@ -182,8 +182,9 @@ def test_a_video_without_maps_is_a_counted_skip(synthetic_with_objects, tmp_path
     shutil.copytree(synthetic_with_objects / "objects", objects)
     missing = sorted((objects / "videos").glob("*.npz"))[0]
     missing.unlink()
-    dataset = build_dataset("synthetic", root=synthetic_with_objects, split="train", num_frames=4, crop_size=32,
-                            object_root=objects, num_object_classes=len(OBJECT_CLASSES))
+    dataset = build_dataset("synthetic", root=synthetic_with_objects, split="train",
+                            sampling=ClipSampling(num_frames=4), views=ClipViews(crop_size=32), object_root=objects,
+                            num_object_classes=len(OBJECT_CLASSES))
     for index in range(len(dataset)):
         dataset[index]
     assert dataset.num_skipped == 1

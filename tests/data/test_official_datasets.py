@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from assemblenet.data import build_dataset
+from assemblenet.data import ClipSampling, ClipViews, build_dataset
 from assemblenet.data.annotations import read_class_list
 from assemblenet.data.check import check_split, dataset_problems
 from assemblenet.data.transforms import RandomHorizontalFlip
@@ -52,19 +52,20 @@ def ucf101(tmp_path, tiny_videos) -> Path:
 
 
 def test_ucf101_official_layout(ucf101):
-    train = build_dataset("ucf101", root=ucf101, split="train", fold=1, num_frames=2)
+    train = build_dataset("ucf101", root=ucf101, split="train", fold=1, sampling=ClipSampling(num_frames=2))
     assert train.class_names == ["ApplyEyeMakeup", "HandstandPushups", "YoYo"] and train.num_classes == 3
     labels = labels_by_name(train)
     assert labels["v_HandStandPushups_g08_c01"] == ["HandstandPushups"] and labels["v_YoYo_g08_c01"] == ["YoYo"]
     assert [item.labels[0] for item in train.items] == [0, 1, 2, 2, 0]  # 1-based list labels, 0-based targets
     # The test list has no labels: the class comes from the folder.
-    test = build_dataset("ucf101", root=ucf101, split="test", fold=1, num_frames=2, mode="test")
+    test = build_dataset("ucf101", root=ucf101, split="test", fold=1, sampling=ClipSampling(num_frames=2),
+                         views=ClipViews(mode="test"))
     assert labels_by_name(test) == {"v_ApplyEyeMakeup_g01_c01": ["ApplyEyeMakeup"],
                                     "v_HandStandPushups_g01_c01": ["HandstandPushups"]}
     clip, target, _ = test[1]
     assert clip.shape == (3, 2, 16, 16) and int(target) == 1
     # Fold 2 selects other videos; its differently cased file name still finds the file on disk.
-    fold2 = build_dataset("ucf101", root=ucf101, split="train", fold=2, num_frames=2)
+    fold2 = build_dataset("ucf101", root=ucf101, split="train", fold=2, sampling=ClipSampling(num_frames=2))
     assert len(fold2.items) == 2 and Path(fold2.items[0].path).name == "v_HandStandPushups_g01_c01.avi"
     assert Path(fold2.items[0].path).is_file()
     assert_counts(train, listed=5, missing=1, unreadable=1)
@@ -129,7 +130,7 @@ def hmdb51(tmp_path, tiny_videos) -> Path:
 
 
 def test_hmdb51_official_layout(hmdb51):
-    train = build_dataset("hmdb51", root=hmdb51, split="train", fold=1, num_frames=2)
+    train = build_dataset("hmdb51", root=hmdb51, split="train", fold=1, sampling=ClipSampling(num_frames=2))
     assert train.class_names == ["brush_hair", "sword_exercise"]
     labels = labels_by_name(train)
     assert set(labels) == {"April_09_brush_hair_u_nm_np1_ba_goo_0", "atempting_to_brush_my_hair_brush_hair_u_nm_np2_le_goo_0",
@@ -166,7 +167,8 @@ def kinetics(tmp_path, tiny_videos) -> Path:
 
 def test_kinetics_official_csv_and_layouts(kinetics):
     annotations = kinetics / "annotations"
-    train = build_dataset("kinetics", csv_path=annotations / "train.csv", root=kinetics, num_frames=2)
+    train = build_dataset("kinetics", csv_path=annotations / "train.csv", root=kinetics,
+                          sampling=ClipSampling(num_frames=2))
     assert train.path_template == "{split}/{label}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
     assert train.class_names == ["abseiling", "passing American football (in game)", "zumba"]
     labels = labels_by_name(train)
@@ -174,12 +176,14 @@ def test_kinetics_official_csv_and_layouts(kinetics):
     assert labels["--Q8bHyD7h8_000000_000010"] == ["zumba"]
     # The val CSV holds one class only: with the train CSV as classes its label keeps the train index.
     val = build_dataset("kinetics", csv_path=annotations / "validate.csv", root=kinetics,
-                        classes=annotations / "train.csv", mode="test", num_frames=2)
+                        classes=annotations / "train.csv", sampling=ClipSampling(num_frames=2),
+                        views=ClipViews(mode="test"))
     assert val.class_names == train.class_names and val.items[0].labels == (2,)
     assert Path(val.items[0].path).is_file()
     # The test CSV has no label: flat CVDF layout detected, targets are -1.
     test = build_dataset("kinetics", csv_path=annotations / "test.csv", root=kinetics,
-                         classes=annotations / "train.csv", mode="test", num_frames=2)
+                         classes=annotations / "train.csv", sampling=ClipSampling(num_frames=2),
+                         views=ClipViews(mode="test"))
     assert test.path_template == "{split}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
     assert int(test[0][1]) == -1
     assert_counts(train, listed=5, missing=1, unreadable=1)
@@ -219,11 +223,12 @@ def moments(tmp_path, tiny_videos) -> Path:
 
 
 def test_moments_in_time_official_layout(moments):
-    train = build_dataset("moments", root=moments, split="train", num_frames=2)
+    train = build_dataset("moments", root=moments, split="train", sampling=ClipSampling(num_frames=2))
     assert train.class_names == ["adult+female+singing", "bathing", "clapping"]  # the file's indices, not sorted
     labels = labels_by_name(train)
     assert labels["yt-5of6ffo6-Bw_205"] == ["bathing"] and labels["0a8b6d8d6b8c6f_1"] == ["adult+female+singing"]
-    val = build_dataset("mit", root=moments, split="val", num_frames=2, mode="test")
+    val = build_dataset("mit", root=moments, split="val", sampling=ClipSampling(num_frames=2),
+                        views=ClipViews(mode="test"))
     assert [Path(item.path).relative_to(moments).as_posix() for item in val.items] == [
         "validation/bathing/yt-val_1.mp4"]
     assert int(val[0][1]) == 1
@@ -232,7 +237,7 @@ def test_moments_in_time_official_layout(moments):
 
 def test_multi_moments_lists(moments):
     (moments / "training").rename(moments / "videos")
-    train = build_dataset("multi_moments", root=moments, split="train", num_frames=2)
+    train = build_dataset("multi_moments", root=moments, split="train", sampling=ClipSampling(num_frames=2))
     assert train.multi_label and labels_by_name(train)["yt-5of6ffo6-Bw_205"] == ["bathing", "clapping"]
     clip, target, _ = train[0]
     assert target.tolist() == [0.0, 1.0, 1.0]
@@ -262,7 +267,7 @@ def ssv2(tmp_path, tiny_videos) -> Path:
 
 
 def test_ssv2_official_layout(ssv2):
-    train = build_dataset("ssv2", root=ssv2, split="train", num_frames=2)
+    train = build_dataset("ssv2", root=ssv2, split="train", sampling=ClipSampling(num_frames=2))
     assert train.class_names == ["Approaching something with your camera", "Pushing something from left to right",
                                  "Putting something on a surface"]
     assert labels_by_name(train)["78687"] == ["Pushing something from left to right"]
@@ -273,7 +278,8 @@ def test_ssv2_official_layout(ssv2):
     assert clip.shape == (3, 2, 16, 16) and int(target) == 1 and meta["video_id"] == "78687"
     val = build_dataset("ssv2", root=ssv2, split="val")
     assert [item.video_id for item in val.items] == ["78687"]
-    test = build_dataset("something_something_v2", root=ssv2, split="test", mode="test", num_frames=2)
+    test = build_dataset("something_something_v2", root=ssv2, split="test", sampling=ClipSampling(num_frames=2),
+                         views=ClipViews(mode="test"))
     assert [item.labels for item in test.items] == [(), ()] and int(test[1][1]) == -1
     split = assert_counts(train, listed=5, missing=1, unreadable=1)
     assert split.per_class == [1, 1, 1]

@@ -226,10 +226,11 @@ class _WorkerPid(torch.utils.data.Dataset):
 
 def test_training_workers_persist_across_epochs(synthetic_root):
     # The same worker process serves every epoch, so what it caches (video indexes, known-bad files) survives.
-    from assemblenet.data import build_dataset
+    from assemblenet.data import ClipSampling, ClipViews, build_dataset
 
     cfg = load_config(tiny_config(synthetic_root, None, data={"num_workers": 1}))
-    dataset = _WorkerPid(build_dataset("synthetic", root=synthetic_root, split="train", num_frames=4, crop_size=32))
+    dataset = _WorkerPid(build_dataset("synthetic", root=synthetic_root, split="train",
+                                       sampling=ClipSampling(num_frames=4), views=ClipViews(crop_size=32)))
     trainer = Trainer(cfg, train_dataset=dataset, progress=False)
     served = []
     for epoch in range(2):

@@ -33,9 +33,9 @@ from assemblenet.data.datasets import (
     collate,
     synthetic_dataset,
 )
-from assemblenet.data.decode import FrameFolderReader, VideoReader, open_video
+from assemblenet.data.decode import FrameFolderReader, FrameSource, VideoReader, open_video
 from assemblenet.data.flow import FlowStore, compute_flow, precompute_flow
-from assemblenet.data.sampling import ClipSampling, clip_indices, random_clip, uniform_clips
+from assemblenet.data.sampling import ClipSampling, ClipViews, clip_indices, random_clip, uniform_clips
 from assemblenet.data.synthetic import make_synthetic, translating_texture_clip
 
 __all__ = [
@@ -46,8 +46,10 @@ __all__ = [
     "CheckResult",
     "ClassList",
     "ClipSampling",
+    "ClipViews",
     "FlowStore",
     "FrameFolderReader",
+    "FrameSource",
     "HMDB51Dataset",
     "KineticsCsvDataset",
     "MomentsInTimeDataset",

@@ -1,4 +1,5 @@
-"""Which frames make a clip: random clips for training, evenly spaced clips for testing.
+"""Which frames make a clip (``ClipSampling``), and which views of it a dataset yields (``ClipViews``): one
+random clip with a random crop and flip for training, evenly spaced clips x fixed crops for testing.
 
 A clip is ``num_frames`` frames taken either every ``stride`` source frames, or at ``target_fps`` using the
 frame timestamps (which also handles variable frame rate). A video shorter than a clip is looped or padded
@@ -8,13 +9,17 @@ with its last frame, by option.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 import numpy as np
 
 from assemblenet.errors import ConfigError
 
+if TYPE_CHECKING:
+    from assemblenet.data.transforms import Transform
+
 ShortVideoPolicy = Literal["loop", "pad"]
+DatasetMode = Literal["train", "test"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,43 @@ class ClipSampling:
             raise ConfigError(f"target_fps must be positive, got {self.target_fps}")
         if self.short_video not in ("loop", "pad"):
             raise ConfigError(f"short_video must be 'loop' or 'pad', got {self.short_video!r}")
+
+
+@dataclass(frozen=True)
+class ClipViews:
+    """The views a dataset yields of each video, and the training augmentation.
+
+    Args:
+        mode: ``"train"``: one random clip per video with a random-resized crop and flip. ``"test"``: every
+            video expands into ``num_clips x num_crops`` views (evenly spaced clips x fixed crops), one item each.
+        num_clips, num_crops: the test views (``num_crops`` 1 = centre, 3 = left/centre/right); train mode
+            ignores them.
+        crop_size: output H = W. ``None`` keeps the decoded size (train mode then only flips).
+        scale, ratio: random-resized-crop ranges for training (area share, aspect ratio).
+        hflip_prob: training flip probability; ``None`` is the dataset's default: 0.5, or 0 for the synthetic
+            sets, whose classes depend on left and right.
+        transform: replaces the default train transform (a ``Transform`` or ``f(sample, rng) -> sample``).
+    """
+
+    mode: DatasetMode = "train"
+    num_clips: int = 1
+    num_crops: int = 1
+    crop_size: int | None = None
+    scale: tuple[float, float] = (0.25, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip_prob: float | None = None
+    transform: Transform | Callable | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("train", "test"):
+            raise ConfigError(f"mode must be 'train' or 'test', got {self.mode!r}")
+        if self.num_crops not in (1, 3):
+            raise ConfigError(f"num_crops must be 1 or 3, got {self.num_crops}")
+        if self.num_clips < 1:
+            raise ConfigError(f"num_clips must be >= 1, got {self.num_clips}")
+        # Configs give lists (YAML); tuples keep the views hashable and comparable.
+        object.__setattr__(self, "scale", tuple(self.scale))
+        object.__setattr__(self, "ratio", tuple(self.ratio))
 
 
 def clip_indices(num_video_frames: int, sampling: ClipSampling, position: float,

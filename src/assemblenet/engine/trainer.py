@@ -115,13 +115,21 @@ def seed_everything(seed: int) -> None:
 
 
 def dataset_kwargs(cfg: Config, split: str) -> dict[str, Any]:
-    """Keyword arguments for ``build_dataset`` for ``split`` ('train' or 'val')."""
+    """Keyword arguments for ``build_dataset`` for ``split`` ('train' or 'val'). A split's section may set any
+    field of ``ClipSampling`` or ``ClipViews`` (``num_frames``, ``scale``, ...) as a key of its own; they are
+    gathered into ``sampling=`` and ``views=``."""
+    from dataclasses import fields
+
+    from assemblenet.data.sampling import ClipSampling, ClipViews
+
     data = cfg.data
     kwargs = dict(data.train if split == "train" else data.val)
-    kwargs.setdefault("num_frames", data.num_frames if split == "train" or cfg.eval.num_frames is None
-                      else cfg.eval.num_frames)
-    kwargs.setdefault("stride", data.stride)
-    kwargs.setdefault("crop_size", data.crop_size)
+    sampling = {f.name: kwargs.pop(f.name) for f in fields(ClipSampling) if f.name in kwargs}
+    views = {f.name: kwargs.pop(f.name) for f in fields(ClipViews) if f.name in kwargs}
+    sampling.setdefault("num_frames", data.num_frames if split == "train" or cfg.eval.num_frames is None
+                        else cfg.eval.num_frames)
+    sampling.setdefault("stride", data.stride)
+    views.setdefault("crop_size", data.crop_size)
     kwargs.setdefault("modalities", tuple(data.modalities))
     if data.object_root is not None:
         kwargs.setdefault("object_root", data.object_root)
@@ -130,13 +138,15 @@ def dataset_kwargs(cfg: Config, split: str) -> dict[str, Any]:
     if data.decode_short_side is not None:
         kwargs.setdefault("decode_short_side", data.decode_short_side)
     if split == "train":
-        kwargs.setdefault("mode", "train")
+        views.setdefault("mode", "train")
         if data.clips_per_video != 1:
             kwargs.setdefault("clips_per_video", data.clips_per_video)
     else:
-        kwargs.setdefault("mode", "test")
-        kwargs.setdefault("num_clips", cfg.eval.num_clips)
-        kwargs.setdefault("num_crops", cfg.eval.num_crops)
+        views.setdefault("mode", "test")
+        views.setdefault("num_clips", cfg.eval.num_clips)
+        views.setdefault("num_crops", cfg.eval.num_crops)
+    kwargs["sampling"] = ClipSampling(**sampling)
+    kwargs["views"] = ClipViews(**views)
     return kwargs
 
 

@@ -26,16 +26,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
+import sys
+import warnings
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from assemblenet.data.annotations import ClassList
 from assemblenet.data.decode import FrameFolderReader, FrameSource, crop_resize, open_video, shrink_to_short_side
-from assemblenet.data.sampling import ClipSampling, random_clip, uniform_clip_positions, clip_indices
+from assemblenet.data.sampling import ClipSampling, ClipViews, clip_indices, random_clip, uniform_clip_positions
 from assemblenet.data.transforms import (SpatialPlan, Transform, eval_transform, plannable, spatial_plan,
                                          train_transform)
 from assemblenet.errors import ConfigError, DataError
@@ -43,6 +45,7 @@ from assemblenet.errors import ConfigError, DataError
 logger = logging.getLogger(__name__)
 
 MODALITIES = ("rgb", "flow")
+DEFAULT_HFLIP_PROB = 0.5
 TARGET_TYPES = ("video", "clip", "frame")
 # Active-interval comparisons allow for timestamps rounded to 2 decimals in Charades CSVs.
 _TIME_EPS = 1e-6
@@ -87,6 +90,54 @@ def _torch_seeded_rng() -> np.random.Generator:
     return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
 
 
+_SAMPLING_FIELDS = tuple(f.name for f in fields(ClipSampling))
+_VIEWS_FIELDS = tuple(f.name for f in fields(ClipViews))
+
+
+def clip_options(owner: str, sampling: ClipSampling | None, views: ClipViews | None,
+                 keywords: dict[str, Any]) -> tuple[ClipSampling, ClipViews]:
+    """``(sampling, views)`` for a dataset, accepting for one more release their fields as separate keywords
+    (``num_frames=8, crop_size=112``: the form before they were grouped) with one ``DeprecationWarning`` that
+    names them and the fields they now go to. A keyword that is neither is a TypeError, as Python's own."""
+    unknown = [name for name in keywords if name not in _SAMPLING_FIELDS + _VIEWS_FIELDS]
+    if unknown:
+        raise TypeError(f"{owner}.__init__() got an unexpected keyword argument {unknown[0]!r}")
+    old_sampling = {name: value for name, value in keywords.items() if name in _SAMPLING_FIELDS}
+    old_views = {name: value for name, value in keywords.items() if name in _VIEWS_FIELDS}
+    for given, old, argument in ((sampling, old_sampling, "sampling"), (views, old_views, "views")):
+        if given is not None and old:
+            raise TypeError(f"{owner}: give {argument}= or its fields {sorted(old)} as keywords, not both")
+    if keywords:
+        groups = (("sampling", "ClipSampling", old_sampling), ("views", "ClipViews", old_views))
+        grouped = [f"{argument}={cls}({', '.join(f'{name}=...' for name in old)})"
+                   for argument, cls, old in groups if old]
+        warnings.warn(f"{owner}: the keywords {', '.join(keywords)} are deprecated and will be removed in the next "
+                      f"release; pass {' and '.join(grouped)}", DeprecationWarning, stacklevel=_caller_stacklevel())
+    return (ClipSampling(**old_sampling) if sampling is None else sampling,
+            ClipViews(**old_views) if views is None else views)
+
+
+def with_hflip_default(kwargs: dict[str, Any], hflip_prob: float) -> dict[str, Any]:
+    """``kwargs`` for ``VideoDataset`` with the training flip probability ``hflip_prob`` where the caller left it
+    unset (``views.hflip_prob`` None): for datasets whose classes depend on left and right."""
+    if any(name in kwargs for name in _VIEWS_FIELDS):  # the deprecated one-keyword-per-field form
+        kwargs.setdefault("hflip_prob", hflip_prob)
+        return kwargs
+    views = kwargs.get("views")
+    views = ClipViews() if views is None else views
+    kwargs["views"] = replace(views, hflip_prob=hflip_prob) if views.hflip_prob is None else views
+    return kwargs
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` naming the first frame outside this package's dataset modules (the user's call,
+    however many dataset constructors and ``build_dataset`` stand between)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("assemblenet.data.datasets"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 class VideoDataset(torch.utils.data.Dataset):
     """Clips from a list of ``VideoItem`` (see the module docstring for what an item returns).
 
@@ -94,13 +145,11 @@ class VideoDataset(torch.utils.data.Dataset):
         items: the videos.
         classes: class names in label order.
         multi_label: targets are multi-hot (Charades) instead of a class index.
-        num_frames, stride, target_fps, short_video: the clip (``ClipSampling``).
-        mode: ``"train"`` (random clip, random crop) or ``"test"`` (multi-view).
-        num_clips, num_crops: test views per video (``num_crops`` is 1 = centre, or 3 = left/centre/right).
-        crop_size: output H = W. ``None`` keeps the decoded size (train mode then only flips).
-        scale, ratio: random-resized-crop ranges for training.
-        hflip_prob: training flip probability. Set 0 where classes depend on left/right (the synthetic set).
-        transform: replaces the default train transform (a ``Transform`` or ``f(sample, rng) -> sample``).
+        sampling: which frames make a clip (``ClipSampling``: ``num_frames``, ``stride``, ``target_fps``,
+            ``short_video``).
+        views: train or test mode, the test views, the crop size and the training augmentation (``ClipViews``:
+            ``mode``, ``num_clips``, ``num_crops``, ``crop_size``, ``scale``, ``ratio``, ``hflip_prob``,
+            ``transform``).
         modalities: ``("rgb",)``, ``("flow",)`` or ``("rgb", "flow")``.
         flow_root: folder of precomputed flow (``assemblenet flow``), needed for the flow modality.
         object_root: folder of precomputed per-frame object maps (``assemblenet.data.objects``); each clip then
@@ -122,24 +171,19 @@ class VideoDataset(torch.utils.data.Dataset):
             its own random crop and flip (``[k, C, T, H, W]`` and ``[k, ...]`` targets, which ``collate``
             flattens into the batch), so one decode feeds k clips. An epoch still visits every video once and
             yields k times the clips. Test mode ignores it.
+        **deprecated_keywords: the fields of ``sampling`` and ``views`` given one by one, as before they were
+            grouped: still accepted for one release, with a ``DeprecationWarning``.
     """
 
     def __init__(self, items: Sequence[VideoItem], *, classes: ClassList, multi_label: bool = False,
-                 num_frames: int = 16, stride: int = 1, target_fps: float | None = None,
-                 short_video: str = "loop", mode: str = "train", num_clips: int = 1, num_crops: int = 1,
-                 crop_size: int | None = None, scale: tuple[float, float] = (0.25, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3), hflip_prob: float = 0.5,
-                 transform: Transform | Callable | None = None, modalities: Sequence[str] = ("rgb",),
-                 flow_root: str | os.PathLike | None = None, target_type: str = "video", frame_fps: float = 30.0,
-                 decode_short_side: int | None = None, seek: bool | None = None, max_attempts: int = 10,
-                 cache_frames: bool = False, object_root: str | os.PathLike | None = None,
-                 num_object_classes: int = 151, clips_per_video: int = 1) -> None:
-        if mode not in ("train", "test"):
-            raise ConfigError(f"mode must be 'train' or 'test', got {mode!r}")
-        if num_crops not in (1, 3):
-            raise ConfigError(f"num_crops must be 1 or 3, got {num_crops}")
-        if num_clips < 1:
-            raise ConfigError(f"num_clips must be >= 1, got {num_clips}")
+                 sampling: ClipSampling | None = None, views: ClipViews | None = None,
+                 modalities: Sequence[str] = ("rgb",), flow_root: str | os.PathLike | None = None,
+                 target_type: str = "video", frame_fps: float = 30.0, decode_short_side: int | None = None,
+                 seek: bool | None = None, max_attempts: int = 10, cache_frames: bool = False,
+                 object_root: str | os.PathLike | None = None, num_object_classes: int = 151,
+                 clips_per_video: int = 1, **deprecated_keywords: Any) -> None:
+        sampling, views = clip_options(type(self).__name__, sampling, views, deprecated_keywords)
+        mode, crop_size = views.mode, views.crop_size
         modalities = tuple(modalities)
         if not modalities or any(m not in MODALITIES for m in modalities) or len(set(modalities)) != len(modalities):
             raise ConfigError(f"modalities must be a non-empty subset of {MODALITIES}, got {modalities}")
@@ -152,11 +196,11 @@ class VideoDataset(torch.utils.data.Dataset):
         self.items = list(items)
         self.classes = classes
         self.multi_label = bool(multi_label)
-        self.sampling = ClipSampling(num_frames=num_frames, stride=stride, target_fps=target_fps,
-                                     short_video=short_video)  # type: ignore[arg-type]
+        self.sampling = sampling
+        self.views = views
         self.mode = mode
-        self.num_clips = num_clips if mode == "test" else 1
-        self.num_crops = num_crops if mode == "test" else 1
+        self.num_clips = views.num_clips if mode == "test" else 1
+        self.num_crops = views.num_crops if mode == "test" else 1
         self.crop_size = crop_size
         self.modalities = modalities
         self.target_type = target_type
@@ -178,8 +222,10 @@ class VideoDataset(torch.utils.data.Dataset):
 
             self.object_store = ObjectMapStore(object_root, num_classes=num_object_classes)
         if mode == "train":
-            self.transforms = [transform if transform is not None
-                               else train_transform(crop_size, scale=scale, ratio=ratio, hflip_prob=hflip_prob)]
+            hflip_prob = DEFAULT_HFLIP_PROB if views.hflip_prob is None else views.hflip_prob
+            self.transforms = [views.transform if views.transform is not None
+                               else train_transform(crop_size, scale=views.scale, ratio=views.ratio,
+                                                    hflip_prob=hflip_prob)]
         else:
             positions = [1] if self.num_crops == 1 else [0, 1, 2]
             self.transforms = [eval_transform(crop_size, crop_position=p) for p in positions]

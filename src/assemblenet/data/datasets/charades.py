@@ -42,7 +42,7 @@ class CharadesDataset(VideoDataset):
         target_type: ``video`` (every action of the video), ``clip`` (actions overlapping the clip) or
             ``frame`` ([T, K], actions active at each sampled frame).
         frame_fps: rate of frame folders (the official RGB frames are 24 fps).
-        **kwargs: ``VideoDataset`` options (num_frames, stride, mode, crop_size, ...).
+        **kwargs: ``VideoDataset`` options (sampling, views, target_type, ...).
     """
 
     def __init__(self, csv_path: str | os.PathLike, *, root: str | os.PathLike,

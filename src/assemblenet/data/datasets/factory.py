@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from assemblenet.data.datasets.base import VideoDataset
+from assemblenet.data.datasets.base import VideoDataset, with_hflip_default
 from assemblenet.data.datasets.charades import CharadesDataset, CharadesFrameListDataset
 from assemblenet.data.datasets.lists import KineticsCsvDataset, VideoFolderDataset, VideoListDataset
 from assemblenet.data.datasets.moments import MomentsInTimeDataset, MultiMomentsDataset
@@ -26,8 +26,8 @@ def synthetic_dataset(root: str | os.PathLike, *, split: str = "train", annotati
         annotation: ``kinetics`` (single-label, single-action videos) or ``charades`` (multi-label, all
             videos, time intervals; ``target_type`` may be ``video``, ``clip`` or ``frame``; the default
             benchmark only).
-        **kwargs: ``VideoDataset`` options. Defaults differ from real datasets: ``hflip_prob=0`` because a
-            flip turns ``slide_right`` into ``slide_left``; ``num_frames=16``.
+        **kwargs: ``VideoDataset`` options. Defaults differ from real datasets: ``views.hflip_prob`` left at
+            ``None`` is 0 because a flip turns ``slide_right`` into ``slide_left``.
     """
     from assemblenet.data import synthetic
 
@@ -46,8 +46,7 @@ def synthetic_dataset(root: str | os.PathLike, *, split: str = "train", annotati
         raise DataError(f"{wanted}: not found; the {split!r} split with {annotation!r} annotations needs this file. "
                         "The default `make-synthetic` benchmark writes train/val splits in kinetics and charades "
                         "format; `make-synthetic --task compositional` writes train/val/test in kinetics format only")
-    kwargs.setdefault("hflip_prob", 0.0)
-    kwargs.setdefault("num_frames", 16)
+    with_hflip_default(kwargs, 0.0)
     if annotation == "kinetics":
         return KineticsCsvDataset(root / name, root=root, classes=root / synthetic.CLASSES_FILE, **kwargs)
     return CharadesDataset(root / name, root=root / synthetic.VIDEO_DIR,

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from assemblenet.data.annotations import read_ssv2_labels, read_ssv2_split
-from assemblenet.data.datasets.base import VideoDataset, VideoItem, key_for
+from assemblenet.data.datasets.base import VideoDataset, VideoItem, key_for, with_hflip_default
 from assemblenet.errors import ConfigError, DataError
 
 _SPLIT_FILES = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
@@ -42,7 +42,7 @@ class SomethingSomethingV2Dataset(VideoDataset):
         root: the dataset folder.
         split: ``train``, ``val``/``validation`` or ``test`` (unlabelled: targets are -1).
         video_dir: override the video folder. video_ext: ``webm`` (as shipped) or e.g. ``mp4`` after transcoding.
-        **kwargs: ``VideoDataset`` options. ``hflip_prob`` defaults to 0 here because a flip swaps classes
+        **kwargs: ``VideoDataset`` options. ``views.hflip_prob`` defaults to 0 here because a flip swaps classes
             such as "Pushing something from left to right" and "... from right to left".
     """
 
@@ -62,6 +62,5 @@ class SomethingSomethingV2Dataset(VideoDataset):
         for entry in entries:
             path = videos / (entry.path + suffix)
             items.append(VideoItem(str(path), entry.labels, entry.path, key_for(path, videos)))
-        kwargs.setdefault("hflip_prob", 0.0)
-        super().__init__(items, classes=classes, multi_label=False, **kwargs)
+        super().__init__(items, classes=classes, multi_label=False, **with_hflip_default(kwargs, 0.0))
         self.root, self.split = root, split
