@@ -254,6 +254,17 @@ def _rate_to_float(rate: Fraction | None) -> float | None:
     return value if np.isfinite(value) and 0 < value < 1000 else None
 
 
+def _checked_indices(path: Path, indices: Sequence[int], num_frames: int) -> list[int]:
+    """``indices`` as ints; none, or one outside ``[0, num_frames)``, is an error naming ``path``."""
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise ValueError("indices must not be empty")
+    bad = [i for i in indices if not 0 <= i < num_frames]
+    if bad:
+        raise IndexError(f"{path}: frame indices {bad[:5]} out of range [0, {num_frames})")
+    return indices
+
+
 class VideoReader(FrameSource):
     """Frames of one video file, decoded with PyAV.
 
@@ -519,12 +530,7 @@ class VideoReader(FrameSource):
         import av
 
         crop = None if region is None else _Crop(region, size)
-        indices = [int(i) for i in indices]
-        if not indices:
-            raise ValueError("indices must not be empty")
-        bad = [i for i in indices if not 0 <= i < self.num_frames]
-        if bad:
-            raise IndexError(f"{self.path}: frame indices {bad[:5]} out of range [0, {self.num_frames})")
+        indices = _checked_indices(self.path, indices, self.num_frames)
         wanted = set(indices)
         found: dict[int, np.ndarray] = {}
         use_seek = self.can_seek if seek is None else (seek and self.index.pts is not None)
@@ -714,12 +720,7 @@ class FrameFolderReader(FrameSource):
         """uint8 [len(indices), H, W, 3], RGB. ``seek`` is accepted for interface parity and ignored;
         ``short_side``, ``region`` and ``size`` as in ``VideoReader.get_frames``."""
         crop = None if region is None else _Crop(region, size)
-        indices = [int(i) for i in indices]
-        if not indices:
-            raise ValueError("indices must not be empty")
-        bad = [i for i in indices if not 0 <= i < self.num_frames]
-        if bad:
-            raise IndexError(f"{self.path}: frame indices {bad[:5]} out of range [0, {self.num_frames})")
+        indices = _checked_indices(self.path, indices, self.num_frames)
         cache: dict[int, np.ndarray] = {}
         for i in indices:
             if i not in cache:
