@@ -405,7 +405,7 @@ def test_retrain_with_injected_training_records_scores_and_correlation(tmp_path:
         scores = [e["score"] for e in section["entries"] if e["strategy"] == strategy]
         assert section["strategies"][strategy]["mean"] == pytest.approx(statistics.fmean(scores))
     assert (out / "proxy_vs_test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "## Retrained best graphs" in (out / "study.md").read_text()
+    assert "## Retrained graphs" in (out / "study.md").read_text()
 
     # Rerunning trains nothing again (each result file marks a finished training).
     run_study(config, stage="retrain", output=out, progress=False, run_training=fake)
@@ -552,3 +552,141 @@ def test_retrain_in_worker_processes_trains_with_the_engine_and_records_its_time
     trained = [row for row in log_lines if row["event"] == "training-finished"]
     assert trained and all(row["wall_time_s"] > 0 for row in trained)
     assert [row["stage"] for row in log_lines if row["event"] == "stage-finished"] == ["search", "retrain"]
+
+
+# ---------------------------------------------------------------------- issue 20: recipes, choices, noise
+def test_recipes_stage_trains_each_candidate_and_auto_picks_the_steadiest(tmp_path: Path) -> None:
+    """Each candidate trains every fixed graph with the same seeds and its own steps and lr; ``auto`` picks the
+    smallest pooled spread among the recipes whose mean is not measurably lower, and the baselines then train
+    with it (in folders of their own, so a recipe never reuses another's result)."""
+
+    class RecipeTraining(FakeTraining):
+        # lr 0.05 makes seeds agree (spread 0.001) at the same level; 1200 steps at lr 0.1 spreads them by 0.05
+        def __call__(self, config: str | None, **kwargs: Any) -> dict[str, Any]:
+            self.calls.append({"config": config, **kwargs})
+            lr = kwargs["overrides"].get("optim.lr", 0.1)
+            spread = 0.001 if lr == 0.05 else (0.05 if kwargs["max_steps"] == 1200 else 0.02)
+            return {"metrics": {"metric": 0.5 + spread * (kwargs["seed"] - 1)}}
+
+    recipes = {"enabled": True, "graphs": ["asn50", "late_fusion"], "seeds": 3,
+               "candidates": [{"name": "short", "steps": 6}, {"name": "long", "steps": 1200},
+                              {"name": "gentle", "steps": 6, "lr": 0.05}]}
+    config = study_config_from_dict(study_dict(
+        strategies=["random"], seeds=[0], max_evaluations=2, recipes=recipes,
+        retrain={"enabled": False, "steps": 5, "recipe": "auto", "overrides": {"data.val.split": "test"}},
+        baselines={"enabled": True, "names": ["rgb_only"], "seeds": 2}), source="study.yaml", base_dir=str(tmp_path))
+    study = Study(config, output=tmp_path / "out", progress=False, run_training=RecipeTraining())
+    with pytest.raises(ConfigError, match="run the recipes stage first"):
+        study.retrain_settings()
+    fake = RecipeTraining()
+    run_study(config, output=tmp_path / "out", progress=False, run_training=fake)
+    recipe_calls = fake.calls[:18]
+    assert len(fake.calls) == 18 + 2  # 3 recipes x 2 graphs x 3 seeds, then 2 baseline seeds
+    assert {(c["max_steps"], c["overrides"].get("optim.lr")) for c in recipe_calls} == \
+        {(6, None), (6, 0.05), (1200, None)}
+    assert all(c["overrides"]["data.val.split"] == "test" for c in fake.calls)
+    data = json.loads((tmp_path / "out" / "study.json").read_text())
+    rows = data["recipes"]["candidates"]
+    assert rows["gentle"]["pooled_std"] == pytest.approx(0.001)
+    assert rows["long"]["pooled_std"] == pytest.approx(0.05)
+    assert data["recipes"]["chosen"] == "gentle"
+    assert [c["overrides"].get("optim.lr") for c in fake.calls[18:]] == [0.05, 0.05]  # baselines use it
+    assert data["baselines"]["recipe"] == "gentle"
+    assert (tmp_path / "out" / "baselines" / "rgb_only" / "gentle-seed1" / "result.json").is_file()
+    assert "Chosen for retraining (`retrain.recipe: auto`): **gentle**" in (tmp_path / "out" / "study.md").read_text()
+    fake.calls.clear()
+    run_study(config, output=tmp_path / "out", progress=False, run_training=fake)  # resumed: nothing again
+    assert fake.calls == []
+
+
+def test_choose_recipe_never_trades_a_measurably_lower_score_for_agreement() -> None:
+    from assemblenet.search.study import choose_recipe
+
+    def row(mean: float, low: float, high: float, std: float, steps: int = 600) -> dict[str, Any]:
+        return {"complete": True, "mean": mean, "ci95_bootstrap": [low, high], "pooled_std": std, "steps": steps}
+
+    # "flat" agrees best but its interval lies below the top one's: it is not eligible.
+    rows = {"base": row(0.30, 0.25, 0.35, 0.05), "flat": row(0.10, 0.09, 0.11, 0.001),
+            "long": row(0.32, 0.28, 0.36, 0.03, 1200)}
+    assert choose_recipe(rows) == "long"
+    rows["long"] = row(0.32, 0.28, 0.36, 0.05, 1200)  # equal spread: the cheaper one
+    assert choose_recipe(rows) == "base"
+    rows["base"] = {**rows["base"], "complete": False}
+    assert choose_recipe(rows) is None
+
+
+def test_retrain_trains_both_choices_and_compares_them_paired_by_run(tmp_path: Path) -> None:
+    """With finalist re-scoring on, each run's single best and re-scored graphs are retrained (one graph once)
+    and the study reports their paired difference, the training-seed spread and its variance split."""
+    search = yaml.safe_load(Path(TINY).read_text())
+    search["search"]["finalists"] = {"top_k": 3, "seeds": 2}
+    search_path = tmp_path / "search.yaml"
+    search_path.write_text(yaml.safe_dump(search))
+    config = study_config_from_dict(study_dict(
+        search=str(search_path), strategies=["evolution", "random"], seeds=[0, 1, 2], max_evaluations=8,
+        retrain={"enabled": True, "steps": 7, "seeds": 2}), source="study.yaml", base_dir=str(tmp_path))
+    fake = FakeTraining()
+    run_study(config, output=tmp_path / "out", progress=False, run_training=fake)
+    runs = Study(config, output=tmp_path / "out", progress=False).collect()
+    assert all(run.complete and run.finalists is not None for run in runs)
+    graphs = {h for run in runs for h in (run.best.graph_hash, run.rescored.graph_hash)}  # type: ignore[union-attr]
+    assert len(fake.calls) == 2 * len(graphs)
+    data = json.loads((tmp_path / "out" / "study.json").read_text())
+    section = data["retrain"]
+    assert len(section["entries"]) == 2 * len(runs)
+    by_run = {(e["run"], e["choice"]): e for e in section["entries"]}
+    diffs = [by_run[(r.label, "rescored")]["score"] - by_run[(r.label, "single-best")]["score"] for r in runs]
+    both = section["choice_comparison"]["all"]
+    assert both["runs"] == len(runs) and both["differences"] == pytest.approx(diffs)
+    assert both["same_graph"] == sum(r.best.graph_hash == r.rescored.graph_hash for r in runs)  # type: ignore[union-attr]
+    assert both["mean_difference"] == pytest.approx(statistics.fmean(diffs))
+    # The search result of a run is its re-scored choice.
+    assert section["result_choice"] == "rescored"
+    for strategy in ("evolution", "random"):
+        expected = [by_run[(r.label, "rescored")]["score"] for r in runs if r.spec.strategy == strategy]
+        assert section["strategies"][strategy]["scores"] == pytest.approx(expected)
+    # FakeTraining adds 0.001 per training seed: every graph's spread is std([s, s + 0.001]).
+    noise = section["training_noise"]
+    assert noise["mean_std"] == pytest.approx(statistics.stdev([0.0, 0.001]))
+    assert noise["within_variance"] == pytest.approx(statistics.variance([0.0, 0.001]))
+    text = (tmp_path / "out" / "study.md").read_text()
+    assert "### Single best against finalist re-scoring" in text and "### Training-seed spread" in text
+    assert (tmp_path / "out" / "choices.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data["strategies"]["evolution"]["cost"]["finalist_evaluations"] == 3 * 3 * 2
+    fake.calls.clear()
+    run_study(config, output=tmp_path / "out", progress=False, run_training=fake)
+    assert fake.calls == []
+
+
+def test_a_run_killed_during_its_finalists_is_not_skipped(tmp_path: Path) -> None:
+    search = yaml.safe_load(Path(TINY).read_text())
+    search["search"]["finalists"] = {"top_k": 2, "seeds": 2}
+    search_path = tmp_path / "search.yaml"
+    search_path.write_text(yaml.safe_dump(search))
+    config = study_config_from_dict(study_dict(search=str(search_path), strategies=["random"], seeds=[0],
+                                               max_evaluations=5), source="study.yaml", base_dir=str(tmp_path))
+    study = Study(config, output=tmp_path / "out", progress=False)
+    study.run("search")
+    run_dir = study.run_dir(study.specs()[0])
+    first = json.loads((run_dir / "finalists.json").read_text())
+    (run_dir / "finalists.json").unlink()  # as if killed before the ranking was written
+    assert study.collect()[0].complete is False
+    study.run("search")
+    assert json.loads((run_dir / "finalists.json").read_text())["finalists"] == first["finalists"]
+
+
+def test_paired_permutation_test_and_variance_split_by_hand() -> None:
+    from assemblenet.search import stats
+
+    # 4 pairs: of the 16 sign flips, only the observed one and the one flipping -0.01 reach a mean of 0.085.
+    result = stats.paired_permutation_test([0.1, 0.2, 0.05, -0.01], alternative="greater")
+    assert result.exact and result.statistic == pytest.approx(0.085) and result.p_value == pytest.approx(2 / 16)
+    assert stats.paired_permutation_test([0.0, 0.0], alternative="less").p_value == 1.0
+    split = stats.variance_split([[0.1, 0.2, 0.3], [0.5, 0.6, 0.4], [0.3, 0.3, 0.35]])
+    within = statistics.fmean([0.01, 0.01, statistics.variance([0.3, 0.3, 0.35])])
+    means = [0.2, 0.5, statistics.fmean([0.3, 0.3, 0.35])]
+    assert split.within == pytest.approx(within)
+    assert split.between == pytest.approx(statistics.variance(means) - within / 3)
+    assert not split.training_noise_dominates
+    same_graph_twice = stats.variance_split([[0.1, 0.3], [0.1, 0.3]])
+    assert same_graph_twice.between == 0.0 and same_graph_twice.training_noise_dominates

@@ -93,6 +93,21 @@ def bootstrap_nested_ci(groups: Sequence[Sequence[float]], *, samples: int = 100
     return Interval(estimate, float(low), float(high))
 
 
+def bootstrap_stratified_ci(groups: Sequence[Sequence[float]], *, samples: int = 10000, confidence: float = 0.95,
+                            seed: int = 0) -> Interval:
+    """The mean over fixed groups of each group's mean (e.g. fixed graphs, each with several training seeds)
+    and its percentile bootstrap interval, resampling values within each group only (the groups are fixed, not
+    drawn: contrast :func:`bootstrap_nested_ci`)."""
+    _check_confidence(confidence)
+    arrays = [_array(g, "group") for g in groups]
+    if not arrays:
+        raise ValueError("groups: need at least one group")
+    rng = np.random.default_rng(seed)
+    means = np.mean([a[rng.integers(0, a.size, size=(samples, a.size))].mean(axis=1) for a in arrays], axis=0)
+    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Interval(float(np.mean([a.mean() for a in arrays])), float(low), float(high))
+
+
 @dataclass(frozen=True)
 class IntervalComparison:
     """Which of several named estimates is measurably highest: ``leader`` when its interval lies entirely above
@@ -229,6 +244,67 @@ def mann_whitney(a: Sequence[float], b: Sequence[float], *, alternative: str = "
         return Significance(float(u), p, True)
     result = stats.mannwhitneyu(x, y, alternative=alternative, method="asymptotic")
     return Significance(float(u), float(result.pvalue), False)
+
+
+def paired_permutation_test(differences: Sequence[float], *, alternative: str = "greater",
+                            max_exact: int = 1 << 16, samples: int = 100_000, seed: int = 0) -> Significance:
+    """One-sided sign-flip test of the mean of paired ``differences`` (e.g. one per search seed).
+
+    H0: each difference is symmetric about zero (the two members of a pair are exchangeable). p is the share of
+    the 2^n sign assignments whose mean is at least the observed one (``"less"``: at most); exact when 2^n is at
+    most ``max_exact`` (16 pairs), else ``samples`` random assignments with p = (hits + 1) / (samples + 1).
+    Zero differences (identical pairs) are kept: they dilute the mean as they should.
+    """
+    _check_alternative(alternative)
+    d = _array(differences, "differences")
+    sign = 1.0 if alternative == "greater" else -1.0
+    observed = float(d.mean())
+    slack = 1e-9 * max(1.0, float(np.abs(d).sum()))
+    if (1 << d.size) <= max_exact:
+        flips = ((np.arange(1 << d.size)[:, None] >> np.arange(d.size)) & 1) * -2 + 1
+        exact = True
+    else:
+        flips = np.random.default_rng(seed).choice([-1.0, 1.0], size=(samples, d.size))
+        exact = False
+    means = (flips * d).mean(axis=1)
+    hits = int(np.count_nonzero(sign * means >= sign * observed - slack))
+    p = hits / means.size if exact else (hits + 1) / (samples + 1)
+    return Significance(observed, float(p), exact)
+
+
+@dataclass(frozen=True)
+class VarianceSplit:
+    """One-way random-effects split of scores grouped by graph (each group: one graph's training seeds).
+
+    ``within``: the pooled variance between training seeds of one graph; ``between``: the variance of the
+    graphs' true means (method of moments: the variance of the group means minus ``within`` / seeds, floored at
+    zero). ``within_share`` is the part of one training's score variance that training seeds make."""
+
+    groups: int
+    seeds_per_group: float
+    within: float
+    between: float
+
+    @property
+    def within_share(self) -> float:
+        total = self.within + self.between
+        return self.within / total if total > 0 else math.nan
+
+    @property
+    def training_noise_dominates(self) -> bool:
+        return self.within > self.between
+
+
+def variance_split(groups: Sequence[Sequence[float]]) -> VarianceSplit:
+    """:class:`VarianceSplit` of the groups with at least two values (at least two such groups needed)."""
+    arrays = [_array(g, "group") for g in groups if len(g) >= 2]
+    if len(arrays) < 2:
+        raise ValueError("variance_split: need at least two groups with two or more values each")
+    within = float(np.mean([a.var(ddof=1) for a in arrays]))
+    seeds = float(len(arrays) / np.sum([1.0 / a.size for a in arrays]))  # harmonic mean group size
+    means = np.array([a.mean() for a in arrays])
+    between = max(0.0, float(means.var(ddof=1)) - within / seeds)
+    return VarianceSplit(len(arrays), seeds, within, between)
 
 
 def _check_alternative(alternative: str) -> None:
