@@ -36,7 +36,7 @@ def test_folder_report_has_plots_table_and_best_graph(two_searches: tuple[Path, 
         assert f"plots/{image}" in text
     # The folder's best graph is the best of all its runs, in both formats, with learned weights.
     runs = find_runs([folder])
-    best = max((r.best_fitness for r in runs))
+    best = max((r.final_best for r in runs))
     graph = load_graph(folder / "best.yaml")
     assert graph.has_edge_weights
     assert load_graph(folder / "best_official.json").canonical_hash() == graph.canonical_hash()
@@ -50,7 +50,7 @@ def test_overlay_groups_strategies_across_folders_with_mean_and_spread(two_searc
     summary = json.loads((tmp_path / "overlay" / "summary.json").read_text())
     assert summary["evolution"]["runs"] == 2 and summary["random"]["runs"] == 1
     runs = {r.label: r for r in find_runs([a, b])}
-    finals = [runs["evolution-seed0"].best_fitness, runs["evolution-seed1"].best_fitness]
+    finals = [runs["evolution-seed0"].final_best, runs["evolution-seed1"].final_best]
     assert summary["evolution"]["final_best_mean"] == pytest.approx(sum(finals) / 2)
     assert summary["evolution"]["final_best_max"] == max(finals)
     mean, std, low, high = best_curve_stats([runs["evolution-seed0"], runs["evolution-seed1"]])
@@ -60,7 +60,7 @@ def test_overlay_groups_strategies_across_folders_with_mean_and_spread(two_searc
     assert summary["evolution"]["best_so_far_mean_at"]["4"] == pytest.approx(mean[3])
     assert summary["evolution"]["best_so_far_std_at"]["8"] == pytest.approx(std[7])
     for step in range(8):
-        values = [runs[k].best_curve[step] for k in ("evolution-seed0", "evolution-seed1")]
+        values = [runs[k].curve[step] for k in ("evolution-seed0", "evolution-seed1")]
         assert mean[step] == pytest.approx(sum(values) / 2)
         assert (low[step], high[step]) == (min(values), max(values))
         assert std[step] == pytest.approx(abs(values[0] - values[1]) / 2)

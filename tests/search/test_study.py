@@ -643,7 +643,7 @@ def test_retrain_trains_both_choices_and_compares_them_paired_by_run(tmp_path: P
     # The search result of a run is its re-scored choice.
     assert section["result_choice"] == "rescored"
     for strategy in ("evolution", "random"):
-        expected = [by_run[(r.label, "rescored")]["score"] for r in runs if r.spec.strategy == strategy]
+        expected = [by_run[(r.label, "rescored")]["score"] for r in runs if r.strategy == strategy]
         assert section["strategies"][strategy]["scores"] == pytest.approx(expected)
     # FakeTraining adds 0.001 per training seed: every graph's spread is std([s, s + 0.001]).
     noise = section["training_noise"]

@@ -7,10 +7,11 @@ import logging
 import sys
 
 from assemblenet.config_schema import add_config_arguments
+from assemblenet.search.study.config import STAGES
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("search", "analyse", "retrain", "all")  # mirrors assemblenet.search.study.STAGES
+
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Run every (strategy, seed) search of a study config into OUTPUT/<strategy>-seed<N>/, then write "
             "OUTPUT/study.json, study.png and study.md (curves with bootstrap bands, final-best intervals, "
             "permutation and Mann-Whitney tests of guided evolution against each strategy), and, when "
-            "retrain.enabled, retrain each run's best graph on the held-out split. Rerunning resumes."
+            "retrain.enabled, retrain each run's single best and re-scored graphs on the held-out split. "
+            "Rerunning resumes."
         ),
     )
     study.add_argument("config", help="study config (YAML), e.g. configs/search/study_tiny.yaml")
@@ -31,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     study.add_argument("--ray-address", help="join this Ray cluster (implies --executor ray)")
     study.add_argument("--no-progress", action="store_true", help="no progress bars")
     study.add_argument("--stage", choices=STAGES, default="all",
-                       help="search, analyse, retrain, or all (default: search, analyse, then retrain and "
-                            "analyse again when retrain.enabled)")
+                       help="one stage, or all (default): recipes when recipes.enabled, search, analyse, then "
+                            "retrain and baselines when enabled, analysing again after each")
     study.set_defaults(func=run_search_study)
 
 

@@ -7,106 +7,23 @@ a *search folder* holds runs. :func:`write_report` accepts either, several at on
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import re
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from assemblenet import fileio
-from assemblenet.errors import ConfigError
 from assemblenet.graph.plot import plot_graph
-from assemblenet.search.finalists import FINALISTS_DIR, SINGLE_BEST, FinalistScore, read_finalists
-from assemblenet.search.store import EvaluationRecord, RunStore, is_run_dir, mutation_kind_counts
+from assemblenet.search.finalists import SINGLE_BEST
+from assemblenet.search.history import SearchRun, find_runs
+from assemblenet.search.plotting import finish_figure, new_figure, strategy_colour
+from assemblenet.search.store import EvaluationRecord
+
+__all__ = ["SearchRun", "best_curve_stats", "find_runs", "write_report"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunData:
-    path: Path
-    label: str
-    strategy: str
-    seed: int
-    history: list[dict[str, Any]]
-
-    @property
-    def fitness(self) -> list[float | None]:
-        return [row["fitness"] for row in self.history]
-
-    @property
-    def best_curve(self) -> list[float]:
-        """Best fitness after each evaluation (NaN until the first success)."""
-        return [math.nan if row["best_fitness"] is None else row["best_fitness"] for row in self.history]
-
-    @property
-    def children_by_kind(self) -> dict[str, int]:
-        """Evaluations with a parent, counted by mutation kind (``fallback_from`` children as ``kind<-from``)."""
-        return mutation_kind_counts(self.history, mark_fallbacks=True)
-
-    @property
-    def best_fitness(self) -> float | None:
-        curve = [v for v in self.best_curve if not math.isnan(v)]
-        return curve[-1] if curve else None
-
-    def best_record(self) -> EvaluationRecord | None:
-        rows = [r for r in self.history if r["fitness"] is not None]
-        if not rows:
-            return None
-        best = max(rows, key=lambda r: (r["fitness"], -r["index"]))
-        return RunStore(self.path).read_record(best["index"])
-
-    @functools.cached_property
-    def finalists(self) -> dict[str, Any] | None:
-        """The run's finalist re-scoring (``finalists.json``), or None when it had none (read once)."""
-        return read_finalists(self.path)
-
-    def chosen_record(self) -> EvaluationRecord | None:
-        """The run's result: its top re-scored finalist (with the re-scoring runs' averaged weights), else its
-        single best evaluation."""
-        finalists = self.finalists
-        if not finalists or not finalists["finalists"]:
-            return self.best_record()
-        top = finalists["finalists"][0]
-        source = RunStore(self.path).read_record(top["search_index"])
-        reruns = RunStore(self.path / FINALISTS_DIR).read_records()
-        score = FinalistScore(source, tuple(reruns[i] for i in top["records"] if i in reruns))  # type: ignore[arg-type]
-        return score.averaged_record()
-
-
-def find_runs(folders: Sequence[str | Path]) -> list[RunData]:
-    """Every run in ``folders`` (each a run folder or a folder of runs), labelled uniquely."""
-    paths: list[Path] = []
-    for folder in folders:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"search folder not found: {folder}")
-        if is_run_dir(folder):
-            paths.append(folder)
-        else:
-            found = sorted(p for p in folder.iterdir() if p.is_dir() and is_run_dir(p))
-            if not found:
-                raise ConfigError(f"{folder}: no search runs here (expected <strategy>-seed<N>/search.json)")
-            paths.extend(found)
-    unique: dict[Path, Path] = {}
-    for path in paths:
-        unique.setdefault(path.resolve(), path)  # a run named twice is reported once
-    paths = list(unique.values())
-    names = [p.name for p in paths]
-    runs = []
-    for path in paths:
-        store = RunStore(path)
-        manifest = store.read_manifest() or {}
-        state = store.read_state() or {"history": []}
-        label = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"
-        if any(run.label == label for run in runs):
-            label = f"{label}#{len(runs)}"
-        runs.append(RunData(path, label, str(manifest.get("strategy", "?")), int(manifest.get("seed", 0)),
-                            list(state.get("history", []))))
-    return runs
 
 
 def write_report(folders: Sequence[str | Path], output: str | Path) -> Path:
@@ -123,9 +40,9 @@ def write_report(folders: Sequence[str | Path], output: str | Path) -> Path:
               "|---|---|---|---|---|---|---|---|"]
     for run in runs:
         failed = sum(1 for f in run.fitness if f is None)
-        best = run.best_record()
+        best = run.best
         found = str(best.index) if best else "-"
-        best_text = f"{run.best_fitness:.4f}" if run.best_fitness is not None else "-"
+        best_text = f"{run.final_best:.4f}" if run.final_best is not None else "-"
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(run.children_by_kind.items())) or "-"
         lines.append(f"| {run.label} | {run.strategy} | {run.seed} | {len(run.history)} | {failed} | {best_text} "
                      f"| {found} | {kinds} |")
@@ -185,16 +102,16 @@ def write_report(folders: Sequence[str | Path], output: str | Path) -> Path:
 
 
 # ---------------------------------------------------------------------- statistics
-def _group_by_strategy(runs: list[RunData]) -> dict[str, list[RunData]]:
-    groups: dict[str, list[RunData]] = {}
+def _group_by_strategy(runs: list[SearchRun]) -> dict[str, list[SearchRun]]:
+    groups: dict[str, list[SearchRun]] = {}
     for run in runs:
         groups.setdefault(run.strategy, []).append(run)
     return groups
 
 
-def best_curve_stats(runs: list[RunData]) -> tuple[list[float], list[float], list[float], list[float]]:
+def best_curve_stats(runs: list[SearchRun]) -> tuple[list[float], list[float], list[float], list[float]]:
     """Mean, standard deviation, min and max of the best-so-far curves, cut to the shortest run."""
-    curves = [run.best_curve for run in runs if run.history]
+    curves = [run.curve for run in runs if run.history]
     length = min((len(c) for c in curves), default=0)
     mean, std, low, high = [], [], [], []
     for step in range(length):
@@ -209,7 +126,7 @@ def best_curve_stats(runs: list[RunData]) -> tuple[list[float], list[float], lis
     return mean, std, low, high
 
 
-def _strategy_table(groups: dict[str, list[RunData]]) -> list[str]:
+def _strategy_table(groups: dict[str, list[SearchRun]]) -> list[str]:
     summary = _summary(groups)
     counts = sorted({int(n) for stats in summary.values() for n in stats["best_so_far_mean_at"]})
     from assemblenet.search.stats import bootstrap_mean_ci, compare_intervals, format_interval
@@ -246,10 +163,10 @@ def _checkpoint_counts(length: int) -> list[int]:
     return sorted({n for n in (length // 4, length // 2, 3 * length // 4, length) if n >= 1})
 
 
-def _summary(groups: dict[str, list[RunData]]) -> dict[str, Any]:
+def _summary(groups: dict[str, list[SearchRun]]) -> dict[str, Any]:
     summary = {}
     for strategy, runs in groups.items():
-        finals = [r.best_fitness for r in runs if r.best_fitness is not None]
+        finals = [r.final_best for r in runs if r.final_best is not None]
         summary[strategy] = {
             "runs": len(runs),
             "seeds": [r.seed for r in runs],
@@ -269,7 +186,7 @@ def _summary(groups: dict[str, list[RunData]]) -> dict[str, Any]:
     return summary
 
 
-def _overall_best(runs: list[RunData]) -> tuple[RunData | None, EvaluationRecord | None]:
+def _overall_best(runs: list[SearchRun]) -> tuple[SearchRun | None, EvaluationRecord | None]:
     """The report's graph: the re-scored finalist with the highest mean among runs that re-scored (a mean of
     fresh evaluations is not comparable with a single search score); else the single best evaluation."""
     rescored = [(run, run.finalists) for run in runs]
@@ -279,7 +196,7 @@ def _overall_best(runs: list[RunData]) -> tuple[RunData | None, EvaluationRecord
         return run, run.chosen_record()
     best_run, best = None, None
     for run in runs:
-        record = run.best_record()
+        record = run.best
         if record is not None and record.fitness is not None and (best is None or record.fitness > best.fitness):
             best_run, best = run, record
     return best_run, best
@@ -290,7 +207,7 @@ def _mean_std(row: dict[str, Any]) -> str:
     return f"{row['mean']:.4f}{std} (n={row['evaluations']})"
 
 
-def _finalists_table(run: RunData) -> list[str]:
+def _finalists_table(run: SearchRun) -> list[str]:
     finalists = run.finalists
     if not finalists:
         return []
@@ -305,24 +222,14 @@ def _finalists_table(run: RunData) -> list[str]:
 
 
 # ---------------------------------------------------------------------- figures
-def _figure(width: float = 6.4, height: float = 4.0) -> Any:
-    # The object API with an Agg canvas: no pyplot global state, no display needed.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _plot_run(run: RunData, path: Path) -> None:
-    figure = _figure()
+def _plot_run(run: SearchRun, path: Path) -> None:
+    figure = new_figure(6.4, 4.0)
     axes = figure.add_subplot()
     steps = [row["index"] for row in run.history]
     ok = [(row["index"], row["fitness"]) for row in run.history if row["fitness"] is not None]
     if ok:
         axes.scatter([i for i, _ in ok], [f for _, f in ok], s=10, alpha=0.5, label="evaluation")
-    axes.plot(steps, run.best_curve, color="C3", label="best so far")
+    axes.plot(steps, run.curve, color="C3", label="best so far")
     mean = [math.nan if row["population_mean"] is None else row["population_mean"] for row in run.history]
     low = [math.nan if row["population_min"] is None else row["population_min"] for row in run.history]
     high = [math.nan if row["population_max"] is None else row["population_max"] for row in run.history]
@@ -331,27 +238,23 @@ def _plot_run(run: RunData, path: Path) -> None:
     axes.set_xlabel("evaluation")
     axes.set_ylabel("fitness")
     axes.set_title(run.label)
-    axes.legend(loc="lower right", fontsize="small")
-    figure.tight_layout()
-    fileio.save_figure(figure, path)
+    finish_figure(figure, axes, path, legend_loc="lower right")
 
 
-def _plot_overlay(groups: dict[str, list[RunData]], path: Path) -> None:
-    figure = _figure()
+def _plot_overlay(groups: dict[str, list[SearchRun]], path: Path) -> None:
+    figure = new_figure(6.4, 4.0)
     axes = figure.add_subplot()
     for k, (strategy, runs) in enumerate(sorted(groups.items())):
         mean, _, low, high = best_curve_stats(runs)
         if not mean:
             continue
         steps = list(range(len(mean)))
-        color = f"C{k}"
+        color = strategy_colour(strategy, k)
         axes.plot(steps, mean, color=color, label=f"{strategy} (n={len(runs)})")
         axes.fill_between(steps, low, high, color=color, alpha=0.2)
     axes.set_xlabel("evaluation")
     axes.set_ylabel("best fitness so far")
-    axes.legend(loc="lower right", fontsize="small")
-    figure.tight_layout()
-    fileio.save_figure(figure, path)
+    finish_figure(figure, axes, path, legend_loc="lower right")
 
 
 def _plot_best_graph(record: EvaluationRecord, path: Path) -> bool:

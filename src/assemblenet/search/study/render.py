@@ -1,0 +1,315 @@
+"""The study's figures (``study.png``, ``proxy_vs_test.png``, ``choices.png``) and ``study.md``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from assemblenet import fileio
+from assemblenet.search import stats
+from assemblenet.search.history import SearchRun
+from assemblenet.search.plotting import STRATEGY_COLOURS, finish_figure, new_figure, strategy_colour
+from assemblenet.search.study.config import CONFIDENCE, RESCORED_CHOICE, SINGLE_BEST_CHOICE
+
+
+def plot_study(runs: Sequence[SearchRun], analysis: Mapping[str, Any], path: Path) -> None:
+    """Best fitness so far against the number of evaluations: per strategy the mean over seeds and its 95%
+    bootstrap band, one colour per strategy (the paper's comparison figure)."""
+    figure = new_figure(6.4, 4.2)
+    axes = figure.add_subplot()
+    plotted = False
+    for k, (strategy, entry) in enumerate(analysis["strategies"].items()):
+        curve = entry.get("curve")
+        if not curve:
+            continue
+        colour = strategy_colour(strategy, k)
+        x = curve["evaluations"]
+        mean, low, high = ([math.nan if v is None else v for v in curve[key]] for key in ("mean", "low", "high"))
+        axes.plot(x, mean, color=colour, linewidth=1.8, label=f"{strategy} (n={entry['runs']})")
+        axes.fill_between(x, low, high, color=colour, alpha=0.18, linewidth=0)
+        plotted = True
+    axes.set_xlabel("number of evaluations")
+    axes.set_ylabel("best fitness so far")
+    axes.set_title(f"{analysis['name']}: mean over seeds, 95% bootstrap band")
+    finish_figure(figure, axes, path, legend_loc="lower right", legend=plotted)
+
+
+def plot_proxy_vs_test(retrain: Mapping[str, Any], path: Path) -> None:
+    figure = new_figure(5.2, 4.4)
+    axes = figure.add_subplot()
+    order = list(STRATEGY_COLOURS) + sorted({s for p in retrain["graphs"] for s in p["strategies"]}
+                                            - set(STRATEGY_COLOURS))
+    labelled: set[str] = set()
+    for point in retrain["graphs"]:
+        strategy = point["strategies"][0] if len(point["strategies"]) == 1 else "shared"
+        colour = "k" if strategy == "shared" else strategy_colour(strategy, order.index(strategy))
+        axes.scatter(point["proxy_fitness"], point["test_score"], color=colour, s=28, alpha=0.8,
+                     label=None if strategy in labelled else strategy)
+        labelled.add(strategy)
+    corr = retrain["correlation"]
+    text = ", ".join(f"{name} {value:.2f}" for name, value in (("Pearson r", corr["pearson_r"]),
+                                                                ("Spearman ρ", corr["spearman_rho"]))
+                     if value is not None) or "too few graphs for a correlation"
+    axes.set_title(f"proxy vs test ({corr['n']} graphs): {text}", fontsize="small")
+    axes.set_xlabel("proxy fitness (search)")
+    axes.set_ylabel(f"test {retrain['metric']} (retrained)")
+    finish_figure(figure, axes, path)
+
+
+def plot_choices(retrain: Mapping[str, Any], path: Path) -> None:
+    """Per run: the single best graph's test score against the re-scored choice's (one point per run)."""
+    figure = new_figure(4.8, 4.6)
+    axes = figure.add_subplot()
+    pairs: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for e in retrain["entries"]:
+        pairs.setdefault(e["run"], {})[e["choice"]] = e
+    order = list(STRATEGY_COLOURS)
+    labelled: set[str] = set()
+    values = []
+    for p in pairs.values():
+        if SINGLE_BEST_CHOICE not in p or RESCORED_CHOICE not in p:
+            continue
+        a, b = p[SINGLE_BEST_CHOICE], p[RESCORED_CHOICE]
+        strategy = a["strategy"]
+        same = a["graph_hash"] == b["graph_hash"]
+        axes.scatter(a["score"], b["score"], color=strategy_colour(strategy, order.index(strategy) if strategy in order else 0),
+                     marker="o" if not same else "x", s=30, alpha=0.8, label=None if strategy in labelled else strategy)
+        labelled.add(strategy)
+        values += [a["score"], b["score"]]
+    if values:
+        low, high = min(values), max(values)
+        pad = 0.05 * (high - low or 1.0)
+        axes.plot([low - pad, high + pad], [low - pad, high + pad], color="0.5", lw=0.8, ls="--")
+    axes.set_xlabel(f"single best graph: test {retrain['metric']}")
+    axes.set_ylabel(f"re-scored choice: test {retrain['metric']}")
+    axes.set_title("per run (x: both choices are one graph); above the line: re-scoring chose better",
+                   fontsize="x-small")
+    finish_figure(figure, axes, path)
+
+
+def _f(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ci(pair: Sequence[float] | None, digits: int = 4) -> str:
+    return "-" if not pair else f"[{_f(pair[0], digits)}, {_f(pair[1], digits)}]"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else (f"{value:.3g}" if value >= 0.001 else f"{value:.1e}")
+
+
+def study_markdown(analysis: Mapping[str, Any]) -> str:
+    cfg = analysis["config"]
+    budget = analysis["budget"]
+    lines = [f"# Search study: {analysis['name']}", ""]
+    lines += [f"Base search config `{cfg['search']}`; strategies {', '.join(cfg['strategies'])}; seeds "
+              f"{', '.join(map(str, cfg['seeds']))}; {budget} evaluations per run; "
+              f"{analysis['bootstrap_samples']} bootstrap resamples. Intervals are 95%.", ""]
+    incomplete = [r["run"] for r in analysis["runs"] if not r["complete"]]
+    if incomplete:
+        lines += [f"**Incomplete or missing runs** (analysed as far as they go): {', '.join(incomplete)}.", ""]
+
+    lines += ["## Best fitness against evaluations", "",
+              "Mean over seeds of the best fitness found so far; the band is the 95% percentile bootstrap band of "
+              "that mean (seeds resampled). An exhausted run keeps its final best to the end of the budget.", "",
+              "![best fitness so far against evaluations](study.png)", ""]
+
+    target = analysis["random_final_best_mean"]
+    reach_head = (f"evaluations to reach random's final best {_f(target)}: median (reached/seeds)"
+                  if target is not None else "evaluations to reach random's final best")
+    lines += ["## Final best fitness", "",
+              f"| strategy | seeds | final best (mean ± std) | 95% CI (bootstrap) | 95% CI (t) | {reach_head} |",
+              "|---|---|---|---|---|---|"]
+    for strategy, entry in analysis["strategies"].items():
+        reach = entry.get("evals_to_reach_random")
+        reach_text = "-" if reach is None else (
+            f"{_f(reach['median'], 1) if reach['median'] is not None else f'not reached (>{budget})'} "
+            f"({reach['reached']}/{reach['of']})")
+        lines.append(f"| {strategy} | {entry['runs']} | {_f(entry['final_best_mean'])} ± {_f(entry['final_best_std'])} "
+                     f"| {_ci(entry['final_best_ci95_bootstrap'])} | {_ci(entry['final_best_ci95_t'])} | {reach_text} |")
+    lines += ["", "Evaluations to reach: per seed, the first number of evaluations after which the best so far is at "
+              "least random search's mean final best; the median counts seeds that never reach it as infinitely "
+              "many.", ""]
+
+    lines += ["## Guided evolution against each strategy", ""]
+    if analysis["comparisons"]:
+        lines += ["One-sided tests of H1: guided `evolution` finds a higher final best than the other strategy, on the "
+                  "per-seed final bests. Permutation: exact over every relabelling of the seeds, statistic the "
+                  "difference of means. Mann-Whitney U: exact permutation distribution of U (ties included).", "",
+                  "| comparison | mean difference | 95% CI (bootstrap) | permutation p | U | Mann-Whitney p |",
+                  "|---|---|---|---|---|---|"]
+        for c in analysis["comparisons"]:
+            lines.append(f"| {c['a']} vs {c['b']} ({c['n_a']} vs {c['n_b']} seeds) | {_f(c['mean_difference'])} "
+                         f"| {_ci(c['difference_ci95_bootstrap'])} | {_p(c['permutation_p'])} "
+                         f"| {_f(c['mannwhitney_u'], 1)} | {_p(c['mannwhitney_p'])} |")
+        lines.append("")
+    else:
+        lines += ["No comparison: the study needs `evolution` and another strategy with finished runs.", ""]
+
+    lines += ["## Mutations", "",
+              "Counts of `mutation.kind` over the children (evaluations with a parent), all runs of a strategy; "
+              "initial, random and fallback graphs have no parent.", "",
+              "| strategy | children | by kind | connection share (observed / configured) |", "|---|---|---|---|"]
+    for strategy, entry in analysis["strategies"].items():
+        m = entry["mutations"]
+        kinds = ", ".join(f"{k} {v}" for k, v in m["children_by_kind"].items()) or "-"
+        share = entry.get("connection_share")
+        share_text = "-" if share is None else (f"{_f(share['observed'], 3)} ({share['connection']}/{share['children']})"
+                                                f" / {_f(share['configured'], 3)}")
+        lines.append(f"| {strategy} | {m['children']} | {kinds} | {share_text} |")
+    lines += [""]
+
+    lines += ["## Cost", "",
+              "Evaluations run, and those copied from an identical evaluation (same graph, same trial seed) of another "
+              "run of the study (`reuse_evaluations`); fitness time summed over the evaluations run (seconds per "
+              "evaluation, not wall time: workers run several at once).", "",
+              "Finalist re-scoring: its evaluations (run / copied), their fitness time, and the runs whose "
+              "re-scored choice differs from their single best graph.", "",
+              "| strategy | evaluations | run | reused | fitness time (s) | s / evaluation run "
+              "| finalist evaluations (run) | finalist time (s) | choice changed |", "|---|---|---|---|---|---|---|---|---|"]
+    for strategy, entry in analysis["strategies"].items():
+        cost = entry["cost"]
+        rescoring = entry.get("rescoring") or {}
+        changed = f"{rescoring.get('changed_choice', 0)}/{rescoring.get('runs', 0)}" if rescoring.get("runs") else "-"
+        lines.append(f"| {strategy} | {cost['evaluations']} | {cost['run']} | {cost['reused']} "
+                     f"| {_f(cost['wall_time_s'], 0)} | {_f(cost['mean_wall_time_s'], 1)} "
+                     f"| {cost.get('finalist_evaluations', 0)} ({cost.get('finalist_run', 0)}) "
+                     f"| {_f(cost.get('finalist_wall_time_s'), 0)} | {changed} |")
+    lines += [""]
+    stages = analysis.get("stage_wall_time_s") or {}
+    if stages:
+        lines += ["Wall time per stage, summed over the invocations that finished it: " + ", ".join(
+            f"{name} {seconds / 60:.1f} min" for name, seconds in stages.items())
+            + f"; {sum(stages.values()) / 60:.1f} min in all.", ""]
+
+    recipes = analysis.get("recipes")
+    if recipes is not None:
+        lines += _recipes_markdown(recipes)
+    retrain = analysis.get("retrain")
+    if retrain is not None:
+        lines += _retrain_markdown(retrain)
+
+    baselines = analysis.get("baselines")
+    if baselines is not None and baselines["baselines"]:
+        steps = "the config's epochs" if baselines["steps"] is None else f"{baselines['steps']} steps"
+        lines += ["## Fixed wirings (modality table)", "",
+                  f"Trained exactly as the retrained graphs ({steps}); score `{baselines['metric']}` on the same "
+                  "split.", "", "| wiring | seeds | score (mean ± std) | 95% CI (t) | per seed |", "|---|---|---|---|---|"]
+        for name, entry in baselines["baselines"].items():
+            lines.append(f"| {name} | {entry['n']} | {_f(entry['mean'])} ± {_f(entry['std'])} | {_ci(entry['ci95_t'])} "
+                         f"| {', '.join(_f(v) for v in entry['scores'])} |")
+        lines += [""]
+        verdict = _verdict({name: (e["mean"], e["ci95_t"]) for name, e in baselines["baselines"].items()},
+                           f"`{baselines['metric']}`")
+        if verdict:
+            lines += [f"95% t intervals over seeds: {verdict}.", ""]
+
+    lines += ["## Runs", "", "| run | evaluations | complete | final best | found at |", "|---|---|---|---|---|"]
+    for r in analysis["runs"]:
+        lines.append(f"| {r['run']} | {r['evaluations']}/{budget}{' (exhausted)' if r['exhausted'] else ''} "
+                     f"| {'yes' if r['complete'] else 'no'} | {_f(r['final_best'])} | {_f(r['best_index'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(estimates: Mapping[str, tuple[float, Sequence[float] | None]], metric: str) -> str | None:
+    """"highest ..." only when one interval lies above every other, else "no measurable difference" (None with
+    fewer than two intervals)."""
+    intervals = {name: stats.Interval(mean, ci[0], ci[1]) for name, (mean, ci) in estimates.items() if ci}
+    if len(intervals) < 2:
+        return None
+    return stats.compare_intervals(intervals, confidence=CONFIDENCE).sentence(metric)
+
+
+def _retrain_markdown(retrain: Mapping[str, Any]) -> list[str]:
+    steps = "the config's epochs" if retrain["steps"] is None else f"{retrain['steps']} steps"
+    recipe = f" (recipe `{retrain['recipe']}`, lr {_f(retrain.get('lr'), 3)})" if retrain.get("recipe") else ""
+    lines = ["## Retrained graphs", "",
+             f"Each run's single best graph and, where the search re-scored its finalists, its re-scored choice, "
+             f"trained from scratch for {steps}{recipe}, {retrain['training_seeds']} training seed(s) each, with "
+             f"the study's overrides; score: `{retrain['metric']}` on the evaluation split of the overrides (a run's "
+             "score is the mean over its graph's training seeds). Identical graphs were trained once.", ""]
+    if retrain["stale"]:
+        lines += [f"Left out (their graph or the recipe changed since they were retrained): "
+                  f"{', '.join(retrain['stale'])}.", ""]
+    lines += ["| strategy | graph | runs | test score (mean ± std) | 95% CI (bootstrap) | 95% CI (t) |",
+              "|---|---|---|---|---|---|"]
+    for choice, per_strategy in retrain.get("by_choice", {}).items():
+        for strategy, entry in per_strategy.items():
+            lines.append(f"| {strategy} | {choice} | {entry['n']} | {_f(entry['mean'])} ± {_f(entry['std'])} "
+                         f"| {_ci(entry['ci95_bootstrap'])} | {_ci(entry['ci95_t'])} |")
+    verdict = _verdict({s: (e["mean"], e["ci95_bootstrap"]) for s, e in retrain["strategies"].items()
+                        if e["n"] > 1}, "test score")
+    if verdict:
+        lines += ["", f"The search results ({retrain['result_choice']} graphs), 95% bootstrap intervals over runs: "
+                  f"{verdict}."]
+    if retrain.get("comparisons"):
+        lines += ["", "Guided evolution against each strategy on the test score of the search results (one-sided "
+                  "permutation test of H1: guided is higher; bootstrap interval of the difference):", "",
+                  "| comparison | mean difference | 95% CI (bootstrap) | permutation p |", "|---|---|---|---|"]
+        for c in retrain["comparisons"]:
+            lines.append(f"| {c['a']} vs {c['b']} ({c['n_a']} vs {c['n_b']} runs) | {_f(c['mean_difference'])} "
+                         f"| {_ci(c['difference_ci95_bootstrap'])} | {_p(c['permutation_p'])} |")
+    choice = retrain.get("choice_comparison")
+    if choice:
+        lines += ["", "### Single best against finalist re-scoring", "",
+                  "Test score of the re-scored choice minus that of the single best proxy evaluation, paired by run "
+                  "(a run whose two choices are the same graph counts as 0). p: sign-flip permutation tests over the "
+                  "runs (exact up to 16 runs).", "",
+                  "| runs of | runs | same graph | single best | re-scored | difference | 95% CI (bootstrap) "
+                  "| p (re-scored better) | p (two-sided) |", "|---|---|---|---|---|---|---|---|---|"]
+        for name, c in choice.items():
+            lines.append(f"| {name} | {c['runs']} | {c['same_graph']} | {_f(c['single_best_mean'])} "
+                         f"| {_f(c['rescored_mean'])} | {_f(c['mean_difference'])} "
+                         f"| {_ci(c['difference_ci95_bootstrap'])} | {_p(c['p_rescored_better'])} "
+                         f"| {_p(c['p_two_sided'])} |")
+        lines += ["", "![single best against re-scored choice, per run](choices.png)"]
+    noise = retrain.get("training_noise")
+    if noise:
+        lines += ["", "### Training-seed spread", "",
+                  f"Over {noise['graphs']} distinct retrained graphs: the standard deviation of one graph's test score "
+                  f"across its training seeds is {_f(noise['mean_std'])} on average (largest range "
+                  f"{_f(noise['max_range'])})."]
+        if noise.get("within_variance") is not None:
+            lines[-1] += (f" Split of one training's score variance: training seeds {_f(noise['within_std'])} "
+                          f"(std), differences between graphs {_f(noise['between_std'])} (std); training-seed noise "
+                          f"is {100 * noise['within_share']:.0f}% of it, so "
+                          + ("**training-seed noise, not the choice of graph, dominates**."
+                             if noise["training_noise_dominates"] else
+                             "the choice of graph matters more than the training seed."))
+    corr = retrain["correlation"]
+    lines += ["", f"Proxy fitness against test score over {corr['n']} distinct graphs: Pearson r = "
+              f"{_f(corr['pearson_r'], 3)} (p = {_p(corr['pearson_p'])}), Spearman ρ = {_f(corr['spearman_rho'], 3)} "
+              f"(p = {_p(corr['spearman_p'])})."]
+    rescored = retrain.get("correlation_rescored")
+    if rescored:
+        lines[-1] += (f" Re-scored mean fitness against test score over the {rescored['n']} re-scored choices: "
+                      f"Pearson r = {_f(rescored['pearson_r'], 3)} (p = {_p(rescored['pearson_p'])}), Spearman ρ = "
+                      f"{_f(rescored['spearman_rho'], 3)} (p = {_p(rescored['spearman_p'])}).")
+    lines += [""]
+    if retrain["graphs"]:
+        lines += ["![proxy fitness against test score](proxy_vs_test.png)", ""]
+    return lines
+
+
+def _recipes_markdown(recipes: Mapping[str, Any]) -> list[str]:
+    lines = ["## Final-training recipe", "",
+             f"Fixed wirings {', '.join(recipes['graphs'])}, {recipes['seeds']} training seeds each (the same seeds "
+             "for every recipe). Pooled std: the spread of one training's score around its graph's mean; the mean's "
+             "interval resamples training seeds within each graph.", "",
+             "| recipe | steps | lr | pooled std | mean | 95% CI (bootstrap) | per graph: mean ± std |",
+             "|---|---|---|---|---|---|---|"]
+    for name, row in recipes["candidates"].items():
+        per_graph = "; ".join(f"{g} {_f(v['mean'], 3)} ± {_f(v['std'], 3)}" for g, v in row["graphs"].items())
+        lines.append(f"| {name}{'' if row['complete'] else ' (incomplete)'} | {_f(row['steps'])} "
+                     f"| {_f(row['lr'], 3) if row['lr'] is not None else 'config'} | {_f(row['pooled_std'])} "
+                     f"| {_f(row.get('mean'))} | {_ci(row.get('ci95_bootstrap'))} | {per_graph} |")
+    chosen = recipes["chosen"]
+    lines += ["", (f"Chosen for retraining (`retrain.recipe: auto`): **{chosen}**, by {recipes['rule']}."
+                   if chosen else "No recipe chosen yet: some candidates are incomplete."), ""]
+    return lines

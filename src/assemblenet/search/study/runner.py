@@ -1,0 +1,697 @@
+"""Running a study: :class:`Study` runs its stages in one output folder (resumable), :func:`run_study` loads a
+config and runs a stage."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from assemblenet import fileio
+from assemblenet.config_schema import key_error
+from assemblenet.errors import ConfigError
+from assemblenet.search import stats
+from assemblenet.search.config import SearchConfig, load_search_config
+from assemblenet.search.finalists import FINALISTS_DIR, read_finalists
+from assemblenet.search.history import SearchRun
+from assemblenet.search.store import EvaluationMemo, EvaluationRecord, RunStore
+from assemblenet.search.study.analysis import analyse_runs, recipe_statistics, retrain_statistics
+from assemblenet.search.study.config import (
+    AUTO_RECIPE,
+    BASELINES_DIR,
+    CONFIDENCE,
+    ENGINE_FINAL_METRICS,
+    HASH_CHARS,
+    LOG_FILE,
+    RECIPES_DIR,
+    RESCORED_CHOICE,
+    RESCORED_RECORD,
+    RESULT_FILE,
+    RETRAIN_DIR,
+    RETRAIN_RECORD,
+    SINGLE_BEST_CHOICE,
+    STAGES,
+    TRAIN_TIME_FILE,
+    RecipeCandidate,
+    StudyConfig,
+    TrainingSettings,
+    load_study_config,
+)
+from assemblenet.search.study.render import plot_choices, plot_proxy_vs_test, plot_study, study_markdown
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    strategy: str
+    seed: int
+
+    @property
+    def label(self) -> str:
+        from assemblenet.search.evolution import run_dir_name
+
+        return run_dir_name(self.strategy, self.seed)
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    output_dir: Path
+    searched: list[dict[str, Any]]
+    retrained: list[dict[str, Any]]
+    analysis: dict[str, Any] | None
+
+
+class Study:
+    """One study in one output folder. ``fitness`` is passed to every search (a test double; default: what the
+    search config names) and ``run_training`` replaces the engine's training entry point in the retrain stage
+    (same signature as :func:`assemblenet.engine.run_training`)."""
+
+    def __init__(
+        self,
+        config: StudyConfig,
+        *,
+        output: str | Path | None = None,
+        executor: str | None = None,
+        ray_address: str | None = None,
+        progress: bool = True,
+        fitness: Any = None,
+        run_training: Callable[..., Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.output = Path(output or config.output_dir or Path("runs") / "study" / config.name)
+        base = load_search_config(config.search_path)
+        changes: dict[str, Any] = {"search.max_evaluations": config.max_evaluations}
+        if executor is not None:
+            changes["executor.kind"] = executor
+        if ray_address is not None:
+            if executor == "local":
+                raise ConfigError("--ray-address needs --executor ray")
+            changes["executor.kind"] = "ray"
+            changes["executor.ray_address"] = ray_address
+        self.base = base.replace(**changes)
+        self.progress = progress
+        self.fitness = fitness
+        self._run_training = run_training
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def budget(self) -> int:
+        return self.config.max_evaluations
+
+    @property
+    def rescoring(self) -> bool:
+        """Whether the searches re-score their finalists after the budget (``search.finalists``)."""
+        return self.base.search.finalists.top_k > 0
+
+    @property
+    def finalist_evaluations(self) -> int:
+        """Re-scoring evaluations per run (at most: a run with fewer distinct graphs makes fewer)."""
+        options = self.base.search.finalists
+        return options.top_k * options.seeds if self.rescoring else 0
+
+    def specs(self) -> list[RunSpec]:
+        return [RunSpec(strategy, seed) for strategy in self.config.strategies for seed in self.config.seeds]
+
+    def run_dir(self, spec: RunSpec) -> Path:
+        return self.output / spec.label
+
+    def run_config(self, spec: RunSpec) -> SearchConfig:
+        return self.base.replace(strategy=spec.strategy, seed=spec.seed)
+
+    def run(self, stage: str = "all") -> StudyOutcome:
+        if stage not in STAGES:
+            raise ConfigError(f"stage: unknown stage {stage!r}; expected one of {list(STAGES)}")
+        with fileio.hold_folder(self.output):  # one study per folder
+            return self._run(stage)
+
+    def _run(self, stage: str) -> StudyOutcome:
+        searched: list[dict[str, Any]] = []
+        retrained: list[dict[str, Any]] = []
+        analysis = None
+        if stage == "recipes" or (stage == "all" and self.config.recipes.enabled):
+            self._timed("recipes", self.train_recipes)
+        if stage in ("search", "all"):
+            searched = self._timed("search", self.search)
+        if stage in ("analyse", "all"):
+            analysis = self.analyse()
+        if stage == "retrain" or (stage == "all" and self.config.retrain.enabled):
+            retrained = self._timed("retrain", self.retrain)
+            analysis = self.analyse()
+        if stage == "baselines" or (stage == "all" and self.config.baselines.enabled):
+            self._timed("baselines", self.train_baselines)
+            analysis = self.analyse()
+        if stage == "recipes":
+            analysis = self.analyse()
+        return StudyOutcome(self.output, searched, retrained, analysis)
+
+    def _timed(self, stage: str, work: Callable[[], Any]) -> Any:
+        """Run one stage and log its wall time (``stage-finished``; a killed invocation logs nothing)."""
+        start = time.time()
+        out = work()
+        self._log({"event": "stage-finished", "time": time.time(), "stage": stage,
+                   "wall_time_s": round(time.time() - start, 3)})
+        return out
+
+    def stage_times(self) -> dict[str, float]:
+        """Wall seconds per stage, summed over the invocations that finished it (``study_log.jsonl``)."""
+        path = self.output / LOG_FILE
+        times: dict[str, float] = {}
+        for line in path.read_text().splitlines() if path.is_file() else ():
+            row = json.loads(line)
+            if row.get("event") == "stage-finished":
+                times[row["stage"]] = times.get(row["stage"], 0.0) + float(row["wall_time_s"])
+        return times
+
+    # ------------------------------------------------------------------ stage: search
+    def search(self) -> list[dict[str, Any]]:
+        """Run (or resume) every search, one after another; return one summary per run."""
+        from assemblenet.search.evolution import SearchRunner, executor_for
+        from assemblenet.search.fitness import build_fitness
+
+        specs = self.specs()
+        self.output.mkdir(parents=True, exist_ok=True)
+        done = {spec: self._finished(spec) for spec in specs}
+        per_run = self.budget + self.finalist_evaluations
+        initial = sum(per_run if done[spec] else self._recorded(spec) for spec in specs)
+        summaries = []
+        # One fitness and one executor for every run (they share the base config's fitness and executor), so a
+        # process pool and the proxy data it caches are made once, not once per run.
+        fitness = self.fitness if self.fitness is not None else build_fitness(self.base)
+        memo = EvaluationMemo() if self.config.reuse_evaluations else None
+        if memo is not None:
+            for spec in specs:
+                if self._matches_config(spec):  # never copy from a folder another config wrote
+                    memo.add_run(self.run_dir(spec))
+                    for record in RunStore(self.run_dir(spec) / FINALISTS_DIR).read_records().values():
+                        memo.add(f"{spec.label}/{FINALISTS_DIR}", record)
+        executor: Any = None
+        with _StudyProgress(total=len(specs) * per_run, initial=initial, enabled=self.progress,
+                            desc=f"study {self.config.name}") as progress:
+            try:
+                for spec in specs:
+                    if done[spec] is not None:
+                        summaries.append({**done[spec], "skipped": True})
+                        continue
+                    logger.info("study %s: search %s -> %s", self.config.name, spec.label, self.run_dir(spec))
+                    progress.watch(self.run_dir(spec), self.budget, self.finalist_evaluations)
+                    start = time.time()
+                    if executor is None:
+                        executor = executor_for(self.base, fitness)
+                    summary = SearchRunner(self.run_config(spec), run_dir=self.run_dir(spec), fitness=fitness,
+                                           executor=executor, progress=False, memo=memo).run()
+                    progress.finish_run()
+                    row = {
+                        "event": "run-finished", "time": time.time(), "strategy": spec.strategy, "seed": spec.seed,
+                        "run_dir": str(self.run_dir(spec)), "evaluations": summary.evaluations,
+                        "exhausted": summary.exhausted,
+                        "best_fitness": summary.best.fitness if summary.best is not None else None,
+                        "best_index": summary.best.index if summary.best is not None else None,
+                        "wall_time_s": round(time.time() - start, 3),
+                    }
+                    self._log(row)
+                    summaries.append({**row, "skipped": False})
+            finally:
+                if executor is not None:
+                    executor.close()
+        return summaries
+
+    def _matches_config(self, spec: RunSpec) -> bool:
+        """Whether the run's folder was written by this study's config (False: no folder, or another config)."""
+        try:
+            manifest = RunStore(self.run_dir(spec)).read_manifest()
+        except ConfigError:
+            return False
+        return bool(manifest) and (_json_plain(manifest.get("fingerprint"))
+                                   == _json_plain(self.run_config(spec).fingerprint()))
+
+    def _finished(self, spec: RunSpec) -> dict[str, Any] | None:
+        """The summary of a run that already spent the budget with this config (skipped quickly), else None
+        (SearchRunner then resumes it, or explains why the folder does not match)."""
+        if not self._matches_config(spec):
+            return None
+        try:
+            state = RunStore(self.run_dir(spec)).read_state()
+        except ConfigError:
+            return None
+        if not state:
+            return None
+        next_index = int(state.get("next_index", 0))
+        if next_index < self.budget and not state.get("exhausted", False):
+            return None
+        if self.rescoring and read_finalists(self.run_dir(spec)) is None:
+            return None  # killed during the finalist re-scoring: SearchRunner resumes it
+        history = state.get("history", [])[: self.budget]
+        bests = [row.get("best_fitness") for row in history if row.get("best_fitness") is not None]
+        return {"strategy": spec.strategy, "seed": spec.seed, "run_dir": str(self.run_dir(spec)),
+                "evaluations": min(next_index, self.budget), "exhausted": bool(state.get("exhausted", False)),
+                "best_fitness": bests[-1] if bests else None}
+
+    def _recorded(self, spec: RunSpec) -> int:
+        return _count_records(self.run_dir(spec), self.budget, self.finalist_evaluations)
+
+    def _log(self, row: Mapping[str, Any]) -> None:
+        path = self.output / LOG_FILE
+        previous = path.read_text() if path.is_file() else ""
+        line = json.dumps(fileio.json_safe(dict(row)), allow_nan=False)
+        fileio.atomic_write_text(path, previous + line + "\n", fsync=True)
+
+    # ------------------------------------------------------------------ stage: analyse
+    def collect(self) -> list[SearchRun]:
+        return [SearchRun.load(self.run_dir(spec), label=spec.label, strategy=spec.strategy, seed=spec.seed,
+                               budget=self.budget, finalists_expected=self.rescoring) for spec in self.specs()]
+
+    def analyse(self) -> dict[str, Any]:
+        """Write ``study.json``, ``study.png`` and ``study.md`` from the run folders (and the retrain folder);
+        return the ``study.json`` content."""
+        runs = self.collect()
+        for run in runs:
+            if not run.complete:
+                logger.warning("study %s: %s is %s; the analysis covers what is there", self.config.name, run.label,
+                            "missing" if not run.exists else f"incomplete ({run.evaluations}/{self.budget}"
+                            f"{', finalists pending' if run.evaluations >= self.budget else ''})")
+        analysis = analyse_runs(runs, self.config, self.base)
+        analysis["recipes"] = self._recipes_analysis()
+        retrain = self._retrain_analysis(runs)
+        analysis["retrain"] = retrain
+        analysis["baselines"] = self._baselines_analysis()
+        analysis["stage_wall_time_s"] = self.stage_times()
+        analysis = fileio.json_safe(analysis)  # NaN (no value yet) as None, as written
+        self.output.mkdir(parents=True, exist_ok=True)
+        plot_study(runs, analysis, self.output / "study.png")
+        if retrain is not None and retrain["graphs"]:
+            plot_proxy_vs_test(retrain, self.output / "proxy_vs_test.png")
+        if retrain is not None and retrain.get("choice_comparison"):
+            plot_choices(retrain, self.output / "choices.png")
+        fileio.atomic_write_text(self.output / "study.json", json.dumps(analysis, indent=1, allow_nan=False) + "\n")
+        fileio.atomic_write_text(self.output / "study.md", study_markdown(analysis))
+        logger.info("study %s: %s", self.config.name, self.output / "study.md")
+        return analysis
+
+    def _retrain_analysis(self, runs: list[SearchRun]) -> dict[str, Any] | None:
+        folder = self.output / RETRAIN_DIR
+        if not folder.is_dir():
+            return None
+        settings = self._settings_if_known()
+        entries, stale = [], []
+        for run in runs:
+            for choice, record_name, current in ((SINGLE_BEST_CHOICE, RETRAIN_RECORD, run.best),
+                                                 (RESCORED_CHOICE, RESCORED_RECORD, run.rescored)):
+                path = folder / run.label / record_name
+                if not path.is_file():
+                    continue
+                entry = json.loads(path.read_text())
+                if current is None or entry.get("graph_hash") != current.graph_hash or (
+                        settings is not None and entry.get("recipe", "") != settings.tag):
+                    # the run's graph changed since (e.g. a larger budget), or the recipe did: retrain again
+                    stale.append(f"{run.label} ({choice})")
+                    continue
+                entries.append(entry)
+        return retrain_statistics(entries, self.config, stale=stale, settings=settings)
+
+    # ------------------------------------------------------------------ training settings
+    def _settings(self, candidate: RecipeCandidate | None) -> TrainingSettings:
+        cfg = self.config.retrain
+        if candidate is None:
+            return TrainingSettings(cfg.steps, dict(cfg.overrides))
+        overrides = dict(cfg.overrides)
+        if candidate.lr is not None:
+            overrides["optim.lr"] = candidate.lr
+        return TrainingSettings(candidate.steps if candidate.steps is not None else cfg.steps, overrides,
+                                candidate.name, candidate.lr)
+
+    def retrain_settings(self) -> TrainingSettings:
+        """How the retrained graphs and the baselines train: ``retrain.recipe`` resolved (``auto``: the recipe
+        the recipes stage measured best; it must have run)."""
+        recipe = self.config.retrain.recipe
+        candidates = {c.name: c for c in self.config.recipes.candidates}
+        if recipe is None:
+            return self._settings(None)
+        if recipe != AUTO_RECIPE:
+            return self._settings(candidates[recipe])
+        analysis = self._recipes_analysis()
+        if analysis is None or analysis["chosen"] is None:
+            raise ConfigError("retrain.recipe is 'auto': run the recipes stage first (--stage recipes); "
+                              "it has not measured every candidate yet")
+        return self._settings(candidates[analysis["chosen"]])
+
+    def _settings_if_known(self) -> TrainingSettings | None:
+        try:
+            return self.retrain_settings()
+        except ConfigError:
+            return None
+
+    # ------------------------------------------------------------------ stage: retrain
+    def retrain(self) -> list[dict[str, Any]]:
+        """Retrain every run's single best graph and, when the search re-scored its finalists, its re-scored
+        choice, from scratch (identical graphs once); write and return the entries."""
+        cfg = self.config.retrain
+        if not cfg.enabled:
+            raise key_error(self.config.source, "retrain.enabled",
+                            "is false; set it to true to retrain the best graphs")
+        runs = self.collect()
+        unfinished = [run.label for run in runs if not run.complete]
+        if unfinished:
+            raise ConfigError(f"retrain needs finished searches; run the search stage first ({', '.join(unfinished)} "
+                              "missing or incomplete)")
+        settings = self.retrain_settings()
+        train = self._run_training or _engine_run_training()
+        train_config = self._train_config()
+        width = self._width()
+        choices = [(run, choice, record) for run in runs
+                   for choice, record in ((SINGLE_BEST_CHOICE, run.best), (RESCORED_CHOICE, run.rescored))
+                   if record is not None]
+        owners: dict[str, tuple[SearchRun, EvaluationRecord]] = {}
+        for run, _, record in choices:
+            owners.setdefault(record.graph_hash, (run, record))
+        jobs = []
+        for digest, (owner, record) in owners.items():
+            for k in range(cfg.seeds):
+                folder = self.output / RETRAIN_DIR / owner.label / settings.folder_name(digest[:HASH_CHARS], k)
+                if not any((self.output / RETRAIN_DIR).glob(f"*/{folder.name}/{RESULT_FILE}")):
+                    jobs.append((record.graph, folder, k, settings))
+        self._train_in_parallel(jobs, train_config, width)
+        results = {digest: [self._train_one(owner, record, k, train, train_config, width, settings)
+                            for k in range(cfg.seeds)]
+                   for digest, (owner, record) in owners.items()}
+        entries = []
+        for run, choice, record in choices:
+            owner, _ = owners[record.graph_hash]
+            entries.append(self._write_entry(run, owner, choice, record, results[record.graph_hash], settings))
+        for run in runs:
+            if run.best is None:
+                logger.warning("study %s: %s has no successful evaluation; nothing to retrain", self.config.name,
+                            run.label)
+        return entries
+
+    def _train_config(self) -> str | None:
+        cfg = self.config.retrain
+        return None if cfg.config is None else str(self.config.resolve(cfg.config).resolve())
+
+    def _width(self) -> float:
+        cfg = self.config.retrain
+        return cfg.width_multiplier if cfg.width_multiplier is not None else self.base.space.width_multiplier
+
+    def _train_one(self, owner: SearchRun, record: EvaluationRecord, k: int, train: Callable[..., Any],
+                   train_config: str | None, width: float, settings: TrainingSettings) -> dict[str, Any]:
+        digest = record.graph_hash
+        name = settings.folder_name(digest[:HASH_CHARS], k)
+        folder = self.output / RETRAIN_DIR / owner.label / name
+        if not (folder / RESULT_FILE).is_file():
+            for other in sorted((self.output / RETRAIN_DIR).glob(f"*/{name}/{RESULT_FILE}")):
+                found = json.loads(other.read_text())
+                if found.get("graph_hash") == digest:
+                    return found  # trained before under another run that then had this graph
+        return self._train_graph(record.graph, folder, k, train, train_config, width, what=owner.label,
+                                 settings=settings)
+
+    def _train_graph(self, graph: Any, folder: Path, k: int, train: Callable[..., Any], train_config: str | None,
+                     width: float, *, what: str, settings: TrainingSettings) -> dict[str, Any]:
+        """Train ``graph`` from scratch with ``settings`` and training seed ``k`` into ``folder`` (resumable: a
+        finished one is read back, a killed one resumes from the engine's checkpoints)."""
+        cfg = self.config.retrain
+        digest = graph.canonical_hash()
+        result_path = folder / RESULT_FILE
+        if result_path.is_file():
+            return json.loads(result_path.read_text())
+        start = time.time()
+        engine_final = folder / ENGINE_FINAL_METRICS
+        trained_for = None
+        if engine_final.is_file():  # trained by a worker process, or killed before our result file was written
+            metrics = dict(json.loads(engine_final.read_text()).get("metrics", {}))
+            if (folder / TRAIN_TIME_FILE).is_file():
+                trained_for = float(json.loads((folder / TRAIN_TIME_FILE).read_text())["wall_time_s"])
+        else:
+            logger.info("study %s: training %s (graph %s, training seed %d%s) -> %s", self.config.name, what,
+                     digest[:HASH_CHARS], k, f", recipe {settings.tag}" if settings.tag else "", folder)
+            result = train(
+                train_config,
+                graph=graph.without_edge_weights(),
+                output_dir=str(folder),
+                seed=k,
+                max_steps=settings.steps,
+                width_multiplier=width,
+                overrides=dict(settings.overrides),
+                progress=self.progress,
+            )
+            metrics = result.get("metrics") if isinstance(result, Mapping) else getattr(result, "metrics", None)
+            if not isinstance(metrics, Mapping):
+                raise ConfigError(f"retrain: the training result has no metrics mapping (got {type(result).__name__})")
+        if cfg.metric not in metrics or not isinstance(metrics[cfg.metric], (int, float)):
+            raise key_error(self.config.source, "retrain.metric",
+                            f"the engine reported no metric {cfg.metric!r}; it has {sorted(metrics)}")
+        record = {
+            "graph_hash": digest, "training_seed": k, "folder": str(folder.relative_to(self.output)),
+            "metric": cfg.metric, "score": float(metrics[cfg.metric]),
+            "metrics": {key: value for key, value in metrics.items() if isinstance(value, (int, float))},
+            "steps": settings.steps, "lr": settings.lr, "recipe": settings.tag, "width_multiplier": width,
+            "finished_at": time.time(),
+            "wall_time_s": trained_for if trained_for is not None else round(time.time() - start, 3),
+        }
+        fileio.atomic_write_text(result_path, json.dumps(fileio.json_safe(record), indent=1) + "\n", fsync=True)
+        self._log({"event": "training-finished", "time": time.time(), "what": what, "graph_hash": digest,
+                   "training_seed": k, "recipe": settings.tag, "score": record["score"], "metric": cfg.metric,
+                   "wall_time_s": record["wall_time_s"]})
+        return record
+
+    def _train_in_parallel(self, jobs: Sequence[tuple[Any, Path, int, TrainingSettings]], train_config: str | None,
+                           width: float) -> None:
+        """With ``retrain.workers`` > 1, run the engine trainings of ``jobs`` (graph, folder, seed, settings) that
+        are not done in a process pool, one torch thread each; each leaves the engine's final metrics in its
+        folder, which :meth:`_train_graph` then records. (Injected training functions run in-process instead.)"""
+        cfg = self.config.retrain
+        todo = [(g, f, k, s) for g, f, k, s in jobs
+                if not (f / RESULT_FILE).is_file() and not (f / ENGINE_FINAL_METRICS).is_file()]
+        if cfg.workers < 2 or self._run_training is not None or len(todo) < 2:
+            return
+        import concurrent.futures
+        import multiprocessing
+
+        from assemblenet.graph.io import graph_to_dict
+
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=cfg.workers, mp_context=context) as pool:
+            futures = {pool.submit(_engine_training_job, train_config, graph_to_dict(g.without_edge_weights()),
+                                   str(f), k, s.steps, width, dict(s.overrides)): f for g, f, k, s in todo}
+            for future in concurrent.futures.as_completed(futures):
+                future.result()  # re-raises a training error here
+                logger.info("study %s: trained %s", self.config.name, futures[future])
+
+    def _train_named(self, folder_root: Path, names: Sequence[str], seeds: int, settings: TrainingSettings,
+                     what: str) -> list[dict[str, Any]]:
+        """Train fixed wirings ``names`` (``search.baselines``) with ``seeds`` training seeds each into
+        ``folder_root/NAME/``; one record per (name, seed)."""
+        from assemblenet.graph.io import save_graph
+        from assemblenet.search.baselines import baseline_graph
+
+        train = self._run_training or _engine_run_training()
+        train_config, width = self._train_config(), self._width()
+        graphs = {name: baseline_graph(name, self.base.space) for name in names}
+        self._train_in_parallel([(graphs[name], folder_root / name / settings.folder_name("", k), k, settings)
+                                 for name in graphs for k in range(seeds)], train_config, width)
+        records = []
+        for name, graph in graphs.items():
+            folder = folder_root / name
+            folder.mkdir(parents=True, exist_ok=True)
+            save_graph(graph, folder / "graph.yaml")
+            for k in range(seeds):
+                record = self._train_graph(graph, folder / settings.folder_name("", k), k, train, train_config,
+                                           width, what=f"{what} {name}", settings=settings)
+                records.append({"baseline": name, **record})
+        return records
+
+    def _named_scores(self, folder_root: Path, names: Sequence[str], seeds: int,
+                      settings: TrainingSettings) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for name in names:
+            scores = []
+            for k in range(seeds):
+                path = folder_root / name / settings.folder_name("", k) / RESULT_FILE
+                if path.is_file():
+                    scores.append(float(json.loads(path.read_text())["score"]))
+            if scores:
+                out[name] = scores
+        return out
+
+    # ------------------------------------------------------------------ stage: recipes
+    def train_recipes(self) -> list[dict[str, Any]]:
+        """Train every recipe candidate on every fixed wiring of ``recipes.graphs`` with ``recipes.seeds``
+        training seeds (the seeds' spread per recipe is what the stage measures)."""
+        cfg = self.config.recipes
+        if not cfg.candidates:
+            raise key_error(self.config.source, "recipes.candidates", "is empty; list the recipes to compare")
+        records = []
+        for candidate in cfg.candidates:
+            settings = self._settings(candidate)
+            for record in self._train_named(self.output / RECIPES_DIR / candidate.name, cfg.graphs, cfg.seeds,
+                                            settings, f"recipe {candidate.name}"):
+                records.append({"recipe": candidate.name, **record})
+        return records
+
+    def _recipes_analysis(self) -> dict[str, Any] | None:
+        cfg = self.config.recipes
+        if not cfg.candidates or not (self.output / RECIPES_DIR).is_dir():
+            return None
+        measured = {c.name: self._named_scores(self.output / RECIPES_DIR / c.name, cfg.graphs, cfg.seeds,
+                                               self._settings(c)) for c in cfg.candidates}
+        return recipe_statistics(measured, self.config)
+
+    # ------------------------------------------------------------------ stage: baselines
+    def train_baselines(self) -> list[dict[str, Any]]:
+        """Train every fixed wiring of ``baselines.names`` for ``baselines.seeds`` seeds with the retrain
+        settings; return one record per (baseline, seed)."""
+        return self._train_named(self.output / BASELINES_DIR, self.config.baselines.names,
+                                 self.config.baselines.seeds, self.retrain_settings(), "baseline")
+
+    def _baselines_analysis(self) -> dict[str, Any] | None:
+        folder = self.output / BASELINES_DIR
+        settings = self._settings_if_known()
+        if not folder.is_dir() or settings is None:
+            return None
+        out: dict[str, Any] = {}
+        measured = self._named_scores(folder, self.config.baselines.names, self.config.baselines.seeds, settings)
+        for name, scores in measured.items():
+            out[name] = {"n": len(scores), "scores": scores, "mean": statistics.fmean(scores),
+                         "std": statistics.stdev(scores) if len(scores) > 1 else None,
+                         "ci95_t": (stats.t_interval(scores, confidence=CONFIDENCE).to_list()
+                                    if len(scores) > 1 else None)}
+        return {"metric": self.config.retrain.metric, "steps": settings.steps, "recipe": settings.tag or None,
+                "baselines": out}
+
+    def _write_entry(self, run: SearchRun, owner: SearchRun, choice: str, record: EvaluationRecord,
+                     results: list[dict[str, Any]], settings: TrainingSettings) -> dict[str, Any]:
+        from assemblenet.graph.io import save_graph
+
+        folder = self.output / RETRAIN_DIR / run.label
+        scores = [float(r["score"]) for r in results]
+        rescored = run.rescored_summary if choice == RESCORED_CHOICE else None
+        entry = {
+            "strategy": run.strategy, "seed": run.seed, "run": run.label, "choice": choice,
+            "graph_hash": record.graph_hash, "best_index": record.index, "proxy_fitness": record.fitness,
+            "rescored_mean": rescored["mean"] if rescored else None,
+            "same_as_single_best": run.best is not None and record.graph_hash == run.best.graph_hash,
+            "metric": self.config.retrain.metric, "scores": scores, "score": statistics.fmean(scores),
+            "recipe": settings.tag, "steps": settings.steps, "lr": settings.lr,
+            "trained_in": [r["folder"] for r in results],
+            "duplicate_of": None if owner.label == run.label else owner.label,
+        }
+        suffix = "" if choice == SINGLE_BEST_CHOICE else f"-{choice}"
+        save_graph(dataclasses.replace(record.graph.without_edge_weights(), name=f"{run.label}-eval{record.index}"),
+                   folder / f"graph{suffix}.yaml")
+        name = RETRAIN_RECORD if choice == SINGLE_BEST_CHOICE else RESCORED_RECORD
+        fileio.atomic_write_text(folder / name, json.dumps(fileio.json_safe(entry), indent=1) + "\n", fsync=True)
+        return entry
+
+
+def run_study(config: StudyConfig | str | Path, *, stage: str = "all", **options: Any) -> StudyOutcome:
+    """Load the study config (a path or a :class:`StudyConfig`) and run ``stage``; ``options`` go to
+    :class:`Study` (``output``, ``executor``, ``ray_address``, ``progress``, ``fitness``, ``run_training``)."""
+    if not isinstance(config, StudyConfig):
+        config = load_study_config(config)
+    return Study(config, **options).run(stage)
+
+
+def _engine_training_job(train_config: str | None, graph: dict[str, Any], folder: str, seed: int,
+                         steps: int | None, width: float, overrides: dict[str, Any]) -> None:
+    """One training in a worker process (one torch thread); its outputs stay in ``folder``."""
+    from assemblenet.engine.trainer import run_training
+    from assemblenet.graph.io import graph_from_dict
+    from assemblenet.runtime import keep_freed_memory
+
+    keep_freed_memory()
+    start = time.time()
+    run_training(train_config, graph=graph_from_dict(graph), output_dir=folder, seed=seed, max_steps=steps,
+                 width_multiplier=width, overrides=overrides, num_threads=1, progress=False)
+    fileio.atomic_write_json(Path(folder) / TRAIN_TIME_FILE, {"wall_time_s": round(time.time() - start, 3)})
+
+
+def _engine_run_training() -> Callable[..., Any]:
+    from assemblenet.engine.trainer import run_training
+
+    return run_training
+
+
+def _json_plain(value: Any) -> Any:
+    return json.loads(json.dumps(fileio.json_safe(value), sort_keys=True))
+
+
+def _count_records(run_dir: Path, budget: int, finalists: int = 0) -> int:
+    """Evaluation records of a run within the budget, plus up to ``finalists`` re-scoring records."""
+    count = 0
+    for folder, limit in ((run_dir / "evaluations", budget), (run_dir / FINALISTS_DIR / "evaluations", finalists)):
+        found = 0
+        for path in folder.glob("*.json") if folder.is_dir() else ():
+            try:
+                found += int(path.stem) < limit
+            except ValueError:
+                continue
+        count += found
+    return count
+
+
+class _StudyProgress:
+    """One bar over every evaluation of the study, with ETA. A thread counts the record files of the run in
+    progress (records are written the moment an evaluation finishes, whichever executor runs it)."""
+
+    def __init__(self, *, total: int, initial: int, enabled: bool, desc: str, interval: float = 0.5) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="eval", disable=not enabled,
+                        dynamic_ncols=True)
+        self.enabled = enabled
+        self.credit = initial  # evaluations counted for runs that are not being watched
+        self.watched: tuple[Path, int, int, int] | None = None  # folder, budget, finalists, records at the start
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.interval = interval
+        self.thread = threading.Thread(target=self._poll, daemon=True) if enabled else None
+        self._redirect: Any = None
+
+    def __enter__(self) -> "_StudyProgress":
+        if self.enabled:  # log lines go above the bar instead of through it
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            self._redirect = logging_redirect_tqdm()
+            self._redirect.__enter__()
+        if self.thread is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+        self.bar.close()
+        if self._redirect is not None:
+            self._redirect.__exit__(None, None, None)
+
+    def watch(self, run_dir: Path, budget: int, finalists: int = 0) -> None:
+        with self.lock:
+            self.watched = (run_dir, budget, finalists, _count_records(run_dir, budget, finalists))
+
+    def finish_run(self) -> None:
+        with self.lock:
+            if self.watched is not None:
+                _, budget, finalists, before = self.watched
+                self.credit += budget + finalists - before  # an exhausted run counts as done
+            self.watched = None
+            self._refresh()
+
+    def _poll(self) -> None:
+        while not self.stop.wait(self.interval):
+            with self.lock:
+                self._refresh()
+
+    def _refresh(self) -> None:
+        current = self.credit
+        if self.watched is not None:
+            run_dir, budget, finalists, before = self.watched
+            current += _count_records(run_dir, budget, finalists) - before
+        if current > self.bar.n:
+            self.bar.update(current - self.bar.n)
