@@ -224,21 +224,25 @@ def main() -> None:
                   f"({entry['pairs']} pairs)")
             for key, figures in entry.items():
                 if isinstance(figures, dict) and "median_s" in figures:
-                    print(f"  {key:28s} median {figures['median_s'] * 1e3:9.2f} ms  min {figures['min_s'] * 1e3:9.2f} ms"
+                    print(f"  {key:28s} median {figures['median_s'] * 1e3:9.2f} ms  "
+                          f"min {figures['min_s'] * 1e3:9.2f} ms"
                           f"  cpu/thread {figures['cpu_s'] / args.threads * 1e3:9.2f} ms")
             floor = entry["floor"]
             print(f"  floor: {floor['traffic_GB']:.2f} GB of traffic; triad {floor['triad_GBps_pair_working_set']:.1f} "
                   f"GB/s (pair per thread) -> {floor['floor_s_in_cache'] * 1e3:.1f} ms, "
-                  f"{floor['triad_GBps_main_memory']:.1f} GB/s (main memory) -> {floor['floor_s_from_memory'] * 1e3:.1f} ms;"
+                  f"{floor['triad_GBps_main_memory']:.1f} GB/s (main memory) -> "
+                  f"{floor['floor_s_from_memory'] * 1e3:.1f} ms;"
                   f" fused = {entry['fused_over_floor_in_cache']:.1f}x the in-cache floor, "
                   f"{entry['fused_speedup_over_reference']:.1f}x faster than the reference")
     if not args.skip_precompute:
         report["precompute"] = precompute_figures(args.video, os.cpu_count() or 1, args.opencv_pairs,
                                                   args.torch_pairs, max(1, args.repeats // 2))
-        print(f"\nprecomputed flow, {report['precompute']['video']} ({report['precompute']['size']}), decoding excluded")
+        precompute = report["precompute"]
+        print(f"\nprecomputed flow, {precompute['video']} ({precompute['size']}), decoding excluded")
         for key, figures in report["precompute"].items():
             if isinstance(figures, dict):
-                print(f"  {key:40s} {figures['pairs_per_s']:8.3f} pairs/s  ({figures['vs_opencv_tvl1_one_worker']:.1f}x "
+                print(f"  {key:40s} {figures['pairs_per_s']:8.3f} pairs/s  "
+                      f"({figures['vs_opencv_tvl1_one_worker']:.1f}x "
                       f"OpenCV TV-L1 with one worker; {figures['pairs_per_cpu_s']:.3f} pairs per CPU second; "
                       f"{figures['pairs']} pairs)")
     report["machine"]["load_average_end"] = os.getloadavg()

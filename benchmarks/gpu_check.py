@@ -243,11 +243,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from gpu_speed import matmul_peak, train_stage
     from assemblenet import runtime
     from assemblenet.fileio import atomic_write_json, atomic_write_text
     from assemblenet.models import create_model
     from assemblenet.models.summary import summarize_model
+    from gpu_speed import matmul_peak, train_stage
 
     if args.tiny:
         args.batch, args.frames, args.size, args.steps = 2, 4, 32, 2
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         try:
             result = run()
-        except Exception as error:  # a failed stage is a result; the check goes on
+        except Exception as error:  # noqa: BLE001 - a failed stage is a result; the check goes on
             result = {"stage": name, "error": f"{type(error).__name__}: {error}"}
         print(f"  {name} ({time.perf_counter() - started:.0f} s): "
               f"{json.dumps(_round(result) if isinstance(result, dict) else result)[:600]}", flush=True)

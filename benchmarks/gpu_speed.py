@@ -20,13 +20,13 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from assemblenet import runtime
-from assemblenet.runtime import time_calls
 from assemblenet.cli.arguments import positive_int
 from assemblenet.data import collate
 from assemblenet.data.memory import InMemoryClips
@@ -36,6 +36,7 @@ from assemblenet.engine.trainer import Trainer
 from assemblenet.fileio import atomic_write_json
 from assemblenet.models import RepresentationFlow, create_model
 from assemblenet.models.summary import summarize_model
+from assemblenet.runtime import time_calls
 
 TINY_MODEL = dict(name="assemblenet50_searchable", depth=26, width_multiplier=0.125, flow_iterations=2)
 
@@ -65,7 +66,7 @@ def matmul_peak(device: torch.device, *, tiny: bool) -> dict[str, float]:
     for n in ((256, 512) if tiny else (4096, 8192, 16384)):
         a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
         b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-        stats = timed(lambda: torch.mm(a, b), device, repeats=3 if tiny else 10, warmup=1 if tiny else 3)
+        stats = timed(partial(torch.mm, a, b), device, repeats=3 if tiny else 10, warmup=1 if tiny else 3)
         best[str(n)] = 2 * n ** 3 / stats["min_s"] / 1e12
         del a, b
     return {"per_size_tflops": best, "peak_tflops": max(best.values())}
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             row = run()
-        except Exception as error:  # a failed stage (e.g. a compile error) is a result, not the end of the run
+        except Exception as error:  # noqa: BLE001 - a failed stage (e.g. a compile error) is a result, not the end
             row = {"stage": name_, "error": f"{type(error).__name__}: {error}"}
         stages.append(row)
         print("  " + json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}),

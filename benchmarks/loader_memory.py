@@ -60,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import decode_speed
-
     from assemblenet.data import collate
     from assemblenet.data.datasets.base import batch_bytes
     from assemblenet.fileio import atomic_write_json

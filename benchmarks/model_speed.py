@@ -29,18 +29,19 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from assemblenet import runtime
-from assemblenet.runtime import time_calls
 from assemblenet.cli.arguments import positive_int
 from assemblenet.engine.modeling import prepare_for_inference
 from assemblenet.fileio import atomic_write_json
 from assemblenet.models import create_model
 from assemblenet.models.summary import summarize_model
+from assemblenet.runtime import time_calls
 
 # The official TF code (Model Garden AssembleNet, graph mode), asn50, 157 classes, batch 1, fp32, 2 threads:
 # figures from issue 10, measured by its author alternately with this project's code in one session.
@@ -179,28 +180,29 @@ def run_case(args: argparse.Namespace, *, frames: int, size: int, native_bf16: b
         print(f"  {what:<30} {frames}x{size}: median {stats['median_s']:.3f} s, min {stats['min_s']:.3f} s{share}",
               flush=True)
 
+    # partial binds the model now: a lambda would close over names that are deleted below to free memory.
     timing = dict(repeats=args.repeats, warmup=args.warmup)
     if model.flow_layer is not None:
         with torch.inference_mode():
-            stats = time_runs(lambda: model.flow_layer(clip), **timing)
+            stats = time_runs(partial(model.flow_layer, clip), **timing)
         record("flow layer", stats, flops=summary.flow_flops, dtype="fp32", tf_seconds=tf_flow,
                target=TARGETS["flow (fused)"])
         if args.profile:
-            _profile(lambda: model.flow_layer(clip), title=f"flow layer {frames}x{size}")
+            _profile(partial(model.flow_layer, clip), title=f"flow layer {frames}x{size}")
     if args.flow_only:
         return results
 
     flops = summary.total_flops
     with torch.inference_mode():
-        stats = time_runs(lambda: model(clip), **timing)
+        stats = time_runs(partial(model, clip), **timing)
     record("forward fp32 (eager)", stats, flops=flops, dtype="fp32", tf_seconds=tf_forward,
            target=TARGETS["forward fp32 (eager)"])
     if args.profile:
-        _profile(lambda: model(clip), title=f"eager forward {frames}x{size}")
+        _profile(partial(model, clip), title=f"eager forward {frames}x{size}")
 
     folded = prepare_for_inference(copy.deepcopy(model))
     with torch.inference_mode():
-        stats = time_runs(lambda: folded(clip), **timing)
+        stats = time_runs(partial(folded, clip), **timing)
     record("forward fp32 (BN folded)", stats, flops=flops, dtype="fp32", tf_seconds=tf_forward,
            target=TARGETS["forward fp32 (eager)"])
     del folded
@@ -210,12 +212,12 @@ def run_case(args: argparse.Namespace, *, frames: int, size: int, native_bf16: b
         converted = prepare_for_inference(copy.deepcopy(model), precision="bf16")
         clip_bf16 = clip.bfloat16()
         with torch.inference_mode():
-            stats = time_runs(lambda: converted(clip_bf16), **bf16_timing)
+            stats = time_runs(partial(converted, clip_bf16), **bf16_timing)
         record("forward bf16 (converted)", stats, flops=flops, dtype="bf16", tf_seconds=tf_forward,
                target=TARGETS["forward bf16"])
         del converted
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            stats = time_runs(lambda: model(clip), **bf16_timing)
+            stats = time_runs(partial(model, clip), **bf16_timing)
         record("forward bf16 (autocast)", stats, flops=flops, dtype="bf16", tf_seconds=tf_forward,
                target=TARGETS["forward bf16"])
 
@@ -226,7 +228,7 @@ def run_case(args: argparse.Namespace, *, frames: int, size: int, native_bf16: b
             compiled(clip)  # the first call compiles
         compile_seconds = time.perf_counter() - start
         with torch.inference_mode():
-            stats = time_runs(lambda: compiled(clip), **timing)
+            stats = time_runs(partial(compiled, clip), **timing)
         record("forward fp32 (torch.compile)", stats, flops=flops, dtype="fp32", compile_s=compile_seconds)
         del compiled
     del model

@@ -70,7 +70,8 @@ def main() -> int:
                                model_edge_weights=asn_config.asn_structure_weights)
     clip = tf.constant(np.random.RandomState(0).rand(1, frames, size, size, 3).astype("float32"))
     forward = tf.function(lambda x: model(x, training=False))
-    result = {"tensorflow": tf.__version__, "onednn_opts": os.environ["TF_ENABLE_ONEDNN_OPTS"], "threads": args.threads, "frames": frames, "size": size,
+    result = {"tensorflow": tf.__version__, "onednn_opts": os.environ["TF_ENABLE_ONEDNN_OPTS"],
+              "threads": args.threads, "frames": frames, "size": size,
               "num_classes": args.num_classes, "forward": time_runs(lambda: forward(clip).numpy(),
                                                                     repeats=args.repeats, warmup=args.warmup)}
     flow_layer = rep_flow_2d_layer.RepresentationFlow(time=frames, depth=3, num_iter=40, bottleneck=1)

@@ -66,14 +66,17 @@ def main(root: str) -> int:
         top1 = [m["top1"] for m in per_seed.values()]
         mean_ap = [m["map"] for m in per_seed.values()]
         summary[mode] = {"seeds": sorted(per_seed), "top1": top1, "map": mean_ap,
-                         "top1_mean": statistics.mean(top1), "top1_std": statistics.stdev(top1) if len(top1) > 1 else 0.0,
-                         "map_mean": statistics.mean(mean_ap), "map_std": statistics.stdev(mean_ap) if len(mean_ap) > 1 else 0.0}
+                         "top1_mean": statistics.mean(top1),
+                         "top1_std": statistics.stdev(top1) if len(top1) > 1 else 0.0,
+                         "map_mean": statistics.mean(mean_ap),
+                         "map_std": statistics.stdev(mean_ap) if len(mean_ap) > 1 else 0.0}
         summary[mode]["top1_ci95"] = top1_interval(top1).to_list()
     intervals = {MODES[mode]: top1_interval(s["top1"]) for mode, s in summary.items()}
     verdict = compare_intervals(intervals).sentence("test top-1")
     atomic_write_json(out / "attention_comparison.json", {"runs": rows, "summary": summary, "verdict": verdict,
                                                            "command": __doc__.split("\n\n")[1].strip()})
-    lines = ["| model | test top-1 per seed | mean ± std | 95% interval (seeds and test videos) | test mAP mean ± std |",
+    lines = ["| model | test top-1 per seed | mean ± std | 95% interval (seeds and test videos) "
+             "| test mAP mean ± std |",
              "|---|---|---|---|---|"]
     for mode, s in summary.items():
         seeds = ", ".join(f"{v:.3f}" for v in s["top1"])

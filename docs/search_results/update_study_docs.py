@@ -32,8 +32,13 @@ def main() -> None:
         title, _, body = section.partition("\n")
         sections[title.strip()] = body.strip()
     link = "](search_results/study_compositional/"
-    parts = [f"#### {title}\n\n{sections[title].replace('](study.png', link + 'study.png').replace('](proxy_vs_test.png', link + 'proxy_vs_test.png')}\n"
-             for title in SECTIONS if title in sections]
+
+    def relinked(text: str) -> str:
+        for figure in ("study.png", "proxy_vs_test.png"):
+            text = text.replace("](" + figure, link + figure)
+        return text
+
+    parts = [f"#### {title}\n\n{relinked(sections[title])}\n" for title in SECTIONS if title in sections]
     doc_path = ROOT / "docs/search.md"
     doc = doc_path.read_text()
     if BEGIN not in doc or END not in doc:

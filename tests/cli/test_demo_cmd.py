@@ -7,8 +7,8 @@ import json
 import pytest
 
 from assemblenet.cli.main import main
-from assemblenet.search.stats import bootstrap_mean_ci, compare_intervals, format_interval
 from assemblenet.search.demo import ASN50, EVAL_FILE, FULL, LATE_FUSION, SEARCHED, search_config_dict, settings_for
+from assemblenet.search.stats import bootstrap_mean_ci, compare_intervals, format_interval
 
 
 def test_demo_quick_runs_end_to_end_and_resumes(tmp_path, capsys):

@@ -91,7 +91,8 @@ def test_resuming_with_another_config_is_refused(tmp_path: Path, capsys: pytest.
         (["--workers", "0"], "executor.workers"),
     ],
 )
-def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                              message: str) -> None:
     assert _search("--output", str(tmp_path / "out"), *args) == 2
     assert message in capsys.readouterr().err
 

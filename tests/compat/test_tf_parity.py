@@ -148,5 +148,6 @@ def test_loader_rejects_unknown_roles_and_missing_variables(tmp_path):
     manifest = json.loads((REFERENCES / "tiny_fixed_manifest.json").read_text())
     manifest["variables"] = [v for v in manifest["variables"] if v["role"] != "head.dense"]
     (tmp_path / "m.json").write_text(json.dumps(manifest))
-    with pytest.raises(ReferenceFormatError, match=r"does not provide 2 tensors, e.g. \['head.fc.bias', 'head.fc.weight'\]"):
+    with pytest.raises(ReferenceFormatError,
+                       match=r"does not provide 2 tensors, e.g. \['head.fc.bias', 'head.fc.weight'\]"):
         build_model(REFERENCES / "tiny_fixed.npz", tmp_path / "m.json")

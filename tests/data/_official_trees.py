@@ -140,8 +140,8 @@ def make_ssv2(parent: Path, tiny_videos: dict[str, bytes]) -> Path:
     labels = {"Putting something on a surface": "2", "Approaching something with your camera": "0",
               "Pushing something from left to right": "1"}
     train = [
-        {"id": "78687", "label": "pushing a pen from left to right", "template": "Pushing [something] from left to right",
-         "placeholders": ["a pen"]},
+        {"id": "78687", "label": "pushing a pen from left to right",
+         "template": "Pushing [something] from left to right", "placeholders": ["a pen"]},
         {"id": "42326", "label": "putting a cup on a table", "template": "Putting [something] on a surface",
          "placeholders": ["a cup"]},
         {"id": "100", "label": "approaching a door with your camera",

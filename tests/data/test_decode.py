@@ -9,8 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from assemblenet.data.decode import (INDEX_CACHE, FrameFolderReader, FrameSource, VideoReader, list_frame_files,
-                                     open_video)
+from assemblenet.data.decode import (
+    INDEX_CACHE,
+    FrameFolderReader,
+    FrameSource,
+    VideoReader,
+    list_frame_files,
+    open_video,
+)
 from assemblenet.errors import DataError
 
 from .conftest import REAL_VIDEOS, VIDEO_DIR, counter_frames, encode_video, frame_number

@@ -195,7 +195,8 @@ def test_torch_tvl1_batches_pairs_without_changing_the_flow():
 
 def test_torch_tvl1_precompute_in_parallel_workers(tmp_path):
     videos = [write_frame_folder(tmp_path / "data" / name, translating_texture_clip(
-        num_frames=3, height=32, width=40, dx=dx, dy=0.0, seed=seed)) for name, dx, seed in [("a", 1.0, 0), ("b", -1.0, 1)]]
+        num_frames=3, height=32, width=40, dx=dx, dy=0.0, seed=seed))
+        for name, dx, seed in [("a", 1.0, 0), ("b", -1.0, 1)]]
     report = precompute_flow(videos, tmp_path / "flow", root=tmp_path / "data", fmt="float16", workers=2,
                              progress=False)
     assert sorted(report.computed) == sorted(map(str, videos)) and not report.failed

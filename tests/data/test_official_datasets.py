@@ -15,7 +15,6 @@ from assemblenet.data.annotations import read_class_list
 from assemblenet.data.check import check_split, dataset_problems
 from assemblenet.data.transforms import RandomHorizontalFlip
 from assemblenet.errors import ConfigError, DataError
-
 from tests.data._official_trees import (
     make_hmdb51,
     make_kinetics400,
@@ -133,8 +132,10 @@ def test_hmdb51_official_layout(hmdb51):
     train = build_dataset("hmdb51", root=hmdb51, split="train", fold=1, sampling=ClipSampling(num_frames=2))
     assert train.class_names == ["brush_hair", "sword_exercise"]
     labels = labels_by_name(train)
-    assert set(labels) == {"April_09_brush_hair_u_nm_np1_ba_goo_0", "atempting_to_brush_my_hair_brush_hair_u_nm_np2_le_goo_0",
-                           "#20_Rhythm_sword_exercise_f_nm_np1_fr_goo_0", "Brave_Heart_(1995)_sword_exercise_f_nm_np1_le_bad_0"}
+    assert set(labels) == {"April_09_brush_hair_u_nm_np1_ba_goo_0",
+                           "atempting_to_brush_my_hair_brush_hair_u_nm_np2_le_goo_0",
+                           "#20_Rhythm_sword_exercise_f_nm_np1_fr_goo_0",
+                           "Brave_Heart_(1995)_sword_exercise_f_nm_np1_le_bad_0"}
     assert labels["#20_Rhythm_sword_exercise_f_nm_np1_fr_goo_0"] == ["sword_exercise"]
     test = build_dataset("hmdb51", root=hmdb51, split="test", fold=1)
     assert sorted(labels_by_name(test)) == ["April_09_brush_hair_u_nm_np1_ba_goo_1",

@@ -3,7 +3,6 @@ what they claim to need."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 

@@ -2,8 +2,8 @@
 
 import torch
 
-from assemblenet.engine.model_spec import build_model_from_spec, model_spec_from_config
 from assemblenet.engine.config import ModelConfig
+from assemblenet.engine.model_spec import build_model_from_spec, model_spec_from_config
 from assemblenet.graph import graph_to_dict, official_graph
 from assemblenet.models import AssembleNetLite
 

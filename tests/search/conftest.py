@@ -47,7 +47,8 @@ def run_sequence(run_dir: Path) -> list[tuple[str, float | None]]:
     return [(records[i].graph_hash, records[i].fitness) for i in sorted(records)]
 
 
-def assert_same_sequence(a: list[tuple[str, float | None]], b: list[tuple[str, float | None]], *, tol: float = 1e-9) -> None:
+def assert_same_sequence(a: list[tuple[str, float | None]], b: list[tuple[str, float | None]], *,
+                         tol: float = 1e-9) -> None:
     assert [h for h, _ in a] == [h for h, _ in b]
     for (_, fa), (_, fb) in zip(a, b):
         assert (fa is None) == (fb is None)

@@ -267,7 +267,8 @@ def test_too_many_failures_in_a_row_stop_the_search(tmp_path: Path) -> None:
             raise RuntimeError("out of memory")
 
     config = tiny_config(**{"search.max_consecutive_failures": 3})
-    with pytest.raises(SearchError, match=r"4 fitness runs failed in a row \(search.max_consecutive_failures=3\).*out of memory"):
+    with pytest.raises(SearchError,
+                       match=r"4 fitness runs failed in a row \(search.max_consecutive_failures=3\).*out of memory"):
         SearchRunner(config, run_dir=tmp_path / "run", fitness=AlwaysFails()).run()
     assert len(RunStore(tmp_path / "run").read_records()) == 4  # two full batches were recorded
 

@@ -71,7 +71,8 @@ def test_proxy_training_calls_the_engine_and_reads_metric_and_weights(monkeypatc
     def fake_run_training(config, **kwargs):
         calls.append((config, kwargs))
         learned = kwargs["graph"].with_edge_weights(
-            [[0.5] * len(n.inputs) if hasattr(n, "inputs") and len(n.inputs) > 1 else None for n in kwargs["graph"].nodes]
+            [[0.5] * len(n.inputs) if hasattr(n, "inputs") and len(n.inputs) > 1 else None
+             for n in kwargs["graph"].nodes]
         )
         return {"metrics": {"top1": 0.42, "loss": 1.0}, "learned_graph": learned}
 

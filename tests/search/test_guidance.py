@@ -8,10 +8,10 @@ import torch
 
 from assemblenet.data.datasets import factory
 from assemblenet.graph.spec import AssembleNetGraph, BlockNode, StemNode, StemType
+from assemblenet.search.config import SpaceConfig
 from assemblenet.search.fitness import ProxyTrainingFitness
 from assemblenet.search.mutations import PruneRule, guided_connection_mutation
 from assemblenet.search.space import SearchSpace
-from assemblenet.search.config import SpaceConfig
 
 
 class BrightQuadrant(torch.utils.data.Dataset):

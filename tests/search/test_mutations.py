@@ -11,15 +11,15 @@ from hypothesis import strategies as st
 from assemblenet.graph.spec import AssembleNetGraph, BlockNode
 from assemblenet.search.config import SpaceConfig
 from assemblenet.search.mutations import (
+    PruneRule,
     below_threshold_edges,
     dilation_mutation,
-    PruneRule,
     guided_connection_mutation,
     matched_connection_mutation,
     merge_mutation,
     mutate,
-    random_connection_mutation,
     next_kind,
+    random_connection_mutation,
     split_mutation,
     threshold_connections,
 )
@@ -291,7 +291,8 @@ def test_kind_schedule_follows_the_probabilities_in_every_prefix() -> None:
     assert next_kind({"connection": 1.0, "split": 0.0}, {}) == "connection"
     # The state is plain data (state.json): a restored scheduler continues the same sequence.
     restored = dict(credits)
-    assert [next_kind(probabilities, credits) for _ in range(5)] == [next_kind(probabilities, restored) for _ in range(5)]
+    assert ([next_kind(probabilities, credits) for _ in range(5)]
+            == [next_kind(probabilities, restored) for _ in range(5)])
 
 
 def test_mutate_gives_up_when_nothing_is_acceptable() -> None:
@@ -348,4 +349,5 @@ def test_guided_connection_mutation_improves_the_toy_benchmark_more_than_matched
         if matched:
             matched_gain.append(fitness(matched.graph, seed=trial).fitness - result.fitness)
     assert len(guided_gain) >= 15 and len(matched_gain) >= 15
-    assert statistics.fmean(guided_gain) > statistics.fmean(matched_gain) + 2 * statistics.stdev(matched_gain) / len(matched_gain) ** 0.5
+    matched_sem = statistics.stdev(matched_gain) / len(matched_gain) ** 0.5
+    assert statistics.fmean(guided_gain) > statistics.fmean(matched_gain) + 2 * matched_sem

@@ -12,8 +12,8 @@ import pytest
 
 from assemblenet.search.evolution import SearchRunner
 from assemblenet.search.fitness import FitnessResult
-from assemblenet.search.toy import ToyFitness
 from assemblenet.search.store import RunStore
+from assemblenet.search.toy import ToyFitness
 
 from .conftest import assert_same_sequence, run_sequence, tiny_config
 

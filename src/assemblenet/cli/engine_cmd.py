@@ -42,7 +42,8 @@ def register(subparsers) -> None:
     evaluate.add_argument("--checkpoint", required=True,
                           help="model.safetensors (with its .json sidecar), a checkpoints/step_*.pt, or a run folder")
     add_config_arguments(evaluate)
-    evaluate.add_argument("--output", "--out", dest="out", help="report folder (default: <output.dir>/eval_<checkpoint name>)")
+    evaluate.add_argument("--output", "--out", dest="out",
+                          help="report folder (default: <output.dir>/eval_<checkpoint name>)")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_precision_argument(evaluate)
     evaluate.set_defaults(func=run_evaluate)

@@ -35,7 +35,8 @@ from assemblenet.models.assemblenet import AssembleNet, build_assemblenet
 _BN_FIELDS = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
 _ROLE = re.compile(r"^node(?P<node>\d+)\.(?P<part>stem|fusion|attention|block(?P<step>\d+))\.(?P<what>.+)$")
 _PEER_DENSE = re.compile(r"^peer_dense_from_node(?P<peer>\d+)$")
-_CONNECTION = re.compile(r"^(?:connection(?P<width>\d+)_(?P<rank>\d+)|single)\.(?P<param>dense|peer_attention_weights)$")
+_CONNECTION = re.compile(
+    r"^(?:connection(?P<width>\d+)_(?P<rank>\d+)|single)\.(?P<param>dense|peer_attention_weights)$")
 _STANDARD_FLOW_KERNELS = {
     "img_grad_x": [-0.5, 0.0, 0.5], "img_grad_y": [-0.5, 0.0, 0.5],
     "f_grad_x": [-1.0, 1.0], "f_grad_y": [-1.0, 1.0], "f_grad_x2": [-1.0, 1.0], "f_grad_y2": [-1.0, 1.0],
@@ -265,7 +266,8 @@ def _load_variables(
     }
     missing = sorted(expected - loaded)
     if missing:
-        raise ReferenceFormatError(f"{source}: the reference does not provide {len(missing)} tensors, e.g. {missing[:5]}")
+        raise ReferenceFormatError(
+            f"{source}: the reference does not provide {len(missing)} tensors, e.g. {missing[:5]}")
 
 
 def _load_attention(model: AssembleNet, position: int, role: str, what: str, fields: Mapping[str, np.ndarray],

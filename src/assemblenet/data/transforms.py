@@ -4,8 +4,8 @@ A *sample* is a dict of clips, ``{"rgb": [3, T, H, W], "flow": [2, T, H, W]}``. 
 float (0-1); uint8 RGB stays uint8 through every transform (resizing is done in uint8 by OpenCV, never in float
 on the CPU), and reaches the model through ``engine.modeling.model_inputs``, which converts it to float in
 [0, 1] on the training device. ``ToFloat`` converts on the CPU where a caller wants floats. Flow is float32 in
-pixels, channel 0 the x component (right positive) and channel 1 the y component (down positive). Each transform draws its
-random parameters once per call and applies them to all modalities, so RGB and flow stay aligned. Because
+pixels, channel 0 the x component (right positive) and channel 1 the y component (down positive). Each transform
+draws its random parameters once per call and applies them to all modalities, so RGB and flow stay aligned. Because
 flow is measured in pixels, resizing scales its components with the image, and a horizontal flip negates x.
 
 Object maps (AssembleNet++, key ``objects``: int64 label ids ``[1, T, H, W]`` or float scores ``[K, T, H, W]``)

@@ -116,7 +116,8 @@ def _pyramid(image: Tensor, s: TVL1Settings) -> list[Tensor]:
 def _central_gradient(image: Tensor) -> tuple[Tensor, Tensor]:
     """[-0.5, 0, 0.5] differences with replicated borders, as OpenCV's centeredGradient."""
     padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
-    return 0.5 * (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]), 0.5 * (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1])
+    return (0.5 * (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]),
+            0.5 * (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]))
 
 
 def _warp(images: Tensor, flow: Tensor) -> Tensor:

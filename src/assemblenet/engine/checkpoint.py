@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from assemblenet.fileio import atomic_path
 from assemblenet.errors import CheckpointError
+from assemblenet.fileio import atomic_path
 
 logger = logging.getLogger(__name__)
 

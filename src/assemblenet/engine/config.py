@@ -197,7 +197,8 @@ def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
     check.positive("model.width_multiplier")
     check.one_of("model.depth", (None, *SUPPORTED_DEPTHS))
     check.within("model.dropout", 0, 1, high_open=True)
-    for key in ("model.num_classes", "model.flow_iterations", "model.num_object_classes", "data.num_frames", "data.stride", "data.batch_size",
+    for key in ("model.num_classes", "model.flow_iterations", "model.num_object_classes",
+                "data.num_frames", "data.stride", "data.batch_size",
                 "data.prefetch_factor", "data.clips_per_video",
                 "optim.reference_batch_size", "optim.epochs", "optim.max_steps", "train.num_threads",
                 "train.keep_checkpoints", "train.log_every_steps", "eval.num_clips", "eval.batch_size",

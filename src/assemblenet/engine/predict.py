@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from assemblenet.engine.modeling import model_dtype, rgb_to_device
-from assemblenet.fileio import atomic_path, atomic_write_json
 from assemblenet.errors import ConfigError
+from assemblenet.fileio import atomic_path, atomic_write_json
 
 
 @dataclass
@@ -130,7 +130,8 @@ def _score(model: nn.Module, clips: list[torch.Tensor], object_clips: list[torch
     return (torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)).cpu()
 
 
-def write_timeline(prediction: VideoPrediction, json_path: str | os.PathLike, *, top_classes: int = 5) -> tuple[Path, Path]:
+def write_timeline(prediction: VideoPrediction, json_path: str | os.PathLike, *,
+                   top_classes: int = 5) -> tuple[Path, Path]:
     """Per-window scores as JSON and a PNG of the top classes' scores over time (same name, ``.png``)."""
     import matplotlib
 

@@ -27,15 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from assemblenet.fileio import hold_folder, json_safe
-from assemblenet.fileio import atomic_write_json
 from assemblenet.engine import checkpoint as ckpt
 from assemblenet.engine.config import Config, load_config, save_config
 from assemblenet.engine.distributed import (
     DistInfo,
     ResumableSampler,
-    all_gather_objects,
     SeededDataset,
+    all_gather_objects,
     all_reduce_,
     barrier,
     broadcast_buffers,
@@ -55,11 +53,12 @@ from assemblenet.engine.modeling import (
     set_train_mode,
     to_channels_last,
 )
-from assemblenet.engine.placement import configure_backends, describe_device, resolve_device
 from assemblenet.engine.optim import ModelEMA, build_optimizer, build_scheduler, scaled_lr
+from assemblenet.engine.placement import configure_backends, describe_device, resolve_device
 from assemblenet.engine.runlog import MetricsLogger, plot_training_curves, read_metrics
 from assemblenet.engine.weights import save_weights, unwrap_model
 from assemblenet.errors import AssembleNetError, CheckpointError, ConfigError, DataError
+from assemblenet.fileio import atomic_write_json, hold_folder, json_safe
 
 logger = logging.getLogger(__name__)
 
@@ -602,7 +601,8 @@ class Trainer:
         where = f"step {step} (epoch {(step - 1) // self.steps_per_epoch})"
         kept = f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else \
             "no checkpoint had been written yet"
-        self.metrics_log.log("error", self.step, {"error": f"non-finite loss {value} at step {step}", "epoch": self.epoch})
+        self.metrics_log.log("error", self.step,
+                             {"error": f"non-finite loss {value} at step {step}", "epoch": self.epoch})
         self.metrics_log.close()
         raise TrainingDivergedError(
             f"training stopped: the loss is {value} at {where}; {kept}. Lower optim.lr, set optim.grad_clip_norm, "

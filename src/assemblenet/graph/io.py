@@ -44,7 +44,8 @@ def graph_to_dict(graph: AssembleNetGraph) -> dict[str, Any]:
             nodes.append({"id": index, "stem": node.modality, "temporal_dilation": node.temporal_dilation})
         else:
             entry: dict[str, Any] = {
-                "id": index, "level": node.level, "inputs": list(node.inputs), "filters": list(node.filters) if isinstance(node.filters, tuple) else node.filters,
+                "id": index, "level": node.level, "inputs": list(node.inputs),
+                "filters": list(node.filters) if isinstance(node.filters, tuple) else node.filters,
                 "temporal_dilation": node.temporal_dilation, "spatial_stride": node.spatial_stride,
             }
             if node.edge_weights is not None:
@@ -66,7 +67,8 @@ def graph_from_dict(data: Any, *, source: str = "graph", allow_dead_nodes: bool 
     if isinstance(data, list):
         return AssembleNetGraph.from_official(data, allow_dead_nodes=allow_dead_nodes)
     if not isinstance(data, Mapping):
-        raise GraphError(f"{source}: expected a mapping with 'nodes' or an official node list, got {type(data).__name__}")
+        raise GraphError(
+            f"{source}: expected a mapping with 'nodes' or an official node list, got {type(data).__name__}")
     name = data.get("name")
     for key in ("model_structure", "structure"):
         if key in data:

@@ -101,7 +101,8 @@ _OFFICIAL = {
 
 
 def official_graph(name: str, *, with_weights: bool = True) -> AssembleNetGraph:
-    """One of ``asn50``, ``asn101``, ``asnp50``, ``asnp_lite``, with its official (frozen) edge weights or learnable ones."""
+    """One of ``asn50``, ``asn101``, ``asnp50``, ``asnp_lite``, with its official (frozen) edge weights or
+    learnable ones."""
     try:
         structure, weights = _OFFICIAL[name]
     except KeyError:

@@ -1,9 +1,9 @@
 """AssembleNet models: stems, blocks, fusion, representation flow, heads, builders and the registry."""
 
-from assemblenet.models.assemblenet import AssembleNet, AssembleNode, build_assemblenet
 from assemblenet.graph.spec import BLOCKS_PER_DEPTH
-from assemblenet.models.builders import build_from_graph
+from assemblenet.models.assemblenet import AssembleNet, AssembleNode, build_assemblenet
 from assemblenet.models.blocks import INTERMEDIATE_CHANNELS, BlockGroup, BottleneckBlock
+from assemblenet.models.builders import build_from_graph
 from assemblenet.models.fusion import SigmoidFusion
 from assemblenet.models.heads import AssembleNetHead
 from assemblenet.models.inference import fold_batch_norm

@@ -192,7 +192,8 @@ class SearchConfig:
         for key, value in changes.items():
             section, _, leaf = key.partition(".")
             if leaf:
-                config = dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **{leaf: value})})
+                updated = dataclasses.replace(getattr(config, section), **{leaf: value})
+                config = dataclasses.replace(config, **{section: updated})
             else:
                 config = dataclasses.replace(config, **{section: value})
         validate_config(config, source="config")

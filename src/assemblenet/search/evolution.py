@@ -125,7 +125,8 @@ class SearchRunner:
         saved = self.store.read_state()
         state = SearchState.from_dict(saved, source=str(self.store.state_path)) if saved else SearchState(cfg.seed)
         if saved:
-            logger.info("resuming %s at evaluation %d (%d records on disk)", self.run_dir, state.next_index, len(records))
+            logger.info("resuming %s at evaluation %d (%d records on disk)",
+                        self.run_dir, state.next_index, len(records))
         self.store.rewrite_metrics(state.history)  # drop lines of a batch that was not consumed
         ctx = SearchContext(cfg, self.space, state, records)
         budget = cfg.search.max_evaluations

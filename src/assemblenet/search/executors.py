@@ -57,7 +57,7 @@ def run_trial(fitness: FitnessFunction, trial: Trial, torch_threads: int | None 
     try:
         result = fitness(trial.graph, seed=trial.seed, workdir=trial.workdir)
         return TrialOutcome(trial.index, result, time.perf_counter() - start)
-    except Exception as exc:  # reported to the search, which records or stops
+    except Exception as exc:  # noqa: BLE001 - reported to the search, which records or stops
         # Errors of the setup (config, data, installation) would fail every candidate: stop. Anything else
         # (divergence, a graph the model rejects, out of memory) is this candidate's failure.
         fatal = isinstance(exc, (FitnessUnavailableError, ConfigError, DataError, ImportError))

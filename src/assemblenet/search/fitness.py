@@ -131,7 +131,8 @@ class ProxyTrainingFitness:
         if run_training is not trainer.run_training:
             return {}
         cfg = load_config(self.train_config, list(dict(self.overrides).items()))
-        key = json.dumps([os.getcwd(), str(self.train_config), _plain(cfg.data), _plain(cfg.eval)], sort_keys=True, default=str)
+        key = json.dumps([os.getcwd(), str(self.train_config), _plain(cfg.data), _plain(cfg.eval)],
+                         sort_keys=True, default=str)
         cached = _DATASET_CACHE.get(key)
         if cached is None:
             cached = (trainer.build_split(cfg, "train"), trainer.build_split(cfg, "val"))

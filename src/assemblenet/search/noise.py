@@ -113,7 +113,8 @@ def summarise_cell(steps: int, multiplier: float, references: Sequence[AssembleN
         return statistics.fmean(values) if values else math.nan
 
     measured = all(r.contributions for r in every)
-    by_contribution = (statistics.fmean(len(no_makeup.select(g, r.contributions)) for g, r in zip(graphs, graph_results))
+    by_contribution = (statistics.fmean(len(no_makeup.select(g, r.contributions))
+                                        for g, r in zip(graphs, graph_results))
                        if measured else math.nan)
     return CellReport(
         steps=steps, lr_multiplier=multiplier,
@@ -169,8 +170,8 @@ def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float],
     from tqdm import tqdm
 
     from assemblenet.search.executors import Trial, make_executor
-    from assemblenet.search.mutations import rule_from_config
     from assemblenet.search.fitness import build_fitness
+    from assemblenet.search.mutations import rule_from_config
     from assemblenet.search.space import SearchSpace
 
     output.mkdir(parents=True, exist_ok=True)
@@ -230,7 +231,8 @@ def grid_markdown(reports: Sequence[CellReport]) -> str:
              "contributions | s / eval |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in reports:
-        lines.append(f"| {r.steps} | {r.lr_multiplier:g} | {r.weight_agreement:.2f} | {_num(r.contribution_agreement, 2)} "
+        lines.append(f"| {r.steps} | {r.lr_multiplier:g} | {r.weight_agreement:.2f} "
+                     f"| {_num(r.contribution_agreement, 2)} "
                      f"| {r.seed_std:.4f} | {r.graph_std:.4f} | {r.signal_to_noise:.1f} | {r.condemned_per_graph:.1f} "
                      f"| {_num(r.condemned_by_contribution, 1)} | {r.seconds_per_eval:.1f} |")
     return "\n".join(lines) + "\n"
@@ -253,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cells", help="comma-separated STEPSxMULTIPLIER cells (e.g. 24x10,48x1) instead of the "
                         "product of --steps and --lr-multipliers")
     parser.add_argument("--seeds", type=int, default=4, help="trial seeds of each reference graph")
-    parser.add_argument("--graphs", type=int, default=16, help="random graphs of the space (the first are the references)")
+    parser.add_argument("--graphs", type=int, default=16,
+                        help="random graphs of the space (the first are the references)")
     parser.add_argument("--references", type=int, default=1,
                         help="graphs (the first of the random ones) run under every trial seed for (a) and (b)")
     parser.add_argument("--contribution-batches", type=int, default=4,

@@ -260,7 +260,7 @@ def _plot_overlay(groups: dict[str, list[SearchRun]], path: Path) -> None:
 def _plot_best_graph(record: EvaluationRecord, path: Path) -> bool:
     try:
         plot_graph(record.graph_with_learned_weights(), path)
-    except Exception as exc:  # a figure must never fail the report
+    except Exception as exc:  # noqa: BLE001 - a figure must never fail the report
         logger.warning("best-graph figure skipped: %s", exc)
         return False
     return path.is_file()

@@ -75,7 +75,8 @@ def validate_space_config(space: SpaceConfig, fail: Callable[[str, str], Any]) -
                  f"need 1 <= min ({low}) <= nodes ({n}) <= max ({high}) at level {level}")
         budget = space.level_filters[level]
         if budget % space.filter_quantum:
-            fail(f"space.level_filters[{level}]", f"{budget} is not a multiple of filter_quantum {space.filter_quantum}")
+            fail(f"space.level_filters[{level}]",
+                 f"{budget} is not a multiple of filter_quantum {space.filter_quantum}")
         if budget // space.filter_quantum < high:
             fail(f"space.max_nodes_per_level[{level}]",
                  f"{high} nodes cannot each get at least filter_quantum={space.filter_quantum} of {budget} filters")
@@ -144,7 +145,8 @@ class SearchSpace:
             where = f"node {index}"
             if isinstance(node, StemNode):
                 if node.temporal_dilation not in cfg.stem_dilations:
-                    problems.append(f"{where}: stem dilation {node.temporal_dilation} not in {list(cfg.stem_dilations)}")
+                    problems.append(
+                        f"{where}: stem dilation {node.temporal_dilation} not in {list(cfg.stem_dilations)}")
                 continue
             if node.temporal_dilation not in cfg.dilations:
                 problems.append(f"{where}: dilation {node.temporal_dilation} not in {list(cfg.dilations)}")

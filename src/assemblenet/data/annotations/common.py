@@ -206,7 +206,8 @@ def _indexed_class_list(path: str | os.PathLike, *, name_first: bool, first_inde
     count = len(by_index)
     for index, (name, number) in by_index.items():
         if not first_index <= index < first_index + count:
-            raise DataError(f"{path}:{number}: class index {index} out of range {first_index}..{first_index + count - 1} "
+            raise DataError(f"{path}:{number}: class index {index} out of range "
+                            f"{first_index}..{first_index + count - 1} "
                             f"(the file lists {count} classes)")
     names = tuple(by_index[first_index + i][0] for i in range(count))
     return ClassList.from_names(names)

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 
-from assemblenet.data.annotations.common import (ClassList, ListedVideo, _indexed_class_list, _open_text, csv_rows,
-                                                  find_class)
+from assemblenet.data.annotations.common import (
+    ClassList,
+    ListedVideo,
+    _indexed_class_list,
+    _open_text,
+    csv_rows,
+    find_class,
+)
 from assemblenet.errors import DataError
 
 

@@ -8,8 +8,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from assemblenet.data.annotations.common import (ClassList, ListedVideo, _indexed_class_list, _numbered_lines,
-                                                  _open_text, find_class)
+from assemblenet.data.annotations.common import (
+    ClassList,
+    ListedVideo,
+    _indexed_class_list,
+    _numbered_lines,
+    _open_text,
+    find_class,
+)
 from assemblenet.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -17,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 def read_ucf101_class_index(path: str | os.PathLike) -> ClassList:
     """``ucfTrainTestlist/classInd.txt``: ``1 ApplyEyeMakeup`` lines, indices from 1 (returned 0-based)."""
-    return _indexed_class_list(path, name_first=False, first_index=1, expected="'INDEX CLASS' (e.g. '1 ApplyEyeMakeup')")
+    return _indexed_class_list(path, name_first=False, first_index=1,
+                               expected="'INDEX CLASS' (e.g. '1 ApplyEyeMakeup')")
 
 
 def read_ucf101_split(path: str | os.PathLike, classes: ClassList, *, labelled: bool = False) -> list[ListedVideo]:

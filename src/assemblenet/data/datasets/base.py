@@ -38,8 +38,7 @@ import torch
 from assemblenet.data.annotations import ClassList
 from assemblenet.data.decode import FrameFolderReader, FrameSource, crop_resize, open_video, shrink_to_short_side
 from assemblenet.data.sampling import ClipSampling, ClipViews, clip_indices, random_clip, uniform_clip_positions
-from assemblenet.data.transforms import (SpatialPlan, Transform, eval_transform, plannable, spatial_plan,
-                                         train_transform)
+from assemblenet.data.transforms import SpatialPlan, Transform, eval_transform, plannable, spatial_plan, train_transform
 from assemblenet.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from assemblenet.data.annotations import (
     detect_kinetics_layout,
     format_kinetics_path,
     is_kinetics_csv,
+    kinetics_template_uses_label,
     read_class_list,
     read_kinetics_csv,
-    kinetics_template_uses_label,
 )
 from assemblenet.data.datasets.base import VideoItem, key_for
 from assemblenet.errors import ConfigError, DataError

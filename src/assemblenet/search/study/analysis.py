@@ -291,7 +291,8 @@ def _correlations(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         graph["proxy"].append(float(entry["proxy_fitness"]))
         if entry.get("rescored_mean") is not None and entry["choice"] == RESCORED_CHOICE:
             graph["rescored"].append(float(entry["rescored_mean"]))
-    points = [{"graph_hash": g["graph_hash"], "runs": sorted(set(g["runs"])), "strategies": sorted(set(g["strategies"])),
+    points = [{"graph_hash": g["graph_hash"], "runs": sorted(set(g["runs"])),
+               "strategies": sorted(set(g["strategies"])),
                "proxy_fitness": statistics.fmean(g["proxy"]), "test_score": float(g["score"]),
                "rescored_fitness": statistics.fmean(g["rescored"]) if g["rescored"] else None}
               for g in graphs.values()]

@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from assemblenet import fileio
 from assemblenet.search import stats
 from assemblenet.search.history import SearchRun
 from assemblenet.search.plotting import STRATEGY_COLOURS, finish_figure, new_figure, strategy_colour
@@ -73,7 +72,8 @@ def plot_choices(retrain: Mapping[str, Any], path: Path) -> None:
         a, b = p[SINGLE_BEST_CHOICE], p[RESCORED_CHOICE]
         strategy = a["strategy"]
         same = a["graph_hash"] == b["graph_hash"]
-        axes.scatter(a["score"], b["score"], color=strategy_colour(strategy, order.index(strategy) if strategy in order else 0),
+        colour = strategy_colour(strategy, order.index(strategy) if strategy in order else 0)
+        axes.scatter(a["score"], b["score"], color=colour,
                      marker="o" if not same else "x", s=30, alpha=0.8, label=None if strategy in labelled else strategy)
         labelled.add(strategy)
         values += [a["score"], b["score"]]
@@ -132,7 +132,8 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
             f"{_f(reach['median'], 1) if reach['median'] is not None else f'not reached (>{budget})'} "
             f"({reach['reached']}/{reach['of']})")
         lines.append(f"| {strategy} | {entry['runs']} | {_f(entry['final_best_mean'])} ± {_f(entry['final_best_std'])} "
-                     f"| {_ci(entry['final_best_ci95_bootstrap'])} | {_ci(entry['final_best_ci95_t'])} | {reach_text} |")
+                     f"| {_ci(entry['final_best_ci95_bootstrap'])} | {_ci(entry['final_best_ci95_t'])} "
+                     f"| {reach_text} |")
     lines += ["", "Evaluations to reach: per seed, the first number of evaluations after which the best so far is at "
               "least random search's mean final best; the median counts seeds that never reach it as infinitely "
               "many.", ""]
@@ -160,8 +161,9 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
         m = entry["mutations"]
         kinds = ", ".join(f"{k} {v}" for k, v in m["children_by_kind"].items()) or "-"
         share = entry.get("connection_share")
-        share_text = "-" if share is None else (f"{_f(share['observed'], 3)} ({share['connection']}/{share['children']})"
-                                                f" / {_f(share['configured'], 3)}")
+        share_text = "-" if share is None else (
+            f"{_f(share['observed'], 3)} ({share['connection']}/{share['children']})"
+            f" / {_f(share['configured'], 3)}")
         lines.append(f"| {strategy} | {m['children']} | {kinds} | {share_text} |")
     lines += [""]
 
@@ -172,7 +174,8 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
               "Finalist re-scoring: its evaluations (run / copied), their fitness time, and the runs whose "
               "re-scored choice differs from their single best graph.", "",
               "| strategy | evaluations | run | reused | fitness time (s) | s / evaluation run "
-              "| finalist evaluations (run) | finalist time (s) | choice changed |", "|---|---|---|---|---|---|---|---|---|"]
+              "| finalist evaluations (run) | finalist time (s) | choice changed |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for strategy, entry in analysis["strategies"].items():
         cost = entry["cost"]
         rescoring = entry.get("rescoring") or {}
@@ -200,7 +203,8 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
         steps = "the config's epochs" if baselines["steps"] is None else f"{baselines['steps']} steps"
         lines += ["## Fixed wirings (modality table)", "",
                   f"Trained exactly as the retrained graphs ({steps}); score `{baselines['metric']}` on the same "
-                  "split.", "", "| wiring | seeds | score (mean ± std) | 95% CI (t) | per seed |", "|---|---|---|---|---|"]
+                  "split.", "", "| wiring | seeds | score (mean ± std) | 95% CI (t) | per seed |",
+                  "|---|---|---|---|---|"]
         for name, entry in baselines["baselines"].items():
             lines.append(f"| {name} | {entry['n']} | {_f(entry['mean'])} ± {_f(entry['std'])} | {_ci(entry['ci95_t'])} "
                          f"| {', '.join(_f(v) for v in entry['scores'])} |")
