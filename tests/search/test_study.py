@@ -653,6 +653,13 @@ def test_retrain_trains_both_choices_and_compares_them_paired_by_run(tmp_path: P
     assert "### Single best against finalist re-scoring" in text and "### Training-seed spread" in text
     assert (tmp_path / "out" / "choices.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert data["strategies"]["evolution"]["cost"]["finalist_evaluations"] == 3 * 3 * 2
+    for strategy in ("evolution", "random"):  # the winner's curse: search score minus the fresh re-scored mean
+        expected_drops = [r.best.fitness - next(f["mean"] for f in r.finalists["finalists"]  # type: ignore[index]
+                                                if f["graph_hash"] == r.best.graph_hash)  # type: ignore[union-attr]
+                          for r in runs if r.strategy == strategy]
+        rescoring = data["strategies"][strategy]["rescoring"]
+        assert rescoring["single_best_drop"] == pytest.approx(expected_drops)
+        assert rescoring["runs"] == 3
     fake.calls.clear()
     run_study(config, output=tmp_path / "out", progress=False, run_training=fake)
     assert fake.calls == []

@@ -23,6 +23,7 @@ from typing import Any, Iterator, Protocol, Sequence
 
 from assemblenet.errors import ConfigError, DataError
 from assemblenet.graph.spec import AssembleNetGraph
+from assemblenet.search.config import EXECUTOR_KINDS
 from assemblenet.search.fitness import FitnessFunction, FitnessResult, FitnessUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -312,4 +313,4 @@ def make_executor(
             fitness, address=ray_address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
             torch_threads=torch_threads, max_retries=max_retries,
         )
-    raise ConfigError(f"executor.kind: unknown executor {kind!r}; expected 'local' or 'ray'")
+    raise ConfigError(f"executor.kind: unknown executor {kind!r}; expected one of {list(EXECUTOR_KINDS)}")

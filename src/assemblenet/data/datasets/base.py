@@ -40,6 +40,7 @@ from assemblenet.data.decode import FrameFolderReader, FrameSource, crop_resize,
 from assemblenet.data.sampling import ClipSampling, ClipViews, clip_indices, random_clip, uniform_clip_positions
 from assemblenet.data.transforms import SpatialPlan, Transform, eval_transform, plannable, spatial_plan, train_transform
 from assemblenet.errors import ConfigError, DataError
+from assemblenet.graph.spec import NUM_OBJECT_CLASSES
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class VideoDataset(torch.utils.data.Dataset):
                  modalities: Sequence[str] = ("rgb",), flow_root: str | os.PathLike | None = None,
                  target_type: str = "video", frame_fps: float = 30.0, decode_short_side: int | None = None,
                  seek: bool | None = None, max_attempts: int = 10, cache_frames: bool = False,
-                 object_root: str | os.PathLike | None = None, num_object_classes: int = 151,
+                 object_root: str | os.PathLike | None = None, num_object_classes: int = NUM_OBJECT_CLASSES,
                  clips_per_video: int = 1, **deprecated_keywords: Any) -> None:
         sampling, views = clip_options(type(self).__name__, sampling, views, deprecated_keywords)
         mode, crop_size = views.mode, views.crop_size

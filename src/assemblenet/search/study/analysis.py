@@ -107,10 +107,13 @@ def analyse_runs(runs: Sequence[SearchRun], config: StudyConfig, base: SearchCon
             "finalist_evaluations": len(finalist_records), "finalist_run": len(finalists_ran),
             "finalist_wall_time_s": sum(rec.wall_time for rec in finalists_ran),
         }
+        drops = [drop for r in rs if (drop := _single_best_drop(r)) is not None]
         entry["rescoring"] = {
             "runs": sum(1 for r in rs if r.finalists is not None),
             "changed_choice": sum(1 for r in rs if r.rescored is not None and r.best is not None
                                   and r.rescored.graph_hash != r.best.graph_hash),
+            # the winner's curse: the single best graph's search score minus its mean over fresh seeds
+            "single_best_drop": drops, "single_best_drop_mean": statistics.fmean(drops) if drops else None,
         }
         out_strategies[s] = entry
 
@@ -154,6 +157,16 @@ def analyse_runs(runs: Sequence[SearchRun], config: StudyConfig, base: SearchCon
         "strategies": out_strategies,
         "comparisons": comparisons,
     }
+
+
+def _single_best_drop(run: SearchRun) -> float | None:
+    """The run's single best graph: its search score minus its re-scored mean (None without re-scoring)."""
+    if not run.finalists or run.best is None:
+        return None
+    row = next((f for f in run.finalists["finalists"] if f["graph_hash"] == run.best.graph_hash), None)
+    if row is None or not row.get("evaluations"):
+        return None
+    return float(run.best.fitness) - float(row["mean"])  # type: ignore[arg-type]
 
 
 def _score_summary(values: Sequence[float], samples: int, seed_text: str) -> dict[str, Any]:

@@ -185,6 +185,12 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
                      f"| {cost.get('finalist_evaluations', 0)} ({cost.get('finalist_run', 0)}) "
                      f"| {_f(cost.get('finalist_wall_time_s'), 0)} | {changed} |")
     lines += [""]
+    drops = {s: e["rescoring"]["single_best_drop_mean"] for s, e in analysis["strategies"].items()
+             if (e.get("rescoring") or {}).get("single_best_drop_mean") is not None}
+    if drops:
+        lines += ["The winner's curse: each run's single best graph, evaluated again with the fresh finalist seeds, "
+                  "scored below its search score by " + ", ".join(f"{_f(v)} ({s})" for s, v in drops.items())
+                  + " on average.", ""]
     stages = analysis.get("stage_wall_time_s") or {}
     if stages:
         lines += ["Wall time per stage, summed over the invocations that finished it: " + ", ".join(
@@ -214,10 +220,21 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
         if verdict:
             lines += [f"95% t intervals over seeds: {verdict}.", ""]
 
-    lines += ["## Runs", "", "| run | evaluations | complete | final best | found at |", "|---|---|---|---|---|"]
+    rescoring = any(r.get("rescored_index") is not None for r in analysis["runs"])
+    head = "| run | evaluations | complete | final best | found at |"
+    lines += ["## Runs", ""]
+    if rescoring:
+        lines += ["Re-scored choice: the evaluation finalist re-scoring chose and its mean over the fresh seeds (the "
+                  "single best's own score is the final best).", ""]
+    lines += [head + (" re-scored choice (mean) |" if rescoring else ""),
+              "|---|---|---|---|---|" + ("---|" if rescoring else "")]
     for r in analysis["runs"]:
-        lines.append(f"| {r['run']} | {r['evaluations']}/{budget}{' (exhausted)' if r['exhausted'] else ''} "
-                     f"| {'yes' if r['complete'] else 'no'} | {_f(r['final_best'])} | {_f(r['best_index'])} |")
+        row = (f"| {r['run']} | {r['evaluations']}/{budget}{' (exhausted)' if r['exhausted'] else ''} "
+               f"| {'yes' if r['complete'] else 'no'} | {_f(r['final_best'])} | {_f(r['best_index'])} |")
+        if rescoring:
+            index = r.get("rescored_index")
+            row += " - |" if index is None else f" {index} ({_f(r.get('rescored_mean'))}) |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 
