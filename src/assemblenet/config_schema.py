@@ -12,7 +12,8 @@ Range checks that types cannot express stay with each family; they raise through
 messages have the same form (``FILE: key 'a.b': must be at least 1, got 0``).
 
 Field annotations understood: ``bool``, ``int``, ``float`` (an integer is accepted; finite values only),
-``str``, ``Any``, ``list``, ``dict``, ``Literal[...]``, ``X | None``, ``tuple[X, ...]``, ``Mapping[str, X]``
+``str``, ``Any``, ``list``, ``dict``, ``Literal[...]``, unions such as ``X | None`` or ``int | Literal["auto"]``
+(the first alternative that takes the value wins), ``tuple[X, ...]``, ``Mapping[str, X]``
 and nested dataclasses. A section given as ``null`` takes its defaults.
 
 This module sits below the packages that own configs (``engine``, ``search``) and imports none of them.
@@ -238,15 +239,14 @@ def convert(value: Any, hint: Any, *, key: str, source: str | os.PathLike | None
     if dataclasses.is_dataclass(hint):
         return parse_dataclass(hint, value, source=source, prefix=f"{key}.")
     if origin in (Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) != 1 or len(args) != 2:
-            raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug in the schema, not user input
-        if value is None:
+        if value is None and type(None) in args:
             return None
-        try:
-            return convert(value, inner[0], key=key, source=source)
-        except ConfigError:
-            wrong(f"{describe_type(inner[0])} or null")
+        for alternative in (a for a in args if a is not type(None)):  # the first that takes the value
+            try:
+                return convert(value, alternative, key=key, source=source)
+            except ConfigError:
+                pass
+        wrong(describe_type(hint))
     if origin is Literal:
         if value in args and not isinstance(value, bool):
             return value

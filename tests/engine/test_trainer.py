@@ -59,6 +59,9 @@ def test_training_writes_a_complete_run_and_follows_the_schedule(synthetic_root,
     assert len(lines) == result.metrics["num_videos"] and len(lines[0].split()) == 1 + 6
     sidecar = json.loads((out / "model.safetensors.json").read_text())
     assert sidecar["class_names"][:2] == ["slide_right", "slide_left"] and sidecar["multi_label"] is False
+    # model.num_classes: auto (the default) took the training set's 6 classes; the sidecar records the count.
+    assert result.model.num_classes == 6
+    assert sidecar["model"]["num_classes"] == 6 and sidecar["config"]["model"]["num_classes"] == 6
 
     # The learned graph carries what the connection logits learned, at the unscaled widths.
     assert result.learned_graph.has_edge_weights
@@ -283,3 +286,11 @@ def test_a_bad_val_list_fails_before_the_first_step(synthetic_root, tmp_path):
     with pytest.raises(DataError, match=r"kinetics_val.csv:3: .*'juggling'"):
         run_training(tiny_config(root, out))
     assert not out.exists()  # no step ran: no checkpoint, no metrics, not even the folder
+
+
+def test_an_explicit_num_classes_is_checked_against_the_training_set(synthetic_root):
+    from assemblenet.errors import ConfigError
+
+    cfg = load_config(tiny_config(synthetic_root, None, model={"num_classes": 5}))
+    with pytest.raises(ConfigError, match=r"key 'model.num_classes': 5, but the training set has 6 classes"):
+        Trainer(cfg)

@@ -171,7 +171,7 @@ def run_check_dataset(args: argparse.Namespace) -> int:
 
     from assemblenet.data import build_dataset
     from assemblenet.data.check import check_split, dataset_problems, plot_class_histogram
-    from assemblenet.engine.config import load_config
+    from assemblenet.engine.config import fixed_num_classes, load_config
     from assemblenet.engine.trainer import dataset_kwargs
     from assemblenet.fileio import atomic_write_json
 
@@ -201,10 +201,13 @@ def run_check_dataset(args: argparse.Namespace) -> int:
         empty = [n for n, c in zip(split.class_names, counts) if c == 0]
         if empty:
             print(f"  classes without a usable video: {_shown(empty)}")
-    if cfg.model.num_classes is not None:
-        verdict = "matches" if cfg.model.num_classes == splits[0].num_classes else "DIFFERS"
-        print(f"model.num_classes {cfg.model.num_classes}: {verdict} the train set's {splits[0].num_classes}")
-    problems = dataset_problems(splits, num_classes=cfg.model.num_classes)
+    fixed = fixed_num_classes(cfg)
+    if fixed is None:
+        print(f"model.num_classes auto: {splits[0].num_classes}, the train set's class count")
+    else:
+        verdict = "matches" if fixed == splits[0].num_classes else "DIFFERS"
+        print(f"model.num_classes {fixed}: {verdict} the train set's {splits[0].num_classes}")
+    problems = dataset_problems(splits, num_classes=fixed)
     out = Path(args.out) if args.out else Path(cfg.output.dir or ".") / "dataset_check"
     atomic_write_json(out / "dataset_check.json", {"config": str(args.config), "problems": problems,
                                                    "splits": [s.to_dict() for s in splits]}, indent=2)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Optional
+from typing import Any, Iterable, Literal, Mapping, Optional, Union
 
 from assemblenet.config_schema import (
     Checker,
@@ -51,7 +51,9 @@ class ModelConfig:
 
     name: str = "assemblenet50"
     graph: Optional[str] = None
-    num_classes: Optional[int] = None  # checked against the dataset; needed by predict/export without data
+    # auto: the training set's class count (a subset of a dataset's classes works as it is); a number is checked
+    # against it. Either way the weights' sidecar records the count, so predict/export need no data.
+    num_classes: Union[int, Literal["auto"]] = "auto"
     depth: Optional[int] = None  # one of SUPPORTED_DEPTHS; None: the preset's (DEFAULT_DEPTH for a graph)
     width_multiplier: float = 1.0
     learnable_weights: Optional[bool] = None
@@ -197,7 +199,9 @@ def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
     check.positive("model.width_multiplier")
     check.one_of("model.depth", (None, *SUPPORTED_DEPTHS))
     check.within("model.dropout", 0, 1, high_open=True)
-    for key in ("model.num_classes", "model.flow_iterations", "model.num_object_classes",
+    if cfg.model.num_classes != "auto":
+        check.at_least("model.num_classes", 1)
+    for key in ("model.flow_iterations", "model.num_object_classes",
                 "data.num_frames", "data.stride", "data.batch_size",
                 "data.prefetch_factor", "data.clips_per_video",
                 "optim.reference_batch_size", "optim.epochs", "optim.max_steps", "train.num_threads",
@@ -252,6 +256,12 @@ def load_config(source: str | os.PathLike | Mapping[str, Any] | Config | None = 
 def save_config(cfg: Config, path: str | os.PathLike) -> Path:
     """Write ``cfg`` as YAML, atomically."""
     return atomic_write_text(path, cfg.to_yaml())
+
+
+def fixed_num_classes(cfg: Config) -> int | None:
+    """``model.num_classes`` when the config fixes it, ``None`` for ``auto`` (the training set's count)."""
+    value = cfg.model.num_classes
+    return None if value == "auto" else int(value)
 
 
 def describe_schema() -> str:

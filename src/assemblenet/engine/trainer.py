@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from assemblenet.engine import checkpoint as ckpt
-from assemblenet.engine.config import Config, load_config, save_config
+from assemblenet.engine.config import Config, fixed_num_classes, load_config, save_config
 from assemblenet.engine.distributed import (
     DistInfo,
     ResumableSampler,
@@ -194,9 +194,10 @@ class Trainer:
         self.multi_label = bool(getattr(self.train_dataset, "multi_label", False))
         self.num_classes = int(self.train_dataset.num_classes)
         self.class_names = list(getattr(self.train_dataset, "class_names", []) or [])
-        if cfg.model.num_classes is not None and cfg.model.num_classes != self.num_classes:
-            raise ConfigError(f"key 'model.num_classes': {cfg.model.num_classes}, but the training set "
-                              f"has {self.num_classes} classes")
+        fixed = fixed_num_classes(cfg)
+        if fixed is not None and fixed != self.num_classes:
+            raise ConfigError(f"key 'model.num_classes': {fixed}, but the training set has {self.num_classes} "
+                              "classes (model.num_classes: auto takes the training set's count)")
         self.loss_kind = ("bce" if self.multi_label else "ce") if cfg.train.loss == "auto" else cfg.train.loss
         if self.loss_kind == "ce" and self.multi_label:
             raise ConfigError("key 'train.loss': 'ce' needs single-label data; this dataset is multi-label")
@@ -619,6 +620,7 @@ class Trainer:
         weights_path = None
         if self.writes:
             sidecar_config = cfg.to_dict()
+            sidecar_config["model"]["num_classes"] = self.num_classes  # 'auto' resolved, for predict/export
             weights_path = save_weights(
                 eval_model, self.run_dir / WEIGHTS_FILE, model_spec=self.model_spec, class_names=self.class_names,
                 multi_label=self.multi_label, config=sidecar_config, metrics=result.metrics,
