@@ -165,6 +165,31 @@ def test_check_dataset_reports_counts_classes_and_histogram(tmp_path, tiny_video
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_shipped_config_checks_a_subset_of_the_classes_and_shows_the_label_mapping(tmp_path, tiny_videos, capsys):
+    from tests.data._official_trees import make_ucf101
+
+    root = make_ucf101(tmp_path, tiny_videos)  # 3 of UCF101's 101 classes
+    config = Path(__file__).resolve().parents[2] / "configs/ucf101.yaml"
+    assert main(["check-dataset", str(config), "--set", f"data.train.root={root}", "--set", f"data.val.root={root}",
+                 "--workers", "1", "--no-progress", "--output", str(tmp_path / "r"), "--show", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "model.num_classes auto: 3, the train set's class count" in out
+    shown = [line.strip() for line in out.splitlines() if " -> " in line]
+    assert len(shown) == 4  # two per split
+    assert shown[0].startswith("v_ApplyEyeMakeup_g08_c01 ") and shown[0].endswith(" -> ApplyEyeMakeup (0)")
+    assert shown[1].endswith("v_HandStandPushups_g08_c01.avi -> HandstandPushups (1)")
+    assert shown[3].endswith("v_HandStandPushups_g01_c01.avi -> HandstandPushups (1)")
+
+
+def test_check_dataset_help_states_the_exit_codes_and_the_workers_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["check-dataset", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Exit status: 0 the run can start. 1 the run would fail" in text
+    assert "2 a list or the config cannot be read: one line 'assemblenet: error: FILE:LINE: ...'" in text
+    assert "(default: the cores, at most 8; " in text and "--show N" in text
+
+
 def test_check_dataset_fails_in_one_line_where_the_run_would(tmp_path, tiny_videos, capsys):
     from tests.data._official_trees import make_kinetics400, make_ucf101
 
@@ -191,7 +216,8 @@ def test_check_dataset_fails_in_one_line_where_the_run_would(tmp_path, tiny_vide
                      3, tmp_path / "run")
     assert main(["check-dataset", str(config), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "trainlist01.txt:1: label 7 out of range 1..3" in err
+    assert err.count("\n") == 1 and err.startswith("assemblenet: error: ")
+    assert "trainlist01.txt:1: label 7 out of range 1..3" in err
 
 
 def test_check_videos_on_an_official_kinetics_csv(tmp_path, tiny_videos, capsys):

@@ -49,10 +49,19 @@ def register(subparsers) -> None:
         description="Build the config's train and val datasets as training would, then report per split the "
                     "videos listed, found, missing and unreadable (decoded in parallel), the classes and the "
                     "videos per class (JSON report and PNG histogram), and whether the class count matches "
-                    "model.num_classes. Exit status 0 if the run can start, 1 with one line saying why not.")
+                    "model.num_classes.",
+        epilog="Exit status: 0 the run can start. 1 the run would fail (a split with no usable video, a test list "
+               "as train or val, model.num_classes differing from the train set's classes, train and val classes "
+               "that differ): one line 'assemblenet: check-dataset: the run would fail: ...'. 2 a list or the "
+               "config cannot be read: one line 'assemblenet: error: FILE:LINE: ...' naming the entry. "
+               "See docs/data.md, 'Checking a dataset before a long run'.")
     dataset.add_argument("config", help="YAML config (see configs/)")
     add_config_arguments(dataset)
-    dataset.add_argument("--workers", type=positive_int, default=_default_workers(), help="parallel decoders")
+    dataset.add_argument("--workers", type=positive_int, default=_default_workers(),
+                         help="parallel decoders (default: the cores, at most 8; %(default)s here)")
+    dataset.add_argument("--show", type=positive_int, default=0, metavar="N",
+                         help="print the first N videos of each split with their labels (class names and indices), "
+                              "to check the label mapping")
     dataset.add_argument("--min-frames", type=positive_int, default=1, help="shorter videos count as unreadable")
     dataset.add_argument("--full", action="store_true", help="decode every frame (slower, finds more damage)")
     dataset.add_argument("--output", "--out", dest="out", help="folder for dataset_check.json and class_histogram.png "
@@ -170,7 +179,7 @@ def run_check_dataset(args: argparse.Namespace) -> int:
     import sys
 
     from assemblenet.data import build_dataset
-    from assemblenet.data.check import check_split, dataset_problems, plot_class_histogram
+    from assemblenet.data.check import check_split, dataset_problems, plot_class_histogram, shown_videos
     from assemblenet.engine.config import fixed_num_classes, load_config
     from assemblenet.engine.trainer import dataset_kwargs
     from assemblenet.fileio import atomic_write_json
@@ -201,6 +210,8 @@ def run_check_dataset(args: argparse.Namespace) -> int:
         empty = [n for n, c in zip(split.class_names, counts) if c == 0]
         if empty:
             print(f"  classes without a usable video: {_shown(empty)}")
+        for line in shown_videos(dataset, args.show):
+            print(f"  {line}")
     fixed = fixed_num_classes(cfg)
     if fixed is None:
         print(f"model.num_classes auto: {splits[0].num_classes}, the train set's class count")

@@ -211,6 +211,17 @@ def check_split(dataset, *, name: str, workers: int = 1, min_frames: int = 1, fu
                       list(dataset.class_names), per_class, bool(dataset.multi_label))
 
 
+def shown_videos(dataset, count: int) -> list[str]:
+    """The first ``count`` videos of ``dataset`` as ``ID PATH -> name (index), ...`` lines, so that a user can
+    check the label mapping (``check-dataset --show N``)."""
+    lines = []
+    names = list(dataset.class_names)
+    for item in list(dataset.items)[:max(0, count)]:
+        labels = ", ".join(f"{names[k]} ({k})" for k in sorted(set(item.labels))) or "no label"
+        lines.append(f"{item.video_id} {item.path} -> {labels}")
+    return lines
+
+
 def dataset_problems(splits: Sequence[SplitCheck], *, num_classes: int | None) -> list[str]:
     """One line per reason the training run would fail: an empty split, a single-label split with unlabelled
     videos (a test list), a class count that differs from the model's, train and val classes that differ."""
