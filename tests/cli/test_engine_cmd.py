@@ -163,3 +163,60 @@ def test_export_onnx_with_the_defaults_is_dynamic_and_a_failed_check_leaves_no_f
     assert main(["export", "--checkpoint", str(folder), "--format", "torchscript", "--tolerance", "-1"]) == 2
     assert sorted(p.name for p in folder.iterdir()) == before and (folder / "model.onnx").read_bytes() == good
     assert (folder / "model.pt").read_bytes() == b"an earlier export"
+
+
+# -- train --smoke ---------------------------------------------------------------------------------------------
+def test_smoke_run_of_a_shipped_dataset_config_then_predict_builds_its_head_without_data(tmp_path, capsys):
+    """configs/kinetics400.yaml (num_classes auto, 120-frame evaluation clips, bf16, 44 epochs) on an official
+    Kinetics-400 tree of 3 classes: --smoke runs the whole pipeline with the smoke settings."""
+    from pathlib import Path
+
+    from assemblenet.engine.config import SMOKE_OVERRIDES
+    from assemblenet.engine.runlog import read_metrics
+    from tests.data._official_trees import make_kinetics400, make_tiny_videos
+
+    (tmp_path / "videos").mkdir()
+    root = make_kinetics400(tmp_path, make_tiny_videos(tmp_path / "videos"))
+    notes = root / "annotations"
+    config = Path(__file__).resolve().parents[2] / "configs/kinetics400.yaml"
+    out = tmp_path / "smoke"
+    assert main(["train", str(config), "--smoke", "--output", str(out), "--no-progress",
+                 "--set", f"data.train={{csv_path: {notes / 'train.csv'}, root: {root}, path_template: auto}}",
+                 "--set", f"data.val={{csv_path: {notes / 'validate.csv'}, root: {root}, path_template: auto, "
+                          f"classes: {notes / 'train.csv'}}}"]) == 0
+    assert f"smoke run passed; report: {out / 'eval'}" in capsys.readouterr().out
+    for name in ("config.yaml", "metrics.jsonl", "final_metrics.json", "model.safetensors", "model.safetensors.json",
+                 "training_curves.png", "eval/eval_metrics.json", "eval/predictions.txt"):
+        assert (out / name).is_file(), name
+    used = yaml.safe_load((out / "config.yaml").read_text())
+    for key, value in SMOKE_OVERRIDES:
+        section, name = key.split(".")
+        assert used[section][name] == value, key
+    assert used["name"] == "kinetics400" and used["data"]["dataset"] == "kinetics"
+    records = read_metrics(out / "metrics.jsonl")
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4]
+    assert [r["num_videos"] for r in records if r["kind"] == "val"] == [1]  # one view of the one val video
+    sidecar = json.loads((out / "model.safetensors.json").read_text())
+    assert sidecar["model"]["num_classes"] == 3 and sidecar["input"]["num_frames"] == 4
+    # predict rebuilds the 3-class head from the sidecar alone.
+    video = root / "val/zumba/zzz_val_01_000003_000013.mp4"
+    assert main(["predict", str(video), "--checkpoint", str(out), "--topk", "5", "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)
+    assert sorted(t["class_name"] for t in top) == ["abseiling", "passing American football (in game)", "zumba"]
+
+
+def test_smoke_without_output_writes_to_a_new_temporary_folder(tmp_path, monkeypatch, config_path, capsys):
+    import tempfile
+
+    from assemblenet.engine.config import smoke_overrides
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folder = dict(smoke_overrides())["output.dir"]
+    assert folder.startswith(str(tmp_path / "assemblenet-smoke-")) and (tmp_path / folder).is_dir()
+    assert dict(smoke_overrides(tmp_path / "mine"))["output.dir"] == str(tmp_path / "mine")
+    # --print-config shows the smoke config (--set on top) and makes no folder.
+    before = sorted(tmp_path.iterdir())
+    assert main(["train", str(config_path), "--smoke", "--print-config", "--set", "data.num_frames=6"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["data"]["num_frames"] == 6 and printed["model"]["width_multiplier"] == 0.125
+    assert printed["optim"]["max_steps"] == 4 and sorted(tmp_path.iterdir()) == before

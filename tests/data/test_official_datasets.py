@@ -205,6 +205,39 @@ def test_kinetics_path_template_from_the_config(kinetics, tiny_videos):
                       classes=kinetics / "annotations/train.csv", path_template="{label}/{youtube_id}.mp4")
 
 
+def test_kinetics_finds_each_official_download_s_csv_by_split(kinetics):
+    """root + split finds the split's CSV by the names each official download gives it; the val and test sets
+    then take the train CSV's classes."""
+    notes = kinetics / "annotations"
+    # DeepMind's archives: annotations/train.csv, validate.csv, test.csv (the tree as made)
+    train = build_dataset("kinetics", root=kinetics, split="train", num_frames=2)
+    val = build_dataset("kinetics", root=kinetics, split="val", mode="test", num_frames=2)
+    test = build_dataset("kinetics", root=kinetics, split="test", mode="test", num_frames=2)
+    assert (train.list_path, val.list_path, test.list_path) == (notes / "train.csv", notes / "validate.csv",
+                                                                notes / "test.csv")
+    assert val.class_names == train.class_names and val.items[0].labels == (2,)
+    # The ActivityNet crawler's kinetics-400_*.csv and kinetics_700_*.csv, the CVDF mirror's val.csv and
+    # Kinetics-600's train.txt (a CSV by its header, also as the classes of the val set); never the holdout CSV.
+    texts = [(notes / f"{split}.csv").read_text() for split in ("train", "validate", "test")]
+    for names in (("kinetics-400_train.csv", "kinetics-400_val.csv", "kinetics-400_test.csv"),
+                  ("kinetics_700_train.csv", "kinetics_700_val.csv", "kinetics_700_test.csv"),
+                  ("train.txt", "val.csv", "test.csv")):
+        for path in list(notes.iterdir()):
+            path.unlink()
+        for name, text in zip(names, texts):
+            (notes / name).write_text(text)
+        (notes / "kinetics600_holdout_test.csv").write_text("youtube_id,time_start,time_end,split\nzz,0,10,test\n")
+        val = build_dataset("kinetics", root=kinetics, split="val", mode="test", num_frames=2)
+        test = build_dataset("kinetics", root=kinetics, split="test", mode="test", num_frames=2)
+        assert (val.list_path.name, test.list_path.name) == names[1:], names
+        assert val.class_names == train.class_names and val.items[0].labels == (2,), names
+    (notes / "kinetics_400_val.csv").write_text("")
+    with pytest.raises(DataError, match=r"several val CSVs \(kinetics_400_val.csv, val.csv\); give csv_path"):
+        build_dataset("kinetics", root=kinetics, split="val")
+    with pytest.raises(DataError, match=r"no Kinetics train CSV in annotations/"):
+        build_dataset("kinetics", root=kinetics / "train", split="train")
+
+
 def test_kinetics_errors(kinetics):
     bad = write(kinetics / "bad.csv", "label,youtube_id,time_start,time_end,split\nzumba,abc,1,x,train\n")
     with pytest.raises(DataError, match=rf"{bad}:2: time_start/time_end must be numbers"):

@@ -294,3 +294,12 @@ def test_an_explicit_num_classes_is_checked_against_the_training_set(synthetic_r
     cfg = load_config(tiny_config(synthetic_root, None, model={"num_classes": 5}))
     with pytest.raises(ConfigError, match=r"key 'model.num_classes': 5, but the training set has 6 classes"):
         Trainer(cfg)
+
+
+def test_max_videos_keeps_videos_spread_over_the_list_and_every_class(synthetic_root):
+    from assemblenet.engine.trainer import build_split
+
+    full = build_split(load_config(tiny_config(synthetic_root, None)), "train")
+    kept = build_split(load_config(tiny_config(synthetic_root, None, data={"max_videos": 5})), "train")
+    assert [item.path for item in kept.items] == [full.items[k].path for k in (0, 4, 8, 12, 16)]
+    assert kept.class_names == full.class_names and len(kept) == 5

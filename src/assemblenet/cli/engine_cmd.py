@@ -30,6 +30,11 @@ def register(subparsers) -> None:
     train.add_argument("config", help="YAML config (see configs/ and docs/engine.md)")
     add_config_arguments(train)
     train.add_argument("--output", help="output folder (replaces output.dir)")
+    train.add_argument("--smoke", action="store_true",
+                       help="a smoke run of the whole pipeline on the configured data in under a minute on a CPU: "
+                            "a width-1/8 depth-26 model, 4 frames of 32 px, 4 steps of 2 clips, 16 videos per "
+                            "split, one view each, evaluation and report, into --output or a new temporary folder "
+                            "(--set values apply on top; docs/engine.md)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(func=run_train)
 
@@ -86,12 +91,15 @@ def register(subparsers) -> None:
 
 # -- train -------------------------------------------------------------------------------------------------
 def run_train(args: argparse.Namespace) -> int:
-    from assemblenet.engine.config import load_config
-    from assemblenet.engine.trainer import run_training
+    from assemblenet.engine.config import load_config, smoke_overrides
+    from assemblenet.engine.trainer import EVAL_DIR, run_training
 
     overrides = list(args.overrides)
     if args.output:
         overrides.append(("output.dir", args.output))
+    if args.smoke:
+        # --print-config only shows the config: no temporary folder is made for it
+        overrides = smoke_overrides(args.output or ("TEMPORARY_FOLDER" if args.print_config else None)) + overrides
     cfg = load_config(args.config, overrides)
     if args.print_config:
         sys.stdout.write(cfg.to_yaml())
@@ -101,6 +109,8 @@ def run_train(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k not in ("num_videos",))
         print(f"finished {result.steps} steps; validation: {shown}")
         print(f"weights: {result.weights_path}")
+        if args.smoke:
+            print(f"smoke run passed; report: {result.output_dir / EVAL_DIR}")
     return 0
 
 

@@ -160,6 +160,8 @@ def build_split(cfg: Config, split: str) -> Any:
     if unlabelled and not getattr(dataset, "multi_label", False):  # its target would be -1 (a test list's)
         raise DataError(f"key 'data.{split}': {len(unlabelled)} of {len(dataset.items)} videos have no label "
                         f"(first: {unlabelled[0]}); train and val need labelled lists")
+    if cfg.data.max_videos is not None:
+        dataset.keep_videos(cfg.data.max_videos)
     if cfg.data.scan:
         dataset.scan(progress=False)
     return dataset

@@ -308,6 +308,17 @@ class VideoDataset(torch.utils.data.Dataset):
                 raise DataError("every video of the dataset is unreadable")
         return bad
 
+    def keep_videos(self, count: int) -> None:
+        """Keep ``count`` videos spread evenly over the list (so most classes stay represented), for quick runs
+        (``data.max_videos``, ``train --smoke``). The class list is unchanged."""
+        if count < 1:
+            raise ConfigError(f"the number of videos to keep must be >= 1, got {count}")
+        if count < len(self.items):
+            step = len(self.items) / count
+            self.items = [self.items[int(k * step)] for k in range(count)]
+            self._bad.clear()
+            self._frame_cache.clear()
+
     # -- loading -----------------------------------------------------------------------------------------
     def _open(self, item: VideoItem) -> FrameSource:
         if item.frame_paths is not None:

@@ -56,6 +56,17 @@ def synthetic_dataset(root: str | os.PathLike, *, split: str = "train", annotati
 def _kinetics(**kwargs) -> VideoDataset:
     if "csv_path" in kwargs:
         return KineticsCsvDataset(**kwargs)
+    if "root" in kwargs and "split" in kwargs:  # the official CSV of the split, by its download's name
+        from assemblenet.data.datasets.kinetics import find_kinetics_csv
+
+        split = kwargs.pop("split")
+        csv_path = find_kinetics_csv(kwargs["root"], split)
+        if split != "train" and kwargs.get("classes") is None:  # the train CSV's classes, so indices agree
+            try:
+                kwargs["classes"] = find_kinetics_csv(kwargs["root"], "train")
+            except DataError:
+                pass  # no train CSV beside it: classes.txt or this CSV's own labels, as with csv_path
+        return KineticsCsvDataset(csv_path, **kwargs)
     if "root" in kwargs:
         return VideoFolderDataset(**kwargs)
     raise ConfigError("kinetics needs csv_path= (the official CSV or a path,label list) or root= (one folder "
@@ -91,7 +102,8 @@ DATASETS: dict[str, Callable[..., VideoDataset]] = {
 
 def build_dataset(name: str, **kwargs) -> VideoDataset:
     """Build a dataset by name: ``ucf101``, ``hmdb51``, ``kinetics`` (``csv_path=`` an official CSV or a
-    ``path,label`` list, or a class-folder ``root=``), ``mit``/``moments`` (``root=`` the official folder, or
+    ``path,label`` list; ``root=`` and ``split=`` to find the split's official CSV by its download's name; or a
+    class-folder ``root=``), ``mit``/``moments`` (``root=`` the official folder, or
     ``csv_path=`` a converted list), ``multi_moments``/``mmit``, ``ssv2``/``something_something_v2``,
     ``charades``, ``charades_frames``, ``list`` (generic CSV, ``multi_label=`` optional), ``folder``,
     ``smarthome`` or ``synthetic``. Keyword arguments go to the dataset class."""

@@ -44,7 +44,7 @@ def kinetics_classes(classes: ClassList | str | os.PathLike | Sequence[str] | No
             raise DataError(f"{csv_path}: an unlabelled (test) CSV needs classes= (the train CSV or a class file)")
         return ClassList.from_labels(labels)
     classes = Path(classes)
-    if classes.suffix.lower() == ".csv" and classes.is_file() and is_kinetics_csv(classes):
+    if classes.is_file() and is_kinetics_csv(classes):  # by its header: the CVDF Kinetics-600 CSVs end in .txt
         labels = [row.label for row in read_kinetics_csv(classes) if row.label is not None]
         if not labels:
             raise DataError(f"{classes}: has no labels to take the classes from")
@@ -85,3 +85,32 @@ def kinetics_items(csv_path: str | os.PathLike, *, root: str | os.PathLike | Non
         video_id = f"{row.youtube_id}_{row.time_start:06d}_{row.time_end:06d}"
         items.append(VideoItem(str(path), labels, video_id, key_for(path, root)))
     return items, class_list, template
+
+
+# The names the official downloads give their CSVs, per split, as globs: DeepMind's archives (kinetics400.tar.gz,
+# kinetics700_2020.tar.gz: train.csv, validate.csv, test.csv), the CVDF mirror (annotations/train.csv, val.csv,
+# test.csv; Kinetics-600: train.txt, val.txt) and the ActivityNet crawler (kinetics-400_train.csv,
+# kinetics_700_val.csv, ...). The Kinetics-600 holdout test CSV is never picked by itself.
+KINETICS_CSV_NAMES: dict[str, tuple[str, ...]] = {
+    "train": ("train.csv", "train.txt", "kinetics*train.csv"),
+    "val": ("validate.csv", "val.csv", "val.txt", "kinetics*validate.csv", "kinetics*val.csv"),
+    "test": ("test.csv", "kinetics*test.csv"),
+}
+
+
+def find_kinetics_csv(root: str | os.PathLike, split: str) -> Path:
+    """The official CSV of ``split`` (train, val or test) under ``root/annotations`` or ``root``, by the names
+    of :data:`KINETICS_CSV_NAMES`; a clear error when none or several are found."""
+    split = {"validate": "val", "validation": "val"}.get(split, split)
+    if split not in KINETICS_CSV_NAMES:
+        raise ConfigError(f"kinetics split must be train, val or test, got {split!r}")
+    root = Path(root)
+    for folder in (root / "annotations", root):
+        found = sorted({path for pattern in KINETICS_CSV_NAMES[split] for path in folder.glob(pattern)
+                        if path.is_file() and "holdout" not in path.name})
+        if len(found) > 1:
+            raise DataError(f"{folder}: several {split} CSVs ({', '.join(p.name for p in found)}); give csv_path")
+        if found:
+            return found[0]
+    raise DataError(f"{root}: no Kinetics {split} CSV in annotations/ or the folder itself (looked for "
+                    f"{', '.join(KINETICS_CSV_NAMES[split])}); give csv_path")
