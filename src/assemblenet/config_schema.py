@@ -103,12 +103,17 @@ class Checker:
 
 
 # ---------------------------------------------------------------------- reading
+# The one rule for relative paths in every config file (training, search and study configs; base:, data paths,
+# class lists, annotation files, output folders, weights, graph files, other configs), said in error messages.
+PATH_RULE = "relative paths in a config are relative to the working directory"
+
 def read_yaml(path: str | os.PathLike, *, what: str = "config file", base_key: str | None = None,
               _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The mapping a YAML config file holds (``{}`` when empty), with one-line errors naming the file.
 
-    With ``base_key``, the file may name a base file under that key (a path relative to itself) whose values
-    it overrides, recursively; the key itself is removed from the result."""
+    With ``base_key``, the file may name a base file under that key whose values it overrides, recursively;
+    the key itself is removed from the result. Like every relative path in a config (:data:`PATH_RULE`), the
+    base path is relative to the working directory."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
@@ -128,7 +133,9 @@ def read_yaml(path: str | os.PathLike, *, what: str = "config file", base_key: s
         base = data.pop(base_key)
         if not isinstance(base, str):
             raise key_error(path, base_key, f"expected a file path, got {base!r}")
-        base_path = Path(base) if os.path.isabs(base) else path.parent / base
+        base_path = Path(base)
+        if not base_path.is_file():
+            raise key_error(path, base_key, f"base file not found: {base} ({PATH_RULE}: {Path.cwd()})")
         data = deep_merge(read_yaml(base_path, what=what, base_key=base_key, _seen=_seen + (path.resolve(),)), data)
     return data
 

@@ -166,7 +166,8 @@ def test_export_onnx_with_the_defaults_is_dynamic_and_a_failed_check_leaves_no_f
 
 
 # -- train --smoke ---------------------------------------------------------------------------------------------
-def test_smoke_run_of_a_shipped_dataset_config_then_predict_builds_its_head_without_data(tmp_path, capsys):
+def test_smoke_run_of_a_shipped_dataset_config_then_predict_builds_its_head_without_data(tmp_path, capsys,
+                                                                                          monkeypatch):
     """configs/kinetics400.yaml (num_classes auto, 120-frame evaluation clips, bf16, 44 epochs) on an official
     Kinetics-400 tree of 3 classes: --smoke runs the whole pipeline with the smoke settings."""
     from pathlib import Path
@@ -179,6 +180,7 @@ def test_smoke_run_of_a_shipped_dataset_config_then_predict_builds_its_head_with
     root = make_kinetics400(tmp_path, make_tiny_videos(tmp_path / "videos"))
     notes = root / "annotations"
     config = Path(__file__).resolve().parents[2] / "configs/kinetics400.yaml"
+    monkeypatch.chdir(config.parents[1])  # its base: (configs/kinetics600.yaml) is relative to the working directory
     out = tmp_path / "smoke"
     assert main(["train", str(config), "--smoke", "--output", str(out), "--no-progress",
                  "--set", f"data.train={{csv_path: {notes / 'train.csv'}, root: {root}, path_template: auto}}",

@@ -39,7 +39,8 @@ def _search_run_dir(folder):
 
 @pytest.mark.parametrize("command", ["train", "search", "search-study", "flow"])
 def test_a_folder_another_run_holds_is_one_error_line_naming_the_folder_and_the_holder(
-        command, tmp_path, capsys) -> None:
+        command, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)  # the shipped configs' relative paths are relative to the working directory
     folder = tmp_path / "out"
     argv, held = {
         "train": (["train", str(REPO / "configs/synthetic.yaml"), "--output", str(folder)], folder),

@@ -79,11 +79,20 @@ def test_override_through_a_scalar_is_rejected():
         apply_overrides({"optim": {"lr": 1.0}}, ["optim.lr.x=1"])
 
 
-def test_base_files_merge_and_paths_are_named_in_errors(tmp_path):
+def test_base_files_merge_and_paths_are_named_in_errors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # base: is relative to the working directory, like every path in a config
     (tmp_path / "base.yaml").write_text("optim: {lr: 0.5, epochs: 3}\ndata: {num_frames: 8}\n")
     (tmp_path / "child.yaml").write_text("base: base.yaml\noptim: {epochs: 7}\n")
     cfg = load_config(tmp_path / "child.yaml")
     assert (cfg.optim.lr, cfg.optim.epochs, cfg.data.num_frames) == (0.5, 7, 8)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub/base.yaml").write_text("optim: {lr: 0.25}\n")  # beside the file: not the one meant
+    (tmp_path / "sub/child.yaml").write_text("base: base.yaml\n")
+    assert load_config(tmp_path / "sub/child.yaml").optim.lr == 0.5
+    (tmp_path / "sub/orphan.yaml").write_text("base: sub/nowhere.yaml\n")
+    with pytest.raises(ConfigError, match=r"orphan\.yaml: key 'base': base file not found: sub/nowhere\.yaml "
+                                          r"\(relative paths in a config are relative to the working directory: "):
+        load_config(tmp_path / "sub/orphan.yaml")
     (tmp_path / "bad.yaml").write_text("base: base.yaml\noptim: {momentum: high}\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: key 'optim\.momentum': expected a number, got 'high'"):
         load_config(tmp_path / "bad.yaml")
@@ -113,15 +122,21 @@ def test_schema_description_lists_every_key():
 SHIPPED = sorted(CONFIG_DIR.glob("*.yaml"))
 
 
+@pytest.fixture()
+def at_repo_root(monkeypatch):
+    """The shipped configs' relative paths (base: among them) are relative to the repository root."""
+    monkeypatch.chdir(CONFIG_DIR.parent)
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
-def test_shipped_configs_validate(path):
+def test_shipped_configs_validate(path, at_repo_root):
     cfg = load_config(path)
     assert cfg.name == path.stem
     raw = yaml.safe_load(path.read_text())
     assert raw.get("name") == path.stem
 
 
-def test_shipped_configs_cover_the_paper_settings():
+def test_shipped_configs_cover_the_paper_settings(at_repo_root):
     names = {p.stem for p in SHIPPED}
     assert {"synthetic", "charades_assemblenet50", "charades_assemblenet101", "moments_in_time", "kinetics600",
             "smarthome", "ucf101"} <= names

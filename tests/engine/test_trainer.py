@@ -303,3 +303,27 @@ def test_max_videos_keeps_videos_spread_over_the_list_and_every_class(synthetic_
     kept = build_split(load_config(tiny_config(synthetic_root, None, data={"max_videos": 5})), "train")
     assert [item.path for item in kept.items] == [full.items[k].path for k in (0, 4, 8, 12, 16)]
     assert kept.class_names == full.class_names and len(kept) == 5
+
+
+def test_every_relative_path_of_a_config_is_relative_to_the_working_directory(synthetic_root, tmp_path,
+                                                                               monkeypatch, caplog):
+    """base:, the data roots, model.pretrained and output.dir of a config in a sub-folder all resolve against the
+    working directory, not the config's folder."""
+    import logging
+
+    from tests.engine._helpers import save_tiny_weights
+
+    work = tmp_path / "work"
+    (work / "configs").mkdir(parents=True)
+    (work / "syn").symlink_to(synthetic_root)
+    save_tiny_weights(work / "init/model.safetensors")
+    base = tiny_config(Path("syn"), Path("runs/relative"), model={"pretrained": "init/model.safetensors"},
+                       data={"max_videos": 4}, optim={"max_steps": 1, "warmup_epochs": 0})
+    (work / "configs/base.yaml").write_text(yaml.safe_dump(base))
+    (work / "configs/child.yaml").write_text("base: configs/base.yaml\nname: child\n")
+    monkeypatch.chdir(work)
+    with caplog.at_level(logging.INFO, logger="assemblenet.engine.modeling"):
+        result = run_training("configs/child.yaml")
+    assert "initialised from init/model.safetensors" in caplog.text
+    assert result.steps == 1 and result.metrics["num_videos"] == 4
+    assert (work / "runs/relative/model.safetensors").is_file() and not (work / "configs/runs").exists()

@@ -94,13 +94,12 @@ def test_load_reports_file_and_bad_yaml(tmp_path: Path) -> None:
         load_search_config(bad)
 
 
-def test_name_defaults_to_file_stem_and_base_dir_to_its_folder(tmp_path: Path) -> None:
+def test_name_defaults_to_file_stem(tmp_path: Path) -> None:
     path = tmp_path / "my_search.yaml"
     path.write_text("seed: 3\n")
     config = load_search_config(path)
     assert config.name == "my_search"
     assert config.seed == 3
-    assert Path(config.base_dir) == tmp_path
 
 
 def test_fingerprint_ignores_budget_executor_and_output_but_not_the_search() -> None:

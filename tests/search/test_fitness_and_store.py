@@ -95,18 +95,18 @@ def test_proxy_training_calls_the_engine_and_reads_metric_and_weights(monkeypatc
     assert calls[-1][1]["output_dir"] is None  # candidates write nothing unless keep_outputs
 
 
-def test_build_fitness_resolves_the_training_config_next_to_the_search_config(tmp_path: Path) -> None:
+def test_build_fitness_resolves_the_training_config_against_the_working_directory(tmp_path: Path,
+                                                                                monkeypatch) -> None:
     from assemblenet.search.config import search_config_from_dict
 
     (tmp_path / "train.yaml").write_text("{}\n")
-    config = search_config_from_dict({"fitness": {"kind": "proxy-training", "config": "train.yaml", "steps": 5}},
-                                     base_dir=str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    config = search_config_from_dict({"fitness": {"kind": "proxy-training", "config": "train.yaml", "steps": 5}})
     fitness = build_fitness(config)
     assert isinstance(fitness, ProxyTrainingFitness)
     assert fitness.train_config == str((tmp_path / "train.yaml").resolve()) and fitness.steps == 5
-    missing = search_config_from_dict({"fitness": {"kind": "proxy-training", "config": "nope.yaml"}},
-                                      base_dir=str(tmp_path))
-    with pytest.raises(ConfigError, match="fitness.config.*nope.yaml"):
+    missing = search_config_from_dict({"fitness": {"kind": "proxy-training", "config": "nope.yaml"}})
+    with pytest.raises(ConfigError, match="fitness.config.*nope.yaml.*relative to the working directory"):
         build_fitness(missing)
     assert isinstance(build_fitness(tiny_config()), ToyFitness)
 

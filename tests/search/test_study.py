@@ -32,6 +32,12 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "search"
 TINY = str(CONFIGS / "tiny.yaml")
 
 
+@pytest.fixture(autouse=True)
+def at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped study configs name other configs relative to the working directory: the repository root."""
+    monkeypatch.chdir(CONFIGS.parents[1])
+
+
 def study_dict(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {"name": "t", "search": TINY, "strategies": ["evolution", "random"], "seeds": [0, 1],
                             "max_evaluations": 6, "bootstrap_samples": 500}
@@ -40,7 +46,7 @@ def study_dict(**changes: Any) -> dict[str, Any]:
 
 
 def make_study(tmp_path: Path, **changes: Any) -> Study:
-    config = study_config_from_dict(study_dict(**changes), source="study.yaml", base_dir=str(tmp_path))
+    config = study_config_from_dict(study_dict(**changes), source="study.yaml")
     return Study(config, output=tmp_path / "out", progress=False)
 
 
@@ -120,15 +126,20 @@ def test_study_overrides_and_printed_config(tmp_path: Path) -> None:
     assert printed["seeds"] == [5, 6] and printed["retrain"]["enabled"] is False and "base_dir" not in printed
 
 
-def test_search_key_is_required_and_relative_to_the_study_file(tmp_path: Path) -> None:
+def test_search_key_is_required_and_relative_to_the_working_directory(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ConfigError, match=r"^study.yaml: key 'search': required"):
         study_config_from_dict({"name": "x"}, source="study.yaml")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "base.yaml").write_text(Path(TINY).read_text())
     path = tmp_path / "sub" / "my_study.yaml"
-    path.write_text(yaml.safe_dump({"search": "base.yaml", "seeds": [3]}))
+    path.write_text(yaml.safe_dump({"search": "sub/base.yaml", "seeds": [3]}))
+    monkeypatch.chdir(tmp_path)
     config = load_study_config(path)
     assert config.name == "my_study" and config.search_path == tmp_path / "sub" / "base.yaml"
+    path.write_text(yaml.safe_dump({"search": "base.yaml"}))  # beside the study file: not where it is looked for
+    with pytest.raises(ConfigError, match=r"key 'search': search config not found: base\.yaml \(relative paths "
+                                          r"in a config are relative to the working directory: "):
+        load_study_config(path)
 
 
 # ---------------------------------------------------------------------- end to end
@@ -136,8 +147,7 @@ def test_search_key_is_required_and_relative_to_the_study_file(tmp_path: Path) -
 def toy_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Study, Any]:
     root = tmp_path_factory.mktemp("study")
     config = study_config_from_dict(
-        study_dict(strategies=["evolution", "random"], seeds=[0, 1], max_evaluations=10), source="study.yaml",
-        base_dir=str(root))
+        study_dict(strategies=["evolution", "random"], seeds=[0, 1], max_evaluations=10), source="study.yaml")
     study = Study(config, output=root / "out", progress=False)
     return study, study.run("all")
 
@@ -233,7 +243,7 @@ def test_reused_evaluations_equal_rerun_ones_and_are_not_run_again(tmp_path: Pat
     for reuse in (False, True):
         config = study_config_from_dict(
             study_dict(strategies=strategies, seeds=[0, 1], max_evaluations=11, reuse_evaluations=reuse),
-            source="study.yaml", base_dir=str(tmp_path))
+            source="study.yaml")
         fitness = _Counting()
         study = Study(config, output=tmp_path / f"reuse-{reuse}", progress=False, fitness=fitness)
         analysis = study.run("all")
@@ -354,13 +364,13 @@ class FakeTraining:
 def test_retrain_with_injected_training_records_scores_and_correlation(tmp_path: Path) -> None:
     engine_config = tmp_path / "engine.yaml"
     engine_config.write_text("name: fake\n")
-    retrain = {"enabled": True, "config": "engine.yaml", "steps": 7, "seeds": 2,
+    retrain = {"enabled": True, "config": str(engine_config), "steps": 7, "seeds": 2,
                "overrides": {"data.val.split": "test"}}
     # A budget within the population size: evolution and random search draw the same graphs for a seed (one RNG
     # stream), so their best graphs coincide and must be trained once; one-shot adds distinct dense-derived ones.
     config = study_config_from_dict(study_dict(strategies=["evolution", "random", "oneshot"], seeds=[0, 1],
                                                max_evaluations=6, retrain=retrain),
-                                    source="study.yaml", base_dir=str(tmp_path))
+                                    source="study.yaml")
     fake = FakeTraining()
     outcome = run_study(config, output=tmp_path / "out", progress=False, run_training=fake)
     out = outcome.output_dir
@@ -481,7 +491,7 @@ def test_baselines_are_trained_like_the_retrained_graphs_and_tabulated(tmp_path:
     baselines = {"enabled": True, "names": ["rgb_only", "late_fusion"], "seeds": 2}
     config = study_config_from_dict(study_dict(strategies=["random"], seeds=[0], max_evaluations=2,
                                                retrain=retrain, baselines=baselines),
-                                    source="study.yaml", base_dir=str(tmp_path))
+                                    source="study.yaml")
     fake = FakeTraining()
     run_study(config, output=tmp_path / "out", progress=False, run_training=fake)
     assert len(fake.calls) == 4 and {c["max_steps"] for c in fake.calls} == {5}
@@ -539,7 +549,7 @@ def test_retrain_in_worker_processes_trains_with_the_engine_and_records_its_time
     config = study_config_from_dict(
         study_dict(strategies=["evolution"], seeds=[0, 1], max_evaluations=4,
                    retrain={"enabled": True, "steps": 2, "workers": 2, "overrides": overrides}),
-        source="study.yaml", base_dir=str(tmp_path))
+        source="study.yaml")
     study = Study(config, output=tmp_path / "out", progress=False)
     study.run("all")
     results = sorted((tmp_path / "out" / "retrain").glob("*/*/result.json"))
@@ -574,7 +584,7 @@ def test_recipes_stage_trains_each_candidate_and_auto_picks_the_steadiest(tmp_pa
     config = study_config_from_dict(study_dict(
         strategies=["random"], seeds=[0], max_evaluations=2, recipes=recipes,
         retrain={"enabled": False, "steps": 5, "recipe": "auto", "overrides": {"data.val.split": "test"}},
-        baselines={"enabled": True, "names": ["rgb_only"], "seeds": 2}), source="study.yaml", base_dir=str(tmp_path))
+        baselines={"enabled": True, "names": ["rgb_only"], "seeds": 2}), source="study.yaml")
     study = Study(config, output=tmp_path / "out", progress=False, run_training=RecipeTraining())
     with pytest.raises(ConfigError, match="run the recipes stage first"):
         study.retrain_settings()
@@ -624,7 +634,7 @@ def test_retrain_trains_both_choices_and_compares_them_paired_by_run(tmp_path: P
     search_path.write_text(yaml.safe_dump(search))
     config = study_config_from_dict(study_dict(
         search=str(search_path), strategies=["evolution", "random"], seeds=[0, 1, 2], max_evaluations=8,
-        retrain={"enabled": True, "steps": 7, "seeds": 2}), source="study.yaml", base_dir=str(tmp_path))
+        retrain={"enabled": True, "steps": 7, "seeds": 2}), source="study.yaml")
     fake = FakeTraining()
     run_study(config, output=tmp_path / "out", progress=False, run_training=fake)
     runs = Study(config, output=tmp_path / "out", progress=False).collect()
@@ -671,7 +681,7 @@ def test_a_run_killed_during_its_finalists_is_not_skipped(tmp_path: Path) -> Non
     search_path = tmp_path / "search.yaml"
     search_path.write_text(yaml.safe_dump(search))
     config = study_config_from_dict(study_dict(search=str(search_path), strategies=["random"], seeds=[0],
-                                               max_evaluations=5), source="study.yaml", base_dir=str(tmp_path))
+                                               max_evaluations=5), source="study.yaml")
     study = Study(config, output=tmp_path / "out", progress=False)
     study.run("search")
     run_dir = study.run_dir(study.specs()[0])

@@ -1,7 +1,8 @@
 """The experiment config: one schema for model, data, optimisation, training, evaluation and output.
 
-A config is a YAML file whose sections mirror the dataclasses below. A file may name a ``base`` file (path
-relative to itself) whose values it overrides. Command-line overrides use dotted keys
+A config is a YAML file whose sections mirror the dataclasses below. A file may name a ``base`` file whose
+values it overrides. Every relative path in a config (``base``, data paths, class lists, annotation files,
+``output.dir``, ``model.pretrained``, ``model.graph``) is relative to the working directory. Command-line overrides use dotted keys
 (``--set optim.lr=0.1``, ``--set data.train.csv_path=/data/train.csv``); values are parsed as YAML scalars or
 flow sequences, so ``0.1`` is a float, ``null`` is None and ``[rgb, flow]`` is a list.
 

@@ -97,7 +97,7 @@ class ToyFitnessConfig:
 class ProxyTrainingConfig:
     """Options of the proxy-training fitness: the engine trains each candidate on the proxy task.
 
-    ``config`` is the engine's training config (path relative to the search config's folder; None: the
+    ``config`` is the engine's training config (a path relative to the working directory; None: the
     engine's defaults); ``overrides`` are dotted engine-config overrides applied on top (e.g. few frames and
     small crops for the proxy); ``steps`` is the fixed training budget per candidate; ``metric`` names the
     validation metric used as fitness (``metric``: the engine's primary one). ``keep_outputs`` keeps each
@@ -147,13 +147,9 @@ class SearchConfig:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
-    # The folder of the config file, for relative paths inside it; not a YAML key.
-    base_dir: str = field(default=".", compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = to_plain(self)
-        data.pop("base_dir", None)
-        return data
+        return to_plain(self)
 
     def to_user_dict(self) -> dict[str, Any]:
         """The config as its YAML file holds it: ``fitness`` is ``kind`` plus that kind's options."""
@@ -205,16 +201,16 @@ def load_search_config(path: str | Path, overrides: Iterable[Override] = ()) -> 
     """The search config of a YAML file, with dotted ``overrides`` (``"search.batch_size=4"`` strings or
     ``(key, value)`` pairs) applied before validation. ``name`` defaults to the file's stem."""
     data, source = read_config(path, overrides, what="search config", name_from_file=True)
-    return search_config_from_dict(data, source=source, base_dir=str(Path(path).parent))
+    return search_config_from_dict(data, source=source)
 
 
-def search_config_from_dict(data: Any, *, source: str = "config", base_dir: str = ".") -> SearchConfig:
+def search_config_from_dict(data: Any, *, source: str = "config") -> SearchConfig:
     fitness = None
     if isinstance(data, Mapping):
         data = dict(data)
         fitness = data.pop("fitness", None)
-    config = parse_dataclass(SearchConfig, data, source=source, skip={"base_dir"})
-    config = dataclasses.replace(config, fitness=_parse_fitness(fitness, source), base_dir=base_dir)
+    config = parse_dataclass(SearchConfig, data, source=source)
+    config = dataclasses.replace(config, fitness=_parse_fitness(fitness, source))
     validate_config(config, source=source)
     return config
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from assemblenet.config_schema import PATH_RULE
 from assemblenet.errors import AssembleNetError, ConfigError
 from assemblenet.graph.spec import AssembleNetGraph, BlockNode
 from assemblenet.search.fitness_types import (  # noqa: F401 - re-exported
@@ -245,10 +246,9 @@ def build_fitness(config: Any) -> FitnessFunction:
         train_config = options.config
         if train_config is not None:
             path = Path(train_config)
-            if not path.is_absolute():
-                path = Path(config.base_dir) / path
             if not path.is_file():
-                raise ConfigError(f"fitness.config: engine training config not found: {path}")
+                raise ConfigError(f"fitness.config: engine training config not found: {path} ({PATH_RULE}: "
+                                  f"{Path.cwd()})")
             train_config = str(path.resolve())
         check_peer_attention(config, train_config)
         check_contributions(config, train_config)

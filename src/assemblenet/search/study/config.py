@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from assemblenet.config_schema import Checker, Override, dump_yaml, key_error, parse_dataclass, read_config, to_plain
+from assemblenet.config_schema import (
+    PATH_RULE,
+    Checker,
+    Override,
+    dump_yaml,
+    key_error,
+    parse_dataclass,
+    read_config,
+    to_plain,
+)
 from assemblenet.search.registry import strategy_names
 
 STUDY_FORMAT = "assemblenet-study/v1"
@@ -37,7 +46,7 @@ DEFAULT_STRATEGIES = ("evolution", "evolution-unguided", "random", "oneshot")
 class RetrainConfig:
     """Retraining each run's best graph from scratch on the full budget (the test score the search never saw).
 
-    ``config`` is the engine training config (relative to the study file; None: the engine's defaults);
+    ``config`` is the engine training config (relative to the working directory; None: the engine's defaults);
     ``overrides`` are dotted engine overrides (e.g. ``data.val`` pointing at the test split); ``steps`` is the
     training budget (None: the config's epochs); ``seeds`` the training seeds per graph (engine seeds 0..n-1);
     ``width_multiplier`` the model width (None: the search space's); ``metric`` the engine metric reported as
@@ -89,7 +98,7 @@ class BaselinesConfig:
 @dataclass(frozen=True)
 class StudyConfig:
     name: str = "study"
-    search: str = ""  # the base search config, relative to the study file (required)
+    search: str = ""  # the base search config (required; relative paths: to the working directory)
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     max_evaluations: int = 40
@@ -101,13 +110,11 @@ class StudyConfig:
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     recipes: RecipesConfig = field(default_factory=RecipesConfig)
-    # The folder and path of the study file, for relative paths and messages; not YAML keys.
-    base_dir: str = field(default=".", compare=False, repr=False)
+    # The path of the study file, for messages; not a YAML key.
     source: str = field(default="study config", compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         data = to_plain(self)
-        data.pop("base_dir", None)
         data.pop("source", None)
         return data
 
@@ -115,9 +122,8 @@ class StudyConfig:
         return dump_yaml(self.to_dict())
 
     def resolve(self, path: str) -> Path:
-        """A path of the study file, relative to its folder."""
-        candidate = Path(path)
-        return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
+        """A path of the study file, made absolute (relative paths are relative to the working directory)."""
+        return Path(path).absolute()
 
     @property
     def search_path(self) -> Path:
@@ -128,16 +134,17 @@ def load_study_config(path: str | Path, overrides: Iterable[Override] = ()) -> S
     """The study config of a YAML file, with dotted ``overrides`` applied before validation. ``name``
     defaults to the file's stem."""
     data, source = read_config(path, overrides, what="study config", name_from_file=True)
-    return study_config_from_dict(data, source=source, base_dir=str(Path(path).parent))
+    return study_config_from_dict(data, source=source)
 
 
-def study_config_from_dict(data: Any, *, source: str = "study config", base_dir: str = ".") -> StudyConfig:
+def study_config_from_dict(data: Any, *, source: str = "study config") -> StudyConfig:
     """Parse and validate a study config with the shared schema layer (one-line errors naming the file and
     the dotted key)."""
-    config = parse_dataclass(StudyConfig, data, source=source, skip={"base_dir", "source"})
-    config = dataclasses.replace(config, base_dir=base_dir, source=source)
+    config = parse_dataclass(StudyConfig, data, source=source, skip={"source"})
+    config = dataclasses.replace(config, source=source)
     if not data or "search" not in data:
-        raise key_error(source, "search", "required: the base search config (a path relative to this file)")
+        raise key_error(source, "search", "required: the base search config (a path relative to the working "
+                        "directory)")
     validate_study_config(config)
     return config
 
@@ -152,7 +159,7 @@ def validate_study_config(config: StudyConfig) -> None:
     if not config.search:
         fail("search", "must name the base search config")
     if not config.search_path.is_file():
-        fail("search", f"search config not found: {config.search_path}")
+        fail("search", f"search config not found: {config.search} ({PATH_RULE}: {Path.cwd()})")
     for i in range(len(config.strategies)):
         check.one_of(f"strategies[{i}]", strategy_names())
     for i in range(len(config.seeds)):
@@ -192,7 +199,7 @@ def validate_study_config(config: StudyConfig) -> None:
         fail("retrain.recipe", "'auto' needs recipes.candidates to choose from")
     retrain_config = config.retrain.config
     if config.retrain.enabled and retrain_config is not None and not config.resolve(retrain_config).is_file():
-        fail("retrain.config", f"engine training config not found: {config.resolve(retrain_config)}")
+        fail("retrain.config", f"engine training config not found: {retrain_config} ({PATH_RULE}: {Path.cwd()})")
 
 
 @dataclass(frozen=True)
