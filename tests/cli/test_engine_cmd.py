@@ -216,6 +216,15 @@ def test_smoke_without_output_writes_to_a_new_temporary_folder(tmp_path, monkeyp
     folder = dict(smoke_overrides())["output.dir"]
     assert folder.startswith(str(tmp_path / "assemblenet-smoke-")) and (tmp_path / folder).is_dir()
     assert dict(smoke_overrides(tmp_path / "mine"))["output.dir"] == str(tmp_path / "mine")
+    # A folder holding a real run is refused (a smoke run removes old checkpoints); an earlier smoke run's is not.
+    real = tmp_path / "real"
+    (real / "checkpoints").mkdir(parents=True)
+    (real / "config.yaml").write_text(yaml.safe_dump({"optim": {"max_steps": 5000}}))
+    assert main(["train", str(config_path), "--smoke", "--output", str(real)]) == 2
+    assert "holds another training run; a smoke run would replace its checkpoints" in _one_error_line(capsys)
+    (real / "config.yaml").write_text(yaml.safe_dump({"optim": {"max_steps": 4}, "data": {"max_videos": 16},
+                                                      "model": {"width_multiplier": 0.125}}))
+    assert dict(smoke_overrides(real))["output.dir"] == str(real)
     # --print-config shows the smoke config (--set on top) and makes no folder.
     before = sorted(tmp_path.iterdir())
     assert main(["train", str(config_path), "--smoke", "--print-config", "--set", "data.num_frames=6"]) == 0

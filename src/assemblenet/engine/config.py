@@ -35,6 +35,7 @@ from assemblenet.config_schema import (
     read_yaml,
     to_plain,
 )
+from assemblenet.errors import ConfigError
 from assemblenet.fileio import atomic_write_text
 from assemblenet.graph.spec import NUM_OBJECT_CLASSES, SUPPORTED_DEPTHS
 
@@ -283,8 +284,25 @@ def smoke_overrides(output_dir: str | os.PathLike | None = None) -> list[tuple[s
     a new temporary folder."""
     import tempfile
 
+    if output_dir:
+        _refuse_another_run(Path(output_dir))
     folder = str(output_dir) if output_dir else tempfile.mkdtemp(prefix="assemblenet-smoke-")
     return [*SMOKE_OVERRIDES, ("output.dir", folder)]
+
+
+def _refuse_another_run(folder: Path) -> None:
+    """A smoke run starts afresh (``train.resume: false`` removes old checkpoints), so it may only reuse a
+    folder that is empty or holds an earlier smoke run, never a real run's checkpoints."""
+    saved = folder / "config.yaml"
+    if saved.is_file():
+        raw = read_yaml(saved)
+        smoke = all(raw.get(key.split(".")[0], {}).get(key.split(".")[1]) == value for key, value in SMOKE_OVERRIDES
+                    if key in ("optim.max_steps", "data.max_videos", "model.width_multiplier"))
+    else:
+        smoke = not (folder / "checkpoints").exists() and not (folder / "model.safetensors").exists()
+    if not smoke:
+        raise ConfigError(f"{folder} holds another training run; a smoke run would replace its checkpoints: "
+                          "give --smoke an empty folder (or none: a new temporary folder)")
 
 
 def fixed_num_classes(cfg: Config) -> int | None:
