@@ -210,9 +210,9 @@ def test_kinetics_finds_each_official_download_s_csv_by_split(kinetics):
     then take the train CSV's classes."""
     notes = kinetics / "annotations"
     # DeepMind's archives: annotations/train.csv, validate.csv, test.csv (the tree as made)
-    train = build_dataset("kinetics", root=kinetics, split="train", num_frames=2)
-    val = build_dataset("kinetics", root=kinetics, split="val", mode="test", num_frames=2)
-    test = build_dataset("kinetics", root=kinetics, split="test", mode="test", num_frames=2)
+    train = build_dataset("kinetics", root=kinetics, split="train", sampling=ClipSampling(num_frames=2))
+    val = build_dataset("kinetics", root=kinetics, split="val", sampling=ClipSampling(num_frames=2), views=ClipViews(mode="test"))
+    test = build_dataset("kinetics", root=kinetics, split="test", sampling=ClipSampling(num_frames=2), views=ClipViews(mode="test"))
     assert (train.list_path, val.list_path, test.list_path) == (notes / "train.csv", notes / "validate.csv",
                                                                 notes / "test.csv")
     assert val.class_names == train.class_names and val.items[0].labels == (2,)
@@ -227,8 +227,8 @@ def test_kinetics_finds_each_official_download_s_csv_by_split(kinetics):
         for name, text in zip(names, texts):
             (notes / name).write_text(text)
         (notes / "kinetics600_holdout_test.csv").write_text("youtube_id,time_start,time_end,split\nzz,0,10,test\n")
-        val = build_dataset("kinetics", root=kinetics, split="val", mode="test", num_frames=2)
-        test = build_dataset("kinetics", root=kinetics, split="test", mode="test", num_frames=2)
+        val = build_dataset("kinetics", root=kinetics, split="val", sampling=ClipSampling(num_frames=2), views=ClipViews(mode="test"))
+        test = build_dataset("kinetics", root=kinetics, split="test", sampling=ClipSampling(num_frames=2), views=ClipViews(mode="test"))
         assert (val.list_path.name, test.list_path.name) == names[1:], names
         assert val.class_names == train.class_names and val.items[0].labels == (2,), names
     (notes / "kinetics_400_val.csv").write_text("")
