@@ -209,10 +209,12 @@ def test_kinetics_finds_each_official_download_s_csv_by_split(kinetics):
     """root + split finds the split's CSV by the names each official download gives it; the val and test sets
     then take the train CSV's classes."""
     notes = kinetics / "annotations"
+    TWO_FRAMES = ClipSampling(num_frames=2)
+    TEST_VIEW = {"sampling": TWO_FRAMES, "views": ClipViews(mode="test")}
     # DeepMind's archives: annotations/train.csv, validate.csv, test.csv (the tree as made)
-    train = build_dataset("kinetics", root=kinetics, split="train", sampling=ClipSampling(num_frames=2))
-    val = build_dataset("kinetics", root=kinetics, split="val", sampling=ClipSampling(num_frames=2), views=ClipViews(mode="test"))
-    test = build_dataset("kinetics", root=kinetics, split="test", sampling=ClipSampling(num_frames=2), views=ClipViews(mode="test"))
+    train = build_dataset("kinetics", root=kinetics, split="train", sampling=TWO_FRAMES)
+    val = build_dataset("kinetics", root=kinetics, split="val", **TEST_VIEW)
+    test = build_dataset("kinetics", root=kinetics, split="test", **TEST_VIEW)
     assert (train.list_path, val.list_path, test.list_path) == (notes / "train.csv", notes / "validate.csv",
                                                                 notes / "test.csv")
     assert val.class_names == train.class_names and val.items[0].labels == (2,)
@@ -227,8 +229,8 @@ def test_kinetics_finds_each_official_download_s_csv_by_split(kinetics):
         for name, text in zip(names, texts):
             (notes / name).write_text(text)
         (notes / "kinetics600_holdout_test.csv").write_text("youtube_id,time_start,time_end,split\nzz,0,10,test\n")
-        val = build_dataset("kinetics", root=kinetics, split="val", sampling=ClipSampling(num_frames=2), views=ClipViews(mode="test"))
-        test = build_dataset("kinetics", root=kinetics, split="test", sampling=ClipSampling(num_frames=2), views=ClipViews(mode="test"))
+        val = build_dataset("kinetics", root=kinetics, split="val", **TEST_VIEW)
+        test = build_dataset("kinetics", root=kinetics, split="test", **TEST_VIEW)
         assert (val.list_path.name, test.list_path.name) == names[1:], names
         assert val.class_names == train.class_names and val.items[0].labels == (2,), names
     (notes / "kinetics_400_val.csv").write_text("")

@@ -2,9 +2,9 @@
 
 A config is a YAML file whose sections mirror the dataclasses below. A file may name a ``base`` file whose
 values it overrides. Every relative path in a config (``base``, data paths, class lists, annotation files,
-``output.dir``, ``model.pretrained``, ``model.graph``) is relative to the working directory. Command-line overrides use dotted keys
-(``--set optim.lr=0.1``, ``--set data.train.csv_path=/data/train.csv``); values are parsed as YAML scalars or
-flow sequences, so ``0.1`` is a float, ``null`` is None and ``[rgb, flow]`` is a list.
+``output.dir``, ``model.pretrained``, ``model.graph``) is relative to the working directory. Command-line
+overrides use dotted keys (``--set optim.lr=0.1``, ``--set data.train.csv_path=/data/train.csv``); values are
+parsed as YAML scalars or flow sequences, so ``0.1`` is a float, ``null`` is None and ``[rgb, flow]`` is a list.
 
 Everything is validated before any work starts, by the shared schema layer :mod:`assemblenet.config_schema`:
 an unknown key, a value of the wrong type or one out of range raises one
