@@ -332,6 +332,11 @@ def test_analyse_marks_missing_and_incomplete_runs(tmp_path: Path) -> None:
     assert runs["evolution-seed0"]["complete"] and not runs["random-seed0"]["exists"]
     assert analysis["comparisons"] == []  # random has no finished run to compare against
     assert "Incomplete or missing runs" in (study.output / "study.md").read_text()
+    # With a larger budget the same runs are unfinished: no final best enters the statistics yet.
+    larger = Study(dataclass_replace(study.config, max_evaluations=9), output=study.output, progress=False).analyse()
+    evolution = larger["strategies"]["evolution"]
+    assert evolution["complete"] == 0 and evolution["final_best_mean"] is None
+    assert "| evolution | 0/1 | - ± - |" in (study.output / "study.md").read_text()
 
 
 def dataclass_replace(config: StudyConfig, **changes: Any) -> StudyConfig:

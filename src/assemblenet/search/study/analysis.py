@@ -36,7 +36,9 @@ def analyse_runs(runs: Sequence[SearchRun], config: StudyConfig, base: SearchCon
     samples = config.bootstrap_samples
     strategies = [s for s in config.strategies if any(r.strategy == s for r in runs)]
     by_strategy = {s: [r for r in runs if r.strategy == s] for s in strategies}
-    finals = {s: [r.final_best for r in rs if r.final_best is not None] for s, rs in by_strategy.items()}
+    # A run's final best is its best within the whole budget: an unfinished run has none yet.
+    finals = {s: [r.final_best for r in rs if r.complete and r.final_best is not None]
+              for s, rs in by_strategy.items()}
 
     target = statistics.fmean(finals[BASELINE]) if finals.get(BASELINE) else None
     probabilities = dict(base.mutation.probabilities)

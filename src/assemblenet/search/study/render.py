@@ -124,17 +124,20 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
     reach_head = (f"evaluations to reach random's final best {_f(target)}: median (reached/seeds)"
                   if target is not None else "evaluations to reach random's final best")
     lines += ["## Final best fitness", "",
-              f"| strategy | seeds | final best (mean ± std) | 95% CI (bootstrap) | 95% CI (t) | {reach_head} |",
+              "| strategy | seeds (finished/all) | final best (mean ± std) | 95% CI (bootstrap) | 95% CI (t) "
+              f"| {reach_head} |",
               "|---|---|---|---|---|---|"]
     for strategy, entry in analysis["strategies"].items():
         reach = entry.get("evals_to_reach_random")
         reach_text = "-" if reach is None else (
             f"{_f(reach['median'], 1) if reach['median'] is not None else f'not reached (>{budget})'} "
             f"({reach['reached']}/{reach['of']})")
-        lines.append(f"| {strategy} | {entry['runs']} | {_f(entry['final_best_mean'])} ± {_f(entry['final_best_std'])} "
+        lines.append(f"| {strategy} | {entry['complete']}/{entry['runs']} | {_f(entry['final_best_mean'])} "
+                     f"± {_f(entry['final_best_std'])} "
                      f"| {_ci(entry['final_best_ci95_bootstrap'])} | {_ci(entry['final_best_ci95_t'])} "
                      f"| {reach_text} |")
-    lines += ["", "Evaluations to reach: per seed, the first number of evaluations after which the best so far is at "
+    lines += ["", "Final best: over the finished runs only (an unfinished run has no final best yet). "
+              "Evaluations to reach: per seed, the first number of evaluations after which the best so far is at "
               "least random search's mean final best; the median counts seeds that never reach it as infinitely "
               "many.", ""]
 
