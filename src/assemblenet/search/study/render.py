@@ -25,7 +25,8 @@ def plot_study(runs: Sequence[SearchRun], analysis: Mapping[str, Any], path: Pat
         colour = strategy_colour(strategy, k)
         x = curve["evaluations"]
         mean, low, high = ([math.nan if v is None else v for v in curve[key]] for key in ("mean", "low", "high"))
-        axes.plot(x, mean, color=colour, linewidth=1.8, label=f"{strategy} (n={entry['runs']})")
+        label = f"{strategy} ({entry['complete']}/{entry['runs']} runs finished)"
+        axes.plot(x, mean, color=colour, linewidth=1.8, label=label)
         axes.fill_between(x, low, high, color=colour, alpha=0.18, linewidth=0)
         plotted = True
     axes.set_xlabel("number of evaluations")
