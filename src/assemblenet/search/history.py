@@ -39,7 +39,7 @@ class SearchRun:
         """Read a run folder; ``strategy`` and ``seed`` default to its manifest's, ``label`` to the folder name."""
         path = Path(path)
         store = RunStore(path)
-        manifest = (store.read_manifest() or {}) if store.manifest_path.is_file() else {}
+        manifest = store.read_manifest() or {}
         state = store.read_state() if store.state_path.is_file() else None
         run = cls(path, label or path.name, strategy if strategy is not None else str(manifest.get("strategy", "?")),
                   seed if seed is not None else int(manifest.get("seed", 0)), budget=budget,
