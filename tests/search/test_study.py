@@ -680,6 +680,47 @@ def test_retrain_trains_both_choices_and_compares_them_paired_by_run(tmp_path: P
     assert fake.calls == []
 
 
+def test_a_retrain_stopped_midway_keeps_the_entries_of_the_runs_it_finished(tmp_path: Path) -> None:
+    """Each run's entries are written as soon as its graphs are trained, so a retrain stopped mid-stage (hours
+    into a real study) can be analysed; resuming trains only what was left."""
+    search = yaml.safe_load(Path(TINY).read_text())
+    search["search"]["finalists"] = {"top_k": 2, "seeds": 2}
+    search_path = tmp_path / "search.yaml"
+    search_path.write_text(yaml.safe_dump(search))
+    config = study_config_from_dict(study_dict(
+        search=str(search_path), strategies=["random"], seeds=[0, 1], max_evaluations=6,
+        retrain={"enabled": True, "steps": 3, "seeds": 2}), source="study.yaml")
+    out = tmp_path / "out"
+    run_study(config, stage="search", output=out, progress=False)
+    runs = Study(config, output=out, progress=False).collect()
+    first = runs[0]
+    first_graphs = {first.best.graph_hash, first.rescored.graph_hash}  # type: ignore[union-attr]
+    calls_for_first = 2 * len(first_graphs)
+
+    class StoppedAfterFirstRun(FakeTraining):
+        def __call__(self, config: Any, **kwargs: Any) -> Any:
+            if len(self.calls) == calls_for_first:
+                raise RuntimeError("stopped")
+            return super().__call__(config, **kwargs)
+
+    stopped = StoppedAfterFirstRun()
+    with pytest.raises(RuntimeError, match="stopped"):
+        run_study(config, stage="retrain", output=out, progress=False, run_training=stopped)
+    assert (out / "retrain" / first.label / "retrain.json").is_file()
+    assert (out / "retrain" / first.label / "retrain_rescored.json").is_file()
+    assert not (out / "retrain" / runs[1].label / "retrain.json").is_file()
+    analysis = Study(config, output=out, progress=False).analyse()
+    assert {(e["run"], e["choice"]) for e in analysis["retrain"]["entries"]} == \
+        {(first.label, "single-best"), (first.label, "rescored")}
+    assert analysis["retrain"]["choice_comparison"]["all"]["runs"] == 1
+
+    resumed = FakeTraining()
+    run_study(config, stage="retrain", output=out, progress=False, run_training=resumed)
+    all_graphs = {h for run in runs for h in (run.best.graph_hash, run.rescored.graph_hash)}  # type: ignore[union-attr]
+    assert len(resumed.calls) == 2 * len(all_graphs - first_graphs)
+    assert (out / "retrain" / runs[1].label / "retrain_rescored.json").is_file()
+
+
 def test_a_run_killed_during_its_finalists_is_not_skipped(tmp_path: Path) -> None:
     search = yaml.safe_load(Path(TINY).read_text())
     search["search"]["finalists"] = {"top_k": 2, "seeds": 2}

@@ -370,20 +370,34 @@ class Study:
         owners: dict[str, tuple[SearchRun, EvaluationRecord]] = {}
         for run, _, record in choices:
             owners.setdefault(record.graph_hash, (run, record))
-        jobs = []
-        for digest, (owner, record) in owners.items():
-            for k in range(cfg.seeds):
-                folder = self.output / RETRAIN_DIR / owner.label / settings.folder_name(digest[:HASH_CHARS], k)
-                if not any((self.output / RETRAIN_DIR).glob(f"*/{folder.name}/{RESULT_FILE}")):
-                    jobs.append((record.graph, folder, k, settings))
-        self._train_in_parallel(jobs, train_config, width)
-        results = {digest: [self._train_one(owner, record, k, train, train_config, width, settings)
-                            for k in range(cfg.seeds)]
-                   for digest, (owner, record) in owners.items()}
-        entries = []
-        for run, choice, record in choices:
+        folders = {digest: [self._training_folder(owner, digest, k, settings) for k in range(cfg.seeds)]
+                   for digest, (owner, _) in owners.items()}
+        written: dict[int, dict[str, Any]] = {}
+
+        def record_choice(i: int) -> None:
+            run, choice, record = choices[i]
             owner, _ = owners[record.graph_hash]
-            entries.append(self._write_entry(run, owner, choice, record, results[record.graph_hash], settings))
+            results = [self._train_graph(record.graph, folder, k, train, train_config, width, what=owner.label,
+                                         settings=settings)
+                       for k, folder in enumerate(folders[record.graph_hash])]
+            written[i] = self._write_entry(run, owner, choice, record, results, settings)
+
+        finished = {folder for group in folders.values() for folder in group if _trained(folder)}
+
+        def record_finished(folder: Path) -> None:
+            # a run's entries as soon as its graphs are trained: a study stopped mid-stage can be analysed
+            finished.add(folder)  # (not _trained(): a worker still running may have left its metrics already)
+            for i, (_, _, record) in enumerate(choices):
+                if i not in written and finished.issuperset(folders[record.graph_hash]):
+                    record_choice(i)
+
+        jobs = [(record.graph, folder, k, settings) for digest, (_, record) in owners.items()
+                for k, folder in enumerate(folders[digest]) if not _trained(folder)]
+        self._train_in_parallel(jobs, train_config, width, on_finished=record_finished)
+        for i in range(len(choices)):  # in this process: what is left (all of it without workers), in run order
+            if i not in written:
+                record_choice(i)
+        entries = [written[i] for i in range(len(choices))]
         for run in runs:
             if run.best is None:
                 logger.warning("study %s: %s has no successful evaluation; nothing to retrain", self.config.name,
@@ -398,18 +412,17 @@ class Study:
         cfg = self.config.retrain
         return cfg.width_multiplier if cfg.width_multiplier is not None else self.base.space.width_multiplier
 
-    def _train_one(self, owner: SearchRun, record: EvaluationRecord, k: int, train: Callable[..., Any],
-                   train_config: str | None, width: float, settings: TrainingSettings) -> dict[str, Any]:
-        digest = record.graph_hash
+    def _training_folder(self, owner: SearchRun, digest: str, k: int, settings: TrainingSettings) -> Path:
+        """Where graph ``digest`` trains (or trained) with seed ``k``: under its owner run, unless a finished
+        training of it lies under another run (its owner when that run's best was this graph)."""
         name = settings.folder_name(digest[:HASH_CHARS], k)
-        folder = self.output / RETRAIN_DIR / owner.label / name
-        if not (folder / RESULT_FILE).is_file():
-            for other in sorted((self.output / RETRAIN_DIR).glob(f"*/{name}/{RESULT_FILE}")):
-                found = json.loads(other.read_text())
-                if found.get("graph_hash") == digest:
-                    return found  # trained before under another run that then had this graph
-        return self._train_graph(record.graph, folder, k, train, train_config, width, what=owner.label,
-                                 settings=settings)
+        own = self.output / RETRAIN_DIR / owner.label / name
+        if _trained(own):
+            return own
+        for other in sorted((self.output / RETRAIN_DIR).glob(f"*/{name}/{RESULT_FILE}")):
+            if json.loads(other.read_text()).get("graph_hash") == digest:
+                return other.parent
+        return own
 
     def _train_graph(self, graph: Any, folder: Path, k: int, train: Callable[..., Any], train_config: str | None,
                      width: float, *, what: str, settings: TrainingSettings) -> dict[str, Any]:
@@ -461,13 +474,13 @@ class Study:
         return record
 
     def _train_in_parallel(self, jobs: Sequence[tuple[Any, Path, int, TrainingSettings]], train_config: str | None,
-                           width: float) -> None:
+                           width: float, on_finished: Callable[[Path], None] | None = None) -> None:
         """With ``retrain.workers`` > 1, run the engine trainings of ``jobs`` (graph, folder, seed, settings) that
         are not done in a process pool, one torch thread each; each leaves the engine's final metrics in its
-        folder, which :meth:`_train_graph` then records. (Injected training functions run in-process instead.)"""
+        folder, which :meth:`_train_graph` then records; ``on_finished(folder)`` is called after each.
+        (Injected training functions run in-process instead.)"""
         cfg = self.config.retrain
-        todo = [(g, f, k, s) for g, f, k, s in jobs
-                if not (f / RESULT_FILE).is_file() and not (f / ENGINE_FINAL_METRICS).is_file()]
+        todo = [(g, f, k, s) for g, f, k, s in jobs if not _trained(f)]
         if cfg.workers < 2 or self._run_training is not None or len(todo) < 2:
             return
         import concurrent.futures
@@ -482,6 +495,8 @@ class Study:
             for future in concurrent.futures.as_completed(futures):
                 future.result()  # re-raises a training error here
                 logger.info("study %s: trained %s", self.config.name, futures[future])
+                if on_finished is not None:
+                    on_finished(futures[future])
 
     def _train_named(self, folder_root: Path, names: Sequence[str], seeds: int, settings: TrainingSettings,
                      what: str) -> list[dict[str, Any]]:
@@ -595,6 +610,11 @@ def run_study(config: StudyConfig | str | Path, *, stage: str = "all", **options
     if not isinstance(config, StudyConfig):
         config = load_study_config(config)
     return Study(config, **options).run(stage)
+
+
+def _trained(folder: Path) -> bool:
+    """Whether a training in ``folder`` finished (recorded, or left by a worker process to be recorded)."""
+    return (folder / RESULT_FILE).is_file() or (folder / ENGINE_FINAL_METRICS).is_file()
 
 
 def _engine_training_job(train_config: str | None, graph: dict[str, Any], folder: str, seed: int,
