@@ -713,12 +713,17 @@ def test_a_retrain_stopped_midway_keeps_the_entries_of_the_runs_it_finished(tmp_
     assert {(e["run"], e["choice"]) for e in analysis["retrain"]["entries"]} == \
         {(first.label, "single-best"), (first.label, "rescored")}
     assert analysis["retrain"]["choice_comparison"]["all"]["runs"] == 1
+    assert analysis["retrain"]["expected_entries"] == 4
+    assert "**Partial: 2 of the 4 choices of the finished runs are retrained so far (1 runs)" in \
+        (out / "study.md").read_text()
 
     resumed = FakeTraining()
     run_study(config, stage="retrain", output=out, progress=False, run_training=resumed)
     all_graphs = {h for run in runs for h in (run.best.graph_hash, run.rescored.graph_hash)}  # type: ignore[union-attr]
     assert len(resumed.calls) == 2 * len(all_graphs - first_graphs)
     assert (out / "retrain" / runs[1].label / "retrain_rescored.json").is_file()
+    Study(config, output=out, progress=False).analyse()
+    assert "**Partial" not in (out / "study.md").read_text()
 
 
 def test_a_run_killed_during_its_finalists_is_not_skipped(tmp_path: Path) -> None:

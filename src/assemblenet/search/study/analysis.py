@@ -180,8 +180,9 @@ def _score_summary(values: Sequence[float], samples: int, seed_text: str) -> dic
 
 
 def retrain_statistics(entries: Sequence[Mapping[str, Any]], config: StudyConfig, *, stale: Sequence[str] = (),
-                       settings: TrainingSettings | None = None) -> dict[str, Any]:
-    """Test scores of the retrained graphs.
+                       settings: TrainingSettings | None = None, expected: int | None = None) -> dict[str, Any]:
+    """Test scores of the retrained graphs (``expected``: how many choices the finished runs have, of which
+    ``entries`` may be only the part retrained so far).
 
     - ``by_choice``: per choice (the run's single best graph; its finalist re-scoring choice) and strategy, the
       test score over runs (each run's score is the mean over its graph's training seeds);
@@ -233,7 +234,8 @@ def retrain_statistics(entries: Sequence[Mapping[str, Any]], config: StudyConfig
         "lr": settings.lr if settings is not None else None,
         "training_seeds": config.retrain.seeds,
         "overrides": dict(settings.overrides if settings is not None else config.retrain.overrides),
-        "entries": entries, "stale": list(stale), "result_choice": result_choice, "by_choice": by_choice,
+        "entries": entries, "expected_entries": len(entries) if expected is None else expected,
+        "stale": list(stale), "result_choice": result_choice, "by_choice": by_choice,
         "strategies": strategies, "comparisons": comparisons,
         "choice_comparison": _choice_comparison(entries, config),
         "training_noise": _training_noise(entries),

@@ -259,6 +259,11 @@ def _retrain_markdown(retrain: Mapping[str, Any]) -> list[str]:
              f"trained from scratch for {steps}{recipe}, {retrain['training_seeds']} training seed(s) each, with "
              f"the study's overrides; score: `{retrain['metric']}` on the evaluation split of the overrides (a run's "
              "score is the mean over its graph's training seeds). Identical graphs were trained once.", ""]
+    done, expected = len(retrain["entries"]), retrain.get("expected_entries", len(retrain["entries"]))
+    if done < expected:
+        runs = len({e["run"] for e in retrain["entries"]})
+        lines += [f"**Partial: {done} of the {expected} choices of the finished runs are retrained so far ({runs} "
+                  "runs); every figure in this section covers those only.**", ""]
     if retrain["stale"]:
         lines += [f"Left out (their graph or the recipe changed since they were retrained): "
                   f"{', '.join(retrain['stale'])}.", ""]

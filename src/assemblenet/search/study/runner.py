@@ -299,10 +299,11 @@ class Study:
         if not folder.is_dir():
             return None
         settings = self._settings_if_known()
-        entries, stale = [], []
+        entries, stale, expected = [], [], 0
         for run in runs:
             for choice, record_name, current in ((SINGLE_BEST_CHOICE, RETRAIN_RECORD, run.best),
                                                  (RESCORED_CHOICE, RESCORED_RECORD, run.rescored)):
+                expected += current is not None and run.complete
                 path = folder / run.label / record_name
                 if not path.is_file():
                     continue
@@ -313,7 +314,7 @@ class Study:
                     stale.append(f"{run.label} ({choice})")
                     continue
                 entries.append(entry)
-        return retrain_statistics(entries, self.config, stale=stale, settings=settings)
+        return retrain_statistics(entries, self.config, stale=stale, settings=settings, expected=expected)
 
     # ------------------------------------------------------------------ training settings
     def _settings(self, candidate: RecipeCandidate | None) -> TrainingSettings:
