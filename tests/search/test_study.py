@@ -666,6 +666,13 @@ def test_retrain_trains_both_choices_and_compares_them_paired_by_run(tmp_path: P
     assert noise["within_variance"] == pytest.approx(statistics.variance([0.0, 0.001]))
     text = (tmp_path / "out" / "study.md").read_text()
     assert "### Single best against finalist re-scoring" in text and "### Training-seed spread" in text
+    # every retrained graph's seeds are listed, each row naming the runs that chose it
+    table = text.split("Every retrained graph's training seeds")[1].split("</details>")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert len(rows) == len(graphs)
+    for run in runs:
+        row = next(r for r in rows if r.startswith(f"| `{run.best.graph_hash[:10]}`"))  # type: ignore[union-attr]
+        assert f"{run.label} (single-best)" in row
     assert (tmp_path / "out" / "choices.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert data["strategies"]["evolution"]["cost"]["finalist_evaluations"] == 3 * 3 * 2
     for strategy in ("evolution", "random"):  # the winner's curse: search score minus the fresh re-scored mean

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -74,8 +75,10 @@ def plot_choices(retrain: Mapping[str, Any], path: Path) -> None:
         strategy = a["strategy"]
         same = a["graph_hash"] == b["graph_hash"]
         colour = strategy_colour(strategy, order.index(strategy) if strategy in order else 0)
-        axes.scatter(a["score"], b["score"], color=colour,
-                     marker="o" if not same else "x", s=30, alpha=0.8, label=None if strategy in labelled else strategy)
+        # error bars: each graph's std over its training seeds
+        axes.errorbar(a["score"], b["score"], xerr=_seed_std(a), yerr=_seed_std(b), color=colour,
+                      marker="o" if not same else "x", markersize=5, alpha=0.8, elinewidth=0.6, linestyle="none",
+                      label=None if strategy in labelled else strategy)
         labelled.add(strategy)
         values += [a["score"], b["score"]]
     if values:
@@ -84,9 +87,14 @@ def plot_choices(retrain: Mapping[str, Any], path: Path) -> None:
         axes.plot([low - pad, high + pad], [low - pad, high + pad], color="0.5", lw=0.8, ls="--")
     axes.set_xlabel(f"single best graph: test {retrain['metric']}")
     axes.set_ylabel(f"re-scored choice: test {retrain['metric']}")
-    axes.set_title("per run (x: both choices are one graph); above the line: re-scoring chose better",
-                   fontsize="x-small")
+    axes.set_title("per run (x: both choices are one graph; bars: ±1 std over training seeds);\n"
+                   "above the line: re-scoring chose better", fontsize="x-small")
     finish_figure(figure, axes, path)
+
+
+def _seed_std(entry: Mapping[str, Any]) -> float:
+    scores = entry.get("scores") or [entry["score"]]
+    return statistics.stdev(scores) if len(scores) > 1 else 0.0
 
 
 def _f(value: Any, digits: int = 4) -> str:
@@ -312,6 +320,7 @@ def _retrain_markdown(retrain: Mapping[str, Any]) -> list[str]:
                           + ("**training-seed noise, not the choice of graph, dominates**."
                              if noise["training_noise_dominates"] else
                              "the choice of graph matters more than the training seed."))
+        lines += _per_graph_spread_markdown(retrain["entries"], noise["per_graph"])
     corr = retrain["correlation"]
     lines += ["", f"Proxy fitness against test score over {corr['n']} distinct graphs: Pearson r = "
               f"{_f(corr['pearson_r'], 3)} (p = {_p(corr['pearson_p'])}), Spearman ρ = {_f(corr['spearman_rho'], 3)} "
@@ -325,6 +334,21 @@ def _retrain_markdown(retrain: Mapping[str, Any]) -> list[str]:
     if retrain["graphs"]:
         lines += ["![proxy fitness against test score](proxy_vs_test.png)", ""]
     return lines
+
+
+def _per_graph_spread_markdown(entries: Sequence[Mapping[str, Any]],
+                               per_graph: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Every retrained graph's scores over its training seeds, widest range first (folded: it is long)."""
+    chosen_by: dict[str, list[str]] = {}
+    for e in entries:
+        chosen_by.setdefault(str(e["graph_hash"]), []).append(f"{e['run']} ({e['choice']})")
+    lines = ["", "<details><summary>Every retrained graph's training seeds (widest range first)</summary>", "",
+             "| graph | chosen by | scores per training seed | mean ± std | range |", "|---|---|---|---|---|"]
+    for digest, g in sorted(per_graph.items(), key=lambda item: -item[1]["range"]):
+        scores = ", ".join(_f(v, 3) for v in g["scores"])
+        lines.append(f"| `{digest[:10]}` | {'; '.join(chosen_by.get(digest, []))} | {scores} "
+                     f"| {_f(g['mean'], 3)} ± {_f(g['std'], 3)} | {_f(g['range'], 3)} |")
+    return lines + ["", "</details>"]
 
 
 def _recipes_markdown(recipes: Mapping[str, Any]) -> list[str]:
