@@ -206,7 +206,27 @@ def test_toy_study_writes_json_png_md_consistent_with_the_runs(toy_study: tuple[
     stages = [row for row in log_lines if row["event"] == "stage-finished"]
     assert [row["stage"] for row in stages] == ["search"] and stages[0]["wall_time_s"] > 0
     assert data["stage_wall_time_s"] == {"search": stages[0]["wall_time_s"]}
-    assert len(log_lines) == len(runs) + len(stages)
+    assert [row["event"] for row in log_lines].count("stage-started") == 1
+    assert len(log_lines) == len(runs) + 2 * len(stages)
+    assert len({row["invocation"] for row in log_lines}) == 1
+
+
+def test_stage_times_count_invocations_killed_mid_stage(tmp_path: Path) -> None:
+    """A study resumed after kills: each killed invocation's stage counts up to its last logged row."""
+    config = study_config_from_dict(study_dict(), source="study.yaml")
+    study = Study(config, output=tmp_path, progress=False)
+    rows = [
+        {"event": "stage-started", "time": 100.0, "stage": "search", "invocation": "a"},
+        {"event": "run-finished", "time": 160.0, "invocation": "a"},  # then killed
+        {"event": "stage-started", "time": 1000.0, "stage": "search", "invocation": "b"},
+        {"event": "run-finished", "time": 1030.0, "invocation": "b"},
+        {"event": "stage-finished", "time": 1050.0, "stage": "search", "wall_time_s": 50.0, "invocation": "b"},
+        {"event": "stage-started", "time": 1050.0, "stage": "retrain", "invocation": "b"},
+        {"event": "training-finished", "time": 1150.0, "invocation": "b"},  # killed during retrain
+        {"event": "stage-finished", "time": 5000.0, "stage": "recipes", "wall_time_s": 7.0},  # an older log row
+    ]
+    (tmp_path / "study_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert study.stage_times() == {"search": 60.0 + 50.0, "retrain": 100.0, "recipes": 7.0}
 
 
 def test_rerun_skips_finished_runs_without_touching_them(toy_study: tuple[Study, Any]) -> None:

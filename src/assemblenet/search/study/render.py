@@ -205,7 +205,8 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
                   + " on average.", ""]
     stages = analysis.get("stage_wall_time_s") or {}
     if stages:
-        lines += ["Wall time per stage, summed over the invocations that finished it: " + ", ".join(
+        lines += ["Wall time per stage, summed over every invocation of the command (one killed mid-stage counts up "
+                  "to its last logged row): " + ", ".join(
             f"{name} {seconds / 60:.1f} min" for name, seconds in stages.items())
             + f"; {sum(stages.values()) / 60:.1f} min in all.", ""]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import statistics
 import threading
 import time
@@ -99,6 +100,7 @@ class Study:
         self.progress = progress
         self.fitness = fitness
         self._run_training = run_training
+        self._invocation = f"{os.getpid()}-{time.time_ns()}"  # tags this process's log rows
 
     # ------------------------------------------------------------------ layout
     @property
@@ -152,21 +154,34 @@ class Study:
         return StudyOutcome(self.output, searched, retrained, analysis)
 
     def _timed(self, stage: str, work: Callable[[], Any]) -> Any:
-        """Run one stage and log its wall time (``stage-finished``; a killed invocation logs nothing)."""
+        """Run one stage and log its start and wall time (``stage-started``, ``stage-finished``)."""
         start = time.time()
+        self._log({"event": "stage-started", "time": start, "stage": stage})
         out = work()
         self._log({"event": "stage-finished", "time": time.time(), "stage": stage,
                    "wall_time_s": round(time.time() - start, 3)})
         return out
 
     def stage_times(self) -> dict[str, float]:
-        """Wall seconds per stage, summed over the invocations that finished it (``study_log.jsonl``)."""
+        """Wall seconds per stage over every invocation (``study_log.jsonl``): a finished stage counts its
+        logged wall time; one whose invocation was killed counts up to that invocation's last logged row, so
+        a study resumed many times still adds up (the work in flight at the kill is not counted)."""
         path = self.output / LOG_FILE
+        rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
         times: dict[str, float] = {}
-        for line in path.read_text().splitlines() if path.is_file() else ():
-            row = json.loads(line)
-            if row.get("event") == "stage-finished":
-                times[row["stage"]] = times.get(row["stage"], 0.0) + float(row["wall_time_s"])
+        open_stages: dict[str, dict[str, Any]] = {}  # invocation -> its started, unfinished stage row
+        last_time: dict[str, float] = {}
+        for row in rows:
+            invocation, stage = row.get("invocation"), row.get("stage")
+            if invocation is not None:
+                last_time[invocation] = float(row["time"])
+            if row.get("event") == "stage-started" and invocation is not None:
+                open_stages[invocation] = row
+            elif row.get("event") == "stage-finished":
+                times[stage] = times.get(stage, 0.0) + float(row["wall_time_s"])
+                open_stages.pop(invocation, None)
+        for invocation, row in open_stages.items():
+            times[row["stage"]] = times.get(row["stage"], 0.0) + last_time[invocation] - float(row["time"])
         return times
 
     # ------------------------------------------------------------------ stage: search
@@ -259,7 +274,7 @@ class Study:
     def _log(self, row: Mapping[str, Any]) -> None:
         path = self.output / LOG_FILE
         previous = path.read_text() if path.is_file() else ""
-        line = json.dumps(fileio.json_safe(dict(row)), allow_nan=False)
+        line = json.dumps(fileio.json_safe({**row, "invocation": self._invocation}), allow_nan=False)
         fileio.atomic_write_text(path, previous + line + "\n", fsync=True)
 
     # ------------------------------------------------------------------ stage: analyse
