@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -66,6 +65,7 @@ def plot_choices(retrain: Mapping[str, Any], path: Path) -> None:
     for e in retrain["entries"]:
         pairs.setdefault(e["run"], {})[e["choice"]] = e
     order = list(STRATEGY_COLOURS)
+    spread = (retrain.get("training_noise") or {}).get("per_graph", {})  # each graph's std over training seeds
     labelled: set[str] = set()
     values = []
     for p in pairs.values():
@@ -75,8 +75,8 @@ def plot_choices(retrain: Mapping[str, Any], path: Path) -> None:
         strategy = a["strategy"]
         same = a["graph_hash"] == b["graph_hash"]
         colour = strategy_colour(strategy, order.index(strategy) if strategy in order else 0)
-        # error bars: each graph's std over its training seeds
-        axes.errorbar(a["score"], b["score"], xerr=_seed_std(a), yerr=_seed_std(b), color=colour,
+        axes.errorbar(a["score"], b["score"], xerr=spread.get(a["graph_hash"], {}).get("std", 0.0),
+                      yerr=spread.get(b["graph_hash"], {}).get("std", 0.0), color=colour,
                       marker="o" if not same else "x", markersize=5, alpha=0.8, elinewidth=0.6, linestyle="none",
                       label=None if strategy in labelled else strategy)
         labelled.add(strategy)
@@ -90,11 +90,6 @@ def plot_choices(retrain: Mapping[str, Any], path: Path) -> None:
     axes.set_title("per run (x: both choices are one graph; bars: ±1 std over training seeds);\n"
                    "above the line: re-scoring chose better", fontsize="x-small")
     finish_figure(figure, axes, path)
-
-
-def _seed_std(entry: Mapping[str, Any]) -> float:
-    scores = entry.get("scores") or [entry["score"]]
-    return statistics.stdev(scores) if len(scores) > 1 else 0.0
 
 
 def _f(value: Any, digits: int = 4) -> str:

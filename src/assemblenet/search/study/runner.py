@@ -408,7 +408,7 @@ class Study:
                     record_choice(i)
 
         jobs = [(record.graph, folder, k, settings) for digest, (_, record) in owners.items()
-                for k, folder in enumerate(folders[digest]) if not _trained(folder)]
+                for k, folder in enumerate(folders[digest])]  # _train_in_parallel skips the trained ones
         self._train_in_parallel(jobs, train_config, width, on_finished=record_finished)
         for i in range(len(choices)):  # in this process: what is left (all of it without workers), in run order
             if i not in written:
