@@ -23,6 +23,7 @@ from assemblenet.search.study import (
     load_study_config,
     run_study,
     study_config_from_dict,
+    study_markdown,
 )
 from assemblenet.search.toy import ToyFitness
 
@@ -209,6 +210,7 @@ def test_toy_study_writes_json_png_md_consistent_with_the_runs(toy_study: tuple[
     assert [row["event"] for row in log_lines].count("stage-started") == 1
     assert len(log_lines) == len(runs) + 2 * len(stages)
     assert len({row["invocation"] for row in log_lines}) == 1
+    assert data["stage_wall_time_untagged_rows"] == 0 and "undercount" not in text
 
 
 def test_stage_times_count_invocations_killed_mid_stage(tmp_path: Path) -> None:
@@ -227,6 +229,17 @@ def test_stage_times_count_invocations_killed_mid_stage(tmp_path: Path) -> None:
     ]
     (tmp_path / "study_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert study.stage_times() == {"search": 60.0 + 50.0, "retrain": 100.0, "recipes": 7.0}
+    assert study.untagged_log_rows() == 1
+
+
+def test_study_md_says_its_stage_times_undercount_when_old_log_rows_have_no_invocation(
+        toy_study: tuple[Study, Any]) -> None:
+    study, outcome = toy_study
+    assert "undercount" not in study_markdown(outcome.analysis)
+    text = study_markdown({**outcome.analysis, "stage_wall_time_untagged_rows": 3})
+    stage_line = next(line for line in text.splitlines() if line.startswith("Wall time per stage"))
+    caveat = text.splitlines()[text.splitlines().index(stage_line) + 1]
+    assert caveat.startswith("These figures undercount: 3 log rows were written before")
 
 
 def test_rerun_skips_finished_runs_without_touching_them(toy_study: tuple[Study, Any]) -> None:

@@ -166,8 +166,7 @@ class Study:
         """Wall seconds per stage over every invocation (``study_log.jsonl``): a finished stage counts its
         logged wall time; one whose invocation was killed counts up to that invocation's last logged row, so
         a study resumed many times still adds up (the work in flight at the kill is not counted)."""
-        path = self.output / LOG_FILE
-        rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+        rows = self._log_rows()
         times: dict[str, float] = {}
         open_stages: dict[str, dict[str, Any]] = {}  # invocation -> its started, unfinished stage row
         last_time: dict[str, float] = {}
@@ -183,6 +182,15 @@ class Study:
         for invocation, row in open_stages.items():
             times[row["stage"]] = times.get(row["stage"], 0.0) + last_time[invocation] - float(row["time"])
         return times
+
+    def untagged_log_rows(self) -> int:
+        """How many log rows carry no invocation tag (written before the tags existed): an untagged
+        invocation killed mid-stage is invisible to :meth:`stage_times`, which then undercounts."""
+        return sum(1 for row in self._log_rows() if row.get("invocation") is None)
+
+    def _log_rows(self) -> list[dict[str, Any]]:
+        path = self.output / LOG_FILE
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
     # ------------------------------------------------------------------ stage: search
     def search(self) -> list[dict[str, Any]]:
@@ -297,6 +305,7 @@ class Study:
         analysis["retrain"] = retrain
         analysis["baselines"] = self._baselines_analysis()
         analysis["stage_wall_time_s"] = self.stage_times()
+        analysis["stage_wall_time_untagged_rows"] = self.untagged_log_rows()
         analysis = fileio.json_safe(analysis)  # NaN (no value yet) as None, as written
         self.output.mkdir(parents=True, exist_ok=True)
         plot_study(runs, analysis, self.output / "study.png")
