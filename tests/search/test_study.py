@@ -236,10 +236,9 @@ def test_study_md_says_its_stage_times_undercount_when_old_log_rows_have_no_invo
         toy_study: tuple[Study, Any]) -> None:
     study, outcome = toy_study
     assert "undercount" not in study_markdown(outcome.analysis)
-    text = study_markdown({**outcome.analysis, "stage_wall_time_untagged_rows": 3})
-    stage_line = next(line for line in text.splitlines() if line.startswith("Wall time per stage"))
-    caveat = text.splitlines()[text.splitlines().index(stage_line) + 1]
-    assert caveat.startswith("These figures undercount: 3 log rows were written before")
+    lines = study_markdown({**outcome.analysis, "stage_wall_time_untagged_rows": 3}).splitlines()
+    stage_line = next(i for i, line in enumerate(lines) if line.startswith("Wall time per stage"))
+    assert lines[stage_line + 1].startswith("These figures undercount: 3 log rows were written before")
 
 
 def test_rerun_skips_finished_runs_without_touching_them(toy_study: tuple[Study, Any]) -> None:

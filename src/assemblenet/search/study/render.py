@@ -200,15 +200,16 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
                   + " on average.", ""]
     stages = analysis.get("stage_wall_time_s") or {}
     if stages:
-        lines += ["Wall time per stage, summed over every invocation of the command (one killed mid-stage counts up "
-                  "to its last logged row): " + ", ".join(
-            f"{name} {seconds / 60:.1f} min" for name, seconds in stages.items())
-            + f"; {sum(stages.values()) / 60:.1f} min in all.", ""]
+        lines.append("Wall time per stage, summed over every invocation of the command (one killed mid-stage counts "
+                     "up to its last logged row): " + ", ".join(
+                         f"{name} {seconds / 60:.1f} min" for name, seconds in stages.items())
+                     + f"; {sum(stages.values()) / 60:.1f} min in all.")
         untagged = analysis.get("stage_wall_time_untagged_rows") or 0
         if untagged:
-            lines[-1:] = [f"These figures undercount: {untagged} log rows were written before rows named their "
-                          "invocation, and an invocation of theirs killed mid-stage is not counted (the command's "
-                          "own output has its timestamps).", ""]
+            lines.append(f"These figures undercount: {untagged} log rows were written before rows named their "
+                         "invocation, and an invocation of theirs killed mid-stage is not counted (the command's "
+                         "own output has its timestamps).")
+        lines.append("")
 
     recipes = analysis.get("recipes")
     if recipes is not None:
