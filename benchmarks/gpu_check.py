@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from assemblenet.cli.arguments import positive_int  # argparse only: nothing that --wheels might install
+from assemblenet.argtypes import positive_int  # argparse only: nothing that --wheels might install
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

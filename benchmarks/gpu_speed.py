@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 
 from assemblenet import runtime
-from assemblenet.cli.arguments import positive_int
+from assemblenet.argtypes import positive_int
 from assemblenet.data import collate
 from assemblenet.data.memory import InMemoryClips
 from assemblenet.engine.config import load_config

@@ -36,7 +36,7 @@ from typing import Callable
 import torch
 
 from assemblenet import runtime
-from assemblenet.cli.arguments import positive_int
+from assemblenet.argtypes import positive_int
 from assemblenet.engine.modeling import prepare_for_inference
 from assemblenet.fileio import atomic_write_json
 from assemblenet.models import create_model

@@ -14,6 +14,7 @@ from assemblenet.errors import ConfigError
 from assemblenet.search.noise import (
     grid_markdown,
     measure_fitness_noise,
+    parse_cells,
     pearson,
     relative_log_weights,
     run_grid,
@@ -89,12 +90,25 @@ def test_command_line_takes_set_and_print_config(tmp_path, capsys: pytest.Captur
 
     import yaml
 
-    from assemblenet.search.noise import main
+    from assemblenet.cli.main import main
 
     config = Path(__file__).resolve().parents[2] / "configs" / "search" / "tiny.yaml"
-    assert main([str(config), "--output", str(tmp_path), "--set", "executor.workers=2", "--print-config"]) == 0
+    assert main(["proxy-noise", str(config), "--output", str(tmp_path), "--set", "executor.workers=2",
+                 "--print-config"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["executor"]["workers"] == 2
     assert not any(tmp_path.iterdir())
+
+
+def test_malformed_cells_are_one_line_naming_the_flag(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    from assemblenet.cli.main import main
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "search" / "tiny.yaml"
+    assert main(["proxy-noise", str(config), "--output", str(tmp_path), "--cells", "24by10"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("assemblenet: error: --cells:") and "'24by10'" in line
+    assert parse_cells("24x10,48x1") == [(24, 10.0), (48, 1.0)]
 
 
 def test_several_references_average_the_agreement_and_pool_the_seed_noise(tmp_path) -> None:

@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from assemblenet.cli.arguments import positive_int
+from assemblenet.argtypes import positive_int
 from assemblenet.config_schema import add_config_arguments
 from assemblenet.errors import ConfigError, DataError
 

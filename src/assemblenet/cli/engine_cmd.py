@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from assemblenet.cli.arguments import positive_int
+from assemblenet.argtypes import positive_int
 from assemblenet.config_schema import add_config_arguments
 
 logger = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "assemblenet.cli.data_cmd",
     "assemblenet.cli.engine_cmd",
     "assemblenet.cli.search_cmd",
+    "assemblenet.cli.noise_cmd",
     "assemblenet.cli.study_cmd",
     "assemblenet.cli.demo_cmd",
 )

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from assemblenet.cli.arguments import positive_float, positive_int
+from assemblenet.argtypes import positive_float, positive_int
 from assemblenet.errors import AssembleNetError
 from assemblenet.graph.spec import SUPPORTED_DEPTHS
 

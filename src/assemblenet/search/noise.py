@@ -18,14 +18,13 @@ condemned edges for the contributions too (``contribution_agreement``, ``condemn
 
 Usage (resumable: every evaluation is appended to ``OUTPUT/evaluations.jsonl`` and reused on rerun)::
 
-    python -m assemblenet.search.noise CONFIG --steps 24,48,96 --lr-multipliers 1,10,30 \\
+    assemblenet proxy-noise CONFIG --steps 24,48,96 --lr-multipliers 1,10,30 \\
         --seeds 4 --graphs 16 [--references 3] --output OUTPUT
-    python -m assemblenet.search.noise CONFIG --cells 24x10,48x10,96x10,48x1 ...   # chosen cells only
+    assemblenet proxy-noise CONFIG --cells 24x10,48x10,96x10,48x1 ...   # chosen cells only
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from assemblenet.errors import ConfigError
-from assemblenet.fileio import atomic_write_json, json_safe
+from assemblenet.fileio import atomic_write_json, atomic_write_text, json_safe
 from assemblenet.graph.spec import AssembleNetGraph
 from assemblenet.search.fitness import FitnessFunction, FitnessResult
 
@@ -242,48 +241,16 @@ def _num(value: float, digits: int) -> str:
     return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from assemblenet.config_schema import add_config_arguments
-    from assemblenet.fileio import atomic_write_text
-    from assemblenet.search.config import load_search_config
-
-    parser = argparse.ArgumentParser(prog="python -m assemblenet.search.noise", description=__doc__.split("\n")[0])
-    parser.add_argument("config", help="search config whose space, proxy and executor are measured")
-    add_config_arguments(parser)
-    parser.add_argument("--steps", default="24,48,96", help="comma-separated proxy step budgets")
-    parser.add_argument("--lr-multipliers", default="1,10,30", help="comma-separated connection lr multipliers")
-    parser.add_argument("--cells", help="comma-separated STEPSxMULTIPLIER cells (e.g. 24x10,48x1) instead of the "
-                        "product of --steps and --lr-multipliers")
-    parser.add_argument("--seeds", type=int, default=4, help="trial seeds of each reference graph")
-    parser.add_argument("--graphs", type=int, default=16,
-                        help="random graphs of the space (the first are the references)")
-    parser.add_argument("--references", type=int, default=1,
-                        help="graphs (the first of the random ones) run under every trial seed for (a) and (b)")
-    parser.add_argument("--contribution-batches", type=int, default=4,
-                        help="training batches on which each proxy also measures the edges' contributions (0: none)")
-    parser.add_argument("--output", required=True, help="folder for evaluations.jsonl, noise_grid.json/.md")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    config = load_search_config(args.config, args.overrides)
-    if args.print_config:
-        print(config.to_yaml(), end="")
-        return 0
-    cells = None
-    if args.cells:
-        try:
-            cells = [(int(steps), float(multiplier)) for steps, multiplier in
-                     (cell.split("x") for cell in args.cells.split(","))]
-        except ValueError:
-            parser.error(f"--cells: expected STEPSxMULTIPLIER pairs such as 24x10,48x1, got {args.cells!r}")
-    reports = run_grid(config, steps=[int(v) for v in args.steps.split(",")],
-                       multipliers=[float(v) for v in args.lr_multipliers.split(",")], seeds=args.seeds,
-                       graphs=args.graphs, output=Path(args.output), progress=not args.no_progress,
-                       contribution_batches=args.contribution_batches, references=args.references, cells=cells)
+def write_grid_markdown(reports: Sequence[CellReport], output: Path) -> str:
+    """Write ``OUTPUT/noise_grid.md`` (``run_grid`` writes ``noise_grid.json``) and return the table."""
     table = grid_markdown(reports)
-    atomic_write_text(Path(args.output) / "noise_grid.md", table)
-    print(table)
-    return 0
+    atomic_write_text(output / "noise_grid.md", table)
+    return table
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def parse_cells(text: str) -> list[tuple[int, float]]:
+    """``24x10,48x1`` -> ``[(24, 10.0), (48, 1.0)]``; a malformed list is a ConfigError naming it."""
+    try:
+        return [(int(steps), float(multiplier)) for steps, multiplier in (cell.split("x") for cell in text.split(","))]
+    except ValueError:
+        raise ConfigError(f"--cells: expected STEPSxMULTIPLIER pairs such as 24x10,48x1, got {text!r}") from None

@@ -1,4 +1,5 @@
-"""Argument types shared by the sub-commands."""
+"""argparse argument types shared by the CLI sub-commands and the benchmarks (top level, so that a benchmark
+needs nothing from the CLI layer)."""
 
 from __future__ import annotations
 
