@@ -32,7 +32,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import sys
@@ -42,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from _common import loader_clips_per_second, render_saved
 
 README = Path(__file__).resolve().parent / "README.md"
 
@@ -214,28 +215,6 @@ def pipeline_dataset(paths: list[Path], *, num_frames: int, stride: int, crop_si
                         views=ClipViews(crop_size=crop_size, mode="train"), **options)
 
 
-def time_pipeline(dataset, *, workers: int, batch_size: int, batches: int) -> float:
-    """Steady-state clips/s of the training DataLoader (the first batch, with worker start-up, not timed)."""
-    from assemblenet.data import collate
-
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
-                                         collate_fn=collate, generator=torch.Generator().manual_seed(0),
-                                         prefetch_factor=2 if workers else None)
-    iterator = iter(loader)
-    next(iterator)
-    count, begin = 0, time.perf_counter()
-    for _ in range(batches):
-        try:
-            clips, _, _ = next(iterator)
-        except StopIteration:
-            iterator = iter(loader)
-            clips, _, _ = next(iterator)
-        count += clips.shape[0]
-    elapsed = time.perf_counter() - begin
-    del iterator
-    return count / elapsed
-
-
 def prepare_function():
     try:
         from assemblenet.data.prepare import prepare_videos
@@ -269,10 +248,10 @@ def measure_kind(name: str, paths: list[Path], args: argparse.Namespace, *, clip
         rows[f"our reader + crop {args.crop} (uint8)"] = time_clips(plan, cropped)
     dataset = pipeline_dataset(paths, num_frames=args.frames, stride=args.stride, crop_size=args.crop)
     print(f"[{name}] pipeline, 0 workers ...", file=sys.stderr)
-    pipeline = {"0": time_pipeline(dataset, workers=0, batch_size=args.batch_size, batches=batches)}
+    pipeline = {"0": loader_clips_per_second(dataset, workers=0, batch_size=args.batch_size, batches=batches)}
     if args.workers > 0:
         print(f"[{name}] pipeline, {args.workers} workers ...", file=sys.stderr)
-        pipeline[str(args.workers)] = time_pipeline(dataset, workers=args.workers, batch_size=args.batch_size,
+        pipeline[str(args.workers)] = loader_clips_per_second(dataset, workers=args.workers, batch_size=args.batch_size,
                                                     batches=batches)
     rows["our training pipeline, 0 workers"] = pipeline["0"]
     per_core = {"0": pipeline["0"]}
@@ -362,10 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-json", help="re-render saved results instead of measuring")
     args = parser.parse_args(argv)
     if args.from_json:
-        section = markdown(json.loads(Path(args.from_json).read_text(encoding="utf-8")))
-        print(section)
-        if args.write_readme:
-            update_readme(section)
+        render_saved(args.from_json, markdown, README if args.write_readme else None)
         return 0
 
     import av

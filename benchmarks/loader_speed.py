@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _common import loader_clips_per_second, render_saved
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_VIDEO_DIRS = (REPO / "tests" / "data" / "videos", REPO.parent / "shared" / "testdata" / "videos")
 README = Path(__file__).resolve().parent / "README.md"
@@ -72,29 +74,6 @@ def time_reader_modes(video_dir: Path, *, num_frames: int, stride: int, clips: i
                 row[mode] = clips / (time.perf_counter() - begin)
         rows.append(row)
     return rows
-
-
-def time_loader(dataset, *, workers: int, batch_size: int, batches: int) -> float:
-    """Steady-state clips/s of a DataLoader (the first batch, which includes worker start-up, is excluded)."""
-    from assemblenet.data import collate
-
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
-                                         collate_fn=collate, persistent_workers=False,
-                                         generator=torch.Generator().manual_seed(0))
-    iterator = iter(loader)
-    next(iterator)
-    begin = time.perf_counter()
-    count = 0
-    for _ in range(batches):
-        try:
-            clips, _, _ = next(iterator)
-        except StopIteration:
-            iterator = iter(loader)
-            clips, _, _ = next(iterator)
-        count += clips.shape[0]
-    elapsed = time.perf_counter() - begin
-    del iterator
-    return count / elapsed
 
 
 def time_epochs(dataset, *, workers: int, batch_size: int, epochs: int) -> list[float]:
@@ -261,10 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs-only", action="store_true", help="measure and print only the whole-epoch table")
     args = parser.parse_args(argv)
     if args.from_json:
-        section = markdown(json.loads(Path(args.from_json).read_text(encoding="utf-8")))
-        print(section)
-        if args.write_readme:
-            update_readme(section)
+        render_saved(args.from_json, markdown, README if args.write_readme else None)
         return 0
 
     import av
@@ -319,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             rates = {}
             for workers in (0, 1, 2):
                 print(f"loader: {data}, seek {seek}, {workers} workers ...", file=sys.stderr)
-                rates[str(workers)] = time_loader(dataset, workers=workers, batch_size=args.batch_size,
+                rates[str(workers)] = loader_clips_per_second(dataset, workers=workers, batch_size=args.batch_size,
                                                   batches=args.batches)
             results["loader"].append({"data": data, "clip": clip, "seek": seek, "rates": rates})
         results["epochs"] = measure_epochs(synthetic, args)
