@@ -452,8 +452,12 @@ def test_a_clip_that_is_not_the_whole_video_is_refused(tmp_path):
         ("v8", ClipSampling(num_frames=16), ClipViews(mode="test")),  # looped: the video twice
     ]
     for root, sampling, views in cases:
-        with pytest.raises(DataError, match=r"return turn at frame \d+.*every view must be the whole video"):
+        with pytest.raises(DataError, match=r"return turn at frame \d+.*every view must be the whole video") as error:
             build_dataset("synthetic", root=tmp_path / root, split="test", sampling=sampling, views=views)
+        # The remedy names the clip length that fits, and a video length make-synthetic accepts (even, >= 8).
+        length = 16 if root == "v16" else 8
+        assert f"Set data.num_frames to {length} at stride 1" in str(error.value)
+        assert ("--frames 8 " in str(error.value)) == (sampling.num_frames == 8 and sampling.stride == 1)
     # The defaults agree: make-synthetic's 8-frame videos and an 8-frame clip, in either mode.
     for views in (ClipViews(mode="train"), ClipViews(mode="test", num_clips=3)):
         build_dataset("synthetic", root=tmp_path / "v8", split="test", sampling=ClipSampling(num_frames=8),

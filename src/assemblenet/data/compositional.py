@@ -330,10 +330,13 @@ def check_views_show_whole_video(manifest: Mapping, sampling: ClipSampling, *, m
                                                                                               indices[-1] + 1))
                      else f"frames {indices.tolist()}")
             how = "at a target_fps" if sampling.target_fps is not None else f"at stride {sampling.stride}"
+            remedy = f"Set data.num_frames to {length} at stride 1 (and eval.num_clips to 1)"
+            clip = sampling.num_frames
+            if sampling.target_fps is None and sampling.stride == 1 and clip >= 8 and clip % 2 == 0:
+                remedy += (f", or write the videos with --frames {clip} "
+                           "(`assemblenet make-synthetic OUT --task compositional`)")
             raise DataError(
                 f"{source}: the compositional videos have {length} frames (the return turn at frame {turn}, a "
-                f"blink on every other frame), but a {mode} view of {sampling.num_frames} frames {how} shows "
-                f"{shown}: every view must be the whole video, or it can miss the turn or the blinks that "
-                f"define the class. Set data.num_frames to {length} at stride 1 (and eval.num_clips to 1), or "
-                f"write the videos with --frames {sampling.num_frames} "
-                f"(`assemblenet make-synthetic OUT --task compositional`)")
+                f"blink on every other frame), but a {mode} view of {clip} frames {how} shows {shown}: every "
+                f"view must be the whole video, or it can miss the turn or the blinks that define the class. "
+                f"{remedy}")
