@@ -92,14 +92,16 @@ def test_bad_input_gives_one_line_error(tmp_path, capsys):
 def test_make_synthetic_compositional_task(tmp_path, capsys):
     out = tmp_path / "comp"
     assert main(["make-synthetic", str(out), "--task", "compositional", "--train-videos", "16", "--val-videos", "16",
-                 "--test-videos", "16", "--frames", "8", "--seed", "2", "--no-progress"]) == 0
+                 "--test-videos", "16", "--seed", "2", "--no-progress"]) == 0
     assert "48 compositional videos (16 classes; 16 train / 16 val / 16 test)" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["classes.txt", "kinetics_test.csv", "kinetics_train.csv",
                                                      "kinetics_val.csv", "synthetic.json", "videos"]
     manifest = json.loads((out / "synthetic.json").read_text())
     assert manifest["task"] == "compositional"
     assert manifest["parameters"]["size"] == 32 and len(manifest["classes"]) == 16
+    # The default length: one 8-frame clip (the shipped configs' data.num_frames) is the whole video.
     assert manifest["parameters"]["num_frames"] == 8 and manifest["parameters"]["seed"] == 2
+    assert manifest["parameters"]["return_turns_at_frame"] == 4
 
 
 def test_make_synthetic_rejects_flags_of_the_other_task(tmp_path, capsys):

@@ -26,6 +26,7 @@ from assemblenet.data.compositional import (
     make_compositional,
     render_compositional,
     trajectory,
+    visibility,
 )
 from assemblenet.data.decode import VideoReader
 from assemblenet.data.synthetic import write_mp4
@@ -269,3 +270,197 @@ def test_invalid_requests_name_the_value(tmp_path):
     with pytest.raises(DataError, match=r"--size must be an even number >= 16, got 33"):
         make_compositional(tmp_path, size=33, progress=False)
     assert not (tmp_path / "videos").exists()
+
+
+# -- the protocol: every scored view decides its class (issue 27) ----------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_SEARCH_CONFIGS = ("configs/search/compositional.yaml", *sorted(
+    str(p.relative_to(REPO)) for p in (REPO / "configs" / "search" / "proxy_variants").glob("*.yaml")))
+
+
+def _shipped_protocols(cli_root: Path, demo_root: Path) -> dict[str, tuple[Path, object]]:
+    """Every shipped way of scoring the compositional task, as (data folder, engine config) whose ``data.val`` is
+    the test split: the study's retraining and baselines (its ``retrain.config`` with its ``retrain.overrides``),
+    each compositional search config's proxy (``fitness.config`` with ``fitness.overrides``) and the demo
+    (``engine_overrides`` of its settings). ``cli_root`` holds data made with ``make-synthetic``'s defaults,
+    ``demo_root`` with the demo's."""
+    import yaml
+
+    from assemblenet.engine.config import load_config
+    from assemblenet.search.demo import FULL, engine_overrides
+
+    def test_split(root: Path) -> dict:
+        return {"root": str(root), "split": "test", "annotation": "kinetics", "cache_frames": True}
+
+    study = yaml.safe_load((REPO / "configs/search/study_compositional.yaml").read_text())
+    retrain = {**study["retrain"].get("overrides", {}), "data.val": test_split(cli_root)}
+    protocols = {"study retrain/baselines": (cli_root, load_config(REPO / study["retrain"]["config"],
+                                                                   list(retrain.items())))}
+    for path in SHIPPED_SEARCH_CONFIGS:
+        fitness = yaml.safe_load((REPO / path).read_text())["fitness"]
+        base = None if fitness.get("config") is None else REPO / fitness["config"]
+        overrides = {**fitness["overrides"], "data.val": test_split(cli_root)}
+        protocols[f"{path} proxy"] = (cli_root, load_config(base, list(overrides.items())))
+    demo = engine_overrides(FULL, demo_root, seed=0, eval_split="test")
+    protocols["demo"] = (demo_root, load_config(None, list(demo.items())))
+    return protocols
+
+
+@pytest.fixture(scope="module")
+def scored_views(tmp_path_factory) -> dict[str, tuple[dict, dict[str, list[tuple[list[int], np.ndarray]]]]]:
+    """Per shipped protocol: the data's manifest and, per test video id, its scored views as (frame indices,
+    uint8 [T, H, W, 3] frames), both from the dataset the engine builds (``build_split``), so the indices are
+    the sampling code's own (``data/sampling.py``)."""
+    from assemblenet.cli.main import main
+    from assemblenet.engine.trainer import build_split
+    from assemblenet.search.demo import FULL
+
+    cli_root = tmp_path_factory.mktemp("compositional_cli")
+    assert main(["make-synthetic", str(cli_root), "--task", "compositional", "--train-videos", "16",
+                 "--val-videos", "16", "--test-videos", "32", "--no-progress"]) == 0
+    demo_root = tmp_path_factory.mktemp("compositional_demo")
+    make_compositional(demo_root, train_videos=16, val_videos=16, test_videos=32, size=FULL.video_size,
+                       num_frames=FULL.video_frames, progress=False)
+    out = {}
+    for name, (root, cfg) in _shipped_protocols(cli_root, demo_root).items():
+        dataset = build_split(cfg, "val")
+        views: dict[str, list[tuple[list[int], np.ndarray]]] = {}
+        for i in range(len(dataset)):
+            clip, _, meta = dataset[i]
+            frames = clip.permute(1, 2, 3, 0).numpy()  # [3, T, H, W] uint8 -> [T, H, W, 3]
+            views.setdefault(Path(meta["path"]).stem, []).append((meta["frame_indices"], frames))
+        out[name] = (json.loads((root / "synthetic.json").read_text()), views)
+    return out
+
+
+def _undecided_factors(video: dict, shown: list[int], num_frames: int, turn: int) -> list[str]:
+    """Which of the video's factors the frames ``shown`` (one view) leave undecided, from what the renderer
+    drew (``trajectory``, ``visibility`` and the video's blink phase): the colour needs a visible frame; a blink
+    two blinks (hidden frames next to a visible one in the view), a steady object two consecutive frames; the
+    direction and course need the object's positions on the visible frames to differ from those of every other
+    (direction, course) pair, which for a ``return`` video means seeing it move on both sides of the turn."""
+    factors = video["factors"]
+    visible = visibility(factors["pattern"], num_frames=num_frames, phase=video["blink_phase"])
+    seen = [t for t in shown if visible[t]]
+    consecutive = [(a, b) for a, b in zip(shown, shown[1:]) if b == a + 1]
+    undecided = []
+    if not seen:
+        return ["colour", "direction", "pattern", "course"]
+    if factors["pattern"] == "blink":
+        blinks = {t for pair in consecutive for t in pair if not visible[t] and any(visible[u] for u in pair)}
+        if len(blinks) < 2:
+            undecided.append(f"pattern (blinks shown: {len(blinks)})")
+    elif not consecutive:
+        undecided.append("pattern (no two consecutive frames)")
+
+    def path(direction: str, course: str) -> np.ndarray:
+        xs = trajectory(direction, course, num_frames=num_frames, speed=1)[seen]
+        return xs - xs[0]
+
+    own = path(factors["direction"], factors["course"])
+    for direction, course in itertools.product(("right", "left"), ("oneway", "return")):
+        if (direction, course) != (factors["direction"], factors["course"]) and np.array_equal(
+                path(direction, course), own):
+            undecided.append(f"direction/course (looks like {direction}_{course})")
+    if factors["course"] == "return" and not (min(seen) < turn < max(seen)):
+        undecided.append(f"course (the turn at frame {turn} is not inside the visible frames {seen})")
+    return undecided
+
+
+def test_every_scored_view_of_the_shipped_protocols_decides_its_class(scored_views):
+    """Issue 27: with 16-frame videos scored as two 8-frame clips (frames 0-7 and 8-15), no clip shows the turn
+    at frame 8, so no view tells ``*_oneway`` from ``*_return``. Every shipped protocol must score views that
+    show every class-defining event: the turn for ``return`` classes (and enough of the motion to see there is
+    none for ``oneway``), two blinks for ``blink`` classes, the colour."""
+    failures = []
+    for name, (manifest, views) in scored_views.items():
+        num_frames = manifest["parameters"]["num_frames"]
+        turn = manifest["parameters"]["return_turns_at_frame"]
+        by_id = {v["id"]: v for v in manifest["videos"]}
+        assert len(views) == manifest["parameters"]["test_videos"], name
+        undecided_classes = Counter()
+        for video_id, video_views in views.items():
+            video = by_id[video_id]
+            for shown, _ in video_views:
+                missing = _undecided_factors(video, shown, num_frames, turn)
+                if missing:
+                    undecided_classes[video["class"]] += 1
+                    if len(failures) < 12:
+                        failures.append(f"{name}: {video_id} ({video['class']}), frames {shown[0]}-{shown[-1]} "
+                                        f"of {num_frames}: undecided {missing}")
+        # Per class: not one of its scored views may leave it undecided.
+        if undecided_classes:
+            failures.append(f"{name}: classes with undecided views: {dict(sorted(undecided_classes.items()))}")
+    assert not failures, "\n".join(failures)
+
+
+def _oracle_view_class(frames: np.ndarray) -> CompositionalClass | None:
+    """A handcrafted reader of one view's decoded frames (uint8 [T, H, W, 3]): the object is the only thing
+    above grey 120 (background <= 102, object >= 138); its colour from red minus blue, blink from frames where
+    it is hidden, direction and course from the signs of its tracked horizontal velocity."""
+    frames = frames.astype(np.float64)
+    size = frames.shape[2]
+    masks = flow_layer_grey(frames) > 120
+    visible = masks.any(axis=(1, 2))
+    if not visible.any():
+        return None
+    seen = np.flatnonzero(visible)
+    red, _, blue = np.mean([frames[t][masks[t]].mean(axis=0) for t in seen], axis=0)
+    xs = [_circular_mean(np.nonzero(masks[t])[1], size) for t in seen]
+    velocities = [_wrapped(b - a, size) / (tb - ta) for a, b, ta, tb in zip(xs, xs[1:], seen, seen[1:])]
+    moving = [v for v in velocities if abs(v) > 0.25]
+    if not moving:
+        return None
+    return find(colour="coral" if red > blue else "teal", direction="right" if moving[0] > 0 else "left",
+                pattern="steady" if visible.all() else "blink",
+                course="return" if any(np.sign(v) != np.sign(moving[0]) for v in moving) else "oneway")
+
+
+def test_an_oracle_on_the_scored_views_reaches_the_ceiling(scored_views):
+    """The task's ceiling under each shipped protocol: the oracle reads each scored view on its own, as the model
+    does, and a video's prediction is the class with the most votes over its views (the evaluator averages the
+    views' scores; ties go to the lower label, as argmax does). >= 0.95 top-1 on the test split; under the old
+    protocol (two clips, neither showing the turn) it cannot tell oneway from return (about 0.5)."""
+    names = [c.name for c in COMPOSITIONAL_CLASSES]
+    for name, (manifest, views) in scored_views.items():
+        by_id = {v["id"]: v for v in manifest["videos"]}
+        correct = 0
+        for video_id, video_views in views.items():
+            votes = np.zeros(len(names))
+            for _, frames in video_views:
+                guess = _oracle_view_class(frames)
+                votes += np.full(len(names), 1 / len(names)) if guess is None else np.eye(len(names))[
+                    names.index(guess.name)]
+            correct += names[int(votes.argmax())] == by_id[video_id]["class"]
+        top1 = correct / len(views)
+        assert top1 >= 0.95, f"{name}: the oracle reaches {top1:.3f} top-1 on the test split's scored views"
+
+
+def test_a_clip_that_is_not_the_whole_video_is_refused(tmp_path):
+    """The data-vs-config check: a compositional folder whose videos a clip would not show whole (longer videos
+    than the clip, a stride, a looped short video) raises DataError naming the turn, in test and train mode."""
+    from assemblenet.data import ClipSampling
+
+    make_compositional(tmp_path / "v16", train_videos=16, val_videos=16, test_videos=16, num_frames=16,
+                       progress=False)
+    make_compositional(tmp_path / "v8", train_videos=16, val_videos=16, test_videos=16, progress=False)
+    cases = [  # (root, sampling, views)
+        ("v16", ClipSampling(num_frames=8), ClipViews(mode="test", num_clips=2)),  # the old protocol
+        ("v16", ClipSampling(num_frames=8), ClipViews(mode="train")),
+        ("v16", ClipSampling(num_frames=8, stride=2), ClipViews(mode="test")),
+        ("v8", ClipSampling(num_frames=4), ClipViews(mode="train")),
+        ("v8", ClipSampling(num_frames=16), ClipViews(mode="test")),  # looped: the video twice
+    ]
+    for root, sampling, views in cases:
+        with pytest.raises(DataError, match=r"return turn at frame \d+.*every view must be the whole video") as error:
+            build_dataset("synthetic", root=tmp_path / root, split="test", sampling=sampling, views=views)
+        # The remedy names the clip length that fits, and a video length make-synthetic accepts (even, >= 8).
+        length = 16 if root == "v16" else 8
+        assert f"Set data.num_frames to {length} at stride 1" in str(error.value)
+        assert ("--frames 8 " in str(error.value)) == (sampling.num_frames == 8 and sampling.stride == 1)
+    # The defaults agree: make-synthetic's 8-frame videos and an 8-frame clip, in either mode.
+    for views in (ClipViews(mode="train"), ClipViews(mode="test", num_clips=3)):
+        build_dataset("synthetic", root=tmp_path / "v8", split="test", sampling=ClipSampling(num_frames=8),
+                      views=views)
+    build_dataset("synthetic", root=tmp_path / "v16", split="test", sampling=ClipSampling(num_frames=16),
+                  views=ClipViews(mode="test", num_clips=1))

@@ -105,7 +105,8 @@ def register(subparsers) -> None:
     synthetic.add_argument("--size", type=positive_int, help="frame height and width, even (default: 64 for "
                            "benchmark, 32 for compositional)")
     synthetic.add_argument("--frames", type=positive_int, help="frames per video (default: 32 for benchmark, "
-                           "16 for compositional, which needs an even number >= 8)")
+                           "8 for compositional, which needs an even number >= 8: one 8-frame clip is the whole "
+                           "video)")
     synthetic.add_argument("--fps", type=positive_int, default=10, help="frame rate")
     synthetic.add_argument("--seed", type=int, default=0)
     benchmark = synthetic.add_argument_group("--task benchmark only")
@@ -303,10 +304,10 @@ def _run_make_compositional(args: argparse.Namespace) -> int:
         raise DataError(f"{', '.join(_BENCHMARK_ONLY[n] for n in misplaced)} {_verb(misplaced)} only to "
                         "--task benchmark (--task compositional has 16 fixed classes; use --train-videos, "
                         "--val-videos and --test-videos)")
-    from assemblenet.data.compositional import make_compositional
+    from assemblenet.data.compositional import DEFAULT_NUM_FRAMES, make_compositional
 
     summary = make_compositional(args.out, size=32 if args.size is None else args.size,
-                                 num_frames=16 if args.frames is None else args.frames, fps=args.fps,
+                                 num_frames=DEFAULT_NUM_FRAMES if args.frames is None else args.frames, fps=args.fps,
                                  seed=args.seed, progress=not args.no_progress, **_given(args, _COMPOSITIONAL_ONLY))
     print(f"wrote {summary.train_videos + summary.val_videos + summary.test_videos} compositional videos "
           f"({summary.num_classes} classes; {summary.train_videos} train / {summary.val_videos} val / "

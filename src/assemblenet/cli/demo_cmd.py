@@ -12,14 +12,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="end-to-end demo: compositional task, guided search, best graph vs two fixed wirings (minutes)",
         description=(
             "Generate the compositional synthetic task, run a short connection-learning-guided search, train the "
-            "best graph, the late-fusion two-stream network and the asn50 wiring for the same budget, evaluate "
-            "them on the test split and write a report. Rerunning resumes."
+            "best graph, the late-fusion two-stream network and the asn50 wiring for the same budget with 3 "
+            "training seeds each, evaluate them on the test split, name a winner only when the paired intervals "
+            "over the training seeds say so, and write a report. Rerunning resumes."
         ),
     )
     demo.add_argument("--output", default="demo_output", help="demo folder (default: demo_output)")
     demo.add_argument("--quick", action="store_true", help="a tiny budget (well under a minute); numbers mean little")
-    demo.add_argument("--seed", type=int, default=0, help="search and training seed")
-    demo.add_argument("--evaluations", type=int, help="search candidates (default: 12; 4 with --quick)")
+    demo.add_argument("--seed", type=int, default=0, help="search seed; the training seeds are SEED, SEED+1, ...")
+    demo.add_argument("--evaluations", type=int, help="search candidates (default: 8; 4 with --quick)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars (step lines stay)")
     demo.set_defaults(func=run_demo_command)
 

@@ -18,7 +18,7 @@ pattern    steady, blink     short temporal scale: ``blink`` is visible on every
                              (random phase). Needs frame-to-frame (dilation/stride 1) comparison:
                              sampled every 2nd frame it looks steady (or absent).
 course     oneway, return    long temporal scale: ``return`` reverses the motion at frame T/2.
-                             Any window inside one half of the clip sees a single direction, and
+                             Any window inside one half of the video sees a single direction, and
                              ``right``-``return`` seen there is ``right``-``oneway`` (first half) or
                              ``left``-``oneway`` (second half): it takes a temporal view across the
                              midpoint, with order, to tell course and direction apart.
@@ -46,6 +46,12 @@ at 2**(k - 4) top-1 (50 % when one factor is missing, 6.25 % = chance with none)
 classes differ in two or more factors cannot do this: with every pair of classes differing in >= 2 factors,
 dropping any one factor still separates all classes, so that factor would not be needed.
 
+Videos are ``DEFAULT_NUM_FRAMES`` = 8 frames long by default (the turn at frame 4, four blinks), so that one
+8-frame clip at stride 1 is the whole video: every view a model is trained on or scored on shows every
+class-defining event. A dataset on a compositional folder refuses clips that are not the whole video
+(:func:`check_views_show_whole_video`): a shorter clip can miss the turn, and then ``*_oneway`` and ``*_return``
+cannot be told apart from what the model is shown (the protocol of issue 27; docs/data.md).
+
 Splits are fixed and stratified: ``train``/``val``/``test`` hold the same number of videos of every class, and
 video ``i`` of split ``s`` is drawn from ``numpy.random.default_rng([seed, SPLIT_STREAMS[s], i])`` (its own
 background, start position, blink phase and object texture), so the val and test sets do not depend on the
@@ -65,6 +71,7 @@ from typing import Mapping
 import numpy as np
 
 from assemblenet.data.annotations import ClassList, write_class_list, write_video_list
+from assemblenet.data.sampling import ClipSampling, DatasetMode, clip_indices, uniform_clip_positions
 from assemblenet.data.synthetic import CLASSES_FILE, MANIFEST_FILE, VIDEO_DIR, periodic_texture, write_mp4
 from assemblenet.errors import DataError
 from assemblenet.fileio import atomic_write_json
@@ -73,6 +80,11 @@ TASK = "compositional"
 SPLITS = ("train", "val", "test")
 SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}
 SPLIT_FILES = {split: f"kinetics_{split}.csv" for split in SPLITS}
+# Frames per video: one 8-frame clip at stride 1 (the shipped configs' data.num_frames) is the whole video, so
+# training, the search's proxy and the test all see the turn (frame 4) and four blinks in every view, at the
+# compute of an 8-frame clip. 16-frame videos scored as two 8-frame clips (the protocol before issue 27) show
+# no clip the turn (frame 8), which caps test top-1 near 0.5.
+DEFAULT_NUM_FRAMES = 8
 
 # Two colours with the same channel sum (450 = 3 x 150), so the same grey under the representation-flow
 # layer's conversion (the plain channel mean, models/rep_flow.py). They lie on the line
@@ -220,7 +232,8 @@ def _check_count(flag: str, value: int) -> None:
 
 
 def make_compositional(out_dir: str | os.PathLike, *, train_videos: int = 480, val_videos: int = 240,
-                       test_videos: int = 240, size: int = 32, num_frames: int = 16, fps: int = 10, seed: int = 0,
+                       test_videos: int = 240, size: int = 32, num_frames: int = DEFAULT_NUM_FRAMES, fps: int = 10,
+                       seed: int = 0,
                        progress: bool = True) -> CompositionalSummary:
     """Write the compositional task to ``out_dir``.
 
@@ -289,3 +302,41 @@ def manifest(counts: Mapping[str, int], *, size: int, num_frames: int, fps: int,
                            "per_class": counts[split] // len(COMPOSITIONAL_CLASSES)} for split in SPLITS},
         "videos": videos,
     }
+
+
+def check_views_show_whole_video(manifest: Mapping, sampling: ClipSampling, *, mode: DatasetMode, num_clips: int,
+                                 source: str | os.PathLike) -> None:
+    """Raise ``DataError`` unless every view a dataset with ``sampling`` yields of the compositional videos
+    described by ``manifest`` (their ``synthetic.json``) is the whole video, every frame once and in order.
+
+    The class-defining events are spread over the whole video: the ``return`` turn at its middle frame and a
+    blink on every other frame. A clip shorter than the video, sampled at a stride or looped misses or
+    distorts some of them (8-frame clips of 16-frame videos never show the turn to the test, and only
+    sometimes to training), so what the model is shown no longer decides the class. ``mode`` "train" checks
+    the random clips' whole range of starts, "test" the ``num_clips`` evenly spaced clips; the indices come
+    from :func:`assemblenet.data.sampling.clip_indices`, as the dataset's own."""
+    parameters = manifest.get("parameters", {})
+    length, fps = int(parameters["num_frames"]), float(parameters.get("fps", 10))
+    turn = int(parameters.get("return_turns_at_frame", length // 2))
+    timestamps = np.arange(length, dtype=np.float64) / fps
+    # Random training clips: the two ends of the range of starts are where a short clip misses the most; the
+    # steps between them cover target_fps sampling, whose start moves continuously.
+    positions = uniform_clip_positions(num_clips) if mode == "test" else np.linspace(0.0, 1.0, 11)
+    whole = np.arange(length)
+    for position in positions:
+        indices = clip_indices(length, sampling, float(position), timestamps)
+        if not np.array_equal(indices, whole):
+            shown = (f"frames {indices[0]}-{indices[-1]}" if np.array_equal(indices, np.arange(indices[0],
+                                                                                              indices[-1] + 1))
+                     else f"frames {indices.tolist()}")
+            how = "at a target_fps" if sampling.target_fps is not None else f"at stride {sampling.stride}"
+            remedy = f"Set data.num_frames to {length} at stride 1 (and eval.num_clips to 1)"
+            clip = sampling.num_frames
+            if sampling.target_fps is None and sampling.stride == 1 and clip >= 8 and clip % 2 == 0:
+                remedy += (f", or write the videos with --frames {clip} "
+                           "(`assemblenet make-synthetic OUT --task compositional`)")
+            raise DataError(
+                f"{source}: the compositional videos have {length} frames (the return turn at frame {turn}, a "
+                f"blink on every other frame), but a {mode} view of {clip} frames {how} shows {shown}: every "
+                f"view must be the whole video, or it can miss the turn or the blinks that define the class. "
+                f"{remedy}")

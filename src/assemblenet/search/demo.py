@@ -1,12 +1,18 @@
 """The ``assemblenet demo`` pipeline, end to end on a 2-core CPU in a few minutes:
 
 1. the compositional synthetic task (:mod:`assemblenet.data.compositional`: classes that need colour, motion
-   and two temporal scales), with fixed train / val / test splits;
+   and two temporal scales), with fixed train / val / test splits; its videos are 8 frames, so each model's one
+   8-frame clip is the whole video in training, the proxy and the test (every view shows the turn and the
+   blinks; docs/data.md);
 2. connection-learning-guided evolution over the asn50 space (RGB and flow stems) on a short proxy, scored on
    val;
 3. the best graph found, the late-fusion two-stream network of the same stems and the official asn50 wiring
-   (:mod:`assemblenet.search.baselines`), each trained from scratch for the same budget with the same recipe;
-4. all three evaluated on the test split, which neither the search nor the training saw;
+   (:mod:`assemblenet.search.baselines`), each trained from scratch with several training seeds (the same seeds
+   for every wiring) for the same budget with the same recipe, and each trained model evaluated on the test
+   split, which neither the search nor the training saw; two worker processes;
+4. the comparison: a winner is named only when the paired 95% t intervals over the training seeds of its lead
+   over every other wiring exclude 0 (:func:`seed_verdict`); otherwise the demo says the difference is not
+   measurable in its budget;
 5. a report folder with the comparison, the search curves, the graphs and the training curves.
 
 It also prints how many of the search's children were guided connection mutations, the method's core.
@@ -26,7 +32,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from assemblenet.errors import ConfigError
 from assemblenet.fileio import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, remove_stale_temporaries
@@ -34,8 +40,7 @@ from assemblenet.fileio import atomic_dir, atomic_path, atomic_write_json, atomi
 logger = logging.getLogger(__name__)
 
 NUM_STEPS = 5
-RESULT_FILE = "demo_result.json"  # training outcome, written when a model's training finished
-EVAL_FILE = "demo_eval.json"  # step 4's test metrics
+RESULT_FILE = "demo_result.json"  # a model's outcome with its test metrics, written when its training finished
 SEARCHED = "searched"
 LATE_FUSION = "late_fusion"
 ASN50 = "asn50"
@@ -54,64 +59,159 @@ SPACE = {  # the asn50 space: it holds the official asn50 graph and the late-fus
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The demo's budget. The search's proxy and the final models share data, clips and recipe."""
+    """The demo's budget. The search's proxy and the final models share data, clips and recipe. A clip
+    (``num_frames``) is the whole video (``video_frames``): the dataset refuses anything else on this task."""
 
     train_videos: int = 480
     val_videos: int = 160
     test_videos: int = 240
     video_size: int = 32
-    video_frames: int = 16
+    video_frames: int = 8
     num_frames: int = 8
     crop_size: int = 32
     width_multiplier: float = 0.125
     depth: int = 26
     batch_size: int = 8
-    evaluations: int = 12
-    population_size: int = 6
+    evaluations: int = 8
+    population_size: int = 4
     tournament_size: int = 3
-    search_steps: int = 48
+    search_steps: int = 32
     connection_lr_multiplier: float = 10.0
     precise_bn_batches: int = 4
+    search_lr: float = 0.1  # the proxy's SGD learning rate (configs/search/compositional.yaml's)
     train_steps: int = 250
-    eval_clips: int = 2
-    workers: int = 2  # local search processes (each with one torch thread)
+    train_lr: float = 0.05  # the final trainings' learning rate
+    training_seeds: int = 3  # per wiring, the same seeds for every wiring (paired), so the verdict sees seed noise
+    eval_clips: int = 1  # the one clip is the whole video
+    workers: int = 2  # local search processes, then training processes (each with one torch thread)
     train_threads: int = 1
-    finalists_top_k: int = 3  # the search's result: the best mean of the top 3 graphs re-scored with 2 fresh seeds
+    finalists_top_k: int = 2  # the search's result: the best mean of the top 2 graphs re-scored with 2 fresh seeds
     finalists_seeds: int = 2
 
 
 FULL = DemoSettings()
 # For tests and a first look: well under a minute. The numbers mean little at this size.
-QUICK = DemoSettings(train_videos=32, val_videos=16, test_videos=16, video_size=32, video_frames=8, num_frames=4,
+QUICK = DemoSettings(train_videos=32, val_videos=16, test_videos=16, video_size=32, video_frames=8, num_frames=8,
                      evaluations=4, population_size=2, tournament_size=2, search_steps=3, precise_bn_batches=1,
-                     train_steps=4, eval_clips=1, workers=1, finalists_top_k=2, finalists_seeds=1)
+                     train_steps=4, training_seeds=2, eval_clips=1, workers=1, finalists_top_k=2,
+                     finalists_seeds=1)
+CHANCE = 1 / 16  # top-1 of a guess among the 16 classes
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
 class ModelOutcome:
+    """One trained model: a wiring at one training seed, with its test metrics once evaluated."""
+
     name: str
     description: str
     metrics: dict[str, float]
     parameters: int
     train_seconds: float
     steps: int
-    eval_views: int = 0  # views per test video in ``metrics`` (0: the training run's own final validation)
-    top1_hits: tuple[int, ...] = ()  # per test video: 1 when its top-1 prediction is right (for the interval)
-
-    def top1_interval(self) -> Any:
-        """Test top-1 with its 95% bootstrap interval over the test videos (None without per-video hits)."""
-        from assemblenet.search.stats import bootstrap_mean_ci
-
-        return bootstrap_mean_ci(self.top1_hits) if self.top1_hits else None
+    seed: int = 0  # the training seed
+    eval_views: int = 1  # views (clips) per test video in ``metrics``
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass(frozen=True)
+class WiringOutcome:
+    """One compared wiring: its models at every training seed (in seed order)."""
+
+    name: str
+    description: str
+    runs: tuple[ModelOutcome, ...]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [run.seed for run in self.runs]
+
+    def values(self, key: str) -> list[float]:
+        return [_metric(run, key) for run in self.runs]
+
+    def mean(self, key: str) -> float:
+        values = self.values(key)
+        return math.fsum(values) / len(values) if values else math.nan
+
+    def top1_interval(self) -> Any:
+        """Mean test top-1 and its 95% Student-t interval over the training seeds (None with one seed)."""
+        return mean_t_interval(self.values("top1"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "runs": [run.to_dict() for run in self.runs]}
+
+
+@dataclass(frozen=True)
+class SeedVerdict:
+    """Which wiring has the highest mean test top-1 over the training seeds, and whether that is measurable:
+    ``winner`` is set only when the paired 95% t interval of the leader's lead over every other wiring (the
+    per-seed differences; the wirings share their training seeds) lies above 0."""
+
+    leader: str
+    winner: str | None
+    leads: dict[str, Any]  # other wiring -> Interval of (leader - other) over the shared seeds, None if < 2 seeds
+    seeds: int
+    confidence: float = CONFIDENCE
+
+    def sentence(self, metric: str = "test top-1") -> str:
+        level = f"{self.confidence:.0%}"
+        from assemblenet.search.stats import format_interval
+
+        leads = "; ".join(f"over {name} {format_interval(lead, 3) if lead is not None else 'n/a'}"
+                          for name, lead in self.leads.items())
+        if self.winner is not None:
+            return (f"highest {metric}: {self.winner} (the paired {level} t intervals of its lead over "
+                    f"{self.seeds} training seeds exclude 0: {leads})")
+        why = ("one training seed gives no interval" if self.seeds < 2 else
+               f"a paired {level} t interval of the leader's lead over {self.seeds} training seeds includes 0")
+        return (f"no measurable difference in {metric} in the demo's budget ({why}; highest mean: {self.leader}; "
+                f"leads: {leads})")
+
+
+def mean_t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Any:
+    """The mean of ``values`` and its Student-t interval (``scipy.stats.ttest_1samp``); None for fewer than two
+    values, [mean, mean] when they are all equal (scipy's interval is undefined there)."""
+    from scipy import stats
+
+    from assemblenet.search.stats import Interval
+
+    data = [float(v) for v in values]
+    if len(data) < 2:
+        return None
+    mean = math.fsum(data) / len(data)
+    if all(v == data[0] for v in data):
+        return Interval(mean, mean, mean)
+    low, high = stats.ttest_1samp(data, 0.0).confidence_interval(confidence_level=confidence)
+    return Interval(mean, float(low), float(high))
+
+
+def seed_verdict(scores: Mapping[str, Sequence[float]], confidence: float = CONFIDENCE) -> SeedVerdict:
+    """Name a winner only when the training-seed noise allows it: ``scores`` maps each wiring to its test top-1
+    per training seed, in the same seed order for every wiring (paired). The leader is the highest mean; it wins
+    when, for every other wiring, the Student-t interval of the mean per-seed difference (a paired t interval,
+    ``scipy.stats.ttest_1samp`` on the differences) lies above 0. Requiring every comparison to exclude 0 (an
+    intersection-union rule) needs no multiplicity correction. With fewer than two seeds nothing is named."""
+    if len(scores) < 2:
+        raise ValueError("seed_verdict: need at least two wirings")
+    counts = {len(v) for v in scores.values()}
+    if len(counts) != 1:
+        raise ValueError(f"seed_verdict: every wiring needs the same training seeds, got counts {sorted(counts)}")
+    (seeds,) = counts
+    means = {name: math.fsum(v) / len(v) for name, v in scores.items()}
+    leader = max(means, key=lambda name: means[name])
+    leads = {name: mean_t_interval([a - b for a, b in zip(scores[leader], values)], confidence)
+             for name, values in scores.items() if name != leader}
+    measurable = seeds >= 2 and all(lead is not None and lead.low > 0 for lead in leads.values())
+    return SeedVerdict(leader, leader if measurable else None, leads, seeds, confidence)
+
+
+@dataclass(frozen=True)
 class DemoResult:
     output: Path
-    models: list[ModelOutcome]
+    models: list[WiringOutcome]
+    verdict: SeedVerdict
     mutations: dict[str, Any]
     table: str
     report: Path
@@ -120,8 +220,9 @@ class DemoResult:
 
 # ------------------------------------------------------------------------------------------- configuration
 def engine_overrides(settings: DemoSettings, data_root: Path, *, seed: int, eval_split: str = "val",
-                     eval_clips: int | None = None) -> dict[str, Any]:
-    """Dotted engine-config overrides shared by the search's proxy runs and the final training runs."""
+                     eval_clips: int | None = None, lr: float | None = None) -> dict[str, Any]:
+    """Dotted engine-config overrides shared by the search's proxy runs and the final training runs (``lr``:
+    the learning rate, by default the proxy's)."""
     return {
         "name": "demo",
         "seed": seed,
@@ -137,7 +238,7 @@ def engine_overrides(settings: DemoSettings, data_root: Path, *, seed: int, eval
         "data.crop_size": settings.crop_size,
         "data.batch_size": settings.batch_size,
         "data.num_workers": 0,
-        "optim.lr": 0.1,
+        "optim.lr": settings.search_lr if lr is None else lr,
         "optim.reference_batch_size": 8,
         "optim.warmup_steps": 5,
         "optim.connection_lr_multiplier": settings.connection_lr_multiplier,
@@ -211,6 +312,7 @@ def run_demo(output: str | os.PathLike = "demo_output", *, quick: bool = False, 
              evaluations: int | None = None, progress: bool = True,
              echo: Callable[[str], None] = print) -> DemoResult:
     """Run the whole demo in ``output`` (resuming what a previous run left) and return the comparison."""
+    from assemblenet.graph.io import graph_to_dict
     from assemblenet.search.baselines import baseline_graph
 
     settings = QUICK if quick else FULL
@@ -231,41 +333,74 @@ def run_demo(output: str | os.PathLike = "demo_output", *, quick: bool = False, 
     steps.end(started, search_note)
     echo(f"      {mutation_line(mutations)}")
 
-    started = steps.begin(f"training three wirings from scratch ({settings.train_steps} steps each)")
+    seeds = training_seeds(settings, seed)
+    started = steps.begin(f"training three wirings from scratch, {len(seeds)} training seeds each "
+                          f"({settings.train_steps} steps), each tested on the test split")
     graphs = {SEARCHED: best_graph, LATE_FUSION: baseline_graph("late_fusion", space),
               ASN50: baseline_graph("asn50", space)}
     train_dir = out / "train"
-    datasets: dict[str, Any] = {}
-    trained = [_train(train_dir / name, name, description, graphs[name], settings, data_root, seed=seed,
-                      progress=progress, datasets=datasets, echo=echo) for name, description in MODELS]
-    steps.end(started, "trained " + ", ".join(f"{m.name} in {m.train_seconds:.0f} s" for m in trained))
+    jobs = [_Job(name, description, graph_to_dict(graphs[name]), k, str(train_dir / name / f"seed{k}"))
+            for name, description in MODELS for k in seeds]
+    runs = _run_jobs(jobs, settings, data_root, progress=progress, echo=echo)
+    wirings = [WiringOutcome(name, description, tuple(runs[(name, k)] for k in seeds))
+               for name, description in MODELS]
+    steps.end(started, "trained " + ", ".join(f"{w.name} in {_seconds(w)}" for w in wirings))
 
-    started = steps.begin(f"evaluating on the test split ({settings.eval_clips} clips per video)")
-    evaluated = [_evaluate(train_dir / m.name, m, settings, data_root, seed=seed, progress=progress) for m in trained]
-    table = comparison_table(evaluated)
-    steps.end(started, f"evaluated on {int(evaluated[0].metrics.get('num_videos', 0))} test videos; "
-                       f"{top1_verdict(evaluated)}")
+    started = steps.begin(f"comparing on the test split across the {len(seeds)} training seeds")
+    verdict = seed_verdict({w.name: w.values("top1") for w in wirings})
+    table = comparison_table(wirings)
+    steps.end(started, f"{int(wirings[0].runs[0].metrics.get('num_videos', 0))} test videos; "
+                       f"{learning_line(wirings)}")
+    echo(f"      {verdict.sentence()}")
 
     started = steps.begin("report")
-    report = _write_report(out, settings, seed=seed, models=evaluated, table=table, mutations=mutations,
-                           progress=progress)
+    report = _write_report(out, settings, seed=seed, models=wirings, table=table, verdict=verdict,
+                           mutations=mutations, progress=progress)
     steps.end(started, f"wrote {report}")
 
     wall = time.perf_counter() - steps.start
     echo("")
     echo(table)
     echo("")
+    echo(verdict.sentence())
     echo(mutation_line(mutations))
     echo(f"report: {report}   (total {wall:.0f} s)")
-    return DemoResult(output=out, models=evaluated, mutations=mutations, table=table, report=report,
-                      wall_seconds=wall)
+    return DemoResult(output=out, models=wirings, verdict=verdict, mutations=mutations, table=table,
+                      report=report, wall_seconds=wall)
+
+
+def training_seeds(settings: DemoSettings, seed: int) -> list[int]:
+    """The training seeds every wiring is trained with: ``seed``, ``seed + 1``, ... (shared: paired)."""
+    return [seed + k for k in range(settings.training_seeds)]
+
+
+def _seconds(wiring: WiringOutcome) -> str:
+    times = [run.train_seconds for run in wiring.runs if math.isfinite(run.train_seconds)]
+    return f"{math.fsum(times) / len(times):.0f} s per seed" if times else "- s (resumed)"
+
+
+def learning_line(wirings: Sequence[WiringOutcome]) -> str:
+    """Whether every wiring learned: its mean test top-1 at least twice chance."""
+    bar = 2 * CHANCE
+    below = [w.name for w in wirings if not w.mean("top1") >= bar]
+    if not below:
+        return f"every wiring learned (mean test top-1 >= {bar:.3f}, twice chance)"
+    return f"below twice chance ({bar:.3f}) in mean test top-1: {', '.join(below)}"
 
 
 def _make_data(data_root: Path, settings: DemoSettings, *, progress: bool) -> str:
     from assemblenet.data.compositional import make_compositional
     from assemblenet.data.synthetic import MANIFEST_FILE
 
+    wanted = {"train_videos": settings.train_videos, "val_videos": settings.val_videos,
+              "test_videos": settings.test_videos, "size": settings.video_size, "num_frames": settings.video_frames}
     if (data_root / MANIFEST_FILE).is_file():
+        written = json.loads((data_root / MANIFEST_FILE).read_text(encoding="utf-8")).get("parameters", {})
+        differ = {key: (written.get(key), value) for key, value in wanted.items() if written.get(key) != value}
+        if differ:  # e.g. the 16-frame videos of a demo before issue 27
+            raise ConfigError(f"{data_root}: the demo data there were written with other settings ("
+                              + ", ".join(f"{k} {a} instead of {b}" for k, (a, b) in differ.items())
+                              + "), by another version of the demo; use a new --output folder")
         return f"reusing {data_root}"
     # Written next to the final folder and renamed, so an interrupted run never leaves a half set that looks done.
     remove_stale_temporaries(data_root.parent)  # the half set of a killed run
@@ -275,7 +410,7 @@ def _make_data(data_root: Path, settings: DemoSettings, *, progress: bool) -> st
                            num_frames=settings.video_frames, progress=progress)
     total = settings.train_videos + settings.val_videos + settings.test_videos
     return (f"wrote {total} videos ({settings.train_videos} train / {settings.val_videos} val / "
-            f"{settings.test_videos} test) to {data_root}")
+            f"{settings.test_videos} test, {settings.video_frames} frames each) to {data_root}")
 
 
 def mutation_counts(run_dir: Path) -> dict[str, Any]:
@@ -327,65 +462,104 @@ def _search(out: Path, settings: DemoSettings, data_root: Path, *, seed: int,
     return chosen.graph.without_edge_weights(), note, mutation_counts(run_dir), config.space
 
 
-def _train(folder: Path, name: str, description: str, graph: Any, settings: DemoSettings, data_root: Path, *,
-           seed: int, progress: bool, datasets: dict[str, Any], echo: Callable[[str], None]) -> ModelOutcome:
-    result_path = folder / RESULT_FILE
-    if result_path.is_file():
-        data = json.loads(result_path.read_text(encoding="utf-8"))
-        echo(f"      {name}: reusing {result_path}")
-        return ModelOutcome(**data)
-    from assemblenet.engine import load_config, run_training
-    from assemblenet.engine.trainer import build_split
-    from assemblenet.graph.io import save_graph
+@dataclass(frozen=True)
+class _Job:
+    """One wiring at one training seed, trained and tested in ``folder`` (picklable: it goes to a process)."""
 
-    overrides = engine_overrides(settings, data_root, seed=seed, eval_clips=1)
-    if not datasets:  # decoded once, shared by every model
-        cfg = load_config(None, list(overrides.items()))
-        datasets.update(train_dataset=build_split(cfg, "train"), val_dataset=build_split(cfg, "val"))
+    name: str
+    description: str
+    graph: dict[str, Any]
+    seed: int
+    folder: str
+
+
+def _run_jobs(jobs: Sequence[_Job], settings: DemoSettings, data_root: Path, *, progress: bool,
+              echo: Callable[[str], None]) -> dict[tuple[str, int], ModelOutcome]:
+    """Train and test every job: in ``settings.workers`` processes (one torch thread each) when there are
+    several, else here. Finished jobs are read back, not run again."""
+    done: dict[tuple[str, int], ModelOutcome] = {}
+
+    def finished(outcome: ModelOutcome, reused: bool) -> None:
+        done[(outcome.name, outcome.seed)] = outcome
+        what = "reusing its results" if reused else f"trained in {outcome.train_seconds:.0f} s"
+        echo(f"      {outcome.name} seed {outcome.seed}: {what}, test top-1 {_metric(outcome, 'top1'):.3f}")
+
+    todo = []
+    for job in jobs:
+        saved = _saved_outcome(Path(job.folder))
+        if saved is not None:
+            finished(saved, True)
+        else:
+            todo.append(job)
+    if settings.workers < 2 or len(todo) < 2:
+        for job in todo:
+            finished(_train_and_test(job, settings, data_root, progress=progress), False)
+        return done
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=settings.workers, mp_context=context) as pool:
+        futures = [pool.submit(_train_and_test, job, settings, data_root, progress=False) for job in todo]
+        for future in concurrent.futures.as_completed(futures):
+            finished(future.result(), False)  # re-raises a training error here
+    return done
+
+
+def _saved_outcome(folder: Path) -> ModelOutcome | None:
+    """A job's outcome when its training (and so its test evaluation) finished."""
+    result_path = folder / RESULT_FILE
+    if not result_path.is_file():
+        return None
+    return ModelOutcome(**json.loads(result_path.read_text(encoding="utf-8")))
+
+
+_DATASETS: dict[tuple[str, str], Any] = {}  # (data root, split) -> dataset, decoded once per process
+
+
+def _dataset(cfg: Any, split: str, data_root: Path) -> Any:
+    from assemblenet.engine.trainer import build_split
+
+    key = (str(data_root), "train" if split == "train" else cfg.data.val["split"])
+    if key not in _DATASETS:
+        _DATASETS[key] = build_split(cfg, split)
+    return _DATASETS[key]
+
+
+def _train_and_test(job: _Job, settings: DemoSettings, data_root: Path, *, progress: bool) -> ModelOutcome:
+    """Train ``job``'s graph from scratch (resuming a killed training from its checkpoints). The training's
+    final evaluation is on the test split (``settings.eval_clips`` clips per video, after precise BN on training
+    batches): the training never looks at it before, and nothing is chosen by it. The outcome is written to the
+    job's folder, which marks it done."""
+    import torch
+
+    from assemblenet.engine import load_config, run_training
+    from assemblenet.graph.io import graph_from_dict, save_graph
+
+    torch.set_num_threads(settings.train_threads)
+    folder = Path(job.folder)
+    graph = graph_from_dict(job.graph)
+    overrides = engine_overrides(settings, data_root, seed=job.seed, eval_split="test", lr=settings.train_lr)
+    cfg = load_config(None, list(overrides.items()))
+    datasets = {"train_dataset": _dataset(cfg, "train", data_root), "val_dataset": _dataset(cfg, "val", data_root)}
     folder.mkdir(parents=True, exist_ok=True)
     save_graph(graph, folder / "graph.yaml")
-    echo(f"      {name}: {description}")
     start = time.perf_counter()
-    result = run_training(None, graph=graph, output_dir=folder, seed=seed, max_steps=settings.train_steps,
+    result = run_training(None, graph=graph, output_dir=folder, seed=job.seed, max_steps=settings.train_steps,
                           overrides=overrides, num_threads=settings.train_threads, progress=progress, **datasets)
     seconds = time.perf_counter() - start
     if result.resumed_from is not None:  # only the resumed part was timed
         seconds = math.nan
     outcome = ModelOutcome(
-        name=name, description=description,
+        name=job.name, description=job.description,
         metrics={k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))},
         parameters=sum(p.numel() for p in result.model.parameters()),
-        train_seconds=seconds, steps=result.steps,
+        train_seconds=seconds, steps=result.steps, seed=job.seed, eval_views=settings.eval_clips,
     )
     if result.learned_graph is not None:
         save_graph(result.learned_graph, folder / "learned_graph.yaml")
-    atomic_write_json(result_path, outcome.to_dict())
+    atomic_write_json(folder / RESULT_FILE, outcome.to_dict())
     return outcome
-
-
-def _evaluate(folder: Path, outcome: ModelOutcome, settings: DemoSettings, data_root: Path, *, seed: int,
-              progress: bool) -> ModelOutcome:
-    """Evaluate the saved model of ``folder`` (``model.safetensors``) on the test split."""
-    eval_path = folder / EVAL_FILE
-    saved = json.loads(eval_path.read_text(encoding="utf-8")) if eval_path.is_file() else {}
-    if "top1_hits" in saved:  # written by this version (older files lack the per-video hits: evaluated again)
-        metrics = saved
-    else:
-        import torch
-
-        from assemblenet.engine import evaluate, load_config, load_trained_model
-        from assemblenet.engine.trainer import build_split
-
-        torch.set_num_threads(settings.train_threads)
-        model, _ = load_trained_model(folder)
-        cfg = load_config(None, list(engine_overrides(settings, data_root, seed=seed, eval_split="test").items()))
-        result = evaluate(model, build_split(cfg, "val"), batch_size=cfg.eval.batch_size, progress=progress,
-                          desc=f"test {outcome.name}")
-        metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
-        metrics["top1_hits"] = [int(h) for h in (result.scores.argmax(axis=1) == result.targets)]
-        atomic_write_json(eval_path, metrics)
-    hits = tuple(int(h) for h in metrics.pop("top1_hits"))
-    return replace(outcome, metrics=metrics, eval_views=settings.eval_clips, top1_hits=hits)
 
 
 def _metric(outcome: ModelOutcome, key: str) -> float:
@@ -393,41 +567,33 @@ def _metric(outcome: ModelOutcome, key: str) -> float:
     return -math.inf if value is None or not math.isfinite(value) else value
 
 
-def top1_verdict(outcomes: list[ModelOutcome]) -> str:
-    """Which model has the highest test top-1, named only when its 95% interval lies above the others'."""
-    from assemblenet.search.stats import Interval, compare_intervals
-
-    intervals = {m.name: m.top1_interval() or Interval(_metric(m, "top1"), _metric(m, "top1"), _metric(m, "top1"))
-                 for m in outcomes}
-    return compare_intervals(intervals).sentence("top-1")
-
-
-def comparison_table(outcomes: list[ModelOutcome]) -> str:
-    """A Markdown table: one row per model, its test metrics (top-1 with its 95% bootstrap interval over the test
-    videos), parameters and training time."""
+def comparison_table(wirings: Sequence[WiringOutcome]) -> str:
+    """A Markdown table: one row per wiring, its mean test metrics over the training seeds (top-1 with its 95% t
+    interval over the seeds, and each seed's top-1), parameters, steps and training time per seed."""
     from assemblenet.search.stats import format_interval
 
-    header = ["model", *[title + (" [95% interval]" if key == "top1" else "") for key, title in TABLE_METRICS],
-              "parameters", "train steps", "train time"]
+    seeds = len(wirings[0].runs) if wirings else 0
+    header = ["model", f"test top-1, mean [95% t interval over {seeds} training seeds]", "top-1 per seed",
+              *[f"{title}, mean" for key, title in TABLE_METRICS if key != "top1"],
+              "parameters", "train steps", "train time per seed"]
     rows = [header, ["---"] * len(header)]
-    for outcome in outcomes:
-        cells = [f"{outcome.name}: {outcome.description}"]
+    for wiring in wirings:
+        interval = wiring.top1_interval()
+        top1 = format_interval(interval) if interval is not None else f"{wiring.mean('top1'):.3f}"
+        cells = [f"{wiring.name}: {wiring.description}", top1,
+                 " / ".join(f"{v:.3f}" for v in wiring.values("top1"))]
         for key, _ in TABLE_METRICS:
-            value = outcome.metrics.get(key)
-            interval = outcome.top1_interval() if key == "top1" else None
-            if interval is not None:
-                cells.append(format_interval(interval))
-                continue
-            cells.append("-" if value is None or not math.isfinite(value) else f"{value:.3f}")
-        seconds = outcome.train_seconds
-        cells += [f"{outcome.parameters:,}", str(outcome.steps),
-                  "-" if seconds is None or not math.isfinite(seconds) else f"{seconds:.0f} s"]
+            if key != "top1":
+                value = wiring.mean(key)
+                cells.append(f"{value:.3f}" if math.isfinite(value) else "-")
+        cells += [f"{wiring.runs[0].parameters:,}", str(wiring.runs[0].steps), _seconds(wiring).removesuffix(
+            " per seed")]
         rows.append(cells)
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
-def _write_report(out: Path, settings: DemoSettings, *, seed: int, models: list[ModelOutcome], table: str,
-                  mutations: dict[str, Any], progress: bool) -> Path:
+def _write_report(out: Path, settings: DemoSettings, *, seed: int, models: list[WiringOutcome], table: str,
+                  verdict: SeedVerdict, mutations: dict[str, Any], progress: bool) -> Path:
     from tqdm import tqdm
 
     from assemblenet.graph.io import load_graph
@@ -439,6 +605,9 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, models: list[
     figures: list[str] = []
     warnings: list[str] = []
 
+    def first_seed(model: WiringOutcome) -> Path:  # graphs and curves are drawn for the first training seed
+        return out / "train" / model.name / f"seed{model.runs[0].seed}"
+
     def search_plots() -> None:
         search_report = write_report([out / "search"], report_dir / "search")
         for png in sorted((search_report.parent / "plots").glob("*.png")):
@@ -446,16 +615,16 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, models: list[
 
     def graph_plots() -> None:
         for model in models:
-            path = out / "train" / model.name / "learned_graph.yaml"
+            path = first_seed(model) / "learned_graph.yaml"
             if not path.is_file():
-                path = out / "train" / model.name / "graph.yaml"
+                path = first_seed(model) / "graph.yaml"
             png = report_dir / f"graph_{model.name}.png"
-            plot_graph(load_graph(path), png, title=f"{model.name} ({path.name})")
+            plot_graph(load_graph(path), png, title=f"{model.name} ({path.name}, training seed {model.runs[0].seed})")
             figures.append(png.name)
 
     def training_curves() -> None:
         for model in models:
-            source = out / "train" / model.name / "training_curves.png"
+            source = first_seed(model) / "training_curves.png"
             if source.is_file():
                 target = report_dir / f"training_curves_{model.name}.png"
                 with atomic_path(target) as tmp:
@@ -475,15 +644,18 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, models: list[
     total = settings.train_videos + settings.val_videos + settings.test_videos
     lines = [
         "# AssembleNet demo", "",
-        f"Compositional synthetic task ({total} videos, 16 classes: colour x direction x blink x course; "
-        f"{settings.train_videos} train / {settings.val_videos} val / {settings.test_videos} test), seed {seed}. "
+        f"Compositional synthetic task ({total} videos of {settings.video_frames} frames, 16 classes: colour x "
+        f"direction x blink x course; {settings.train_videos} train / {settings.val_videos} val / "
+        f"{settings.test_videos} test), seed {seed}. "
         f"Guided evolution searched {settings.evaluations} graphs of the asn50 space (RGB and flow stems, four "
         f"levels), each trained {settings.search_steps} steps on the proxy and scored by val mAP. The best graph, "
         f"the late-fusion two-stream network of the same stems and the official asn50 wiring were then trained "
-        f"from scratch for {settings.train_steps} steps each with the same recipe ({settings.num_frames} frames of "
+        f"from scratch for {settings.train_steps} steps each with the same recipe and the same "
+        f"{settings.training_seeds} training seeds ({settings.num_frames} frames of "
         f"{settings.crop_size}x{settings.crop_size}, width x{settings.width_multiplier}, depth {settings.depth}, "
-        f"batch {settings.batch_size}) and evaluated on the test split ({settings.eval_clips} clip(s) per video).",
-        "", table, "", mutation_line(mutations), "",
+        f"batch {settings.batch_size}) and evaluated on the test split ({settings.eval_clips} clip per video: "
+        f"the whole video). Chance is {CHANCE:.4f} top-1.",
+        "", table, "", verdict.sentence() + ".", "", learning_line(models) + ".", "", mutation_line(mutations), "",
         "Children by mutation kind: " + ", ".join(f"{k} {v}" for k, v in mutations["by_kind"].items()), "",
         "Settings: `" + json.dumps(asdict(settings)) + "`", "",
         "## Figures", "",
@@ -495,5 +667,11 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, models: list[
     atomic_write_text(report, "\n".join(lines) + "\n")
     atomic_write_json(report_dir / "comparison.json",
                       {"settings": asdict(settings), "seed": seed, "mutations": mutations,
+                       "verdict": {"leader": verdict.leader, "winner": verdict.winner, "seeds": verdict.seeds,
+                                   "confidence": verdict.confidence,
+                                   "leads": {name: None if lead is None else
+                                             {"estimate": lead.estimate, "low": lead.low, "high": lead.high}
+                                             for name, lead in verdict.leads.items()},
+                                   "sentence": verdict.sentence()},
                        "models": [m.to_dict() for m in models]})
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Callable
@@ -28,8 +29,11 @@ def synthetic_dataset(root: str | os.PathLike, *, split: str = "train", annotati
             benchmark only).
         **kwargs: ``VideoDataset`` options. Defaults differ from real datasets: ``views.hflip_prob`` left at
             ``None`` is 0 because a flip turns ``slide_right`` into ``slide_left``.
+
+    Raises ``DataError`` on a compositional folder whose videos the clips would not show whole
+    (:func:`assemblenet.data.compositional.check_views_show_whole_video`).
     """
-    from assemblenet.data import synthetic
+    from assemblenet.data import compositional, synthetic
 
     root = Path(root)
     files_by_split = {"train": synthetic.TRAIN_FILES, "val": synthetic.VAL_FILES, "test": synthetic.TEST_FILES}
@@ -48,7 +52,12 @@ def synthetic_dataset(root: str | os.PathLike, *, split: str = "train", annotati
                         "format; `make-synthetic --task compositional` writes train/val/test in kinetics format only")
     with_hflip_default(kwargs, 0.0)
     if annotation == "kinetics":
-        return KineticsCsvDataset(root / name, root=root, classes=root / synthetic.CLASSES_FILE, **kwargs)
+        dataset = KineticsCsvDataset(root / name, root=root, classes=root / synthetic.CLASSES_FILE, **kwargs)
+        manifest = json.loads((root / synthetic.MANIFEST_FILE).read_text(encoding="utf-8"))
+        if manifest.get("task") == compositional.TASK:  # every view must show the events that define the class
+            compositional.check_views_show_whole_video(manifest, dataset.sampling, mode=dataset.mode,
+                                                       num_clips=dataset.num_clips, source=root)
+        return dataset
     return CharadesDataset(root / name, root=root / synthetic.VIDEO_DIR,
                            classes=root / synthetic.CHARADES_CLASSES_FILE, **kwargs)
 
