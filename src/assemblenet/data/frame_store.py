@@ -188,7 +188,14 @@ def build_frame_store(folder: str | os.PathLike[str], dataset: StorableDataset, 
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
             logger.warning("frame store %s unreadable (%s); rebuilding it", folder, exc)
         else:
-            if existing.key == key and all(existing.fresh(p) for p in paths if p is not None and p in existing):
+            up_to_date = existing.key == key and all(existing.fresh(p) for p in paths if p and p in existing)
+            if up_to_date and existing.total_bytes > limit_bytes:  # written under a larger bound
+                shutil.rmtree(folder)
+                reason = f"the {what}'s decoded frames need {existing.total_bytes / 2**20:.1f} MB"
+                logger.warning("frame store %s removed: %s, over the limit of %.0f MB; its videos are decoded in "
+                               "each worker instead", folder, reason, limit_bytes / 2**20)
+                return FrameStoreBuild(None, 0, 0, 0, reason=f"{reason}, more than {limit_bytes / 2**20:.0f} MB")
+            if up_to_date:
                 logger.info("frame store %s: reusing %d videos (%.1f MB)", folder, len(existing),
                             existing.total_bytes / 2**20)
                 return FrameStoreBuild(existing, 0, 0, existing.total_bytes)
