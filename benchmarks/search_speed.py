@@ -142,7 +142,66 @@ def _short(filename: str) -> str:
     return filename
 
 
-MEASURES = {"proxy": measure_proxy, "train": measure_train}
+def measure_cost(spec: dict[str, Any]) -> dict[str, Any]:
+    """The terms of the cost model (docs/search.md) at one proxy size: the store's decoding per video, and per
+    evaluation the seconds in training steps, precise BN, validation and the rest (building the trainer,
+    model and loaders). The first evaluation (warm-up) is left out."""
+    import random
+
+    from assemblenet.engine import trainer
+    from assemblenet.search.config import search_config_from_dict
+    from assemblenet.search.fitness import build_fitness
+    from assemblenet.search.space import SearchSpace
+
+    data = search_config_data(spec, 1)
+    data["fitness"]["steps"] = spec["steps"]
+    data["fitness"]["overrides"]["data.num_frames"] = spec["frames"]
+    config = search_config_from_dict(data)
+    fitness = build_fitness(config)
+    start = time.perf_counter()
+    fitness = fitness.with_frame_store(Path(spec["run_dir"]) / "frame_store")
+    store_s = time.perf_counter() - start
+    spent: dict[str, float] = {}
+
+    def timed(name: str) -> None:
+        real = getattr(trainer.Trainer, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            begin = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - begin
+
+        setattr(trainer.Trainer, name, wrapper)
+
+    for name in ("train_step", "_precise_bn", "run_eval"):
+        timed(name)
+    space = SearchSpace(config.space)
+    rng = random.Random(0)
+    rows = []
+    for k in range(spec["repeats"] + 1):
+        spent.clear()
+        begin = time.perf_counter()
+        fitness(space.sample(rng), seed=k)
+        total = time.perf_counter() - begin
+        if k:
+            eval_s = spent["run_eval"] - spent.get("_precise_bn", 0.0)
+            rows.append({"total_s": total, "train_steps_s": spent["train_step"],
+                         "precise_bn_s": spent.get("_precise_bn", 0.0), "validation_s": eval_s,
+                         "other_s": total - spent["train_step"] - spent["run_eval"]})
+    med = statistics.median
+    summary = {key: med(r[key] for r in rows) for key in rows[0]}
+    videos = {split: len(json.loads((Path(spec["run_dir"]) / "frame_store" / split / "index.json").read_text())
+                         ["videos"]) for split in ("train", "val")}
+    return {"steps": spec["steps"], "frames": spec["frames"], "store_build_s": store_s,
+            "decode_s_per_video": store_s / max(sum(videos.values()), 1), "videos": videos,
+            "seconds_per_step": summary["train_steps_s"] / spec["steps"],
+            "validation_s_per_video": summary["validation_s"] / max(videos["val"], 1), **summary,
+            "wall_s": store_s + sum(r["total_s"] for r in rows)}
+
+
+MEASURES = {"proxy": measure_proxy, "train": measure_train, "cost": measure_cost}
 
 
 def child_main(kind: str, spec_json: str, profile_top: int) -> int:
@@ -210,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--write-readme", action="store_true", help="put the tables into benchmarks/README.md")
     parser.add_argument("--note", default="", help="recorded with the results (e.g. what ran beside it)")
+    parser.add_argument("--cost-model", action="store_true",
+                        help="only measure the cost model's terms at two proxy sizes (docs/search.md)")
     parser.add_argument("--child", choices=sorted(MEASURES), help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -232,6 +293,22 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--data {args.data}: no compositional data; make it with "
                          "'assemblenet make-synthetic data/compositional --task compositional'")
         args.data = args.data.resolve()
+        if args.cost_model:
+            sizes = [(2, 4), (4, 8)] if args.tiny else [(48, 8), (96, 16)]  # (steps, frames)
+            rows = []
+            for steps, frames in sizes:
+                folder = Path(tempfile.mkdtemp(prefix="cost-", dir=scratch))
+                spec = {"data": str(args.data), "tiny": args.tiny, "run_dir": str(folder), "steps": steps,
+                        "frames": frames, "repeats": 1 if args.tiny else 2}
+                rows.append(run_child(REPO, "cost", spec, cwd=folder))
+            result = {"benchmark": "search_speed --cost-model", "machine": machine_info(), "note": args.note,
+                      "tiny": args.tiny, "sizes": rows}
+            print(json.dumps(result, indent=1))
+            if args.json:
+                from assemblenet.fileio import atomic_write_json
+
+                atomic_write_json(args.json, result)
+            return 0
         trees = {"A": REPO}
         if args.baseline is not None:
             if not (args.baseline / "src" / "assemblenet").is_dir():

@@ -111,8 +111,8 @@ def test_frame_cache_mb_is_validated_and_not_part_of_the_fingerprint(synthetic_r
 
 
 def test_killed_search_resumes_with_its_store_intact(tmp_path: Path, synthetic_root: Path) -> None:
-    """SIGKILL a two-worker search after its first evaluation; the rerun reuses the store (decodes nothing into
-    it) and ends with the evaluations an uninterrupted search gives."""
+    """SIGKILL a two-worker search (and its workers) after its first evaluation; the rerun reuses the store
+    (decodes nothing into it) and ends with the evaluations an uninterrupted search gives."""
     import copy
 
     budget = 4
@@ -126,13 +126,14 @@ def test_killed_search_resumes_with_its_store_intact(tmp_path: Path, synthetic_r
     command = [sys.executable, "-m", "assemblenet.cli.main", "search", str(config_path), "--output", str(output),
                "--no-progress", "--no-report"]
     run_dir = output / "evolution-seed0"
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its own process group, killed whole: the pool's workers die with the search, not left running.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 240
     while not list((run_dir / "evaluations").glob("[0-9]*.json")):
         assert process.poll() is None, process.stderr.read().decode()
         assert time.monotonic() < deadline, "the search wrote no records"
         time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     process.stderr.close()
     before = {i: r.finished_at for i, r in RunStore(run_dir).read_records().items()}
