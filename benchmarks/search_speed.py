@@ -235,26 +235,36 @@ def measure_tree(tree: Path, args: argparse.Namespace, scratch: Path, label: str
     folder = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=scratch))
     base = {"data": str(args.data), "tiny": args.tiny}
     run_dir = folder / "random-seed0"
-    new = run_child(tree, "proxy", {**base, "run_dir": str(run_dir), "evaluations": args.evaluations}, cwd=folder)
-    resumed = run_child(tree, "proxy", {**base, "run_dir": str(run_dir), "evaluations": 2 * args.evaluations},
-                        cwd=folder)
-    train = run_child(tree, "train", {**base, "steps": args.train_steps}, cwd=folder)
-    return {"proxy_new": new, "proxy_resumed": resumed, "train": train}
+    figures: dict[str, Any] = {}
+    if args.only != "train":
+        figures["proxy_new"] = run_child(tree, "proxy", {**base, "run_dir": str(run_dir),
+                                                         "evaluations": args.evaluations}, cwd=folder)
+        figures["proxy_resumed"] = run_child(tree, "proxy", {**base, "run_dir": str(run_dir),
+                                                             "evaluations": 2 * args.evaluations}, cwd=folder)
+    if args.only != "proxy":
+        figures["train"] = run_child(tree, "train", {**base, "steps": args.train_steps}, cwd=folder)
+    return figures
 
 
 def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     med = statistics.median
-    return {
-        "proxy_new_evaluations_per_hour": med(r["proxy_new"]["evaluations_per_hour"] for r in rounds),
-        "proxy_new_wall_s": med(r["proxy_new"]["wall_s"] for r in rounds),
-        "proxy_resumed_evaluations_per_hour": med(r["proxy_resumed"]["evaluations_per_hour"] for r in rounds),
-        "proxy_resumed_wall_s": med(r["proxy_resumed"]["wall_s"] for r in rounds),
-        "train_steps_per_s": med(r["train"]["steps_per_s"] for r in rounds),
-        "train_wall_s": med(r["train"]["wall_s"] for r in rounds),
-        "fitness": rounds[0]["proxy_new"]["fitness"] + rounds[0]["proxy_resumed"]["fitness"],
-        "train_metrics": rounds[0]["train"]["metrics"],
-        "rounds": rounds,
-    }
+    summary: dict[str, Any] = {}
+    if "proxy_new" in rounds[0]:
+        summary.update({
+            "proxy_new_evaluations_per_hour": med(r["proxy_new"]["evaluations_per_hour"] for r in rounds),
+            "proxy_new_wall_s": med(r["proxy_new"]["wall_s"] for r in rounds),
+            "proxy_resumed_evaluations_per_hour": med(r["proxy_resumed"]["evaluations_per_hour"] for r in rounds),
+            "proxy_resumed_wall_s": med(r["proxy_resumed"]["wall_s"] for r in rounds),
+            "fitness": rounds[0]["proxy_new"]["fitness"] + rounds[0]["proxy_resumed"]["fitness"],
+        })
+    if "train" in rounds[0]:
+        summary.update({
+            "train_steps_per_s": med(r["train"]["steps_per_s"] for r in rounds),
+            "train_wall_s": med(r["train"]["wall_s"] for r in rounds),
+            "train_metrics": rounds[0]["train"]["metrics"],
+        })
+    summary["rounds"] = rounds
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--write-readme", action="store_true", help="put the tables into benchmarks/README.md")
     parser.add_argument("--note", default="", help="recorded with the results (e.g. what ran beside it)")
+    parser.add_argument("--only", choices=["proxy", "train"], help="measure only the proxy searches or the training")
     parser.add_argument("--cost-model", action="store_true",
                         help="only measure the cost model's terms at two proxy sizes (docs/search.md)")
     parser.add_argument("--child", choices=sorted(MEASURES), help=argparse.SUPPRESS)
@@ -340,14 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if "B" in result["results"]:
         a, b = result["results"]["A"], result["results"]["B"]
-        result["ratios_A_over_B"] = {
-            "proxy_new_evaluations_per_hour": a["proxy_new_evaluations_per_hour"] / b["proxy_new_evaluations_per_hour"],
-            "proxy_resumed_evaluations_per_hour": (a["proxy_resumed_evaluations_per_hour"]
-                                                   / b["proxy_resumed_evaluations_per_hour"]),
-            "train_steps_per_s": a["train_steps_per_s"] / b["train_steps_per_s"],
-        }
-        result["same_results"] = {"fitness": a["fitness"] == b["fitness"],
-                                  "train_metrics": a["train_metrics"] == b["train_metrics"]}
+        keys = [k for k in ("proxy_new_evaluations_per_hour", "proxy_resumed_evaluations_per_hour",
+                            "train_steps_per_s") if k in a]
+        result["ratios_A_over_B"] = {key: a[key] / b[key] for key in keys}
+        result["same_results"] = {key: a[key] == b[key] for key in ("fitness", "train_metrics") if key in a}
     text = render(result)
     print(text)
     if args.json:
@@ -377,16 +384,22 @@ def render(result: dict[str, Any]) -> str:
              f"Training: `{settings['train_config']}`, {settings['train_steps']} steps, no output folder.", "",
              "| tree | new search (evaluations/h) | resumed search (evaluations/h) | training (steps/s) |",
              "|---|---:|---:|---:|"]
+    def cell(row: dict[str, Any], key: str, form: str) -> str:
+        return format(row[key], form) if key in row else "-"
+
     for label, row in result["results"].items():
-        lines.append(f"| {label} `{result['trees'][label]}` | {row['proxy_new_evaluations_per_hour']:.0f} | "
-                     f"{row['proxy_resumed_evaluations_per_hour']:.0f} | {row['train_steps_per_s']:.2f} |")
+        lines.append(f"| {label} `{result['trees'][label]}` | {cell(row, 'proxy_new_evaluations_per_hour', '.0f')} | "
+                     f"{cell(row, 'proxy_resumed_evaluations_per_hour', '.0f')} | "
+                     f"{cell(row, 'train_steps_per_s', '.2f')} |")
     if "ratios_A_over_B" in result:
         ratios = result["ratios_A_over_B"]
-        lines.append(f"| A / B | {ratios['proxy_new_evaluations_per_hour']:.2f}x | "
-                     f"{ratios['proxy_resumed_evaluations_per_hour']:.2f}x | {ratios['train_steps_per_s']:.2f}x |")
+        lines.append("| A / B | " + " | ".join(
+            f"{ratios[k]:.2f}x" if k in ratios else "-" for k in (
+                "proxy_new_evaluations_per_hour", "proxy_resumed_evaluations_per_hour", "train_steps_per_s")) + " |")
         same = result["same_results"]
-        lines += ["", f"Same fitness for every evaluation in A and B: {'yes' if same['fitness'] else 'NO'}; same final "
-                  f"training metrics: {'yes' if same['train_metrics'] else 'NO'}."]
+        shown = {"fitness": "same fitness for every evaluation", "train_metrics": "same final training metrics"}
+        lines += ["", "In A and B: " + "; ".join(f"{shown[k]}: {'yes' if v else 'NO'}" for k, v in same.items())
+                  + "."]
     for label, profile in result.get("profiles", {}).items():
         parts = ", ".join(f"{part} {v['share']:.0%}" for part, v in profile["parts"].items())
         lines += ["", f"Profile of {label}'s new search (cProfile, {profile['profiled_wall_s']:.1f} s): {parts}.", "",
