@@ -184,3 +184,32 @@ def test_decode_speed_smoke_reports_every_row_against_the_ceiling(tmp_path):
         assert all(rate > 0 for rate in rows.values())
     # The prepared copy has a keyframe every 16 frames: a clip costs fewer decoded frames than in the original.
     assert kinds["340x256 prepared"]["mean_decoded_frames_per_clip"] <= kinds["340x256"]["mean_decoded_frames_per_clip"]
+
+
+def test_search_speed_compares_two_trees_and_profiles_them_on_a_tiny_set(tmp_path):
+    out = tmp_path / "search_speed.json"
+    repo = BENCHMARKS.parent
+    # This checkout against itself: the interleaved A/B machinery, with every measurement in its own process.
+    assert _load("search_speed").main(["--tiny", "--baseline", str(repo), "--profile-top", "3",
+                                       "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["results"]) == {"A", "B"} and result["machine"]["logical_cpus"] >= 1
+    for row in result["results"].values():
+        assert row["proxy_new_evaluations_per_hour"] > 0 and row["proxy_resumed_evaluations_per_hour"] > 0
+        assert row["train_steps_per_s"] > 0 and len(row["fitness"]) == 4  # 2 new + 2 resumed evaluations
+    assert result["same_results"] == {"fitness": True, "train_metrics": True}  # the same code gives the same
+    assert all(ratio > 0 for ratio in result["ratios_A_over_B"].values())
+    for profile in result["profiles"].values():
+        assert len(profile["top_own_time"]) == 3
+        assert set(profile["parts"]) == {"decoding", "forward", "backward", "optimiser"}
+        assert profile["parts"]["forward"]["seconds"] > 0 and profile["parts"]["backward"]["seconds"] > 0
+
+
+def test_search_speed_cost_model_measures_two_sizes(tmp_path):
+    out = tmp_path / "cost.json"
+    assert _load("search_speed").main(["--tiny", "--cost-model", "--json", str(out)]) == 0
+    sizes = json.loads(out.read_text())["sizes"]
+    assert [(s["steps"], s["frames"]) for s in sizes] == [(2, 4), (4, 8)]
+    for size in sizes:
+        assert size["seconds_per_step"] > 0 and size["validation_s_per_video"] > 0
+        assert size["decode_s_per_video"] > 0 and size["videos"]["train"] > 0

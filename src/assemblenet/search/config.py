@@ -101,7 +101,10 @@ class ProxyTrainingConfig:
     engine's defaults); ``overrides`` are dotted engine-config overrides applied on top (e.g. few frames and
     small crops for the proxy); ``steps`` is the fixed training budget per candidate; ``metric`` names the
     validation metric used as fitness (``metric``: the engine's primary one). ``keep_outputs`` keeps each
-    candidate's engine output folder under ``trials/``. ``device`` is where each candidate trains: ``auto``
+    candidate's engine output folder under ``trials/``. ``frame_cache_mb`` bounds the frame store a search
+    writes in its run folder (``frame_store/``): the proxy splits with ``cache_frames`` decoded once, mapped by
+    every worker (``assemblenet.data.frame_store``); 0 turns it off, and a split that does not fit is decoded in
+    each worker as before (logged). It changes no fitness. ``device`` is where each candidate trains: ``auto``
     follows the executor (Ray: a GPU when ``executor.gpus_per_trial`` > 0, else the CPU; local: the GPU a
     worker is given, else the CPU), ``cpu``, or ``cuda`` (local workers take the visible GPUs in turn).
     """
@@ -112,6 +115,7 @@ class ProxyTrainingConfig:
     metric: str = "metric"
     device: str = "auto"
     keep_outputs: bool = False
+    frame_cache_mb: float = 1024.0
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,7 @@ class SearchConfig:
             data.pop(key)
         data["search"].pop("max_evaluations")
         data["search"].pop("finalists")  # chooses among the evaluated graphs; changes none of them
+        data["fitness"]["proxy_training"].pop("frame_cache_mb")  # where decoded frames are kept; changes no fitness
         if data["attention"] == to_plain(AttentionConfig()):
             data.pop("attention")
         if data["space"]["attention_sources"] == SpaceConfig.attention_sources:
@@ -276,6 +281,7 @@ def validate_config(config: SearchConfig, *, source: str = "config") -> None:
         check.at_least("fitness.noise", 0)
     else:
         check.at_least("fitness.steps", 1)
+        check.at_least("fitness.frame_cache_mb", 0)
 
     check.one_of("executor.kind", EXECUTOR_KINDS)
     for key in ("workers", "torch_threads"):

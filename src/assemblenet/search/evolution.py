@@ -47,6 +47,8 @@ from assemblenet.search.strategies import Candidate, SearchContext, SearchState
 
 logger = logging.getLogger(__name__)
 
+FRAME_STORE_DIR = "frame_store"  # in the run folder: the proxy splits' decoded frames (fitness.frame_cache_mb)
+
 
 class SearchError(AssembleNetError):
     """The search cannot go on (e.g. too many failed fitness runs in a row)."""
@@ -374,6 +376,10 @@ class SearchRunner:
 
     # ------------------------------------------------------------------ helpers
     def _make_executor(self) -> Executor:
+        # Decode the proxy videos once per search, here, into a store every worker maps (proxy fitness only).
+        with_frame_store = getattr(self.fitness, "with_frame_store", None)
+        if callable(with_frame_store):
+            self.fitness = with_frame_store(self.run_dir / FRAME_STORE_DIR)
         return executor_for(self.config, self.fitness)
 
     def _progress_bar(self, *, initial: int, total: int, desc: str | None = None) -> Any:

@@ -19,7 +19,9 @@ implementations import) and are re-exported here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -36,6 +38,8 @@ from assemblenet.search.fitness_types import (  # noqa: F401 - re-exported
     FitnessResult,
 )
 from assemblenet.search.registry import strategy_spec
+
+logger = logging.getLogger(__name__)
 
 
 class FitnessUnavailableError(AssembleNetError):
@@ -83,6 +87,8 @@ class ProxyTrainingFitness:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     num_threads: int | None = 1
     keep_outputs: bool = False  # False: the engine writes nothing per candidate
+    frame_cache_mb: float = 0.0  # bound of the frame store with_frame_store writes (0: none)
+    frame_store: str | None = None  # folder of the proxy splits' frame stores (see with_frame_store)
 
     requires_torch = True  # the executor fixes the torch thread count before calling it
 
@@ -121,6 +127,37 @@ class ProxyTrainingFitness:
             contributions=_contributions_of(result),
         )
 
+    def with_frame_store(self, folder: str | os.PathLike[str]) -> "ProxyTrainingFitness":
+        """This fitness reading its proxy frames from stores in ``folder`` (``folder/train``, ``folder/val``),
+        written here first (or reused when up to date): every worker then maps the decoded frames instead of
+        decoding each video itself. Only splits with ``cache_frames`` are stored (the store serves exactly
+        what that cache would), together at most ``frame_cache_mb``; a split that does not fit is decoded in
+        each worker as before (logged). Unchanged (``self``) when nothing was stored."""
+        from assemblenet import engine
+        from assemblenet.data.frame_store import build_frame_store
+        from assemblenet.engine import trainer
+        from assemblenet.engine.config import load_config
+
+        if self.frame_cache_mb <= 0 or engine.run_training is not trainer.run_training:
+            return self
+        cfg = load_config(self.train_config, list(dict(self.overrides).items()))
+        budget = int(self.frame_cache_mb * 2**20)
+        stored = []
+        start = time.perf_counter()
+        for split in ("train", "val"):
+            dataset = trainer.build_split(cfg, split)
+            if not getattr(dataset, "cache_frames", False) or not hasattr(dataset, "attach_frame_store"):
+                continue
+            built = build_frame_store(Path(folder) / split, dataset, limit_bytes=budget,
+                                      what=f"proxy {split} split (fitness.frame_cache_mb={self.frame_cache_mb:g})")
+            if built.store is not None:
+                budget -= built.total_bytes
+                stored.append(f"{split} {len(built.store)} videos {built.total_bytes / 2**20:.1f} MB")
+        if not stored:
+            return self
+        logger.info("proxy frame store %s: %s (%.1f s)", folder, ", ".join(stored), time.perf_counter() - start)
+        return dataclasses.replace(self, frame_store=str(folder))
+
     def _cached_datasets(self, run_training: Any) -> dict[str, Any]:
         """``train_dataset``/``val_dataset`` for the engine, built once per process (many candidates share them).
 
@@ -132,11 +169,14 @@ class ProxyTrainingFitness:
         if run_training is not trainer.run_training:
             return {}
         cfg = load_config(self.train_config, list(dict(self.overrides).items()))
-        key = json.dumps([os.getcwd(), str(self.train_config), _plain(cfg.data), _plain(cfg.eval)],
+        key = json.dumps([os.getcwd(), str(self.train_config), _plain(cfg.data), _plain(cfg.eval), self.frame_store],
                          sort_keys=True, default=str)
         cached = _DATASET_CACHE.get(key)
         if cached is None:
             cached = (trainer.build_split(cfg, "train"), trainer.build_split(cfg, "val"))
+            if self.frame_store is not None:
+                for split, dataset in zip(("train", "val"), cached):
+                    _attach_frame_store(dataset, Path(self.frame_store) / split)
             _DATASET_CACHE.clear()  # one proxy task per process; do not hold several decoded sets
             _DATASET_CACHE[key] = cached
         return {"train_dataset": cached[0], "val_dataset": cached[1]}
@@ -144,6 +184,21 @@ class ProxyTrainingFitness:
 
 # Per-process cache of the proxy datasets, keyed by the engine config's data and eval sections.
 _DATASET_CACHE: dict[str, tuple[Any, Any]] = {}
+
+
+def _attach_frame_store(dataset: Any, folder: Path) -> None:
+    """Serve a ``cache_frames`` split from its frame store when there is one written for it (a split that did
+    not fit has none, and one on another machine's disk is missing: both decode as before, logged)."""
+    if not getattr(dataset, "cache_frames", False) or not hasattr(dataset, "attach_frame_store"):
+        return
+    from assemblenet.data.frame_store import INDEX_FILE, open_frame_store
+
+    if not (folder / INDEX_FILE).is_file():  # did not fit, or a worker on another machine's disk
+        logger.info("no frame store at %s; this worker decodes the %s videos itself", folder, folder.name)
+        return
+    store = open_frame_store(folder, dataset)
+    if store is not None:
+        dataset.attach_frame_store(store)
 
 
 def _plain(section: Any) -> Any:
@@ -261,5 +316,6 @@ def build_fitness(config: Any) -> FitnessFunction:
             overrides=dict(options.overrides),
             num_threads=config.executor.torch_threads,
             keep_outputs=options.keep_outputs,
+            frame_cache_mb=options.frame_cache_mb,
         )
     raise ConfigError(f"fitness.kind: unknown fitness {kind!r}")

@@ -236,6 +236,7 @@ class VideoDataset(torch.utils.data.Dataset):
             raise ConfigError(f"clips_per_video must be >= 1, got {clips_per_video}")
         self.clips_per_video = int(clips_per_video) if mode == "train" else 1
         self._frame_cache: dict[int, _DecodedVideo] = {}
+        self.frame_store: Any = None  # a FrameStore (attach_frame_store): cache_frames served from a shared file
 
     # -- sizes and labels --------------------------------------------------------------------------------
     @property
@@ -359,16 +360,45 @@ class VideoDataset(torch.utils.data.Dataset):
             target[row, list(labels)] = 1.0
         return target
 
+    def decode_whole_video(self, video_index: int) -> "_DecodedVideo":
+        """Every frame of a video file, decoded now (what ``cache_frames`` keeps and a frame store holds)."""
+        with self._open(self.items[video_index]) as reader:
+            everything = np.arange(reader.num_frames)
+            frames = reader.get_frames(everything, short_side=self.decode_short_side)
+            return _DecodedVideo(frames, np.asarray(reader.timestamps), float(reader.fps))
+
     def _decoded(self, video_index: int) -> "_DecodedVideo":
-        """The whole video, decoded once and kept (``cache_frames``)."""
+        """The whole video, decoded once and kept (``cache_frames``), or read from the attached frame store."""
         cached = self._frame_cache.get(video_index)
         if cached is None:
-            with self._open(self.items[video_index]) as reader:
-                everything = np.arange(reader.num_frames)
-                frames = reader.get_frames(everything, short_side=self.decode_short_side)
-                cached = _DecodedVideo(frames, np.asarray(reader.timestamps), float(reader.fps))
+            stored = None
+            if self.frame_store is not None:
+                stored = self.frame_store.lookup(str(prepared_path(self.items[video_index].path)))
+            if stored is not None:
+                cached = _DecodedVideo(stored.frames, stored.timestamps, stored.fps)
+            else:
+                cached = self.decode_whole_video(video_index)
             self._frame_cache[video_index] = cached
         return cached
+
+    # -- a frame store shared by processes (assemblenet.data.frame_store) ---------------------------------
+    def frame_store_paths(self) -> list[str | None]:
+        """The file each video is decoded from (None for frame folders, which are not stored)."""
+        return [None if item.frame_paths is not None else str(prepared_path(item.path)) for item in self.items]
+
+    def frame_store_options(self) -> dict[str, Any]:
+        """The options that change decoded frames: a store written with others is not used."""
+        return {"decode_short_side": self.decode_short_side, "frame_fps": self.frame_fps}
+
+    def attach_frame_store(self, store: Any) -> None:
+        """Serve ``cache_frames`` from ``store`` (a :class:`~assemblenet.data.frame_store.FrameStore` written for
+        this dataset's videos): the frames are read from the shared file instead of decoded in this process.
+        Videos not in it, or changed since, are decoded as before. Only a ``cache_frames`` dataset uses it, so
+        the clips are exactly those of the per-process cache."""
+        if not self.cache_frames:
+            raise ConfigError("a frame store stands in for cache_frames; this dataset has cache_frames off")
+        self.frame_store = store
+        self._frame_cache.clear()
 
     def _planned_frames(self, source: FrameSource | _DecodedVideo, indices: np.ndarray, transform: Transform,
                         rng: np.random.Generator, count: int = 1) -> list[np.ndarray]:

@@ -195,7 +195,7 @@ class Study:
     # ------------------------------------------------------------------ stage: search
     def search(self) -> list[dict[str, Any]]:
         """Run (or resume) every search, one after another; return one summary per run."""
-        from assemblenet.search.evolution import SearchRunner, executor_for
+        from assemblenet.search.evolution import FRAME_STORE_DIR, SearchRunner, executor_for
         from assemblenet.search.fitness import build_fitness
 
         specs = self.specs()
@@ -226,6 +226,10 @@ class Study:
                     progress.watch(self.run_dir(spec), self.budget, self.finalist_evaluations)
                     start = time.time()
                     if executor is None:
+                        # The proxy videos decoded once for the whole study, into a store every worker maps.
+                        with_frame_store = getattr(fitness, "with_frame_store", None)
+                        if callable(with_frame_store):
+                            fitness = with_frame_store(self.output / FRAME_STORE_DIR)
                         executor = executor_for(self.base, fitness)
                     summary = SearchRunner(self.run_config(spec), run_dir=self.run_dir(spec), fitness=fitness,
                                            executor=executor, progress=False, memo=memo).run()
