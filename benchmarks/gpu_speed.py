@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from functools import partial
@@ -104,9 +105,13 @@ def resident_batch(trainer: Trainer, device: torch.device) -> tuple[torch.Tensor
 
 
 def train_stage(args: argparse.Namespace, device: torch.device, *, compiled: bool, flops_per_clip: float,
-                peak_tflops: float) -> dict:
+                peak_tflops: float, window: int = 1, budget: Budget | None = None) -> dict:
     """The trainer's step alone (model, loss, backward, optimiser, loss window) on a batch already on the
-    device: what the model can do, the reference the whole training loop is measured against."""
+    device: what the model can do, the reference the whole training loop is measured against.
+
+    ``args.steps`` timings of ``window`` back-to-back steps each, the device synchronised at the end of each
+    (as the training loop's log points synchronise it); a timing is its time over ``window``. With ``budget``,
+    no timing starts once it is spent (the first, compiling step cannot be cut short here)."""
     torch.manual_seed(0)
     trainer = benchmark_trainer(args, device, compiled=compiled)
     set_train_mode(trainer.prepare_training(), frozen_bn=False)
@@ -121,11 +126,25 @@ def train_stage(args: argparse.Namespace, device: torch.device, *, compiled: boo
     step()  # compiles when compiled
     synchronize(device)
     first_step_s = time.perf_counter() - start
-    stats = timed(step, device, repeats=args.steps, warmup=1)
-    clips_per_s = args.batch / stats["median_s"]
-    row = {"stage": "trainer step bf16 autocast" + (" + torch.compile" if compiled else ""), **stats,
-           "first_step_s": first_step_s, "clips_per_s": clips_per_s,
-           "achieved_tflops": 3 * flops_per_clip * clips_per_s / 1e12}
+    step()  # warm-up (cuDNN's autotuning of the backward's shapes, compiled graphs' second call)
+    synchronize(device)
+    per_step: list[float] = []
+    for _ in range(args.steps):
+        if budget is not None and budget.left() <= 0:
+            break
+        start = time.perf_counter()
+        for _ in range(window):
+            step()
+        synchronize(device)
+        per_step.append((time.perf_counter() - start) / window)
+    stage = "trainer step bf16 autocast" + (" + torch.compile" if compiled else "")
+    if not per_step:
+        return {"stage": stage, "error": "the budget ran out before a timed step", "first_step_s": first_step_s}
+    median = statistics.median(per_step)
+    clips_per_s = args.batch / median
+    row = {"stage": stage, "median_s": median, "min_s": min(per_step), "repeats": len(per_step),
+           "steps_per_timing": window, "first_step_s": first_step_s, "clips_per_s": clips_per_s,
+           "batch": args.batch, "achieved_tflops": 3 * flops_per_clip * clips_per_s / 1e12}
     row["mfu"] = row["achieved_tflops"] / peak_tflops
     if device.type == "cuda":
         row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30

@@ -24,27 +24,162 @@ def _load(name: str):
     return module
 
 
-def test_gpu_check_runs_every_stage_on_the_cpu(tmp_path):
+# Imported first by every interpreter of the copy (it is on the documented PYTHONPATH): PyAV and Ray are absent
+# on a lent GPU machine, and no installed assemblenet (an editable install's path or finder) may stand in for
+# the copy's own.
+_OFFLINE_SITECUSTOMIZE = """
+import pathlib
+import sys
+
+_here = pathlib.Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if not p or pathlib.Path(p).resolve() == _here
+               or not (pathlib.Path(p) / "assemblenet").is_dir()]
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in str(getattr(f, "__module__", ""))]
+"""
+_UNIMPORTABLE = 'raise ImportError("{name} is not installed on the device machine")\n'
+
+
+def _documented_device_command() -> str:
+    """The first command of benchmarks/README.md's device recipe, as written there."""
+    for line in (BENCHMARKS / "README.md").read_text().splitlines():
+        if line.startswith("PYTHONPATH=src python3 benchmarks/gpu_check.py"):
+            return line.split("#")[0].strip()
+    raise AssertionError("benchmarks/README.md documents no `PYTHONPATH=src python3 benchmarks/gpu_check.py` line")
+
+
+def _copy_of_the_repository(target: Path) -> Path:
+    """The repository's tracked files (without tests/data, which the check does not read), or its tree when
+    this is no git checkout."""
+    import shutil
+    import subprocess
+
+    root = BENCHMARKS.parent
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+        files = [name for name in listed.decode().split("\0") if name]
+    except (OSError, subprocess.CalledProcessError):
+        files = [str(path.relative_to(root)) for folder in ("src", "benchmarks", "tests")
+                 for path in (root / folder).rglob("*") if path.is_file() and "__pycache__" not in path.parts]
+        files.append("pyproject.toml")
+    for name in files:
+        if name.startswith("tests/data/") or not (root / name).is_file():
+            continue
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, target / name)
+    return target
+
+
+def test_the_documented_device_command_runs_uninstalled_offline_and_writes_under_out(tmp_path):
+    """The device recipe as written, with ``--device cpu --tiny``: the check's one full run in the suite."""
+    import os
     import subprocess
     import sys
 
-    out = tmp_path / "gpu_check.json"
-    # A subprocess, as the script is run: its GPU-test stage starts a pytest of its own.
-    finished = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_check.py"), "--device", "cpu", "--tiny",
-                               "--json", str(out)], capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    result = json.loads(out.read_text())
+    command = _documented_device_command()
+    assert "pip" not in command and "install" not in command
+    repo = _copy_of_the_repository(tmp_path / "repo")
+    (repo / "src" / "sitecustomize.py").write_text(_OFFLINE_SITECUSTOMIZE)
+    for name in ("av", "ray"):
+        (repo / "src" / f"{name}.py").write_text(_UNIMPORTABLE.format(name=name))
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(OUT=str(out), PIP_NO_INDEX="1", PIP_CONFIG_FILE=os.devnull,
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
+    finished = subprocess.run(["bash", "-c", f"{command} --device cpu --tiny"], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=480)
+    assert finished.returncode == 0, (finished.stdout + finished.stderr)[-4000:]
+    result = json.loads((out / "gpu_check.json").read_text())
+    assert (out / "gpu_check.md").read_text().startswith("# GPU check")
+    assert Path(result["package"]) == repo / "src" / "assemblenet"  # the copy's code, nothing installed
+    printed = finished.stdout.strip().splitlines()
+    assert str(out / "gpu_check.json") in printed[0]  # says where the results go
+    assert printed[-1] == f"results: {out / 'gpu_check.json'} and {out / 'gpu_check.md'}"  # the summary ends it
+    assert any(line.startswith("== gpu_check summary") for line in printed[-12:])
+
     assert not result["skipped"]
+    assert [(s["stage"], s["outcome"]) for s in result["stages"]] == [
+        ("tests", "ran"), ("torchrun", "ran"), ("eager", "ran")]
     checks = result["checks"]
     assert checks["GPU tests pass"]["met"] is True and "6 passed" in checks["GPU tests pass"]["value"]
     assert checks["torchrun train + evaluate + predict"]["met"] is True
     assert set(result["torchrun"]["commands"]) == {"train", "evaluate", "predict"}
     assert result["torchrun"]["final_metrics"]["top1"] >= 0
+    assert result["bf16_matmul_peak"]["peak_tflops"] > 0
     rows = {row["stage"].split(" (")[0]: row for row in result["throughput"]}
     assert set(rows) == {"trainer step bf16 autocast", "training loop"}
     assert all(row["clips_per_s"] > 0 and 0 < row["mfu"] < 1 for row in rows.values())
+    loop = rows["training loop"]
+    # Steady state: windows after the first, across epoch ends (4 steps an epoch, 2 per window).
+    assert loop["windows"] >= 2 and loop["steps_per_epoch"] == 4 and loop["steps_per_window"] == 2
+    assert loop["host_syncs_per_window"] is None  # counted on CUDA; on the CPU the next test counts them
     assert checks["loop / step clips/s"]["value"]["eager"] > 0
-    assert (tmp_path / "gpu_check.md").read_text().startswith("# GPU check")
+
+
+def test_the_loop_stage_reads_back_only_at_its_log_points(monkeypatch):
+    """Epoch ends (every 4 steps here) make no host sync, so the loop stage times steady-state steps."""
+    import torch
+
+    from tests.host_reads import count_host_reads
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    gpu_check = _load("gpu_check")
+    args = gpu_check.parse_args(["--device", "cpu", "--tiny"])
+    with count_host_reads() as log:
+        row = gpu_check.loop_throughput(args, torch.device("cpu"), compiled=False, flops_per_clip=1e6,
+                                        peak_tflops=1.0, budget=gpu_check.Budget(600))
+    assert row["windows"] == 3 and row["steps_per_epoch"] == 4 and row["clips_per_s"] > 0
+    host_side = ("rep_flow_kernel.py", "/assemblenet/data/", "/torch/utils/data/")
+    # Building the trainer (before the loop) and finishing it (after) are no part of the timed windows.
+    in_loop = [r for r in log.reads if not r.in_file(*host_side)
+               and not r.in_function("benchmark_trainer", "_finish")]
+    assert [r.where() for r in in_loop if not r.in_function("_read_loss_window")] == []
+    assert len(in_loop) == 4  # 8 steps (2 epochs), one read per log point every 2 steps
+
+
+def test_a_stage_past_its_limit_is_killed_with_its_children_and_reported(tmp_path, capsys):
+    import os
+    import sys
+    import time
+
+    gpu_check = _load("gpu_check")
+    marker = tmp_path / "grandchild.pid"
+    script = ("import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; "
+              "time.sleep(120)']); open(sys.argv[1], 'w').write(str(p.pid)); time.sleep(120)")
+    row = gpu_check.run_command([sys.executable, "-c", script, str(marker)], limit_s=5, log=tmp_path / "log")
+    assert row["abandoned"] and row["returncode"] is None and row["seconds"] < 60
+    assert row["output_tail"].startswith("abandoned: killed at its limit of 5 s")
+    grandchild = int(marker.read_text())
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+        except FileNotFoundError:
+            return False
+        except OSError:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            return True
+
+    deadline = time.time() + 10
+    while alive(grandchild) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(grandchild)  # a torchrun worker or compile worker does not outlive its stage
+
+    # The whole check: a stage abandoned at its --limit, then the compiled stage not started for lack of time;
+    # the results and summary say so.
+    out = tmp_path / "check.json"
+    assert gpu_check.main(["--device", "cpu", "--tiny", "--stages", "eager,compiled", "--compile", "--limit",
+                           "eager=1", "--budget-s", "40", "--compile-min-s", "60", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    stages = {s["stage"]: s for s in result["stages"]}
+    assert stages["eager"]["outcome"] == "abandoned at its limit" and stages["eager"]["seconds"] < 30
+    assert stages["compiled"]["outcome"].startswith("skipped (") and "--compile-min-s 60" in \
+        stages["compiled"]["outcome"]
+    assert result["skipped"] == ["compiled"] and result["throughput"] == []
+    assert capsys.readouterr().out.rstrip().endswith(f"results: {out} and {out.with_suffix('.md')}")
 
 
 def test_gpu_speed_smoke_runs_on_the_cpu(tmp_path):

@@ -1,6 +1,6 @@
 """GPU tests (``pytest -m cuda``): skipped where there is no CUDA device. ``benchmarks/gpu_check.py`` runs them
 on a GPU; ``ASSEMBLENET_TEST_DEVICE=cpu`` runs the same code on the CPU (its smoke run does), where the
-comparisons with the CPU are trivially met but every step still executes."""
+comparisons with the CPU's own fp32 error are trivially met but every step still executes."""
 
 from __future__ import annotations
 
@@ -37,38 +37,73 @@ def _relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
     return float((got - expected).abs().max() / expected.abs().max().clamp_min(1e-12))
 
 
-def test_fp32_forward_and_backward_match_the_cpu():
+# A device's fp32 result is judged against a float64 reference, allowing FP32_SLACK times the error that the
+# CPU's fp32 makes on the same computation (never less than FP32_FLOOR, a hundred fp32 epsilons): another valid
+# fp32 implementation (cuDNN's algorithms, other summation orders) errs by the same order, while a wrong op or
+# a reduced-precision path (TF32, bf16: 1e-3 and worse) does not. Comparing fp32 with fp32 at a flat 1e-4 could
+# fail spuriously: CPU fp32 alone is 7e-5 off float64 on one fusion's edge_logits gradient.
+FP32_SLACK = 10.0
+FP32_FLOOR = 100 * torch.finfo(torch.float32).eps
+
+
+def _fp32_tolerance(cpu_error: float) -> float:
+    return FP32_SLACK * max(cpu_error, FP32_FLOOR)
+
+
+def _forward_backward(model: torch.nn.Module, clip: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    logits = model(clip)
+    logits.logsumexp(dim=1).sum().backward()
+    return logits, {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_fp32_forward_and_backward_match_a_float64_reference():
     torch.manual_seed(0)
+    reference = create_model("assemblenet50_searchable", num_classes=5, **TINY)
+    with torch.no_grad():  # the zero-initialised last BN of each block would leave most gradients at zero
+        for name, param in reference.named_parameters():
+            if name.endswith(".weight") and param.ndim == 1:
+                param.uniform_(0.5, 1.5)
     cpu_model = create_model("assemblenet50_searchable", num_classes=5, **TINY)
+    cpu_model.load_state_dict(reference.state_dict())
     device_model = create_model("assemblenet50_searchable", num_classes=5, **TINY)
-    device_model.load_state_dict(cpu_model.state_dict())
+    device_model.load_state_dict(reference.state_dict())
     device_model.to(DEVICE)
-    clip = torch.rand(2, 3, 8, 64, 64)
-    results = {}
-    for name, model, x in (("cpu", cpu_model, clip), ("device", device_model, clip.to(DEVICE))):
-        logits = model(x)
-        logits.logsumexp(dim=1).sum().backward()
-        results[name] = (logits, {n: p.grad for n, p in model.named_parameters() if p.grad is not None})
-    assert _relative_error(results["device"][0], results["cpu"][0]) < 1e-4
-    assert results["device"][1].keys() == results["cpu"][1].keys()
-    worst = max((_relative_error(results["device"][1][n], g), n) for n, g in results["cpu"][1].items())
-    assert worst[0] < 1e-4, worst
+    reference.double()
+    clip = torch.rand(2, 3, 8, 64, 64, dtype=torch.float64)
+    expected, expected_grads = _forward_backward(reference, clip)
+    cpu, cpu_grads = _forward_backward(cpu_model, clip.float())
+    got, got_grads = _forward_backward(device_model, clip.float().to(DEVICE))
+    assert got.device.type == DEVICE.type and got.dtype == torch.float32
+    cpu_error = _relative_error(cpu, expected)
+    assert _relative_error(got, expected) <= _fp32_tolerance(cpu_error), (_relative_error(got, expected), cpu_error)
+    assert got_grads.keys() == cpu_grads.keys() == expected_grads.keys()
+    assert sum(bool(g.abs().max() > 0) for g in expected_grads.values()) > 0.9 * len(expected_grads)
+    # Each gradient against its own CPU error, at least the median one (a tensor that CPU fp32 happens to get
+    # almost exact gives no scale for another summation order).
+    cpu_errors = {n: _relative_error(g, expected_grads[n]) for n, g in cpu_grads.items()}
+    typical = sorted(cpu_errors.values())[len(cpu_errors) // 2]
+    failures = {n: (_relative_error(got_grads[n], g), cpu_errors[n]) for n, g in expected_grads.items()
+                if _relative_error(got_grads[n], g) > _fp32_tolerance(max(cpu_errors[n], typical))}
+    assert failures == {}
 
 
 @pytest.mark.parametrize("trainable", [False, True])
-def test_the_flow_layer_matches_the_cpu_kernel(trainable):
+def test_the_flow_layer_matches_a_float64_reference(trainable):
     torch.manual_seed(0)
-    rgb = torch.rand(2, 3, 6, 48, 64)
-    cpu_layer = RepresentationFlow(num_iterations=20, trainable=trainable)
+    rgb = torch.rand(2, 3, 6, 48, 64, dtype=torch.float64)
+    reference = RepresentationFlow(num_iterations=20, trainable=trainable, implementation="reference").double()
+    cpu_layer = RepresentationFlow(num_iterations=20, trainable=trainable)  # the fused CPU kernel
     device_layer = RepresentationFlow(num_iterations=20, trainable=trainable).to(DEVICE)
-    expected = cpu_layer(rgb)
-    got = device_layer(rgb.to(DEVICE))
+    expected = reference(rgb)
+    cpu = cpu_layer(rgb.float())
+    got = device_layer(rgb.float().to(DEVICE))
     assert got.device.type == DEVICE.type
-    assert _relative_error(got, expected) < 1e-4
+    assert _relative_error(got, expected) <= _fp32_tolerance(_relative_error(cpu, expected))
     if trainable:  # the gradient path (reference ops on a GPU, the fused kernel's backward on the CPU)
-        expected.square().sum().backward()
-        got.square().sum().backward()
-        assert _relative_error(device_layer.hyper.grad, cpu_layer.hyper.grad) < 1e-3
+        for output in (expected, cpu, got):
+            output.square().sum().backward()
+        cpu_error = _relative_error(cpu_layer.hyper.grad, reference.hyper.grad)
+        assert _relative_error(device_layer.hyper.grad, reference.hyper.grad) <= _fp32_tolerance(cpu_error)
 
 
 def _trainer(output_dir, *, device: torch.device, steps: int, amp: str = "none", log_every: int = 10) -> Trainer:

@@ -101,6 +101,46 @@ def test_placement_uses_the_local_rank_and_refuses_a_pinned_gpu_for_several_proc
     assert "running on the CPU (" in caplog.text  # says why
 
 
+def test_a_single_process_pinned_to_a_gpu_makes_it_the_current_device(monkeypatch):
+    # Else the pin-memory thread and the default CUDA device would open a context on GPU 0 as well.
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: chosen.append(torch.device(device)))
+    cudnn = torch.backends.cudnn.benchmark
+    try:
+        placement.configure_backends(torch.device("cuda:2"), deterministic=False)
+        placement.configure_backends(torch.device("cpu"), deterministic=False)
+    finally:
+        torch.backends.cudnn.benchmark = cudnn
+    assert chosen == [torch.device("cuda:2")]
+
+
+def test_epoch_ends_without_an_output_folder_read_nothing_back():
+    # Four epochs of two steps, logged every four: with nothing to save, an epoch end makes no divergence read
+    # and no buffer broadcast, so the only host reads of the loop are the log points'.
+    from assemblenet.data.memory import InMemoryClips
+
+    cfg = load_config({
+        "seed": 0, "model": {"name": "assemblenet50_searchable", "depth": 26, "width_multiplier": 0.125,
+                             "flow_iterations": 2},
+        "data": {"num_frames": 4, "crop_size": 32, "batch_size": 2, "num_workers": 0},
+        "optim": {"lr": 0.01, "reference_batch_size": 2, "max_steps": 8, "warmup_steps": 0},
+        "train": {"num_threads": 1, "log_every_steps": 4, "eval_every_epochs": 0, "progress": False},
+        "eval": {"num_clips": 1, "num_crops": 1, "batch_size": 4},
+        "output": {"dir": None, "tensorboard": False},
+    })
+    clips = InMemoryClips(num_clips=4, num_classes=3, frames=4, size=32, seed=1)
+    trainer = Trainer(cfg, train_dataset=clips, val_dataset=clips)
+    assert trainer.steps_per_epoch == 2
+    with count_host_reads() as log:
+        result = trainer.fit()
+    assert result.steps == 8 and trainer.epoch == 4
+    in_loop = [r for r in log.reads if not r.in_file(*_HOST_SIDE) and not r.in_function("_finish")]
+    assert [r.where() for r in in_loop if not r.in_function("_read_loss_window")] == []
+    assert len(in_loop) == 2  # one read per log point
+    # The final divergence check and evaluation still read (after the loop, where it costs nothing).
+    assert any(r.in_function("_raise_if_diverged") for r in log.reads)
+
+
 def test_evaluate_and_train_resolve_the_device_from_the_launch(monkeypatch, synthetic_root):
     # Under torchrun with train.device cuda:0 and two processes, the config error comes before any work.
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -184,3 +184,24 @@ def test_connection_contributions_are_each_inputs_term_in_the_fused_sum():
         fusion.edge_logits[0] = before["nodes.2.fusion.edge_logits"][0]
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # nothing else was touched
     assert not model.training
+
+
+def test_connection_contributions_stay_on_the_device_and_are_read_once_per_batch():
+    from assemblenet.models.summary import _meta_copy
+    from tests.host_reads import count_host_reads
+
+    model = tiny().eval()
+    x = torch.rand(2, 3, 4, 32, 32)
+    with count_host_reads() as log:
+        energies = model.connection_contributions(x)
+    # The CPU flow kernel passes its constants to C as doubles; that is no device read.
+    reads = [r for r in log.reads if not r.in_file("rep_flow_kernel.py")]
+    assert [r.method for r in reads] == ["tolist"], [r.where() for r in reads]  # one transfer for every edge
+    assert len(energies) == len(model.connection_weights())
+    # A fusion's contributions are computed where its inputs are (here the meta device: no host tensor).
+    meta = _meta_copy(model)
+    with torch.no_grad():
+        outputs = meta.forward_nodes(torch.empty(2, 3, 4, 32, 32, device="meta"))
+    inputs = [outputs[s] for s in model.graph[6].inputs]
+    values = meta.nodes[6 - 4].fusion.input_contributions(inputs)
+    assert values.device.type == "meta" and values.shape == (len(inputs),)

@@ -4,6 +4,7 @@ search's proxy trainings.
 - Every process of a ``torchrun`` job uses ``cuda:LOCAL_RANK``; an explicit ``cuda:N`` is only valid for one
   process (several processes would all share GPU N).
 - ``auto`` takes the local GPU when there is one and says why when it falls back to the CPU.
+- The run's GPU is made the process's current CUDA device (``cuda:N`` in one process too).
 - cuDNN autotuning (``cudnn.benchmark``) is on unless the run asks for determinism.
 - ``deterministic`` sets everything CUDA needs (deterministic algorithms, cuDNN, the cuBLAS workspace) and says
   once, at start-up, which ops the model runs have no deterministic CUDA kernel.
@@ -78,7 +79,13 @@ def describe_device(device: torch.device, *, amp: str, channels_last: bool, comp
 
 
 def configure_backends(device: torch.device, *, deterministic: bool, warn: bool = True) -> None:
-    """Backend flags for a run on ``device``: cuDNN autotuning, or everything determinism needs."""
+    """Backend flags for a run on ``device``: the current CUDA device, cuDNN autotuning, or everything
+    determinism needs."""
+    if device.type == "cuda" and device.index is not None:
+        # The run's GPU becomes the process's current one (torchrun's processes set it when they join the
+        # group): otherwise the loader's pin-memory thread and anything made on the default CUDA device would
+        # open a context on GPU 0 as well, for a single process pinned to cuda:N.
+        torch.cuda.set_device(device)
     if deterministic:
         # cuBLAS reads this when it creates its handle: set it before the first matmul.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)

@@ -287,6 +287,10 @@ class Trainer:
             broadcast_buffers(self.ema.module)
 
     def save_checkpoint(self) -> None:
+        if self.run_dir is None:
+            # Nothing is saved, so nothing needs the divergence read or the buffer broadcast: an epoch end
+            # without an output folder makes no host sync (a divergence is caught at the next log point).
+            return
         self._raise_if_diverged()  # the last checkpoint must stay the last good one
         self._sync_buffers()
         if self.writes:
@@ -508,6 +512,7 @@ class Trainer:
                     self.step_in_epoch = 0
                     self.save_checkpoint()
                     if self._eval_due() and self.step < self.total_steps:
+                        self._raise_if_diverged()  # never evaluate a diverged model (with no checkpoint to check)
                         self.run_eval()
                         self.save_checkpoint()
                         set_train_mode(model, frozen_bn=cfg.model.frozen_bn)

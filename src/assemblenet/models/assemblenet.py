@@ -293,23 +293,27 @@ class AssembleNet(nn.Module):
         weight is free to trade against; its square root, compared between a node's inputs, says how much of
         the node's input each edge makes up.
         """
-        energies: Dict[Tuple[int, int], float] = {}
         first_block = len(self.stems)
+        per_node: List[Tuple[int, Tensor]] = []
         handles = []
         for n, node in enumerate(self.nodes):
             if first_block + n in self.pruned_nodes:
                 continue
 
             def record(module: nn.Module, args: Any, _output: Any, n: int = n) -> None:
-                values = module.input_contributions(*args).tolist()
-                for source, value in zip(self.node_inputs[n], values):
-                    energies[(source, first_block + n)] = float(value)
+                per_node.append((n, module.input_contributions(*args)))
             handles.append(node.fusion.register_forward_hook(record))
         try:
             self.forward_nodes(x, flow, objects)
         finally:
             for handle in handles:
                 handle.remove()
+        # Kept on the device until here: one transfer for the whole batch, not one per node.
+        values = iter(torch.cat([v for _, v in per_node]).tolist() if per_node else [])
+        energies: Dict[Tuple[int, int], float] = {}
+        for n, _ in per_node:
+            for source in self.node_inputs[n]:
+                energies[(source, first_block + n)] = float(next(values))
         return energies
 
     @torch.jit.unused

@@ -159,11 +159,14 @@ class SigmoidFusion(nn.Module):
             term = self._attend(inputs, peers)[0] if self.has_attention else inputs[0]
             return term.float().pow(2).mean().reshape(1)
         terms = self._terms(self._pool(inputs), torch.sigmoid(self.edge_logits), peers)
-        energy = torch.empty(self.num_inputs)
+        # Stacked on the inputs' device: filling a host tensor would read each value back (a sync per input).
+        energies: List[Optional[Tensor]] = [None] * self.num_inputs
         for g, projection in enumerate(self.projections):
             for i in self.group_members[g]:
-                energy[i] = projection(terms[i]).float().pow(2).mean()
-        return energy
+                energies[i] = projection(terms[i]).float().pow(2).mean()
+        stacked = [e for e in energies if e is not None]
+        assert len(stacked) == self.num_inputs, "every input belongs to one projection group"
+        return torch.stack(stacked)
 
     def forward(self, inputs: List[Tensor], peers: Optional[Tensor] = None) -> Tensor:
         if self.num_inputs == 1:
