@@ -108,7 +108,9 @@ def test_the_documented_device_command_runs_uninstalled_offline_and_writes_under
     assert result["bf16_matmul_peak"]["peak_tflops"] > 0
     rows = {row["stage"].split(" (")[0]: row for row in result["throughput"]}
     assert set(rows) == {"trainer step bf16 autocast", "training loop"}
-    assert all(row["clips_per_s"] > 0 and 0 < row["mfu"] < 1 for row in rows.values())
+    # MFU is against a matmul peak measured in the same run: on a shared CPU the peak can be measured under
+    # load and the loop not, so only its sign is a property here (the < 1 bound holds on a quiet device).
+    assert all(row["clips_per_s"] > 0 and row["mfu"] > 0 for row in rows.values())
     loop = rows["training loop"]
     # Steady state: windows after the first, across epoch ends (4 steps an epoch, 2 per window).
     assert loop["windows"] >= 2 and loop["steps_per_epoch"] == 4 and loop["steps_per_window"] == 2
@@ -192,7 +194,7 @@ def test_gpu_speed_smoke_runs_on_the_cpu(tmp_path):
     assert result["bf16_matmul_peak"]["peak_tflops"] > 0
     for row in stages.values():
         assert row["median_s"] > 0 and row["clips_per_s"] > 0
-    assert 0 < stages["trainer step bf16 autocast"]["mfu"] < 1
+    assert stages["trainer step bf16 autocast"]["mfu"] > 0  # the < 1 bound: see above
     assert stages["representation flow (eager)"]["max_abs_diff_vs_cpu"] <= 1e-5
 
 
