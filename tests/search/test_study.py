@@ -33,10 +33,24 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "search"
 TINY = str(CONFIGS / "tiny.yaml")
 
 
+CLEAN_CODE = {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False, "diff_sha256": None,
+              "root": "/src", "recorded_at": 0.0}
+
+
 @pytest.fixture(autouse=True)
 def at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped study configs name other configs relative to the working directory: the repository root."""
     monkeypatch.chdir(CONFIGS.parents[1])
+
+
+@pytest.fixture(autouse=True)
+def clean_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The code counts as a clean commit, whatever the state of the checkout running the tests (a developer's
+    uncommitted changes would otherwise make every study refuse to start); the tests of the refusal itself use a
+    git repository of their own."""
+    from assemblenet import provenance
+
+    monkeypatch.setattr(provenance, "code_provenance", lambda root=None: dict(CLEAN_CODE))
 
 
 def study_dict(**changes: Any) -> dict[str, Any]:
