@@ -19,9 +19,10 @@ from assemblenet.config_schema import (
     to_plain,
 )
 from assemblenet.search.registry import strategy_names
+from assemblenet.search.study.proxy_validity import ProxyValidityConfig, validate_proxy_validity
 
 STUDY_FORMAT = "assemblenet-study/v1"
-STAGES = ("recipes", "search", "analyse", "retrain", "baselines", "all")
+STAGES = ("recipes", "search", "analyse", "retrain", "baselines", "proxy-validity", "all")
 GUIDED = "evolution"
 BASELINE = "random"
 CONFIDENCE = 0.95
@@ -110,6 +111,7 @@ class StudyConfig:
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     recipes: RecipesConfig = field(default_factory=RecipesConfig)
+    proxy_validity: ProxyValidityConfig = field(default_factory=ProxyValidityConfig)
     # The path of the study file, for messages; not a YAML key.
     source: str = field(default="study config", compare=False, repr=False)
 
@@ -197,8 +199,10 @@ def validate_study_config(config: StudyConfig) -> None:
         fail("retrain.recipe", f"must be {AUTO_RECIPE!r}, null or a name of recipes.candidates {names}, got {recipe!r}")
     if recipe == AUTO_RECIPE and not config.recipes.candidates:
         fail("retrain.recipe", "'auto' needs recipes.candidates to choose from")
+    validate_proxy_validity(check, config.proxy_validity)
     retrain_config = config.retrain.config
-    if config.retrain.enabled and retrain_config is not None and not config.resolve(retrain_config).is_file():
+    trains = config.retrain.enabled or config.proxy_validity.enabled
+    if trains and retrain_config is not None and not config.resolve(retrain_config).is_file():
         fail("retrain.config", f"engine training config not found: {retrain_config} ({PATH_RULE}: {Path.cwd()})")
 
 

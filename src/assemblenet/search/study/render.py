@@ -234,6 +234,11 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
         if verdict:
             lines += [f"95% t intervals over seeds: {verdict}.", ""]
 
+    if analysis.get("proxy_validity"):
+        from assemblenet.search.study.proxy_validity import proxy_validity_markdown
+
+        lines += proxy_validity_markdown(analysis["proxy_validity"])
+
     rescoring = any(r.get("rescored_index") is not None for r in analysis["runs"])
     head = "| run | evaluations | complete | final best | found at |"
     lines += ["## Runs", ""]

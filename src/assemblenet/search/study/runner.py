@@ -44,6 +44,7 @@ from assemblenet.search.study.config import (
     TrainingSettings,
     load_study_config,
 )
+from assemblenet.search.study.proxy_validity import proxy_validity_analysis, run_proxy_validity
 from assemblenet.search.study.render import plot_choices, plot_proxy_vs_test, plot_study, study_markdown
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,9 @@ class Study:
             analysis = self.analyse()
         if stage == "baselines" or (stage == "all" and self.config.baselines.enabled):
             self._timed("baselines", self.train_baselines)
+            analysis = self.analyse()
+        if stage == "proxy-validity" or (stage == "all" and self.config.proxy_validity.enabled):
+            self._timed("proxy-validity", lambda: run_proxy_validity(self))
             analysis = self.analyse()
         if stage == "recipes":
             analysis = self.analyse()
@@ -304,6 +308,7 @@ class Study:
         retrain = self._retrain_analysis(runs)
         analysis["retrain"] = retrain
         analysis["baselines"] = self._baselines_analysis()
+        analysis["proxy_validity"] = proxy_validity_analysis(self)
         analysis["stage_wall_time_s"] = self.stage_times()
         analysis["stage_wall_time_untagged_rows"] = self.untagged_log_rows()
         analysis = fileio.json_safe(analysis)  # NaN (no value yet) as None, as written
