@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 from assemblenet.config_schema import (
     PATH_RULE,
@@ -89,11 +91,94 @@ class RecipesConfig:
 
 @dataclass(frozen=True)
 class BaselinesConfig:
-    """Fixed wirings trained with the retrain settings (same budget, same test split), ``seeds`` seeds each."""
+    """Fixed wirings trained with the retrain settings (same budget, same test split), ``seeds`` seeds each:
+    engine training seeds ``first_seed .. first_seed + seeds - 1``. ``first_seed`` null: just past the recipe
+    seeds (``recipes.seeds`` when recipes are configured, else 0), so that the trainings a recipe was chosen on
+    are never the ones reported as baselines."""
 
     enabled: bool = False
     names: tuple[str, ...] = ("rgb_only", "flow_only", "late_fusion", "asn50")
     seeds: int = 3
+    first_seed: int | None = None
+
+
+# ---------------------------------------------------------------------- pre-registered hypotheses
+# What a hypothesis measures, per run of a strategy (and, for test_score only, per training seed of a fixed wiring):
+ENDPOINTS = {
+    "rescored_mean": "the re-scored mean proxy fitness of the run's chosen graph (finalist re-scoring, fresh seeds)",
+    "final_best": "the run's best proxy fitness within the budget (its single best evaluation)",
+    "test_score": "the test score (retrain.metric) of the run's result (its re-scored choice where it has one), "
+                  "mean over its training seeds; for a fixed wiring, one value per training seed",
+}
+PAIRED_TESTS = ("permutation", "wilcoxon", "t")  # strategy vs strategy: paired by search seed
+UNPAIRED_TESTS = ("permutation", "mann_whitney", "t")  # anything vs a fixed wiring: independent samples
+CORRECTIONS = ("holm", "bonferroni", "none")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of a comparison: a search ``strategy`` of the study (its runs, one per search seed) or a fixed
+    ``wiring`` of ``baselines.names`` (its baseline trainings, one per training seed). Exactly one is set."""
+
+    strategy: str | None = None
+    wiring: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.strategy if self.strategy is not None else f"wiring {self.wiring}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``a`` against ``b``: the effect is mean(a) - mean(b) (paired: the mean of the per-seed differences)."""
+
+    a: Arm = field(default_factory=Arm)
+    b: Arm = field(default_factory=Arm)
+
+    @property
+    def paired(self) -> bool:
+        """Two strategies share their search seeds (and so their initial populations): their runs pair by seed."""
+        return self.a.strategy is not None and self.b.strategy is not None
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One pre-registered hypothesis: the alternative it would confirm, about ``endpoint``, for ``comparison``.
+
+    ``test``: ``permutation`` (paired: sign-flip over the per-seed differences; unpaired: relabelling of the
+    pooled values), ``wilcoxon`` (paired only, signed-rank), ``mann_whitney`` (unpaired only) or ``t`` (paired or
+    Welch). ``alternative``: ``greater`` (a > b), ``less``, ``two-sided`` or ``equivalent`` (|a - b| < ``margin``,
+    two one-sided tests, TOST). A ``margin`` given with a one- or two-sided alternative adds the TOST as a second
+    member of the correction family (``NAME (equivalence)``), so that "level" can be shown, not only "not
+    different". ``alpha`` is the family-wise level when the family is corrected (every hypothesis of a Holm or
+    Bonferroni family must then give the same alpha)."""
+
+    name: str = ""
+    statement: str = ""  # the hypothesis in words, shown in study.md
+    endpoint: Literal["rescored_mean", "final_best", "test_score"] = "rescored_mean"
+    comparison: Comparison = field(default_factory=Comparison)
+    test: Literal["permutation", "wilcoxon", "mann_whitney", "t"] = "permutation"
+    alternative: Literal["greater", "less", "two-sided", "equivalent"] = "greater"
+    alpha: float = 0.05
+    margin: float | None = None
+
+    @property
+    def members(self) -> tuple[tuple[str, str], ...]:
+        """The tests this hypothesis adds to the correction family: ``(member name, alternative)``."""
+        if self.alternative == "equivalent":
+            return ((self.name, "equivalent"),)
+        if self.margin is not None:
+            return ((self.name, self.alternative), (f"{self.name} (equivalence)", "equivalent"))
+        return ((self.name, self.alternative),)
+
+
+@dataclass(frozen=True)
+class HypothesesConfig:
+    """The study's pre-registered (confirmatory) hypotheses and the correction over them (``holm``: Holm's
+    step-down, family-wise error at ``alpha``). Everything else the study reports is exploratory."""
+
+    correction: Literal["holm", "bonferroni", "none"] = "holm"
+    confirmatory: tuple[Hypothesis, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +196,7 @@ class StudyConfig:
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     recipes: RecipesConfig = field(default_factory=RecipesConfig)
+    hypotheses: HypothesesConfig = field(default_factory=HypothesesConfig)
     proxy_validity: ProxyValidityConfig = field(default_factory=ProxyValidityConfig)
     # The path of the study file, for messages; not a YAML key.
     source: str = field(default="study config", compare=False, repr=False)
@@ -130,6 +216,25 @@ class StudyConfig:
     @property
     def search_path(self) -> Path:
         return self.resolve(self.search)
+
+    @property
+    def baseline_seeds(self) -> tuple[int, ...]:
+        """The engine training seeds of every fixed-wiring baseline (disjoint from the recipe seeds)."""
+        first = self.baselines.first_seed
+        if first is None:
+            first = self.recipes.seeds if self.recipes.candidates else 0
+        return tuple(range(first, first + self.baselines.seeds))
+
+    @property
+    def recipe_seeds(self) -> tuple[int, ...]:
+        return tuple(range(self.recipes.seeds))
+
+
+def config_hash(data: Any) -> str:
+    """The sha256 of a config's canonical JSON (a :class:`StudyConfig`, a section of it, or its plain dict):
+    what the study records to tell whether the config (its hypotheses included) changed between invocations."""
+    plain = data.to_dict() if isinstance(data, StudyConfig) else to_plain(data)
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def load_study_config(path: str | Path, overrides: Iterable[Override] = ()) -> StudyConfig:
@@ -199,11 +304,66 @@ def validate_study_config(config: StudyConfig) -> None:
         fail("retrain.recipe", f"must be {AUTO_RECIPE!r}, null or a name of recipes.candidates {names}, got {recipe!r}")
     if recipe == AUTO_RECIPE and not config.recipes.candidates:
         fail("retrain.recipe", "'auto' needs recipes.candidates to choose from")
+    check.at_least("baselines.first_seed", 0)
+    overlap = sorted(set(config.baseline_seeds) & set(config.recipe_seeds)) if config.recipes.candidates else []
+    if overlap:
+        fail("baselines.first_seed", f"the baseline training seeds {list(config.baseline_seeds)} overlap the recipe "
+             f"seeds {list(config.recipe_seeds)} (the recipe is chosen on those trainings: a baseline reported "
+             f"from them would be chosen on its own data); use at least {config.recipes.seeds} or null")
+    _validate_hypotheses(config, check)
     validate_proxy_validity(check, config.proxy_validity)
     retrain_config = config.retrain.config
     trains = config.retrain.enabled or config.proxy_validity.enabled
     if trains and retrain_config is not None and not config.resolve(retrain_config).is_file():
         fail("retrain.config", f"engine training config not found: {retrain_config} ({PATH_RULE}: {Path.cwd()})")
+
+
+def _validate_hypotheses(config: StudyConfig, check: Checker) -> None:
+    fail = check.fail
+    family = config.hypotheses.confirmatory
+    names = [h.name for h in family]
+    for i, h in enumerate(family):
+        key = f"hypotheses.confirmatory[{i}]"
+        if not h.name:
+            fail(f"{key}.name", "must not be empty (e.g. H1)")
+        for side in ("a", "b"):
+            arm = getattr(h.comparison, side)
+            arm_key = f"{key}.comparison.{side}"
+            if (arm.strategy is None) == (arm.wiring is None):
+                fail(arm_key, f"give exactly one of strategy (one of {list(config.strategies)}) or wiring (one of "
+                     f"baselines.names {list(config.baselines.names)}), got {to_plain(arm)}")
+            if arm.strategy is not None and arm.strategy not in config.strategies:
+                fail(f"{arm_key}.strategy", f"expected a strategy of the study {list(config.strategies)}, "
+                     f"got {arm.strategy!r}")
+            if arm.wiring is not None:
+                if arm.wiring not in config.baselines.names:
+                    fail(f"{arm_key}.wiring", f"expected one of baselines.names {list(config.baselines.names)}, "
+                         f"got {arm.wiring!r}")
+                if not config.baselines.enabled:
+                    fail(f"{arm_key}.wiring", "needs baselines.enabled: true (the fixed wirings are trained there)")
+                if h.endpoint != "test_score":
+                    fail(f"{key}.endpoint", f"a fixed wiring has only a test score: use test_score, got {h.endpoint!r}")
+        if h.comparison.a == h.comparison.b:
+            fail(f"{key}.comparison", "a and b must differ")
+        if h.comparison.a.strategy is None:
+            fail(f"{key}.comparison.a", "must be a strategy (the searched side; b may be a fixed wiring)")
+        if h.endpoint == "test_score" and not config.retrain.enabled:
+            fail(f"{key}.endpoint", "test_score needs retrain.enabled: true")
+        allowed = PAIRED_TESTS if h.comparison.paired else UNPAIRED_TESTS
+        if h.test not in allowed:
+            fail(f"{key}.test", f"expected one of {list(allowed)} for a {'paired' if h.comparison.paired else 'unpaired'}"
+                 f" comparison, got {h.test!r}")
+        check.within(f"{key}.alpha", 0, 0.5, low_open=True, high_open=True)
+        if h.alternative == "equivalent" and h.margin is None:
+            fail(f"{key}.margin", "an equivalence hypothesis needs a margin (e.g. 0.02)")
+        if h.margin is not None and not h.margin > 0:
+            fail(f"{key}.margin", f"must be > 0, got {h.margin!r}")
+    if len(set(names)) != len(names):
+        fail("hypotheses.confirmatory", f"names must be distinct, got {names}")
+    alphas = sorted({h.alpha for h in family})
+    if config.hypotheses.correction != "none" and len(alphas) > 1:
+        fail("hypotheses.correction", f"{config.hypotheses.correction} controls the family-wise error at one alpha; "
+             f"give every hypothesis the same alpha (got {alphas}) or use correction: none")
 
 
 @dataclass(frozen=True)

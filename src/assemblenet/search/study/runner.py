@@ -528,9 +528,9 @@ class Study:
                 if on_finished is not None:
                     on_finished(futures[future])
 
-    def _train_named(self, folder_root: Path, names: Sequence[str], seeds: int, settings: TrainingSettings,
+    def _train_named(self, folder_root: Path, names: Sequence[str], seeds: Sequence[int], settings: TrainingSettings,
                      what: str) -> list[dict[str, Any]]:
-        """Train fixed wirings ``names`` (``search.baselines``) with ``seeds`` training seeds each into
+        """Train fixed wirings ``names`` (``search.baselines``) with the training seeds ``seeds`` each into
         ``folder_root/NAME/``; one record per (name, seed)."""
         from assemblenet.graph.io import save_graph
         from assemblenet.search.baselines import baseline_graph
@@ -539,24 +539,24 @@ class Study:
         train_config, width = self._train_config(), self._width()
         graphs = {name: baseline_graph(name, self.base.space) for name in names}
         self._train_in_parallel([(graphs[name], folder_root / name / settings.folder_name("", k), k, settings)
-                                 for name in graphs for k in range(seeds)], train_config, width)
+                                 for name in graphs for k in seeds], train_config, width)
         records = []
         for name, graph in graphs.items():
             folder = folder_root / name
             folder.mkdir(parents=True, exist_ok=True)
             save_graph(graph, folder / "graph.yaml")
-            for k in range(seeds):
+            for k in seeds:
                 record = self._train_graph(graph, folder / settings.folder_name("", k), k, train, train_config,
                                            width, what=f"{what} {name}", settings=settings)
                 records.append({"baseline": name, **record})
         return records
 
-    def _named_scores(self, folder_root: Path, names: Sequence[str], seeds: int,
+    def _named_scores(self, folder_root: Path, names: Sequence[str], seeds: Sequence[int],
                       settings: TrainingSettings) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {}
         for name in names:
             scores = []
-            for k in range(seeds):
+            for k in seeds:
                 path = folder_root / name / settings.folder_name("", k) / RESULT_FILE
                 if path.is_file():
                     scores.append(float(json.loads(path.read_text())["score"]))
@@ -574,8 +574,8 @@ class Study:
         records = []
         for candidate in cfg.candidates:
             settings = self._settings(candidate)
-            for record in self._train_named(self.output / RECIPES_DIR / candidate.name, cfg.graphs, cfg.seeds,
-                                            settings, f"recipe {candidate.name}"):
+            for record in self._train_named(self.output / RECIPES_DIR / candidate.name, cfg.graphs,
+                                            self.config.recipe_seeds, settings, f"recipe {candidate.name}"):
                 records.append({"recipe": candidate.name, **record})
         return records
 
@@ -583,16 +583,17 @@ class Study:
         cfg = self.config.recipes
         if not cfg.candidates or not (self.output / RECIPES_DIR).is_dir():
             return None
-        measured = {c.name: self._named_scores(self.output / RECIPES_DIR / c.name, cfg.graphs, cfg.seeds,
-                                               self._settings(c)) for c in cfg.candidates}
+        measured = {c.name: self._named_scores(self.output / RECIPES_DIR / c.name, cfg.graphs,
+                                               self.config.recipe_seeds, self._settings(c)) for c in cfg.candidates}
         return recipe_statistics(measured, self.config)
 
     # ------------------------------------------------------------------ stage: baselines
     def train_baselines(self) -> list[dict[str, Any]]:
-        """Train every fixed wiring of ``baselines.names`` for ``baselines.seeds`` seeds with the retrain
-        settings; return one record per (baseline, seed)."""
+        """Train every fixed wiring of ``baselines.names`` with the baseline training seeds
+        (:attr:`StudyConfig.baseline_seeds`: never the recipe seeds) and the retrain settings; return one record per
+        (baseline, seed)."""
         return self._train_named(self.output / BASELINES_DIR, self.config.baselines.names,
-                                 self.config.baselines.seeds, self.retrain_settings(), "baseline")
+                                 self.config.baseline_seeds, self.retrain_settings(), "baseline")
 
     def _baselines_analysis(self) -> dict[str, Any] | None:
         folder = self.output / BASELINES_DIR
@@ -600,7 +601,7 @@ class Study:
         if not folder.is_dir() or settings is None:
             return None
         out: dict[str, Any] = {}
-        measured = self._named_scores(folder, self.config.baselines.names, self.config.baselines.seeds, settings)
+        measured = self._named_scores(folder, self.config.baselines.names, self.config.baseline_seeds, settings)
         for name, scores in measured.items():
             out[name] = {"n": len(scores), "scores": scores, "mean": statistics.fmean(scores),
                          "std": statistics.stdev(scores) if len(scores) > 1 else None,
