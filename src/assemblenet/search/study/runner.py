@@ -85,10 +85,12 @@ class Study:
         progress: bool = True,
         fitness: Any = None,
         run_training: Callable[..., Any] | None = None,
+        base: SearchConfig | None = None,
     ) -> None:
         self.config = config
         self.output = Path(output or config.output_dir or Path("runs") / "study" / config.name)
-        base = load_search_config(config.search_path)
+        # ``base``: the search config to use instead of the file's (a task of a multi-task study: search/study/tasks.py)
+        base = base if base is not None else load_search_config(config.search_path)
         changes: dict[str, Any] = {"search.max_evaluations": config.max_evaluations}
         if executor is not None:
             changes["executor.kind"] = executor
@@ -332,6 +334,8 @@ class Study:
         for run in runs:
             for choice, record_name, current in ((SINGLE_BEST_CHOICE, RETRAIN_RECORD, run.best),
                                                  (RESCORED_CHOICE, RESCORED_RECORD, run.rescored)):
+                if not self._retrains(run, choice):
+                    continue
                 expected += current is not None and run.complete
                 path = folder / run.label / record_name
                 if not path.is_file():
@@ -396,7 +400,7 @@ class Study:
         width = self._width()
         choices = [(run, choice, record) for run in runs
                    for choice, record in ((SINGLE_BEST_CHOICE, run.best), (RESCORED_CHOICE, run.rescored))
-                   if record is not None]
+                   if record is not None and self._retrains(run, choice)]
         owners: dict[str, tuple[SearchRun, EvaluationRecord]] = {}
         for run, _, record in choices:
             owners.setdefault(record.graph_hash, (run, record))
@@ -433,6 +437,11 @@ class Study:
                 logger.warning("study %s: %s has no successful evaluation; nothing to retrain", self.config.name,
                             run.label)
         return entries
+
+    def _retrains(self, run: SearchRun, choice: str) -> bool:
+        """Whether the retrain stage trains this run's ``choice`` (``retrain.strategies`` and ``retrain.choices``)."""
+        cfg = self.config.retrain
+        return choice in cfg.choices and (cfg.strategies is None or run.strategy in cfg.strategies)
 
     def _train_config(self) -> str | None:
         cfg = self.config.retrain
@@ -640,6 +649,10 @@ def run_study(config: StudyConfig | str | Path, *, stage: str = "all", **options
     :class:`Study` (``output``, ``executor``, ``ray_address``, ``progress``, ``fitness``, ``run_training``)."""
     if not isinstance(config, StudyConfig):
         config = load_study_config(config)
+    if config.tasks.items:  # several tasks: one study per task, analysed across tasks
+        from assemblenet.search.study.tasks import MultiTaskStudy
+
+        return MultiTaskStudy(config, **options).run(stage)
     return Study(config, **options).run(stage)
 
 
