@@ -205,3 +205,13 @@ def test_reliability_is_spearman_brown_of_the_single_seed_icc() -> None:
     assert rel["mean_k"] == pytest.approx((msb - msw) / msb)
     assert disattenuate(0.5, 0.25, 1.0) == pytest.approx(1.0)
     assert math.isnan(disattenuate(0.5, -0.1, 1.0))
+
+
+def test_shipped_config_is_the_issue_size() -> None:
+    from assemblenet.search.study import load_study_config
+
+    config = load_study_config(CONFIGS / "study_proxy_validity.yaml")
+    section = config.proxy_validity
+    assert section.enabled and (section.graphs, section.proxy_seeds, section.final_seeds) == (50, 3, 2)
+    assert set(section.fixed) == {"asn50", "late_fusion", "rgb_only", "flow_only"}
+    assert config.retrain.recipe == "s1200-lr0.05"

@@ -495,6 +495,8 @@ def proxy_validity_markdown(analysis: Mapping[str, Any]) -> list[str]:
               f"{_num(rel['proxy']['icc1'])}, mean of {rel['proxy']['seeds']} {_num(rel['proxy']['mean_k'])}; "
               f"final single seed {_num(rel['final']['icc1'])}, mean of {rel['final']['seeds']} "
               f"{_num(rel['final']['mean_k'])}. Between-graph SD of the final means: "
-              f"{_num(rel['final']['between_graph_sd_of_means'], 4)}.",
+              f"{_num(rel['final']['between_graph_sd_of_means'], 4)}. The corrected correlation estimates the "
+              "correlation of the graphs' true (infinitely many seeds) proxy and final scores; it is undefined where "
+              "a reliability is not positive and can exceed 1 by sampling error.",
               "", f"![proxy validity]({FOLDER}/{PLOT_FILE})", ""]
     return lines
