@@ -8,7 +8,7 @@ import pytest
 
 from assemblenet.cli.main import main
 from assemblenet.search.demo import ASN50, EVAL_FILE, FULL, LATE_FUSION, SEARCHED, search_config_dict, settings_for
-from assemblenet.search.stats import bootstrap_mean_ci, compare_intervals, format_interval
+from assemblenet.search.stats import bootstrap_mean_ci, format_interval
 
 
 def test_demo_quick_runs_end_to_end_and_resumes(tmp_path, capsys):
@@ -35,10 +35,10 @@ def test_demo_quick_runs_end_to_end_and_resumes(tmp_path, capsys):
         assert f"| {format_interval(interval)} | {evaluated['map']:.3f} |" in row
         assert model["steps"] == 4 and model["parameters"] > 0
     assert "[5/5]" in printed
-    # A winner is named only when its interval lies above the others'.
-    intervals = {m["name"]: bootstrap_mean_ci(json.loads((out / "train" / m["name"] / EVAL_FILE).read_text())
-                                              ["top1_hits"]) for m in comparison["models"]}
-    assert compare_intervals(intervals).sentence("top-1") in printed
+    # No winner is named from one training seed per model: the point estimate only, and no test of a difference.
+    top = max(comparison["models"], key=lambda m: m["metrics"]["top1"])
+    assert f"highest test top-1 by point estimate: {top['name']}" in printed
+    assert "no difference between the models is tested here" in printed and "intervals overlap" not in printed
 
     # The count of guided connection mutations is what the search's records say.
     records = [json.loads(p.read_text()) for p in (out / "search" / "evolution-seed0" / "evaluations").glob("*.json")]

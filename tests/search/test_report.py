@@ -103,8 +103,8 @@ def test_report_counts_each_runs_children_by_mutation_kind(tmp_path) -> None:
     assert ", ".join(f"{k} {v}" for k, v in sorted(expected.items())) in text
 
 
-def test_strategy_table_gives_intervals_over_seeds_and_names_no_winner_when_they_overlap(tmp_path: Path) -> None:
-    from assemblenet.search.stats import bootstrap_mean_ci, compare_intervals, format_interval
+def test_strategy_table_gives_intervals_over_seeds_and_never_reads_their_overlap_as_a_test(tmp_path: Path) -> None:
+    from assemblenet.search.stats import bootstrap_mean_ci, format_interval
 
     for strategy in ("evolution", "random"):
         for seed in (0, 1, 2):
@@ -116,4 +116,5 @@ def test_strategy_table_gives_intervals_over_seeds_and_names_no_winner_when_they
     intervals = {s: bootstrap_mean_ci(summary[s]["final_best"]) for s in ("evolution", "random")}
     for strategy, interval in intervals.items():
         assert f"| {format_interval(interval, 4)} |" in text
-    assert compare_intervals(intervals).sentence("final best fitness") in text
+    assert "whether two intervals overlap is not a test" in text
+    assert "no measurable difference" not in text and "intervals overlap)" not in text

@@ -119,15 +119,87 @@ def test_correlations() -> None:
     assert stats.pearson(x, [1.0, 1.0, 1.0, 1.0]).r is None  # constant
 
 
-def test_compare_intervals_names_a_winner_only_when_intervals_separate():
-    from assemblenet.search.stats import Interval, compare_intervals
+def test_paired_tests_agree_with_scipy_called_directly() -> None:
+    from scipy import stats as sp
 
-    apart = compare_intervals({"a": Interval(0.5, 0.45, 0.55), "b": Interval(0.3, 0.25, 0.35)})
-    assert apart.leader == "a" and apart.sentence("top-1").startswith("highest top-1: a")
-    close = compare_intervals({"a": Interval(0.30, 0.22, 0.38), "b": Interval(0.29, 0.21, 0.37),
-                               "c": Interval(0.10, 0.05, 0.15)})
-    assert close.leader is None and close.tied == ("a", "b")
-    assert close.sentence("top-1") == "no measurable difference in top-1 between a and b (95% intervals overlap)"
+    a = [0.61, 0.66, 0.70, 0.64, 0.69, 0.58, 0.71]
+    b = [0.60, 0.62, 0.58, 0.63, 0.65, 0.57, 0.66]
+    d = np.subtract(a, b)
+    for alternative in ("greater", "less", "two-sided"):
+        ours = stats.paired_permutation_test(d, alternative=alternative)
+        reference = sp.permutation_test((d,), np.mean, permutation_type="samples", alternative=alternative,
+                                        n_resamples=np.inf)
+        assert ours.exact and ours.p_value == pytest.approx(reference.pvalue)
+        assert stats.wilcoxon_signed_rank(d, alternative=alternative).p_value == pytest.approx(
+            sp.wilcoxon(a, b, alternative=alternative).pvalue)
+        assert stats.t_test(a, b, paired=True, alternative=alternative).p_value == pytest.approx(
+            sp.ttest_rel(a, b, alternative=alternative).pvalue)
+        assert stats.t_test(a, b, paired=False, alternative=alternative).p_value == pytest.approx(
+            sp.ttest_ind(a, b, equal_var=False, alternative=alternative).pvalue)
+    # every difference positive: the observed sign assignment is the most extreme of 2^7
+    assert stats.paired_permutation_test(np.abs(d) + 0.01).p_value == pytest.approx(1 / 2 ** 7)
+    interval = stats.paired_bootstrap_ci(a, b, samples=3000, seed=5)
+    reference = sp.bootstrap((d,), np.mean, n_resamples=3000, method="percentile", rng=np.random.default_rng(5))
+    assert interval.estimate == pytest.approx(d.mean())
+    assert interval.to_list() == pytest.approx([reference.confidence_interval.low, reference.confidence_interval.high])
+
+
+def test_a_paired_design_detects_a_shift_that_the_unpaired_test_cannot_see() -> None:
+    # Eight search seeds differ a lot from each other (one seed's task is easy, another's hard); within every seed
+    # the guided run is 0.01 above its control. Unpaired, the seed-to-seed spread (0.1) swamps the shift; paired
+    # by seed, all 8 differences are positive: the most extreme of 2^8 sign assignments.
+    seed_level = np.array([0.30, 0.45, 0.52, 0.38, 0.61, 0.27, 0.49, 0.55])
+    control = seed_level + np.array([0.001, -0.002, 0.0, 0.002, -0.001, 0.001, 0.0, -0.002])
+    guided = control + 0.01 + np.array([0.001, 0.0, -0.001, 0.002, 0.0, 0.001, -0.002, 0.0])
+    unpaired = stats.permutation_test(guided, control)
+    paired = stats.difference_test(guided, control, paired=True, test="permutation")
+    assert unpaired.p_value > 0.3
+    assert paired.p_value == pytest.approx(1 / 2 ** 8)
+    assert stats.mann_whitney(guided, control).p_value > 0.3
+    assert stats.difference_test(guided, control, paired=True, test="wilcoxon").p_value < 0.01
+    # the paired interval excludes 0; the independent-samples interval does not
+    assert stats.paired_bootstrap_ci(guided, control, samples=4000).low > 0
+    assert stats.bootstrap_diff_ci(guided, control, samples=4000).low < 0
+
+
+def test_holm_adjusted_p_values_by_hand() -> None:
+    # sorted 0.01, 0.03, 0.04 -> x3, x2, x1 = 0.03, 0.06, 0.04 -> running max 0.03, 0.06, 0.06
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    # Holm rejects more than Bonferroni: at alpha 0.05, 0.02 x 2 = 0.04 passes; Bonferroni's 0.02 x 3 = 0.06 not
+    p = [0.001, 0.02, 0.3]
+    assert stats.holm(p) == pytest.approx([0.003, 0.04, 0.3])
+    assert stats.bonferroni(p) == pytest.approx([0.003, 0.06, 0.9])
+    assert stats.holm([0.6, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert stats.holm([]) == []
+    with pytest.raises(ValueError):
+        stats.holm([0.5, 1.5])
+
+
+def test_equivalence_is_two_one_sided_tests_against_the_margin() -> None:
+    from scipy import stats as sp
+
+    rng = np.random.default_rng(3)
+    b = rng.uniform(0.4, 0.6, 12)
+    level = b + rng.normal(0.0, 0.004, 12)  # differences near 0, well inside +-0.02
+    shifted = b + 0.03 + rng.normal(0.0, 0.004, 12)  # 0.03 apart: outside the margin
+    tost = stats.equivalence_test(level, b, margin=0.02, paired=True, test="t")
+    d = level - b
+    lower = sp.ttest_1samp(d, -0.02, alternative="greater").pvalue
+    upper = sp.ttest_1samp(d, 0.02, alternative="less").pvalue
+    assert (tost.p_lower, tost.p_upper) == (pytest.approx(lower), pytest.approx(upper))
+    assert tost.p_value == pytest.approx(max(lower, upper)) and tost.p_value < 0.001
+    assert stats.equivalence_test(shifted, b, margin=0.02, paired=True).p_value > 0.5
+    # with the sign-flip test too (exact: every difference lies within the margin, so p = 1 / 2^12 on each side)
+    assert stats.equivalence_test(level, b, margin=0.02, paired=True).p_value == pytest.approx(1 / 2 ** 12)
+    # unpaired: b shifted by each margin, Welch's t on each side
+    welch = stats.equivalence_test(level, b, margin=0.02, paired=False, test="t")
+    assert welch.p_lower == pytest.approx(sp.ttest_ind(level, b - 0.02, equal_var=False, alternative="greater").pvalue)
+    with pytest.raises(ValueError):
+        stats.equivalence_test(level, b, margin=0.0, paired=True)
+
+
+def test_no_interval_overlap_rule_is_left() -> None:
+    assert not hasattr(stats, "compare_intervals") and not hasattr(stats, "IntervalComparison")
 
 
 def test_nested_bootstrap_widens_with_seed_spread():

@@ -7,7 +7,7 @@ import json
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -33,10 +33,26 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "search"
 TINY = str(CONFIGS / "tiny.yaml")
 
 
+CLEAN_CODE = {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False, "diff_sha256": None,
+              "root": "/src", "recorded_at": 0.0}
+
+
 @pytest.fixture(autouse=True)
 def at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped study configs name other configs relative to the working directory: the repository root."""
     monkeypatch.chdir(CONFIGS.parents[1])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def clean_code() -> Iterator[None]:
+    """The code counts as a clean commit, whatever the state of the checkout running the tests (a developer's
+    uncommitted changes would otherwise make every study refuse to start); the tests of the refusal itself use a
+    git repository of their own. Module-scoped: the module-scoped study fixtures run studies too."""
+    from assemblenet import provenance
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(provenance, "code_provenance", lambda root=None: dict(CLEAN_CODE))
+        yield
 
 
 def study_dict(**changes: Any) -> dict[str, Any]:
@@ -196,8 +212,13 @@ def test_toy_study_writes_json_png_md_consistent_with_the_runs(toy_study: tuple[
                                                           statistics.fmean(finals["random"]))
     assert comparison["permutation_exact"] and 0 < comparison["permutation_p"] <= 1
     text = (out / "study.md").read_text()
-    for heading in ("## Best fitness against evaluations", "## Final best fitness", "## Guided evolution against",
-                    "## Mutations", "## Runs", "(study.png)", "| evolution vs random (2 vs 2 seeds) |"):
+    assert comparison["paired"] and comparison["n_pairs"] == 2 and comparison["endpoint"] == "final_best"
+    assert comparison["differences"] == pytest.approx([data["runs"][i]["final_best"] - data["runs"][i + 2]["final_best"]
+                                                       for i in (0, 1)])  # evolution-seed0 - random-seed0, ...
+    assert comparison["permutation_p"] in (pytest.approx(0.25), pytest.approx(0.5), pytest.approx(0.75), 1.0)
+    for heading in ("## Hypotheses (pre-registered)", "## Exploratory", "### Best fitness against evaluations",
+                    "### Final best fitness", "### Guided evolution against", "### Mutations", "### Runs",
+                    "(study.png)", "| evolution vs random | final_best | 2 |"):
         assert heading in text
     log_lines = [json.loads(line) for line in (out / "study_log.jsonl").read_text().splitlines()]
     runs = [row for row in log_lines if row["event"] == "run-finished"]
@@ -539,13 +560,10 @@ def test_baselines_are_trained_like_the_retrained_graphs_and_tabulated(tmp_path:
         expected = FakeTraining.score(baseline_graph(name, space))
         assert data[name]["scores"] == pytest.approx([expected, expected + 0.001])
     text = (tmp_path / "out" / "study.md").read_text()
-    assert "## Fixed wirings" in text
-    # A winner is named only when its interval lies above the others'; else "no measurable difference".
-    from assemblenet.search.stats import Interval, compare_intervals
-
-    metric = json.loads((tmp_path / "out" / "study.json").read_text())["baselines"]["metric"]
-    intervals = {name: Interval(data[name]["mean"], *data[name]["ci95_t"]) for name in data}
-    assert f"95% t intervals over seeds: {compare_intervals(intervals).sentence(f'`{metric}`')}." in text
+    assert "### Fixed wirings" in text and "training seeds 0, 1" in text
+    # intervals are shown, and never read as a test by whether they overlap
+    assert "no measurable difference" not in text and "intervals overlap" not in text
+    assert "highest `" not in text
     fake.calls.clear()
     run_study(config, output=tmp_path / "out", progress=False, run_training=fake)  # resumed: nothing retrained
     assert fake.calls == []
@@ -639,7 +657,11 @@ def test_recipes_stage_trains_each_candidate_and_auto_picks_the_steadiest(tmp_pa
     assert data["recipes"]["chosen"] == "gentle"
     assert [c["overrides"].get("optim.lr") for c in fake.calls[18:]] == [0.05, 0.05]  # baselines use it
     assert data["baselines"]["recipe"] == "gentle"
-    assert (tmp_path / "out" / "baselines" / "rgb_only" / "gentle-seed1" / "result.json").is_file()
+    # the baselines train with seeds 3 and 4: the recipe was chosen on seeds 0-2, which are never reported
+    assert [c["seed"] for c in fake.calls[18:]] == [3, 4]
+    assert (tmp_path / "out" / "baselines" / "rgb_only" / "gentle-seed3" / "result.json").is_file()
+    assert not (tmp_path / "out" / "baselines" / "rgb_only" / "gentle-seed0").exists()
+    assert data["baselines"]["training_seeds"] == [3, 4]
     assert "Chosen for retraining (`retrain.recipe: auto`): **gentle**" in (tmp_path / "out" / "study.md").read_text()
     fake.calls.clear()
     run_study(config, output=tmp_path / "out", progress=False, run_training=fake)  # resumed: nothing again
@@ -649,15 +671,22 @@ def test_recipes_stage_trains_each_candidate_and_auto_picks_the_steadiest(tmp_pa
 def test_choose_recipe_never_trades_a_measurably_lower_score_for_agreement() -> None:
     from assemblenet.search.study import choose_recipe
 
-    def row(mean: float, low: float, high: float, std: float, steps: int = 600) -> dict[str, Any]:
-        return {"complete": True, "mean": mean, "ci95_bootstrap": [low, high], "pooled_std": std, "steps": steps}
+    def row(scores: list[float], std: float, steps: int = 600) -> dict[str, Any]:
+        # two fixed graphs, the same 4 training seeds each (so recipes pair by graph and seed)
+        graphs = {"asn50": {"scores": scores}, "late_fusion": {"scores": [v + 0.01 for v in scores]}}
+        return {"complete": True, "mean": statistics.fmean(scores) + 0.005, "graphs": graphs, "pooled_std": std,
+                "steps": steps}
 
-    # "flat" agrees best but its interval lies below the top one's: it is not eligible.
-    rows = {"base": row(0.30, 0.25, 0.35, 0.05), "flat": row(0.10, 0.09, 0.11, 0.001),
-            "long": row(0.32, 0.28, 0.36, 0.03, 1200)}
+    # "flat" agrees best but scores below the top recipe at every one of the 8 (graph, seed) pairs: the sign-flip
+    # test says measurably lower (p = 1/256), so it is not eligible.
+    rows = {"base": row([0.30, 0.25, 0.35, 0.31], 0.05), "flat": row([0.10, 0.11, 0.09, 0.10], 0.001),
+            "long": row([0.32, 0.28, 0.36, 0.33], 0.03, 1200)}
     assert choose_recipe(rows) == "long"
-    rows["long"] = row(0.32, 0.28, 0.36, 0.05, 1200)  # equal spread: the cheaper one
+    rows["long"] = row([0.32, 0.28, 0.36, 0.33], 0.05, 1200)  # equal spread: the cheaper one
     assert choose_recipe(rows) == "base"
+    # "base" below "long" at every pair is measurably lower too (a paired test sees what overlapping intervals hide)
+    rows["base"] = row([0.31, 0.27, 0.35, 0.32], 0.04)
+    assert choose_recipe(rows) == "long"
     rows["base"] = {**rows["base"], "complete": False}
     assert choose_recipe(rows) is None
 
@@ -797,3 +826,327 @@ def test_paired_permutation_test_and_variance_split_by_hand() -> None:
     assert not split.training_noise_dominates
     same_graph_twice = stats.variance_split([[0.1, 0.3], [0.1, 0.3]])
     assert same_graph_twice.between == 0.0 and same_graph_twice.training_noise_dominates
+
+
+# ---------------------------------------------------------------------- issue 27: pre-registration, provenance
+from assemblenet.provenance import code_provenance as real_code_provenance  # noqa: E402 (before the fixture patches it)
+
+H1 = {"name": "H1", "statement": "guided beats random", "endpoint": "final_best",
+      "comparison": {"a": {"strategy": "evolution"}, "b": {"strategy": "random"}}, "alternative": "greater"}
+
+
+def with_hypotheses(*hypotheses: dict[str, Any], correction: str = "holm") -> dict[str, Any]:
+    return {"correction": correction, "confirmatory": list(hypotheses)}
+
+
+def test_hypotheses_parse_into_typed_dataclasses_and_change_the_config_hash() -> None:
+    from assemblenet.search.study import Arm, Hypothesis, config_hash
+
+    shipped = load_study_config(CONFIGS / "study_compositional.yaml")
+    names = [h.name for h in shipped.hypotheses.confirmatory]
+    assert names == ["H1", "H2", "H3-asn50", "H3-late-fusion"] and shipped.hypotheses.correction == "holm"
+    h1, h2, h3 = shipped.hypotheses.confirmatory[:3]
+    assert isinstance(h1, Hypothesis) and h1.comparison.a == Arm(strategy="evolution")
+    assert h1.endpoint == h2.endpoint == "rescored_mean" and h1.comparison.paired
+    assert h2.comparison.b == Arm(strategy="evolution-unguided")
+    assert h3.comparison.b == Arm(wiring="asn50") and not h3.comparison.paired and h3.margin == 0.02
+    assert [m for m, _ in h3.members] == ["H3-asn50", "H3-asn50 (equivalence)"]
+    tiny = load_study_config(CONFIGS / "study_tiny.yaml")
+    assert [h.name for h in tiny.hypotheses.confirmatory] == ["H1", "H2"]
+    # the hypotheses are part of the config and its hash
+    plain = study_config_from_dict(study_dict(), source="s.yaml")
+    declared = study_config_from_dict(study_dict(hypotheses=with_hypotheses(H1)), source="s.yaml")
+    assert config_hash(plain) != config_hash(declared)
+    assert declared.to_dict()["hypotheses"]["confirmatory"][0]["comparison"]["b"] == {"strategy": "random",
+                                                                                       "wiring": None}
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        ({"endpoint": "accuracy"}, "hypotheses.confirmatory[0].endpoint", "expected one of"),
+        ({"alternative": "bigger"}, "hypotheses.confirmatory[0].alternative", "expected one of"),
+        ({"comparison": {"a": {"strategy": "evolution"}, "b": {"strategy": "oneshot"}}},
+         "hypotheses.confirmatory[0].comparison.b.strategy", "expected a strategy of the study"),
+        ({"comparison": {"a": {"strategy": "evolution"}, "b": {}}}, "hypotheses.confirmatory[0].comparison.b",
+         "exactly one of strategy"),
+        ({"comparison": {"a": {"strategy": "evolution"}, "b": {"wiring": "asn50"}}},
+         "hypotheses.confirmatory[0].comparison.b.wiring", "expected one of baselines.names"),
+        ({"test": "mann_whitney"}, "hypotheses.confirmatory[0].test", "for a paired comparison"),
+        ({"alternative": "equivalent"}, "hypotheses.confirmatory[0].margin", "needs a margin"),
+        ({"margin": -0.02}, "hypotheses.confirmatory[0].margin", "must be > 0"),
+        ({"alpha": 0.7}, "hypotheses.confirmatory[0].alpha", "must be in (0, 0.5)"),
+        ({"endpoint": "test_score"}, "hypotheses.confirmatory[0].endpoint", "needs retrain.enabled"),
+        ({"name": ""}, "hypotheses.confirmatory[0].name", "must not be empty"),
+        ({"metric": "top1"}, "hypotheses.confirmatory[0].metric", "unknown key"),
+    ],
+)
+def test_bad_hypotheses_name_the_file_and_key(change: dict[str, Any], key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        study_config_from_dict(study_dict(hypotheses=with_hypotheses({**H1, **change})), source="study.yaml")
+    assert str(error.value).startswith(f"study.yaml: key '{key}'") and words in str(error.value)
+
+
+def test_a_holm_family_shares_one_alpha_and_names_are_distinct() -> None:
+    with pytest.raises(ConfigError, match="key 'hypotheses.correction'.*same alpha"):
+        study_config_from_dict(study_dict(hypotheses=with_hypotheses(H1, {**H1, "name": "H2", "alpha": 0.01})),
+                               source="s.yaml")
+    study_config_from_dict(study_dict(hypotheses=with_hypotheses(H1, {**H1, "name": "H2", "alpha": 0.01},
+                                                                 correction="none")), source="s.yaml")
+    with pytest.raises(ConfigError, match="names must be distinct"):
+        study_config_from_dict(study_dict(hypotheses=with_hypotheses(H1, H1)), source="s.yaml")
+
+
+def test_rescored_mean_needs_finalist_rescoring(tmp_path: Path) -> None:
+    config = study_config_from_dict(study_dict(hypotheses=with_hypotheses({**H1, "endpoint": "rescored_mean"})),
+                                    source="s.yaml")
+    with pytest.raises(ConfigError, match="hypotheses.confirmatory\\[0\\].endpoint.*finalist re-scoring"):
+        Study(config, output=tmp_path / "out", progress=False)
+
+
+def test_baseline_seeds_are_disjoint_from_the_recipe_seeds() -> None:
+    recipes = {"enabled": True, "graphs": ["asn50"], "seeds": 4, "candidates": [{"name": "a", "steps": 5}]}
+    config = study_config_from_dict(study_dict(recipes=recipes, baselines={"seeds": 3}), source="s.yaml")
+    assert config.recipe_seeds == (0, 1, 2, 3) and config.baseline_seeds == (4, 5, 6)
+    assert not set(config.recipe_seeds) & set(config.baseline_seeds)
+    assert study_config_from_dict(study_dict(baselines={"seeds": 3}), source="s.yaml").baseline_seeds == (0, 1, 2)
+    assert study_config_from_dict(study_dict(recipes=recipes, baselines={"seeds": 2, "first_seed": 10}),
+                                  source="s.yaml").baseline_seeds == (10, 11)
+    with pytest.raises(ConfigError, match="key 'baselines.first_seed'.*overlap the recipe seeds"):
+        study_config_from_dict(study_dict(recipes=recipes, baselines={"seeds": 3, "first_seed": 2}), source="s.yaml")
+    shipped = load_study_config(CONFIGS / "study_compositional.yaml")
+    assert not set(shipped.recipe_seeds) & set(shipped.baseline_seeds)
+
+
+def _p_values(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"\bp\b[^|\n]{0,12}\d\.\d", text)
+
+
+def test_an_unfinished_run_keeps_every_confirmatory_p_value_unprinted(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Interim results are not shown: while one run H1 needs is unfinished, study.md, study.json and the console
+    carry counts only for it; once it finishes, the p-values and Holm's correction appear."""
+    h2 = {**H1, "name": "H2", "alternative": "two-sided", "test": "wilcoxon"}
+    config = study_config_from_dict(study_dict(max_evaluations=6, hypotheses=with_hypotheses(H1, h2)),
+                                    source="s.yaml")
+    out = tmp_path / "out"
+    Study(config, output=out, progress=False, fitness=ToyFitness()).run("search")
+    # cut random-seed1 short: it has 3 of its 6 evaluations
+    state_path = out / "random-seed1" / "state.json"
+    state = json.loads(state_path.read_text())
+    finished_state = dict(state)
+    state["next_index"], state["history"] = 3, state["history"][:3]
+    state_path.write_text(json.dumps(state))
+    capsys.readouterr()
+    analysis = Study(config, output=out, progress=False).analyse()
+    confirmatory = analysis["confirmatory"]
+    assert not confirmatory["complete"] and confirmatory["pending"] == ["H1", "H2"]
+    for member in confirmatory["members"]:
+        assert member["status"] == "pending"
+        assert not {"p_value", "p_adjusted", "estimate", "ci95", "second_view"} & set(member)
+        assert member["progress"] == [{"arm": "evolution", "have": 2, "need": 2, "unit": "runs"},
+                                      {"arm": "random", "have": 1, "need": 2, "unit": "runs"}]
+    stored = json.loads((out / "study.json").read_text())
+    assert "p_value" not in json.dumps(stored["confirmatory"])
+    assert stored["comparisons"] == []  # the exploratory test of the same runs waits too
+    text = (out / "study.md").read_text()
+    confirmatory_text = text[text.index("## Confirmatory results"):text.index("## Exploratory")]
+    assert "| H1 | evolution 2/2 runs | random 1/2 runs |" in confirmatory_text
+    assert _p_values(confirmatory_text) == []
+    assert "waiting for runs to finish (evolution 2/2 runs, random 1/2 runs)" in text
+    printed = capsys.readouterr()
+    assert _p_values(printed.out + printed.err) == []
+
+    state_path.write_text(json.dumps(finished_state))  # the run finishes
+    analysis = Study(config, output=out, progress=False).analyse()
+    confirmatory = analysis["confirmatory"]
+    assert confirmatory["complete"] and confirmatory["pending"] == []
+    h1, h2 = confirmatory["members"]
+    finals = {(r["strategy"], r["seed"]): r["final_best"] for r in analysis["runs"]}
+    diffs = [finals[("evolution", s)] - finals[("random", s)] for s in (0, 1)]
+    assert h1["estimate"] == pytest.approx(statistics.fmean(diffs)) and h1["n_pairs"] == 2
+    from assemblenet.search import stats
+
+    assert h1["p_value"] == pytest.approx(stats.paired_permutation_test(diffs).p_value)
+    assert h2["p_value"] == pytest.approx(stats.wilcoxon_signed_rank(diffs, alternative="two-sided").p_value)
+    assert [h1["p_adjusted"], h2["p_adjusted"]] == pytest.approx(stats.holm([h1["p_value"], h2["p_value"]]))
+    assert h1["supported"] == (h1["p_adjusted"] <= 0.05)
+    text = (out / "study.md").read_text()
+    assert text.index("## Hypotheses (pre-registered)") < text.index("## Confirmatory results") < \
+        text.index("## Exploratory")
+    assert "| H1 | guided beats random | final_best | `evolution` vs `random` | paired by search seed |" in text
+    assert "| H1 | 2 pairs |" in text
+
+
+def _fake_baselines(study: Study, scores: dict[str, list[float]]) -> None:
+    """Write baseline results as the baselines stage would (seeds: the config's baseline seeds)."""
+    settings = study.retrain_settings()
+    for name, values in scores.items():
+        for k, value in zip(study.config.baseline_seeds, values):
+            folder = study.output / "baselines" / name / settings.folder_name("", k)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "result.json").write_text(json.dumps({"score": value}))
+
+
+def test_a_wiring_hypothesis_with_a_margin_adds_an_equivalence_test_to_the_family(tmp_path: Path) -> None:
+    h3 = {"name": "H3", "endpoint": "test_score", "margin": 0.5, "test": "t",
+          "comparison": {"a": {"strategy": "evolution"}, "b": {"wiring": "asn50"}}}
+    config = study_config_from_dict(study_dict(
+        max_evaluations=4, hypotheses=with_hypotheses(H1, h3),
+        retrain={"enabled": True, "steps": 3, "seeds": 1}, baselines={"enabled": True, "names": ["asn50"],
+                                                                       "seeds": 3}), source="s.yaml")
+    study = Study(config, output=tmp_path / "out", progress=False, fitness=ToyFitness(), run_training=FakeTraining())
+    study.run("search")
+    study.retrain()
+    analysis = study.analyse()
+    members = {m["member"]: m for m in analysis["confirmatory"]["members"]}
+    assert list(members) == ["H1", "H3", "H3 (equivalence)"]
+    assert members["H1"]["status"] == "complete"
+    assert members["H3"]["status"] == members["H3 (equivalence)"]["status"] == "pending"  # no baselines yet
+    assert "p_adjusted" not in members["H1"]  # the correction waits for the whole family
+    assert members["H3"]["progress"][1] == {"arm": "wiring asn50", "have": 0, "need": 3, "unit": "training seeds"}
+    _fake_baselines(study, {"asn50": [0.40, 0.42, 0.41]})
+    analysis = study.analyse()
+    members = {m["member"]: m for m in analysis["confirmatory"]["members"]}
+    from assemblenet.search import stats
+
+    guided = [e["score"] for e in analysis["retrain"]["entries"] if e["strategy"] == "evolution"]
+    assert members["H3"]["values_a"] == pytest.approx(guided) and members["H3"]["values_b"] == [0.40, 0.42, 0.41]
+    assert not members["H3"]["paired"]
+    assert members["H3"]["p_value"] == pytest.approx(
+        stats.t_test(guided, [0.40, 0.42, 0.41], paired=False).p_value)
+    tost = stats.equivalence_test(guided, [0.40, 0.42, 0.41], margin=0.5, paired=False, test="t")
+    assert members["H3 (equivalence)"]["p_value"] == pytest.approx(tost.p_value)
+    raw = [members[m]["p_value"] for m in ("H1", "H3", "H3 (equivalence)")]
+    assert [members[m]["p_adjusted"] for m in ("H1", "H3", "H3 (equivalence)")] == pytest.approx(stats.holm(raw))
+    text = (study.output / "study.md").read_text()
+    assert "| H3 (equivalence) | 2 vs 3 |" in text and "fixed wiring `asn50`" in text
+
+
+def test_changed_hypotheses_are_refused_once_runs_have_data(tmp_path: Path) -> None:
+    config = study_config_from_dict(study_dict(max_evaluations=3, hypotheses=with_hypotheses(H1)), source="s.yaml")
+    out = tmp_path / "out"
+    Study(config, output=out, progress=False, fitness=ToyFitness()).run("search")
+    registration = json.loads((out / "registration.json").read_text())
+    assert registration["hypotheses"]["confirmatory"][0]["name"] == "H1"
+    assert registration["runs_with_data_before_registration"] == []
+    assert registration["provenance"]["commit"] == CLEAN_CODE["commit"]
+    changed = dataclass_replace(config, hypotheses=study_config_from_dict(
+        study_dict(hypotheses=with_hypotheses({**H1, "alternative": "two-sided"})), source="s.yaml").hypotheses)
+    with pytest.raises(ConfigError, match="key 'hypotheses': differ from those registered"):
+        Study(changed, output=out, progress=False, fitness=ToyFitness()).run("analyse")
+    # other config changes are allowed, and study.md says the config changed since registration
+    larger = dataclass_replace(config, bootstrap_samples=600)
+    Study(larger, output=out, progress=False).run("analyse")
+    assert "The config has changed since registration" in (out / "study.md").read_text()
+
+
+def test_hypotheses_declared_after_data_are_marked(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    plain = study_config_from_dict(study_dict(max_evaluations=3), source="s.yaml")
+    Study(plain, output=out, progress=False, fitness=ToyFitness()).run("search")
+    (out / "registration.json").unlink()  # a study folder from before registration existed
+    late = study_config_from_dict(study_dict(max_evaluations=3, hypotheses=with_hypotheses(H1)), source="s.yaml")
+    Study(late, output=out, progress=False).run("analyse")
+    registration = json.loads((out / "registration.json").read_text())
+    assert len(registration["runs_with_data_before_registration"]) == 4
+    assert "**Declared after 4 run(s) already had data" in (out / "study.md").read_text()
+
+
+def _git_repo(root: Path) -> Path:
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(root), "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+                       check=True, capture_output=True)
+
+    root.mkdir()
+    git("init", "-q")
+    (root / "code.py").write_text("x = 1\n")
+    (root / ".gitignore").write_text("runs/\n")
+    git("add", "code.py", ".gitignore")
+    git("commit", "-q", "-m", "first")
+    return root
+
+
+@pytest.fixture
+def code_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The study's code provenance read from a git repository of the test's own (the real helper, uncached)."""
+    import shutil
+
+    from assemblenet import provenance
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = _git_repo(tmp_path / "repo")
+    monkeypatch.setattr(provenance, "code_provenance", lambda root=None: real_code_provenance(root or repo))
+    provenance._cached.cache_clear()
+    yield repo
+    provenance._cached.cache_clear()
+
+
+def test_provenance_ignores_untracked_and_ignored_files_and_hashes_the_diff(code_in: Path) -> None:
+    from assemblenet import provenance
+
+    clean = provenance.git_provenance(code_in)
+    assert clean["dirty"] is False and clean["diff_sha256"] is None and len(clean["commit"]) == 40
+    (code_in / "runs").mkdir()
+    (code_in / "runs" / "result.json").write_text("{}")  # ignored
+    (code_in / "notes.txt").write_text("todo")  # untracked
+    assert provenance.git_provenance(code_in)["dirty"] is False
+    (code_in / "code.py").write_text("x = 2\n")
+    dirty = provenance.git_provenance(code_in)
+    assert dirty["dirty"] is True and dirty["commit"] == clean["commit"] and len(dirty["diff_sha256"]) == 64
+    (code_in / "code.py").write_text("x = 3\n")
+    assert provenance.git_provenance(code_in)["diff_sha256"] != dirty["diff_sha256"]
+    outside = provenance.git_provenance(code_in.parent)  # not a repository: unknown, no error
+    assert outside["commit"] == outside["dirty"] == "unknown"
+    assert provenance.describe(outside) == "commit unknown (no git repository)"
+
+
+def test_a_dirty_tree_is_refused_without_allow_dirty(code_in: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from assemblenet.cli.main import main
+
+    out = tmp_path / "study"
+    args = ["search-study", str(CONFIGS / "study_tiny.yaml"), "--output", str(out), "--no-progress",
+            "--set", "max_evaluations=2", "--set", "seeds=[0]", "--set", "strategies=[evolution,random]",
+            "--set", "hypotheses.confirmatory=[]"]
+    (code_in / "code.py").write_text("x = 2\n")  # a tracked file changed
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("assemblenet: error:") and "uncommitted changes" in error and "--allow-dirty" in error
+    assert len(error.strip().splitlines()) == 1 and not out.exists()
+    assert main(args + ["--allow-dirty"]) == 0
+    text = (out / "study.md").read_text()
+    assert "uncommitted changes (diff sha256" in text and "run with `--allow-dirty`" in text
+    log = [json.loads(line) for line in (out / "study_log.jsonl").read_text().splitlines()]
+    started = [row for row in log if row["event"] == "invocation-started"]
+    assert started[0]["allow_dirty"] is True and started[0]["provenance"]["dirty"] is True
+    # the search records carry the code state too
+    manifest = json.loads((out / "evolution-seed0" / "search.json").read_text())
+    assert manifest["provenance"]["dirty"] is True and manifest["provenance"]["diff_sha256"]
+    # a clean tree (untracked files do not count) needs no flag, and the manifest's history records the new state
+    import subprocess
+
+    from assemblenet import provenance
+
+    subprocess.run(["git", "-C", str(code_in), "checkout", "--", "code.py"], check=True)
+    (code_in / "scratch.txt").write_text("untracked")
+    provenance._cached.cache_clear()  # a new process would look again
+    assert main(args) == 0
+    text = (out / "study.md").read_text()
+    assert "1 of these code states had uncommitted changes" in text  # the earlier invocation is still reported
+
+
+def test_search_records_store_the_code_provenance(tmp_path: Path) -> None:
+    from assemblenet.search.config import load_search_config
+    from assemblenet.search.evolution import SearchRunner
+
+    config = load_search_config(TINY).replace(**{"search.max_evaluations": 2})
+    SearchRunner(config, run_dir=tmp_path / "run", fitness=ToyFitness(), progress=False).run()
+    manifest = json.loads((tmp_path / "run" / "search.json").read_text())
+    assert manifest["provenance"]["commit"] == CLEAN_CODE["commit"] and manifest["provenance"]["dirty"] is False
+    assert [p["commit"] for p in manifest["provenance_history"]] == [CLEAN_CODE["commit"]]

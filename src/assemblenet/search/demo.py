@@ -394,12 +394,12 @@ def _metric(outcome: ModelOutcome, key: str) -> float:
 
 
 def top1_verdict(outcomes: list[ModelOutcome]) -> str:
-    """Which model has the highest test top-1, named only when its 95% interval lies above the others'."""
-    from assemblenet.search.stats import Interval, compare_intervals
-
-    intervals = {m.name: m.top1_interval() or Interval(_metric(m, "top1"), _metric(m, "top1"), _metric(m, "top1"))
-                 for m in outcomes}
-    return compare_intervals(intervals).sentence("top-1")
+    """The highest test top-1 by point estimate, with no winner named: each model is one training seed, an
+    interval over test videos leaves the training-seed noise out, and whether intervals overlap is not a test of a
+    difference (issue 27), so the demo tests no difference between models."""
+    best = max(outcomes, key=lambda m: _metric(m, "top1"))
+    return (f"highest test top-1 by point estimate: {best.name} ({_metric(best, 'top1'):.3f}); one training seed per "
+            "model, so no difference between the models is tested here")
 
 
 def comparison_table(outcomes: list[ModelOutcome]) -> str:

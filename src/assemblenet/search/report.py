@@ -129,7 +129,7 @@ def best_curve_stats(runs: list[SearchRun]) -> tuple[list[float], list[float], l
 def _strategy_table(groups: dict[str, list[SearchRun]]) -> list[str]:
     summary = _summary(groups)
     counts = sorted({int(n) for stats in summary.values() for n in stats["best_so_far_mean_at"]})
-    from assemblenet.search.stats import bootstrap_mean_ci, compare_intervals, format_interval
+    from assemblenet.search.stats import bootstrap_mean_ci, format_interval
 
     header = "| strategy | runs | final best (mean ± std) | 95% interval over seeds | min | max |" + "".join(
         f" best after {n} (mean ± std) |" for n in counts)
@@ -151,9 +151,10 @@ def _strategy_table(groups: dict[str, list[SearchRun]]) -> list[str]:
             f"| {interval_text} | {stats['final_best_min']:.4f} | {stats['final_best_max']:.4f} |" + at_counts
         )
     lines.append("")
-    if len(intervals) > 1 and all(len(summary[k]["final_best"]) > 1 for k in intervals):
-        lines.append("Final best fitness, 95% bootstrap intervals over the seeds: "
-                     + compare_intervals(intervals).sentence("final best fitness") + ".")
+    if len(intervals) > 1:
+        lines.append("The intervals describe each strategy's mean; whether two intervals overlap is not a test of "
+                     "their difference. For tests (paired by search seed, pre-registered hypotheses), run the "
+                     "strategies as a study: `assemblenet search-study`.")
         lines.append("")
     return lines
 

@@ -2,7 +2,9 @@
 
 Layout of a run folder (``<search folder>/<strategy>-seed<seed>/``)::
 
-    search.json              what was run: strategy, seed, the config and its fingerprint
+    search.json              what was run: strategy, seed, the config and its fingerprint, and the code that ran
+                             it (``provenance``: git commit, dirty tree, diff hash; ``provenance_history``: one
+                             entry per distinct code state that ran or resumed it)
     evaluations/000012.json  one record per finished evaluation, written atomically the moment it finishes
     state.json               RNG state, population and history, written atomically after each consumed batch
     metrics.jsonl            one line per consumed evaluation (rebuilt from state.json on resume)
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from assemblenet import fileio
+from assemblenet import fileio, provenance
 from assemblenet.errors import ConfigError
 from assemblenet.graph.io import graph_from_dict, graph_to_dict
 from assemblenet.graph.spec import AssembleNetGraph
@@ -195,8 +197,10 @@ class RunStore:
         self.records_dir.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temporaries()
         existing = self.read_manifest()
+        code = provenance.code_provenance()
         if existing is None:
-            _write_json(self.manifest_path, {"format": FORMAT, "created": time.time(), **manifest})
+            _write_json(self.manifest_path, {"format": FORMAT, "created": time.time(), **manifest,
+                                             "provenance": code, "provenance_history": [code]})
             return
         differences = _differences(existing.get("fingerprint"), manifest["fingerprint"])
         if differences:
@@ -204,8 +208,12 @@ class RunStore:
                 f"{self.run_dir}: this folder holds a search with a different config ({', '.join(differences[:5])}); "
                 "use another --output or the original config"
             )
-        # The budget and executor may change between runs; keep the latest for the report.
-        _write_json(self.manifest_path, {**existing, "config": manifest["config"]})
+        # The budget and executor may change between runs; keep the latest for the report. A resume from other code
+        # (another commit, or other uncommitted changes) is added to the history.
+        history = list(existing.get("provenance_history") or [])
+        if not history or _code_key(history[-1]) != _code_key(code):
+            history.append(code)
+        _write_json(self.manifest_path, {**existing, "config": manifest["config"], "provenance_history": history})
 
     # ------------------------------------------------------------------ records
     def record_path(self, index: int) -> Path:
@@ -295,6 +303,10 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _code_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    return record.get("commit"), record.get("dirty"), record.get("diff_sha256")
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:

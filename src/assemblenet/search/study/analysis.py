@@ -119,22 +119,16 @@ def analyse_runs(runs: Sequence[SearchRun], config: StudyConfig, base: SearchCon
         }
         out_strategies[s] = entry
 
-    comparisons = []
-    if finals.get(GUIDED):
+    comparisons, pending = [], []
+    endpoints = ["final_best"] + (["rescored_mean"] if any(r.rescored_summary for r in runs) else [])
+    if GUIDED in by_strategy:
         for other in strategies:
-            if other == GUIDED or not finals.get(other):
+            if other == GUIDED:
                 continue
-            a, b = finals[GUIDED], finals[other]
-            seed = _stable_seed(f"{GUIDED}-{other}")
-            perm = stats.permutation_test(a, b, alternative="greater", seed=seed)
-            mwu = stats.mann_whitney(a, b, alternative="greater", seed=seed)
-            diff = stats.bootstrap_diff_ci(a, b, samples=samples, confidence=CONFIDENCE, seed=seed)
-            comparisons.append({
-                "a": GUIDED, "b": other, "n_a": len(a), "n_b": len(b), "alternative": "greater",
-                "mean_difference": diff.estimate, "difference_ci95_bootstrap": diff.to_list(),
-                "permutation_p": perm.p_value, "permutation_exact": perm.exact,
-                "mannwhitney_u": mwu.statistic, "mannwhitney_p": mwu.p_value, "mannwhitney_exact": mwu.exact,
-            })
+            for endpoint in endpoints:
+                row = paired_comparison(GUIDED, other, endpoint, by_strategy, samples=samples,
+                                        seed=_stable_seed(f"{GUIDED}-{other}-{endpoint}"))
+                (comparisons if "p_value" in row else pending).append(row)
 
     return {
         "format": STUDY_FORMAT,
@@ -158,7 +152,39 @@ def analyse_runs(runs: Sequence[SearchRun], config: StudyConfig, base: SearchCon
         } for r in runs],
         "strategies": out_strategies,
         "comparisons": comparisons,
+        "comparisons_pending": pending,
     }
+
+
+def paired_comparison(a: str, b: str, endpoint: str, by_strategy: Mapping[str, Sequence[SearchRun]], *,
+                      samples: int, seed: int, retrain_entries: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Strategy ``a`` against ``b`` on ``endpoint`` (one value per run), paired by search seed (runs with one seed
+    share their initial population): mean of the per-seed differences with its paired bootstrap interval, the
+    one-sided sign-flip permutation test (H1: a is higher) and the Wilcoxon signed-rank test as a second view.
+    Until every run of both strategies has its value the row holds counts only (no p-value: an interim test is
+    not reported)."""
+    from assemblenet.search.study.confirmatory import strategy_values
+
+    runs = [*by_strategy.get(a, ()), *by_strategy.get(b, ())]
+    values = {s: strategy_values(s, endpoint, runs, retrain_entries) for s in (a, b)}
+    need = {s: len(by_strategy.get(s, ())) for s in (a, b)}
+    row: dict[str, Any] = {"a": a, "b": b, "endpoint": endpoint, "paired": True, "alternative": "greater",
+                           "have": {s: len(values[s]) for s in (a, b)}, "need": need}
+    keys = sorted(set(values[a]) & set(values[b]))
+    if any(len(values[s]) < need[s] for s in (a, b)) or len(keys) < 2:
+        return row
+    x, y = [values[a][k] for k in keys], [values[b][k] for k in keys]
+    diffs = [u - v for u, v in zip(x, y)]
+    interval = stats.paired_bootstrap_ci(x, y, samples=samples, confidence=CONFIDENCE, seed=seed)
+    perm = stats.paired_permutation_test(diffs, alternative="greater", seed=seed)
+    wilcoxon = stats.wilcoxon_signed_rank(diffs, alternative="greater")
+    row.update({"n_pairs": len(keys), "seeds": keys, "n_a": len(x), "n_b": len(y),
+                "mean_a": statistics.fmean(x), "mean_b": statistics.fmean(y),
+                "mean_difference": interval.estimate, "difference_ci95_bootstrap": interval.to_list(),
+                "differences": diffs, "p_value": perm.p_value, "permutation_p": perm.p_value,
+                "permutation_exact": perm.exact, "wilcoxon_statistic": wilcoxon.statistic,
+                "wilcoxon_p": wilcoxon.p_value, "wilcoxon_exact": wilcoxon.exact})
+    return row
 
 
 def _single_best_drop(run: SearchRun) -> float | None:
@@ -187,7 +213,8 @@ def retrain_statistics(entries: Sequence[Mapping[str, Any]], config: StudyConfig
     - ``by_choice``: per choice (the run's single best graph; its finalist re-scoring choice) and strategy, the
       test score over runs (each run's score is the mean over its graph's training seeds);
     - ``strategies``: the same for each run's result (the re-scored choice where the run has one), and
-      ``comparisons`` guided evolution against the others on it (one-sided permutation tests);
+      ``comparisons`` guided evolution against the others on it, paired by search seed (over the seeds both have
+      retrained: exploratory; one-sided sign-flip permutation and Wilcoxon signed-rank tests);
     - ``choice_comparison``: re-scored minus single best, paired by run, per strategy and over all runs (mean,
       bootstrap interval, exact sign-flip tests);
     - ``training_noise``: each distinct graph's spread over its training seeds and the split of one training's
@@ -216,17 +243,27 @@ def retrain_statistics(entries: Sequence[Mapping[str, Any]], config: StudyConfig
     strategies = {s: _score_summary(result_scores[s], samples, f"retrain-{s}")
                   for s in config.strategies if s in result_scores}
     comparisons = []
-    if len(result_scores.get(GUIDED, [])) > 1:
+    by_seed: dict[str, dict[int, float]] = {}
+    for e in results.values():
+        by_seed.setdefault(str(e["strategy"]), {})[int(e["seed"])] = float(e["score"])
+    retrained_all = expected is None or len(entries) >= expected  # no test on a partial retrain
+    if retrained_all and len(by_seed.get(GUIDED, {})) > 1:
         for other in strategies:
-            if other == GUIDED or len(result_scores[other]) < 2:
+            if other == GUIDED:
                 continue
-            a, b = result_scores[GUIDED], result_scores[other]
+            keys = sorted(set(by_seed[GUIDED]) & set(by_seed.get(other, {})))
+            if len(keys) < 2:
+                continue
+            a, b = [by_seed[GUIDED][k] for k in keys], [by_seed[other][k] for k in keys]
             seed = _stable_seed(f"test-{GUIDED}-{other}")
-            perm = stats.permutation_test(a, b, alternative="greater", seed=seed)
-            diff = stats.bootstrap_diff_ci(a, b, samples=samples, confidence=CONFIDENCE, seed=seed)
-            comparisons.append({"a": GUIDED, "b": other, "n_a": len(a), "n_b": len(b), "alternative": "greater",
-                                "mean_difference": diff.estimate, "difference_ci95_bootstrap": diff.to_list(),
-                                "permutation_p": perm.p_value, "permutation_exact": perm.exact})
+            diffs = [u - v for u, v in zip(a, b)]
+            perm = stats.paired_permutation_test(diffs, alternative="greater", seed=seed)
+            wilcoxon = stats.wilcoxon_signed_rank(diffs, alternative="greater")
+            diff = stats.paired_bootstrap_ci(a, b, samples=samples, confidence=CONFIDENCE, seed=seed)
+            comparisons.append({"a": GUIDED, "b": other, "n_pairs": len(keys), "seeds": keys, "paired": True,
+                                "alternative": "greater", "mean_difference": diff.estimate,
+                                "difference_ci95_bootstrap": diff.to_list(), "permutation_p": perm.p_value,
+                                "permutation_exact": perm.exact, "wilcoxon_p": wilcoxon.p_value})
     return {
         "metric": config.retrain.metric,
         "steps": settings.steps if settings is not None else config.retrain.steps,
@@ -260,15 +297,14 @@ def _choice_comparison(entries: Sequence[Mapping[str, Any]], config: StudyConfig
         diffs = [float(b["score"]) - float(a["score"]) for a, b in group]
         seed = _stable_seed(f"choice-{name}")
         greater = stats.paired_permutation_test(diffs, alternative="greater", seed=seed)
-        less = stats.paired_permutation_test(diffs, alternative="less", seed=seed)
+        two_sided = stats.paired_permutation_test(diffs, alternative="two-sided", seed=seed)
         boot = stats.bootstrap_mean_ci(diffs, samples=config.bootstrap_samples, confidence=CONFIDENCE, seed=seed)
         out[name] = {
             "runs": len(diffs), "same_graph": sum(a["graph_hash"] == b["graph_hash"] for a, b in group),
             "single_best_mean": statistics.fmean(float(a["score"]) for a, _ in group),
             "rescored_mean": statistics.fmean(float(b["score"]) for _, b in group),
             "mean_difference": boot.estimate, "difference_ci95_bootstrap": boot.to_list(), "differences": diffs,
-            "p_rescored_better": greater.p_value, "p_rescored_worse": less.p_value,
-            "p_two_sided": min(1.0, 2 * min(greater.p_value, less.p_value)), "exact": greater.exact,
+            "p_rescored_better": greater.p_value, "p_two_sided": two_sided.p_value, "exact": greater.exact,
         }
     return out
 
@@ -350,17 +386,31 @@ def recipe_statistics(measured: Mapping[str, Mapping[str, Sequence[float]]], con
             "rule": RECIPE_RULE}
 
 
-RECIPE_RULE = ("the smallest pooled standard deviation over training seeds among the recipes whose mean score's 95% "
-               "interval overlaps the highest mean's interval (no measurably lower score); ties: fewer steps")
+RECIPE_ALPHA = 0.05
+RECIPE_RULE = ("the smallest pooled standard deviation over training seeds among the recipes not measurably below "
+               "the highest mean (one-sided sign-flip permutation test of the paired differences, per fixed graph "
+               f"and training seed, from the highest-mean recipe: p > {RECIPE_ALPHA}); ties: fewer steps")
 
 
 def choose_recipe(rows: Mapping[str, Mapping[str, Any]]) -> str | None:
     """The recipe that makes a fixed graph's training seeds agree best without a measurably lower score
-    (:data:`RECIPE_RULE`); None until every candidate is complete."""
+    (:data:`RECIPE_RULE`); None until every candidate is complete. Every candidate trains the same graphs with the
+    same training seeds, so two recipes pair by (graph, seed): the test is on those differences, never on
+    whether intervals overlap."""
     if not rows or not all(r["complete"] and r.get("pooled_std") is not None for r in rows.values()):
         return None
-    top = max(rows.values(), key=lambda r: r["mean"])
-    eligible = [name for name, r in rows.items() if r["ci95_bootstrap"][1] >= top["ci95_bootstrap"][0]]
+    top_name = max(rows, key=lambda name: rows[name]["mean"])
+    top = rows[top_name]
+
+    def measurably_lower(name: str) -> bool:
+        if name == top_name:
+            return False
+        diffs = [t - c for graph, entry in top["graphs"].items()
+                 for t, c in zip(entry["scores"], rows[name]["graphs"][graph]["scores"])]
+        test = stats.paired_permutation_test(diffs, alternative="greater", seed=_stable_seed(f"recipe-{name}"))
+        return test.p_value <= RECIPE_ALPHA
+
+    eligible = [name for name in rows if not measurably_lower(name)]
     return min(eligible, key=lambda name: (rows[name]["pooled_std"], rows[name]["steps"] or 0))
 
 

@@ -30,6 +30,8 @@ GUIDED = "evolution"
 BASELINE = "random"
 CONFIDENCE = 0.95
 LOG_FILE = "study_log.jsonl"
+REGISTRATION_FILE = "registration.json"  # the hypotheses as first declared, with the config and code of the time
+STUDY_REGISTRATION_FORMAT = "assemblenet-study-registration/v1"
 TRAIN_TIME_FILE = "train_time.json"  # a worker process's training time, for the result it leaves behind
 RETRAIN_DIR = "retrain"
 BASELINES_DIR = "baselines"
@@ -364,8 +366,8 @@ def _validate_hypotheses(config: StudyConfig, check: Checker) -> None:
             fail(f"{key}.endpoint", "test_score needs retrain.enabled: true")
         allowed = PAIRED_TESTS if h.comparison.paired else UNPAIRED_TESTS
         if h.test not in allowed:
-            fail(f"{key}.test", f"expected one of {list(allowed)} for a {'paired' if h.comparison.paired else 'unpaired'}"
-                 f" comparison, got {h.test!r}")
+            design = "paired" if h.comparison.paired else "unpaired"
+            fail(f"{key}.test", f"expected one of {list(allowed)} for a {design} comparison, got {h.test!r}")
         check.within(f"{key}.alpha", 0, 0.5, low_open=True, high_open=True)
         if h.alternative == "equivalent" and h.margin is None:
             fail(f"{key}.margin", "an equivalence hypothesis needs a margin (e.g. 0.02)")

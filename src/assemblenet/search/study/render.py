@@ -6,10 +6,11 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from assemblenet.search import stats
+from assemblenet import provenance
 from assemblenet.search.history import SearchRun
 from assemblenet.search.plotting import STRATEGY_COLOURS, finish_figure, new_figure, strategy_colour
-from assemblenet.search.study.config import CONFIDENCE, RESCORED_CHOICE, SINGLE_BEST_CHOICE
+from assemblenet.search.study.config import ENDPOINTS, RESCORED_CHOICE, SINGLE_BEST_CHOICE
+from assemblenet.search.study.confirmatory import COMPLETE, verdict
 
 
 def plot_study(runs: Sequence[SearchRun], analysis: Mapping[str, Any], path: Path) -> None:
@@ -115,11 +116,16 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
     lines += [f"Base search config `{cfg['search']}`; strategies {', '.join(cfg['strategies'])}; seeds "
               f"{', '.join(map(str, cfg['seeds']))}; {budget} evaluations per run; "
               f"{analysis['bootstrap_samples']} bootstrap resamples. Intervals are 95%.", ""]
+    lines += _provenance_markdown(analysis)
     incomplete = [r["run"] for r in analysis["runs"] if not r["complete"]]
     if incomplete:
         lines += [f"**Incomplete or missing runs** (analysed as far as they go): {', '.join(incomplete)}.", ""]
+    lines += _confirmatory_markdown(analysis)
 
-    lines += ["## Best fitness against evaluations", "",
+    lines += ["## Exploratory", "",
+              "Everything below was not declared before the study ran: descriptive statistics and uncorrected tests "
+              "that suggest, never confirm. A p-value here is shown only once every run it covers has finished.", ""]
+    lines += ["### Best fitness against evaluations", "",
               "Mean over seeds of the best fitness found so far; the band is the 95% percentile bootstrap band of "
               "that mean (seeds resampled). An exhausted run keeps its final best to the end of the budget.", "",
               "![best fitness so far against evaluations](study.png)", ""]
@@ -127,7 +133,7 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
     target = analysis["random_final_best_mean"]
     reach_head = (f"evaluations to reach random's final best {_f(target)}: median (reached/seeds)"
                   if target is not None else "evaluations to reach random's final best")
-    lines += ["## Final best fitness", "",
+    lines += ["### Final best fitness", "",
               "| strategy | seeds (finished/all) | final best (mean ± std) | 95% CI (bootstrap) | 95% CI (t) "
               f"| {reach_head} |",
               "|---|---|---|---|---|---|"]
@@ -145,22 +151,28 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
               "least random search's mean final best; the median counts seeds that never reach it as infinitely "
               "many.", ""]
 
-    lines += ["## Guided evolution against each strategy", ""]
+    lines += ["### Guided evolution against each strategy", ""]
     if analysis["comparisons"]:
-        lines += ["One-sided tests of H1: guided `evolution` finds a higher final best than the other strategy, on the "
-                  "per-seed final bests. Permutation: exact over every relabelling of the seeds, statistic the "
-                  "difference of means. Mann-Whitney U: exact permutation distribution of U (ties included).", "",
-                  "| comparison | mean difference | 95% CI (bootstrap) | permutation p | U | Mann-Whitney p |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["Guided `evolution` against each other strategy, paired by search seed (runs with one seed share "
+                  "their initial population): the mean of the per-seed differences with its paired bootstrap "
+                  "interval, the one-sided sign-flip permutation test (exact over the 2^n sign assignments; "
+                  "alternative: guided is higher) and the Wilcoxon signed-rank test as a second view. Uncorrected.",
+                  "", "| comparison | endpoint | pairs | mean difference | 95% CI (paired bootstrap) | permutation p "
+                  "| Wilcoxon p |", "|---|---|---|---|---|---|---|"]
         for c in analysis["comparisons"]:
-            lines.append(f"| {c['a']} vs {c['b']} ({c['n_a']} vs {c['n_b']} seeds) | {_f(c['mean_difference'])} "
+            lines.append(f"| {c['a']} vs {c['b']} | {c['endpoint']} | {c['n_pairs']} | {_f(c['mean_difference'])} "
                          f"| {_ci(c['difference_ci95_bootstrap'])} | {_p(c['permutation_p'])} "
-                         f"| {_f(c['mannwhitney_u'], 1)} | {_p(c['mannwhitney_p'])} |")
+                         f"| {_p(c['wilcoxon_p'])} |")
         lines.append("")
-    else:
-        lines += ["No comparison: the study needs `evolution` and another strategy with finished runs.", ""]
+    for c in analysis.get("comparisons_pending") or []:
+        counts = ", ".join(f"{s} {c['have'][s]}/{c['need'][s]} runs" for s in (c["a"], c["b"]))
+        lines.append(f"- {c['a']} vs {c['b']} ({c['endpoint']}): waiting for runs to finish ({counts}).")
+    if analysis.get("comparisons_pending"):
+        lines.append("")
+    if not analysis["comparisons"] and not analysis.get("comparisons_pending"):
+        lines += ["No comparison: the study needs `evolution` and another strategy.", ""]
 
-    lines += ["## Mutations", "",
+    lines += ["### Mutations", "",
               "Counts of `mutation.kind` over the children (evaluations with a parent), all runs of a strategy; "
               "initial, random and fallback graphs have no parent.", "",
               "| strategy | children | by kind | connection share (observed / configured) |", "|---|---|---|---|"]
@@ -174,7 +186,7 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
         lines.append(f"| {strategy} | {m['children']} | {kinds} | {share_text} |")
     lines += [""]
 
-    lines += ["## Cost", "",
+    lines += ["### Cost", "",
               "Evaluations run, and those copied from an identical evaluation (same graph, same trial seed) of another "
               "run of the study (`reuse_evaluations`); fitness time summed over the evaluations run (seconds per "
               "evaluation, not wall time: workers run several at once).", "",
@@ -221,18 +233,16 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
     baselines = analysis.get("baselines")
     if baselines is not None and baselines["baselines"]:
         steps = "the config's epochs" if baselines["steps"] is None else f"{baselines['steps']} steps"
-        lines += ["## Fixed wirings (modality table)", "",
-                  f"Trained exactly as the retrained graphs ({steps}); score `{baselines['metric']}` on the same "
-                  "split.", "", "| wiring | seeds | score (mean ± std) | 95% CI (t) | per seed |",
+        seeds = baselines.get("training_seeds")
+        seeds_text = f", training seeds {', '.join(map(str, seeds))} (none of them a recipe seed)" if seeds else ""
+        lines += ["### Fixed wirings (modality table)", "",
+                  f"Trained exactly as the retrained graphs ({steps}{seeds_text}); score `{baselines['metric']}` on "
+                  "the same split.", "", "| wiring | seeds | score (mean ± std) | 95% CI (t) | per seed |",
                   "|---|---|---|---|---|"]
         for name, entry in baselines["baselines"].items():
             lines.append(f"| {name} | {entry['n']} | {_f(entry['mean'])} ± {_f(entry['std'])} | {_ci(entry['ci95_t'])} "
                          f"| {', '.join(_f(v) for v in entry['scores'])} |")
         lines += [""]
-        verdict = _verdict({name: (e["mean"], e["ci95_t"]) for name, e in baselines["baselines"].items()},
-                           f"`{baselines['metric']}`")
-        if verdict:
-            lines += [f"95% t intervals over seeds: {verdict}.", ""]
 
     if analysis.get("proxy_validity"):
         from assemblenet.search.study.proxy_validity import proxy_validity_markdown
@@ -241,7 +251,7 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
 
     rescoring = any(r.get("rescored_index") is not None for r in analysis["runs"])
     head = "| run | evaluations | complete | final best | found at |"
-    lines += ["## Runs", ""]
+    lines += ["### Runs", ""]
     if rescoring:
         lines += ["Re-scored choice: the evaluation finalist re-scoring chose and its mean over the fresh seeds (the "
                   "single best's own score is the final best).", ""]
@@ -257,19 +267,10 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _verdict(estimates: Mapping[str, tuple[float, Sequence[float] | None]], metric: str) -> str | None:
-    """"highest ..." only when one interval lies above every other, else "no measurable difference" (None with
-    fewer than two intervals)."""
-    intervals = {name: stats.Interval(mean, ci[0], ci[1]) for name, (mean, ci) in estimates.items() if ci}
-    if len(intervals) < 2:
-        return None
-    return stats.compare_intervals(intervals, confidence=CONFIDENCE).sentence(metric)
-
-
 def _retrain_markdown(retrain: Mapping[str, Any]) -> list[str]:
     steps = "the config's epochs" if retrain["steps"] is None else f"{retrain['steps']} steps"
     recipe = f" (recipe `{retrain['recipe']}`, lr {_f(retrain.get('lr'), 3)})" if retrain.get("recipe") else ""
-    lines = ["## Retrained graphs", "",
+    lines = ["### Retrained graphs", "",
              f"Each run's single best graph and, where the search re-scored its finalists, its re-scored choice, "
              f"trained from scratch for {steps}{recipe}, {retrain['training_seeds']} training seed(s) each, with "
              f"the study's overrides; score: `{retrain['metric']}` on the evaluation split of the overrides (a run's "
@@ -288,21 +289,20 @@ def _retrain_markdown(retrain: Mapping[str, Any]) -> list[str]:
         for strategy, entry in per_strategy.items():
             lines.append(f"| {strategy} | {choice} | {entry['n']} | {_f(entry['mean'])} ± {_f(entry['std'])} "
                          f"| {_ci(entry['ci95_bootstrap'])} | {_ci(entry['ci95_t'])} |")
-    verdict = _verdict({s: (e["mean"], e["ci95_bootstrap"]) for s, e in retrain["strategies"].items()
-                        if e["n"] > 1}, "test score")
-    if verdict:
-        lines += ["", f"The search results ({retrain['result_choice']} graphs), 95% bootstrap intervals over runs: "
-                  f"{verdict}."]
     if retrain.get("comparisons"):
-        lines += ["", "Guided evolution against each strategy on the test score of the search results (one-sided "
-                  "permutation test of H1: guided is higher; bootstrap interval of the difference):", "",
-                  "| comparison | mean difference | 95% CI (bootstrap) | permutation p |", "|---|---|---|---|"]
+        lines += ["", f"Guided evolution against each strategy on the test score of the search results "
+                  f"({retrain['result_choice']} graphs), paired by search seed: mean of the per-seed differences with "
+                  "its paired bootstrap interval, one-sided sign-flip permutation test (guided is higher) and "
+                  "Wilcoxon signed-rank test. Uncorrected.", "",
+                  "| comparison | pairs | mean difference | 95% CI (paired bootstrap) | permutation p | Wilcoxon p |",
+                  "|---|---|---|---|---|---|"]
         for c in retrain["comparisons"]:
-            lines.append(f"| {c['a']} vs {c['b']} ({c['n_a']} vs {c['n_b']} runs) | {_f(c['mean_difference'])} "
-                         f"| {_ci(c['difference_ci95_bootstrap'])} | {_p(c['permutation_p'])} |")
+            lines.append(f"| {c['a']} vs {c['b']} | {c['n_pairs']} | {_f(c['mean_difference'])} "
+                         f"| {_ci(c['difference_ci95_bootstrap'])} | {_p(c['permutation_p'])} "
+                         f"| {_p(c['wilcoxon_p'])} |")
     choice = retrain.get("choice_comparison")
     if choice:
-        lines += ["", "### Single best against finalist re-scoring", "",
+        lines += ["", "#### Single best against finalist re-scoring", "",
                   "Test score of the re-scored choice minus that of the single best proxy evaluation, paired by run "
                   "(a run whose two choices are the same graph counts as 0). p: sign-flip permutation tests over the "
                   "runs (exact up to 16 runs).", "",
@@ -316,7 +316,7 @@ def _retrain_markdown(retrain: Mapping[str, Any]) -> list[str]:
         lines += ["", "![single best against re-scored choice, per run](choices.png)"]
     noise = retrain.get("training_noise")
     if noise:
-        lines += ["", "### Training-seed spread", "",
+        lines += ["", "#### Training-seed spread", "",
                   f"Over {noise['graphs']} distinct retrained graphs: the standard deviation of one graph's test score "
                   f"across its training seeds is {_f(noise['mean_std'])} on average (largest range "
                   f"{_f(noise['max_range'])})."]
@@ -359,7 +359,7 @@ def _per_graph_spread_markdown(entries: Sequence[Mapping[str, Any]],
 
 
 def _recipes_markdown(recipes: Mapping[str, Any]) -> list[str]:
-    lines = ["## Final-training recipe", "",
+    lines = ["### Final-training recipe", "",
              f"Fixed wirings {', '.join(recipes['graphs'])}, {recipes['seeds']} training seeds each (the same seeds "
              "for every recipe). Pooled std: the spread of one training's score around its graph's mean; the mean's "
              "interval resamples training seeds within each graph.", "",
@@ -373,4 +373,103 @@ def _recipes_markdown(recipes: Mapping[str, Any]) -> list[str]:
     chosen = recipes["chosen"]
     lines += ["", (f"Chosen for retraining (`retrain.recipe: auto`): **{chosen}**, by {recipes['rule']}."
                    if chosen else "No recipe chosen yet: some candidates are incomplete."), ""]
+    return lines
+
+
+def _code_line(state: Mapping[str, Any]) -> str:
+    return provenance.describe({"commit": state.get("commit") or provenance.UNKNOWN, "dirty": state.get("dirty"),
+                                "diff_sha256": state.get("diff_sha256")})
+
+
+def _provenance_markdown(analysis: Mapping[str, Any]) -> list[str]:
+    """Which code and config produced the study: every distinct state its invocations ran with, and a plain
+    statement when one ran from uncommitted changes (``--allow-dirty``)."""
+    record = analysis.get("provenance") or {}
+    states = record.get("invocations") or []
+    lines = []
+    if states:
+        parts = [f"{_code_line(s)}, config {str(s['config_hash'])[:12]} ({s['invocations']} invocation(s): "
+                 f"{', '.join(map(str, s['stages']))})" for s in states]
+        lines.append("Code and config of the invocations: " + "; ".join(parts) + ".")
+    analysed = record.get("analysed_with")
+    if analysed:
+        lines.append(f"Analysed with {_code_line(analysed)}; config hash {str(analysis.get('config_hash'))[:12]}.")
+    dirty = [s for s in states if s.get("dirty") is True]
+    if dirty:
+        lines.append(f"**{len(dirty)} of these code states had uncommitted changes (run with `--allow-dirty`): "
+                     "the results they produced cannot be reproduced from a commit; the diff hashes above identify "
+                     "the code.**")
+    return lines + [""] if lines else []
+
+
+def _arm_text(arm: Mapping[str, Any]) -> str:
+    return f"`{arm['strategy']}`" if arm.get("strategy") is not None else f"fixed wiring `{arm['wiring']}`"
+
+
+def _confirmatory_markdown(analysis: Mapping[str, Any]) -> list[str]:
+    """``## Hypotheses`` (as declared in the config) and ``## Confirmatory results`` (exactly those, counts only
+    until every run they need has finished)."""
+    confirmatory = analysis.get("confirmatory")
+    lines = ["## Hypotheses (pre-registered)", ""]
+    if not confirmatory:
+        return lines + ["None declared in the study config (`hypotheses.confirmatory`): every result of this study "
+                        "is exploratory.", ""]
+    registration = analysis.get("registration") or {}
+    if registration.get("runs_with_data_before_registration"):
+        late = registration["runs_with_data_before_registration"]
+        lines += [f"**Declared after {len(late)} run(s) already had data (the folder predates its hypotheses): these "
+                  "hypotheses were not fixed before the data, so the results below are exploratory in fact.**", ""]
+    elif registration:
+        lines += [f"Registered at the study's first invocation ({_code_line(registration.get('provenance') or {})}, "
+                  f"config {str(registration.get('config_hash'))[:12]}); a later invocation with other hypotheses is "
+                  "refused once any run has data.", ""]
+    if registration and registration.get("config_hash") not in (None, analysis.get("config_hash")):
+        lines += [f"The config has changed since registration (hash {str(registration['config_hash'])[:12]} -> "
+                  f"{str(analysis.get('config_hash'))[:12]}; the hypotheses did not).", ""]
+    lines += ["| name | hypothesis | endpoint | comparison (a vs b) | design | test | alternative | alpha | margin |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for h in confirmatory["declared"]:
+        a, b = h["comparison"]["a"], h["comparison"]["b"]
+        paired = a.get("strategy") is not None and b.get("strategy") is not None
+        margin = "-" if h["margin"] is None else f"±{h['margin']:g}"
+        lines.append(f"| {h['name']} | {h['statement'] or '-'} | {h['endpoint']} | {_arm_text(a)} vs {_arm_text(b)} "
+                     f"| {'paired by search seed' if paired else 'independent samples'} | {h['test']} "
+                     f"| {h['alternative']} | {h['alpha']:g} | {margin} |")
+    correction = confirmatory["correction"]
+    endpoints = sorted({h["endpoint"] for h in confirmatory["declared"]})
+    lines += ["", "Endpoints: " + "; ".join(f"`{e}`: {ENDPOINTS[e]}" for e in endpoints) + ".",
+              f"Correction over the {len(confirmatory['members'])} tests of the family: "
+              + {"holm": "Holm (step-down; family-wise error at alpha)", "bonferroni": "Bonferroni",
+                 "none": "none (each test at its own alpha)"}[correction]
+              + ". A margin adds an equivalence test (two one-sided tests, TOST) to the family.", ""]
+
+    lines += ["## Confirmatory results", ""]
+    members = confirmatory["members"]
+    pending = [m for m in members if m["status"] != COMPLETE]
+    if pending:
+        lines += [f"**Not every run these hypotheses need has finished: {len(pending)} of {len(members)} tests are "
+                  "pending.** A pending test shows counts only (no estimate, no interval, no p-value); the "
+                  "correction and the decisions wait for the whole family.", "",
+                  "| test | a: finished | b: finished |", "|---|---|---|"]
+        for m in pending:
+            a, b = m["progress"]
+            lines.append(f"| {m['member']} | {a['arm']} {a['have']}/{a['need']} {a['unit']} "
+                         f"| {b['arm']} {b['have']}/{b['need']} {b['unit']} |")
+        lines.append("")
+    done = [m for m in members if m["status"] == COMPLETE]
+    if done:
+        adjusted = f"p ({correction})" if correction != "none" else "p (uncorrected)"
+        lines += ["| test | n | mean a | mean b | difference a - b | 95% CI | p | "
+                  f"{adjusted} | second view | result |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for m in done:
+            n = f"{m['n_pairs']} pairs" if m["paired"] else f"{m['n_a']} vs {m['n_b']}"
+            second = m.get("second_view")
+            second_text = "-" if not second else f"{second['test']} p {_p(second['p_value'])}"
+            lines.append(f"| {m['member']} | {n} | {_f(m['mean_a'])} | {_f(m['mean_b'])} | {_f(m['estimate'])} "
+                         f"| {_ci(m['ci95'])} | {_p(m['p_value'])} | {_p(m.get('p_adjusted'))} | {second_text} "
+                         f"| {verdict(m)} |")
+        lines += ["", "Intervals: paired bootstrap over search seeds (strategy vs strategy), or each side resampled "
+                  "(vs a fixed wiring). An equivalence test's p is the larger of its two one-sided p-values. "
+                  "\"Not shown\" means this study could not detect a difference of this size at its sample size; it "
+                  "is not evidence that there is none.", ""]
     return lines

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from assemblenet import fileio
-from assemblenet.config_schema import key_error
+from assemblenet import fileio, provenance
+from assemblenet.config_schema import key_error, to_plain
 from assemblenet.errors import ConfigError
 from assemblenet.search import stats
 from assemblenet.search.config import SearchConfig, load_search_config
@@ -31,6 +31,7 @@ from assemblenet.search.study.config import (
     HASH_CHARS,
     LOG_FILE,
     RECIPES_DIR,
+    REGISTRATION_FILE,
     RESCORED_CHOICE,
     RESCORED_RECORD,
     RESULT_FILE,
@@ -38,12 +39,15 @@ from assemblenet.search.study.config import (
     RETRAIN_RECORD,
     SINGLE_BEST_CHOICE,
     STAGES,
+    STUDY_REGISTRATION_FORMAT,
     TRAIN_TIME_FILE,
     RecipeCandidate,
     StudyConfig,
     TrainingSettings,
+    config_hash,
     load_study_config,
 )
+from assemblenet.search.study.confirmatory import confirmatory_analysis
 from assemblenet.search.study.proxy_validity import proxy_validity_analysis, run_proxy_validity
 from assemblenet.search.study.render import plot_choices, plot_proxy_vs_test, plot_study, study_markdown
 
@@ -73,7 +77,9 @@ class StudyOutcome:
 class Study:
     """One study in one output folder. ``fitness`` is passed to every search (a test double; default: what the
     search config names) and ``run_training`` replaces the engine's training entry point in the retrain stage
-    (same signature as :func:`assemblenet.engine.run_training`)."""
+    (same signature as :func:`assemblenet.engine.run_training`). ``allow_dirty``: run even when the code's git tree
+    has uncommitted changes to tracked files (recorded, and stated in study.md); without it such a study refuses
+    to start."""
 
     def __init__(
         self,
@@ -86,8 +92,10 @@ class Study:
         fitness: Any = None,
         run_training: Callable[..., Any] | None = None,
         base: SearchConfig | None = None,
+        allow_dirty: bool = False,
     ) -> None:
         self.config = config
+        self.allow_dirty = allow_dirty
         self.output = Path(output or config.output_dir or Path("runs") / "study" / config.name)
         # ``base``: the search config to use instead of the file's (a task of a multi-task study: search/study/tasks.py)
         base = base if base is not None else load_search_config(config.search_path)
@@ -100,6 +108,11 @@ class Study:
             changes["executor.kind"] = "ray"
             changes["executor.ray_address"] = ray_address
         self.base = base.replace(**changes)
+        for i, h in enumerate(config.hypotheses.confirmatory):
+            if h.endpoint == "rescored_mean" and self.base.search.finalists.top_k < 1:
+                raise key_error(config.source, f"hypotheses.confirmatory[{i}].endpoint",
+                                f"rescored_mean needs finalist re-scoring, but {config.search} has "
+                                "search.finalists.top_k 0; use final_best or enable re-scoring")
         self.progress = progress
         self.fitness = fitness
         self._run_training = run_training
@@ -133,8 +146,69 @@ class Study:
     def run(self, stage: str = "all") -> StudyOutcome:
         if stage not in STAGES:
             raise ConfigError(f"stage: unknown stage {stage!r}; expected one of {list(STAGES)}")
+        code = provenance.code_provenance()
+        if provenance.is_dirty(code) and not self.allow_dirty:
+            raise ConfigError(
+                f"the code's git tree ({code['root']}) has uncommitted changes to tracked files (diff sha256 "
+                f"{str(code['diff_sha256'])[:12]}): a study records the commit it ran from; commit the changes, or "
+                "pass --allow-dirty (recorded, and stated in study.md)")
         with fileio.hold_folder(self.output):  # one study per folder
+            self._register(code)
+            self._log({"event": "invocation-started", "time": time.time(), "stage": stage,
+                       "config_hash": config_hash(self.config), "provenance": code, "allow_dirty": self.allow_dirty})
             return self._run(stage)
+
+    # ------------------------------------------------------------------ pre-registration and provenance
+    def _register(self, code: Mapping[str, Any]) -> None:
+        """Record the hypotheses (and the config and code they were declared with) at the study's first
+        invocation, in ``registration.json``; refuse a later invocation whose hypotheses differ once any run has
+        data (changed hypotheses are not pre-registered). A folder whose runs had data before the first
+        registration says so (its hypotheses were declared after data existed: study.md marks them)."""
+        path = self.output / REGISTRATION_FILE
+        hypotheses = to_plain(self.config.hypotheses)
+        digest = config_hash(hypotheses)
+        started = [spec.label for spec in self.specs() if self._recorded(spec) > 0]
+        existing = json.loads(path.read_text()) if path.is_file() else None
+        if existing is not None:
+            if existing.get("hypotheses_hash") == digest:
+                return
+            if not started and not (self.output / RETRAIN_DIR).is_dir() and not (self.output / BASELINES_DIR).is_dir():
+                logger.info("study %s: no run has data yet; registering the changed hypotheses", self.config.name)
+            else:
+                registered = str(existing.get("hypotheses_hash", "?"))[:12]
+                raise key_error(self.config.source, "hypotheses",
+                                f"differ from those registered in {path} (hash {registered}, now {digest[:12]}) after "
+                                "runs have data; pre-registered hypotheses cannot change: restore them, or start a "
+                                "new study (--output)")
+        self.output.mkdir(parents=True, exist_ok=True)
+        fileio.atomic_write_json(path, {
+            "format": STUDY_REGISTRATION_FORMAT, "created": time.time(), "config_hash": config_hash(self.config),
+            "hypotheses_hash": digest, "hypotheses": hypotheses, "config": self.config.to_dict(),
+            "provenance": dict(code), "allow_dirty": self.allow_dirty,
+            "runs_with_data_before_registration": started,
+        }, fsync=True)
+
+    def registration(self) -> dict[str, Any] | None:
+        path = self.output / REGISTRATION_FILE
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def invocations(self) -> list[dict[str, Any]]:
+        """The distinct (config hash, code, --allow-dirty) states the study's invocations ran with, oldest first,
+        each with the stages run and how many invocations had it (from ``study_log.jsonl``)."""
+        states: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for row in self._log_rows():
+            if row.get("event") != "invocation-started":
+                continue
+            code = row.get("provenance") or {}
+            key = (row.get("config_hash"), code.get("commit"), code.get("dirty"), code.get("diff_sha256"),
+                   bool(row.get("allow_dirty")))
+            state = states.setdefault(key, {"config_hash": key[0], "commit": key[1], "dirty": key[2],
+                                            "diff_sha256": key[3], "allow_dirty": key[4], "invocations": 0,
+                                            "stages": [], "first": row.get("time")})
+            state["invocations"] += 1
+            if row.get("stage") not in state["stages"]:
+                state["stages"].append(row.get("stage"))
+        return list(states.values())
 
     def _run(self, stage: str) -> StudyOutcome:
         searched: list[dict[str, Any]] = []
@@ -311,6 +385,11 @@ class Study:
         analysis["retrain"] = retrain
         analysis["baselines"] = self._baselines_analysis()
         analysis["proxy_validity"] = proxy_validity_analysis(self)
+        analysis["confirmatory"] = confirmatory_analysis(
+            self.config, runs, retrain["entries"] if retrain is not None else (), self._wiring_scores())
+        analysis["config_hash"] = config_hash(self.config)
+        analysis["registration"] = self.registration()
+        analysis["provenance"] = {"analysed_with": provenance.code_provenance(), "invocations": self.invocations()}
         analysis["stage_wall_time_s"] = self.stage_times()
         analysis["stage_wall_time_untagged_rows"] = self.untagged_log_rows()
         analysis = fileio.json_safe(analysis)  # NaN (no value yet) as None, as written
@@ -562,16 +641,30 @@ class Study:
 
     def _named_scores(self, folder_root: Path, names: Sequence[str], seeds: Sequence[int],
                       settings: TrainingSettings) -> dict[str, list[float]]:
-        out: dict[str, list[float]] = {}
+        return {name: list(by_seed.values())
+                for name, by_seed in self._named_scores_by_seed(folder_root, names, seeds, settings).items()}
+
+    def _named_scores_by_seed(self, folder_root: Path, names: Sequence[str], seeds: Sequence[int],
+                              settings: TrainingSettings) -> dict[str, dict[int, float]]:
+        """Each fixed wiring's finished scores by training seed (a wiring with none is left out)."""
+        out: dict[str, dict[int, float]] = {}
         for name in names:
-            scores = []
+            scores = {}
             for k in seeds:
                 path = folder_root / name / settings.folder_name("", k) / RESULT_FILE
                 if path.is_file():
-                    scores.append(float(json.loads(path.read_text())["score"]))
+                    scores[k] = float(json.loads(path.read_text())["score"])
             if scores:
                 out[name] = scores
         return out
+
+    def _wiring_scores(self) -> dict[str, dict[int, float]]:
+        """The baselines' test scores by training seed (empty before the baselines stage)."""
+        settings = self._settings_if_known()
+        if not (self.output / BASELINES_DIR).is_dir() or settings is None:
+            return {}
+        return self._named_scores_by_seed(self.output / BASELINES_DIR, self.config.baselines.names,
+                                          self.config.baseline_seeds, settings)
 
     # ------------------------------------------------------------------ stage: recipes
     def train_recipes(self) -> list[dict[str, Any]]:
@@ -617,7 +710,7 @@ class Study:
                          "ci95_t": (stats.t_interval(scores, confidence=CONFIDENCE).to_list()
                                     if len(scores) > 1 else None)}
         return {"metric": self.config.retrain.metric, "steps": settings.steps, "recipe": settings.tag or None,
-                "baselines": out}
+                "training_seeds": list(self.config.baseline_seeds), "baselines": out}
 
     def _write_entry(self, run: SearchRun, owner: SearchRun, choice: str, record: EvaluationRecord,
                      results: list[dict[str, Any]], settings: TrainingSettings) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Hashable, Literal, Mapping, Sequence
 
 from assemblenet import fileio
+from assemblenet.errors import ConfigError
 
 if TYPE_CHECKING:
     from assemblenet.search.study.config import StudyConfig
@@ -249,10 +250,22 @@ class MultiTaskStudy:
                             "neither the search config's fitness data nor the retrain settings: every task would "
                             "use the same data")
 
+    def check_provenance(self) -> None:
+        """Refuse a dirty tree (without ``allow_dirty``) before writing any task's data, as each task's study
+        would refuse it before its first stage."""
+        from assemblenet import provenance
+
+        code = provenance.code_provenance()
+        if provenance.is_dirty(code) and not self.options.get("allow_dirty", False):
+            raise ConfigError(
+                f"the code's git tree ({code['root']}) has uncommitted changes to tracked files: a study records the "
+                "commit it ran from; commit the changes, or pass --allow-dirty (recorded, and stated in study.md)")
+
     def run(self, stage: str = "all") -> "StudyOutcome":
         from assemblenet.search.study.runner import StudyOutcome
 
         self.check_data_root()
+        self.check_provenance()
         with fileio.hold_folder(self.output):
             if stage != "analyse":
                 for i in range(len(self.studies)):
