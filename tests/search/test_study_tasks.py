@@ -12,20 +12,30 @@ import pytest
 import yaml
 
 from assemblenet.errors import ConfigError
-from assemblenet.search.study import load_study_config, run_study, study_config_from_dict
+from assemblenet.search import stats
+from assemblenet.search.study import Study, load_study_config, run_study, study_config_from_dict
 from assemblenet.search.study.power import detectable_difference, paired_power, power_statement
 from assemblenet.search.study.tasks import (
     MultiTaskStudy,
     TasksConfig,
     TaskSpec,
     ensure_task_data,
-    holm,
     make_synthetic_command,
     stratified_permutation_test,
 )
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "search"
 TINY = CONFIGS / "tiny.yaml"
+
+
+@pytest.fixture(autouse=True)
+def clean_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The code counts as a clean commit whatever the state of the checkout running the tests (a study refuses a
+    dirty tree; that refusal is tested in test_study.py)."""
+    from assemblenet import provenance
+
+    monkeypatch.setattr(provenance, "code_provenance",
+                        lambda root=None: {"root": "repo", "commit": "0" * 40, "dirty": False, "diff_sha256": None})
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +50,7 @@ def test_confirmatory_config_points_every_task_at_its_own_data() -> None:
     assert set(config.strategies) == {"evolution", "evolution-unguided", "random"} and config.max_evaluations == 40
     assert config.baselines.seeds == 4 and set(config.baselines.names) == {"asn50", "late_fusion"}
     assert [h.name for h in config.hypotheses.confirmatory] == ["H1", "H2", "H3-asn50", "H3-late-fusion"]
-    study = MultiTaskStudy(config, progress=False)
+    study = MultiTaskStudy(config, study_factory=Study, progress=False)
     study.check_data_root()
     for i, task in enumerate(config.tasks.items):
         root = f"data/compositional-{task.name}"
@@ -76,7 +86,7 @@ def test_a_data_root_no_config_names_is_refused() -> None:
     config = study_config_from_dict({"search": str(TINY), "tasks": {"replaces": "data/compositional",
                                                                     "items": [{"name": "a"}]}}, source="s.yaml")
     with pytest.raises(ConfigError, match=r"key 'tasks.replaces': .* every task would use the same data"):
-        MultiTaskStudy(config, progress=False).run("search")
+        MultiTaskStudy(config, study_factory=Study, progress=False).run("search")
 
 
 # ---------------------------------------------------------------------- task data
@@ -174,7 +184,7 @@ def test_study_across_tasks_pairs_within_task_and_prints_no_p_value_before_every
     assert by_name["H3"]["test_used"] == "permutation stratified by task"
     assert set(by_name["H3"]["per_task"]) == {"a", "b"}
     raw = [m["p_value"] for m in conf["members"]]
-    assert [m["p_adjusted"] for m in conf["members"]] == pytest.approx(holm(raw))
+    assert [m["p_adjusted"] for m in conf["members"]] == pytest.approx(stats.holm(raw))
     text = (out / "study.md").read_text()
     assert "## Confirmatory results" in text and "p (Holm)" in text and "## Exploratory: per task" in text
     assert text.index("## Hypotheses") < text.index("## Confirmatory results") < text.index("## Exploratory")
@@ -203,18 +213,14 @@ def test_stratified_permutation_test_sees_a_shift_that_task_differences_would_hi
         stratified_permutation_test(null, alternative="less", shift=0.001, samples=1000) > 0.01
 
 
-def test_holm_by_hand() -> None:
-    assert holm([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
-
-
 def test_power_matches_the_issue_planning_figures_and_a_simulation() -> None:
     assert detectable_difference(0.028, 24) == pytest.approx(0.0146, abs=5e-4)
     assert paired_power(0.015, 0.028, 24) == pytest.approx(0.80, abs=0.03)
     rng = np.random.default_rng(0)
-    from scipy import stats
+    from scipy.stats import t as student_t
 
     x = rng.normal(0.015, 0.028, size=(4000, 24))
     t = x.mean(axis=1) / (x.std(axis=1, ddof=1) / np.sqrt(24))
-    assert np.mean(t > stats.t.ppf(0.95, 23)) == pytest.approx(paired_power(0.015, 0.028, 24), abs=0.03)
+    assert np.mean(t > student_t.ppf(0.95, 23)) == pytest.approx(paired_power(0.015, 0.028, 24), abs=0.03)
     statement = power_statement(list(rng.normal(0, 0.028, 24)), planned_difference=0.015, family_size=4)
     assert statement["detectable_holm_strictest"] > statement["detectable"] > 0

@@ -21,8 +21,12 @@ from assemblenet.config_schema import (
     to_plain,
 )
 from assemblenet.search.registry import strategy_names
-from assemblenet.search.study.proxy_validity import ProxyValidityConfig, validate_proxy_validity
-from assemblenet.search.study.tasks import TasksConfig, validate_tasks
+from assemblenet.search.study.sections import (
+    ProxyValidityConfig,
+    TasksConfig,
+    validate_proxy_validity,
+    validate_tasks,
+)
 
 STUDY_FORMAT = "assemblenet-study/v1"
 STAGES = ("recipes", "search", "analyse", "retrain", "baselines", "proxy-validity", "all")

@@ -58,12 +58,13 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from assemblenet import fileio
+from assemblenet.search.study.config import HASH_CHARS, RESULT_FILE
+from assemblenet.search.study.sections import ProxyValidityConfig
 
-if TYPE_CHECKING:  # the stage runs inside a Study; no import at runtime (the runner imports this module)
-    from assemblenet.search.study.runner import Study
+Study = Any  # a :class:`~assemblenet.search.study.runner.Study` (the runner imports this module, not the reverse)
 
 logger = logging.getLogger(__name__)
 
@@ -75,43 +76,6 @@ SAMPLED_PREFIX = "s"
 SAMPLED_KIND = "sampled"
 FIXED_KIND = "fixed"
 MAX_SAMPLE_DRAWS = 100  # draws per wanted graph before the space is declared too small for distinct graphs
-
-
-@dataclass(frozen=True)
-class ProxyValidityConfig:
-    """The ``proxy_validity`` section of a study config (the ``proxy-validity`` stage).
-
-    ``graphs`` graphs drawn uniformly from the search space with ``random.Random(sample_seed)`` (distinct by
-    hash) plus the fixed wirings ``fixed``; each gets ``proxy_seeds`` proxy evaluations and ``final_seeds``
-    final trainings (the retrain settings). ``top_fraction`` is the share of graphs (by final test mean) the
-    top-quartile tau is computed in. ``stage=all`` runs the stage when ``enabled``."""
-
-    enabled: bool = False
-    graphs: int = 50
-    fixed: tuple[str, ...] = ("asn50", "late_fusion", "rgb_only", "flow_only")
-    proxy_seeds: int = 3
-    final_seeds: int = 2
-    sample_seed: int = 0
-    top_fraction: float = 0.25
-
-
-def validate_proxy_validity(check: Any, section: ProxyValidityConfig) -> None:
-    """Range checks of the section through the study's :class:`~assemblenet.config_schema.Checker` (messages
-    name ``proxy_validity.KEY``)."""
-    from assemblenet.search.baselines import BASELINES
-
-    check.at_least("proxy_validity.graphs", 0)
-    check.at_least("proxy_validity.sample_seed", 0)
-    for key in ("proxy_seeds", "final_seeds"):  # reliabilities need two seeds per side
-        check.at_least(f"proxy_validity.{key}", 2)
-    for i in range(len(section.fixed)):
-        check.one_of(f"proxy_validity.fixed[{i}]", BASELINES)
-    if len(set(section.fixed)) != len(section.fixed):
-        check.fail("proxy_validity.fixed", f"must be distinct, got {list(section.fixed)}")
-    if section.graphs + len(section.fixed) < 4:
-        check.fail("proxy_validity.graphs", "graphs plus fixed wirings must be at least 4 for a correlation, got "
-                   f"{section.graphs} + {len(section.fixed)}")
-    check.within("proxy_validity.top_fraction", 0, 1, low_open=True)
 
 
 def proxy_trial_seed(sample_seed: int, k: int) -> int:
@@ -133,8 +97,6 @@ class ValidityGraph:
 
     @property
     def folder_name(self) -> str:
-        from assemblenet.search.study.config import HASH_CHARS
-
         return f"{self.label}-{self.digest[:HASH_CHARS]}"
 
 
@@ -166,7 +128,7 @@ def validity_graphs(section: ProxyValidityConfig, space_config: Any) -> list[Val
 
 
 # ---------------------------------------------------------------------- the stage
-def run_proxy_validity(study: "Study") -> dict[str, Any]:
+def run_proxy_validity(study: Study) -> dict[str, Any]:
     """Run (or resume) the stage for ``study``: every missing proxy evaluation, then every missing final
     training; return counts of what ran and what was already there."""
     from tqdm import tqdm
@@ -208,12 +170,10 @@ def _final_folder(root: Path, item: ValidityGraph, k: int, settings: Any) -> Pat
 
 
 def _result_file() -> str:
-    from assemblenet.search.study.config import RESULT_FILE
-
     return RESULT_FILE
 
 
-def _run_proxy_evaluations(study: "Study", root: Path, todo: Sequence[tuple[ValidityGraph, int]],
+def _run_proxy_evaluations(study: Study, root: Path, todo: Sequence[tuple[ValidityGraph, int]],
                            section: ProxyValidityConfig, bar: Any) -> None:
     """Run the missing proxy evaluations through the search config's executor; each record is written as soon
     as its evaluation finishes (in whatever order the executor returns them)."""
@@ -251,15 +211,15 @@ def _run_proxy_evaluations(study: "Study", root: Path, todo: Sequence[tuple[Vali
         executor.close()
 
 
-def _run_final_trainings(study: "Study", root: Path, todo: Sequence[tuple[ValidityGraph, int]], settings: Any,
+def _run_final_trainings(study: Study, root: Path, todo: Sequence[tuple[ValidityGraph, int]], settings: Any,
                          bar: Any) -> None:
     """Train the missing (graph, seed) pairs from scratch with the retrain settings (``retrain.workers`` at once),
     each recorded by the study's one training path (resumable from the engine's checkpoints)."""
     if not todo:
         return
-    from assemblenet.search.study.runner import _engine_run_training
+    from assemblenet.engine.trainer import run_training
 
-    train = study._run_training or _engine_run_training()
+    train = study._run_training or run_training
     train_config, width = study._train_config(), study._width()
     jobs = [(item.graph, _final_folder(root, item, k, settings), k, settings) for item, k in todo]
     owners = {folder: (item, k) for (item, k), (_, folder, _, _) in zip(todo, jobs)}
@@ -279,7 +239,7 @@ def _run_final_trainings(study: "Study", root: Path, todo: Sequence[tuple[Validi
 
 
 # ---------------------------------------------------------------------- reading and analysis
-def proxy_validity_analysis(study: "Study") -> dict[str, Any] | None:
+def proxy_validity_analysis(study: Study) -> dict[str, Any] | None:
     """The stage's statistics from its folder (None when the stage never ran); writes ``proxy_validity.json`` and
     the scatter plot ``proxy_validity.png`` beside it once a correlation can be computed."""
     section = study.config.proxy_validity

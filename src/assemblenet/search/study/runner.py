@@ -745,7 +745,7 @@ def run_study(config: StudyConfig | str | Path, *, stage: str = "all", **options
     if config.tasks.items:  # several tasks: one study per task, analysed across tasks
         from assemblenet.search.study.tasks import MultiTaskStudy
 
-        return MultiTaskStudy(config, **options).run(stage)
+        return StudyOutcome(*MultiTaskStudy(config, study_factory=Study, **options).run(stage))
     return Study(config, **options).run(stage)
 
 

@@ -25,7 +25,8 @@ initial population within a task, so the pairing unit is (task, search seed). Th
   test stratified by task (:func:`stratified_permutation_test`; labels shuffled within each task only, so task
   difficulty cancels), its interval a bootstrap stratified by task and arm; a ``margin`` adds two one-sided
   stratified tests (TOST) for equivalence;
-- Holm's step-down over every member of the family, computed only once every member is complete: until every
+- Holm's step-down (:func:`assemblenet.search.stats.holm`) over every member of the family, computed only once
+  every member is complete: until every
   run and training a hypothesis needs has finished, its entry holds counts only (no estimate, no p-value);
 - the power reached (:mod:`assemblenet.search.study.power`) at the measured SD of the paired differences.
 
@@ -40,72 +41,20 @@ import json
 import logging
 import math
 import statistics
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Hashable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Hashable, Mapping, Sequence
 
 from assemblenet import fileio
 from assemblenet.errors import ConfigError
+from assemblenet.search.study.sections import TasksConfig, TaskSpec
 
 if TYPE_CHECKING:
     from assemblenet.search.study.config import StudyConfig
-    from assemblenet.search.study.runner import StudyOutcome
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_KEYWORDS = ("train_videos", "val_videos", "test_videos", "size", "num_frames", "fps")
-DATA_MODES = ("generate", "check", "none")
 PLANNED_DIFFERENCE = 0.015  # issue 27: 80% power at 0.015 with 24 pairs at a paired SD of 0.028
 PENDING, COMPLETE = "pending", "complete"
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """One task: its ``name`` (the folder ``OUTPUT/<name>/``), the generator seed ``data_seed`` and its data
-    ``root`` (null: ``<tasks.replaces>-<name>``)."""
-
-    name: str = ""
-    data_seed: int = 0
-    root: str | None = None
-
-
-@dataclass(frozen=True)
-class TasksConfig:
-    """The ``tasks`` section: empty ``items`` is a single-task study (the default)."""
-
-    replaces: str = ""
-    data: Literal["generate", "check", "none"] = "generate"
-    make_synthetic: Mapping[str, Any] = field(default_factory=dict)
-    items: tuple[TaskSpec, ...] = ()
-
-    def root(self, task: TaskSpec) -> str:
-        return task.root if task.root is not None else f"{self.replaces.rstrip('/')}-{task.name}"
-
-
-def validate_tasks(check: Any, tasks: TasksConfig) -> None:
-    """Range checks of the ``tasks`` section (messages name ``tasks.KEY``)."""
-    if not tasks.items:
-        return
-    names = [t.name for t in tasks.items]
-    for i, task in enumerate(tasks.items):
-        if not task.name or "/" in task.name or task.name.startswith("."):
-            check.fail(f"tasks.items[{i}].name", f"must be a plain folder name, got {task.name!r}")
-        check.at_least(f"tasks.items[{i}].data_seed", 0)
-    if len(set(names)) != len(names):
-        check.fail("tasks.items", f"names must be distinct, got {names}")
-    roots = [tasks.root(t) for t in tasks.items]
-    if len(set(roots)) != len(roots):
-        check.fail("tasks.items", f"data roots must be distinct, got {roots}")
-    seeds = [t.data_seed for t in tasks.items]
-    if len(set(seeds)) != len(seeds):
-        check.fail("tasks.items", f"data_seed values must be distinct (each task is its own dataset), got {seeds}")
-    if not tasks.replaces:
-        check.fail("tasks.replaces", "must name the data root the search and retrain configs use (e.g. "
-                   "data/compositional)")
-    for key in tasks.make_synthetic:
-        if key not in GENERATOR_KEYWORDS:
-            check.fail(f"tasks.make_synthetic.{key}", f"unknown generator keyword; expected one of "
-                       f"{list(GENERATOR_KEYWORDS)}")
 
 
 def make_synthetic_command(tasks: TasksConfig, task: TaskSpec) -> str:
@@ -195,8 +144,10 @@ class MultiTaskStudy:
     """One study config run on every task of ``tasks.items``: one :class:`~.runner.Study` per task in
     ``OUTPUT/<task>/``, then the cross-task analysis in ``OUTPUT/``. ``options`` go to every Study."""
 
-    def __init__(self, config: "StudyConfig", *, output: str | Path | None = None, **options: Any) -> None:
+    def __init__(self, config: "StudyConfig", *, study_factory: Any, output: str | Path | None = None,
+                 **options: Any) -> None:
         self.config = config
+        self.study_factory = study_factory  # the runner's Study class (injected: the runner imports this module)
         self.output = Path(output or config.output_dir or Path("runs") / "study" / config.name)
         self.options = options
         self.progress = bool(options.get("progress", True))
@@ -230,9 +181,7 @@ class MultiTaskStudy:
             base.fitness, proxy_training=dataclasses.replace(proxy, overrides=overrides)))
 
     def task_study(self, index: int) -> Any:
-        from assemblenet.search.study.runner import Study
-
-        return Study(self.task_config(index), base=self.task_base(index), **self.options)
+        return self.study_factory(self.task_config(index), base=self.task_base(index), **self.options)
 
     def check_data_root(self) -> None:
         """A task study whose configs never name ``tasks.replaces`` would train every task on the same data."""
@@ -261,9 +210,8 @@ class MultiTaskStudy:
                 f"the code's git tree ({code['root']}) has uncommitted changes to tracked files: a study records the "
                 "commit it ran from; commit the changes, or pass --allow-dirty (recorded, and stated in study.md)")
 
-    def run(self, stage: str = "all") -> "StudyOutcome":
-        from assemblenet.search.study.runner import StudyOutcome
-
+    def run(self, stage: str = "all") -> tuple[Path, list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+        """Run ``stage`` on every task; return (output folder, search summaries, retrain entries, analysis)."""
         self.check_data_root()
         self.check_provenance()
         with fileio.hold_folder(self.output):
@@ -282,7 +230,7 @@ class MultiTaskStudy:
                     searched += [{"task": task.name, **row} for row in outcome.searched]
                     retrained += [{"task": task.name, **row} for row in outcome.retrained]
             analysis = self.analyse()
-        return StudyOutcome(self.output, searched, retrained, analysis)
+        return self.output, searched, retrained, analysis
 
     def _stages(self) -> list[str]:
         config = self.config
@@ -311,18 +259,6 @@ def load_base(config: "StudyConfig") -> Any:
 
 
 # ---------------------------------------------------------------------- statistics
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (family-wise error control): the i-th smallest p times (m - i + 1),
-    made monotone and capped at 1."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted = [0.0] * len(p_values)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, (len(p_values) - rank) * p_values[i])
-        adjusted[i] = min(1.0, running)
-    return adjusted
-
-
 def _stratum_arrays(strata: Mapping[Hashable, tuple[Sequence[float], Sequence[float]]]) -> list[tuple[Any, int]]:
     import numpy as np
 
@@ -381,39 +317,26 @@ def stratified_bootstrap_ci(strata: Mapping[Hashable, tuple[Sequence[float], Seq
 
 def _paired_member(h: Any, alternative: str, pairs: Mapping[Hashable, tuple[float, float]], *, samples: int,
                    seed: int) -> dict[str, Any]:
-    """A strategy-vs-strategy member over (task, seed) pairs."""
-    from scipy import stats as sps
-
+    """A strategy-vs-strategy member over (task, seed) pairs, with the tests of :mod:`assemblenet.search.stats`
+    (as the single-task confirmatory analysis uses them); Wilcoxon signed-rank as a second view."""
     from assemblenet.search import stats
 
     keys = sorted(pairs, key=str)
-    d = [pairs[k][0] - pairs[k][1] for k in keys]
-    interval = stats.bootstrap_mean_ci(d, samples=samples, seed=seed)
-    row: dict[str, Any] = {"n_pairs": len(d), "estimate": interval.estimate, "ci95": interval.to_list(),
-                           "ci_method": "percentile bootstrap over (task, seed) pairs",
-                           "differences": {f"{k[0]}/seed{k[1]}": v for k, v in zip(keys, d)}}
+    a, b = [pairs[k][0] for k in keys], [pairs[k][1] for k in keys]
+    interval = stats.paired_bootstrap_ci(a, b, samples=samples, seed=seed)
+    row: dict[str, Any] = {"n_pairs": len(keys), "estimate": interval.estimate, "ci95": interval.to_list(),
+                           "ci_method": "paired percentile bootstrap over (task, seed) pairs",
+                           "differences": {f"{k[0]}/seed{k[1]}": x - y for k, x, y in zip(keys, a, b)}}
     if alternative == "equivalent":
-        low = stats.paired_permutation_test([x + h.margin for x in d], alternative="greater", seed=seed)
-        high = stats.paired_permutation_test([x - h.margin for x in d], alternative="less", seed=seed)
-        row.update({"p_value": max(low.p_value, high.p_value), "p_lower": low.p_value, "p_upper": high.p_value})
+        tost = stats.equivalence_test(a, b, margin=h.margin, paired=True, test=h.test, seed=seed)
+        row.update({"p_value": tost.p_value, "p_lower": tost.p_lower, "p_upper": tost.p_upper})
         return row
-    if h.test == "t":
-        result = sps.ttest_1samp(d, 0.0, alternative=alternative)
-        row.update({"p_value": float(result.pvalue), "statistic": float(result.statistic)})
-    elif h.test == "wilcoxon":
-        result = sps.wilcoxon(d, alternative=alternative, zero_method="zsplit")
-        row.update({"p_value": float(result.pvalue), "statistic": float(result.statistic)})
-    else:
-        if alternative == "two-sided":
-            up = stats.paired_permutation_test(d, alternative="greater", seed=seed)
-            down = stats.paired_permutation_test(d, alternative="less", seed=seed)
-            row.update({"p_value": min(1.0, 2 * min(up.p_value, down.p_value)), "statistic": up.statistic})
-        else:
-            result = stats.paired_permutation_test(d, alternative=alternative, seed=seed)
-            row.update({"p_value": result.p_value, "statistic": result.statistic, "exact": result.exact})
-    if any(x != 0 for x in d) and alternative != "two-sided":
-        second = sps.wilcoxon(d, alternative=alternative, zero_method="zsplit")
-        row["second_view"] = {"test": "wilcoxon", "p_value": float(second.pvalue)}
+    result = stats.difference_test(a, b, paired=True, test=h.test, alternative=alternative, seed=seed)
+    row.update({"p_value": result.p_value, "statistic": result.statistic, "exact": result.exact})
+    second = "wilcoxon" if h.test != "wilcoxon" else "permutation"
+    if any(x != y for x, y in zip(a, b)):
+        view = stats.difference_test(a, b, paired=True, test=second, alternative=alternative, seed=seed)
+        row["second_view"] = {"test": second, "p_value": view.p_value}
     return row
 
 
@@ -545,8 +468,10 @@ def cross_task_analysis(config: "StudyConfig", runs_by_task: Mapping[str, Sequen
     correction = config.hypotheses.correction
     if complete:
         raw = [m["p_value"] for m in members]
-        adjusted = holm(raw) if correction == "holm" else (
-            [min(1.0, p * len(raw)) for p in raw] if correction == "bonferroni" else raw)
+        from assemblenet.search import stats
+
+        adjusted = stats.holm(raw) if correction == "holm" else (
+            stats.bonferroni(raw) if correction == "bonferroni" else raw)
         for m, p in zip(members, adjusted):
             m["p_adjusted"] = p
             m["supported"] = p <= m["alpha"]
