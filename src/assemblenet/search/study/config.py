@@ -345,6 +345,8 @@ def _validate_hypotheses(config: StudyConfig, check: Checker) -> None:
         key = f"hypotheses.confirmatory[{i}]"
         if not h.name:
             fail(f"{key}.name", "must not be empty (e.g. H1)")
+        if h.comparison.a.strategy is None:
+            fail(f"{key}.comparison.a", "must be a strategy (the searched side; b may be a fixed wiring)")
         for side in ("a", "b"):
             arm = getattr(h.comparison, side)
             arm_key = f"{key}.comparison.{side}"
@@ -364,8 +366,6 @@ def _validate_hypotheses(config: StudyConfig, check: Checker) -> None:
                     fail(f"{key}.endpoint", f"a fixed wiring has only a test score: use test_score, got {h.endpoint!r}")
         if h.comparison.a == h.comparison.b:
             fail(f"{key}.comparison", "a and b must differ")
-        if h.comparison.a.strategy is None:
-            fail(f"{key}.comparison.a", "must be a strategy (the searched side; b may be a fixed wiring)")
         if h.endpoint == "test_score" and not config.retrain.enabled:
             fail(f"{key}.endpoint", "test_score needs retrain.enabled: true")
         allowed = PAIRED_TESTS if h.comparison.paired else UNPAIRED_TESTS
