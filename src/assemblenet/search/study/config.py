@@ -21,9 +21,15 @@ from assemblenet.config_schema import (
     to_plain,
 )
 from assemblenet.search.registry import strategy_names
+from assemblenet.search.study.sections import (
+    ProxyValidityConfig,
+    TasksConfig,
+    validate_proxy_validity,
+    validate_tasks,
+)
 
 STUDY_FORMAT = "assemblenet-study/v1"
-STAGES = ("recipes", "search", "analyse", "retrain", "baselines", "all")
+STAGES = ("recipes", "search", "analyse", "retrain", "baselines", "proxy-validity", "all")
 GUIDED = "evolution"
 BASELINE = "random"
 CONFIDENCE = 0.95
@@ -68,6 +74,10 @@ class RetrainConfig:
     # A candidate of ``recipes`` to train with instead of ``steps`` and the config's lr: its name, or "auto" for
     # the one the recipes stage measured best (see ``choose_recipe``); null: ``steps`` as configured.
     recipe: str | None = None
+    # Which runs and choices are retrained: ``strategies`` null: every strategy's runs (else only these, e.g. the
+    # guided one when only its test score is an endpoint); ``choices``: the single best and/or the re-scored choice.
+    strategies: tuple[str, ...] | None = None
+    choices: tuple[str, ...] = (SINGLE_BEST_CHOICE, RESCORED_CHOICE)
 
 
 @dataclass(frozen=True)
@@ -198,6 +208,8 @@ class StudyConfig:
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     recipes: RecipesConfig = field(default_factory=RecipesConfig)
     hypotheses: HypothesesConfig = field(default_factory=HypothesesConfig)
+    proxy_validity: ProxyValidityConfig = field(default_factory=ProxyValidityConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)  # several datasets in one study (search/study/tasks.py)
     # The path of the study file, for messages; not a YAML key.
     source: str = field(default="study config", compare=False, repr=False)
 
@@ -311,8 +323,17 @@ def validate_study_config(config: StudyConfig) -> None:
              f"seeds {list(config.recipe_seeds)} (the recipe is chosen on those trainings: a baseline reported "
              f"from them would be chosen on its own data); use at least {config.recipes.seeds} or null")
     _validate_hypotheses(config, check)
+    for i in range(len(config.retrain.strategies or ())):
+        check.one_of(f"retrain.strategies[{i}]", config.strategies)
+    for i in range(len(config.retrain.choices)):
+        check.one_of(f"retrain.choices[{i}]", (SINGLE_BEST_CHOICE, RESCORED_CHOICE))
+    if not config.retrain.choices:
+        fail("retrain.choices", f"must name at least one of {[SINGLE_BEST_CHOICE, RESCORED_CHOICE]}")
+    validate_proxy_validity(check, config.proxy_validity)
+    validate_tasks(check, config.tasks)
     retrain_config = config.retrain.config
-    if config.retrain.enabled and retrain_config is not None and not config.resolve(retrain_config).is_file():
+    trains = config.retrain.enabled or config.proxy_validity.enabled
+    if trains and retrain_config is not None and not config.resolve(retrain_config).is_file():
         fail("retrain.config", f"engine training config not found: {retrain_config} ({PATH_RULE}: {Path.cwd()})")
 
 

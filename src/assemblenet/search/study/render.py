@@ -244,6 +244,11 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
                          f"| {', '.join(_f(v) for v in entry['scores'])} |")
         lines += [""]
 
+    if analysis.get("proxy_validity"):
+        from assemblenet.search.study.proxy_validity import proxy_validity_markdown
+
+        lines += proxy_validity_markdown(analysis["proxy_validity"])
+
     rescoring = any(r.get("rescored_index") is not None for r in analysis["runs"])
     head = "| run | evaluations | complete | final best | found at |"
     lines += ["### Runs", ""]

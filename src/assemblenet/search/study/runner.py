@@ -48,6 +48,7 @@ from assemblenet.search.study.config import (
     load_study_config,
 )
 from assemblenet.search.study.confirmatory import confirmatory_analysis
+from assemblenet.search.study.proxy_validity import proxy_validity_analysis, run_proxy_validity
 from assemblenet.search.study.render import plot_choices, plot_proxy_vs_test, plot_study, study_markdown
 
 logger = logging.getLogger(__name__)
@@ -90,12 +91,14 @@ class Study:
         progress: bool = True,
         fitness: Any = None,
         run_training: Callable[..., Any] | None = None,
+        base: SearchConfig | None = None,
         allow_dirty: bool = False,
     ) -> None:
         self.config = config
         self.allow_dirty = allow_dirty
         self.output = Path(output or config.output_dir or Path("runs") / "study" / config.name)
-        base = load_search_config(config.search_path)
+        # ``base``: the search config to use instead of the file's (a task of a multi-task study: search/study/tasks.py)
+        base = base if base is not None else load_search_config(config.search_path)
         changes: dict[str, Any] = {"search.max_evaluations": config.max_evaluations}
         if executor is not None:
             changes["executor.kind"] = executor
@@ -222,6 +225,9 @@ class Study:
             analysis = self.analyse()
         if stage == "baselines" or (stage == "all" and self.config.baselines.enabled):
             self._timed("baselines", self.train_baselines)
+            analysis = self.analyse()
+        if stage == "proxy-validity" or (stage == "all" and self.config.proxy_validity.enabled):
+            self._timed("proxy-validity", lambda: run_proxy_validity(self))
             analysis = self.analyse()
         if stage == "recipes":
             analysis = self.analyse()
@@ -382,6 +388,7 @@ class Study:
         retrain = self._retrain_analysis(runs)
         analysis["retrain"] = retrain
         analysis["baselines"] = self._baselines_analysis()
+        analysis["proxy_validity"] = proxy_validity_analysis(self)
         analysis["confirmatory"] = confirmatory_analysis(
             self.config, runs, retrain["entries"] if retrain is not None else (), self._wiring_scores())
         analysis["config_hash"] = config_hash(self.config)
@@ -410,6 +417,8 @@ class Study:
         for run in runs:
             for choice, record_name, current in ((SINGLE_BEST_CHOICE, RETRAIN_RECORD, run.best),
                                                  (RESCORED_CHOICE, RESCORED_RECORD, run.rescored)):
+                if not self._retrains(run, choice):
+                    continue
                 expected += current is not None and run.complete
                 path = folder / run.label / record_name
                 if not path.is_file():
@@ -474,7 +483,7 @@ class Study:
         width = self._width()
         choices = [(run, choice, record) for run in runs
                    for choice, record in ((SINGLE_BEST_CHOICE, run.best), (RESCORED_CHOICE, run.rescored))
-                   if record is not None]
+                   if record is not None and self._retrains(run, choice)]
         owners: dict[str, tuple[SearchRun, EvaluationRecord]] = {}
         for run, _, record in choices:
             owners.setdefault(record.graph_hash, (run, record))
@@ -511,6 +520,11 @@ class Study:
                 logger.warning("study %s: %s has no successful evaluation; nothing to retrain", self.config.name,
                             run.label)
         return entries
+
+    def _retrains(self, run: SearchRun, choice: str) -> bool:
+        """Whether the retrain stage trains this run's ``choice`` (``retrain.strategies`` and ``retrain.choices``)."""
+        cfg = self.config.retrain
+        return choice in cfg.choices and (cfg.strategies is None or run.strategy in cfg.strategies)
 
     def _train_config(self) -> str | None:
         cfg = self.config.retrain
@@ -732,6 +746,10 @@ def run_study(config: StudyConfig | str | Path, *, stage: str = "all", **options
     :class:`Study` (``output``, ``executor``, ``ray_address``, ``progress``, ``fitness``, ``run_training``)."""
     if not isinstance(config, StudyConfig):
         config = load_study_config(config)
+    if config.tasks.items:  # several tasks: one study per task, analysed across tasks
+        from assemblenet.search.study.tasks import MultiTaskStudy
+
+        return StudyOutcome(*MultiTaskStudy(config, study_factory=Study, **options).run(stage))
     return Study(config, **options).run(stage)
 
 
