@@ -112,7 +112,9 @@ def collect_videos(source: str | os.PathLike, *, root: str | os.PathLike | None 
     if source.suffix.lower() in VIDEO_EXTENSIONS:
         return [source]
     base = Path(root) if root is not None else source.parent
-    first_line = source.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+    from assemblenet.data.annotations.common import annotation_text
+
+    first_line = annotation_text(source).split("\n", 1)[0]
     if first_line.startswith("id,") and "actions" in first_line:
         return [base / f"{record.video_id}.mp4" for record in read_charades_csv(source)]
     if is_kinetics_csv(source):  # the official CSV: its videos under whichever known layout holds them

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from assemblenet.errors import DataError
-from assemblenet.fileio import atomic_write_text
+from assemblenet.fileio import atomic_write_text, read_text
 
 _CHARADES_CLASS_LINE = re.compile(r"^(c\d+)\s+(\S.*)$")
 
@@ -25,6 +26,12 @@ def _open_text(path: str | os.PathLike) -> Path:
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
     return path
+
+
+def annotation_text(path: str | os.PathLike) -> str:
+    """The text of an annotation file, through the one reader of user text (``fileio.read_text``): UTF-8 with or
+    without a byte-order mark; other encodings are a ``DataError`` naming the file, line and byte offset."""
+    return read_text(path, what="annotation file")
 
 
 @dataclass(frozen=True)
@@ -128,16 +135,20 @@ def write_class_list(path: str | os.PathLike, classes: ClassList) -> None:
 
 
 def _numbered_lines(path: Path) -> list[tuple[int, str]]:
-    """Non-blank lines with their 1-based numbers. ``utf-8-sig`` drops a byte-order mark; ``splitlines``
+    """Non-blank lines with their 1-based numbers (``annotation_text`` drops a byte-order mark); ``splitlines``
     takes the CRLF endings UCF101's lists ship with."""
-    text = path.read_text(encoding="utf-8-sig")
+    text = annotation_text(path)
     return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
-def csv_rows(path: Path, *, encoding: str = "utf-8-sig") -> Iterator[tuple[int, str, list[str]]]:
+def csv_rows(path: Path) -> Iterator[tuple[int, str, list[str]]]:
     """``(line, "file:line", row)`` for each non-blank row of a CSV file without a header (see ``_rows``)."""
-    with path.open(newline="", encoding=encoding) as handle:
-        yield from _rows(csv.reader(handle), path)
+    yield from _rows(csv.reader(_csv_lines(path)), path)
+
+
+def _csv_lines(path: Path) -> io.StringIO:
+    """The file's text for ``csv.reader``, line endings kept (``newline=""``), so a quoted field may hold one."""
+    return io.StringIO(annotation_text(path), newline="")
 
 
 def _rows(reader: Iterator[list[str]], path: Path, *, width: int | None = None) -> Iterator[tuple[int, str, list[str]]]:
@@ -163,21 +174,22 @@ def _rows(reader: Iterator[list[str]], path: Path, *, width: int | None = None) 
 
 
 @contextlib.contextmanager
-def csv_table(path: Path, *, kind: str, required: Sequence[str], expected: str, lowercase: bool = False,
-              encoding: str = "utf-8-sig") -> Iterator[tuple[dict[str, int], Iterator[tuple[int, str, list[str]]]]]:
+def csv_table(path: Path, *, kind: str, required: Sequence[str], expected: str,
+              lowercase: bool = False) -> Iterator[tuple[dict[str, int], Iterator[tuple[int, str, list[str]]]]]:
     """An open CSV with a header row: ``(column index by header name, ``_rows`` of the rows below it)``. The
     header names are stripped (and lowercased with ``lowercase``); a missing file header or ``required``
     column is a ``DataError`` naming ``kind`` or the ``expected`` header."""
-    with path.open(newline="", encoding=encoding) as handle:
-        reader = csv.reader(handle)
-        try:
-            header = [h.strip().lower() if lowercase else h.strip() for h in next(reader)]
-        except StopIteration:
-            raise DataError(f"{path}: empty file, expected a {kind} CSV header") from None
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise DataError(f"{path}:1: header lacks column(s) {missing}; expected the {kind} header {expected}")
-        yield {name: i for i, name in enumerate(header)}, _rows(reader, path, width=len(header))
+    reader = csv.reader(_csv_lines(path))
+    try:
+        header = [h.strip().lower() if lowercase else h.strip() for h in next(reader)]
+    except StopIteration:
+        raise DataError(f"{path}: empty file, expected a {kind} CSV header") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}:1: {exc}") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DataError(f"{path}:1: header lacks column(s) {missing}; expected the {kind} header {expected}")
+    yield {name: i for i, name in enumerate(header)}, _rows(reader, path, width=len(header))
 
 
 def _indexed_class_list(path: str | os.PathLike, *, name_first: bool, first_index: int, expected: str) -> ClassList:
@@ -239,7 +251,7 @@ class ListedVideo:
 def read_name_list(path: str | os.PathLike) -> list[str]:
     """One entry per non-blank line (e.g. Toyota Smarthome split lists); surrounding spaces are dropped."""
     path = _open_text(path)
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = [line.strip() for line in annotation_text(path).splitlines() if line.strip()]
     if not names:
         raise DataError(f"{path}: list is empty")
     return names

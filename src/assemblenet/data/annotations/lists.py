@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
-from assemblenet.data.annotations.common import _open_text
+from assemblenet.data.annotations.common import _open_text, annotation_text
 from assemblenet.errors import DataError
 from assemblenet.fileio import atomic_path
 
@@ -41,7 +41,7 @@ def read_video_list(path: str | os.PathLike, *, multi_label: bool = False, label
     With ``multi_label``, a label field may hold several labels separated by ``label_sep``.
     """
     path = _open_text(path)
-    text = path.read_text(encoding="utf-8")
+    text = annotation_text(path)
     lines = text.splitlines()
     entries: list[LabeledPath] = []
     first = next((line for line in lines if line.strip()), "")
