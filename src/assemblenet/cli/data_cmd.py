@@ -178,10 +178,9 @@ def _shown(paths, limit: int = 5) -> str:
 def run_check_dataset(args: argparse.Namespace) -> int:
     import sys
 
-    from assemblenet.data import build_dataset
     from assemblenet.data.check import check_split, dataset_problems, plot_class_histogram, shown_videos
     from assemblenet.engine.config import fixed_num_classes, load_config
-    from assemblenet.engine.trainer import dataset_kwargs
+    from assemblenet.engine.trainer import split_dataset
     from assemblenet.fileio import atomic_write_json
 
     cfg = load_config(args.config, list(args.overrides))
@@ -192,7 +191,7 @@ def run_check_dataset(args: argparse.Namespace) -> int:
     for name in ("train", "val"):
         if not (cfg.data.train if name == "train" else cfg.data.val):
             raise ConfigError(f"{args.config}: key 'data.{name}' is empty; the run needs it")
-        dataset = build_dataset(cfg.data.dataset, **dataset_kwargs(cfg, name))
+        dataset = split_dataset(cfg, name)
         split = check_split(dataset, name=name, workers=args.workers, min_frames=args.min_frames,
                             full_decode=args.full, progress=not args.no_progress)
         splits.append(split)
@@ -249,6 +248,10 @@ def run_flow(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else root.parent / f"{root.resolve().name}_flow"
     if not args.bound > 0:
         raise DataError(f"--bound must be positive, got {args.bound}")
+    if args.method == "tvl1-torch":
+        from assemblenet.engine.placement import resolve_device
+
+        args.device = str(resolve_device(args.device, key="--device"))
     report = precompute_flow(videos, out, root=root, method=args.method, fmt=args.fmt, bound=args.bound,
                              workers=args.workers, device=args.device, short_side=args.short_side,
                              max_frames=args.max_frames,

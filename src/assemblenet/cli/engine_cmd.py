@@ -65,7 +65,7 @@ def register(subparsers) -> None:
     predict.add_argument("--timeline", metavar="OUT.json",
                          help="write per-window scores as JSON and a PNG plot (OUT.png) of scores over time")
     predict.add_argument("--hop", type=positive_int, help="frames between window starts (default: one window span)")
-    predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    predict.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     predict.add_argument("--objects", metavar="MAPS",
                          help="the video's per-frame object maps (.npz or folder of PNG label maps), for models with "
                               "an object stem (AssembleNet++)")
@@ -148,6 +148,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 # -- predict -----------------------------------------------------------------------------------------------
 def run_predict(args: argparse.Namespace) -> int:
     from assemblenet.engine.modeling import prepare_for_inference
+    from assemblenet.engine.placement import resolve_device
     from assemblenet.engine.predict import predict_video, write_timeline
     from assemblenet.engine.weights import load_trained_model
     from assemblenet.errors import CheckpointError, ConfigError, DataError
@@ -173,11 +174,12 @@ def run_predict(args: argparse.Namespace) -> int:
     video = Path(args.video)
     if not video.exists():
         raise DataError(f"video not found: {video}")
+    device = resolve_device(args.device, key="--device")
     model, info = load_trained_model(checkpoint)
-    model = prepare_for_inference(model, device=args.device, precision=args.precision)
+    model = prepare_for_inference(model, device=device, precision=args.precision)
     prediction = predict_video(model, video, num_frames=int(info["num_frames"]), crop_size=int(info["crop_size"]),
                                class_names=info.get("class_names"), multi_label=info["multi_label"], hop=args.hop,
-                               device=args.device, objects=args.objects)
+                               device=device, objects=args.objects)
     top = prediction.top(args.topk)
     if args.json:
         print(json.dumps([{"class_index": i, "class_name": n, "score": round(s, 6)} for i, n, s in top]))

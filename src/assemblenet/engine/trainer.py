@@ -149,13 +149,23 @@ def dataset_kwargs(cfg: Config, split: str) -> dict[str, Any]:
     return kwargs
 
 
-def build_split(cfg: Config, split: str) -> Any:
+def split_dataset(cfg: Config, split: str) -> Any:
+    """The dataset ``data.<split>`` describes, as listed (``check-dataset`` and :func:`build_split` share it); an
+    unusable argument is one ``ConfigError`` naming its key (``data.train.csv_path``)."""
     from assemblenet.data import build_dataset
+    from assemblenet.data.datasets.factory import DatasetArgumentError
 
+    try:
+        return build_dataset(cfg.data.dataset, **dataset_kwargs(cfg, split))
+    except DatasetArgumentError as exc:
+        raise ConfigError(f"key 'data.{split}.{exc.argument}': {exc.detail} (dataset {exc.dataset!r})") from None
+
+
+def build_split(cfg: Config, split: str) -> Any:
     section = cfg.data.train if split == "train" else cfg.data.val
     if not section:
         raise ConfigError(f"key 'data.{split}': no dataset arguments given (e.g. root/csv_path)")
-    dataset = build_dataset(cfg.data.dataset, **dataset_kwargs(cfg, split))
+    dataset = split_dataset(cfg, split)
     unlabelled = [item.video_id for item in getattr(dataset, "items", ()) if not item.labels]
     if unlabelled and not getattr(dataset, "multi_label", False):  # its target would be -1 (a test list's)
         raise DataError(f"key 'data.{split}': {len(unlabelled)} of {len(dataset.items)} videos have no label "

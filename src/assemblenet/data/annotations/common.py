@@ -19,6 +19,9 @@ from assemblenet.errors import DataError
 from assemblenet.fileio import atomic_write_text, read_text
 
 _CHARADES_CLASS_LINE = re.compile(r"^(c\d+)\s+(\S.*)$")
+# The suffixes of the video files a list may name (data.decode.VIDEO_EXTENSIONS; the parsers stay torch-free).
+LISTED_VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
+_VIDEO_LIST_HEADERS = (["path", "label"], ["path", "labels"])
 
 
 def _open_text(path: str | os.PathLike) -> Path:
@@ -93,12 +96,35 @@ def _indexed_layout(lines: list[tuple[int, str]]) -> tuple[bool, int] | None:
     return None
 
 
+def _names_a_video(field: str) -> bool:
+    return Path(field.strip().strip('"')).suffix.lower() in LISTED_VIDEO_SUFFIXES
+
+
+def video_list_line(text: str) -> bool:
+    """Whether a line is a row of a video list rather than a class name: a ``path,label`` header, the official
+    Kinetics header, or a row whose first field (comma or space separated) names a video file."""
+    fields = [f.strip().lower() for f in text.split(",")]
+    if fields[:2] in _VIDEO_LIST_HEADERS or "youtube_id" in fields:
+        return True
+    first = text.split(",", 1)[0] if "," in text else text.split(maxsplit=1)[0]
+    return _names_a_video(first) and len(text.split(",") if "," in text else text.split()) >= 2
+
+
+def is_video_list(path: str | os.PathLike) -> bool:
+    """Whether a file is a video list (``path,label`` rows, ``path label`` lines or an official Kinetics CSV),
+    judged by its first non-blank line; a dataset given one as its ``classes`` takes the list's sorted labels."""
+    lines = _numbered_lines(_open_text(path))
+    return bool(lines) and video_list_line(lines[0][1])
+
+
 def read_class_list(path: str | os.PathLike) -> ClassList:
     """Read a class file: ``c000 Holding some clothes`` lines (Charades), one class name per line, or indexed
     lines (``1 ApplyEyeMakeup`` as in UCF101's ``classInd.txt``, ``bathing,12`` as in Moments-in-Time's
     ``moments_categories.txt``; the indices then give the label order, from 0 or 1).
 
-    Blank lines are ignored; otherwise the order of the file is the label order; duplicates are an error.
+    Blank lines are ignored; otherwise the order of the file is the label order; duplicates are an error. A
+    video list (``path,label`` rows, see :func:`video_list_line`) is refused, naming its first line, rather than
+    read as one class per row.
     """
     path = _open_text(path)
     indexed = _indexed_layout(_numbered_lines(path))
@@ -108,6 +134,10 @@ def read_class_list(path: str | os.PathLike) -> ClassList:
     entries = _numbered_lines(path)
     if not entries:
         raise DataError(f"{path}: class list is empty")
+    if video_list_line(entries[0][1]):
+        raise DataError(f"{path}:{entries[0][0]}: a video list ({entries[0][1]!r}), not a class list; a class list "
+                        "has one class name per line (pass the train list itself as a dataset's classes to take "
+                        "its sorted labels)")
     charades = all(_CHARADES_CLASS_LINE.match(text) for _, text in entries)
     names: list[str] = []
     ids: list[str] = []

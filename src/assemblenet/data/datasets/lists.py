@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from assemblenet.data.annotations import ClassList, read_class_list, read_video_list
+from assemblenet.data.annotations import ClassList, is_video_list, read_class_list, read_video_list
 from assemblenet.data.datasets.base import VideoDataset, VideoItem, key_for, resolve_path
 from assemblenet.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from assemblenet.errors import DataError
@@ -17,11 +17,28 @@ DEFAULT_CLASS_FILE = "classes.txt"
 
 
 def _class_list(classes: ClassList | str | os.PathLike | list[str] | tuple[str, ...] | None) -> ClassList | None:
+    """A ``ClassList``, a list of names, a class file, or a video list (the train list: its sorted labels, the
+    order a list without a class file gets, so that train and val indices agree)."""
     if classes is None or isinstance(classes, ClassList):
         return classes
     if isinstance(classes, (list, tuple)):
         return ClassList.from_names(classes)
+    if is_video_list(classes):
+        return labels_of_list(classes)
     return read_class_list(classes)
+
+
+def labels_of_list(path: str | os.PathLike) -> ClassList:
+    """The sorted labels of a video list, as the classes of every dataset built from it."""
+    from assemblenet.data.annotations import is_kinetics_csv, read_kinetics_csv
+
+    if is_kinetics_csv(path):
+        labels = [row.label for row in read_kinetics_csv(path) if row.label is not None]
+    else:
+        labels = [label for entry in read_video_list(path, multi_label=True) for label in entry.labels]
+    if not labels:
+        raise DataError(f"{path}: has no labels to take the classes from")
+    return ClassList.from_labels(labels)
 
 
 class VideoListDataset(VideoDataset):
@@ -44,8 +61,12 @@ class VideoListDataset(VideoDataset):
         entries = read_video_list(list_path, multi_label=multi_label, label_sep=label_sep)
         root = Path(root) if root is not None else list_path.parent
         class_list = _class_list(classes)
+        class_source = "the given classes"
+        if class_list is not None and isinstance(classes, (str, os.PathLike)):
+            class_source = str(classes)
         if class_list is None and (list_path.parent / DEFAULT_CLASS_FILE).is_file():
             class_list = read_class_list(list_path.parent / DEFAULT_CLASS_FILE)
+            class_source = str(list_path.parent / DEFAULT_CLASS_FILE)
         all_labels = [label for entry in entries for label in entry.labels]
         if class_list is None:
             if all(label.isdigit() for label in all_labels):
@@ -61,7 +82,8 @@ class VideoListDataset(VideoDataset):
             try:
                 labels = tuple(class_list.index_of(label) for label in entry.labels)
             except KeyError as exc:
-                raise DataError(f"{list_path}:{entry.line}: unknown class {exc.args[0]!r}") from None
+                raise DataError(f"{list_path}:{entry.line}: unknown class {exc.args[0]!r} (not among the "
+                                f"{len(class_list)} classes of {class_source})") from None
             path = resolve_path(root, entry.path)
             items.append(VideoItem(str(path), labels, Path(entry.path).stem, key_for(path, root)))
         super().__init__(items, classes=class_list, multi_label=multi_label, **kwargs)
