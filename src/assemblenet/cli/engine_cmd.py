@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from assemblenet.cli.arguments import positive_int
+from assemblenet.cli.arguments import int_at_least, positive_int
 from assemblenet.config_schema import add_config_arguments
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ def register(subparsers) -> None:
     export.add_argument("--batch-size", type=positive_int, default=1,
                         help="batch size of the checked input (the ONNX graph is traced at 2 or more clips, so its "
                              "batch and time stay dynamic)")
-    export.add_argument("--frames", type=positive_int, help="frames of the example input (default: the model's)")
+    export.add_argument("--frames", type=int_at_least(2),
+                        help="frames of the example input, 2 or more (default: the model's)")
     export.add_argument("--size", type=positive_int, help="crop size of the example input (default: the model's)")
     export.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |exported - eager|")
     export.set_defaults(func=run_export)
@@ -210,7 +211,7 @@ def run_export(args: argparse.Namespace) -> int:
         output = folder / ("model.pt" if args.format == "torchscript" else "model.onnx")
     report = export_model(model, output, fmt=args.format, batch_size=args.batch_size,
                           num_frames=args.frames or int(info["num_frames"]), size=args.size or int(info["crop_size"]),
-                          tolerance=args.tolerance)
+                          tolerance=args.tolerance, verbose=args.verbose)
     shapes = ", ".join("x".join(str(d) for d in s) for s in report.input_shapes)
     print(f"wrote {report.path} ({report.format}, input {shapes}); max |exported - eager| = {report.max_abs_diff:.2e}")
     return 0
