@@ -121,6 +121,8 @@ def register(subparsers) -> None:
     compositional.add_argument("--train-videos", type=positive_int, help="train split size (default: 480)")
     compositional.add_argument("--val-videos", type=positive_int, help="val split size (default: 240)")
     compositional.add_argument("--test-videos", type=positive_int, help="test split size (default: 240)")
+    synthetic.add_argument("--overwrite", action="store_true",
+                           help="write into OUT even if it is not empty (files of the same names are replaced)")
     synthetic.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     synthetic.set_defaults(func=run_make_synthetic)
 
@@ -276,7 +278,18 @@ def _verb(flags: dict) -> str:
     return "applies" if len(flags) == 1 else "apply"
 
 
+def _refuse_a_used_folder(out: Path, overwrite: bool) -> None:
+    """A folder with anything in it (an earlier task, someone's data) is kept unless --overwrite says so."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        count = sum(1 for _ in out.iterdir())
+        raise DataError(f"{out}: folder is not empty ({count} entries); give a new folder, or --overwrite to write "
+                        "into it")
+
+
 def run_make_synthetic(args: argparse.Namespace) -> int:
+    _refuse_a_used_folder(Path(args.out), args.overwrite)
     if args.task == "compositional":
         return _run_make_compositional(args)
     misplaced = _given(args, _COMPOSITIONAL_ONLY)

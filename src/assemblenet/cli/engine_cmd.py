@@ -110,6 +110,7 @@ def run_train(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k not in ("num_videos",))
         print(f"finished {result.steps} steps; validation: {shown}")
         print(f"weights: {result.weights_path}")
+        print(_skipped_line(result.skipped_videos, "final_metrics.json and metrics.jsonl"))
         if args.smoke:
             print(f"smoke run passed; report: {result.output_dir / EVAL_DIR}")
     return 0
@@ -142,8 +143,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     for key, label in labels.items():
         if key in result.metrics:
             print(f"  {label:<26} {result.metrics[key]:.4f}")
+    print(_skipped_line({"val": result.skipped}, "eval_metrics.json"))
     print(f"report: {done.output_dir}")
     return 0
+
+
+def _skipped_line(skipped: dict[str, dict[str, str]], where: str) -> str:
+    """``skipped videos: train 8, val 0 (listed in ...)``: what the run could not read, never silently."""
+    counts = ", ".join(f"{split} {len(videos)}" for split, videos in skipped.items())
+    listed = f" (listed in {where})" if any(skipped.values()) else ""
+    return f"skipped videos (missing or unreadable): {counts or 'none'}{listed}"
 
 
 # -- predict -----------------------------------------------------------------------------------------------

@@ -97,6 +97,10 @@ class DataConfig:
     # batch_size); an epoch then yields this many times the clips (and steps). See docs/data.md, "Fast input".
     clips_per_video: int = 1
     scan: bool = False  # check every video before training and drop the unreadable ones
+    # Before the first step, train checks every split it will read as check-dataset does (data.check.preflight):
+    # decode: listed, found, first and last frames decodable; exists: found only; off: nothing. A split with no
+    # usable video stops the run there; a missing or unreadable video is skipped and counted (skipped_videos).
+    preflight: Literal["decode", "exists", "off"] = "decode"
     # Use only this many videos of each split, spread evenly over its list (quick checks; train --smoke).
     max_videos: Optional[int] = None
 
