@@ -49,6 +49,7 @@ from assemblenet.data.annotations.lists import (
     KINETICS_OFFICIAL_TEMPLATE,
     LabeledPath,
     read_video_list,
+    video_list_classes,
     write_video_list,
 )
 from assemblenet.data.annotations.moments import (
@@ -112,6 +113,7 @@ __all__ = [
     "read_ucf101_split",
     "read_video_list",
     "ssv2_class_name",
+    "video_list_classes",
     "write_charades_csv",
     "write_class_list",
     "write_video_list",

@@ -16,6 +16,7 @@ from assemblenet.data.annotations import (
     kinetics_template_uses_label,
     read_class_list,
     read_kinetics_csv,
+    video_list_classes,
 )
 from assemblenet.data.datasets.base import VideoItem, key_for
 from assemblenet.errors import ConfigError, DataError
@@ -47,9 +48,7 @@ def kinetics_classes(classes: ClassList | str | os.PathLike | Sequence[str] | No
     # By its first line, the official CSV (the CVDF Kinetics-600 CSVs end in .txt) or a path,label list: the
     # train list's sorted labels.
     if classes.is_file() and is_video_list(classes):
-        from assemblenet.data.datasets.lists import labels_of_list
-
-        return labels_of_list(classes)
+        return video_list_classes(classes)
     return read_class_list(classes)
 
 

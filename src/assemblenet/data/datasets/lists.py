@@ -6,7 +6,13 @@ import logging
 import os
 from pathlib import Path
 
-from assemblenet.data.annotations import ClassList, is_video_list, read_class_list, read_video_list
+from assemblenet.data.annotations import (
+    ClassList,
+    is_video_list,
+    read_class_list,
+    read_video_list,
+    video_list_classes,
+)
 from assemblenet.data.datasets.base import VideoDataset, VideoItem, key_for, resolve_path
 from assemblenet.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from assemblenet.errors import DataError
@@ -24,21 +30,8 @@ def _class_list(classes: ClassList | str | os.PathLike | list[str] | tuple[str, 
     if isinstance(classes, (list, tuple)):
         return ClassList.from_names(classes)
     if is_video_list(classes):
-        return labels_of_list(classes)
+        return video_list_classes(classes)
     return read_class_list(classes)
-
-
-def labels_of_list(path: str | os.PathLike) -> ClassList:
-    """The sorted labels of a video list, as the classes of every dataset built from it."""
-    from assemblenet.data.annotations import is_kinetics_csv, read_kinetics_csv
-
-    if is_kinetics_csv(path):
-        labels = [row.label for row in read_kinetics_csv(path) if row.label is not None]
-    else:
-        labels = [label for entry in read_video_list(path, multi_label=True) for label in entry.labels]
-    if not labels:
-        raise DataError(f"{path}: has no labels to take the classes from")
-    return ClassList.from_labels(labels)
 
 
 class VideoListDataset(VideoDataset):
