@@ -36,6 +36,7 @@ from typing import Any, Iterable, Literal, Mapping, NoReturn, Union
 import yaml
 
 from assemblenet.errors import ConfigError
+from assemblenet.fileio import read_text
 
 Override = Union[str, tuple[str, Any]]
 
@@ -119,12 +120,11 @@ def read_yaml(path: str | os.PathLike, *, what: str = "config file", base_key: s
         raise ConfigError(f"{what} not found: {path}")
     if path.resolve() in _seen:
         raise key_error(path, base_key or "base", "the chain of base files loops back on itself")
+    text = read_text(path, what=what, error=ConfigError)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {str(exc).strip().splitlines()[0]}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

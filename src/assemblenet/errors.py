@@ -29,3 +29,20 @@ class CheckpointError(AssembleNetError):
 
 class FolderInUseError(AssembleNetError):
     """An output folder another running process holds (``fileio.hold_folder``)."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A registry lookup (model preset, dataset, official structure, strategy, device) of a name that is not
+    there. One line naming the config key (when the lookup has one), the name and the choices. A ``KeyError``
+    too, so that callers that catch a missing key still do."""
+
+    def __init__(self, what: str, name: object, choices, *, key: str | None = None) -> None:
+        self.what, self.name, self.choices, self.key = what, name, list(choices), key
+        where = f"key '{key}': " if key else ""
+        super().__init__(f"{where}unknown {what} {name!r}; choices: {', '.join(map(str, self.choices))}")
+
+    def with_key(self, key: str) -> "UnknownNameError":
+        """The same error naming the config key the name came from."""
+        return UnknownNameError(self.what, self.name, self.choices, key=key)
+
+    __str__ = Exception.__str__  # KeyError's would quote the message

@@ -12,6 +12,10 @@ Append-only logs (``metrics.jsonl``) are the one exception: they are appended li
 skip a torn last line.
 
 :func:`hold_folder` gives one process at a time a run's output folder (an OS lock that dies with its process).
+
+:func:`read_text` is the one reader of user text files (annotation lists, class lists, configs): UTF-8, with
+or without a byte-order mark; anything else is refused with the file, line and byte offset of the first bad
+byte (docs/data.md, "Text encodings").
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+# UTF-32 before UTF-16: the UTF-32-LE mark starts with the UTF-16-LE one.
+_OTHER_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+               (b"\xfe\xff", "UTF-16"))
+
 # Temporaries are named ".NAME.RANDOM.tmp" plus NAME's suffix, beside NAME.
 _TEMPORARY = re.compile(r"^\..+\.tmp(\.[^.]+)?$")
 
@@ -43,6 +52,48 @@ def _process_umask() -> int:
 
 _UMASK = _process_umask()
 _FILE_MODE = 0o666 & ~_UMASK  # what ``open(path, "w")`` gives a new file
+
+
+def read_text(path: str | os.PathLike[str], *, what: str = "text file", error: type[Exception] | None = None) -> str:
+    """The text of a user's file, decoded as UTF-8 (a leading UTF-8 byte-order mark is dropped).
+
+    Refused, as one ``error`` (default ``DataError``) naming the file: a missing file or a folder; a UTF-16 or
+    UTF-32 byte-order mark; bytes that are not UTF-8 (Latin-1 ``caf\\xe9``, say), named by line and byte
+    offset, with how to convert the file; a NUL byte (UTF-16 without a mark, or a binary file). Guessing
+    another encoding could turn a class name into a different one silently, so nothing is guessed."""
+    if error is None:
+        from assemblenet.errors import DataError
+
+        error = DataError
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: is a folder, expected a {what}")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    for mark, encoding in _OTHER_BOMS:
+        if data.startswith(mark):
+            raise error(f"{path}: {encoding} text (byte-order mark {mark.hex(' ')}); assemblenet reads {what}s as "
+                        f"UTF-8: convert it, e.g. iconv -f {encoding} -t UTF-8")
+    skipped = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    try:
+        text = data[skipped:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = skipped + exc.start
+        line = data.count(b"\n", 0, offset) + 1
+        raise error(f"{path}:{line}: byte offset {offset}: {data[offset:offset + 1]!r} is not UTF-8; assemblenet "
+                    f"reads {what}s as UTF-8 and refuses other encodings (Latin-1 included): convert it, e.g. "
+                    "iconv -f LATIN1 -t UTF-8") from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        offset = skipped + len(text[:nul].encode("utf-8"))
+        line = text.count("\n", 0, nul) + 1
+        raise error(f"{path}:{line}: byte offset {offset}: a NUL byte; a {what} holds no NUL (UTF-16 without a "
+                    "byte-order mark, or not a text file?)")
+    return text
 
 
 @contextmanager

@@ -233,3 +233,18 @@ def test_check_videos_on_an_official_kinetics_csv(tmp_path, tiny_videos, capsys)
     assert (data["checked"], data["ok"], data["unreadable"]) == (5, 3, 2)  # one missing, one not a video
     assert {Path(b["path"]).name for b in data["bad"]} == {"_0ZXa9jcVa4_000109_000119.mp4",
                                                           "0lJAAqO6SS4_000005_000015.mp4"}
+
+
+def test_make_synthetic_refuses_a_folder_that_is_not_empty_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "notes.txt").write_text("someone's files")
+    argv = ["make-synthetic", str(out), "--videos", "4", "--classes", "2", "--size", "16", "--frames", "8",
+            "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("assemblenet: error: ") and "not empty" in err[0] \
+        and "--overwrite" in err[0], err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # nothing written
+    assert main([*argv, "--overwrite"]) == 0
+    assert (out / "synthetic.json").is_file() and (out / "notes.txt").is_file()

@@ -331,3 +331,30 @@ def test_factory_errors():
         build_dataset("kinetics")
     with pytest.raises(DataError, match="not a synthetic benchmark folder"):
         build_dataset("synthetic", root="/nonexistent")
+
+
+def test_classes_given_as_the_train_list_take_its_sorted_labels(tmp_path):
+    """data.classes pointing at the train CSV (as docs/data.md suggests for the val set) is the train list's
+    sorted labels, not one class per CSV row; a class file that is really a video list is refused naming it;
+    and an unknown label names the class source it is missing from."""
+    from assemblenet.data.annotations import read_class_list
+    from assemblenet.data.datasets.lists import KineticsCsvDataset
+
+    train = tmp_path / "train.csv"
+    train.write_text("path,label\nv/a.mp4,slide_right\nv/b.mp4,blink\nv/c.mp4,slide_left\n")
+    val = tmp_path / "val.csv"
+    val.write_text("path,label\nv/d.mp4,slide_left\nv/e.mp4,slide_right\n")
+    dataset = KineticsCsvDataset(val, classes=train)
+    assert dataset.class_names == ["blink", "slide_left", "slide_right"]
+    assert [item.labels for item in dataset.items] == [(1,), (2,)]
+    with pytest.raises(DataError, match=r"train.csv:1: a video list \('path,label'\), not a class list"):
+        read_class_list(train)
+    headerless = tmp_path / "rows.csv"
+    headerless.write_text("v/a.mp4,slide_right\n")
+    with pytest.raises(DataError, match="rows.csv:1: a video list"):
+        read_class_list(headerless)
+    names = tmp_path / "classes.txt"
+    names.write_text("blink\nslide_left\n")
+    with pytest.raises(DataError, match=r"val.csv:3: unknown class 'slide_right' \(not among the 2 classes of "
+                                        r".*classes.txt\)"):
+        KineticsCsvDataset(val, classes=names)

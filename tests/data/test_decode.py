@@ -256,3 +256,21 @@ def test_out_of_range_indices(tmp_path):
     with VideoReader(path) as reader:
         with pytest.raises(IndexError, match="out of range"):
             reader.get_frames([5])
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_a_truncated_file_of_a_container_without_a_frame_count_is_refused(tmp_path, suffix):
+    """Matroska and WebM declare no frame count, only a duration: a file cut short is checked against
+    duration x frame rate, so it is refused instead of being scored on the frames it still holds."""
+    codec = "libx264" if suffix == ".mkv" else "libvpx-vp9"
+    good = encode_video(tmp_path / f"good{suffix}", counter_frames(40, 32, 32), fps=10, codec=codec)
+    with av.open(str(good)) as container:
+        assert container.streams.video[0].frames == 0  # what makes the case: no frame count
+    with VideoReader(good, use_cache=False) as reader:
+        assert reader.num_frames == 40
+    data = good.read_bytes()
+    for share in (0.6, 0.4):
+        cut = tmp_path / f"cut{int(share * 100)}{suffix}"
+        cut.write_bytes(data[: int(len(data) * share)])
+        with pytest.raises(DataError, match=r"truncated video: the container declares no frame count but 4.00 s"):
+            VideoReader(cut, use_cache=False)

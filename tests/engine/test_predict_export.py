@@ -75,3 +75,38 @@ def test_export_reproduces_eager_outputs(tiny_weights, tmp_path, fmt):
         with torch.no_grad():
             eager = model(x).numpy()
         np.testing.assert_allclose(run_exported(path, fmt, (x,)), eager, atol=1e-4, rtol=0)
+
+
+def test_a_failing_onnx_export_is_one_plain_line_and_its_log_stays_off_the_terminal(monkeypatch, tmp_path, capfd):
+    """The exporter prints its passes (Python and C++) and a coloured report; a failure is one line without
+    colour codes, and nothing reaches the terminal unless asked for (assemblenet -v)."""
+    import os
+
+    from assemblenet.engine.export import ExportError, export_onnx
+
+    def noisy_failure(*args, **kwargs):
+        print("[torch.onnx] Obtain model graph ...")
+        os.write(2, b"C++ warning from the exporter\n")
+        raise RuntimeError("\x1b[1;31mFailed to export\x1b[0m the model\nNext steps: ...\n")
+
+    monkeypatch.setattr(torch.onnx, "export", noisy_failure)
+    model = torch.nn.Conv3d(3, 4, 1)
+    with pytest.raises(ExportError) as info:
+        export_onnx(model, tmp_path / "m.onnx", (torch.rand(2, 3, 2, 8, 8),))
+    assert str(info.value).startswith("ONNX export failed: Failed to export the model (rerun with assemblenet -v")
+    assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", (out, err)
+    with pytest.raises(ExportError):
+        export_onnx(model, tmp_path / "m.onnx", (torch.rand(2, 3, 2, 8, 8),), verbose=True)
+    out, err = capfd.readouterr()
+    assert "[torch.onnx] Obtain model graph" in out and "C++ warning" in err
+
+
+def test_an_export_of_fewer_than_two_frames_is_refused_before_any_work(tiny_weights, tmp_path):
+    from assemblenet.errors import ConfigError
+
+    model, _ = load_trained_model(tiny_weights)
+    with pytest.raises(ConfigError, match="--frames: 1; an exported model takes 2 or more frames"):
+        export_model(model, tmp_path / "m.pt", fmt="torchscript", num_frames=1, size=32)
+    assert not (tmp_path / "m.pt").exists()

@@ -327,3 +327,57 @@ def test_every_relative_path_of_a_config_is_relative_to_the_working_directory(sy
     assert "initialised from init/model.safetensors" in caplog.text
     assert result.steps == 1 and result.metrics["num_videos"] == 4
     assert (work / "runs/relative/model.safetensors").is_file() and not (work / "configs/runs").exists()
+
+
+@pytest.mark.parametrize("preflight", ["decode", "exists"])
+def test_skipped_videos_are_counted_per_split_in_every_output(synthetic_root, tmp_path, preflight):
+    """Half the training videos are unreadable and one validation video is missing: each is skipped, and the
+    count (with the files) is in metrics.jsonl, final_metrics.json and eval_metrics.json. The pre-flight finds
+    them up front (decode); with preflight: exists the loader meets the unreadable ones mid-run, in its
+    workers, and they are counted just the same."""
+    lines = (synthetic_root / "kinetics_train.csv").read_text().splitlines()
+    header, rows = lines[0], lines[1:17]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    train_rows = []
+    for k, row in enumerate(rows):
+        path, label = row.split(",", 1)
+        if k % 2:
+            (broken / Path(path).name).write_text("not a video")
+            path = str(broken / Path(path).name)
+        else:
+            path = str(synthetic_root / path)
+        train_rows.append(f"{path},{label}")
+    train_list = tmp_path / "train.csv"
+    train_list.write_text("\n".join([header, *train_rows]) + "\n")
+    val_lines = (synthetic_root / "kinetics_val.csv").read_text().splitlines()
+    val_list = tmp_path / "val.csv"
+    val_list.write_text("\n".join([val_lines[0], "videos/absent.mp4," + val_lines[1].split(",", 1)[1],
+                                   *val_lines[1:]]) + "\n")
+    classes = str(synthetic_root / "classes.txt")
+    cfg = tiny_config(synthetic_root, tmp_path / "run", optim={"max_steps": 4, "warmup_steps": 1},
+                      data={"dataset": "kinetics", "num_workers": 1,
+                            "train": {"csv_path": str(train_list), "classes": classes},
+                            "val": {"csv_path": str(val_list), "root": str(synthetic_root), "classes": classes},
+                            **({} if preflight == "decode" else {"preflight": preflight})})  # decode: the default
+    result = run_training(cfg)
+    unreadable = {str(broken / Path(row.split(",")[0]).name) for k, row in enumerate(rows) if k % 2}
+    assert set(result.skipped_videos["train"]) <= unreadable
+    if preflight == "decode":
+        assert set(result.skipped_videos["train"]) == unreadable  # every one, found before the first step
+    else:
+        assert result.skipped_videos["train"]  # those the 4 steps met
+    assert list(result.skipped_videos["val"]) == [str(synthetic_root / "videos/absent.mp4")]
+
+    final = json.loads((tmp_path / "run" / "final_metrics.json").read_text())
+    assert final["skipped_videos"] == {"train": len(result.skipped_videos["train"]), "val": 1}
+    assert set(final["skipped"]["train"]) == set(result.skipped_videos["train"])
+    report = json.loads((tmp_path / "run" / "eval" / "eval_metrics.json").read_text())
+    assert report["skipped_videos"] == 1 and list(report["skipped"]) == list(result.skipped_videos["val"])
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    train_counts = [r["skipped_videos"] for r in records if r["kind"] == "train"]
+    assert train_counts[-1] == len(result.skipped_videos["train"]) and train_counts == sorted(train_counts)
+    val_counts = [r["skipped_videos"] for r in records if r["kind"] == "val"]
+    assert val_counts and set(val_counts) == {1}
+    listed = {path for r in records if r["kind"] == "skipped" and r["split"] == "train" for path in r["videos"]}
+    assert listed == set(result.skipped_videos["train"])

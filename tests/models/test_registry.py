@@ -12,7 +12,7 @@ def test_registry_lists_the_presets():
     assert list_models() == ["assemblenet101", "assemblenet101_asn101", "assemblenet50", "assemblenet50_searchable",
                              "assemblenet_plus50", "assemblenet_plus50_rgbflow", "assemblenet_plus_lite"]
     assert list_models("*101*") == ["assemblenet101", "assemblenet101_asn101"]
-    with pytest.raises(KeyError, match="unknown model 'assemblenet18'; available: assemblenet101"):
+    with pytest.raises(KeyError, match="unknown model 'assemblenet18'; choices: assemblenet101"):
         create_model("assemblenet18")
 
 

@@ -122,6 +122,8 @@ def register(subparsers) -> None:
     compositional.add_argument("--train-videos", type=positive_int, help="train split size (default: 480)")
     compositional.add_argument("--val-videos", type=positive_int, help="val split size (default: 240)")
     compositional.add_argument("--test-videos", type=positive_int, help="test split size (default: 240)")
+    synthetic.add_argument("--overwrite", action="store_true",
+                           help="write into OUT even if it is not empty (files of the same names are replaced)")
     synthetic.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     synthetic.set_defaults(func=run_make_synthetic)
 
@@ -179,10 +181,9 @@ def _shown(paths, limit: int = 5) -> str:
 def run_check_dataset(args: argparse.Namespace) -> int:
     import sys
 
-    from assemblenet.data import build_dataset
     from assemblenet.data.check import check_split, dataset_problems, plot_class_histogram, shown_videos
     from assemblenet.engine.config import fixed_num_classes, load_config
-    from assemblenet.engine.trainer import dataset_kwargs
+    from assemblenet.engine.trainer import split_dataset
     from assemblenet.fileio import atomic_write_json
 
     cfg = load_config(args.config, list(args.overrides))
@@ -193,7 +194,7 @@ def run_check_dataset(args: argparse.Namespace) -> int:
     for name in ("train", "val"):
         if not (cfg.data.train if name == "train" else cfg.data.val):
             raise ConfigError(f"{args.config}: key 'data.{name}' is empty; the run needs it")
-        dataset = build_dataset(cfg.data.dataset, **dataset_kwargs(cfg, name))
+        dataset = split_dataset(cfg, name)
         split = check_split(dataset, name=name, workers=args.workers, min_frames=args.min_frames,
                             full_decode=args.full, progress=not args.no_progress)
         splits.append(split)
@@ -250,6 +251,10 @@ def run_flow(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else root.parent / f"{root.resolve().name}_flow"
     if not args.bound > 0:
         raise DataError(f"--bound must be positive, got {args.bound}")
+    if args.method == "tvl1-torch":
+        from assemblenet.engine.placement import resolve_device
+
+        args.device = str(resolve_device(args.device, key="--device"))
     report = precompute_flow(videos, out, root=root, method=args.method, fmt=args.fmt, bound=args.bound,
                              workers=args.workers, device=args.device, short_side=args.short_side,
                              max_frames=args.max_frames,
@@ -274,7 +279,18 @@ def _verb(flags: dict) -> str:
     return "applies" if len(flags) == 1 else "apply"
 
 
+def _refuse_a_used_folder(out: Path, overwrite: bool) -> None:
+    """A folder with anything in it (an earlier task, someone's data) is kept unless --overwrite says so."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        count = sum(1 for _ in out.iterdir())
+        raise DataError(f"{out}: folder is not empty ({count} entries); give a new folder, or --overwrite to write "
+                        "into it")
+
+
 def run_make_synthetic(args: argparse.Namespace) -> int:
+    _refuse_a_used_folder(Path(args.out), args.overwrite)
     if args.task == "compositional":
         return _run_make_compositional(args)
     misplaced = _given(args, _COMPOSITIONAL_ONLY)

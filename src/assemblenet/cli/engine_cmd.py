@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from assemblenet.argtypes import positive_int
+from assemblenet.argtypes import int_at_least, positive_int
 from assemblenet.config_schema import add_config_arguments
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def register(subparsers) -> None:
     predict.add_argument("--timeline", metavar="OUT.json",
                          help="write per-window scores as JSON and a PNG plot (OUT.png) of scores over time")
     predict.add_argument("--hop", type=positive_int, help="frames between window starts (default: one window span)")
-    predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    predict.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     predict.add_argument("--objects", metavar="MAPS",
                          help="the video's per-frame object maps (.npz or folder of PNG label maps), for models with "
                               "an object stem (AssembleNet++)")
@@ -83,7 +83,8 @@ def register(subparsers) -> None:
     export.add_argument("--batch-size", type=positive_int, default=1,
                         help="batch size of the checked input (the ONNX graph is traced at 2 or more clips, so its "
                              "batch and time stay dynamic)")
-    export.add_argument("--frames", type=positive_int, help="frames of the example input (default: the model's)")
+    export.add_argument("--frames", type=int_at_least(2),
+                        help="frames of the example input, 2 or more (default: the model's)")
     export.add_argument("--size", type=positive_int, help="crop size of the example input (default: the model's)")
     export.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |exported - eager|")
     export.set_defaults(func=run_export)
@@ -109,6 +110,7 @@ def run_train(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k not in ("num_videos",))
         print(f"finished {result.steps} steps; validation: {shown}")
         print(f"weights: {result.weights_path}")
+        print(_skipped_line(result.skipped_videos, "final_metrics.json and metrics.jsonl"))
         if args.smoke:
             print(f"smoke run passed; report: {result.output_dir / EVAL_DIR}")
     return 0
@@ -141,13 +143,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
     for key, label in labels.items():
         if key in result.metrics:
             print(f"  {label:<26} {result.metrics[key]:.4f}")
+    print(_skipped_line({"val": result.skipped}, "eval_metrics.json"))
     print(f"report: {done.output_dir}")
     return 0
+
+
+def _skipped_line(skipped: dict[str, dict[str, str]], where: str) -> str:
+    """``skipped videos: train 8, val 0 (listed in ...)``: what the run could not read, never silently."""
+    counts = ", ".join(f"{split} {len(videos)}" for split, videos in skipped.items())
+    listed = f" (listed in {where})" if any(skipped.values()) else ""
+    return f"skipped videos (missing or unreadable): {counts or 'none'}{listed}"
 
 
 # -- predict -----------------------------------------------------------------------------------------------
 def run_predict(args: argparse.Namespace) -> int:
     from assemblenet.engine.modeling import prepare_for_inference
+    from assemblenet.engine.placement import resolve_device
     from assemblenet.engine.predict import predict_video, write_timeline
     from assemblenet.engine.weights import load_trained_model
     from assemblenet.errors import CheckpointError, ConfigError, DataError
@@ -173,11 +184,12 @@ def run_predict(args: argparse.Namespace) -> int:
     video = Path(args.video)
     if not video.exists():
         raise DataError(f"video not found: {video}")
+    device = resolve_device(args.device, key="--device")
     model, info = load_trained_model(checkpoint)
-    model = prepare_for_inference(model, device=args.device, precision=args.precision)
+    model = prepare_for_inference(model, device=device, precision=args.precision)
     prediction = predict_video(model, video, num_frames=int(info["num_frames"]), crop_size=int(info["crop_size"]),
                                class_names=info.get("class_names"), multi_label=info["multi_label"], hop=args.hop,
-                               device=args.device, objects=args.objects)
+                               device=device, objects=args.objects)
     top = prediction.top(args.topk)
     if args.json:
         print(json.dumps([{"class_index": i, "class_name": n, "score": round(s, 6)} for i, n, s in top]))
@@ -208,7 +220,7 @@ def run_export(args: argparse.Namespace) -> int:
         output = folder / ("model.pt" if args.format == "torchscript" else "model.onnx")
     report = export_model(model, output, fmt=args.format, batch_size=args.batch_size,
                           num_frames=args.frames or int(info["num_frames"]), size=args.size or int(info["crop_size"]),
-                          tolerance=args.tolerance)
+                          tolerance=args.tolerance, verbose=args.verbose)
     shapes = ", ".join("x".join(str(d) for d in s) for s in report.input_shapes)
     print(f"wrote {report.path} ({report.format}, input {shapes}); max |exported - eager| = {report.max_abs_diff:.2e}")
     return 0

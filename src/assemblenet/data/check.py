@@ -8,7 +8,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from assemblenet.errors import DataError
 from assemblenet.fileio import atomic_write_json
@@ -112,7 +112,9 @@ def collect_videos(source: str | os.PathLike, *, root: str | os.PathLike | None 
     if source.suffix.lower() in VIDEO_EXTENSIONS:
         return [source]
     base = Path(root) if root is not None else source.parent
-    first_line = source.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+    from assemblenet.data.annotations.common import annotation_text
+
+    first_line = annotation_text(source).split("\n", 1)[0]
     if first_line.startswith("id,") and "actions" in first_line:
         return [base / f"{record.video_id}.mp4" for record in read_charades_csv(source)]
     if is_kinetics_csv(source):  # the official CSV: its videos under whichever known layout holds them
@@ -188,14 +190,15 @@ def _exists(item) -> bool:
 
 
 def check_split(dataset, *, name: str, workers: int = 1, min_frames: int = 1, full_decode: bool = False,
-                progress: bool = True) -> SplitCheck:
+                progress: bool = True, decode: bool = True) -> SplitCheck:
     """Check every video of ``dataset`` (a ``VideoDataset``): listed, found on disk, decodable (in ``workers``
-    processes, with a progress bar). Frame-list videos are checked for their files only."""
+    processes, with a progress bar; ``decode=False`` checks that the files exist only). Frame-list videos are
+    checked for their files only."""
     items = list(dataset.items)
     present = [_exists(item) for item in items]
     found_items = [item for item, here in zip(items, present) if here]
     missing = [item.path for item, here in zip(items, present) if not here]
-    to_decode = [item.path for item in found_items if item.frame_paths is None]
+    to_decode = [item.path for item in found_items if item.frame_paths is None] if decode else []
     results = check_videos(to_decode, workers=workers, min_frames=min_frames, full_decode=full_decode,
                            frame_fps=getattr(dataset, "frame_fps", 30.0), progress=progress,
                            desc=f"checking {name}") if to_decode else []
@@ -244,6 +247,36 @@ def dataset_problems(splits: Sequence[SplitCheck], *, num_classes: int | None) -
                             f"{splits[0].num_classes}; they first differ at label {differ}, so label indices "
                             f"would not agree (pass the same classes to both)")
     return problems
+
+
+PREFLIGHT_MODES = ("decode", "exists", "off")
+
+
+def preflight(datasets: Mapping[str, Any], *, workers: int = 1, mode: str = "decode",
+              progress: bool = False) -> list[SplitCheck]:
+    """What ``check-dataset`` checks, for a run about to start (``train`` calls it before the first step, on every
+    split it will read): each split's videos listed, found and (``mode="decode"``) decodable. A problem that
+    would fail the run (a split with no usable video, train and val classes that differ) is one ``DataError``
+    naming the splits; a missing or unreadable video is recorded in its dataset's ``skipped`` (so it is counted)
+    and dropped. ``mode="off"`` checks nothing."""
+    if mode not in PREFLIGHT_MODES:
+        raise ValueError(f"preflight mode must be one of {PREFLIGHT_MODES}, got {mode!r}")
+    if mode == "off":
+        return []
+    checks = []
+    for name, dataset in datasets.items():
+        if dataset is None or not hasattr(dataset, "items"):
+            continue
+        split = check_split(dataset, name=name, workers=workers, progress=progress, decode=mode == "decode")
+        checks.append(split)
+        if split.usable > 0:  # else the error below says it, once
+            bad = {path: f"{path}: listed but not found" for path in split.missing}
+            bad.update(split.unreadable)
+            dataset.skip_videos(bad)
+    problems = dataset_problems(checks, num_classes=None)
+    if problems:
+        raise DataError(f"the run would fail (the check of check-dataset, before any step): {'; '.join(problems)}")
+    return checks
 
 
 def plot_class_histogram(splits: Sequence[SplitCheck], path: str | os.PathLike) -> Path:

@@ -56,6 +56,10 @@ _PTS_TRUSTED_FORMATS = ("mov", "mp4", "matroska", "webm")
 _DEFAULT_FPS = 30.0
 # A file that yields fewer packets than this share of the frames its header declares is truncated.
 _TRUNCATION_RATIO = 0.9
+# Containers that declare no frame count (Matroska, WebM) declare a duration: fewer packets than this share of
+# duration x frame rate is a truncation. Looser than the frame count: the rate of a variable-rate file is an
+# estimate.
+_DURATION_TRUNCATION_RATIO = 0.75
 # Decoders whose skip_frame=NONREF drops exactly the frames no other frame references (checked in the tests).
 _SKIP_NONREF_CODECS = ("h264", "hevc")
 # YUV -> RGB with OpenCV (BT.601, limited range) where the frame says nothing else: as swscale's default, faster.
@@ -379,6 +383,13 @@ class VideoReader(FrameSource):
                 f"{num_frames} could be read")
 
         fps = _rate_to_float(stream.average_rate) or _rate_to_float(stream.guessed_rate)
+        if declared <= 0 and fps:
+            seconds = self._declared_seconds()
+            expected = int(round(seconds * fps)) if seconds else 0
+            if expected > 1 and num_frames < _DURATION_TRUNCATION_RATIO * expected - 1:
+                raise DataError(
+                    f"{self.path}: truncated video: the container declares no frame count but {seconds:.2f} s at "
+                    f"{fps:g} fps (about {expected} frames), and only {num_frames} could be read")
         trusted = (any(name in self._format_name for name in _PTS_TRUSTED_FORMATS)
                    and num_frames > 0 and all(p is not None for p in pts_list)
                    and len(set(pts_list)) == num_frames)
@@ -394,6 +405,14 @@ class VideoReader(FrameSource):
         fps = fps or _DEFAULT_FPS
         timestamps = np.arange(num_frames, dtype=np.float64) / fps
         return VideoIndex(num_frames, fps, timestamps, None, (0,), declared)
+
+    def _declared_seconds(self) -> float:
+        """The duration the stream (else the container) header declares, in seconds; 0 when neither does."""
+        stream = self._stream
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        duration = getattr(self._container, "duration", None)
+        return float(duration) / 1e6 if duration else 0.0  # AV_TIME_BASE units
 
     # -- decoding -----------------------------------------------------------------------------------------
     def _frame_to_array(self, frame, short_side: int | None = None, crop: "_Crop | None" = None) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import random
 import re
 from pathlib import Path
@@ -78,8 +79,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message ends with advice to load the file unsafely; the one thing never to do with a
+        # file of unknown origin, so it is not relayed.
+        raise CheckpointError(f"{path}: refused: not a weights-only checkpoint (it pickles Python objects other "
+                              "than tensors, numbers, strings and containers, and unpickling those can run code; "
+                              "assemblenet loads only weights-only checkpoints and .safetensors)") from None
     except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: say which
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {first})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not an assemblenet training checkpoint (no 'model' entry)")
     return state

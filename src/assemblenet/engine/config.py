@@ -29,6 +29,7 @@ from assemblenet.config_schema import (
     apply_overrides,  # noqa: F401 - part of this module's API (tests, callers building raw configs)
     describe,
     dump_yaml,
+    key_error,
     parse_dataclass,
     parse_override,  # noqa: F401 - part of this module's API
     read_config,
@@ -96,6 +97,10 @@ class DataConfig:
     # batch_size); an epoch then yields this many times the clips (and steps). See docs/data.md, "Fast input".
     clips_per_video: int = 1
     scan: bool = False  # check every video before training and drop the unreadable ones
+    # Before the first step, train checks every split it will read as check-dataset does (data.check.preflight):
+    # decode: listed, found, first and last frames decodable; exists: found only; off: nothing. A split with no
+    # usable video stops the run there; a missing or unreadable video is skipped and counted (skipped_videos).
+    preflight: Literal["decode", "exists", "off"] = "decode"
     # Use only this many videos of each split, spread evenly over its list (quick checks; train --smoke).
     max_videos: Optional[int] = None
 
@@ -232,6 +237,21 @@ def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
     check.need(device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()),
                "train.device", "must be auto, cpu, cuda or cuda:N")
     check.one_of("eval.num_crops", (1, 3))
+    _check_names(cfg, source)
+
+
+def _check_names(cfg: Config, source: str | os.PathLike | None) -> None:
+    """The registry names a config holds (the model preset, the dataset) exist, so that ``check-dataset`` and
+    ``train`` refuse the same config the same way, before any work: one line naming the key and the choices."""
+    from assemblenet.data.datasets.factory import DATASETS
+    from assemblenet.models.registry import list_models
+
+    for key, name, choices, what in (("model.name", cfg.model.name, list_models(), "model"),
+                                     ("data.dataset", cfg.data.dataset.lower(), sorted(DATASETS), "dataset")):
+        if key == "model.name" and cfg.model.graph is not None:
+            continue  # the graph replaces the preset
+        if name not in choices:
+            raise key_error(source, key, f"unknown {what} {name!r}; choices: {', '.join(choices)}")
 
 
 def config_from_dict(raw: Mapping[str, Any] | None, *, source: str | os.PathLike | None = "config") -> Config:

@@ -39,6 +39,9 @@ class EvalResult:
     metrics: dict[str, float]
     num_views: int
     class_names: list[str] = field(default_factory=list)
+    # Videos of the evaluated split that were skipped (missing, unreadable): path -> reason. Their views were
+    # served by the next good video, so they are absent from ``video_ids``.
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -90,6 +93,7 @@ def evaluate(model: nn.Module, dataset: Any, *, device: torch.device | str = "cp
             targets.extend(_video_target(t, multi_label) for t in target)
             video_index.extend(int(v) for v in meta["video_index"])
             video_ids.extend(str(v) for v in meta["video_id"])
+            absorb_skipped(dataset, meta)
     finally:
         model.train(was_training)
     num_classes = getattr(dataset, "num_classes", None)
@@ -99,8 +103,11 @@ def evaluate(model: nn.Module, dataset: Any, *, device: torch.device | str = "cp
         "targets": torch.stack(targets) if targets else torch.zeros(0),
         "video_index": video_index,
         "video_id": video_ids,
+        "skipped": dict(getattr(dataset, "skipped", {}) or {}),
     }
-    shards = [s for s in all_gather_objects(local) if len(s["view"])]
+    gathered = all_gather_objects(local)
+    skipped = {path: reason for shard in gathered for path, reason in shard["skipped"].items()}
+    shards = [s for s in gathered if len(s["view"])]
     order = np.argsort(np.concatenate([np.asarray(s["view"]) for s in shards]), kind="stable")
     scores = torch.cat([s["scores"] for s in shards])[order]
     view_targets = torch.cat([s["targets"] for s in shards])[order]
@@ -121,7 +128,15 @@ def evaluate(model: nn.Module, dataset: Any, *, device: torch.device | str = "cp
     metrics = M.compute_metrics(video_scores, video_targets, multi_label=multi_label)
     names = list(getattr(dataset, "class_names", []) or [])
     return EvalResult(video_ids=ids, scores=video_scores, targets=video_targets, multi_label=multi_label,
-                      metrics=metrics, num_views=len(scores), class_names=names)
+                      metrics=metrics, num_views=len(scores), class_names=names, skipped=dict(sorted(skipped.items())))
+
+
+def absorb_skipped(dataset: Any, meta: Any) -> None:
+    """Record in ``dataset.skipped`` the videos a loader batch reports skipped (``meta["skipped"]``): DataLoader
+    workers skip on their own copies of the dataset, which the main process never sees."""
+    absorb = getattr(dataset, "absorb_skipped", None)
+    if absorb is not None and isinstance(meta, dict):
+        absorb(meta)
 
 
 # -- report files --------------------------------------------------------------------------------------
@@ -146,7 +161,8 @@ def read_charades_submission(path: str | os.PathLike) -> tuple[list[str], np.nda
 
 def write_eval_outputs(result: EvalResult, out_dir: str | os.PathLike, *, save_predictions: bool = True,
                        extra: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write the report: ``eval_metrics.json``, ``per_class_ap.csv``, ``predictions.txt`` (Charades submission
+    """Write the report: ``eval_metrics.json`` (with ``skipped_videos``, the count of the split's skipped videos,
+    and ``skipped``, each one's path and reason), ``per_class_ap.csv``, ``predictions.txt`` (Charades submission
     format), and for single-label data ``confusion_matrix.csv``/``.png`` and ``per_class_accuracy.csv``."""
     from assemblenet.engine.runlog import plot_confusion_matrix
 
@@ -156,7 +172,8 @@ def write_eval_outputs(result: EvalResult, out_dir: str | os.PathLike, *, save_p
     names = result.class_names if len(result.class_names) == k else [str(i) for i in range(k)]
     written: dict[str, Path] = {}
     report = {"metrics": result.metrics, "num_videos": len(result.video_ids), "num_views": result.num_views,
-              "multi_label": result.multi_label, **(extra or {})}
+              "multi_label": result.multi_label, "skipped_videos": len(result.skipped), "skipped": result.skipped,
+              **(extra or {})}
     written["metrics"] = out / "eval_metrics.json"
     atomic_write_text(written["metrics"], json.dumps(json_safe(report), indent=1))
 

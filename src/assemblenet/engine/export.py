@@ -13,8 +13,13 @@ PyTorch; a difference above ``tolerance`` is an error. ONNX is checked at the ex
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import re
+import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,11 +90,47 @@ def export_torchscript(model: nn.Module, path: Path) -> None:
         try:
             scripted = torch.jit.script(model)
         except Exception as exc:  # noqa: BLE001 - report any scripting failure as one line
-            raise ExportError(f"TorchScript scripting failed: {str(exc).strip().splitlines()[0]}") from exc
+            raise ExportError(f"TorchScript scripting failed: {_first_line(exc)}") from exc
         torch.jit.save(scripted, str(tmp))
 
 
-def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], opset: int = 18) -> None:
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message, without terminal colour codes."""
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _exporter_output_hidden(hidden: bool = True):
+    """Send everything written to stdout and stderr (Python's and the C libraries' file descriptors alike) to a
+    discarded temporary file: the ONNX exporter prints its passes, diagnostics and a coloured report there
+    (some 150 lines). ``hidden=False`` (``assemblenet -v export``) leaves them on the terminal."""
+    if not hidden:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        for fd in saved:
+            os.close(fd)
+
+
+def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], opset: int = 18, *,
+                verbose: bool = False) -> None:
     try:
         import onnxscript  # noqa: F401 - required by the exporter
     except ImportError:
@@ -100,13 +141,16 @@ def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], 
     batch, frames = torch.export.Dim("batch", min=1), torch.export.Dim("frames", min=2)
     dynamic_shapes: dict[str, Any] = {"x": {0: batch, 2: frames}}
     dynamic_shapes.update({name: {0: batch, 2: frames} for name in kwargs})
-    # The exporter's passes log every rewrite at INFO; keep the command's output readable.
-    for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # "torchvision is not installed. Skipping torchvision::nms" and the like: irrelevant to this model.
-    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    if not verbose:
+        # The exporter's passes log every rewrite at INFO; keep the command's output readable.
+        for name in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        # "torchvision is not installed. Skipping torchvision::nms" and the like: irrelevant to this model.
+        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    logger.info("exporting to ONNX with torch.export (about a minute on a CPU)%s",
+                "" if verbose else "; the exporter's log is shown with assemblenet -v")
     try:
-        with warnings.catch_warnings(), atomic_path(path) as tmp:
+        with warnings.catch_warnings(), _exporter_output_hidden(not verbose), atomic_path(path) as tmp:
             warnings.simplefilter("ignore", FutureWarning)  # torch.export internals, not actionable here
             # every input shares the batch and frames dims: the exporter notes that it names them once
             warnings.filterwarnings("ignore", message=".*shares the same shape constraints with another axis")
@@ -114,7 +158,8 @@ def export_onnx(model: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...], 
                               output_names=["logits"], opset_version=opset, optimize=True, verbose=False,
                               external_data=False, dynamic_shapes=dynamic_shapes)
     except Exception as exc:  # noqa: BLE001
-        raise ExportError(f"ONNX export failed: {str(exc).strip().splitlines()[0]}") from exc
+        more = "" if verbose else " (rerun with assemblenet -v for the exporter's log)"
+        raise ExportError(f"ONNX export failed: {_first_line(exc)}{more}") from exc
 
 
 def run_exported(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...], names: list[str] | None = None) -> np.ndarray:
@@ -133,17 +178,23 @@ def run_exported(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...], names: 
     return session.run(None, feed)[0]
 
 
+MIN_FRAMES = 2  # the ONNX graph's time axis is dynamic from 2 (torch.export bakes a size-1 dimension in)
+
+
 def export_model(model: nn.Module, path: str | os.PathLike, *, fmt: str, batch_size: int = 1, num_frames: int = 32,
-                 size: int = 224, tolerance: float = 1e-4, opset: int = 18, check: bool = True) -> ExportReport:
+                 size: int = 224, tolerance: float = 1e-4, opset: int = 18, check: bool = True,
+                 verbose: bool = False) -> ExportReport:
     """Export ``model`` (moved to CPU, eval mode) and verify the exported outputs against eager ones.
 
     The ONNX graph is traced from an example that cannot specialise its dynamic dimensions, whatever
     ``batch_size`` and ``num_frames`` ask for: ``torch.export`` bakes a dimension of size 1 into the graph, so the
     example has at least 2 clips, and never as many clips as frames. The checks run at the requested shape and
     at one more clip and frame. The file appears at ``path`` only once the checks pass (a failed export
-    leaves nothing behind, and an older file there untouched)."""
+    leaves nothing behind, and an older file there untouched). ``verbose`` shows the ONNX exporter's own log."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    if num_frames < MIN_FRAMES:
+        raise ConfigError(f"--frames: {num_frames}; an exported model takes {MIN_FRAMES} or more frames")
     path = Path(path)
     model = model.float().cpu().eval()
     inputs = example_inputs(model, batch_size=batch_size, num_frames=num_frames, size=size)
@@ -156,8 +207,9 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, fmt: str, batch_s
             if fmt == "torchscript":
                 export_torchscript(model, tmp)
             else:
-                export_onnx(model, tmp, trace_inputs, opset=opset)
+                export_onnx(model, tmp, trace_inputs, opset=opset, verbose=verbose)
         if check:
+            logger.info("checking the %s file against eager PyTorch at two input shapes", fmt)
             diff = 0.0
             # the requested shape, then one more clip and one more frame (batch and time are dynamic)
             for seed, (batch, frames) in enumerate([(batch_size, num_frames), (batch_size + 1, num_frames + 1)], 1):
@@ -179,8 +231,7 @@ def compare_with_eager(model: nn.Module, path: Path, fmt: str, inputs: tuple[tor
         exported = run_exported(path, fmt, inputs, names)
     except Exception as exc:  # noqa: BLE001 - e.g. onnxruntime rejecting a shape the graph baked in
         shape = list(inputs[0].shape)
-        raise ExportError(f"{path}: the exported model fails on input {shape}: "
-                          f"{str(exc).strip().splitlines()[0]}") from exc
+        raise ExportError(f"{path}: the exported model fails on input {shape}: {_first_line(exc)}") from exc
     if exported.shape != eager.shape:
         raise ExportError(f"{path}: exported output shape {exported.shape} differs from eager {eager.shape}")
     diff = float(np.abs(exported - eager).max())

@@ -30,25 +30,38 @@ NONDETERMINISTIC_CUDA_OPS = {
 CUBLAS_WORKSPACE = ":4096:8"
 
 
-def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch.device:
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
+
+def resolve_device(name: str, local_rank: int = 0, world_size: int = 1, *, key: str = "train.device") -> torch.device:
     """The device a process of a ``world_size``-process job (this one ``local_rank`` on its machine) uses for
-    ``train.device = name`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``)."""
-    if name == "auto":
+    ``name`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``): the one device choice of ``train``, ``evaluate``,
+    ``predict`` and ``flow``. A name that is not one of those, or a GPU this machine lacks, is one
+    ``ConfigError`` line naming ``key`` (the config key or the command-line option) and the choices."""
+    where = f"key '{key}'" if not key.startswith("-") else key
+    text = str(name).strip()
+    if text not in ("auto", "cpu", "cuda") and not (text.startswith("cuda:") and text[5:].isdigit()):
+        raise ConfigError(f"{where}: unknown device {text!r}; choices: {DEVICE_CHOICES}")
+    if text == "auto":
         if torch.cuda.is_available():
             return torch.device(f"cuda:{local_rank}")
-        logger.info("train.device auto: running on the CPU (%s)", cpu_fallback_reason())
+        logger.info("%s auto: running on the CPU (%s)", key, cpu_fallback_reason())
         return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"key 'train.device': {name!r} requested but no GPU is available ({cpu_fallback_reason()})")
-    if name.startswith("cuda:") and world_size > 1:
-        raise ConfigError(f"key 'train.device': {name!r} would put all {world_size} processes on one GPU; use "
+    if text.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{where}: {text!r} requested but no GPU is available ({cpu_fallback_reason()}); "
+                          "choices here: auto, cpu")
+    if text.startswith("cuda:") and world_size > 1:
+        raise ConfigError(f"{where}: {text!r} would put all {world_size} processes on one GPU; use "
                           "'cuda' (each process takes cuda:LOCAL_RANK) and choose GPUs with CUDA_VISIBLE_DEVICES")
-    if name == "cuda":
+    if text.startswith("cuda:") and int(text[5:]) >= torch.cuda.device_count():
+        raise ConfigError(f"{where}: {text!r}, but only {torch.cuda.device_count()} GPU(s) are visible; choices "
+                          f"here: auto, cpu, cuda, cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    if text == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise ConfigError(f"key 'train.device': process LOCAL_RANK={local_rank} needs cuda:{local_rank}, but "
+            raise ConfigError(f"{where}: process LOCAL_RANK={local_rank} needs cuda:{local_rank}, but "
                               f"only {torch.cuda.device_count()} GPU(s) are visible")
         return torch.device(f"cuda:{local_rank}")
-    return torch.device(name)
+    return torch.device(text)
 
 
 def cpu_fallback_reason() -> str:

@@ -40,7 +40,7 @@ from assemblenet.engine.distributed import (
     env_dist_info,
     init_distributed,
 )
-from assemblenet.engine.evaluator import EvalResult, evaluate, write_eval_outputs
+from assemblenet.engine.evaluator import EvalResult, absorb_skipped, evaluate, write_eval_outputs
 from assemblenet.engine.metrics import primary_metric_name
 from assemblenet.engine.modeling import (
     autocast_context,
@@ -100,6 +100,8 @@ class TrainResult:
     resumed_from: Path | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     eval_result: EvalResult | None = None
+    # Per split ("train", "val"), the videos skipped as missing or unreadable: path -> reason.
+    skipped_videos: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def metric(self) -> float:
@@ -149,13 +151,23 @@ def dataset_kwargs(cfg: Config, split: str) -> dict[str, Any]:
     return kwargs
 
 
-def build_split(cfg: Config, split: str) -> Any:
+def split_dataset(cfg: Config, split: str) -> Any:
+    """The dataset ``data.<split>`` describes, as listed (``check-dataset`` and :func:`build_split` share it); an
+    unusable argument is one ``ConfigError`` naming its key (``data.train.csv_path``)."""
     from assemblenet.data import build_dataset
+    from assemblenet.data.datasets.factory import DatasetArgumentError
 
+    try:
+        return build_dataset(cfg.data.dataset, **dataset_kwargs(cfg, split))
+    except DatasetArgumentError as exc:
+        raise ConfigError(f"key 'data.{split}.{exc.argument}': {exc.detail} (dataset {exc.dataset!r})") from None
+
+
+def build_split(cfg: Config, split: str) -> Any:
     section = cfg.data.train if split == "train" else cfg.data.val
     if not section:
         raise ConfigError(f"key 'data.{split}': no dataset arguments given (e.g. root/csv_path)")
-    dataset = build_dataset(cfg.data.dataset, **dataset_kwargs(cfg, split))
+    dataset = split_dataset(cfg, split)
     unlabelled = [item.video_id for item in getattr(dataset, "items", ()) if not item.labels]
     if unlabelled and not getattr(dataset, "multi_label", False):  # its target would be -1 (a test list's)
         raise DataError(f"key 'data.{split}': {len(unlabelled)} of {len(dataset.items)} videos have no label "
@@ -193,6 +205,8 @@ class Trainer:
         self.val_dataset = val_dataset
         if val_dataset is None and cfg.data.val:  # read and check every list before the first step
             self.val_dataset = build_split(cfg, "val")
+        self._preflight({"train": self.train_dataset if train_dataset is None else None,
+                         "val": self.val_dataset if val_dataset is None else None})
         self.multi_label = bool(getattr(self.train_dataset, "multi_label", False))
         self.num_classes = int(self.train_dataset.num_classes)
         self.class_names = list(getattr(self.train_dataset, "class_names", []) or [])
@@ -245,6 +259,16 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.resumed_from: Path | None = None
         self.last_eval: EvalResult | None = None
+
+    def _preflight(self, built: Mapping[str, Any]) -> None:
+        """check-dataset's check of the splits this trainer built (``data.preflight``), before any step: a split
+        that would fail the run stops it here; missing and unreadable videos are skipped and counted. Datasets a
+        caller hands in (the search's) are the caller's to check."""
+        from assemblenet.data.check import preflight
+
+        mode = "exists" if self.cfg.data.scan and self.cfg.data.preflight == "decode" else self.cfg.data.preflight
+        preflight({name: dataset for name, dataset in built.items() if dataset is not None}, mode=mode,
+                  workers=max(1, self.cfg.data.num_workers), progress=bool(self.progress and self.dist.is_main))
 
     # -- state ---------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -383,8 +407,10 @@ class Trainer:
                           desc="final eval" if final else "eval")
         if not result.class_names:
             result.class_names = self.class_names
+        if isinstance(getattr(self.val_dataset, "skipped", None), dict):
+            self.val_dataset.skipped.update(result.skipped)  # every process's skips
         result.metrics["metric"] = result.metrics.get(self.primary_metric, float("nan"))
-        record = {"epoch": self.epoch, **result.metrics}
+        record = {"epoch": self.epoch, **result.metrics, "skipped_videos": self._log_skipped("val")}
         self.history.append({"step": self.step, **record})
         self.metrics_log.log("val", self.step, record)
         self.evaluated_step = self.step
@@ -393,6 +419,24 @@ class Trainer:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k not in ("num_videos", "metric"))
             logger.info("step %d validation (%d videos): %s", self.step, len(result.video_ids), shown)
         return result
+
+    def skipped_videos(self) -> dict[str, dict[str, str]]:
+        """Per split, the videos skipped so far (missing or unreadable: path -> reason), as this process knows
+        them (the pre-flight's finds, and every skip a loader batch reported)."""
+        splits = {"train": self.train_dataset, "val": self.val_dataset}
+        return {name: dict(getattr(dataset, "skipped", {}) or {}) for name, dataset in splits.items()
+                if dataset is not None}
+
+    def _log_skipped(self, split: str) -> int:
+        """The split's skipped-video count for a metrics record; videos not logged before get a ``skipped``
+        record of their own in metrics.jsonl (split, path -> reason)."""
+        skipped = self.skipped_videos().get(split, {})
+        logged = self.__dict__.setdefault("_logged_skips", {}).setdefault(split, set())
+        new = {path: reason for path, reason in skipped.items() if path not in logged}
+        if new:
+            self.metrics_log.log("skipped", self.step, {"split": split, "count": len(skipped), "videos": new})
+            logged.update(new)
+        return len(skipped)
 
     def _precise_bn(self, model: nn.Module) -> None:
         """Re-estimate BN statistics on ``train.precise_bn_batches`` training batches: a fixed draw per epoch
@@ -485,7 +529,8 @@ class Trainer:
             while self.step < self.total_steps:
                 loader, _ = self._train_loader()
                 set_train_mode(model, frozen_bn=cfg.model.frozen_bn)
-                for clip, target, _meta in loader:
+                for clip, target, meta in loader:
+                    absorb_skipped(self.train_dataset, meta)  # skips in loader workers, counted here
                     lr = self.optimizer.param_groups[0]["lr"]  # the rate this update uses
                     self.train_step(clip, target)
                     self.step += 1
@@ -498,7 +543,8 @@ class Trainer:
                         clips_per_s = window_steps * self.global_batch / max(time.perf_counter() - window_start,
                                                                               1e-9)
                         self.metrics_log.log("train", self.step, {"epoch": self.epoch, "loss": mean_loss, "lr": lr,
-                                                             "clips_per_s": clips_per_s})
+                                                             "clips_per_s": clips_per_s,
+                                                             "skipped_videos": self._log_skipped("train")})
                         bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.3g}", clips_s=f"{clips_per_s:.1f}",
                                         refresh=False)
                         window_steps, window_start = 0, time.perf_counter()
@@ -623,6 +669,11 @@ class Trainer:
             result = self.last_eval
         else:
             result = self.run_eval(final=True)
+        skipped = {split: dict(sorted(videos.items()))  # every process's skips (each skips on its own shard)
+                   for split, videos in self.skipped_videos().items()}
+        for shard in all_gather_objects(skipped):
+            for split, videos in shard.items():
+                skipped.setdefault(split, {}).update(videos)
         eval_model = self._eval_model()
         weights_path = None
         if self.writes:
@@ -637,7 +688,9 @@ class Trainer:
                                extra={"step": self.step, "aggregation": cfg.eval.aggregation,
                                       "primary_metric": self.primary_metric})
             final = {"step": self.step, "epoch": self.epoch, "primary_metric": self.primary_metric,
-                     "metrics": result.metrics, "weights": str(weights_path)}
+                     "metrics": result.metrics, "weights": str(weights_path),
+                     "skipped_videos": {split: len(videos) for split, videos in skipped.items()},
+                     "skipped": skipped}
             atomic_write_json(self.run_dir / FINAL_METRICS_FILE, json_safe(final))
             try:
                 plot_training_curves(read_metrics(self.run_dir / "metrics.jsonl"), self.run_dir / "training_curves.png",
@@ -659,7 +712,7 @@ class Trainer:
                            attention_weights=attention_weights,
                            connection_contributions=self._connection_contributions(eval_model), steps=self.step,
                            output_dir=self.run_dir, weights_path=weights_path, resumed_from=self.resumed_from,
-                           history=list(self.history), eval_result=result)
+                           history=list(self.history), eval_result=result, skipped_videos=skipped)
 
 
 def _learned_graph(model: nn.Module, input_graph: Any, cfg: Config, weights: dict[tuple[int, int], float]) -> Any:

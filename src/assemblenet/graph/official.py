@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 
+from assemblenet.errors import UnknownNameError
 from assemblenet.graph.spec import AssembleNetGraph
 
 ASN50_STRUCTURE = [
@@ -106,7 +107,7 @@ def official_graph(name: str, *, with_weights: bool = True) -> AssembleNetGraph:
     try:
         structure, weights = _OFFICIAL[name]
     except KeyError:
-        raise KeyError(f"unknown official structure {name!r}; expected one of {sorted(_OFFICIAL)}") from None
+        raise UnknownNameError("official structure", name, sorted(_OFFICIAL), key="model.graph") from None
     # asnp50 has a node that feeds nothing; keep it, as TF does, so the structure stays verbatim.
     return AssembleNetGraph.from_official(
         structure, weights if with_weights else None, name=name, allow_dead_nodes=True

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from assemblenet.errors import CheckpointError
+from assemblenet.errors import CheckpointError, UnknownNameError
 from assemblenet.graph import AssembleNetGraph, official_graph
 from assemblenet.models.assemblenet import AssembleNet
 from assemblenet.models.builders import build_from_graph
@@ -144,7 +144,7 @@ def _preset(name: str) -> _Preset:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; available: {', '.join(list_models())}") from None
+        raise UnknownNameError("model", name, list_models(), key="model.name") from None
 
 
 # Figures measured with FlopCounterMode on the meta device (tests/models/test_registry.py checks them).

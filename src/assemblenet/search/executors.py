@@ -108,6 +108,44 @@ class SerialExecutor:
         pass
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_WATCH_INTERVAL_S = 1.0
+
+
+def die_with_parent(parent_pid: int, *, interval_s: float = PARENT_WATCH_INTERVAL_S) -> None:
+    """Make this (worker) process end when ``parent_pid`` does, even by SIGKILL, which runs no cleanup in the
+    parent: on Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere a
+    daemon thread sees the process re-parented (``os.getppid()`` changes) and exits. Without this a killed
+    search leaves its pool workers computing beside the resumed one."""
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the watchdog below still ends the process
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _init_pool_worker(parent_pid: int, counter: Any = None, gpu_ids: Sequence[str] = ()) -> None:
+    """Pool-worker initializer: die with the search process, and take a GPU when given some."""
+    die_with_parent(parent_pid)
+    if gpu_ids:
+        _pin_worker_gpu(counter, gpu_ids)
+
+
 def _pin_worker_gpu(counter: Any, gpu_ids: Sequence[str]) -> None:
     """Pool-worker initializer: the n-th worker started sees only GPU ``gpu_ids[n % len]`` (as its cuda:0).
     It runs before the worker imports torch, so CUDA never sees the other GPUs."""
@@ -128,7 +166,9 @@ def visible_gpus() -> list[str]:
 
 class ProcessPoolExecutor:
     """A small local pool of spawned processes (spawn: safe with torch and threads). With ``gpu_ids`` the
-    workers take those GPUs in turn (round-robin, one ``CUDA_VISIBLE_DEVICES`` per worker process)."""
+    workers take those GPUs in turn (round-robin, one ``CUDA_VISIBLE_DEVICES`` per worker process). The workers
+    end when the process that made the pool does, however it ends (:func:`die_with_parent`); the
+    multiprocessing resource tracker then sees its last writer gone and exits too."""
 
     name = "local"
 
@@ -137,11 +177,13 @@ class ProcessPoolExecutor:
         self.fitness = fitness
         self.torch_threads = torch_threads
         context = multiprocessing.get_context("spawn")
-        pinning: dict[str, Any] = {}
+        initargs: tuple[Any, ...] = (os.getpid(),)
         if gpu_ids:
-            pinning = dict(initializer=_pin_worker_gpu, initargs=(context.Value("i", 0), list(gpu_ids)))
+            initargs = (os.getpid(), context.Value("i", 0), list(gpu_ids))
             logger.info("%d local workers share GPUs %s round-robin", workers, ",".join(gpu_ids))
-        self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context, **pinning)
+        # Workers die with this process, even when it is killed (die_with_parent).
+        self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                                            initializer=_init_pool_worker, initargs=initargs)
 
     def run(self, trials: Sequence[Trial]) -> Iterator[TrialOutcome]:
         futures = [self._pool.submit(run_trial, self.fitness, trial, self.torch_threads) for trial in trials]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
-from assemblenet.errors import ConfigError
+from assemblenet.errors import UnknownNameError
 
 # A Strategy subclass; typed loosely because the strategies module imports this one, not the reverse.
 S = TypeVar("S", bound=type)
@@ -58,7 +58,7 @@ def strategy_spec(name: str) -> StrategySpec:
     try:
         return _STRATEGIES[name]
     except KeyError:
-        raise ConfigError(f"strategy: unknown strategy {name!r}; expected one of {list(_STRATEGIES)}") from None
+        raise UnknownNameError("strategy", name, list(_STRATEGIES), key="strategy") from None
 
 
 def make_strategy(name: str) -> Any:

@@ -30,6 +30,7 @@ from assemblenet.data.annotations.common import (
     ClassList,
     ListedVideo,
     find_class,
+    is_video_list,
     read_class_list,
     read_name_list,
     write_class_list,
@@ -48,6 +49,7 @@ from assemblenet.data.annotations.lists import (
     KINETICS_OFFICIAL_TEMPLATE,
     LabeledPath,
     read_video_list,
+    video_list_classes,
     write_video_list,
 )
 from assemblenet.data.annotations.moments import (
@@ -92,6 +94,7 @@ __all__ = [
     "format_charades_actions",
     "format_kinetics_path",
     "is_kinetics_csv",
+    "is_video_list",
     "kinetics_template_uses_label",
     "parse_charades_actions",
     "parse_smarthome_name",
@@ -110,6 +113,7 @@ __all__ = [
     "read_ucf101_split",
     "read_video_list",
     "ssv2_class_name",
+    "video_list_classes",
     "write_charades_csv",
     "write_class_list",
     "write_video_list",

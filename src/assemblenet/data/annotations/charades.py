@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from assemblenet.data.annotations.common import ClassList, _open_text, csv_table
+from assemblenet.data.annotations.common import ClassList, _open_text, annotation_text, csv_table
 from assemblenet.errors import DataError
 from assemblenet.fileio import atomic_path
 
@@ -64,8 +64,8 @@ def read_charades_csv(path: str | os.PathLike, classes: ClassList | None = None)
     path = _open_text(path)
     records: list[CharadesRecord] = []
     seen: dict[str, int] = {}
-    with csv_table(path, kind="Charades", required=("id", "actions"), expected=",".join(CHARADES_COLUMNS),
-                   encoding="utf-8") as (column, rows):
+    with csv_table(path, kind="Charades", required=("id", "actions"),
+                   expected=",".join(CHARADES_COLUMNS)) as (column, rows):
         for start_line, where, row in rows:
             video_id = row[column["id"]].strip()
             if not video_id:
@@ -135,7 +135,7 @@ def read_frame_list(path: str | os.PathLike) -> list[FrameListVideo]:
     ``frame_id``.
     """
     path = _open_text(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = annotation_text(path).splitlines()
     if not lines:
         raise DataError(f"{path}: empty frame list")
     header = lines[0].split()

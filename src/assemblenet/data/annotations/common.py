@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -15,9 +16,12 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from assemblenet.errors import DataError
-from assemblenet.fileio import atomic_write_text
+from assemblenet.fileio import atomic_write_text, read_text
 
 _CHARADES_CLASS_LINE = re.compile(r"^(c\d+)\s+(\S.*)$")
+# The suffixes of the video files a list may name (data.decode.VIDEO_EXTENSIONS; the parsers stay torch-free).
+LISTED_VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
+_VIDEO_LIST_HEADERS = (["path", "label"], ["path", "labels"])
 
 
 def _open_text(path: str | os.PathLike) -> Path:
@@ -25,6 +29,12 @@ def _open_text(path: str | os.PathLike) -> Path:
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
     return path
+
+
+def annotation_text(path: str | os.PathLike) -> str:
+    """The text of an annotation file, through the one reader of user text (``fileio.read_text``): UTF-8 with or
+    without a byte-order mark; other encodings are a ``DataError`` naming the file, line and byte offset."""
+    return read_text(path, what="annotation file")
 
 
 @dataclass(frozen=True)
@@ -86,12 +96,35 @@ def _indexed_layout(lines: list[tuple[int, str]]) -> tuple[bool, int] | None:
     return None
 
 
+def _names_a_video(field: str) -> bool:
+    return Path(field.strip().strip('"')).suffix.lower() in LISTED_VIDEO_SUFFIXES
+
+
+def video_list_line(text: str) -> bool:
+    """Whether a line is a row of a video list rather than a class name: a ``path,label`` header, the official
+    Kinetics header, or a row whose first field (comma or space separated) names a video file."""
+    fields = [f.strip().lower() for f in text.split(",")]
+    if fields[:2] in _VIDEO_LIST_HEADERS or "youtube_id" in fields:
+        return True
+    first = text.split(",", 1)[0] if "," in text else text.split(maxsplit=1)[0]
+    return _names_a_video(first) and len(text.split(",") if "," in text else text.split()) >= 2
+
+
+def is_video_list(path: str | os.PathLike) -> bool:
+    """Whether a file is a video list (``path,label`` rows, ``path label`` lines or an official Kinetics CSV),
+    judged by its first non-blank line; a dataset given one as its ``classes`` takes the list's sorted labels."""
+    lines = _numbered_lines(_open_text(path))
+    return bool(lines) and video_list_line(lines[0][1])
+
+
 def read_class_list(path: str | os.PathLike) -> ClassList:
     """Read a class file: ``c000 Holding some clothes`` lines (Charades), one class name per line, or indexed
     lines (``1 ApplyEyeMakeup`` as in UCF101's ``classInd.txt``, ``bathing,12`` as in Moments-in-Time's
     ``moments_categories.txt``; the indices then give the label order, from 0 or 1).
 
-    Blank lines are ignored; otherwise the order of the file is the label order; duplicates are an error.
+    Blank lines are ignored; otherwise the order of the file is the label order; duplicates are an error. A
+    video list (``path,label`` rows, see :func:`video_list_line`) is refused, naming its first line, rather than
+    read as one class per row.
     """
     path = _open_text(path)
     indexed = _indexed_layout(_numbered_lines(path))
@@ -101,6 +134,10 @@ def read_class_list(path: str | os.PathLike) -> ClassList:
     entries = _numbered_lines(path)
     if not entries:
         raise DataError(f"{path}: class list is empty")
+    if video_list_line(entries[0][1]):
+        raise DataError(f"{path}:{entries[0][0]}: a video list ({entries[0][1]!r}), not a class list; a class list "
+                        "has one class name per line (pass the train list itself as a dataset's classes to take "
+                        "its sorted labels)")
     charades = all(_CHARADES_CLASS_LINE.match(text) for _, text in entries)
     names: list[str] = []
     ids: list[str] = []
@@ -128,16 +165,20 @@ def write_class_list(path: str | os.PathLike, classes: ClassList) -> None:
 
 
 def _numbered_lines(path: Path) -> list[tuple[int, str]]:
-    """Non-blank lines with their 1-based numbers. ``utf-8-sig`` drops a byte-order mark; ``splitlines``
+    """Non-blank lines with their 1-based numbers (``annotation_text`` drops a byte-order mark); ``splitlines``
     takes the CRLF endings UCF101's lists ship with."""
-    text = path.read_text(encoding="utf-8-sig")
+    text = annotation_text(path)
     return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
-def csv_rows(path: Path, *, encoding: str = "utf-8-sig") -> Iterator[tuple[int, str, list[str]]]:
+def csv_rows(path: Path) -> Iterator[tuple[int, str, list[str]]]:
     """``(line, "file:line", row)`` for each non-blank row of a CSV file without a header (see ``_rows``)."""
-    with path.open(newline="", encoding=encoding) as handle:
-        yield from _rows(csv.reader(handle), path)
+    yield from _rows(csv.reader(_csv_lines(path)), path)
+
+
+def _csv_lines(path: Path) -> io.StringIO:
+    """The file's text for ``csv.reader``, line endings kept (``newline=""``), so a quoted field may hold one."""
+    return io.StringIO(annotation_text(path), newline="")
 
 
 def _rows(reader: Iterator[list[str]], path: Path, *, width: int | None = None) -> Iterator[tuple[int, str, list[str]]]:
@@ -163,21 +204,22 @@ def _rows(reader: Iterator[list[str]], path: Path, *, width: int | None = None) 
 
 
 @contextlib.contextmanager
-def csv_table(path: Path, *, kind: str, required: Sequence[str], expected: str, lowercase: bool = False,
-              encoding: str = "utf-8-sig") -> Iterator[tuple[dict[str, int], Iterator[tuple[int, str, list[str]]]]]:
+def csv_table(path: Path, *, kind: str, required: Sequence[str], expected: str,
+              lowercase: bool = False) -> Iterator[tuple[dict[str, int], Iterator[tuple[int, str, list[str]]]]]:
     """An open CSV with a header row: ``(column index by header name, ``_rows`` of the rows below it)``. The
     header names are stripped (and lowercased with ``lowercase``); a missing file header or ``required``
     column is a ``DataError`` naming ``kind`` or the ``expected`` header."""
-    with path.open(newline="", encoding=encoding) as handle:
-        reader = csv.reader(handle)
-        try:
-            header = [h.strip().lower() if lowercase else h.strip() for h in next(reader)]
-        except StopIteration:
-            raise DataError(f"{path}: empty file, expected a {kind} CSV header") from None
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise DataError(f"{path}:1: header lacks column(s) {missing}; expected the {kind} header {expected}")
-        yield {name: i for i, name in enumerate(header)}, _rows(reader, path, width=len(header))
+    reader = csv.reader(_csv_lines(path))
+    try:
+        header = [h.strip().lower() if lowercase else h.strip() for h in next(reader)]
+    except StopIteration:
+        raise DataError(f"{path}: empty file, expected a {kind} CSV header") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}:1: {exc}") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DataError(f"{path}:1: header lacks column(s) {missing}; expected the {kind} header {expected}")
+    yield {name: i for i, name in enumerate(header)}, _rows(reader, path, width=len(header))
 
 
 def _indexed_class_list(path: str | os.PathLike, *, name_first: bool, first_index: int, expected: str) -> ClassList:
@@ -239,7 +281,7 @@ class ListedVideo:
 def read_name_list(path: str | os.PathLike) -> list[str]:
     """One entry per non-blank line (e.g. Toyota Smarthome split lists); surrounding spaces are dropped."""
     path = _open_text(path)
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = [line.strip() for line in annotation_text(path).splitlines() if line.strip()]
     if not names:
         raise DataError(f"{path}: list is empty")
     return names

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from assemblenet.data.annotations.common import _open_text, csv_table
+from assemblenet.data.annotations.common import _open_text, annotation_text, csv_table
 from assemblenet.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,8 @@ class KineticsRow:
 
 def is_kinetics_csv(path: str | os.PathLike) -> bool:
     """Whether the file's first line is an official Kinetics header (has ``youtube_id``)."""
-    with open(path, encoding="utf-8-sig") as handle:
-        first = handle.readline()
+    lines = annotation_text(path).splitlines()
+    first = lines[0] if lines else ""
     return "youtube_id" in [h.strip().lower() for h in first.split(",")]
 
 

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
-from assemblenet.data.annotations.common import _open_text
+from assemblenet.data.annotations.common import ClassList, _open_text, annotation_text
 from assemblenet.errors import DataError
 from assemblenet.fileio import atomic_path
 
@@ -41,7 +41,7 @@ def read_video_list(path: str | os.PathLike, *, multi_label: bool = False, label
     With ``multi_label``, a label field may hold several labels separated by ``label_sep``.
     """
     path = _open_text(path)
-    text = path.read_text(encoding="utf-8")
+    text = annotation_text(path)
     lines = text.splitlines()
     entries: list[LabeledPath] = []
     first = next((line for line in lines if line.strip()), "")
@@ -102,6 +102,20 @@ def read_video_list(path: str | os.PathLike, *, multi_label: bool = False, label
     if not entries:
         raise DataError(f"{path}: no videos listed")
     return entries
+
+
+def video_list_classes(path: str | os.PathLike) -> ClassList:
+    """The sorted labels of a video list (``path,label`` rows or an official Kinetics CSV), as the classes of every
+    dataset given that list as its ``classes`` (the val set given the train list)."""
+    from assemblenet.data.annotations.kinetics import is_kinetics_csv, read_kinetics_csv
+
+    if is_kinetics_csv(path):
+        labels = [row.label for row in read_kinetics_csv(path) if row.label is not None]
+    else:
+        labels = [label for entry in read_video_list(path, multi_label=True) for label in entry.labels]
+    if not labels:
+        raise DataError(f"{path}: has no labels to take the classes from")
+    return ClassList.from_labels(labels)
 
 
 def write_video_list(path: str | os.PathLike, entries: Iterable[tuple[str, str]]) -> None:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from assemblenet.data.annotations.common import ClassList, ListedVideo, _open_text, find_class
+from assemblenet.data.annotations.common import ClassList, ListedVideo, _open_text, annotation_text, find_class
 from assemblenet.errors import DataError
 
 
 def _read_json(path: Path):
     import json
 
+    text = annotation_text(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise DataError(f"{path}: invalid JSON (nested too deeply)") from None
 
 
 def ssv2_class_name(template: str) -> str:

@@ -298,16 +298,22 @@ class VideoDataset(torch.utils.data.Dataset):
         results = check_videos(list(listed), workers=workers, min_frames=min_frames, full_decode=full_decode,
                                frame_fps=self.frame_fps, progress=progress)
         bad = {listed.get(r.path, r.path): r.reason or "" for r in results if not r.ok}
-        for path, reason in bad.items():
+        self.skip_videos(bad, drop=drop)
+        return bad
+
+    def skip_videos(self, reasons: dict[str, str], *, drop: bool = True) -> None:
+        """Record videos found bad up front (path -> reason) in ``skipped``, so they are counted, and with
+        ``drop`` remove them from ``items``; dropping every video is a ``DataError``."""
+        for path, reason in reasons.items():
             if path not in self.skipped:
                 logger.warning("skipping video %s: %s", path, reason)
             self.skipped.setdefault(path, reason)
-        if drop and bad:
-            self.items = [item for item in self.items if item.path not in bad]
+        if drop and reasons:
+            self.items = [item for item in self.items if item.path not in reasons]
             self._bad.clear()
+            self._frame_cache.clear()
             if not self.items:
                 raise DataError("every video of the dataset is unreadable")
-        return bad
 
     def keep_videos(self, count: int) -> None:
         """Keep ``count`` videos spread evenly over the list (so most classes stay represented), for quick runs

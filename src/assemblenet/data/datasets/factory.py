@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +16,7 @@ from assemblenet.data.datasets.moments import MomentsInTimeDataset, MultiMoments
 from assemblenet.data.datasets.smarthome import SmarthomeDataset
 from assemblenet.data.datasets.ssv2 import SomethingSomethingV2Dataset
 from assemblenet.data.datasets.ucf_hmdb import HMDB51Dataset, UCF101Dataset
-from assemblenet.errors import ConfigError, DataError
+from assemblenet.errors import ConfigError, DataError, UnknownNameError
 
 
 def synthetic_dataset(root: str | os.PathLike, *, split: str = "train", annotation: str = "kinetics",
@@ -109,6 +111,36 @@ DATASETS: dict[str, Callable[..., VideoDataset]] = {
 }
 
 
+class DatasetArgumentError(ConfigError):
+    """A dataset argument that cannot be used (null where a value is needed, or not an argument at all).
+    ``argument`` names it, so that the engine can name the config key (``data.train.csv_path``)."""
+
+    def __init__(self, dataset: str, argument: str, detail: str) -> None:
+        self.dataset, self.argument, self.detail = dataset, argument, detail
+        super().__init__(f"dataset {dataset!r}: argument {argument!r}: {detail}")
+
+
+# The classes a dispatching factory may hand its arguments to (every one passes the rest to VideoDataset).
+_TARGETS: dict[Callable[..., VideoDataset], tuple[Callable[..., object], ...]] = {
+    _kinetics: (KineticsCsvDataset, VideoFolderDataset),
+    _moments: (KineticsCsvDataset, MomentsInTimeDataset),
+}
+
+
+def _refuse_null_arguments(name: str, factory: Callable[..., VideoDataset], kwargs: dict) -> None:
+    """A ``null`` argument (``--set data.train.csv_path=null``) is an error naming it unless the parameter
+    takes None (its default is None, or None is in its type)."""
+    targets = (*_TARGETS.get(factory, (factory,)), VideoDataset)
+    for key, value in kwargs.items():
+        if value is not None:
+            continue
+        params = [p for p in (inspect.signature(t).parameters.get(key) for t in targets) if p is not None]
+        if params and not any(p.default is None or "None" in str(p.annotation) for p in params):
+            annotation = params[0].annotation
+            expected = "a path" if "PathLike" in str(annotation) else f"a value ({annotation})"
+            raise DatasetArgumentError(name, key, f"null, expected {expected}")
+
+
 def build_dataset(name: str, **kwargs) -> VideoDataset:
     """Build a dataset by name: ``ucf101``, ``hmdb51``, ``kinetics`` (``csv_path=`` an official CSV or a
     ``path,label`` list; ``root=`` and ``split=`` to find the split's official CSV by its download's name; or a
@@ -119,8 +151,12 @@ def build_dataset(name: str, **kwargs) -> VideoDataset:
     try:
         factory = DATASETS[name.lower()]
     except KeyError:
-        raise ConfigError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}") from None
+        raise UnknownNameError("dataset", name, sorted(DATASETS), key="data.dataset") from None
+    _refuse_null_arguments(name, factory, kwargs)
     try:
         return factory(**kwargs)
     except TypeError as exc:
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unexpected:
+            raise DatasetArgumentError(name, unexpected.group(1), "not an argument of this dataset") from None
         raise ConfigError(f"dataset {name!r}: {exc}") from exc

@@ -12,10 +12,11 @@ from assemblenet.data.annotations import (
     KineticsRow,
     detect_kinetics_layout,
     format_kinetics_path,
-    is_kinetics_csv,
+    is_video_list,
     kinetics_template_uses_label,
     read_class_list,
     read_kinetics_csv,
+    video_list_classes,
 )
 from assemblenet.data.datasets.base import VideoItem, key_for
 from assemblenet.errors import ConfigError, DataError
@@ -44,11 +45,10 @@ def kinetics_classes(classes: ClassList | str | os.PathLike | Sequence[str] | No
             raise DataError(f"{csv_path}: an unlabelled (test) CSV needs classes= (the train CSV or a class file)")
         return ClassList.from_labels(labels)
     classes = Path(classes)
-    if classes.is_file() and is_kinetics_csv(classes):  # by its header: the CVDF Kinetics-600 CSVs end in .txt
-        labels = [row.label for row in read_kinetics_csv(classes) if row.label is not None]
-        if not labels:
-            raise DataError(f"{classes}: has no labels to take the classes from")
-        return ClassList.from_labels(labels)
+    # By its first line, the official CSV (the CVDF Kinetics-600 CSVs end in .txt) or a path,label list: the
+    # train list's sorted labels.
+    if classes.is_file() and is_video_list(classes):
+        return video_list_classes(classes)
     return read_class_list(classes)
 
 

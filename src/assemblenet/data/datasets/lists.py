@@ -6,7 +6,13 @@ import logging
 import os
 from pathlib import Path
 
-from assemblenet.data.annotations import ClassList, read_class_list, read_video_list
+from assemblenet.data.annotations import (
+    ClassList,
+    is_video_list,
+    read_class_list,
+    read_video_list,
+    video_list_classes,
+)
 from assemblenet.data.datasets.base import VideoDataset, VideoItem, key_for, resolve_path
 from assemblenet.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from assemblenet.errors import DataError
@@ -17,10 +23,14 @@ DEFAULT_CLASS_FILE = "classes.txt"
 
 
 def _class_list(classes: ClassList | str | os.PathLike | list[str] | tuple[str, ...] | None) -> ClassList | None:
+    """A ``ClassList``, a list of names, a class file, or a video list (the train list: its sorted labels, the
+    order a list without a class file gets, so that train and val indices agree)."""
     if classes is None or isinstance(classes, ClassList):
         return classes
     if isinstance(classes, (list, tuple)):
         return ClassList.from_names(classes)
+    if is_video_list(classes):
+        return video_list_classes(classes)
     return read_class_list(classes)
 
 
@@ -44,8 +54,12 @@ class VideoListDataset(VideoDataset):
         entries = read_video_list(list_path, multi_label=multi_label, label_sep=label_sep)
         root = Path(root) if root is not None else list_path.parent
         class_list = _class_list(classes)
+        class_source = "the given classes"
+        if class_list is not None and isinstance(classes, (str, os.PathLike)):
+            class_source = str(classes)
         if class_list is None and (list_path.parent / DEFAULT_CLASS_FILE).is_file():
             class_list = read_class_list(list_path.parent / DEFAULT_CLASS_FILE)
+            class_source = str(list_path.parent / DEFAULT_CLASS_FILE)
         all_labels = [label for entry in entries for label in entry.labels]
         if class_list is None:
             if all(label.isdigit() for label in all_labels):
@@ -61,7 +75,8 @@ class VideoListDataset(VideoDataset):
             try:
                 labels = tuple(class_list.index_of(label) for label in entry.labels)
             except KeyError as exc:
-                raise DataError(f"{list_path}:{entry.line}: unknown class {exc.args[0]!r}") from None
+                raise DataError(f"{list_path}:{entry.line}: unknown class {exc.args[0]!r} (not among the "
+                                f"{len(class_list)} classes of {class_source})") from None
             path = resolve_path(root, entry.path)
             items.append(VideoItem(str(path), labels, Path(entry.path).stem, key_for(path, root)))
         super().__init__(items, classes=class_list, multi_label=multi_label, **kwargs)
