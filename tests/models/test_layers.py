@@ -53,3 +53,27 @@ def test_temporal_conv_is_zero_padded_inside_each_clip(dilation):
                 expected[:, :, t] += torch.einsum("oi,bihw->bohw", weight[:, :, k], x[:, :, t + offset])
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     assert out.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def test_a_strided_1x1_spatial_conv_equals_torchs_strided_conv_and_its_backward_runs_on_one_thread():
+    # The subsampling path works around a oneDNN heap corruption in the strided 1 x 1 backward (AVX2, one thread,
+    # small channel counts): this input aborted the process before. The reference is float64 (no oneDNN).
+    from assemblenet.models.layers import spatial_conv
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        conv = spatial_conv(3, 3, 1, stride=2)
+        x = torch.rand(2, 3, 4, 8, 8).contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+        y = conv(x)
+        y.square().sum().backward()
+        weight64 = conv.weight.detach().double()[:, :, None].requires_grad_()
+        reference = torch.nn.functional.conv3d(x.detach().double(), weight64, stride=(1, 2, 2))
+        reference.square().sum().backward()
+        assert y.shape == reference.shape == (2, 3, 4, 4, 4)
+        torch.testing.assert_close(y.detach().double(), reference.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(conv.weight.grad.double(), weight64.grad[:, :, 0], rtol=1e-5, atol=1e-5)
+        assert x.grad[..., 1::2, :].abs().sum() == 0 and x.grad[..., ::2, ::2].abs().sum() > 0  # odd rows unread
+    finally:
+        torch.set_num_threads(previous)

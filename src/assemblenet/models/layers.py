@@ -31,8 +31,17 @@ class SpatialConv(nn.Conv2d):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        b, c, t, h, w = x.shape
-        y = self._conv_forward(x.transpose(1, 2).reshape(b * t, c, h, w), self.weight, self.bias)
+        if self.kernel_size == (1, 1) and self.stride != (1, 1):
+            # A strided 1 x 1 convolution is the 1 x 1 convolution of the subsampled frames (no padding at k = 1).
+            # Computed that way because oneDNN 3.12's backward of the strided 1 x 1 kernel corrupts the heap on
+            # AVX2 CPUs with one thread for small channel counts (torch 2.13: a channels-last [8, 3, 8, 8] input,
+            # weight [3, 3, 1, 1], stride 2 aborts with "double free or corruption"; tests/models/test_layers.py).
+            x = x[:, :, :, :: self.stride[0], :: self.stride[1]]
+            b, c, t, h, w = x.shape
+            y = F.conv2d(x.transpose(1, 2).reshape(b * t, c, h, w), self.weight, self.bias)
+        else:
+            b, c, t, h, w = x.shape
+            y = self._conv_forward(x.transpose(1, 2).reshape(b * t, c, h, w), self.weight, self.bias)
         return y.view(b, t, y.shape[1], y.shape[2], y.shape[3]).transpose(1, 2)
 
 
