@@ -323,6 +323,7 @@ def test_decode_speed_smoke_reports_every_row_against_the_ceiling(tmp_path):
     assert kinds["340x256 prepared"]["mean_decoded_frames_per_clip"] <= kinds["340x256"]["mean_decoded_frames_per_clip"]
 
 
+@pytest.mark.slow
 def test_search_speed_compares_two_trees_and_profiles_them_on_a_tiny_set(tmp_path):
     out = tmp_path / "search_speed.json"
     repo = BENCHMARKS.parent
@@ -342,6 +343,7 @@ def test_search_speed_compares_two_trees_and_profiles_them_on_a_tiny_set(tmp_pat
         assert profile["parts"]["forward"]["seconds"] > 0 and profile["parts"]["backward"]["seconds"] > 0
 
 
+@pytest.mark.slow
 def test_search_speed_cost_model_measures_two_sizes(tmp_path):
     out = tmp_path / "cost.json"
     assert _load("search_speed").main(["--tiny", "--cost-model", "--json", str(out)]) == 0

@@ -139,6 +139,7 @@ def test_export_torchscript_from_the_cli(weights, tmp_path, capsys):
     assert "checkpoint not found" in _one_error_line(capsys)
 
 
+@pytest.mark.slow
 def test_export_onnx_with_the_defaults_is_dynamic_and_a_failed_check_leaves_no_file(weights, tmp_path, capfd,
                                                                                        caplog):
     import logging

@@ -53,7 +53,7 @@ def test_predict_scores_every_window_and_writes_a_timeline(tiny_weights, synthet
     assert png_path.suffix == ".png" and png_path.stat().st_size > 1000
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("fmt", ["torchscript", pytest.param("onnx", marks=pytest.mark.slow)])
 def test_export_reproduces_eager_outputs(tiny_weights, tmp_path, fmt):
     model, _ = load_trained_model(tiny_weights)
     assert model.flow_layer is not None  # the representation-flow layer is part of what is exported

@@ -110,6 +110,7 @@ def test_frame_cache_mb_is_validated_and_not_part_of_the_fingerprint(synthetic_r
     assert _config(synthetic_root, 2, frame_cache_mb=5).fingerprint() == _config(synthetic_root, 2).fingerprint()
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_with_its_store_intact(tmp_path: Path, synthetic_root: Path) -> None:
     """SIGKILL a two-worker search (and its workers) after its first evaluation; the rerun reuses the store
     (decodes nothing into it) and ends with the evaluations an uninterrupted search gives."""

@@ -131,6 +131,7 @@ def test_sigkill_of_a_search_with_a_local_pool_leaves_no_process_and_the_rerun_r
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     process.stderr.close()
+    finished = {path.name: path.read_bytes() for path in records_dir.glob("[0-9]*.json")}
 
     deadline = time.monotonic() + 10
     while _still_running(tree) and time.monotonic() < deadline:
@@ -142,5 +143,7 @@ def test_sigkill_of_a_search_with_a_local_pool_leaves_no_process_and_the_rerun_r
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stderr
     assert sorted(RunStore(output / "evolution-seed0").read_records()) == list(range(budget))
+    # The rerun resumed: every evaluation finished before the kill is kept as it was, not run again (the log's
+    # "resuming" line is not asserted: under load the kill can land before the manifest names the run resumable).
+    assert {name: (records_dir / name).read_bytes() for name in finished} == finished

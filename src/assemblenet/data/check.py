@@ -35,10 +35,15 @@ def check_video(path: str | os.PathLike, *, min_frames: int = 1, full_decode: bo
     The quick check opens the file, indexes it (which detects truncation against the container's declared
     frame count) and decodes the first and last frames. ``full_decode`` decodes every frame as well.
     """
-    import av
-
     from assemblenet.data.decode import open_video
 
+    decode_errors: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError)
+    try:
+        import av
+
+        decode_errors += (av.FFmpegError,)
+    except ImportError:  # a frame folder needs no PyAV (nor does a machine without it, such as the GPU device)
+        pass
     path = str(path)
     try:
         with open_video(path, fps=frame_fps) as reader:
@@ -51,7 +56,7 @@ def check_video(path: str | os.PathLike, *, min_frames: int = 1, full_decode: bo
             height, width, fps = reader.height, reader.width, reader.fps
     except DataError as exc:
         return CheckResult(path, False, problem="unreadable", reason=str(exc))
-    except (av.FFmpegError, OSError, ValueError, RuntimeError) as exc:
+    except decode_errors as exc:
         return CheckResult(path, False, problem="unreadable", reason=f"{path}: {type(exc).__name__}: {exc}")
     if num_frames < min_frames:
         return CheckResult(path, False, num_frames, fps, width, height, "too_short",
