@@ -376,25 +376,15 @@ def _members(h: Any) -> list[tuple[str, str]]:
 
 def strategy_values(runs_by_task: Mapping[str, Sequence[Any]], per_task: Mapping[str, Mapping[str, Any]],
                     strategy: str, endpoint: str) -> dict[tuple[str, int], float]:
-    """A strategy's finished values of ``endpoint`` keyed by (task, search seed)."""
+    """A strategy's finished values of ``endpoint`` keyed by (task, search seed): each task's values as the
+    single-task analysis reads them (``confirmatory.strategy_values``), finite ones only."""
+    from assemblenet.search.study.confirmatory import strategy_values as task_strategy_values
+
     out: dict[tuple[str, int], float] = {}
     for task, runs in runs_by_task.items():
         retrain = (per_task.get(task) or {}).get("retrain") or {}
-        entries = {(e["run"], e.get("choice")): e for e in retrain.get("entries", [])}
-        for run in runs:
-            if run.strategy != strategy or not run.complete:
-                continue
-            value: Any = None
-            if endpoint == "final_best":
-                value = run.final_best
-            elif endpoint == "rescored_mean":
-                value = (run.rescored_summary or {}).get("mean")
-            elif endpoint == "test_score":
-                choice = "rescored" if run.rescored is not None else "single-best"
-                entry = entries.get((run.label, choice))
-                value = None if entry is None else entry.get("score")
-            if value is not None and math.isfinite(float(value)):
-                out[(task, run.seed)] = float(value)
+        values = task_strategy_values(strategy, endpoint, runs, retrain.get("entries", []))
+        out.update({(task, seed): value for seed, value in values.items() if math.isfinite(value)})
     return out
 
 
