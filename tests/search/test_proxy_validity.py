@@ -26,19 +26,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "search"
 TINY = str(CONFIGS / "tiny.yaml")
 
 
-@pytest.fixture(autouse=True)
-def clean_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The code counts as a clean commit whatever the state of the checkout running the tests (a study refuses a
-    dirty tree; that refusal is tested in test_study.py)."""
-    from assemblenet import provenance
-
-    monkeypatch.setattr(provenance, "code_provenance",
-                        lambda root=None: {"root": "repo", "commit": "0" * 40, "dirty": False, "diff_sha256": None})
-
-
-@pytest.fixture(autouse=True)
-def at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(CONFIGS.parents[1])
+pytestmark = pytest.mark.usefixtures("study_at_clean_commit")
 
 
 def study_dict(tmp_path: Path, **section: Any) -> dict[str, Any]:
