@@ -58,13 +58,16 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from assemblenet import fileio
 from assemblenet.search.study.config import HASH_CHARS, RESULT_FILE
 from assemblenet.search.study.sections import ProxyValidityConfig
 
-Study = Any  # a :class:`~assemblenet.search.study.runner.Study` (the runner imports this module, not the reverse)
+if TYPE_CHECKING:  # (the runner imports this module, not the reverse)
+    import numpy as np
+
+    from assemblenet.search.study.runner import Study
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +206,7 @@ def _run_proxy_evaluations(study: Study, root: Path, todo: Sequence[tuple[Validi
             path = _proxy_path(root, item, k)
             path.parent.mkdir(parents=True, exist_ok=True)
             fileio.atomic_write_text(path, json.dumps(fileio.json_safe(record), indent=1) + "\n", fsync=True)
-            study._log({"event": "proxy-validity-evaluation", "time": time.time(), "label": item.label,
+            study.log({"event": "proxy-validity-evaluation", "time": time.time(), "label": item.label,
                         "graph_hash": item.digest, "proxy_seed": k, "fitness": record["fitness"],
                         "error": outcome.error, "wall_time_s": record["wall_time_s"]})
             bar.update(1)
@@ -217,22 +220,22 @@ def _run_final_trainings(study: Study, root: Path, todo: Sequence[tuple[Validity
     each recorded by the study's one training path (resumable from the engine's checkpoints)."""
     if not todo:
         return
-    from assemblenet.engine.trainer import run_training
+    from assemblenet.search.study.training import train_config, train_graph, train_in_parallel, training_function, width
 
-    train = study._run_training or run_training
-    train_config, width = study._train_config(), study._width()
+    train = training_function(study)
+    config_file, scale = train_config(study), width(study)
     jobs = [(item.graph, _final_folder(root, item, k, settings), k, settings) for item, k in todo]
     owners = {folder: (item, k) for (item, k), (_, folder, _, _) in zip(todo, jobs)}
     recorded: set[Path] = set()
 
     def record(folder: Path) -> None:
         item, k = owners[folder]
-        study._train_graph(item.graph, folder, k, train, train_config, width, what=f"proxy validity {item.label}",
-                           settings=settings)
+        train_graph(study, item.graph, folder, k, train, config_file, scale, what=f"proxy validity {item.label}",
+                    settings=settings)
         recorded.add(folder)
         bar.update(1)
 
-    study._train_in_parallel(jobs, train_config, width, on_finished=record)
+    train_in_parallel(study, jobs, config_file, scale, on_finished=record)
     for _, folder, _, _ in jobs:  # in this process: what is left (all of it without workers)
         if folder not in recorded:
             record(folder)
@@ -247,8 +250,10 @@ def proxy_validity_analysis(study: Study) -> dict[str, Any] | None:
     if not root.is_dir():
         return None
     graphs = validity_graphs(section, study.base.space)
-    settings = study._settings_if_known()
-    rows = []
+    from assemblenet.search.study.recipes_stage import settings_if_known
+
+    settings = settings_if_known(study)
+    rows: list[dict[str, Any]] = []
     for item in graphs:
         proxy = [_read_score(_proxy_path(root, item, k), "fitness") for k in range(section.proxy_seeds)]
         final = ([_read_score(_final_folder(root, item, k, settings) / _result_file(), "score")
@@ -280,7 +285,7 @@ def _read_score(path: Path, key: str) -> float | None:
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
-def reliability(scores: Sequence[Sequence[float]]) -> dict[str, float]:
+def reliability(scores: Sequence[Sequence[float]] | np.ndarray) -> dict[str, float]:
     """One-way random-effects reliability of an n x k table (rows: graphs, columns: seeds; k >= 2): the
     single-seed intraclass correlation ``icc1`` = (MSB - MSW) / (MSB + (k - 1) MSW) and the reliability of the
     k-seed mean ``mean_k`` = Spearman-Brown(icc1, k) = (MSB - MSW) / MSB (both may be negative when seeds vary
