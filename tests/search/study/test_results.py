@@ -10,7 +10,12 @@ import pytest
 import yaml
 
 from assemblenet.search.study import StudyAnalysis, run_study, study_config_from_dict, study_markdown
-from assemblenet.search.study.results import RetrainSection, StrategyComparison, StrategySummary
+from assemblenet.search.study.results import (
+    RetrainSection,
+    StrategyComparison,
+    StrategySummary,
+    TrainingNoiseSplit,
+)
 
 from .conftest import TINY, FakeTraining, study_dict
 
@@ -35,6 +40,7 @@ def test_study_json_round_trips_through_the_typed_analysis_byte_for_byte(tmp_pat
     assert analysis.strategies["random"].connection_share is None  # ... random search has none (no key)
     assert all(isinstance(c, StrategyComparison) for c in analysis.comparisons) and analysis.comparisons
     assert isinstance(analysis.retrain, RetrainSection) and analysis.retrain.choice_comparison
+    assert isinstance(analysis.retrain.training_noise, TrainingNoiseSplit)  # several graphs: the variance split
     assert analysis.recipes is not None and analysis.recipes.chosen in ("short", "gentle")
     assert analysis.baselines is not None and analysis.baselines.baselines["rgb_only"].n == 2
     assert json.dumps(analysis.to_dict(), indent=1, allow_nan=False) + "\n" == text

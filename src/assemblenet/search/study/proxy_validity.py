@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from assemblenet import fileio
 from assemblenet.search.study.config import HASH_CHARS, RESULT_FILE
+from assemblenet.search.study.results import ProxyValiditySection, RankStatistic, ValidityStatistic
 from assemblenet.search.study.sections import ProxyValidityConfig
 
 if TYPE_CHECKING:  # (the runner imports this module, not the reverse)
@@ -426,41 +427,41 @@ def _interval(ci: Sequence[float] | None) -> str:
     return "n/a" if ci is None else f"{ci[0]:.3f}, {ci[1]:.3f}"
 
 
-def proxy_validity_markdown(analysis: Mapping[str, Any]) -> list[str]:
+def proxy_validity_markdown(analysis: ProxyValiditySection) -> list[str]:
     """The study.md section of the stage."""
     lines = ["## Does the proxy rank graphs? (proxy validity)", ""]
-    sampled = sum(1 for r in analysis["rows"] if r["kind"] == SAMPLED_KIND)
-    lines.append(f"{analysis['graphs_expected']} graphs ({sampled} "
-                 f"sampled uniformly from the search space with sample seed {analysis['sample_seed']}, plus the fixed "
-                 f"wirings), {analysis['proxy_seeds']} proxy seeds and {analysis['final_seeds']} final-training seeds "
-                 f"each; {analysis['graphs_complete']} complete ({analysis['proxy_evaluations_done']} proxy "
-                 f"evaluations, {analysis['final_trainings_done']} final trainings done).")
+    sampled = sum(1 for r in analysis.rows if r.kind == SAMPLED_KIND)
+    lines.append(f"{analysis.graphs_expected} graphs ({sampled} "
+                 f"sampled uniformly from the search space with sample seed {analysis.sample_seed}, plus the fixed "
+                 f"wirings), {analysis.proxy_seeds} proxy seeds and {analysis.final_seeds} final-training seeds "
+                 f"each; {analysis.graphs_complete} complete ({analysis.proxy_evaluations_done} proxy "
+                 f"evaluations, {analysis.final_trainings_done} final trainings done).")
     lines.append("")
-    stats = analysis.get("statistics")
+    stats = analysis.statistics
     if stats is None:
         lines += ["Too few complete graphs for a correlation yet.", ""]
         return lines
-    rel = stats["reliability"]
-    conf = round(100 * stats["confidence"])
+    rel = stats.reliability
+    conf = round(100 * stats.confidence)
     lines += [f"| statistic | estimate | {conf}% bootstrap interval over graphs | p |", "| --- | --- | --- | --- |"]
     labels = {"kendall_tau": "Kendall tau", "spearman_rho": "Spearman rho", "pearson_r": "Pearson r",
               "pearson_r_corrected": "Pearson r corrected for both reliabilities",
               "spearman_rho_corrected": "Spearman rho corrected for both reliabilities"}
     for name in STATISTIC_NAMES:
-        entry = stats[name]
-        defined = "" if entry["defined_share"] >= 0.999 else f" (defined in {entry['defined_share']:.0%} of resamples)"
-        p = entry.get("p")
-        lines.append(f"| {labels[name]} | {_num(entry['estimate'])} | {_interval(entry['ci'])}{defined} | "
+        entry: ValidityStatistic = getattr(stats, name)
+        defined = "" if entry.defined_share >= 0.999 else f" (defined in {entry.defined_share:.0%} of resamples)"
+        p = entry.p if isinstance(entry, RankStatistic) else None
+        lines.append(f"| {labels[name]} | {_num(entry.estimate)} | {_interval(entry.ci)}{defined} | "
                      f"{'' if p is None else f'{p:.3g}'} |")
-    top = stats["top"]
-    lines += ["", f"Kendall tau within the top {top['graphs']} graphs by final test mean: {_num(top['kendall_tau'])}"
-              + ("" if top["p"] is None else f" (p {top['p']:.3g})") + ".",
+    top = stats.top
+    lines += ["", f"Kendall tau within the top {top.graphs} graphs by final test mean: {_num(top.kendall_tau)}"
+              + ("" if top.p is None else f" (p {top.p:.3g})") + ".",
               "",
               f"Reliabilities (one-way ICC; Spearman-Brown for the mean): proxy single seed "
-              f"{_num(rel['proxy']['icc1'])}, mean of {rel['proxy']['seeds']} {_num(rel['proxy']['mean_k'])}; "
-              f"final single seed {_num(rel['final']['icc1'])}, mean of {rel['final']['seeds']} "
-              f"{_num(rel['final']['mean_k'])}. Between-graph SD of the final means: "
-              f"{_num(rel['final']['between_graph_sd_of_means'], 4)}. The corrected correlation estimates the "
+              f"{_num(rel.proxy.icc1)}, mean of {rel.proxy.seeds} {_num(rel.proxy.mean_k)}; "
+              f"final single seed {_num(rel.final.icc1)}, mean of {rel.final.seeds} "
+              f"{_num(rel.final.mean_k)}. Between-graph SD of the final means: "
+              f"{_num(rel.final.between_graph_sd_of_means, 4)}. The corrected correlation estimates the "
               "correlation of the graphs' true (infinitely many seeds) proxy and final scores; it is undefined where "
               "a reliability is not positive and can exceed 1 by sampling error.",
               "", f"![proxy validity]({FOLDER}/{PLOT_FILE})", ""]

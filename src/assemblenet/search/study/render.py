@@ -17,6 +17,7 @@ from assemblenet.search.study.results import (
     RecipesSection,
     RetrainSection,
     StudyAnalysis,
+    TrainingNoiseSplit,
 )
 
 
@@ -326,8 +327,8 @@ def _retrain_markdown(retrain: RetrainSection) -> list[str]:
                   f"Over {noise.graphs} distinct retrained graphs: the standard deviation of one graph's test score "
                   f"across its training seeds is {_f(noise.mean_std)} on average (largest range "
                   f"{_f(noise.max_range)})."]
-        if noise.within_variance is not None:
-            within_share: Any = noise.within_share  # set with the variance split
+        if isinstance(noise, TrainingNoiseSplit):
+            within_share: Any = noise.within_share
             lines[-1] += (f" Split of one training's score variance: training seeds {_f(noise.within_std)} "
                           f"(std), differences between graphs {_f(noise.between_std)} (std); training-seed noise "
                           f"is {100 * within_share:.0f}% of it, so "

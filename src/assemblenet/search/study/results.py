@@ -1,8 +1,8 @@
 """The study's analysis as the renderer reads it: frozen dataclasses mirroring ``study.json`` field by field, in its
 key order. :meth:`StudyAnalysis.from_dict` reads the analysis as written (non-finite floats already None), and
 :meth:`StudyAnalysis.to_dict` gives back exactly that JSON, so ``study.md`` and the figures are a function of
-``study.json``. Sections other modules own and render (the confirmatory family, proxy validity, the registration)
-and the retrain records as read from disk stay mappings."""
+``study.json``. The confirmatory family (search/study/confirmatory.py), the registration and the retrain records as
+read from disk stay mappings."""
 
 from __future__ import annotations
 
@@ -278,17 +278,28 @@ class GraphSpread(_Record):
 
 @dataclass(frozen=True)
 class TrainingNoise(_Record):
-    """Each retrained graph's spread over its training seeds; the variance split needs two graphs or more."""
+    """Each retrained graph's spread over its training seeds (one graph: no variance split)."""
     graphs: int
     per_graph: dict[str, GraphSpread]
     mean_std: float
     max_range: float
-    within_variance: float | None = _optional_key()
-    between_variance: float | None = _optional_key()
-    within_std: float | None = _optional_key()
-    between_std: float | None = _optional_key()
-    within_share: float | None = _optional_key()
-    training_noise_dominates: bool | None = _optional_key()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        if cls is TrainingNoise and "within_variance" in data:
+            return TrainingNoiseSplit.from_dict(data)
+        return super().from_dict(data)
+
+
+@dataclass(frozen=True)
+class TrainingNoiseSplit(TrainingNoise):
+    """With two graphs or more: one training's score variance split into training seeds and graphs."""
+    within_variance: float
+    between_variance: float
+    within_std: float
+    between_std: float
+    within_share: float | None
+    training_noise_dominates: bool
 
 
 @dataclass(frozen=True)
@@ -352,6 +363,87 @@ class BaselinesSection(_Record):
     baselines: dict[str, BaselineSummary]
 
 
+# ---------------------------------------------------------------------- proxy validity (search/study/proxy_validity.py)
+@dataclass(frozen=True)
+class ValidityRow(_Record):
+    """One graph of the proxy-validity stage: its proxy fitness per proxy seed and final score per training seed
+    (None: not run yet)."""
+    label: str
+    kind: str
+    graph_hash: str
+    proxy: tuple[float | None, ...]
+    final: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class ValidityStatistic(_Record):
+    """A correlation with its bootstrap interval over graphs."""
+    estimate: float | None
+    ci: Interval | None
+    defined_share: float
+
+
+@dataclass(frozen=True)
+class RankStatistic(ValidityStatistic):
+    """Kendall tau or Spearman rho: also the p-value of the graphs' mean ranks (None: a side is constant)."""
+    p: float | None
+
+
+@dataclass(frozen=True)
+class Reliability(_Record):
+    """One side's one-way random-effects reliability over its seeds."""
+    icc1: float | None
+    mean_k: float | None
+    seeds: int
+    msb: float
+    msw: float
+    between_graph_sd_of_means: float
+
+
+@dataclass(frozen=True)
+class SideReliabilities(_Record):
+    proxy: Reliability
+    final: Reliability
+
+
+@dataclass(frozen=True)
+class TopRanking(_Record):
+    """Kendall tau within the top graphs by final mean."""
+    fraction: float
+    graphs: int
+    kendall_tau: float | None
+    p: float | None
+
+
+@dataclass(frozen=True)
+class ValidityStatistics(_Record):
+    graphs: int
+    confidence: float
+    bootstrap_samples: int
+    kendall_tau: RankStatistic
+    spearman_rho: RankStatistic
+    pearson_r: ValidityStatistic
+    pearson_r_corrected: ValidityStatistic
+    spearman_rho_corrected: ValidityStatistic
+    reliability: SideReliabilities
+    top: TopRanking
+
+
+@dataclass(frozen=True)
+class ProxyValiditySection(_Record):
+    """The proxy-validity stage as analysed (``statistics``: None until four graphs are complete)."""
+    graphs_expected: int
+    graphs_complete: int
+    proxy_evaluations_done: int
+    final_trainings_done: int
+    proxy_seeds: int
+    final_seeds: int
+    sample_seed: int
+    metric: str
+    rows: tuple[ValidityRow, ...]
+    statistics: ValidityStatistics | None
+
+
 # ---------------------------------------------------------------------- provenance and the whole analysis
 @dataclass(frozen=True)
 class CodeState(_Record):
@@ -392,7 +484,7 @@ class StudyAnalysis(_Record):
     recipes: RecipesSection | None
     retrain: RetrainSection | None
     baselines: BaselinesSection | None
-    proxy_validity: Mapping[str, Any] | None  # rendered by search/study/proxy_validity.py
+    proxy_validity: ProxyValiditySection | None
     confirmatory: Mapping[str, Any] | None  # the family of search/study/confirmatory.py
     config_hash: str
     registration: Mapping[str, Any] | None  # registration.json as written
