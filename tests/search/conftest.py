@@ -65,14 +65,3 @@ def proxy_overrides(root: Path) -> dict[str, object]:
         "optim.warmup_steps": 1, "model.depth": 26,
     }
 
-
-@pytest.fixture
-def study_at_clean_commit(monkeypatch: pytest.MonkeyPatch) -> None:
-    """For study tests: the working directory is the repository root (the shipped study configs name other configs
-    relative to it), and the code counts as a clean commit whatever the state of the checkout running the tests (a
-    study refuses a dirty tree; that refusal is tested in test_study.py)."""
-    from assemblenet import provenance
-
-    monkeypatch.chdir(Path(__file__).resolve().parents[2])
-    monkeypatch.setattr(provenance, "code_provenance",
-                        lambda root=None: {"root": "repo", "commit": "0" * 40, "dirty": False, "diff_sha256": None})

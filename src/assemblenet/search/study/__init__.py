@@ -26,10 +26,14 @@ Stages, in the order ``stage="all"`` runs them:
 - **baselines** (when ``baselines.enabled``): the fixed wirings of :mod:`assemblenet.search.baselines` trained
   exactly as the retrained graphs, into ``OUTPUT/baselines/``.
 
-Modules: :mod:`.config` (the config and the study's constants; light, for the CLI), :mod:`.runner` (the stages),
-:mod:`.analysis` (statistics, pure functions over :class:`~assemblenet.search.history.SearchRun`),
-:mod:`.confirmatory` (the pre-registered hypotheses' tests and correction), :mod:`.render`
-(figures and markdown). The names below are re-exported lazily, so importing the package stays cheap.
+Modules: :mod:`.config` (the config and the study's constants; light, for the CLI), :mod:`.runner` (the
+:class:`Study`: its folder, invocations, log and the analyse stage), one module per stage that trains or searches
+(:mod:`.search_stage`, :mod:`.recipes_stage`, :mod:`.retrain_stage`, :mod:`.baselines_stage`,
+:mod:`.proxy_validity`), :mod:`.training` (how the stages train a graph), :mod:`.analysis` (statistics, pure
+functions over :class:`~assemblenet.search.history.SearchRun`), :mod:`.confirmatory` (the pre-registered
+hypotheses' tests and correction), :mod:`.results` (the analysis as typed records, ``study.json`` field by field),
+:mod:`.render` (figures and markdown from those records). The names below are re-exported lazily, so importing the
+package stays cheap.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ _LAZY = {
     "retrain_statistics": "analysis", "RECIPE_RULE": "analysis", "is_connection_kind": "analysis",
     "confirmatory_analysis": "confirmatory",
     "plot_choices": "render", "plot_proxy_vs_test": "render", "plot_study": "render", "study_markdown": "render",
+    "StudyAnalysis": "results",
 }
 
 __all__ = ["AUTO_RECIPE", "STAGES", "Arm", "BaselinesConfig", "Comparison", "HypothesesConfig", "Hypothesis",

@@ -119,7 +119,8 @@ def analyse_runs(runs: Sequence[SearchRun], config: StudyConfig, base: SearchCon
         }
         out_strategies[s] = entry
 
-    comparisons, pending = [], []
+    comparisons: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []
     endpoints = ["final_best"] + (["rescored_mean"] if any(r.rescored_summary for r in runs) else [])
     if GUIDED in by_strategy:
         for other in strategies:
@@ -314,8 +315,9 @@ def _training_noise(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any] | No
     graphs: dict[str, list[float]] = {}
     for e in entries:
         graphs.setdefault(str(e["graph_hash"]), [float(v) for v in e.get("scores", [e["score"]])])
-    spread = {h: {"scores": v, "mean": statistics.fmean(v), "std": statistics.stdev(v), "range": max(v) - min(v)}
-              for h, v in graphs.items() if len(v) > 1}
+    spread: dict[str, dict[str, Any]] = {
+        h: {"scores": v, "mean": statistics.fmean(v), "std": statistics.stdev(v), "range": max(v) - min(v)}
+        for h, v in graphs.items() if len(v) > 1}
     if not spread:
         return None
     out: dict[str, Any] = {"graphs": len(spread), "per_graph": spread,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from assemblenet.config_schema import to_plain
 from assemblenet.search import stats
@@ -41,7 +41,7 @@ class ArmData:
     """One side of a comparison: ``values`` by pairing unit, and how many it ``needs`` before any test is run."""
 
     label: str
-    values: Mapping[Hashable, float]
+    values: Mapping[Any, float]  # by pairing unit: a search seed, a (task, seed), a training seed
     needs: int
     unit: str  # what one value is: "runs" or "training seeds"
 

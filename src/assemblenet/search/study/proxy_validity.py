@@ -58,13 +58,17 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from assemblenet import fileio
 from assemblenet.search.study.config import HASH_CHARS, RESULT_FILE
+from assemblenet.search.study.results import ProxyValiditySection, RankStatistic, ValidityStatistic
 from assemblenet.search.study.sections import ProxyValidityConfig
 
-Study = Any  # a :class:`~assemblenet.search.study.runner.Study` (the runner imports this module, not the reverse)
+if TYPE_CHECKING:  # (the runner imports this module, not the reverse)
+    import numpy as np
+
+    from assemblenet.search.study.runner import Study
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +207,7 @@ def _run_proxy_evaluations(study: Study, root: Path, todo: Sequence[tuple[Validi
             path = _proxy_path(root, item, k)
             path.parent.mkdir(parents=True, exist_ok=True)
             fileio.atomic_write_text(path, json.dumps(fileio.json_safe(record), indent=1) + "\n", fsync=True)
-            study._log({"event": "proxy-validity-evaluation", "time": time.time(), "label": item.label,
+            study.log({"event": "proxy-validity-evaluation", "time": time.time(), "label": item.label,
                         "graph_hash": item.digest, "proxy_seed": k, "fitness": record["fitness"],
                         "error": outcome.error, "wall_time_s": record["wall_time_s"]})
             bar.update(1)
@@ -217,22 +221,22 @@ def _run_final_trainings(study: Study, root: Path, todo: Sequence[tuple[Validity
     each recorded by the study's one training path (resumable from the engine's checkpoints)."""
     if not todo:
         return
-    from assemblenet.engine.trainer import run_training
+    from assemblenet.search.study.training import train_config, train_graph, train_in_parallel, training_function, width
 
-    train = study._run_training or run_training
-    train_config, width = study._train_config(), study._width()
+    train = training_function(study)
+    config_file, scale = train_config(study), width(study)
     jobs = [(item.graph, _final_folder(root, item, k, settings), k, settings) for item, k in todo]
     owners = {folder: (item, k) for (item, k), (_, folder, _, _) in zip(todo, jobs)}
     recorded: set[Path] = set()
 
     def record(folder: Path) -> None:
         item, k = owners[folder]
-        study._train_graph(item.graph, folder, k, train, train_config, width, what=f"proxy validity {item.label}",
-                           settings=settings)
+        train_graph(study, item.graph, folder, k, train, config_file, scale, what=f"proxy validity {item.label}",
+                    settings=settings)
         recorded.add(folder)
         bar.update(1)
 
-    study._train_in_parallel(jobs, train_config, width, on_finished=record)
+    train_in_parallel(study, jobs, config_file, scale, on_finished=record)
     for _, folder, _, _ in jobs:  # in this process: what is left (all of it without workers)
         if folder not in recorded:
             record(folder)
@@ -247,8 +251,10 @@ def proxy_validity_analysis(study: Study) -> dict[str, Any] | None:
     if not root.is_dir():
         return None
     graphs = validity_graphs(section, study.base.space)
-    settings = study._settings_if_known()
-    rows = []
+    from assemblenet.search.study.recipes_stage import settings_if_known
+
+    settings = settings_if_known(study)
+    rows: list[dict[str, Any]] = []
     for item in graphs:
         proxy = [_read_score(_proxy_path(root, item, k), "fitness") for k in range(section.proxy_seeds)]
         final = ([_read_score(_final_folder(root, item, k, settings) / _result_file(), "score")
@@ -280,7 +286,7 @@ def _read_score(path: Path, key: str) -> float | None:
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
-def reliability(scores: Sequence[Sequence[float]]) -> dict[str, float]:
+def reliability(scores: Sequence[Sequence[float]] | np.ndarray) -> dict[str, float]:
     """One-way random-effects reliability of an n x k table (rows: graphs, columns: seeds; k >= 2): the
     single-seed intraclass correlation ``icc1`` = (MSB - MSW) / (MSB + (k - 1) MSW) and the reliability of the
     k-seed mean ``mean_k`` = Spearman-Brown(icc1, k) = (MSB - MSW) / MSB (both may be negative when seeds vary
@@ -421,41 +427,41 @@ def _interval(ci: Sequence[float] | None) -> str:
     return "n/a" if ci is None else f"{ci[0]:.3f}, {ci[1]:.3f}"
 
 
-def proxy_validity_markdown(analysis: Mapping[str, Any]) -> list[str]:
+def proxy_validity_markdown(analysis: ProxyValiditySection) -> list[str]:
     """The study.md section of the stage."""
     lines = ["## Does the proxy rank graphs? (proxy validity)", ""]
-    sampled = sum(1 for r in analysis["rows"] if r["kind"] == SAMPLED_KIND)
-    lines.append(f"{analysis['graphs_expected']} graphs ({sampled} "
-                 f"sampled uniformly from the search space with sample seed {analysis['sample_seed']}, plus the fixed "
-                 f"wirings), {analysis['proxy_seeds']} proxy seeds and {analysis['final_seeds']} final-training seeds "
-                 f"each; {analysis['graphs_complete']} complete ({analysis['proxy_evaluations_done']} proxy "
-                 f"evaluations, {analysis['final_trainings_done']} final trainings done).")
+    sampled = sum(1 for r in analysis.rows if r.kind == SAMPLED_KIND)
+    lines.append(f"{analysis.graphs_expected} graphs ({sampled} "
+                 f"sampled uniformly from the search space with sample seed {analysis.sample_seed}, plus the fixed "
+                 f"wirings), {analysis.proxy_seeds} proxy seeds and {analysis.final_seeds} final-training seeds "
+                 f"each; {analysis.graphs_complete} complete ({analysis.proxy_evaluations_done} proxy "
+                 f"evaluations, {analysis.final_trainings_done} final trainings done).")
     lines.append("")
-    stats = analysis.get("statistics")
+    stats = analysis.statistics
     if stats is None:
         lines += ["Too few complete graphs for a correlation yet.", ""]
         return lines
-    rel = stats["reliability"]
-    conf = round(100 * stats["confidence"])
+    rel = stats.reliability
+    conf = round(100 * stats.confidence)
     lines += [f"| statistic | estimate | {conf}% bootstrap interval over graphs | p |", "| --- | --- | --- | --- |"]
     labels = {"kendall_tau": "Kendall tau", "spearman_rho": "Spearman rho", "pearson_r": "Pearson r",
               "pearson_r_corrected": "Pearson r corrected for both reliabilities",
               "spearman_rho_corrected": "Spearman rho corrected for both reliabilities"}
     for name in STATISTIC_NAMES:
-        entry = stats[name]
-        defined = "" if entry["defined_share"] >= 0.999 else f" (defined in {entry['defined_share']:.0%} of resamples)"
-        p = entry.get("p")
-        lines.append(f"| {labels[name]} | {_num(entry['estimate'])} | {_interval(entry['ci'])}{defined} | "
+        entry: ValidityStatistic = getattr(stats, name)
+        defined = "" if entry.defined_share >= 0.999 else f" (defined in {entry.defined_share:.0%} of resamples)"
+        p = entry.p if isinstance(entry, RankStatistic) else None
+        lines.append(f"| {labels[name]} | {_num(entry.estimate)} | {_interval(entry.ci)}{defined} | "
                      f"{'' if p is None else f'{p:.3g}'} |")
-    top = stats["top"]
-    lines += ["", f"Kendall tau within the top {top['graphs']} graphs by final test mean: {_num(top['kendall_tau'])}"
-              + ("" if top["p"] is None else f" (p {top['p']:.3g})") + ".",
+    top = stats.top
+    lines += ["", f"Kendall tau within the top {top.graphs} graphs by final test mean: {_num(top.kendall_tau)}"
+              + ("" if top.p is None else f" (p {top.p:.3g})") + ".",
               "",
               f"Reliabilities (one-way ICC; Spearman-Brown for the mean): proxy single seed "
-              f"{_num(rel['proxy']['icc1'])}, mean of {rel['proxy']['seeds']} {_num(rel['proxy']['mean_k'])}; "
-              f"final single seed {_num(rel['final']['icc1'])}, mean of {rel['final']['seeds']} "
-              f"{_num(rel['final']['mean_k'])}. Between-graph SD of the final means: "
-              f"{_num(rel['final']['between_graph_sd_of_means'], 4)}. The corrected correlation estimates the "
+              f"{_num(rel.proxy.icc1)}, mean of {rel.proxy.seeds} {_num(rel.proxy.mean_k)}; "
+              f"final single seed {_num(rel.final.icc1)}, mean of {rel.final.seeds} "
+              f"{_num(rel.final.mean_k)}. Between-graph SD of the final means: "
+              f"{_num(rel.final.between_graph_sd_of_means, 4)}. The corrected correlation estimates the "
               "correlation of the graphs' true (infinitely many seeds) proxy and final scores; it is undefined where "
               "a reliability is not positive and can exceed 1 by sampling error.",
               "", f"![proxy validity]({FOLDER}/{PLOT_FILE})", ""]

@@ -11,62 +11,71 @@ from assemblenet.search.history import SearchRun
 from assemblenet.search.plotting import STRATEGY_COLOURS, finish_figure, new_figure, strategy_colour
 from assemblenet.search.study.config import ENDPOINTS, RESCORED_CHOICE, SINGLE_BEST_CHOICE
 from assemblenet.search.study.confirmatory import COMPLETE, verdict
+from assemblenet.search.study.results import (
+    Correlation,
+    GraphSpread,
+    RecipesSection,
+    RetrainSection,
+    StudyAnalysis,
+    TrainingNoiseSplit,
+)
 
 
-def plot_study(runs: Sequence[SearchRun], analysis: Mapping[str, Any], path: Path) -> None:
+def plot_study(runs: Sequence[SearchRun], analysis: StudyAnalysis, path: Path) -> None:
     """Best fitness so far against the number of evaluations: per strategy the mean over seeds and its 95%
     bootstrap band, one colour per strategy (the paper's comparison figure)."""
     figure = new_figure(6.4, 4.2)
     axes = figure.add_subplot()
     plotted = False
-    for k, (strategy, entry) in enumerate(analysis["strategies"].items()):
-        curve = entry.get("curve")
-        if not curve:
+    for k, (strategy, entry) in enumerate(analysis.strategies.items()):
+        curve = entry.curve
+        if curve is None:
             continue
         colour = strategy_colour(strategy, k)
-        x = curve["evaluations"]
-        mean, low, high = ([math.nan if v is None else v for v in curve[key]] for key in ("mean", "low", "high"))
-        label = f"{strategy} ({entry['complete']}/{entry['runs']} runs finished)"
+        x = list(curve.evaluations)
+        mean, low, high = ([math.nan if v is None else v for v in band] for band in (curve.mean, curve.low, curve.high))
+        label = f"{strategy} ({entry.complete}/{entry.runs} runs finished)"
         axes.plot(x, mean, color=colour, linewidth=1.8, label=label)
         axes.fill_between(x, low, high, color=colour, alpha=0.18, linewidth=0)
         plotted = True
     axes.set_xlabel("number of evaluations")
     axes.set_ylabel("best fitness so far")
-    axes.set_title(f"{analysis['name']}: mean over seeds, 95% bootstrap band")
+    axes.set_title(f"{analysis.name}: mean over seeds, 95% bootstrap band")
     finish_figure(figure, axes, path, legend_loc="lower right", legend=plotted)
 
 
-def plot_proxy_vs_test(retrain: Mapping[str, Any], path: Path) -> None:
+def plot_proxy_vs_test(retrain: RetrainSection, path: Path) -> None:
     figure = new_figure(5.2, 4.4)
     axes = figure.add_subplot()
-    order = list(STRATEGY_COLOURS) + sorted({s for p in retrain["graphs"] for s in p["strategies"]}
+    order = list(STRATEGY_COLOURS) + sorted({s for p in retrain.graphs for s in p.strategies}
                                             - set(STRATEGY_COLOURS))
     labelled: set[str] = set()
-    for point in retrain["graphs"]:
-        strategy = point["strategies"][0] if len(point["strategies"]) == 1 else "shared"
+    for point in retrain.graphs:
+        strategy = point.strategies[0] if len(point.strategies) == 1 else "shared"
         colour = "k" if strategy == "shared" else strategy_colour(strategy, order.index(strategy))
-        axes.scatter(point["proxy_fitness"], point["test_score"], color=colour, s=28, alpha=0.8,
+        axes.scatter(point.proxy_fitness, point.test_score, color=colour, s=28, alpha=0.8,
                      label=None if strategy in labelled else strategy)
         labelled.add(strategy)
-    corr = retrain["correlation"]
-    text = ", ".join(f"{name} {value:.2f}" for name, value in (("Pearson r", corr["pearson_r"]),
-                                                                ("Spearman ρ", corr["spearman_rho"]))
+    corr = retrain.correlation
+    text = ", ".join(f"{name} {value:.2f}" for name, value in (("Pearson r", corr.pearson_r),
+                                                                ("Spearman ρ", corr.spearman_rho))
                      if value is not None) or "too few graphs for a correlation"
-    axes.set_title(f"proxy vs test ({corr['n']} graphs): {text}", fontsize="small")
+    axes.set_title(f"proxy vs test ({corr.n} graphs): {text}", fontsize="small")
     axes.set_xlabel("proxy fitness (search)")
-    axes.set_ylabel(f"test {retrain['metric']} (retrained)")
+    axes.set_ylabel(f"test {retrain.metric} (retrained)")
     finish_figure(figure, axes, path)
 
 
-def plot_choices(retrain: Mapping[str, Any], path: Path) -> None:
+def plot_choices(retrain: RetrainSection, path: Path) -> None:
     """Per run: the single best graph's test score against the re-scored choice's (one point per run)."""
     figure = new_figure(4.8, 4.6)
     axes = figure.add_subplot()
     pairs: dict[str, dict[str, Mapping[str, Any]]] = {}
-    for e in retrain["entries"]:
+    for e in retrain.entries:
         pairs.setdefault(e["run"], {})[e["choice"]] = e
     order = list(STRATEGY_COLOURS)
-    spread = (retrain.get("training_noise") or {}).get("per_graph", {})  # each graph's std over training seeds
+    # each graph's std over training seeds
+    spread = {h: g.std for h, g in retrain.training_noise.per_graph.items()} if retrain.training_noise else {}
     labelled: set[str] = set()
     values = []
     for p in pairs.values():
@@ -76,8 +85,8 @@ def plot_choices(retrain: Mapping[str, Any], path: Path) -> None:
         strategy = a["strategy"]
         same = a["graph_hash"] == b["graph_hash"]
         colour = strategy_colour(strategy, order.index(strategy) if strategy in order else 0)
-        axes.errorbar(a["score"], b["score"], xerr=spread.get(a["graph_hash"], {}).get("std", 0.0),
-                      yerr=spread.get(b["graph_hash"], {}).get("std", 0.0), color=colour,
+        axes.errorbar(a["score"], b["score"], xerr=spread.get(a["graph_hash"], 0.0),
+                      yerr=spread.get(b["graph_hash"], 0.0), color=colour,
                       marker="o" if not same else "x", markersize=5, alpha=0.8, elinewidth=0.6, linestyle="none",
                       label=None if strategy in labelled else strategy)
         labelled.add(strategy)
@@ -86,8 +95,8 @@ def plot_choices(retrain: Mapping[str, Any], path: Path) -> None:
         low, high = min(values), max(values)
         pad = 0.05 * (high - low or 1.0)
         axes.plot([low - pad, high + pad], [low - pad, high + pad], color="0.5", lw=0.8, ls="--")
-    axes.set_xlabel(f"single best graph: test {retrain['metric']}")
-    axes.set_ylabel(f"re-scored choice: test {retrain['metric']}")
+    axes.set_xlabel(f"single best graph: test {retrain.metric}")
+    axes.set_ylabel(f"re-scored choice: test {retrain.metric}")
     axes.set_title("per run (x: both choices are one graph; bars: ±1 std over training seeds);\n"
                    "above the line: re-scoring chose better", fontsize="x-small")
     finish_figure(figure, axes, path)
@@ -109,15 +118,15 @@ def _p(value: float | None) -> str:
     return "-" if value is None else (f"{value:.3g}" if value >= 0.001 else f"{value:.1e}")
 
 
-def study_markdown(analysis: Mapping[str, Any]) -> str:
-    cfg = analysis["config"]
-    budget = analysis["budget"]
-    lines = [f"# Search study: {analysis['name']}", ""]
+def study_markdown(analysis: StudyAnalysis) -> str:
+    cfg = analysis.config
+    budget = analysis.budget
+    lines = [f"# Search study: {analysis.name}", ""]
     lines += [f"Base search config `{cfg['search']}`; strategies {', '.join(cfg['strategies'])}; seeds "
               f"{', '.join(map(str, cfg['seeds']))}; {budget} evaluations per run; "
-              f"{analysis['bootstrap_samples']} bootstrap resamples. Intervals are 95%.", ""]
+              f"{analysis.bootstrap_samples} bootstrap resamples. Intervals are 95%.", ""]
     lines += _provenance_markdown(analysis)
-    incomplete = [r["run"] for r in analysis["runs"] if not r["complete"]]
+    incomplete = [r.run for r in analysis.runs if not r.complete]
     if incomplete:
         lines += [f"**Incomplete or missing runs** (analysed as far as they go): {', '.join(incomplete)}.", ""]
     lines += _confirmatory_markdown(analysis)
@@ -130,21 +139,21 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
               "that mean (seeds resampled). An exhausted run keeps its final best to the end of the budget.", "",
               "![best fitness so far against evaluations](study.png)", ""]
 
-    target = analysis["random_final_best_mean"]
+    target = analysis.random_final_best_mean
     reach_head = (f"evaluations to reach random's final best {_f(target)}: median (reached/seeds)"
                   if target is not None else "evaluations to reach random's final best")
     lines += ["### Final best fitness", "",
               "| strategy | seeds (finished/all) | final best (mean ± std) | 95% CI (bootstrap) | 95% CI (t) "
               f"| {reach_head} |",
               "|---|---|---|---|---|---|"]
-    for strategy, entry in analysis["strategies"].items():
-        reach = entry.get("evals_to_reach_random")
+    for strategy, entry in analysis.strategies.items():
+        reach = entry.evals_to_reach_random
         reach_text = "-" if reach is None else (
-            f"{_f(reach['median'], 1) if reach['median'] is not None else f'not reached (>{budget})'} "
-            f"({reach['reached']}/{reach['of']})")
-        lines.append(f"| {strategy} | {entry['complete']}/{entry['runs']} | {_f(entry['final_best_mean'])} "
-                     f"± {_f(entry['final_best_std'])} "
-                     f"| {_ci(entry['final_best_ci95_bootstrap'])} | {_ci(entry['final_best_ci95_t'])} "
+            f"{_f(reach.median, 1) if reach.median is not None else f'not reached (>{budget})'} "
+            f"({reach.reached}/{reach.of})")
+        lines.append(f"| {strategy} | {entry.complete}/{entry.runs} | {_f(entry.final_best_mean)} "
+                     f"± {_f(entry.final_best_std)} "
+                     f"| {_ci(entry.final_best_ci95_bootstrap)} | {_ci(entry.final_best_ci95_t)} "
                      f"| {reach_text} |")
     lines += ["", "Final best: over the finished runs only (an unfinished run has no final best yet). "
               "Evaluations to reach: per seed, the first number of evaluations after which the best so far is at "
@@ -152,38 +161,38 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
               "many.", ""]
 
     lines += ["### Guided evolution against each strategy", ""]
-    if analysis["comparisons"]:
+    if analysis.comparisons:
         lines += ["Guided `evolution` against each other strategy, paired by search seed (runs with one seed share "
                   "their initial population): the mean of the per-seed differences with its paired bootstrap "
                   "interval, the one-sided sign-flip permutation test (exact over the 2^n sign assignments; "
                   "alternative: guided is higher) and the Wilcoxon signed-rank test as a second view. Uncorrected.",
                   "", "| comparison | endpoint | pairs | mean difference | 95% CI (paired bootstrap) | permutation p "
                   "| Wilcoxon p |", "|---|---|---|---|---|---|---|"]
-        for c in analysis["comparisons"]:
-            lines.append(f"| {c['a']} vs {c['b']} | {c['endpoint']} | {c['n_pairs']} | {_f(c['mean_difference'])} "
-                         f"| {_ci(c['difference_ci95_bootstrap'])} | {_p(c['permutation_p'])} "
-                         f"| {_p(c['wilcoxon_p'])} |")
+        for c in analysis.comparisons:
+            lines.append(f"| {c.a} vs {c.b} | {c.endpoint} | {c.n_pairs} | {_f(c.mean_difference)} "
+                         f"| {_ci(c.difference_ci95_bootstrap)} | {_p(c.permutation_p)} "
+                         f"| {_p(c.wilcoxon_p)} |")
         lines.append("")
-    for c in analysis.get("comparisons_pending") or []:
-        counts = ", ".join(f"{s} {c['have'][s]}/{c['need'][s]} runs" for s in (c["a"], c["b"]))
-        lines.append(f"- {c['a']} vs {c['b']} ({c['endpoint']}): waiting for runs to finish ({counts}).")
-    if analysis.get("comparisons_pending"):
+    for pending in analysis.comparisons_pending:
+        counts = ", ".join(f"{s} {pending.have[s]}/{pending.need[s]} runs" for s in (pending.a, pending.b))
+        lines.append(f"- {pending.a} vs {pending.b} ({pending.endpoint}): waiting for runs to finish ({counts}).")
+    if analysis.comparisons_pending:
         lines.append("")
-    if not analysis["comparisons"] and not analysis.get("comparisons_pending"):
+    if not analysis.comparisons and not analysis.comparisons_pending:
         lines += ["No comparison: the study needs `evolution` and another strategy.", ""]
 
     lines += ["### Mutations", "",
               "Counts of `mutation.kind` over the children (evaluations with a parent), all runs of a strategy; "
               "initial, random and fallback graphs have no parent.", "",
               "| strategy | children | by kind | connection share (observed / configured) |", "|---|---|---|---|"]
-    for strategy, entry in analysis["strategies"].items():
-        m = entry["mutations"]
-        kinds = ", ".join(f"{k} {v}" for k, v in m["children_by_kind"].items()) or "-"
-        share = entry.get("connection_share")
+    for strategy, entry in analysis.strategies.items():
+        m = entry.mutations
+        kinds = ", ".join(f"{k} {v}" for k, v in m.children_by_kind.items()) or "-"
+        share = entry.connection_share
         share_text = "-" if share is None else (
-            f"{_f(share['observed'], 3)} ({share['connection']}/{share['children']})"
-            f" / {_f(share['configured'], 3)}")
-        lines.append(f"| {strategy} | {m['children']} | {kinds} | {share_text} |")
+            f"{_f(share.observed, 3)} ({share.connection}/{share.children})"
+            f" / {_f(share.configured, 3)}")
+        lines.append(f"| {strategy} | {m.children} | {kinds} | {share_text} |")
     lines += [""]
 
     lines += ["### Cost", "",
@@ -195,61 +204,59 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
               "| strategy | evaluations | run | reused | fitness time (s) | s / evaluation run "
               "| finalist evaluations (run) | finalist time (s) | choice changed |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for strategy, entry in analysis["strategies"].items():
-        cost = entry["cost"]
-        rescoring = entry.get("rescoring") or {}
-        changed = f"{rescoring.get('changed_choice', 0)}/{rescoring.get('runs', 0)}" if rescoring.get("runs") else "-"
-        lines.append(f"| {strategy} | {cost['evaluations']} | {cost['run']} | {cost['reused']} "
-                     f"| {_f(cost['wall_time_s'], 0)} | {_f(cost['mean_wall_time_s'], 1)} "
-                     f"| {cost.get('finalist_evaluations', 0)} ({cost.get('finalist_run', 0)}) "
-                     f"| {_f(cost.get('finalist_wall_time_s'), 0)} | {changed} |")
+    for strategy, entry in analysis.strategies.items():
+        cost = entry.cost
+        rescores = entry.rescoring
+        changed = f"{rescores.changed_choice}/{rescores.runs}" if rescores.runs else "-"
+        lines.append(f"| {strategy} | {cost.evaluations} | {cost.run} | {cost.reused} "
+                     f"| {_f(cost.wall_time_s, 0)} | {_f(cost.mean_wall_time_s, 1)} "
+                     f"| {cost.finalist_evaluations} ({cost.finalist_run}) "
+                     f"| {_f(cost.finalist_wall_time_s, 0)} | {changed} |")
     lines += [""]
-    drops = {s: e["rescoring"]["single_best_drop_mean"] for s, e in analysis["strategies"].items()
-             if (e.get("rescoring") or {}).get("single_best_drop_mean") is not None}
+    drops = {s: e.rescoring.single_best_drop_mean for s, e in analysis.strategies.items()
+             if e.rescoring.single_best_drop_mean is not None}
     if drops:
         lines += ["The winner's curse: each run's single best graph, evaluated again with the fresh finalist seeds, "
                   "scored below its search score by " + ", ".join(f"{_f(v)} ({s})" for s, v in drops.items())
                   + " on average.", ""]
-    stages = analysis.get("stage_wall_time_s") or {}
+    stages = analysis.stage_wall_time_s
     if stages:
         lines.append("Wall time per stage, summed over every invocation of the command (one killed mid-stage counts "
                      "up to its last logged row): " + ", ".join(
                          f"{name} {seconds / 60:.1f} min" for name, seconds in stages.items())
                      + f"; {sum(stages.values()) / 60:.1f} min in all.")
-        untagged = analysis.get("stage_wall_time_untagged_rows") or 0
+        untagged = analysis.stage_wall_time_untagged_rows
         if untagged:
             lines.append(f"These figures undercount: {untagged} log rows were written before rows named their "
                          "invocation, and an invocation of theirs killed mid-stage is not counted (the command's "
                          "own output has its timestamps).")
         lines.append("")
 
-    recipes = analysis.get("recipes")
-    if recipes is not None:
-        lines += _recipes_markdown(recipes)
-    retrain = analysis.get("retrain")
-    if retrain is not None:
-        lines += _retrain_markdown(retrain)
+    if analysis.recipes is not None:
+        lines += _recipes_markdown(analysis.recipes)
+    if analysis.retrain is not None:
+        lines += _retrain_markdown(analysis.retrain)
 
-    baselines = analysis.get("baselines")
-    if baselines is not None and baselines["baselines"]:
-        steps = "the config's epochs" if baselines["steps"] is None else f"{baselines['steps']} steps"
-        seeds = baselines.get("training_seeds")
+    baselines = analysis.baselines
+    if baselines is not None and baselines.baselines:
+        steps = "the config's epochs" if baselines.steps is None else f"{baselines.steps} steps"
+        seeds = baselines.training_seeds
         seeds_text = f", training seeds {', '.join(map(str, seeds))} (none of them a recipe seed)" if seeds else ""
         lines += ["### Fixed wirings (modality table)", "",
-                  f"Trained exactly as the retrained graphs ({steps}{seeds_text}); score `{baselines['metric']}` on "
+                  f"Trained exactly as the retrained graphs ({steps}{seeds_text}); score `{baselines.metric}` on "
                   "the same split.", "", "| wiring | seeds | score (mean ± std) | 95% CI (t) | per seed |",
                   "|---|---|---|---|---|"]
-        for name, entry in baselines["baselines"].items():
-            lines.append(f"| {name} | {entry['n']} | {_f(entry['mean'])} ± {_f(entry['std'])} | {_ci(entry['ci95_t'])} "
-                         f"| {', '.join(_f(v) for v in entry['scores'])} |")
+        for name, wiring in baselines.baselines.items():
+            lines.append(f"| {name} | {wiring.n} | {_f(wiring.mean)} ± {_f(wiring.std)} | {_ci(wiring.ci95_t)} "
+                         f"| {', '.join(_f(v) for v in wiring.scores)} |")
         lines += [""]
 
-    if analysis.get("proxy_validity"):
+    if analysis.proxy_validity:
         from assemblenet.search.study.proxy_validity import proxy_validity_markdown
 
-        lines += proxy_validity_markdown(analysis["proxy_validity"])
+        lines += proxy_validity_markdown(analysis.proxy_validity)
 
-    rescoring = any(r.get("rescored_index") is not None for r in analysis["runs"])
+    rescoring = any(r.rescored_index is not None for r in analysis.runs)
     head = "| run | evaluations | complete | final best | found at |"
     lines += ["### Runs", ""]
     if rescoring:
@@ -257,121 +264,124 @@ def study_markdown(analysis: Mapping[str, Any]) -> str:
                   "single best's own score is the final best).", ""]
     lines += [head + (" re-scored choice (mean) |" if rescoring else ""),
               "|---|---|---|---|---|" + ("---|" if rescoring else "")]
-    for r in analysis["runs"]:
-        row = (f"| {r['run']} | {r['evaluations']}/{budget}{' (exhausted)' if r['exhausted'] else ''} "
-               f"| {'yes' if r['complete'] else 'no'} | {_f(r['final_best'])} | {_f(r['best_index'])} |")
+    for r in analysis.runs:
+        row = (f"| {r.run} | {r.evaluations}/{budget}{' (exhausted)' if r.exhausted else ''} "
+               f"| {'yes' if r.complete else 'no'} | {_f(r.final_best)} | {_f(r.best_index)} |")
         if rescoring:
-            index = r.get("rescored_index")
-            row += " - |" if index is None else f" {index} ({_f(r.get('rescored_mean'))}) |"
+            index = r.rescored_index
+            row += " - |" if index is None else f" {index} ({_f(r.rescored_mean)}) |"
         lines.append(row)
     return "\n".join(lines) + "\n"
 
 
-def _retrain_markdown(retrain: Mapping[str, Any]) -> list[str]:
-    steps = "the config's epochs" if retrain["steps"] is None else f"{retrain['steps']} steps"
-    recipe = f" (recipe `{retrain['recipe']}`, lr {_f(retrain.get('lr'), 3)})" if retrain.get("recipe") else ""
+def _retrain_markdown(retrain: RetrainSection) -> list[str]:
+    steps = "the config's epochs" if retrain.steps is None else f"{retrain.steps} steps"
+    recipe = f" (recipe `{retrain.recipe}`, lr {_f(retrain.lr, 3)})" if retrain.recipe else ""
     lines = ["### Retrained graphs", "",
              f"Each run's single best graph and, where the search re-scored its finalists, its re-scored choice, "
-             f"trained from scratch for {steps}{recipe}, {retrain['training_seeds']} training seed(s) each, with "
-             f"the study's overrides; score: `{retrain['metric']}` on the evaluation split of the overrides (a run's "
+             f"trained from scratch for {steps}{recipe}, {retrain.training_seeds} training seed(s) each, with "
+             f"the study's overrides; score: `{retrain.metric}` on the evaluation split of the overrides (a run's "
              "score is the mean over its graph's training seeds). Identical graphs were trained once.", ""]
-    done, expected = len(retrain["entries"]), retrain.get("expected_entries", len(retrain["entries"]))
+    done, expected = len(retrain.entries), retrain.expected_entries
     if done < expected:
-        runs = len({e["run"] for e in retrain["entries"]})
+        runs = len({e["run"] for e in retrain.entries})
         lines += [f"**Partial: {done} of the {expected} choices of the finished runs are retrained so far ({runs} "
                   "runs); every figure in this section covers those only.**", ""]
-    if retrain["stale"]:
+    if retrain.stale:
         lines += [f"Left out (their graph or the recipe changed since they were retrained): "
-                  f"{', '.join(retrain['stale'])}.", ""]
+                  f"{', '.join(retrain.stale)}.", ""]
     lines += ["| strategy | graph | runs | test score (mean ± std) | 95% CI (bootstrap) | 95% CI (t) |",
               "|---|---|---|---|---|---|"]
-    for choice, per_strategy in retrain.get("by_choice", {}).items():
-        for strategy, entry in per_strategy.items():
-            lines.append(f"| {strategy} | {choice} | {entry['n']} | {_f(entry['mean'])} ± {_f(entry['std'])} "
-                         f"| {_ci(entry['ci95_bootstrap'])} | {_ci(entry['ci95_t'])} |")
-    if retrain.get("comparisons"):
+    for choice, per_strategy in retrain.by_choice.items():
+        for strategy, summary in per_strategy.items():
+            lines.append(f"| {strategy} | {choice} | {summary.n} | {_f(summary.mean)} ± {_f(summary.std)} "
+                         f"| {_ci(summary.ci95_bootstrap)} | {_ci(summary.ci95_t)} |")
+    if retrain.comparisons:
         lines += ["", f"Guided evolution against each strategy on the test score of the search results "
-                  f"({retrain['result_choice']} graphs), paired by search seed: mean of the per-seed differences with "
+                  f"({retrain.result_choice} graphs), paired by search seed: mean of the per-seed differences with "
                   "its paired bootstrap interval, one-sided sign-flip permutation test (guided is higher) and "
                   "Wilcoxon signed-rank test. Uncorrected.", "",
                   "| comparison | pairs | mean difference | 95% CI (paired bootstrap) | permutation p | Wilcoxon p |",
                   "|---|---|---|---|---|---|"]
-        for c in retrain["comparisons"]:
-            lines.append(f"| {c['a']} vs {c['b']} | {c['n_pairs']} | {_f(c['mean_difference'])} "
-                         f"| {_ci(c['difference_ci95_bootstrap'])} | {_p(c['permutation_p'])} "
-                         f"| {_p(c['wilcoxon_p'])} |")
-    choice = retrain.get("choice_comparison")
-    if choice:
+        for c in retrain.comparisons:
+            lines.append(f"| {c.a} vs {c.b} | {c.n_pairs} | {_f(c.mean_difference)} "
+                         f"| {_ci(c.difference_ci95_bootstrap)} | {_p(c.permutation_p)} "
+                         f"| {_p(c.wilcoxon_p)} |")
+    choices = retrain.choice_comparison
+    if choices:
         lines += ["", "#### Single best against finalist re-scoring", "",
                   "Test score of the re-scored choice minus that of the single best proxy evaluation, paired by run "
                   "(a run whose two choices are the same graph counts as 0). p: sign-flip permutation tests over the "
                   "runs (exact up to 16 runs).", "",
                   "| runs of | runs | same graph | single best | re-scored | difference | 95% CI (bootstrap) "
                   "| p (re-scored better) | p (two-sided) |", "|---|---|---|---|---|---|---|---|---|"]
-        for name, c in choice.items():
-            lines.append(f"| {name} | {c['runs']} | {c['same_graph']} | {_f(c['single_best_mean'])} "
-                         f"| {_f(c['rescored_mean'])} | {_f(c['mean_difference'])} "
-                         f"| {_ci(c['difference_ci95_bootstrap'])} | {_p(c['p_rescored_better'])} "
-                         f"| {_p(c['p_two_sided'])} |")
+        for name, pair in choices.items():
+            lines.append(f"| {name} | {pair.runs} | {pair.same_graph} | {_f(pair.single_best_mean)} "
+                         f"| {_f(pair.rescored_mean)} | {_f(pair.mean_difference)} "
+                         f"| {_ci(pair.difference_ci95_bootstrap)} | {_p(pair.p_rescored_better)} "
+                         f"| {_p(pair.p_two_sided)} |")
         lines += ["", "![single best against re-scored choice, per run](choices.png)"]
-    noise = retrain.get("training_noise")
-    if noise:
+    noise = retrain.training_noise
+    if noise is not None:
         lines += ["", "#### Training-seed spread", "",
-                  f"Over {noise['graphs']} distinct retrained graphs: the standard deviation of one graph's test score "
-                  f"across its training seeds is {_f(noise['mean_std'])} on average (largest range "
-                  f"{_f(noise['max_range'])})."]
-        if noise.get("within_variance") is not None:
-            lines[-1] += (f" Split of one training's score variance: training seeds {_f(noise['within_std'])} "
-                          f"(std), differences between graphs {_f(noise['between_std'])} (std); training-seed noise "
-                          f"is {100 * noise['within_share']:.0f}% of it, so "
+                  f"Over {noise.graphs} distinct retrained graphs: the standard deviation of one graph's test score "
+                  f"across its training seeds is {_f(noise.mean_std)} on average (largest range "
+                  f"{_f(noise.max_range)})."]
+        if isinstance(noise, TrainingNoiseSplit):
+            within_share: Any = noise.within_share
+            lines[-1] += (f" Split of one training's score variance: training seeds {_f(noise.within_std)} "
+                          f"(std), differences between graphs {_f(noise.between_std)} (std); training-seed noise "
+                          f"is {100 * within_share:.0f}% of it, so "
                           + ("**training-seed noise, not the choice of graph, dominates**."
-                             if noise["training_noise_dominates"] else
+                             if noise.training_noise_dominates else
                              "the choice of graph matters more than the training seed."))
-        lines += _per_graph_spread_markdown(retrain["entries"], noise["per_graph"])
-    corr = retrain["correlation"]
-    lines += ["", f"Proxy fitness against test score over {corr['n']} distinct graphs: Pearson r = "
-              f"{_f(corr['pearson_r'], 3)} (p = {_p(corr['pearson_p'])}), Spearman ρ = {_f(corr['spearman_rho'], 3)} "
-              f"(p = {_p(corr['spearman_p'])})."]
-    rescored = retrain.get("correlation_rescored")
-    if rescored:
-        lines[-1] += (f" Re-scored mean fitness against test score over the {rescored['n']} re-scored choices: "
-                      f"Pearson r = {_f(rescored['pearson_r'], 3)} (p = {_p(rescored['pearson_p'])}), Spearman ρ = "
-                      f"{_f(rescored['spearman_rho'], 3)} (p = {_p(rescored['spearman_p'])}).")
+        lines += _per_graph_spread_markdown(retrain.entries, noise.per_graph)
+    lines += ["", f"Proxy fitness against test score over {retrain.correlation.n} distinct graphs: "
+              + _correlation_text(retrain.correlation)]
+    rescored = retrain.correlation_rescored
+    if rescored is not None:
+        lines[-1] += (f" Re-scored mean fitness against test score over the {rescored.n} re-scored choices: "
+                      + _correlation_text(rescored))
     lines += [""]
-    if retrain["graphs"]:
+    if retrain.graphs:
         lines += ["![proxy fitness against test score](proxy_vs_test.png)", ""]
     return lines
 
 
+def _correlation_text(corr: Correlation) -> str:
+    return (f"Pearson r = {_f(corr.pearson_r, 3)} (p = {_p(corr.pearson_p)}), Spearman ρ = "
+            f"{_f(corr.spearman_rho, 3)} (p = {_p(corr.spearman_p)}).")
+
+
 def _per_graph_spread_markdown(entries: Sequence[Mapping[str, Any]],
-                               per_graph: Mapping[str, Mapping[str, Any]]) -> list[str]:
+                               per_graph: Mapping[str, GraphSpread]) -> list[str]:
     """Every retrained graph's scores over its training seeds, widest range first (folded: it is long)."""
     chosen_by: dict[str, list[str]] = {}
     for e in entries:
         chosen_by.setdefault(str(e["graph_hash"]), []).append(f"{e['run']} ({e['choice']})")
     lines = ["", "<details><summary>Every retrained graph's training seeds (widest range first)</summary>", "",
              "| graph | chosen by | scores per training seed | mean ± std | range |", "|---|---|---|---|---|"]
-    for digest, g in sorted(per_graph.items(), key=lambda item: -item[1]["range"]):
-        scores = ", ".join(_f(v, 3) for v in g["scores"])
+    for digest, g in sorted(per_graph.items(), key=lambda item: -item[1].range):
+        scores = ", ".join(_f(v, 3) for v in g.scores)
         lines.append(f"| `{digest[:10]}` | {'; '.join(chosen_by.get(digest, []))} | {scores} "
-                     f"| {_f(g['mean'], 3)} ± {_f(g['std'], 3)} | {_f(g['range'], 3)} |")
+                     f"| {_f(g.mean, 3)} ± {_f(g.std, 3)} | {_f(g.range, 3)} |")
     return lines + ["", "</details>"]
 
 
-def _recipes_markdown(recipes: Mapping[str, Any]) -> list[str]:
+def _recipes_markdown(recipes: RecipesSection) -> list[str]:
     lines = ["### Final-training recipe", "",
-             f"Fixed wirings {', '.join(recipes['graphs'])}, {recipes['seeds']} training seeds each (the same seeds "
+             f"Fixed wirings {', '.join(recipes.graphs)}, {recipes.seeds} training seeds each (the same seeds "
              "for every recipe). Pooled std: the spread of one training's score around its graph's mean; the mean's "
              "interval resamples training seeds within each graph.", "",
              "| recipe | steps | lr | pooled std | mean | 95% CI (bootstrap) | per graph: mean ± std |",
              "|---|---|---|---|---|---|---|"]
-    for name, row in recipes["candidates"].items():
-        per_graph = "; ".join(f"{g} {_f(v['mean'], 3)} ± {_f(v['std'], 3)}" for g, v in row["graphs"].items())
-        lines.append(f"| {name}{'' if row['complete'] else ' (incomplete)'} | {_f(row['steps'])} "
-                     f"| {_f(row['lr'], 3) if row['lr'] is not None else 'config'} | {_f(row['pooled_std'])} "
-                     f"| {_f(row.get('mean'))} | {_ci(row.get('ci95_bootstrap'))} | {per_graph} |")
-    chosen = recipes["chosen"]
-    lines += ["", (f"Chosen for retraining (`retrain.recipe: auto`): **{chosen}**, by {recipes['rule']}."
+    for name, row in recipes.candidates.items():
+        per_graph = "; ".join(f"{g} {_f(v.mean, 3)} ± {_f(v.std, 3)}" for g, v in row.graphs.items())
+        lines.append(f"| {name}{'' if row.complete else ' (incomplete)'} | {_f(row.steps)} "
+                     f"| {_f(row.lr, 3) if row.lr is not None else 'config'} | {_f(row.pooled_std)} "
+                     f"| {_f(row.mean)} | {_ci(row.ci95_bootstrap)} | {per_graph} |")
+    chosen = recipes.chosen
+    lines += ["", (f"Chosen for retraining (`retrain.recipe: auto`): **{chosen}**, by {recipes.rule}."
                    if chosen else "No recipe chosen yet: some candidates are incomplete."), ""]
     return lines
 
@@ -381,20 +391,19 @@ def _code_line(state: Mapping[str, Any]) -> str:
                                 "diff_sha256": state.get("diff_sha256")})
 
 
-def _provenance_markdown(analysis: Mapping[str, Any]) -> list[str]:
+def _provenance_markdown(analysis: StudyAnalysis) -> list[str]:
     """Which code and config produced the study: every distinct state its invocations ran with, and a plain
     statement when one ran from uncommitted changes (``--allow-dirty``)."""
-    record = analysis.get("provenance") or {}
-    states = record.get("invocations") or []
+    states = analysis.provenance.invocations
     lines = []
     if states:
-        parts = [f"{_code_line(s)}, config {str(s['config_hash'])[:12]} ({s['invocations']} invocation(s): "
-                 f"{', '.join(map(str, s['stages']))})" for s in states]
+        parts = [f"{_code_line(s.to_dict())}, config {str(s.config_hash)[:12]} ({s.invocations} invocation(s): "
+                 f"{', '.join(map(str, s.stages))})" for s in states]
         lines.append("Code and config of the invocations: " + "; ".join(parts) + ".")
-    analysed = record.get("analysed_with")
+    analysed = analysis.provenance.analysed_with
     if analysed:
-        lines.append(f"Analysed with {_code_line(analysed)}; config hash {str(analysis.get('config_hash'))[:12]}.")
-    dirty = [s for s in states if s.get("dirty") is True]
+        lines.append(f"Analysed with {_code_line(analysed)}; config hash {str(analysis.config_hash)[:12]}.")
+    dirty = [s for s in states if s.dirty is True]
     if dirty:
         lines.append(f"**{len(dirty)} of these code states had uncommitted changes (run with `--allow-dirty`): "
                      "the results they produced cannot be reproduced from a commit; the diff hashes above identify "
@@ -406,15 +415,15 @@ def _arm_text(arm: Mapping[str, Any]) -> str:
     return f"`{arm['strategy']}`" if arm.get("strategy") is not None else f"fixed wiring `{arm['wiring']}`"
 
 
-def _confirmatory_markdown(analysis: Mapping[str, Any]) -> list[str]:
+def _confirmatory_markdown(analysis: StudyAnalysis) -> list[str]:
     """``## Hypotheses`` (as declared in the config) and ``## Confirmatory results`` (exactly those, counts only
     until every run they need has finished)."""
-    confirmatory = analysis.get("confirmatory")
+    confirmatory = analysis.confirmatory
     lines = ["## Hypotheses (pre-registered)", ""]
     if not confirmatory:
         return lines + ["None declared in the study config (`hypotheses.confirmatory`): every result of this study "
                         "is exploratory.", ""]
-    registration = analysis.get("registration") or {}
+    registration = analysis.registration or {}
     if registration.get("runs_with_data_before_registration"):
         late = registration["runs_with_data_before_registration"]
         lines += [f"**Declared after {len(late)} run(s) already had data (the folder predates its hypotheses): these "
@@ -423,9 +432,9 @@ def _confirmatory_markdown(analysis: Mapping[str, Any]) -> list[str]:
         lines += [f"Registered at the study's first invocation ({_code_line(registration.get('provenance') or {})}, "
                   f"config {str(registration.get('config_hash'))[:12]}); a later invocation with other hypotheses is "
                   "refused once any run has data.", ""]
-    if registration and registration.get("config_hash") not in (None, analysis.get("config_hash")):
+    if registration and registration.get("config_hash") not in (None, analysis.config_hash):
         lines += [f"The config has changed since registration (hash {str(registration['config_hash'])[:12]} -> "
-                  f"{str(analysis.get('config_hash'))[:12]}; the hypotheses did not).", ""]
+                  f"{str(analysis.config_hash)[:12]}; the hypotheses did not).", ""]
     lines += ["| name | hypothesis | endpoint | comparison (a vs b) | design | test | alternative | alpha | margin |",
               "|---|---|---|---|---|---|---|---|---|"]
     for h in confirmatory["declared"]:

@@ -42,7 +42,7 @@ import logging
 import math
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, cast
 
 from assemblenet import fileio
 from assemblenet.errors import ConfigError
@@ -259,18 +259,18 @@ def load_base(config: "StudyConfig") -> Any:
 
 
 # ---------------------------------------------------------------------- statistics
-def _stratum_arrays(strata: Mapping[Hashable, tuple[Sequence[float], Sequence[float]]]) -> list[tuple[Any, int]]:
+def _stratum_arrays(strata: Mapping[Any, tuple[Sequence[float], Sequence[float]]]) -> list[tuple[Any, int]]:
     import numpy as np
 
     return [(np.asarray(list(a) + list(b), dtype=float), len(a)) for a, b in strata.values()]
 
 
-def stratified_effect(strata: Mapping[Hashable, tuple[Sequence[float], Sequence[float]]]) -> float:
+def stratified_effect(strata: Mapping[Any, tuple[Sequence[float], Sequence[float]]]) -> float:
     """The mean over strata of mean(a) - mean(b) (each stratum weighs the same)."""
     return statistics.fmean(statistics.fmean(a) - statistics.fmean(b) for a, b in strata.values())
 
 
-def stratified_permutation_test(strata: Mapping[Hashable, tuple[Sequence[float], Sequence[float]]], *,
+def stratified_permutation_test(strata: Mapping[Any, tuple[Sequence[float], Sequence[float]]], *,
                                 alternative: str = "greater", shift: float = 0.0, samples: int = 20000,
                                 seed: int = 0) -> float:
     """One-sided p-value of the stratified effect (:func:`stratified_effect`) of ``a - shift`` against ``b``:
@@ -300,7 +300,7 @@ def stratified_permutation_test(strata: Mapping[Hashable, tuple[Sequence[float],
     return (hits + 1) / (samples + 1)
 
 
-def stratified_bootstrap_ci(strata: Mapping[Hashable, tuple[Sequence[float], Sequence[float]]], *,
+def stratified_bootstrap_ci(strata: Mapping[Any, tuple[Sequence[float], Sequence[float]]], *,
                             samples: int = 10000, confidence: float = 0.95, seed: int = 0) -> list[float]:
     """Percentile bootstrap interval of the stratified effect, resampling each arm within each stratum (the
     strata are fixed)."""
@@ -315,7 +315,7 @@ def stratified_bootstrap_ci(strata: Mapping[Hashable, tuple[Sequence[float], Seq
     return [float(q) for q in np.quantile(effects, [(1 - confidence) / 2, (1 + confidence) / 2])]
 
 
-def _paired_member(h: Any, alternative: str, pairs: Mapping[Hashable, tuple[float, float]], *, samples: int,
+def _paired_member(h: Any, alternative: str, pairs: Mapping[tuple[str, int], tuple[float, float]], *, samples: int,
                    seed: int) -> dict[str, Any]:
     """A strategy-vs-strategy member over (task, seed) pairs, with the tests of :mod:`assemblenet.search.stats`
     (as the single-task confirmatory analysis uses them); Wilcoxon signed-rank as a second view."""
@@ -340,7 +340,7 @@ def _paired_member(h: Any, alternative: str, pairs: Mapping[Hashable, tuple[floa
     return row
 
 
-def _stratified_member(h: Any, alternative: str, strata: Mapping[Hashable, tuple[Sequence[float], Sequence[float]]],
+def _stratified_member(h: Any, alternative: str, strata: Mapping[Any, tuple[Sequence[float], Sequence[float]]],
                        *, samples: int, seed: int) -> dict[str, Any]:
     """A strategy-vs-wiring member: independent samples within each task, stratified by task."""
     row: dict[str, Any] = {
@@ -415,14 +415,14 @@ def cross_task_analysis(config: "StudyConfig", runs_by_task: Mapping[str, Sequen
     gathered = []
     for h in family:
         a_arm, b_arm = h.comparison.a, h.comparison.b
-        a_values = strategy_values(runs_by_task, per_task, a_arm.strategy, h.endpoint)
+        a_values = strategy_values(runs_by_task, per_task, cast(str, a_arm.strategy), h.endpoint)
         b_values: dict[tuple[str, int], float] = {}
         wiring: dict[str, list[float]] = {}
         if b_arm.strategy is not None:
             b_values = strategy_values(runs_by_task, per_task, b_arm.strategy, h.endpoint)
             need_b, have_b, unit_b = len(tasks) * n_seeds, len(b_values), "runs"
         else:
-            wiring = wiring_values(per_task, b_arm.wiring)
+            wiring = wiring_values(per_task, cast(str, b_arm.wiring))
             need_b, have_b = len(tasks) * config.baselines.seeds, sum(len(v) for v in wiring.values())
             unit_b = "training seeds"
         progress = [{"arm": a_arm.strategy, "have": len(a_values), "need": len(tasks) * n_seeds, "unit": "runs"},

@@ -24,11 +24,9 @@ from assemblenet.search.study.tasks import (
     stratified_permutation_test,
 )
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "search"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "search"
 TINY = CONFIGS / "tiny.yaml"
 
-
-pytestmark = pytest.mark.usefixtures("study_at_clean_commit")
 
 
 # ---------------------------------------------------------------------- the shipped config

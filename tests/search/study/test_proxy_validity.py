@@ -22,11 +22,9 @@ from assemblenet.search.study.proxy_validity import (
 )
 from assemblenet.search.toy import ToyFitness
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "search"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "search"
 TINY = str(CONFIGS / "tiny.yaml")
 
-
-pytestmark = pytest.mark.usefixtures("study_at_clean_commit")
 
 
 def study_dict(tmp_path: Path, **section: Any) -> dict[str, Any]:
