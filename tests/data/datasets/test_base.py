@@ -1,57 +1,22 @@
-"""Datasets: targets, multi-view testing, robustness to broken files, workers, every dataset flavour."""
+"""VideoDataset (data/datasets/base.py): reproducible clips, the old clip keywords, multi-view testing, workers,
+robustness to broken files, the flow modality and frame-rate sampling."""
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
-from assemblenet.data import (
-    CharadesDataset,
-    CharadesFrameListDataset,
-    ClipSampling,
-    ClipViews,
-    KineticsCsvDataset,
-    SmarthomeDataset,
-    VideoFolderDataset,
-    VideoListDataset,
-    average_views,
-    build_dataset,
-    collate,
-)
+from assemblenet.data import ClipSampling, ClipViews, KineticsCsvDataset, average_views, build_dataset, collate
 from assemblenet.data.annotations import write_video_list
 from assemblenet.errors import ConfigError, DataError
-
-from .conftest import counter_frames, encode_video, frame_number
-from .test_decode import make_broken_files
-
-
-def manifest(root: Path) -> dict:
-    return json.loads((root / "synthetic.json").read_text())
-
-
-def test_synthetic_kinetics_dataset(synthetic_root):
-    dataset = build_dataset("synthetic", root=synthetic_root, split="train",
-                            sampling=ClipSampling(num_frames=8, stride=2))
-    assert isinstance(dataset, KineticsCsvDataset)
-    assert dataset.num_classes == 6 and not dataset.multi_label
-    assert dataset.class_names[:2] == ["slide_right", "slide_left"]
-    labels = {v["id"]: v["actions"][0]["class"] for v in manifest(synthetic_root)["videos"]}
-    torch.manual_seed(0)
-    for index in range(len(dataset)):
-        clip, target, meta = dataset[index]
-        assert clip.shape == (3, 8, 32, 32) and clip.dtype == torch.uint8  # floats on the device
-        assert clip.max() > clip.min() and clip.float().std() > 5  # real content, 0-255
-        assert target.dtype == torch.int64 and dataset.class_names[int(target)] == labels[meta["video_id"]]
-        assert np.all(np.diff(meta["frame_indices"]) == 2)
-    assert dataset.num_skipped == 0
+from tests.data.conftest import counter_frames, encode_video, frame_number
+from tests.data.test_decode import make_broken_files
 
 
 def test_training_clips_are_reproducible_under_torch_seed(synthetic_root):
@@ -94,33 +59,6 @@ def test_the_old_clip_keywords_still_work_warn_once_and_give_the_same_samples(sy
         KineticsCsvDataset(legacy.list_path, root=synthetic_root, sampling=sampling, num_frames=8)
     with pytest.raises(TypeError, match="unexpected keyword argument 'num_frame'"):
         KineticsCsvDataset(legacy.list_path, root=synthetic_root, num_frame=8)
-
-
-def test_charades_targets_follow_the_intervals(synthetic_root):
-    videos = {v["id"]: v for v in manifest(synthetic_root)["videos"]}
-    common = dict(root=synthetic_root, split="train", annotation="charades",
-                  sampling=ClipSampling(num_frames=6, stride=2), views=ClipViews(mode="test"))
-    video_level = build_dataset("synthetic", target_type="video", **common)
-    frame_level = build_dataset("synthetic", target_type="frame", **common)
-    clip_level = build_dataset("synthetic", target_type="clip", **common)
-    assert isinstance(video_level, CharadesDataset) and video_level.multi_label
-    names = video_level.class_names
-    seen_multi = False
-    for index in range(len(video_level)):
-        _, target, meta = video_level[index]
-        actions = videos[meta["video_id"]]["actions"]
-        assert {names[i] for i in target.nonzero().flatten().tolist()} == {a["class"] for a in actions}
-        _, frame_target, frame_meta = frame_level[index]
-        assert frame_target.shape == (6, len(names))
-        for row, frame in enumerate(frame_meta["frame_indices"]):
-            active = {a["class"] for a in actions if a["start_frame"] <= frame < a["end_frame"]}
-            assert {names[i] for i in frame_target[row].nonzero().flatten().tolist()} == active
-        _, clip_target, _ = clip_level[index]
-        first, last = frame_meta["frame_indices"][0], frame_meta["frame_indices"][-1]
-        overlapping = {a["class"] for a in actions if a["start_frame"] <= last and a["end_frame"] > first}
-        assert {names[i] for i in clip_target.nonzero().flatten().tolist()} == overlapping
-        seen_multi |= len(actions) > 1 and len(overlapping) < len(actions) or frame_target.sum(1).unique().numel() > 1
-    assert seen_multi, "the fixture should include actions that do not span the whole clip"
 
 
 def test_multi_view_testing(synthetic_root):
@@ -207,90 +145,6 @@ def test_all_broken_gives_up_with_a_clear_error(tmp_path):
         dataset[0]
 
 
-def test_video_folder_dataset(tmp_path, synthetic_root):
-    sources = sorted((synthetic_root / "videos").glob("*.mp4"))
-    for name, source in zip(["walk", "walk", "run"], sources):
-        (tmp_path / name).mkdir(exist_ok=True)
-        shutil.copy(source, tmp_path / name / source.name)
-    dataset = build_dataset("kinetics", root=tmp_path, sampling=ClipSampling(num_frames=4))
-    assert isinstance(dataset, VideoFolderDataset) and dataset.class_names == ["run", "walk"]
-    assert sorted(int(dataset[i][1]) for i in range(3)) == [0, 1, 1]
-
-
-def test_generic_multi_label_list(tmp_path, synthetic_root):
-    sources = sorted((synthetic_root / "videos").glob("*.mp4"))[:2]
-    (tmp_path / "list.csv").write_text(f"path,labels\n{sources[0]},b;a\n{sources[1]},c\n")
-    dataset = VideoListDataset(tmp_path / "list.csv", multi_label=True, sampling=ClipSampling(num_frames=4))
-    assert dataset.class_names == ["a", "b", "c"]
-    assert dataset[0][1].tolist() == [1.0, 1.0, 0.0] and dataset[1][1].tolist() == [0.0, 0.0, 1.0]
-    with pytest.raises(DataError, match=r"list2.csv:2: unknown class 'zzz'"):
-        (tmp_path / "list2.csv").write_text(f"path,label\n{sources[0]},zzz\n")
-        VideoListDataset(tmp_path / "list2.csv", classes=["a", "b"])
-
-
-def test_smarthome_protocols(tmp_path, synthetic_root):
-    source = sorted((synthetic_root / "videos").glob("*.mp4"))[0]
-    names = ["Cook_p03_r00_v01_c01.mp4", "Drink.Frombottle_p05_r00_v02_c02.mp4", "Eat_p04_r01_v01_c02.mp4",
-             "Walk_p08_r00_v03_c01.mp4"]
-    (tmp_path / "mp4").mkdir()
-    for name in names:
-        shutil.copy(source, tmp_path / "mp4" / name)
-    train = SmarthomeDataset(tmp_path, split="train", protocol="CS", sampling=ClipSampling(num_frames=4))
-    test = SmarthomeDataset(tmp_path, split="test", protocol="CS", sampling=ClipSampling(num_frames=4))
-    assert {i.video_id for i in train.items} == {"Cook_p03_r00_v01_c01", "Eat_p04_r01_v01_c02"}
-    assert train.class_names == test.class_names == ["Cook", "Drink.Frombottle", "Eat", "Walk"]
-    cv_test = SmarthomeDataset(tmp_path, split="test", protocol="CV1", sampling=ClipSampling(num_frames=4))
-    assert {i.video_id for i in cv_test.items} == {"Drink.Frombottle_p05_r00_v02_c02", "Eat_p04_r01_v01_c02"}
-    (tmp_path / "train_CS.txt").write_text("Walk_p08_r00_v03_c01\n")
-    listed = SmarthomeDataset(tmp_path, split_file=tmp_path / "train_CS.txt", sampling=ClipSampling(num_frames=4))
-    assert len(listed) == 1 and int(listed[0][1]) == 3
-    with pytest.raises(ConfigError, match="protocol"):
-        SmarthomeDataset(tmp_path, protocol="XX")
-
-
-def test_charades_frame_list_dataset(tmp_path):
-    frames = counter_frames(10, height=20, width=20)
-    lines = ["original_vido_id video_id frame_id path labels"]
-    for t, image in enumerate(frames):
-        (tmp_path / "VID01").mkdir(exist_ok=True)
-        cv2.imwrite(str(tmp_path / "VID01" / f"VID01-{t + 1:06d}.png"), image)
-        labels = '"2"' if t < 5 else '"4,1"'
-        lines.append(f"VID01 0 {t} VID01/VID01-{t + 1:06d}.png {labels}")
-    (tmp_path / "val.csv").write_text("\n".join(lines) + "\n")
-    dataset = CharadesFrameListDataset(tmp_path / "val.csv", root=tmp_path, num_classes=5,
-                                       sampling=ClipSampling(num_frames=4, stride=3), views=ClipViews(mode="test"),
-                                       target_type="frame")
-    clip, target, meta = dataset[0]
-    assert clip.shape == (3, 4, 20, 20)
-    assert meta["frame_indices"] == [0, 3, 6, 9]
-    assert [frame_number(clip[:, t].permute(1, 2, 0).numpy()) for t in range(4)] == [0, 3, 6, 9]
-    assert target.tolist() == [[0, 0, 1, 0, 0], [0, 0, 1, 0, 0], [0, 1, 0, 0, 1], [0, 1, 0, 0, 1]]
-    clip_level = CharadesFrameListDataset(tmp_path / "val.csv", root=tmp_path, num_classes=5,
-                                          sampling=ClipSampling(num_frames=2, stride=1), views=ClipViews(mode="test"))
-    assert clip_level[0][1].tolist() == [0, 1, 1, 0, 1]  # the centre clip (frames 4 and 5) spans both
-
-
-def test_charades_from_frame_folders_and_without_class_file(tmp_path, caplog):
-    for video_id in ("AAAAA", "BBBBB"):
-        (tmp_path / "frames" / video_id).mkdir(parents=True)
-        for t, image in enumerate(counter_frames(8, 16, 16)):
-            cv2.imwrite(str(tmp_path / "frames" / video_id / f"{video_id}-{t + 1:06d}.jpg"), image)
-    (tmp_path / "Charades_v1_test.csv").write_text(
-        "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
-        "AAAAA,S,K,6,7,Yes,s,o,d,c003 0.00 0.10,0.33\n"
-        "BBBBB,S,K,6,7,Yes,s,o,d,,0.33\n")
-    with caplog.at_level(logging.WARNING):
-        dataset = CharadesDataset(tmp_path / "Charades_v1_test.csv", root=tmp_path / "frames",
-                                  sampling=ClipSampling(num_frames=4), views=ClipViews(mode="test"),
-                                  target_type="frame")
-    assert "no class file found" in caplog.text and dataset.num_classes == 4
-    clip, target, meta = dataset[0]
-    assert clip.shape == (3, 4, 16, 16) and meta["frame_indices"] == [2, 3, 4, 5]
-    # At 24 fps frame 2 (0.083 s) falls inside [0.00, 0.10) s, frame 3 (0.125 s) does not.
-    assert target[:, 3].tolist() == [1.0, 0.0, 0.0, 0.0] and target[:, :3].sum() == 0
-    assert dataset[1][1].sum() == 0
-
-
 def test_flow_modality_is_aligned_with_rgb(tmp_path, synthetic_root):
     from assemblenet.data.flow import precompute_flow
 
@@ -322,39 +176,3 @@ def test_target_fps_sampling_in_a_dataset(tmp_path):
     clip, _, meta = dataset[0]
     assert np.all(np.diff(meta["frame_indices"]) == 2)
     assert [frame_number(clip[:, t].permute(1, 2, 0).numpy()) for t in range(4)] == meta["frame_indices"]
-
-
-def test_factory_errors():
-    with pytest.raises(ConfigError, match="unknown dataset 'imagenet'"):
-        build_dataset("imagenet")
-    with pytest.raises(ConfigError, match="csv_path"):
-        build_dataset("kinetics")
-    with pytest.raises(DataError, match="not a synthetic benchmark folder"):
-        build_dataset("synthetic", root="/nonexistent")
-
-
-def test_classes_given_as_the_train_list_take_its_sorted_labels(tmp_path):
-    """data.classes pointing at the train CSV (as docs/data.md suggests for the val set) is the train list's
-    sorted labels, not one class per CSV row; a class file that is really a video list is refused naming it;
-    and an unknown label names the class source it is missing from."""
-    from assemblenet.data.annotations import read_class_list
-    from assemblenet.data.datasets.lists import KineticsCsvDataset
-
-    train = tmp_path / "train.csv"
-    train.write_text("path,label\nv/a.mp4,slide_right\nv/b.mp4,blink\nv/c.mp4,slide_left\n")
-    val = tmp_path / "val.csv"
-    val.write_text("path,label\nv/d.mp4,slide_left\nv/e.mp4,slide_right\n")
-    dataset = KineticsCsvDataset(val, classes=train)
-    assert dataset.class_names == ["blink", "slide_left", "slide_right"]
-    assert [item.labels for item in dataset.items] == [(1,), (2,)]
-    with pytest.raises(DataError, match=r"train.csv:1: a video list \('path,label'\), not a class list"):
-        read_class_list(train)
-    headerless = tmp_path / "rows.csv"
-    headerless.write_text("v/a.mp4,slide_right\n")
-    with pytest.raises(DataError, match="rows.csv:1: a video list"):
-        read_class_list(headerless)
-    names = tmp_path / "classes.txt"
-    names.write_text("blink\nslide_left\n")
-    with pytest.raises(DataError, match=r"val.csv:3: unknown class 'slide_right' \(not among the 2 classes of "
-                                        r".*classes.txt\)"):
-        KineticsCsvDataset(val, classes=names)
