@@ -64,11 +64,13 @@ def wrong_paths(text: str, package: Path = PACKAGE, repository: Path = REPOSITOR
     for line, path, names in _named(text):
         target = _resolve(path, package, repository)
         where = f"{DOC.relative_to(REPOSITORY)}:{line}: `{path}`"
-        if "<" in path or "*" in path:
-            folder = Path(re.split(r"[<*]", str(target))[0]).parent if "<" in path else None
-            if "<" in path and not folder.is_dir():
+        if "<" in path:  # a template (data/annotations/<name>.py): its folder must exist
+            folder = Path(str(target).split("<")[0]).parent
+            if not folder.is_dir():
                 problems.append(f"{where}: no folder {folder}")
-            elif "<" not in path and not list(target.parent.glob(target.name)):
+            continue
+        if "*" in path:  # a pattern (cli/*_cmd.py): it must match
+            if not list(target.parent.glob(target.name)):
                 problems.append(f"{where}: matches no file")
             continue
         if not target.exists():
@@ -120,11 +122,14 @@ def test_the_layer_table_is_the_enforced_order() -> None:
 def test_a_planted_wrong_path_or_name_fails_naming_the_line() -> None:
     text = DOC.read_text(encoding="utf-8")
     planted = text + ("\nplanted: `engine/no_such_module.py`, `tests/no_such_test.py`, "
-                      "`engine/trainer.py: Trainer, gone`\n")
+                      "`engine/trainer.py: Trainer, gone`, `cli/*_nothing.py`, `tests/gone/test_<name>.py`\n")
     line = len(planted.splitlines())
     assert wrong_paths(planted) == [f"docs/architecture.md:{line}: `engine/no_such_module.py`: does not exist",
                                     f"docs/architecture.md:{line}: `tests/no_such_test.py`: does not exist",
-                                    f"docs/architecture.md:{line}: `engine/trainer.py`: defines no 'gone'"]
+                                    f"docs/architecture.md:{line}: `engine/trainer.py`: defines no 'gone'",
+                                    f"docs/architecture.md:{line}: `cli/*_nothing.py`: matches no file",
+                                    f"docs/architecture.md:{line}: `tests/gone/test_<name>.py`: no folder "
+                                    f"{REPOSITORY / 'tests' / 'gone'}"]
 
 
 def test_a_new_module_without_a_line_fails(tmp_path) -> None:
