@@ -46,7 +46,7 @@ from assemblenet.models.rep_flow import RepresentationFlow  # noqa: E402
 from assemblenet.models.rep_flow_kernel import kernel_status  # noqa: E402
 from assemblenet.runtime import time_calls  # noqa: E402
 
-DEFAULT_VIDEO = ROOT / "tests" / "data" / "videos" / "kinetics_armwrestling_340x256.mp4"
+DEFAULT_VIDEO = ROOT / "tests" / "fixtures" / "videos" / "kinetics_armwrestling_340x256.mp4"
 BYTES_PER_PIXEL_ITERATION = 16 * 4  # 10 fields read, 6 written, fp32
 
 

@@ -50,7 +50,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from assemblenet.argtypes import positive_int  # argparse only: nothing that --wheels might install
+from _common import model_benchmark_parser  # argparse only: nothing that --wheels might install
+from assemblenet.argtypes import positive_int
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -483,14 +484,8 @@ def summary(payload: dict[str, Any], json_path: Path, table: Path) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (cpu: a smoke run of every stage)")
+    parser = model_benchmark_parser(__doc__, device_help="cuda, cuda:N or cpu (cpu: a smoke run of every stage)")
     parser.add_argument("--tiny", action="store_true", help="tiny model, clips and step counts")
-    parser.add_argument("--model", default="assemblenet50")
-    parser.add_argument("--num-classes", type=positive_int, default=157)
-    parser.add_argument("--batch", type=positive_int, default=8)
-    parser.add_argument("--frames", type=positive_int, default=32)
-    parser.add_argument("--size", type=positive_int, default=224)
     parser.add_argument("--steps", type=positive_int, default=3, help="timed windows of the trainer-step stage")
     parser.add_argument("--stages", default=None,
                         help=f"comma-separated, from {','.join(STAGES)} (default: all; on the CPU without compiled)")

@@ -27,6 +27,7 @@ from typing import Callable
 
 import torch
 
+from _common import model_benchmark_parser
 from assemblenet import runtime
 from assemblenet.argtypes import positive_int
 from assemblenet.data import collate
@@ -195,13 +196,7 @@ def flow_stage(args: argparse.Namespace, device: torch.device, *, compiled: bool
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu")
-    parser.add_argument("--model", default="assemblenet50")
-    parser.add_argument("--num-classes", type=positive_int, default=157)
-    parser.add_argument("--batch", type=positive_int, default=8)
-    parser.add_argument("--frames", type=positive_int, default=32)
-    parser.add_argument("--size", type=positive_int, default=224)
+    parser = model_benchmark_parser(__doc__, device_help="cuda, cuda:N or cpu")
     parser.add_argument("--steps", type=positive_int, default=10, help="timed steps per stage")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="also run the torch.compile stages (default: on for CUDA, off for CPU)")

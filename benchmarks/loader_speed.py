@@ -37,7 +37,7 @@ import torch
 from _common import loader_clips_per_second, render_saved
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_VIDEO_DIRS = (REPO / "tests" / "data" / "videos", REPO.parent / "shared" / "testdata" / "videos")
+REAL_VIDEO_DIRS = (REPO / "tests" / "fixtures" / "videos", REPO.parent / "shared" / "testdata" / "videos")
 README = Path(__file__).resolve().parent / "README.md"
 
 
@@ -45,7 +45,7 @@ def real_video_dir() -> Path:
     for folder in REAL_VIDEO_DIRS:
         if folder.is_dir() and any(folder.glob("*.mp4")):
             return folder
-    raise SystemExit("no real test videos found (tests/data/videos)")
+    raise SystemExit("no real test videos found (tests/fixtures/videos)")
 
 
 def time_reader_modes(video_dir: Path, *, num_frames: int, stride: int, clips: int, short_side: int,

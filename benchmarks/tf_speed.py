@@ -9,7 +9,7 @@ wheel ships ``official/projects/assemblenet``, so the environment needs the Mode
     # configs/assemblenet.py}, plus empty __init__.py files) under TFREF/official/projects/assemblenet/
     PYTHONPATH=TFREF tfenv/bin/python benchmarks/tf_speed.py --frames 32 --size 224 --json tf.json
 
-This project's copy reproduces the stored Model Garden references (tests/data/tf_reference) to 6.4e-7.
+This project's copy reproduces the stored Model Garden references (tests/fixtures/tf_reference) to 6.4e-7.
 
 ``benchmarks/model_speed.py --tf-python tfenv/bin/python`` calls it for each clip shape in the same run as its
 own measurements, so the ratio to TF is measured side by side on one machine. What is timed: asn50 with the

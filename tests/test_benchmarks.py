@@ -48,7 +48,7 @@ def _documented_device_command() -> str:
 
 
 def _copy_of_the_repository(target: Path) -> Path:
-    """The repository's tracked files (without tests/data, which the check does not read), or its tree when
+    """The repository's tracked files (without tests/fixtures, which the check does not read), or its tree when
     this is no git checkout."""
     import shutil
     import subprocess
@@ -62,7 +62,7 @@ def _copy_of_the_repository(target: Path) -> Path:
                  for path in (root / folder).rglob("*") if path.is_file() and "__pycache__" not in path.parts]
         files.append("pyproject.toml")
     for name in files:
-        if name.startswith("tests/data/") or not (root / name).is_file():
+        if name.startswith("tests/fixtures/") or not (root / name).is_file():
             continue
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, target / name)

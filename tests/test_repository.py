@@ -28,7 +28,7 @@ def test_no_packages_or_build_outputs_are_tracked() -> None:
     ("pyflakes-4.1.0-py2.py3-none-any.whl", True), ("dist/assemblenet-0.1.tar.gz", True),
     ("build/lib/x.py", True), ("src/assemblenet/__pycache__/x.cpython-311.pyc", True),
     ("runs/tiny/metrics.jsonl", True), ("demo_output/graph_asn50.png", True), ("data/kinetics/train.csv", True),
-    ("src/assemblenet/data/new_module.py", False), ("tests/data/new_fixture.json", False),
+    ("src/assemblenet/data/new_module.py", False), ("tests/fixtures/new_fixture.json", False),
 ])
 def test_gitignore_keeps_outputs_out_and_sources_in(path, ignored) -> None:
     assert (git("check-ignore", "-q", "--no-index", path).returncode == 0) == ignored

@@ -132,7 +132,7 @@ def test_check_videos_report_defaults_to_beside_the_data(tiny_synthetic, tmp_pat
 # -- check-dataset --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_videos(tmp_path_factory) -> dict[str, bytes]:
-    from tests.data._official_trees import make_tiny_videos
+    from tests.data.datasets._official_trees import make_tiny_videos
 
     return make_tiny_videos(tmp_path_factory.mktemp("tiny"))
 
@@ -147,7 +147,7 @@ def _config(path: Path, dataset: str, train: dict, val: dict, num_classes: int, 
 
 
 def test_check_dataset_reports_counts_classes_and_histogram(tmp_path, tiny_videos, capsys):
-    from tests.data._official_trees import make_ucf101
+    from tests.data.datasets._official_trees import make_ucf101
 
     root = make_ucf101(tmp_path, tiny_videos)
     config = _config(tmp_path / "ucf101.yaml", "ucf101", {"root": str(root), "split": "train", "fold": 1},
@@ -168,7 +168,7 @@ def test_check_dataset_reports_counts_classes_and_histogram(tmp_path, tiny_video
 
 
 def test_a_shipped_config_checks_a_subset_of_the_classes_and_shows_the_label_mapping(tmp_path, tiny_videos, capsys):
-    from tests.data._official_trees import make_ucf101
+    from tests.data.datasets._official_trees import make_ucf101
 
     root = make_ucf101(tmp_path, tiny_videos)  # 3 of UCF101's 101 classes
     config = Path(__file__).resolve().parents[2] / "configs/ucf101.yaml"
@@ -193,7 +193,7 @@ def test_check_dataset_help_states_the_exit_codes_and_the_workers_default(capsys
 
 
 def test_check_dataset_fails_in_one_line_where_the_run_would(tmp_path, tiny_videos, capsys):
-    from tests.data._official_trees import make_kinetics400, make_ucf101
+    from tests.data.datasets._official_trees import make_kinetics400, make_ucf101
 
     root = make_ucf101(tmp_path, tiny_videos)
     config = _config(tmp_path / "ucf.yaml", "ucf101", {"root": str(root)}, {"root": str(root), "split": "test"},
@@ -223,7 +223,7 @@ def test_check_dataset_fails_in_one_line_where_the_run_would(tmp_path, tiny_vide
 
 
 def test_check_videos_on_an_official_kinetics_csv(tmp_path, tiny_videos, capsys):
-    from tests.data._official_trees import make_kinetics400
+    from tests.data.datasets._official_trees import make_kinetics400
 
     root = make_kinetics400(tmp_path, tiny_videos)
     report = tmp_path / "r.json"

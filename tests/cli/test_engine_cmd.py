@@ -185,7 +185,7 @@ def test_smoke_run_of_a_shipped_dataset_config_then_predict_builds_its_head_with
 
     from assemblenet.engine.config import SMOKE_OVERRIDES
     from assemblenet.engine.runlog import read_metrics
-    from tests.data._official_trees import make_kinetics400, make_tiny_videos
+    from tests.data.datasets._official_trees import make_kinetics400, make_tiny_videos
 
     (tmp_path / "videos").mkdir()
     root = make_kinetics400(tmp_path, make_tiny_videos(tmp_path / "videos"))

@@ -49,7 +49,7 @@ def test_a_folder_another_run_holds_is_one_error_line_naming_the_folder_and_the_
         # --allow-dirty: the lock is what is tested, whatever state the developer's working tree is in
         "search-study": (["search-study", str(REPO / "configs/search/study_tiny.yaml"), "--output", str(folder),
                           "--allow-dirty"], folder),
-        "flow": (["flow", str(REPO / "tests/data/videos"), "--output", str(folder)], folder),
+        "flow": (["flow", str(REPO / "tests/fixtures/videos"), "--output", str(folder)], folder),
     }[command]
     holder = start_holder(held)  # a real second process
     try:

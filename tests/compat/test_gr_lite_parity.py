@@ -1,5 +1,5 @@
 """Parity with the authors' original TF1 AssembleNet++lite (``assemblenet_plus_lite.py``, peer attention), from
-the reference in tests/data/gr_assemblenet_plus/ (see its PROVENANCE.md)."""
+the reference in tests/fixtures/gr_assemblenet_plus/ (see its PROVENANCE.md)."""
 
 import json
 from pathlib import Path
@@ -13,7 +13,7 @@ from assemblenet.compat.tf_reference import build_model
 from assemblenet.models.lite import AssembleNetLite, SameSpatialConv
 from tests.compat._parity import relative_error
 
-REFERENCES = Path(__file__).resolve().parents[1] / "data" / "gr_assemblenet_plus"
+REFERENCES = Path(__file__).resolve().parents[1] / "fixtures" / "gr_assemblenet_plus"
 NPZ, MANIFEST = REFERENCES / "gr_lite.npz", REFERENCES / "gr_lite_manifest.json"
 TOLERANCE = 1e-4
 FUSED_NODE = 10  # the reference stores this node's fused input as fusion_10

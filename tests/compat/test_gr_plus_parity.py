@@ -1,5 +1,5 @@
 """Parity with the authors' original TF1 AssembleNet++ (peer attention and object input), from the reference in
-tests/data/gr_assemblenet_plus/ (see its PROVENANCE.md)."""
+tests/fixtures/gr_assemblenet_plus/ (see its PROVENANCE.md)."""
 
 import json
 from pathlib import Path
@@ -11,7 +11,7 @@ import torch
 from assemblenet.compat.tf_reference import ReferenceFormatError, build_model
 from tests.compat._parity import relative_error, to_tf_layout
 
-REFERENCES = Path(__file__).resolve().parents[1] / "data" / "gr_assemblenet_plus"
+REFERENCES = Path(__file__).resolve().parents[1] / "fixtures" / "gr_assemblenet_plus"
 NPZ, MANIFEST = REFERENCES / "gr_peer_object.npz", REFERENCES / "gr_peer_object_manifest.json"
 TOLERANCE = 1e-4
 

@@ -1,4 +1,4 @@
-"""Parity with the official TensorFlow AssembleNet, from the references in tests/data/tf_reference/."""
+"""Parity with the official TensorFlow AssembleNet, from the references in tests/fixtures/tf_reference/."""
 
 import json
 from pathlib import Path
@@ -12,7 +12,7 @@ from assemblenet.graph import AssembleNetGraph
 from assemblenet.models import build_assemblenet
 from tests.compat._parity import relative_error, to_tf_layout
 
-REFERENCES = Path(__file__).resolve().parents[1] / "data" / "tf_reference"
+REFERENCES = Path(__file__).resolve().parents[1] / "fixtures" / "tf_reference"
 TOLERANCE = 1e-4
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-VIDEO_DIR = Path(__file__).parent / "videos"
+VIDEO_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "videos"
 
 # name -> (frames a decoder outputs, height, width, frame rate)
 REAL_VIDEOS = {

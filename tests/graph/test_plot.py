@@ -71,7 +71,7 @@ def test_attention_sources_are_drawn_as_dashed_arrows(tmp_path):
 
 
 # -- geometry of the drawing: arcs inside, labels apart, captions true ---------------------------------------
-SEARCHED = Path(__file__).resolve().parents[1] / "data" / "graphs" / "searched_demo.yaml"
+SEARCHED = Path(__file__).resolve().parents[1] / "fixtures" / "graphs" / "searched_demo.yaml"
 
 
 def _drawn(graph, **options):

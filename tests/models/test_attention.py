@@ -10,7 +10,7 @@ from assemblenet.graph import AssembleNetGraph, official_graph
 from assemblenet.models import build_assemblenet, create_model
 
 TINY = dict(depth=26, width_multiplier=0.125)
-GOLDEN = Path(__file__).resolve().parents[1] / "data" / "plus" / "attention_none_golden.json"
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "plus" / "attention_none_golden.json"
 
 
 def _golden_models():
