@@ -93,7 +93,8 @@ def register(subparsers) -> None:
 # -- train -------------------------------------------------------------------------------------------------
 def run_train(args: argparse.Namespace) -> int:
     from assemblenet.engine.config import load_config, smoke_overrides
-    from assemblenet.engine.trainer import EVAL_DIR, run_training
+    from assemblenet.engine.results import EVAL_DIR
+    from assemblenet.engine.trainer import run_training
 
     overrides = list(args.overrides)
     if args.output:
@@ -125,7 +126,7 @@ def _is_main_process() -> bool:
 # -- evaluate ----------------------------------------------------------------------------------------------
 def run_evaluate(args: argparse.Namespace) -> int:
     from assemblenet.engine.config import load_config
-    from assemblenet.engine.trainer import run_evaluation
+    from assemblenet.engine.evaluator import run_evaluation
 
     cfg = load_config(args.config, args.overrides)
     if args.print_config:

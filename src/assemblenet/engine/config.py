@@ -277,6 +277,29 @@ def load_config(source: str | os.PathLike | Mapping[str, Any] | Config | None = 
     return config_from_dict(raw, source=name)
 
 
+# The "not given" of run_config's output_dir, whose None means "write nothing".
+UNSET: Any = object()
+
+
+def run_config(source: str | os.PathLike | Mapping[str, Any] | Config | None,
+               overrides: Mapping[str, Any] | Iterable[str] = (), *, output_dir: str | os.PathLike | None = UNSET,
+               seed: int | None = None, max_steps: int | None = None, width_multiplier: float | None = None,
+               device: str | None = None, num_threads: int | None = None) -> Config:
+    """The config of one training run (``run_training``'s arguments): ``source`` with dotted ``overrides`` (a
+    mapping or ``"key=value"`` strings), then each keyword given replacing its key (``output.dir``, ``seed``,
+    ``optim.max_steps``, ``model.width_multiplier``, ``train.device``, ``train.num_threads``)."""
+    items = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
+    cfg = load_config(source, items)
+    extra: list[tuple[str, Any]] = []
+    if output_dir is not UNSET:
+        extra.append(("output.dir", None if output_dir is None else str(output_dir)))
+    for key, value in (("seed", seed), ("optim.max_steps", max_steps), ("model.width_multiplier", width_multiplier),
+                       ("train.device", device), ("train.num_threads", num_threads)):
+        if value is not None:
+            extra.append((key, value))
+    return load_config(cfg, extra) if extra else cfg
+
+
 def save_config(cfg: Config, path: str | os.PathLike) -> Path:
     """Write ``cfg`` as YAML, atomically."""
     return atomic_write_text(path, cfg.to_yaml())
