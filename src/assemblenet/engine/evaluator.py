@@ -236,8 +236,8 @@ class CheckpointEvaluation:
     output_dir: Path | None
 
 
-def run_evaluation(cfg: Config, checkpoint: str | os.PathLike, *, precision: str = "fp32",
-                   output_dir: str | os.PathLike | None = None, progress: bool = True) -> CheckpointEvaluation:
+def run_evaluation(cfg: Config, checkpoint: str | os.PathLike[str], *, precision: str = "fp32",
+                   output_dir: str | os.PathLike[str] | None = None, progress: bool = True) -> CheckpointEvaluation:
     """Evaluate trained weights on the config's ``data.val`` split with its multi-view settings and write the
     report (metrics, per-class tables, confusion matrix, predictions).
 

@@ -74,11 +74,13 @@ def learned_wiring(model: nn.Module, input_graph: Any, cfg: Config, *, metrics: 
     """The outcome of training ``model`` (built from ``input_graph``, else from ``cfg.model``): ``metrics``, the
     connection strengths and peer attention the model learned, and the measured ``contributions``."""
     outcome = TrainingOutcome(metrics=metrics, connection_contributions=contributions)
-    if hasattr(model, "connection_weights"):
-        outcome.connection_weights = dict(model.connection_weights())
+    connection_weights = getattr(model, "connection_weights", None)  # every AssembleNet has them
+    if connection_weights is not None:
+        outcome.connection_weights = dict(connection_weights())
         outcome.learned_graph = learned_graph(model, input_graph, cfg, outcome.connection_weights)
-    if hasattr(model, "attention_weights"):
-        outcome.attention_weights = dict(model.attention_weights())
+    attention_weights = getattr(model, "attention_weights", None)
+    if attention_weights is not None:
+        outcome.attention_weights = dict(attention_weights())
     return outcome
 
 
@@ -87,9 +89,9 @@ def learned_graph(model: nn.Module, input_graph: Any, cfg: Config, weights: dict
     preset."""
     from assemblenet.engine.model_spec import resolve_graph
 
-    graph = resolve_graph(input_graph if input_graph is not None else cfg.model.graph)
+    graph: AssembleNetGraph | None = resolve_graph(input_graph if input_graph is not None else cfg.model.graph)
     if graph is None:
-        learned: AssembleNetGraph = model.graph_with_learned_weights()  # type: ignore[operator]
+        learned: AssembleNetGraph = getattr(model, "graph_with_learned_weights")()
         return learned
     per_node: list[list[float] | None] = []
     for index, node in enumerate(graph.nodes):
@@ -112,8 +114,7 @@ def write_run_files(run_dir: Path, model: nn.Module, result: EvalResult, *, cfg:
     sidecar_config["model"]["num_classes"] = num_classes  # 'auto' resolved, for predict/export
     weights_path = save_weights(model, run_dir / WEIGHTS_FILE, model_spec=model_spec, class_names=class_names,
                                 multi_label=multi_label, config=sidecar_config, metrics=result.metrics,
-                                input_spec={"num_frames": cfg.data.num_frames, "crop_size": cfg.data.crop_size,
-                                            "modalities": list(cfg.data.modalities)})
+                                input_spec=cfg.data.input_spec())
     write_eval_outputs(result, run_dir / EVAL_DIR, save_predictions=cfg.output.save_predictions,
                        extra={"step": step, "aggregation": cfg.eval.aggregation, "primary_metric": primary_metric})
     final = {"step": step, "epoch": epoch, "primary_metric": primary_metric, "metrics": result.metrics,

@@ -456,8 +456,8 @@ class Trainer:
                            history=list(self.history), eval_result=result, skipped_videos=skipped)
 
 
-def run_training(config: str | os.PathLike | Mapping[str, Any] | Config | None = None, *, graph: Any = None,
-                 output_dir: str | os.PathLike | None = UNSET, seed: int | None = None,
+def run_training(config: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None, *, graph: Any = None,
+                 output_dir: str | os.PathLike[str] | None = UNSET, seed: int | None = None,
                  max_steps: int | None = None, width_multiplier: float | None = None,
                  overrides: Mapping[str, Any] | Iterable[str] = (), device: str | None = None,
                  num_threads: int | None = None, progress: bool | None = None, train_dataset: Any = None,

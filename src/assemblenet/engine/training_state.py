@@ -26,22 +26,33 @@ logger = logging.getLogger(__name__)
 
 
 class Resumable(Protocol):
-    """What a checkpoint saves and restores of a trainer."""
+    """What a checkpoint saves and restores of a trainer: the position and history it sets, and the modules
+    whose states it loads in place."""
 
-    cfg: Config
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    ema: ModelEMA | None
-    model_spec: dict[str, Any]
-    class_names: list[str]
-    multi_label: bool
     step: int
     epoch: int
     step_in_epoch: int
     evaluated_step: int
     history: list[dict[str, Any]]
+
+    @property
+    def cfg(self) -> Config: ...
+    @property
+    def model(self) -> nn.Module: ...
+    @property
+    def optimizer(self) -> torch.optim.Optimizer: ...
+    @property
+    def scheduler(self) -> torch.optim.lr_scheduler.LRScheduler: ...
+    @property
+    def scaler(self) -> torch.amp.GradScaler: ...
+    @property
+    def ema(self) -> ModelEMA | None: ...
+    @property
+    def model_spec(self) -> dict[str, Any]: ...
+    @property
+    def class_names(self) -> list[str]: ...
+    @property
+    def multi_label(self) -> bool: ...
 
 
 def training_state(trainer: Resumable) -> dict[str, Any]:
@@ -90,8 +101,8 @@ def checkpoint_to_resume(run_dir: Path, *, resume: bool, model_spec: Mapping[str
         old = ckpt.list_checkpoints(run_dir)
         if old and is_main:
             logger.warning("train.resume is false: removing %d old checkpoints from %s", len(old), run_dir)
-            for _, path in old:
-                path.unlink(missing_ok=True)
+            for _, old_path in old:
+                old_path.unlink(missing_ok=True)
         barrier()
         return None
     path = ckpt.latest_checkpoint(run_dir)
