@@ -20,9 +20,9 @@ import torch
 
 from assemblenet.config_schema import add_config_arguments
 from assemblenet.engine.config import load_config
+from assemblenet.engine.datasets import build_split
 from assemblenet.engine.evaluator import evaluate
 from assemblenet.engine.modeling import prepare_for_inference
-from assemblenet.engine.trainer import build_split
 from assemblenet.engine.weights import load_trained_model
 from assemblenet.fileio import atomic_write_json
 from assemblenet.runtime import machine_info

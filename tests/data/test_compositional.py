@@ -312,7 +312,7 @@ def scored_views(tmp_path_factory) -> dict[str, tuple[dict, dict[str, list[tuple
     uint8 [T, H, W, 3] frames), both from the dataset the engine builds (``build_split``), so the indices are
     the sampling code's own (``data/sampling.py``)."""
     from assemblenet.cli.main import main
-    from assemblenet.engine.trainer import build_split
+    from assemblenet.engine.datasets import build_split
     from assemblenet.search.demo import FULL
 
     cli_root = tmp_path_factory.mktemp("compositional_cli")

@@ -55,6 +55,7 @@ def save_tiny_weights(path: Path, *, num_classes: int = 6, class_names: list[str
     from assemblenet.engine.config import load_config
     from assemblenet.engine.modeling import build_model
     from assemblenet.engine.weights import save_weights
+    from assemblenet.input_spec import InputSpec
 
     torch.manual_seed(seed)
     cfg = load_config({"model": {"name": "assemblenet50_searchable", "depth": 26, "width_multiplier": 0.125,
@@ -68,4 +69,4 @@ def save_tiny_weights(path: Path, *, num_classes: int = 6, class_names: list[str
             if name.endswith(".weight") and param.ndim == 1:
                 param.uniform_(0.5, 1.5)  # the zero-initialised last BN of each block would hide the blocks
     return save_weights(model, path, model_spec=spec, class_names=class_names, multi_label=False,
-                        input_spec={"num_frames": 4, "crop_size": 32, "modalities": ["rgb"]}, config=cfg.to_dict())
+                        input_spec=InputSpec(num_frames=4, crop_size=32), config=cfg.to_dict())

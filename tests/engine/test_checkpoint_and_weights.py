@@ -21,6 +21,7 @@ from assemblenet.engine.weights import (
     sidecar_path,
 )
 from assemblenet.errors import CheckpointError
+from assemblenet.input_spec import InputSpec
 from assemblenet.models import create_model
 
 TINY = {"name": "assemblenet50_searchable", "depth": 26, "width_multiplier": 0.125, "flow_iterations": 2}
@@ -74,11 +75,12 @@ def _trained_like_model():
 def test_weights_round_trip_through_sidecar_and_create_model(tmp_path):
     model, spec = _trained_like_model()
     path = save_weights(model, tmp_path / "model.safetensors", model_spec=spec, class_names=list("abcde"),
-                        multi_label=False, input_spec={"num_frames": 4, "crop_size": 32}, config={"seed": 0},
+                        multi_label=False, input_spec=InputSpec(num_frames=4, crop_size=32), config={"seed": 0},
                         metrics={"top1": 0.5, "nan_metric": float("nan")})
     sidecar = json.loads(sidecar_path(path).read_text())
     assert sidecar["format"] == WEIGHTS_FORMAT and sidecar["model"]["name"] == "assemblenet50_searchable"
     assert sidecar["metrics"] == {"top1": 0.5, "nan_metric": None}
+    assert sidecar["input"] == {"num_frames": 4, "crop_size": 32, "modalities": ["rgb"]}
     x = torch.rand(2, 3, 4, 32, 32)
     with torch.no_grad():
         expected = model(x)
@@ -88,7 +90,7 @@ def test_weights_round_trip_through_sidecar_and_create_model(tmp_path):
         assert torch.equal(via_registry(x), expected)
     assert info["class_names"] == list("abcde")
     _, inference_info = load_trained_model(path)
-    assert (inference_info["num_frames"], inference_info["crop_size"]) == (4, 32)
+    assert (inference_info.input.num_frames, inference_info.input.crop_size) == (4, 32)
 
 
 def test_graph_models_keep_their_graph_in_the_sidecar(tmp_path):

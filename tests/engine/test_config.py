@@ -158,3 +158,21 @@ def test_num_classes_is_auto_or_a_positive_count():
     with pytest.raises(ConfigError, match=r"key 'model.num_classes': expected an integer or one of \['auto'\], "
                                           r"got 'many'"):
         load_config({"model": {"num_classes": "many"}})
+
+
+def test_the_model_build_keys_are_the_config_fields_every_builder_takes():
+    # MODEL_BUILD_KEYS is derived from ModelConfig (fields marked as build options); it must be exactly the
+    # ModelConfig fields build_assemblenet takes besides the graph and class count, and the Lite builder must take
+    # them too, but num_object_classes (no object stem; the spec leaves it out at its default).
+    import dataclasses
+    import inspect
+
+    from assemblenet.engine.config import MODEL_BUILD_KEYS, ModelConfig
+    from assemblenet.models import build_assemblenet
+    from assemblenet.models.lite import build_assemblenet_lite
+
+    fields = [f.name for f in dataclasses.fields(ModelConfig)]
+    standard = set(inspect.signature(build_assemblenet).parameters) - {"graph", "num_classes"}
+    lite = set(inspect.signature(build_assemblenet_lite).parameters)
+    assert MODEL_BUILD_KEYS == tuple(name for name in fields if name in standard)
+    assert set(MODEL_BUILD_KEYS) - lite == {"num_object_classes"}

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from assemblenet.engine.config import load_config
+from assemblenet.engine.datasets import build_split
 from assemblenet.engine.evaluator import evaluate
-from assemblenet.engine.trainer import build_split
 from assemblenet.engine.weights import load_model
 from tests.engine._helpers import TRAIN_VIDEOS, VAL_VIDEOS, tiny_config
 

@@ -65,7 +65,7 @@ def test_the_flow_layer_reads_no_tensor_values_off_the_fused_cpu_kernel():
 
 def test_a_nan_between_log_points_is_reported_at_its_own_step(synthetic_root, tmp_path):
     # The loss is only read at log points; the step where it first went non-finite is kept on the device.
-    from assemblenet.engine.trainer import TrainingDivergedError
+    from assemblenet.engine.loss import TrainingDivergedError
 
     cfg = load_config(tiny_config(synthetic_root, tmp_path / "run", optim={"max_steps": 4},
                                   train={"log_every_steps": 4}))
@@ -150,7 +150,7 @@ def test_evaluate_and_train_resolve_the_device_from_the_launch(monkeypatch, synt
     cfg = load_config(tiny_config(synthetic_root, None, train={"device": "cuda:0"}))
     with pytest.raises(ConfigError, match="would put all 2 processes on one GPU"):
         Trainer(cfg)
-    from assemblenet.engine.trainer import run_evaluation
+    from assemblenet.engine.evaluator import run_evaluation
 
     with pytest.raises(ConfigError, match="would put all 2 processes on one GPU"):
         run_evaluation(cfg, "missing.safetensors")

@@ -65,7 +65,7 @@ def test_train_and_predict_with_peer_attention_and_object_maps(plus_root, traine
 
     video = sorted((plus_root / "videos").glob("*.mp4"))[0]
     maps = plus_root / "objects" / "videos" / f"{video.stem}.npz"
-    prediction = predict_video(model, video, num_frames=info["num_frames"], crop_size=info["crop_size"], hop=4,
+    prediction = predict_video(model, video, num_frames=info.input.num_frames, crop_size=info.input.crop_size, hop=4,
                                objects=maps)
     assert prediction.window_scores.shape == (2, 4)
     with pytest.raises(ConfigError, match="object stem: give the video's object maps"):

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from assemblenet.engine.config import load_config
+from assemblenet.engine.datasets import build_split
 from assemblenet.engine.evaluator import evaluate
 from assemblenet.engine.modeling import model_dtype, prepare_for_inference
-from assemblenet.engine.trainer import build_split
 from assemblenet.engine.weights import load_trained_model
 from assemblenet.errors import ConfigError
 from tests.engine._helpers import save_tiny_weights, tiny_config

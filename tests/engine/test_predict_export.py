@@ -28,8 +28,8 @@ def test_window_starts_cover_the_video():
 def test_predict_scores_every_window_and_writes_a_timeline(tiny_weights, synthetic_root, tmp_path):
     model, info = load_trained_model(tiny_weights)
     video = sorted((synthetic_root / "videos").glob("*.mp4"))[0]
-    prediction = predict_video(model, video, num_frames=info["num_frames"], crop_size=info["crop_size"],
-                               class_names=info["class_names"], hop=3)
+    prediction = predict_video(model, video, num_frames=info.input.num_frames, crop_size=info.input.crop_size,
+                               class_names=info.class_names, hop=3)
     assert prediction.num_video_frames == 12
     assert prediction.window_frames == [(0, 3), (3, 6), (6, 9), (8, 11)]
     np.testing.assert_allclose(prediction.window_scores.sum(axis=1), 1.0, rtol=1e-5)  # softmax per window

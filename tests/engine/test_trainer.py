@@ -19,9 +19,10 @@ from safetensors.torch import load_file
 
 from assemblenet.engine import checkpoint as ckpt
 from assemblenet.engine.config import load_config
+from assemblenet.engine.loss import TrainingDivergedError
 from assemblenet.engine.optim import lr_factor
 from assemblenet.engine.runlog import read_metrics
-from assemblenet.engine.trainer import Trainer, TrainingDivergedError, run_training
+from assemblenet.engine.trainer import Trainer, run_training
 from assemblenet.errors import DataError
 from tests.engine._helpers import TRAIN_VIDEOS, tiny_config
 
@@ -134,7 +135,7 @@ class _NaNAfter(torch.utils.data.Dataset):
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path):
-    from assemblenet.engine.trainer import build_split
+    from assemblenet.engine.datasets import build_split
 
     out = tmp_path / "run"
     cfg = load_config(tiny_config(synthetic_root, out, train={"checkpoint_every_steps": 2}))
@@ -297,7 +298,7 @@ def test_an_explicit_num_classes_is_checked_against_the_training_set(synthetic_r
 
 
 def test_max_videos_keeps_videos_spread_over_the_list_and_every_class(synthetic_root):
-    from assemblenet.engine.trainer import build_split
+    from assemblenet.engine.datasets import build_split
 
     full = build_split(load_config(tiny_config(synthetic_root, None)), "train")
     kept = build_split(load_config(tiny_config(synthetic_root, None, data={"max_videos": 5})), "train")

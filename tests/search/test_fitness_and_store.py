@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from assemblenet import engine
+from assemblenet.engine.results import TrainingOutcome
 from assemblenet.errors import ConfigError
 from assemblenet.graph import official_graph
 from assemblenet.search.fitness import (
@@ -58,7 +59,7 @@ def test_learned_weights_from_graph_follow_the_model_convention() -> None:
 
 def test_proxy_training_stops_the_search_when_the_result_has_no_learned_weights(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "run_training", lambda config, **kwargs: {"metrics": {"top1": 0.5}})
+    monkeypatch.setattr(engine, "run_training", lambda config, **kwargs: TrainingOutcome(metrics={"top1": 0.5}))
     fitness = ProxyTrainingFitness(train_config=None, steps=10, metric="top1", width_multiplier=0.125)
     pickle.dumps(fitness)
     with pytest.raises(FitnessUnavailableError, match="learned connection weights"):
@@ -74,7 +75,7 @@ def test_proxy_training_calls_the_engine_and_reads_metric_and_weights(monkeypatc
             [[0.5] * len(n.inputs) if hasattr(n, "inputs") and len(n.inputs) > 1 else None
              for n in kwargs["graph"].nodes]
         )
-        return {"metrics": {"top1": 0.42, "loss": 1.0}, "learned_graph": learned}
+        return TrainingOutcome(metrics={"top1": 0.42, "loss": 1.0}, learned_graph=learned)
 
     monkeypatch.setattr(engine, "run_training", fake_run_training, raising=False)
     fitness = ProxyTrainingFitness(train_config="train.yaml", steps=7, metric="top1", width_multiplier=0.25,

@@ -52,15 +52,15 @@ def test_proxy_training_search_records_metric_and_learned_weights(tmp_path: Path
 
 
 def test_proxy_fitness_builds_its_datasets_once_per_process(synthetic_root: Path, monkeypatch) -> None:
-    from assemblenet.engine import trainer
+    from assemblenet.engine import datasets
     from assemblenet.search import fitness as fitness_module
     from assemblenet.search.space import SearchSpace
 
     overrides = proxy_overrides(synthetic_root)
     config = tiny_config(**{"fitness": {"kind": "proxy-training", "steps": 1, "overrides": overrides}})
     built: list[str] = []
-    real_build_split = trainer.build_split
-    monkeypatch.setattr(trainer, "build_split", lambda cfg, split: built.append(split) or real_build_split(cfg, split))
+    real_build_split = datasets.build_split
+    monkeypatch.setattr(datasets, "build_split", lambda cfg, split: built.append(split) or real_build_split(cfg, split))
     monkeypatch.setattr(fitness_module, "_DATASET_CACHE", {})
     fitness = build_fitness(config)
     space = SearchSpace(config.space)

@@ -183,7 +183,7 @@ def run_check_dataset(args: argparse.Namespace) -> int:
 
     from assemblenet.data.check import check_split, dataset_problems, plot_class_histogram, shown_videos
     from assemblenet.engine.config import fixed_num_classes, load_config
-    from assemblenet.engine.trainer import split_dataset
+    from assemblenet.engine.datasets import split_dataset
     from assemblenet.fileio import atomic_write_json
 
     cfg = load_config(args.config, list(args.overrides))

@@ -93,7 +93,8 @@ def register(subparsers) -> None:
 # -- train -------------------------------------------------------------------------------------------------
 def run_train(args: argparse.Namespace) -> int:
     from assemblenet.engine.config import load_config, smoke_overrides
-    from assemblenet.engine.trainer import EVAL_DIR, run_training
+    from assemblenet.engine.results import EVAL_DIR
+    from assemblenet.engine.trainer import run_training
 
     overrides = list(args.overrides)
     if args.output:
@@ -125,7 +126,7 @@ def _is_main_process() -> bool:
 # -- evaluate ----------------------------------------------------------------------------------------------
 def run_evaluate(args: argparse.Namespace) -> int:
     from assemblenet.engine.config import load_config
-    from assemblenet.engine.trainer import run_evaluation
+    from assemblenet.engine.evaluator import run_evaluation
 
     cfg = load_config(args.config, args.overrides)
     if args.print_config:
@@ -187,9 +188,9 @@ def run_predict(args: argparse.Namespace) -> int:
     device = resolve_device(args.device, key="--device")
     model, info = load_trained_model(checkpoint)
     model = prepare_for_inference(model, device=device, precision=args.precision)
-    prediction = predict_video(model, video, num_frames=int(info["num_frames"]), crop_size=int(info["crop_size"]),
-                               class_names=info.get("class_names"), multi_label=info["multi_label"], hop=args.hop,
-                               device=device, objects=args.objects)
+    prediction = predict_video(model, video, num_frames=info.input.num_frames, crop_size=info.input.crop_size,
+                               stride=info.input.stride, class_names=info.class_names, multi_label=info.multi_label,
+                               hop=args.hop, device=device, objects=args.objects)
     top = prediction.top(args.topk)
     if args.json:
         print(json.dumps([{"class_index": i, "class_name": n, "score": round(s, 6)} for i, n, s in top]))
@@ -219,7 +220,7 @@ def run_export(args: argparse.Namespace) -> int:
         folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
         output = folder / ("model.pt" if args.format == "torchscript" else "model.onnx")
     report = export_model(model, output, fmt=args.format, batch_size=args.batch_size,
-                          num_frames=args.frames or int(info["num_frames"]), size=args.size or int(info["crop_size"]),
+                          num_frames=args.frames or info.input.num_frames, size=args.size or info.input.crop_size,
                           tolerance=args.tolerance, verbose=args.verbose)
     shapes = ", ".join("x".join(str(d) for d in s) for s in report.input_shapes)
     print(f"wrote {report.path} ({report.format}, input {shapes}); max |exported - eager| = {report.max_abs_diff:.2e}")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Literal
 import numpy as np
 
 from assemblenet.errors import ConfigError
+from assemblenet.input_spec import DATASET_CLIP_FRAMES, DEFAULT_INPUT
 
 if TYPE_CHECKING:
     from assemblenet.data.transforms import Transform
@@ -27,15 +28,17 @@ class ClipSampling:
     """How to cut a clip out of a video.
 
     Args:
-        num_frames: frames per clip (T).
+        num_frames: frames per clip (T); :data:`~assemblenet.input_spec.DATASET_CLIP_FRAMES` (16) when a dataset
+            is built without ``sampling=``, half the model's default input (the engine always passes its
+            ``data.num_frames``).
         stride: step between sampled source frames; ignored when ``target_fps`` is set.
         target_fps: sample at this rate in seconds of video time instead of a fixed frame step.
         short_video: ``"loop"`` wraps around to the start, ``"pad"`` repeats the last frame.
     """
 
-    num_frames: int = 16
-    stride: int = 1
-    target_fps: float | None = None
+    num_frames: int = DATASET_CLIP_FRAMES
+    stride: int = DEFAULT_INPUT.stride
+    target_fps: float | None = DEFAULT_INPUT.target_fps
     short_video: ShortVideoPolicy = "loop"
 
     def __post_init__(self) -> None:

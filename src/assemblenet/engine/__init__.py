@@ -19,8 +19,8 @@ from assemblenet.lazy import lazy_attributes
 
 _EXPORTS = {
     "Config": "config", "load_config": "config", "save_config": "config", "describe_schema": "config",
-    "run_training": "trainer", "Trainer": "trainer", "TrainResult": "trainer", "run_evaluation": "trainer",
-    "TrainingDivergedError": "trainer",
+    "run_training": "trainer", "Trainer": "trainer", "TrainResult": "results", "TrainingOutcome": "results",
+    "run_evaluation": "evaluator", "TrainingDivergedError": "loss", "build_split": "datasets",
     "evaluate": "evaluator", "EvalResult": "evaluator", "write_eval_outputs": "evaluator",
     "compute_metrics": "metrics", "charades_map": "metrics", "sklearn_map": "metrics",
     "save_weights": "weights", "load_model": "weights", "load_trained_model": "weights",

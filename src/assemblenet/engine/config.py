@@ -19,7 +19,7 @@ the rate used is ``lr * global_batch / reference_batch_size`` (linear scaling, G
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Optional, Union
 
@@ -39,6 +39,12 @@ from assemblenet.config_schema import (
 from assemblenet.errors import ConfigError
 from assemblenet.fileio import atomic_write_text
 from assemblenet.graph.spec import NUM_OBJECT_CLASSES, SUPPORTED_DEPTHS
+from assemblenet.input_spec import DEFAULT_INPUT, InputSpec
+
+
+def _build_option(default: Any) -> Any:
+    """A ``ModelConfig`` field passed on to ``create_model`` / the builders when set (:data:`MODEL_BUILD_KEYS`)."""
+    return field(default=default, metadata={"build": True})
 
 
 @dataclass
@@ -57,19 +63,28 @@ class ModelConfig:
     # auto: the training set's class count (a subset of a dataset's classes works as it is); a number is checked
     # against it. Either way the weights' sidecar records the count, so predict/export need no data.
     num_classes: Union[int, Literal["auto"]] = "auto"
-    depth: Optional[int] = None  # one of SUPPORTED_DEPTHS; None: the preset's (DEFAULT_DEPTH for a graph)
-    width_multiplier: float = 1.0
-    learnable_weights: Optional[bool] = None
-    max_pool_predictions: bool = False
-    dropout: float = 0.0
-    flow_mode: Literal["rgb", "precomputed"] = "rgb"
-    flow_normalization: Literal["clip", "batch"] = "clip"
-    flow_iterations: Optional[int] = None  # TV-L1 iterations; None: the model's (40; 20 for AssembleNet++lite)
-    attention_mode: Optional[Literal["self", "peer"]] = None  # AssembleNet++ attention; None: the preset's
-    num_object_classes: int = NUM_OBJECT_CLASSES  # channels of the object maps an object stem reads
+    # The build options (MODEL_BUILD_KEYS): keywords of create_model and of both builders.
+    depth: Optional[int] = _build_option(None)  # one of SUPPORTED_DEPTHS; None: the preset's (DEFAULT_DEPTH: graph)
+    width_multiplier: float = _build_option(1.0)
+    learnable_weights: Optional[bool] = _build_option(None)
+    max_pool_predictions: bool = _build_option(False)
+    dropout: float = _build_option(0.0)
+    flow_mode: Literal["rgb", "precomputed"] = _build_option("rgb")
+    flow_normalization: Literal["clip", "batch"] = _build_option("clip")
+    # TV-L1 iterations; None: the model's (40; 20 for AssembleNet++lite)
+    flow_iterations: Optional[int] = _build_option(None)
+    # AssembleNet++ attention; None: the preset's
+    attention_mode: Optional[Literal["self", "peer"]] = _build_option(None)
+    # Channels of the object maps an object stem reads (the Lite builder has no object stem and no such keyword).
+    num_object_classes: int = _build_option(NUM_OBJECT_CLASSES)
     pretrained: Optional[str] = None  # safetensors weights to start from (before any resume)
     frozen_bn: bool = False  # BN layers keep their running statistics (eval mode) while training
     sync_bn: bool = False  # SyncBatchNorm under DDP on GPU
+
+
+# The ModelConfig fields a trained model's spec records and create_model / build_assemblenet /
+# build_assemblenet_lite take, in declaration order (tests/engine/test_config.py checks them against the builders).
+MODEL_BUILD_KEYS: tuple[str, ...] = tuple(f.name for f in fields(ModelConfig) if f.metadata.get("build"))
 
 
 @dataclass
@@ -81,11 +96,12 @@ class DataConfig:
     dataset: str = "synthetic"
     train: dict = field(default_factory=dict)
     val: dict = field(default_factory=dict)
-    num_frames: int = 32
-    stride: int = 1
-    crop_size: int = 224
+    # The input (assemblenet.input_spec: defaults typed there; input_spec() groups them).
+    num_frames: int = DEFAULT_INPUT.num_frames
+    stride: int = DEFAULT_INPUT.stride
+    crop_size: int = DEFAULT_INPUT.crop_size
     decode_short_side: Optional[int] = None
-    modalities: list = field(default_factory=lambda: ["rgb"])
+    modalities: list = field(default_factory=lambda: list(DEFAULT_INPUT.modalities))
     # Folder of per-frame object maps beside the videos (assemblenet.data.objects), for graphs with an object
     # stem (AssembleNet++); a split may set its own object_root.
     object_root: Optional[str] = None
@@ -103,6 +119,11 @@ class DataConfig:
     preflight: Literal["decode", "exists", "off"] = "decode"
     # Use only this many videos of each split, spread evenly over its list (quick checks; train --smoke).
     max_videos: Optional[int] = None
+
+    def input_spec(self) -> InputSpec:
+        """The model's input this section describes (frames, stride, crop size, modalities)."""
+        return InputSpec(num_frames=self.num_frames, stride=self.stride, crop_size=self.crop_size,
+                         modalities=tuple(self.modalities))
 
 
 @dataclass
@@ -275,6 +296,29 @@ def load_config(source: str | os.PathLike | Mapping[str, Any] | Config | None = 
         source = source.to_dict()
     raw, name = read_config(source, overrides, what="config file", base_key="base")
     return config_from_dict(raw, source=name)
+
+
+# The "not given" of run_config's output_dir, whose None means "write nothing".
+UNSET: Any = object()
+
+
+def run_config(source: str | os.PathLike[str] | Mapping[str, Any] | Config | None,
+               overrides: Mapping[str, Any] | Iterable[str] = (), *, output_dir: str | os.PathLike[str] | None = UNSET,
+               seed: int | None = None, max_steps: int | None = None, width_multiplier: float | None = None,
+               device: str | None = None, num_threads: int | None = None) -> Config:
+    """The config of one training run (``run_training``'s arguments): ``source`` with dotted ``overrides`` (a
+    mapping or ``"key=value"`` strings), then each keyword given replacing its key (``output.dir``, ``seed``,
+    ``optim.max_steps``, ``model.width_multiplier``, ``train.device``, ``train.num_threads``)."""
+    items = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
+    cfg = load_config(source, items)
+    extra: list[tuple[str, Any]] = []
+    if output_dir is not UNSET:
+        extra.append(("output.dir", None if output_dir is None else str(output_dir)))
+    for key, value in (("seed", seed), ("optim.max_steps", max_steps), ("model.width_multiplier", width_multiplier),
+                       ("train.device", device), ("train.num_threads", num_threads)):
+        if value is not None:
+            extra.append((key, value))
+    return load_config(cfg, extra) if extra else cfg
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> Path:

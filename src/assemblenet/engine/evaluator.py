@@ -1,4 +1,5 @@
-"""Multi-view evaluation: clips x crops per video, view aggregation, metrics, and report files.
+"""Multi-view evaluation: clips x crops per video, view aggregation, metrics, and report files; and evaluating a
+trained checkpoint on a config's validation split (:func:`run_evaluation`, ``assemblenet evaluate``).
 
 Each view's logits become probabilities (sigmoid for multi-label data, softmax otherwise); a video's score is
 the mean (or max) over its views, as PySlowFast and the Charades starter code do. Under ``torchrun`` every
@@ -21,8 +22,21 @@ import torch
 from torch import nn
 
 from assemblenet.engine import metrics as M
-from assemblenet.engine.distributed import SeededDataset, ShardedEvalSampler, all_gather_objects, current_dist_info
-from assemblenet.engine.modeling import autocast_context, model_dtype, model_inputs  # noqa: F401 - re-exported
+from assemblenet.engine.config import Config
+from assemblenet.engine.datasets import build_split
+from assemblenet.engine.distributed import (
+    SeededDataset,
+    ShardedEvalSampler,
+    all_gather_objects,
+    current_dist_info,
+    env_dist_info,
+    init_distributed,
+)
+from assemblenet.engine.metrics import primary_metric_name
+from assemblenet.engine.modeling import autocast_context, eval_amp, model_dtype, model_inputs, prepare_for_inference  # noqa: F401 - re-exported
+from assemblenet.engine.placement import configure_backends, resolve_device
+from assemblenet.engine.weights import load_trained_model
+from assemblenet.errors import CheckpointError
 from assemblenet.fileio import atomic_path, atomic_write_text, json_safe
 
 logger = logging.getLogger(__name__)
@@ -210,3 +224,55 @@ def _fmt(value: float) -> str:
 def _write_csv(path: Path, rows: list[list[Any]]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(rows)
+
+
+@dataclass
+class CheckpointEvaluation:
+    """What :func:`run_evaluation` produced: the result, the primary metric's name, and the report folder
+    (``None`` on processes other than the main one, which write nothing)."""
+
+    result: EvalResult
+    primary_metric: str
+    output_dir: Path | None
+
+
+def run_evaluation(cfg: Config, checkpoint: str | os.PathLike[str], *, precision: str = "fp32",
+                   output_dir: str | os.PathLike[str] | None = None, progress: bool = True) -> CheckpointEvaluation:
+    """Evaluate trained weights on the config's ``data.val`` split with its multi-view settings and write the
+    report (metrics, per-class tables, confusion matrix, predictions).
+
+    The model is put in inference form (:func:`prepare_for_inference`: BN folded, ``precision`` weights), and
+    autocast follows the training's ``train.amp`` (:func:`eval_amp`). The report goes to ``output_dir``, else
+    ``output.dir/eval_<checkpoint stem>``, else ``eval_<checkpoint stem>``. Works under ``torchrun``: every
+    process evaluates its shard, the main one writes.
+    """
+    checkpoint = Path(checkpoint)
+    launch = env_dist_info()
+    device = resolve_device(cfg.train.device, launch.local_rank, launch.world_size)  # cuda:LOCAL_RANK per process
+    dist_info = init_distributed(device.type)
+    configure_backends(device, deterministic=cfg.train.deterministic, warn=dist_info.is_main)
+    model, _info = load_trained_model(checkpoint, use_ema=cfg.eval.use_ema)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    dataset = build_split(cfg, "val")
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes is not None and num_classes != dataset.num_classes:
+        raise CheckpointError(f"{checkpoint} predicts {num_classes} classes but the validation set has "
+                              f"{dataset.num_classes}")
+    model = prepare_for_inference(model, device=device, precision=precision)
+    result = evaluate(model, dataset, device=device, batch_size=cfg.eval.batch_size, num_workers=cfg.data.num_workers,
+                      aggregation=cfg.eval.aggregation, amp=eval_amp(cfg.train.amp, device, precision),
+                      progress=progress)
+    primary = primary_metric_name(cfg.eval.metric, result.multi_label)
+    result.metrics["metric"] = result.metrics.get(primary, float("nan"))
+    if not dist_info.is_main:
+        return CheckpointEvaluation(result, primary, None)
+    stem = checkpoint.stem if checkpoint.is_file() else checkpoint.name
+    if output_dir:
+        out = Path(output_dir)
+    else:
+        out = Path(cfg.output.dir) / f"eval_{stem}" if cfg.output.dir else Path(f"eval_{stem}")
+    written = write_eval_outputs(result, out, extra={"checkpoint": str(checkpoint), "primary_metric": primary,
+                                                     "views": [cfg.eval.num_clips, cfg.eval.num_crops],
+                                                     "aggregation": cfg.eval.aggregation})
+    return CheckpointEvaluation(result, primary, written["metrics"].parent)

@@ -31,6 +31,7 @@ from torch import nn
 
 from assemblenet.errors import AssembleNetError, ConfigError
 from assemblenet.fileio import atomic_path
+from assemblenet.input_spec import DEFAULT_INPUT
 
 logger = logging.getLogger(__name__)
 
@@ -181,9 +182,9 @@ def run_exported(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...], names: 
 MIN_FRAMES = 2  # the ONNX graph's time axis is dynamic from 2 (torch.export bakes a size-1 dimension in)
 
 
-def export_model(model: nn.Module, path: str | os.PathLike, *, fmt: str, batch_size: int = 1, num_frames: int = 32,
-                 size: int = 224, tolerance: float = 1e-4, opset: int = 18, check: bool = True,
-                 verbose: bool = False) -> ExportReport:
+def export_model(model: nn.Module, path: str | os.PathLike, *, fmt: str, batch_size: int = 1,
+                 num_frames: int = DEFAULT_INPUT.num_frames, size: int = DEFAULT_INPUT.crop_size,
+                 tolerance: float = 1e-4, opset: int = 18, check: bool = True, verbose: bool = False) -> ExportReport:
     """Export ``model`` (moved to CPU, eval mode) and verify the exported outputs against eager ones.
 
     The ONNX graph is traced from an example that cannot specialise its dynamic dimensions, whatever

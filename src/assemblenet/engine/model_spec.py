@@ -12,12 +12,10 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from assemblenet.engine.config import MODEL_BUILD_KEYS
 from assemblenet.errors import ConfigError
 from assemblenet.graph.spec import DEFAULT_DEPTH, NUM_OBJECT_CLASSES
 
-# ModelConfig fields passed on to create_model / build_assemblenet when set.
-_BUILD_KEYS = ("depth", "width_multiplier", "learnable_weights", "max_pool_predictions", "dropout", "flow_mode",
-               "flow_normalization", "flow_iterations", "attention_mode", "num_object_classes")
 # Build keys left out of the spec at these values (the builder's defaults), so specs of plain AssembleNets stay
 # as they were.
 _OMIT_AT = {"num_object_classes": NUM_OBJECT_CLASSES}
@@ -56,7 +54,7 @@ def model_spec_from_config(model_cfg: Any, num_classes: int, *, graph: Any = Non
     from assemblenet.graph import graph_to_dict
 
     overrides: dict[str, Any] = {}
-    for key in _BUILD_KEYS:
+    for key in MODEL_BUILD_KEYS:  # the ModelConfig fields passed on to create_model / the builders when set
         value = getattr(model_cfg, key)
         if value is not None and not (key in _OMIT_AT and value == _OMIT_AT[key]):
             overrides[key] = value

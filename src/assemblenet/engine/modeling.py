@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from typing import Any, Iterable, Mapping
 
 import torch
@@ -97,6 +98,25 @@ def precise_bn(model: nn.Module, batches: Iterable[Any], device: torch.device, *
             layer.momentum = momentum
         model.train(was_training)
     return used
+
+
+def connection_contributions(model: nn.Module, batches: Iterable[Any], device: torch.device, *,
+                             channels_last: bool = False) -> dict[tuple[int, int], float]:
+    """The RMS over ``batches`` (clips as the training loader yields them) of each edge's term in its target's
+    fused input, measured in eval mode (see ``AssembleNet.connection_contributions``); empty without batches."""
+    totals: dict[tuple[int, int], float] = {}
+    used = 0
+    was_training = model.training
+    model.eval()
+    try:
+        for clip in batches:
+            inputs = model_inputs(clip, device, channels_last=channels_last)
+            for edge, energy in model.connection_contributions(*inputs).items():  # type: ignore[operator]
+                totals[edge] = totals.get(edge, 0.0) + energy
+            used += 1
+    finally:
+        model.train(was_training)
+    return {edge: math.sqrt(total / used) for edge, total in totals.items()} if used else {}
 
 
 def convert_sync_bn(model: nn.Module, device: torch.device) -> nn.Module:

@@ -8,14 +8,17 @@ search's proxy trainings.
 - cuDNN autotuning (``cudnn.benchmark``) is on unless the run asks for determinism.
 - ``deterministic`` sets everything CUDA needs (deterministic algorithms, cuDNN, the cuBLAS workspace) and says
   once, at start-up, which ops the model runs have no deterministic CUDA kernel.
+- :func:`seed_everything` seeds Python's, NumPy's and torch's generators from the run's seed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import warnings
 
+import numpy as np
 import torch
 
 from assemblenet.errors import ConfigError
@@ -31,6 +34,13 @@ CUBLAS_WORKSPACE = ":4096:8"
 
 
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (every device's) from ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
 
 
 def resolve_device(name: str, local_rank: int = 0, world_size: int = 1, *, key: str = "train.device") -> torch.device:

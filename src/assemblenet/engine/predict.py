@@ -19,6 +19,7 @@ from torch import nn
 from assemblenet.engine.modeling import model_dtype, rgb_to_device
 from assemblenet.errors import ConfigError
 from assemblenet.fileio import atomic_path, atomic_write_json
+from assemblenet.input_spec import DEFAULT_INPUT
 
 
 @dataclass
@@ -58,9 +59,9 @@ def _window_indices(start: int, num_frames: int, stride: int, num_video_frames: 
 
 @torch.no_grad()
 def predict_video(model: nn.Module, path: str | os.PathLike, *, num_frames: int, crop_size: int,
-                  class_names: Sequence[str] | None = None, multi_label: bool = False, stride: int = 1,
-                  hop: int | None = None, batch_size: int = 4, device: torch.device | str = "cpu",
-                  objects: str | os.PathLike | None = None) -> VideoPrediction:
+                  class_names: Sequence[str] | None = None, multi_label: bool = False,
+                  stride: int = DEFAULT_INPUT.stride, hop: int | None = None, batch_size: int = 4,
+                  device: torch.device | str = "cpu", objects: str | os.PathLike | None = None) -> VideoPrediction:
     """Score every window of the video at ``path`` with ``model`` (RGB input, plus the video's object maps
     ``objects``, a ``.npz`` or PNG folder as in ``assemblenet.data.objects``, for a model with an object stem)."""
     from assemblenet.data import open_video

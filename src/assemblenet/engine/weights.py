@@ -14,7 +14,7 @@ File layout (``assemblenet-weights/1``):
                  "overrides": {"depth": 50, "width_multiplier": 1.0, ...}},  # create_model/build_assemblenet kwargs
        "class_names": [...] | null,
        "multi_label": true | false | null,
-       "input": {"num_frames": 32, "crop_size": 224, "modalities": ["rgb"]},
+       "input": {"num_frames": 32, "crop_size": 224, "modalities": ["rgb"]},   # InputSpec.sidecar_entry()
        "config": {...} | null,                       # the full training config
        "metrics": {...}}                             # final validation metrics
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,6 +36,7 @@ from torch import nn
 from assemblenet.engine.model_spec import build_model_from_spec
 from assemblenet.errors import CheckpointError
 from assemblenet.fileio import atomic_write_bytes, json_safe
+from assemblenet.input_spec import InputSpec
 
 WEIGHTS_FORMAT = "assemblenet-weights/1"
 SIDECAR_SUFFIX = ".json"
@@ -58,7 +60,7 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 def save_weights(model: nn.Module, path: str | os.PathLike, *, model_spec: Mapping[str, Any],
                  class_names: list[str] | None = None, multi_label: bool | None = None,
-                 input_spec: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
+                 input_spec: InputSpec | None = None, config: Mapping[str, Any] | None = None,
                  metrics: Mapping[str, Any] | None = None) -> Path:
     """Write ``model``'s weights and the sidecar, each atomically. Returns the weights path."""
     from safetensors.torch import save
@@ -73,7 +75,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, *, model_spec: Mappi
         "model": dict(model_spec),
         "class_names": list(class_names) if class_names is not None else None,
         "multi_label": multi_label,
-        "input": dict(input_spec or {}),
+        "input": input_spec.sidecar_entry() if input_spec is not None else {},
         "config": dict(config) if config is not None else None,
         "metrics": dict(metrics or {}),
     }
@@ -142,12 +144,25 @@ def load_model(weights_path: str | os.PathLike) -> tuple[nn.Module, dict[str, An
     return model.eval(), sidecar
 
 
-def load_trained_model(path: str | os.PathLike, *, use_ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+@dataclass(frozen=True)
+class TrainedModelInfo:
+    """What a trained model's files say about it: the input it reads (``predict`` and ``export`` feed it that;
+    the sidecar's ``input`` entry, else the training config's ``data`` section, else the defaults), its classes,
+    whether they are multi-label, the training config, the file it came from and its model spec."""
+
+    input: InputSpec
+    class_names: list[str] | None
+    multi_label: bool
+    config: dict[str, Any]
+    source: str
+    model_spec: dict[str, Any]
+
+
+def load_trained_model(path: str | os.PathLike, *, use_ema: bool = True) -> tuple[nn.Module, TrainedModelInfo]:
     """A trained model from a weights file (``.safetensors`` with sidecar), a training checkpoint (``.pt``)
     or a run folder (its ``model.safetensors``, else its latest checkpoint).
 
-    Returns ``(model in eval mode, info)`` where ``info`` has ``class_names``, ``multi_label``, ``num_frames``,
-    ``crop_size``, ``modalities``, ``config`` and ``source``.
+    Returns ``(model in eval mode, info)``.
     """
     from assemblenet.engine import checkpoint as ckpt
 
@@ -165,14 +180,10 @@ def load_trained_model(path: str | os.PathLike, *, use_ema: bool = True) -> tupl
     if path.suffix == ".safetensors":
         model, sidecar = load_model(path)
         config = sidecar.get("config") or {}
-        data = config.get("data", {})
-        inputs = sidecar.get("input") or {}
-        info = {"class_names": sidecar.get("class_names"), "multi_label": bool(sidecar.get("multi_label")),
-                "num_frames": inputs.get("num_frames", data.get("num_frames", 32)),
-                "crop_size": inputs.get("crop_size", data.get("crop_size", 224)),
-                "modalities": inputs.get("modalities", data.get("modalities", ["rgb"])),
-                "config": config, "source": str(path), "model_spec": sidecar["model"]}
-        return model, info
+        return model, TrainedModelInfo(
+            input=InputSpec.from_sidecar(sidecar.get("input") or {}, config.get("data", {})),
+            class_names=sidecar.get("class_names"), multi_label=bool(sidecar.get("multi_label")), config=config,
+            source=str(path), model_spec=sidecar["model"])
     state = ckpt.load_checkpoint(path)
     spec = state.get("model_spec")
     if spec is None:
@@ -186,9 +197,6 @@ def load_trained_model(path: str | os.PathLike, *, use_ema: bool = True) -> tupl
     except RuntimeError as exc:
         raise CheckpointError(f"{path} does not fit the model it names: {str(exc).splitlines()[0]}") from None
     config = state.get("config") or {}
-    data = config.get("data", {})
-    info = {"class_names": state.get("class_names"), "multi_label": bool(state.get("multi_label")),
-            "num_frames": data.get("num_frames", 32), "crop_size": data.get("crop_size", 224),
-            "modalities": data.get("modalities", ["rgb"]), "config": config, "source": str(path),
-            "model_spec": spec}
-    return model.eval(), info
+    return model.eval(), TrainedModelInfo(
+        input=InputSpec.from_sidecar({}, config.get("data", {})), class_names=state.get("class_names"),
+        multi_label=bool(state.get("multi_label")), config=config, source=str(path), model_spec=spec)

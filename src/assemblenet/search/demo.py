@@ -521,7 +521,7 @@ _DATASETS: dict[tuple[str, str], Any] = {}  # (data root, split) -> dataset, dec
 
 
 def _dataset(cfg: Any, split: str, data_root: Path) -> Any:
-    from assemblenet.engine.trainer import build_split
+    from assemblenet.engine.datasets import build_split
 
     key = (str(data_root), "train" if split == "train" else cfg.data.val["split"])
     if key not in _DATASETS:

@@ -26,11 +26,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from assemblenet.config_schema import PATH_RULE
 from assemblenet.errors import AssembleNetError, ConfigError
 from assemblenet.graph.spec import AssembleNetGraph, BlockNode
+from assemblenet.search.config import SearchConfig
 from assemblenet.search.fitness_types import (  # noqa: F401 - re-exported
     AttentionWeights,
     Edge,
@@ -38,6 +39,9 @@ from assemblenet.search.fitness_types import (  # noqa: F401 - re-exported
     FitnessResult,
 )
 from assemblenet.search.registry import strategy_spec
+
+if TYPE_CHECKING:
+    from assemblenet.engine.results import TrainingOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +74,13 @@ class ProxyTrainingFitness:
                      width_multiplier=width_multiplier, overrides=overrides, device=device,
                      num_threads=num_threads, progress=False)
 
-    where ``graph`` has no fixed edge weights (they are learned). The result must expose the validation
-    metrics as a mapping (``result.metrics`` or ``result["metrics"]``) holding ``metric`` (the engine's
-    ``"metric"`` is its primary metric), and the learned connection weights as ``result.connection_weights``
-    (a ``{(src, dst): weight}`` mapping) or a graph with learned weights as ``result.learned_graph``. With
-    peer attention (``model.attention_mode: peer`` in the engine config or ``overrides``) it also reads
-    ``result.attention_weights`` (``{(src, dst): {peer: softmax weight}}``), which searches over attention
-    sources need; the graph's ``attention_sources`` reach the model unchanged.
+    where ``graph`` has no fixed edge weights (they are learned). It reads the result as a
+    :class:`~assemblenet.engine.results.TrainingOutcome` (the engine's ``TrainResult`` is one): the validation
+    ``metrics`` holding ``metric`` (the engine's ``"metric"`` is its primary metric), and the learned connection
+    weights, ``connection_weights`` (``{(src, dst): weight}``) or else a graph with learned weights,
+    ``learned_graph``. With peer attention (``model.attention_mode: peer`` in the engine config or
+    ``overrides``) it also reads ``attention_weights`` (``{(src, dst): {peer: softmax weight}}``), which
+    searches over attention sources need; the graph's ``attention_sources`` reach the model unchanged.
     """
 
     train_config: str | None
@@ -98,7 +102,7 @@ class ProxyTrainingFitness:
         run_training = engine.run_training  # looked up per call, so tests can replace it
         start = time.perf_counter()
         datasets = self._cached_datasets(run_training)
-        result = run_training(
+        result: TrainingOutcome = run_training(
             self.train_config,
             graph=graph.without_edge_weights(),
             output_dir=workdir if self.keep_outputs else None,
@@ -112,19 +116,19 @@ class ProxyTrainingFitness:
             **datasets,
         )
         wall_time = time.perf_counter() - start
-        metrics = _field(result, "metrics")
-        if not isinstance(metrics, Mapping) or self.metric not in metrics:
-            available = sorted(metrics) if isinstance(metrics, Mapping) else metrics
+        metrics = result.metrics
+        if self.metric not in metrics:
             raise ConfigError(
-                f"fitness.metric: the engine reported no validation metric {self.metric!r}; it has {available}"
+                f"fitness.metric: the engine reported no validation metric {self.metric!r}; it has {sorted(metrics)}"
             )
         return FitnessResult(
             fitness=float(metrics[self.metric]),
-            learned_weights=_learned_weights_of(result, graph),
+            learned_weights=_learned_weights_of(result),
             metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
             wall_time=wall_time,
-            attention_weights=_attention_weights_of(result),
-            contributions=_contributions_of(result),
+            attention_weights={(int(s), int(t)): {int(p): float(w) for p, w in peers.items()}
+                               for (s, t), peers in result.attention_weights.items()},
+            contributions=_edge_values(result.connection_contributions),
         )
 
     def with_frame_store(self, folder: str | os.PathLike[str]) -> "ProxyTrainingFitness":
@@ -135,7 +139,7 @@ class ProxyTrainingFitness:
         each worker as before (logged). Unchanged (``self``) when nothing was stored."""
         from assemblenet import engine
         from assemblenet.data.frame_store import build_frame_store
-        from assemblenet.engine import trainer
+        from assemblenet.engine import datasets, trainer
         from assemblenet.engine.config import load_config
 
         if self.frame_cache_mb <= 0 or engine.run_training is not trainer.run_training:
@@ -145,7 +149,7 @@ class ProxyTrainingFitness:
         stored = []
         start = time.perf_counter()
         for split in ("train", "val"):
-            dataset = trainer.build_split(cfg, split)
+            dataset = datasets.build_split(cfg, split)
             if not getattr(dataset, "cache_frames", False) or not hasattr(dataset, "attach_frame_store"):
                 continue
             built = build_frame_store(Path(folder) / split, dataset, limit_bytes=budget,
@@ -163,7 +167,7 @@ class ProxyTrainingFitness:
 
         Empty (the engine builds its own) unless ``run_training`` is the engine's own, whose data helpers we use.
         """
-        from assemblenet.engine import trainer
+        from assemblenet.engine import datasets, trainer
         from assemblenet.engine.config import load_config
 
         if run_training is not trainer.run_training:
@@ -173,7 +177,7 @@ class ProxyTrainingFitness:
                          sort_keys=True, default=str)
         cached = _DATASET_CACHE.get(key)
         if cached is None:
-            cached = (trainer.build_split(cfg, "train"), trainer.build_split(cfg, "val"))
+            cached = (datasets.build_split(cfg, "train"), datasets.build_split(cfg, "val"))
             if self.frame_store is not None:
                 for split, dataset in zip(("train", "val"), cached):
                     _attach_frame_store(dataset, Path(self.frame_store) / split)
@@ -209,35 +213,15 @@ def _plain(section: Any) -> Any:
     return section
 
 
-def _field(result: Any, name: str) -> Any:
-    if isinstance(result, Mapping):
-        return result.get(name)
-    return getattr(result, name, None)
-
-
-def _learned_weights_of(result: Any, graph: AssembleNetGraph) -> dict[Edge, float]:
-    weights = _field(result, "connection_weights")
-    if isinstance(weights, Mapping):
-        return _edge_values(weights)
-    learned_graph = _field(result, "learned_graph")
-    if isinstance(learned_graph, AssembleNetGraph):
-        return learned_weights_from_graph(learned_graph)
+def _learned_weights_of(result: TrainingOutcome) -> dict[Edge, float]:
+    if result.connection_weights:
+        return _edge_values(result.connection_weights)
+    if result.learned_graph is not None:
+        return learned_weights_from_graph(result.learned_graph)
     raise FitnessUnavailableError(
         "the engine's training result has neither 'connection_weights' nor 'learned_graph'; the search needs "
         "the learned connection weights to guide mutations"
     )
-
-
-def _attention_weights_of(result: Any) -> AttentionWeights:
-    weights = _field(result, "attention_weights")
-    if not isinstance(weights, Mapping):
-        return {}
-    return {(int(s), int(t)): {int(p): float(w) for p, w in peers.items()} for (s, t), peers in weights.items()}
-
-
-def _contributions_of(result: Any) -> dict[Edge, float]:
-    values = _field(result, "connection_contributions")
-    return _edge_values(values) if isinstance(values, Mapping) else {}
 
 
 def _edge_values(values: Mapping[Any, Any]) -> dict[Edge, float]:
@@ -245,7 +229,7 @@ def _edge_values(values: Mapping[Any, Any]) -> dict[Edge, float]:
     return {(int(s), int(t)): float(v) for (s, t), v in values.items()}
 
 
-def searches_attention(config: Any) -> str | None:
+def searches_attention(config: SearchConfig) -> str | None:
     """Why a search config needs a fitness that learns peer attention (None: it does not)."""
     if strategy_spec(config.strategy).learns_attention:
         return f"strategy {config.strategy!r}"
@@ -256,7 +240,7 @@ def searches_attention(config: Any) -> str | None:
     return None
 
 
-def check_peer_attention(config: Any, train_config: str | None) -> None:
+def check_peer_attention(config: SearchConfig, train_config: str | None) -> None:
     """A search over attention sources with a proxy that trains without peer attention would read weights that
     do not exist: refuse it before any evaluation, in one line."""
     reason = searches_attention(config)
@@ -273,7 +257,7 @@ def check_peer_attention(config: Any, train_config: str | None) -> None:
         )
 
 
-def check_contributions(config: Any, train_config: str | None) -> None:
+def check_contributions(config: SearchConfig, train_config: str | None) -> None:
     """``mutation.prune_signal: contribution`` reads what the proxy measures after training; refuse a proxy that
     measures nothing before any evaluation, in one line."""
     if config.mutation.prune_signal != "contribution":
@@ -288,7 +272,7 @@ def check_contributions(config: Any, train_config: str | None) -> None:
             "contributions; set 'train.contribution_batches' (e.g. 4) in fitness.overrides")
 
 
-def build_fitness(config: Any) -> FitnessFunction:
+def build_fitness(config: SearchConfig) -> FitnessFunction:
     """The fitness function a :class:`~assemblenet.search.config.SearchConfig` names."""
     kind = config.fitness.kind
     if kind == "toy":

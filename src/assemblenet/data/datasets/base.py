@@ -41,6 +41,7 @@ from assemblenet.data.sampling import ClipSampling, ClipViews, clip_indices, ran
 from assemblenet.data.transforms import SpatialPlan, Transform, eval_transform, plannable, spatial_plan, train_transform
 from assemblenet.errors import ConfigError, DataError
 from assemblenet.graph.spec import NUM_OBJECT_CLASSES
+from assemblenet.input_spec import DEFAULT_INPUT
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def __init__(self, items: Sequence[VideoItem], *, classes: ClassList, multi_label: bool = False,
                  sampling: ClipSampling | None = None, views: ClipViews | None = None,
-                 modalities: Sequence[str] = ("rgb",), flow_root: str | os.PathLike | None = None,
+                 modalities: Sequence[str] = DEFAULT_INPUT.modalities, flow_root: str | os.PathLike | None = None,
                  target_type: str = "video", frame_fps: float = 30.0, decode_short_side: int | None = None,
                  seek: bool | None = None, max_attempts: int = 10, cache_frames: bool = False,
                  object_root: str | os.PathLike | None = None, num_object_classes: int = NUM_OBJECT_CLASSES,

@@ -46,7 +46,7 @@ AUTO_RECIPE = "auto"
 SINGLE_BEST_CHOICE = "single-best"
 RESCORED_CHOICE = "rescored"
 RESULT_FILE = "result.json"
-ENGINE_FINAL_METRICS = "final_metrics.json"  # assemblenet.engine.trainer.FINAL_METRICS_FILE
+ENGINE_FINAL_METRICS = "final_metrics.json"  # assemblenet.engine.results.FINAL_METRICS_FILE
 HASH_CHARS = 12
 # A study's default strategies: those that need nothing of the proxy (oneshot-attention needs peer attention).
 DEFAULT_STRATEGIES = ("evolution", "evolution-unguided", "random", "oneshot")

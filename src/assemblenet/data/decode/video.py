@@ -1,8 +1,5 @@
-"""Random access to video frames: PyAV for video files, OpenCV for frame folders.
-
-A *frame index* is the position of a frame in presentation order, counted from 0, exactly as a decoder that
-runs from the start of the file would output it. Both readers are a ``FrameSource``: code that takes a reader
-takes that Protocol.
+"""Frames of video files, decoded with PyAV: :class:`VideoReader`, a
+:class:`~assemblenet.data.decode.source.FrameSource`.
 
 Container-reported frame counts are not trusted: a video file is indexed by demuxing its packets (cheap, no
 decoding), and the number of frames is the number of non-empty, non-discarded video packets. Seeking is used
@@ -17,43 +14,29 @@ from __future__ import annotations
 import bisect
 import logging
 import os
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
+from assemblenet.data.decode.source import (
+    DEFAULT_FPS,
+    FrameCrop,
+    FrameSource,
+    Region,
+    checked_indices,
+    shrink_to_short_side,
+)
 from assemblenet.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-def find_videos(root: str | os.PathLike, *, frame_folders: bool = False) -> list[Path]:
-    """Video files under ``root``, recursively, hidden files and folders left out, in walk order (sorted within
-    each folder); with ``frame_folders`` also every sub-folder of ``root`` holding images (a video stored as
-    frames), after that folder's video files."""
-    root = Path(root)
-    found: list[Path] = []
-    for directory, subdirs, files in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        folder = Path(directory)
-        found.extend(folder / f for f in sorted(files)
-                     if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_EXTENSIONS)
-        if frame_folders and folder != root and any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in files):
-            found.append(folder)
-    return found
-
-
 # Demuxers whose packet pts are true presentation timestamps, so a decoded frame's pts identifies it.
 _PTS_TRUSTED_FORMATS = ("mov", "mp4", "matroska", "webm")
-_DEFAULT_FPS = 30.0
 # A file that yields fewer packets than this share of the frames its header declares is truncated.
 _TRUNCATION_RATIO = 0.9
 # Containers that declare no frame count (Matroska, WebM) declare a duration: fewer packets than this share of
@@ -66,76 +49,6 @@ _SKIP_NONREF_CODECS = ("h264", "hevc")
 _BT601_SPACES = (2, 5, 6)  # AVCOL_SPC_UNSPECIFIED, BT470BG, SMPTE170M
 _LIMITED_RANGES = (0, 1)  # AVCOL_RANGE_UNSPECIFIED, MPEG
 
-# A crop as (top, left, height, width), or a function of the frame's (height, width) drawing one (see get_frames).
-Region = tuple[int, int, int, int] | Callable[[int, int], tuple[int, int, int, int]]
-
-
-class FrameSource(Protocol):
-    """The interface every frame reader offers (``VideoReader``, ``FrameFolderReader``), and the type of every
-    parameter or result that is "a reader". The readers subclass it explicitly, so a type checker holds them to
-    it; tests/data/test_decode.py checks that both implement each member with its signature.
-
-    Not ``runtime_checkable``: on Python 3.11 ``isinstance`` against a Protocol with properties reads them, and
-    ``rotation``/``height`` of a ``VideoReader`` decode a frame.
-    """
-
-    path: Path
-
-    @property
-    def num_frames(self) -> int:
-        """Frames in the video, counted by demuxing (files) or listing (folders), never taken from a header."""
-        ...
-
-    @property
-    def fps(self) -> float: ...
-
-    @property
-    def timestamps(self) -> np.ndarray:
-        """float64 [num_frames]: presentation time of each frame in seconds, the first frame at 0."""
-        ...
-
-    @property
-    def duration(self) -> float:
-        """Seconds from the first frame to the end of the last one."""
-        ...
-
-    @property
-    def rotation(self) -> int:
-        """Counter-clockwise display rotation in degrees, already applied to the frames returned."""
-        ...
-
-    @property
-    def height(self) -> int:
-        """Height of the frames returned (after the display rotation)."""
-        ...
-
-    @property
-    def width(self) -> int: ...
-
-    @property
-    def can_seek(self) -> bool: ...
-
-    def get_frames(self, indices: Sequence[int], *, seek: bool | None = None,
-                   short_side: int | None = None, region: Region | None = None,
-                   size: tuple[int, int] | None = None) -> np.ndarray:
-        """uint8 [len(indices), H, W, 3] RGB frames at ``indices`` (any order, repeats allowed); see
-        ``VideoReader.get_frames`` for ``seek``, ``short_side``, ``region`` and ``size``."""
-        ...
-
-    def read_all(self, *, short_side: int | None = None) -> np.ndarray:
-        """Every frame, uint8 [num_frames, H, W, 3]."""
-        ...
-
-    def iter_frames(self, *, short_side: int | None = None) -> Iterator[np.ndarray]:
-        """Every frame in order as uint8 [H, W, 3], without holding the whole video."""
-        ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> FrameSource: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
-
 
 def frame_to_rgb(frame) -> np.ndarray:
     """uint8 [H, W, 3] RGB of a decoded PyAV frame. 8-bit 4:2:0 frames in BT.601 limited range (or untagged,
@@ -146,52 +59,6 @@ def frame_to_rgb(frame) -> np.ndarray:
             and frame.color_range in _LIMITED_RANGES and frame.width % 2 == 0 and frame.height % 2 == 0):
         return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2RGB_I420)
     return frame.to_ndarray(format="rgb24")
-
-
-def crop_resize(image: np.ndarray, region: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
-    """Crop uint8 [H, W, C] to ``region = (top, left, height, width)`` and resize to ``size = (H', W')`` in uint8
-    with OpenCV: area averaging when shrinking, bilinear when enlarging. A shrink by 2x or more first averages
-    k x k blocks (k the integer part of the ratio; OpenCV's fast path, the crop trimmed by < k pixels), then
-    area-resamples the rest: about 2x faster than one area resampling at a fractional ratio, as accurate."""
-    import cv2
-
-    top, left, height, width = (int(v) for v in region)
-    if height < 1 or width < 1 or top < 0 or left < 0 or top + height > image.shape[0] or left + width > image.shape[1]:
-        raise ValueError(f"crop region {region} outside the {image.shape[1]}x{image.shape[0]} frame")
-    out_h, out_w = int(size[0]), int(size[1])
-    block = int(min(height / out_h, width / out_w))
-    if block >= 2:
-        height, width = height // block * block, width // block * block
-    patch = image[top:top + height, left:left + width]
-    if (height, width) == (out_h, out_w):
-        return np.ascontiguousarray(patch)
-    if patch.strides[-1] != patch.itemsize or patch.strides[-2] != patch.itemsize * patch.shape[-1]:
-        patch = np.ascontiguousarray(patch)  # a rotated frame; OpenCV reads row-strided crops as they are
-    if block >= 2:
-        patch = cv2.resize(patch, (width // block, height // block), interpolation=cv2.INTER_AREA)
-        if patch.shape[:2] == (out_h, out_w):
-            return patch
-    shrink = out_h < patch.shape[0] and out_w < patch.shape[1]
-    return cv2.resize(patch, (out_w, out_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-class _Crop:
-    """A crop region (fixed, or drawn once from the frame size) and the output size, for ``get_frames``."""
-
-    def __init__(self, region, size: tuple[int, int] | None) -> None:
-        if size is None and not callable(region):
-            raise ValueError("region needs size=(H, W)")
-        self._region = region
-        self._fixed = None if callable(region) else tuple(int(v) for v in region)
-        self.size = None if size is None else (int(size[0]), int(size[1]))
-
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        if self._fixed is None:
-            drawn = self._region(image.shape[0], image.shape[1])
-            if len(drawn) == 2:  # (region, size): the function chose the output size too
-                drawn, self.size = drawn[0], (int(drawn[1][0]), int(drawn[1][1]))
-            self._fixed = tuple(int(v) for v in drawn)
-        return crop_resize(image, self._fixed, self.size)
 
 
 @dataclass(frozen=True)
@@ -256,17 +123,6 @@ def _rate_to_float(rate: Fraction | None) -> float | None:
         return None
     value = float(rate)
     return value if np.isfinite(value) and 0 < value < 1000 else None
-
-
-def _checked_indices(path: Path, indices: Sequence[int], num_frames: int) -> list[int]:
-    """``indices`` as ints; none, or one outside ``[0, num_frames)``, is an error naming ``path``."""
-    indices = [int(i) for i in indices]
-    if not indices:
-        raise ValueError("indices must not be empty")
-    bad = [i for i in indices if not 0 <= i < num_frames]
-    if bad:
-        raise IndexError(f"{path}: frame indices {bad[:5]} out of range [0, {num_frames})")
-    return indices
 
 
 class VideoReader(FrameSource):
@@ -401,8 +257,8 @@ class VideoReader(FrameSource):
                 fps = (num_frames - 1) / timestamps[-1]
             position = {p: i for i, p in enumerate(pts_sorted)}
             keyframes = tuple(sorted(position[p] for p in key_pts if p in position)) or (0,)
-            return VideoIndex(num_frames, fps or _DEFAULT_FPS, timestamps, tuple(pts_sorted), keyframes, declared)
-        fps = fps or _DEFAULT_FPS
+            return VideoIndex(num_frames, fps or DEFAULT_FPS, timestamps, tuple(pts_sorted), keyframes, declared)
+        fps = fps or DEFAULT_FPS
         timestamps = np.arange(num_frames, dtype=np.float64) / fps
         return VideoIndex(num_frames, fps, timestamps, None, (0,), declared)
 
@@ -415,7 +271,7 @@ class VideoReader(FrameSource):
         return float(duration) / 1e6 if duration else 0.0  # AV_TIME_BASE units
 
     # -- decoding -----------------------------------------------------------------------------------------
-    def _frame_to_array(self, frame, short_side: int | None = None, crop: "_Crop | None" = None) -> np.ndarray:
+    def _frame_to_array(self, frame, short_side: int | None = None, crop: "FrameCrop | None" = None) -> np.ndarray:
         if self._rotation is None:
             self._rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
         if crop is None and short_side is not None and min(frame.height, frame.width) > short_side:
@@ -459,7 +315,7 @@ class VideoReader(FrameSource):
         self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
 
     def _decode_sequential(self, wanted: set[int], found: dict[int, np.ndarray], short_side: int | None,
-                           crop: "_Crop | None" = None) -> None:
+                           crop: "FrameCrop | None" = None) -> None:
         """Decode from the start, numbering frames by output order (or by pts where pts are trusted)."""
         self._rewind()
         last_wanted = max(wanted)
@@ -474,7 +330,7 @@ class VideoReader(FrameSource):
                 break
 
     def _decode_with_seek(self, wanted: set[int], found: dict[int, np.ndarray], short_side: int | None,
-                          crop: "_Crop | None" = None) -> bool:
+                          crop: "FrameCrop | None" = None) -> bool:
         """Seek to the keyframe before each run of wanted frames. Returns False if a seek misbehaved.
 
         With ``skip_nonref``, packets of frames that are not wanted are decoded with ``skip_frame=NONREF``: a
@@ -548,8 +404,8 @@ class VideoReader(FrameSource):
         """
         import av
 
-        crop = None if region is None else _Crop(region, size)
-        indices = _checked_indices(self.path, indices, self.num_frames)
+        crop = None if region is None else FrameCrop(region, size)
+        indices = checked_indices(self.path, indices, self.num_frames)
         wanted = set(indices)
         found: dict[int, np.ndarray] = {}
         use_seek = self.can_seek if seek is None else (seek and self.index.pts is not None)
@@ -622,155 +478,3 @@ class VideoReader(FrameSource):
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
-
-
-def shrink_to_short_side(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """(H, W) scaled so the shorter side is ``short_side``; sizes already that small are kept."""
-    shorter = min(height, width)
-    if short_side <= 0 or shorter <= short_side:
-        return height, width
-    scale = short_side / shorter
-    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
-
-
-def _shrink_image(image: np.ndarray, short_side: int | None) -> np.ndarray:
-    if short_side is None:
-        return image
-    import cv2
-
-    height, width = shrink_to_short_side(image.shape[0], image.shape[1], short_side)
-    if (height, width) == image.shape[:2]:
-        return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-
-
-def _natural_key(name: str) -> list:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def list_frame_files(folder: str | os.PathLike) -> list[Path]:
-    """Image files of a frame folder, sorted naturally (``img_2`` before ``img_10``)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: frame folder not found")
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
-    return sorted(files, key=lambda p: _natural_key(p.name))
-
-
-class FrameFolderReader(FrameSource):
-    """Frames stored as one JPEG/PNG image per frame.
-
-    Args:
-        folder: a folder of images (sorted naturally), or ``None`` when ``frame_paths`` is given.
-        frame_paths: explicit image paths in frame order (e.g. from a PySlowFast frame list).
-        fps: frame rate of the folder, which images cannot record (Charades RGB frames are 24 fps).
-    """
-
-    def __init__(self, folder: str | os.PathLike | None = None, *,
-                 frame_paths: Sequence[str | os.PathLike] | None = None, fps: float = _DEFAULT_FPS) -> None:
-        if frame_paths is None:
-            if folder is None:
-                raise ValueError("give a folder or frame_paths")
-            frame_paths = list_frame_files(folder)
-        self.path = Path(folder) if folder is not None else Path(frame_paths[0]).parent if frame_paths else Path()
-        self.frame_paths = [Path(p) for p in frame_paths]
-        if not self.frame_paths:
-            raise DataError(f"{self.path}: no frame images (*.jpg, *.png) found")
-        if fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
-        self._fps = float(fps)
-        self._size: tuple[int, int] | None = None
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.frame_paths)
-
-    @property
-    def fps(self) -> float:
-        return self._fps
-
-    @property
-    def timestamps(self) -> np.ndarray:
-        return np.arange(self.num_frames, dtype=np.float64) / self.fps
-
-    @property
-    def duration(self) -> float:
-        return self.num_frames / self.fps
-
-    @property
-    def rotation(self) -> int:
-        return 0
-
-    @property
-    def can_seek(self) -> bool:
-        return True
-
-    @property
-    def height(self) -> int:
-        if self._size is None:
-            self.get_frames([0])
-        return self._size[0]  # type: ignore[index]
-
-    @property
-    def width(self) -> int:
-        if self._size is None:
-            self.get_frames([0])
-        return self._size[1]  # type: ignore[index]
-
-    def _read(self, path: Path) -> np.ndarray:
-        import cv2
-
-        if not path.is_file():
-            raise DataError(f"{path}: frame image not found")
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError(f"{path}: not a readable image")
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        if self._size is None:
-            self._size = image.shape[:2]
-        elif image.shape[:2] != self._size:
-            raise DataError(f"{path}: frame size {image.shape[1]}x{image.shape[0]} differs from the first "
-                            f"frame's {self._size[1]}x{self._size[0]}")
-        return image
-
-    def get_frames(self, indices: Sequence[int], *, seek: bool | None = None,
-                   short_side: int | None = None, region: Region | None = None,
-                   size: tuple[int, int] | None = None) -> np.ndarray:
-        """uint8 [len(indices), H, W, 3], RGB. ``seek`` is accepted for interface parity and ignored;
-        ``short_side``, ``region`` and ``size`` as in ``VideoReader.get_frames``."""
-        crop = None if region is None else _Crop(region, size)
-        indices = _checked_indices(self.path, indices, self.num_frames)
-        cache: dict[int, np.ndarray] = {}
-        for i in indices:
-            if i not in cache:
-                image = self._read(self.frame_paths[i])
-                cache[i] = crop.apply(image) if crop is not None else _shrink_image(image, short_side)
-        return np.stack([cache[i] for i in indices])
-
-    def read_all(self, *, short_side: int | None = None) -> np.ndarray:
-        return self.get_frames(range(self.num_frames), short_side=short_side)
-
-    def iter_frames(self, *, short_side: int | None = None) -> Iterator[np.ndarray]:
-        for path in self.frame_paths:
-            yield _shrink_image(self._read(path), short_side)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> "FrameFolderReader":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        pass
-
-
-def open_video(path: str | os.PathLike, *, fps: float | None = None, seek: bool | None = None,
-               decode_threads: int = 1) -> FrameSource:
-    """Open a video file with ``VideoReader`` or a frame folder with ``FrameFolderReader``.
-
-    ``fps`` is used for frame folders only (video files carry their own rate).
-    """
-    path = Path(path)
-    if path.is_dir():
-        return FrameFolderReader(path, fps=fps or _DEFAULT_FPS)
-    return VideoReader(path, seek=seek, decode_threads=decode_threads)
