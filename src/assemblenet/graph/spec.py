@@ -295,6 +295,7 @@ class AssembleNetGraph:
         budget = {level: 0 for level in range(NUM_LEVELS)}
         for node in self.nodes:
             if isinstance(node, BlockNode):
+                assert isinstance(node.filters, int)  # no filter triples: checked above
                 budget[node.level] += node.filters
         return budget
 
@@ -427,6 +428,8 @@ class AssembleNetGraph:
         treats as learned state rather than structure.
         """
         down: list[str] = []
+        label: tuple[object, ...]
+        parts: list[tuple[str, float | None]]
         for node in self.nodes:
             if isinstance(node, StemNode):
                 label = ("stem", int(node.stem_type), node.temporal_dilation)
@@ -515,9 +518,10 @@ def validate_nodes(nodes: Sequence[Node], *, allow_dead_nodes: bool = False) -> 
             if len(set(sources)) != len(sources):
                 raise GraphError(f"{where}: duplicate attention sources in {list(sources)}")
             for source in sources:
-                valid = isinstance(source, int) and not isinstance(source, bool) and 0 <= source < index and (
-                    isinstance(nodes[source], StemNode)
-                    or (isinstance(nodes[source], BlockNode) and nodes[source].level < node.level))
+                in_range = isinstance(source, int) and not isinstance(source, bool) and 0 <= source < index
+                candidate = nodes[source] if in_range else None
+                valid = isinstance(candidate, StemNode) or (
+                    isinstance(candidate, BlockNode) and candidate.level < node.level)
                 if not valid:
                     raise GraphError(
                         f"{where}: attention source {source!r} must be a stem or a node of a level below "
