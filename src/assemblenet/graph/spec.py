@@ -134,7 +134,8 @@ class BlockNode:
     def filters_scaled(self, width_multiplier: float) -> int | tuple[int, int, int]:
         """The filters times ``width_multiplier`` (each at least 1), an int or a triple like the original."""
         if isinstance(self.filters, tuple):
-            return tuple(max(1, int(round(f * width_multiplier))) for f in self.filters)  # type: ignore[return-value]
+            f0, f1, f2 = (max(1, int(round(f * width_multiplier))) for f in self.filters)
+            return f0, f1, f2
         return max(1, int(round(self.filters * width_multiplier)))
 
 
