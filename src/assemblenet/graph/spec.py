@@ -321,7 +321,8 @@ class AssembleNetGraph:
         """The peers of block node ``index``: its own ``attention_sources``, else every candidate, in the
         candidates' order."""
         candidates = self.attention_candidates(index)
-        chosen = self.nodes[index].attention_sources  # type: ignore[union-attr]
+        node = self.nodes[index]
+        chosen = node.attention_sources if isinstance(node, BlockNode) else None
         return candidates if chosen is None else [i for i in candidates if i in set(chosen)]
 
     @property
@@ -564,7 +565,8 @@ def parse_filters(value: object, what: str) -> int | tuple[int, int, int]:
     if isinstance(value, (list, tuple)):
         if len(value) != 3:
             raise GraphError(f"{what} must be an integer or a triple [expand, expand, out], got {list(value)!r}")
-        return tuple(_as_int(v, what) for v in value)  # type: ignore[return-value]
+        f0, f1, f2 = (_as_int(v, what) for v in value)
+        return f0, f1, f2
     return _as_int(value, what)
 
 

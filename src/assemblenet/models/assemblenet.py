@@ -198,8 +198,9 @@ class AssembleNet(nn.Module):
         return None
 
     def _make_block_group(self, node: BlockNode, in_channels: int, intermediate_channels: Sequence[int]) -> nn.Module:
+        assert isinstance(node.filters, int)  # build_assemblenet refuses filter triples (AssembleNet++lite's)
         return BlockGroup(
-            in_channels, int(node.filters), num_blocks=self.num_blocks[node.level],  # type: ignore[arg-type]
+            in_channels, int(node.filters), num_blocks=self.num_blocks[node.level],
             intermediate_channels=int(intermediate_channels[node.level]),
             temporal_dilation=node.temporal_dilation, stride=node.spatial_stride,
         )

@@ -283,8 +283,8 @@ class AssembleNetLite(AssembleNet):
 
     def _make_head(self, in_channels: List[int], num_classes: int, *, max_pool_predictions: bool,
                    dropout: float) -> nn.Module:
-        channels = tuple(max(1, int(round(c * self.width_multiplier))) for c in self.head_channels)
-        return LiteHead(in_channels[0], num_classes, channels=channels,  # type: ignore[arg-type]
+        c1, c2 = (max(1, int(round(c * self.width_multiplier))) for c in self.head_channels)
+        return LiteHead(in_channels[0], num_classes, channels=(c1, c2),
                         max_pool_predictions=max_pool_predictions, dropout=dropout)
 
 

@@ -262,8 +262,7 @@ class RayExecutor:
         def submit(trial: Trial) -> None:
             attempts[trial.index] = attempts.get(trial.index, 0) + 1
             started.setdefault(trial.index, time.perf_counter())
-            # Ray's overloads match run_trial by its two required parameters and leave out the defaulted third.
-            pending[self._remote.remote(self._fitness_ref, trial, self.torch_threads)] = trial  # type: ignore[call-arg]
+            pending[self._remote.remote(self._fitness_ref, trial, self.torch_threads)] = trial
 
         for trial in trials:
             submit(trial)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
@@ -76,7 +76,7 @@ def _mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray
     return np.mean(x, axis=axis) - np.mean(y, axis=axis)
 
 
-def _tie_safe(statistic, scale: float):  # type: ignore[no-untyped-def]
+def _tie_safe(statistic: Callable[..., np.ndarray], scale: float) -> Callable[..., np.ndarray]:
     """``statistic`` rounded to 10 significant digits of ``scale``: relabellings whose statistic equals the observed
     one up to float rounding (0.1 + 0.2 against 0.3 + 0.0) then tie exactly, so they count as "as extreme", as they
     should (scipy's own tolerance is relative to the observed value and misses such ties when it is near 0)."""
