@@ -171,10 +171,10 @@ def parse_override(item: str) -> tuple[str, Any]:
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[Override]) -> dict[str, Any]:
     """A copy of ``raw`` with dotted keys set (``"a.b=value"`` strings or ``(key, value)`` pairs). Missing
     sections are created; unknown keys are left for :func:`parse_dataclass` to report."""
-    raw = copy.deepcopy(dict(raw))
+    result: dict[str, Any] = copy.deepcopy(dict(raw))
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
-        node = raw
+        node = result
         parts = key.split(".")
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)
@@ -184,7 +184,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[Override]) -> di
                 raise key_error("override", key, f"'{'.'.join(parts[:depth + 1])}' is not a section")
             node = child
         node[parts[-1]] = value
-    return raw
+    return result
 
 
 def read_config(source: str | os.PathLike | Mapping[str, Any] | None, overrides: Iterable[Override] = (), *,
@@ -243,7 +243,7 @@ def convert(value: Any, hint: Any, *, key: str, source: str | os.PathLike | None
 
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return parse_dataclass(hint, value, source=source, prefix=f"{key}.")
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -336,7 +336,7 @@ def describe(cls: type, *, skip: Iterable[str] = ()) -> str:
             if f.name in skip:
                 continue
             tp = hints[f.name]
-            if dataclasses.is_dataclass(tp):
+            if isinstance(tp, type) and dataclasses.is_dataclass(tp):
                 walk(tp, f"{prefix}{f.name}.")
             else:
                 lines.append(f"{prefix}{f.name}: {describe_type(tp)} = {getattr(instance, f.name)!r}")

@@ -78,7 +78,7 @@ def machine_info() -> dict:
 
     import torch
 
-    model, flags = "", set()
+    model, flags = "", set[str]()
     try:
         with open("/proc/cpuinfo") as handle:  # Linux; elsewhere the platform's processor string
             for line in handle:

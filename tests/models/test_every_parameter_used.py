@@ -76,3 +76,7 @@ def test_a_chain_of_dead_nodes_and_a_stem_feeding_only_them_are_all_pruned():
         model = build_assemblenet(graph=graph, num_classes=2, width_multiplier=0.25)
     assert model.flow_layer is None and not model.has_flow_stem  # the only flow stem is dead: no flow computed
     assert _unused_parameters(model) == []
+    # The learned graph keeps every node: stems carry no weights, pruned or not (a pruned stem used to raise).
+    learned = model.graph_with_learned_weights()
+    assert learned.nodes[:2] == (rgb, flow)
+    assert [node.edge_weights for node in learned.nodes[2:]] == [None] * 4  # single inputs: nothing to learn

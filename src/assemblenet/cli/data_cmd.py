@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from assemblenet.argtypes import positive_int
 from assemblenet.config_schema import add_config_arguments
@@ -271,7 +272,7 @@ _BENCHMARK_ONLY = {"videos": "--videos", "classes": "--classes", "multi_label_fr
 _COMPOSITIONAL_ONLY = {"train_videos": "--train-videos", "val_videos": "--val-videos", "test_videos": "--test-videos"}
 
 
-def _given(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, object]:
+def _given(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
     return {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
 
 

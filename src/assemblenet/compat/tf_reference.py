@@ -30,7 +30,8 @@ from torch import nn
 from assemblenet.errors import AssembleNetError
 from assemblenet.graph import AssembleNetGraph
 from assemblenet.graph.spec import BLOCKS_PER_DEPTH, NUM_OBJECT_CLASSES
-from assemblenet.models.assemblenet import AssembleNet, build_assemblenet
+from assemblenet.models.assemblenet import AssembleNet, AssembleNode, build_assemblenet
+from assemblenet.models.fusion import SigmoidFusion
 
 _BN_FIELDS = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
 _ROLE = re.compile(r"^node(?P<node>\d+)\.(?P<part>stem|fusion|attention|block(?P<step>\d+))\.(?P<what>.+)$")
@@ -152,7 +153,7 @@ def _load_variables(
     model: AssembleNet, graph: AssembleNetGraph, variables: list[Mapping[str, Any]], arrays: Any, *, source: str
 ) -> None:
     num_stems = len(graph.stem_indices)
-    targets = dict(model.named_parameters())
+    targets: dict[str, torch.Tensor] = dict(model.named_parameters())
     targets.update(dict(model.named_buffers()))
     loaded: set[str] = set()
     grouped: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
@@ -234,7 +235,7 @@ def _load_variables(
             _load_attention(model, node - num_stems, role, what, fields, assign, source)
             continue
         if match["part"] == "fusion":
-            fusion = model.nodes[node - num_stems].fusion
+            fusion = _fusion(model, node - num_stems, source)
             if what == "agg_weights":
                 assign(f"{prefix}.fusion.edge_logits", fields["agg_weights"])
             elif what.startswith("conv1x1_from_") and what.endswith("ch"):
@@ -270,10 +271,18 @@ def _load_variables(
             f"{source}: the reference does not provide {len(missing)} tensors, e.g. {missing[:5]}")
 
 
+def _fusion(model: AssembleNet, position: int, source: str) -> SigmoidFusion:
+    """The fusion of block node ``position`` (0 = the first block node)."""
+    node = model.nodes[position]
+    if not isinstance(node, AssembleNode):
+        raise ReferenceFormatError(f"{source}: block node {position} reaches no output: the model built no layers "
+                                   "for it")
+    return node.fusion
+
+
 def _load_attention(model: AssembleNet, position: int, role: str, what: str, fields: Mapping[str, np.ndarray],
                     assign: Any, source: str) -> None:
     """One attention variable of block node ``position`` (0 = the first block node)."""
-    node = model.nodes[position]
     prefix = f"nodes.{position}"
     peer_dense = _PEER_DENSE.match(what)
     if peer_dense:
@@ -290,7 +299,7 @@ def _load_attention(model: AssembleNet, position: int, role: str, what: str, fie
     connection = _CONNECTION.match(what)
     if not connection:
         raise ReferenceFormatError(f"{source}: unknown attention role {role!r}")
-    fusion = node.fusion
+    fusion = _fusion(model, position, source)
     if connection["width"] is None:
         if fusion.num_inputs != 1:
             raise ReferenceFormatError(f"{source}: {role}: a single-input attention on a node with "

@@ -66,7 +66,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, TypedDict
 
 import numpy as np
 
@@ -95,11 +95,20 @@ DEFAULT_NUM_FRAMES = 8
 # 16 levels inside [0, 255] for the +-12 object texture.
 COLOURS: dict[str, tuple[int, int, int]] = {"teal": (65, 183, 202), "coral": (235, 117, 98)}
 OBJECT_GREY = 150
+
+
+class Encoding(TypedDict):
+    """The keywords :func:`~assemblenet.data.synthetic.write_mp4` takes for the task's videos."""
+
+    pix_fmt: str
+    crf: int
+
+
 # Lossless H.264 in 4:4:4: the equal grey survives encoding within 1 level (the RGB -> YUV rounding; 0.7 at
 # most, measured). Lossy 4:2:0 (crf 18, the benchmark's setting) quantises and subsamples the two colours'
 # chroma differently and leaves up to ~16 grey levels of difference along the object's edges, enough to make
 # the representation flow of the two colours differ. At 32 px a lossless video is about 10 KB.
-ENCODING = {"pix_fmt": "yuv444p", "crf": 0}
+ENCODING: Encoding = {"pix_fmt": "yuv444p", "crf": 0}
 TEXTURE_AMPLITUDE = 12  # the object's texture: the same integer offset in [-12, 12] added to R, G and B
 
 FACTORS: tuple[tuple[str, tuple[str, ...]], ...] = (

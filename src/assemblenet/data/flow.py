@@ -80,7 +80,7 @@ class FlowEstimator:
         elif method == "tvl1":
             if not hasattr(cv2, "optflow"):
                 raise DataError("TV-L1 flow needs opencv-contrib-python(-headless); cv2.optflow is missing")
-            self._tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+            self._tvl1 = cv2.optflow.DualTVL1OpticalFlow.create()
 
     def __call__(self, previous: np.ndarray, following: np.ndarray) -> np.ndarray:
         """Flow from ``previous`` to ``following`` (RGB [H, W, 3] or grey [H, W] uint8): float32 [H, W, 2]."""
@@ -90,7 +90,7 @@ class FlowEstimator:
         if self._torch_tvl1 is not None:
             return self._torch_tvl1.video_flow(np.stack([a, b]))[0]
         if self.method == "tvl1":
-            flow = self._tvl1.calc(a, b, None)
+            flow = self._tvl1.calc(a, b, None)  # type: ignore[call-overload]  # OpenCV's stubs: None allocates it
         else:
             flow = cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3,
                                                 poly_n=5, poly_sigma=1.2, flags=0)
@@ -278,7 +278,8 @@ class FlowStore:
             flow = dequantize_flow(np.stack([fields[min(int(i), count - 1)] for i in frame_indices]), self.bound)
         clip = torch.from_numpy(np.ascontiguousarray(flow.transpose(3, 0, 1, 2)))
         if size is not None and tuple(clip.shape[-2:]) != tuple(size):
-            clip = resize_clip(clip, tuple(size), is_flow=True)
+            height, width = size
+            clip = resize_clip(clip, (height, width), is_flow=True)
         return clip
 
 
@@ -378,13 +379,13 @@ def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathL
         atomic_write_json(out_dir / META_FILE, meta, indent=2)
 
         report = FlowJobReport()
-        jobs = []
+        jobs: list[tuple[str, str, FlowMethod, FlowFormat, float, int | None, int | None, str]] = []
         for video, key in keyed:
             destination = _flow_paths(out_dir, key, fmt)
             if destination.exists() and not overwrite:
                 report.already_done.append(str(video))
                 continue
-            jobs.append([str(video), str(destination), method, fmt, bound, short_side, max_frames, device])
+            jobs.append((str(video), str(destination), method, fmt, bound, short_side, max_frames, device))
         if report.already_done:
             logger.info("flow: %d videos already done, skipping them", len(report.already_done))
 
@@ -398,14 +399,14 @@ def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathL
         bar = tqdm(total=len(jobs), desc=f"flow ({method})", unit="video", disable=not progress)
         workers = min(workers, len(jobs))
         threads = max(1, cores // workers) if workers > 1 else None  # share the cores among the processes
-        jobs = [(*job, threads) for job in jobs]
+        threaded_jobs = [(*job, threads) for job in jobs]
         if workers <= 1:
-            for job in jobs:
-                record(*_flow_job(*job))
+            for threaded_job in threaded_jobs:
+                record(*_flow_job(*threaded_job))
                 bar.update()
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(_flow_job, *job) for job in jobs]
+                futures = [pool.submit(_flow_job, *threaded_job) for threaded_job in threaded_jobs]
                 for future in as_completed(futures):
                     record(*future.result())
                     bar.update()

@@ -73,7 +73,8 @@ class ObjectMapStore:
         else:
             maps = self._load_npz(path, indices)
         if size is not None and tuple(maps.shape[-2:]) != tuple(size):
-            maps = resize_nearest(maps, tuple(size))
+            height, width = size
+            maps = resize_nearest(maps, (height, width))
         return maps
 
     # -- formats -------------------------------------------------------------------------------------------

@@ -299,7 +299,7 @@ def eval_transform(crop_size: int | None, *, crop_position: int = 1, to_float: b
     return Compose(steps)
 
 
-_PLANNABLE = ()  # filled below, once the classes exist
+_PLANNABLE: tuple[type, ...] = ()  # filled below, once the classes exist
 
 
 def plannable(transform: Transform | Callable) -> bool:

@@ -99,6 +99,7 @@ class TorchTVL1:
                 flow[:, 0] *= scale_x
                 flow[:, 1] *= scale_y
             flow = _solve_scale(image0, image1, flow, s)
+        assert flow is not None  # the pyramid has at least one level
         return flow
 
 

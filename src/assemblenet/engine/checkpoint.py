@@ -30,11 +30,11 @@ CHECKPOINT_FORMAT = 1
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
 
 
-def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
+def checkpoint_path(run_dir: str | os.PathLike[str], step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:08d}.pt"
 
 
-def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
     """(step, path) of the complete checkpoints in a run folder, oldest first (temp files are ignored)."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     if not folder.is_dir():
@@ -47,12 +47,12 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
     found = list_checkpoints(run_dir)
     return found[-1][1] if found else None
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     """``torch.save`` through :func:`assemblenet.fileio.atomic_path` with fsync: a reader (or a restart after
     SIGKILL or a power loss) sees either the old file or the complete new one."""
     path = Path(path)
@@ -61,7 +61,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def save_checkpoint(state: dict[str, Any], run_dir: str | os.PathLike, step: int, *, keep: int = 2) -> Path:
+def save_checkpoint(state: dict[str, Any], run_dir: str | os.PathLike[str], step: int, *, keep: int = 2) -> Path:
     """Write ``state`` as the checkpoint of ``step`` and delete all but the ``keep`` newest."""
     path = atomic_torch_save({"format": CHECKPOINT_FORMAT, **state}, checkpoint_path(run_dir, step))
     for _, old in list_checkpoints(run_dir)[:-keep]:
@@ -72,7 +72,7 @@ def save_checkpoint(state: dict[str, Any], run_dir: str | os.PathLike, step: int
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
     path = Path(path)
     if not path.is_file():
@@ -95,7 +95,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 # -- RNG states as tensors and plain values (weights_only-safe) -------------------------------------------
 def capture_rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)
+    assert isinstance(np_state, tuple)  # the legacy global generator is an MT19937
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": {"name": str(np_state[0]), "keys": torch.from_numpy(np_state[1].astype(np.int64)),
@@ -117,11 +118,11 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
 
 
-def _python_state_to_plain(state: tuple) -> dict[str, Any]:
+def _python_state_to_plain(state: tuple[Any, ...]) -> dict[str, Any]:
     version, internal, gauss = state
     return {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
             "gauss": gauss}
 
 
-def _plain_to_python_state(plain: dict[str, Any]) -> tuple:
+def _plain_to_python_state(plain: dict[str, Any]) -> tuple[Any, ...]:
     return (plain["version"], tuple(int(v) for v in plain["internal"].tolist()), plain["gauss"])

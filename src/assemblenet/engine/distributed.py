@@ -84,7 +84,7 @@ def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
         dist.broadcast(buffer.data, src=src)
 
 
-class ResumableSampler(torch.utils.data.Sampler):
+class ResumableSampler(torch.utils.data.Sampler[tuple[int, int]]):
     """Shuffled, sharded sample order that can start mid-epoch.
 
     Each epoch's order is a permutation seeded by ``seed + epoch`` (identical on every rank), padded to a
@@ -129,7 +129,7 @@ class ResumableSampler(torch.utils.data.Sampler):
             yield mine[position], sample_seed % (2**63)
 
 
-class ShardedEvalSampler(torch.utils.data.Sampler):
+class ShardedEvalSampler(torch.utils.data.Sampler[tuple[int, int]]):
     """Every ``world_size``-th index starting at ``rank``, without padding: the shards partition the
     dataset exactly, so gathered results equal single-process results."""
 
@@ -144,7 +144,7 @@ class ShardedEvalSampler(torch.utils.data.Sampler):
             yield index, index
 
 
-class SeededDataset(torch.utils.data.Dataset):
+class SeededDataset(torch.utils.data.Dataset[Any]):
     """Wraps a dataset so that item ``(index, seed)`` is produced under ``torch.manual_seed(seed)``.
 
     The wrapped datasets draw their augmentation randomness from torch's generator; seeding it per sample

@@ -36,11 +36,11 @@ def _np(x: ArrayLike) -> np.ndarray:
 
 def to_multi_hot(targets: ArrayLike, num_classes: int) -> np.ndarray:
     """[N] class indices -> [N, K] 0/1 matrix; a [N, K] matrix is returned as 0/1."""
-    targets = _np(targets)
-    if targets.ndim == 2:
-        return (targets > 0).astype(np.int64)
-    out = np.zeros((len(targets), num_classes), dtype=np.int64)
-    out[np.arange(len(targets)), targets.astype(np.int64)] = 1
+    values = _np(targets)
+    if values.ndim == 2:
+        return (values > 0).astype(np.int64)
+    out = np.zeros((len(values), num_classes), dtype=np.int64)
+    out[np.arange(len(values)), values.astype(np.int64)] = 1
     return out
 
 

@@ -8,7 +8,7 @@ Used by :mod:`assemblenet.engine.modeling` (building from a config) and :mod:`as
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from torch import nn
 
@@ -16,12 +16,15 @@ from assemblenet.engine.config import MODEL_BUILD_KEYS
 from assemblenet.errors import ConfigError
 from assemblenet.graph.spec import DEFAULT_DEPTH, NUM_OBJECT_CLASSES
 
+if TYPE_CHECKING:
+    from assemblenet.graph import AssembleNetGraph
+
 # Build keys left out of the spec at these values (the builder's defaults), so specs of plain AssembleNets stay
 # as they were.
 _OMIT_AT = {"num_object_classes": NUM_OBJECT_CLASSES}
 
 
-def resolve_graph(source: Any):
+def resolve_graph(source: Any) -> AssembleNetGraph | None:
     """An :class:`AssembleNetGraph` from a graph, a graph file (YAML/JSON, ours or official) or an official
     structure name (``asn50``, ``asn101``, ``asnp50``)."""
     from assemblenet.graph import AssembleNetGraph, load_graph, official_graph, official_graph_names
@@ -38,7 +41,7 @@ def resolve_graph(source: Any):
     return load_graph(text, allow_dead_nodes=True)
 
 
-def spec_graph(model_cfg: Any, *, graph: Any = None):
+def spec_graph(model_cfg: Any, *, graph: Any = None) -> AssembleNetGraph:
     """The graph a ``ModelConfig`` builds (its ``graph``, or its preset's), without building the model."""
     from assemblenet.models import preset_graph
 

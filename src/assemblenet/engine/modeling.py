@@ -44,7 +44,7 @@ def set_train_mode(model: nn.Module, *, frozen_bn: bool) -> None:
                 module.eval()
 
 
-def autocast_context(device: torch.device, amp: str):
+def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager[None]:
     """bf16 autocast on CPU or GPU, fp16 autocast on GPU, nothing for ``none``."""
     if amp == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -125,7 +125,8 @@ def convert_sync_bn(model: nn.Module, device: torch.device) -> nn.Module:
     if device.type != "cuda":
         logger.warning("model.sync_bn is ignored on %s: SyncBatchNorm needs a GPU", device.type)
         return model
-    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    synced: nn.Module = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return synced
 
 
 def model_inputs(clip: Any, device: torch.device, non_blocking: bool = False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -109,7 +109,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, *, total_steps: int, warmu
         return lr_factor(step, total_steps=total_steps, warmup_steps=warmup, schedule=schedule,
                          min_factor=min_factor)
 
-    lambdas = []
+    lambdas: list[Callable[[int], float]] = []
     for group in optimizer.param_groups:
         warmup = 0 if group.get("name") == CONNECTION_GROUP and not connection_warmup else warmup_steps
         lambdas.append(functools.partial(factor, warmup=warmup))

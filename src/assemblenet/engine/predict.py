@@ -58,10 +58,10 @@ def _window_indices(start: int, num_frames: int, stride: int, num_video_frames: 
 
 
 @torch.no_grad()
-def predict_video(model: nn.Module, path: str | os.PathLike, *, num_frames: int, crop_size: int,
+def predict_video(model: nn.Module, path: str | os.PathLike[str], *, num_frames: int, crop_size: int,
                   class_names: Sequence[str] | None = None, multi_label: bool = False,
                   stride: int = DEFAULT_INPUT.stride, hop: int | None = None, batch_size: int = 4,
-                  device: torch.device | str = "cpu", objects: str | os.PathLike | None = None) -> VideoPrediction:
+                  device: torch.device | str = "cpu", objects: str | os.PathLike[str] | None = None) -> VideoPrediction:
     """Score every window of the video at ``path`` with ``model`` (RGB input, plus the video's object maps
     ``objects``, a ``.npz`` or PNG folder as in ``assemblenet.data.objects``, for a model with an object stem)."""
     from assemblenet.data import open_video
@@ -77,7 +77,7 @@ def predict_video(model: nn.Module, path: str | os.PathLike, *, num_frames: int,
                               "a folder of PNG label maps)")
         from assemblenet.data.objects import open_object_maps
 
-        object_maps = open_object_maps(objects, num_classes=int(model.num_object_classes))
+        object_maps = open_object_maps(objects, num_classes=int(getattr(model, "num_object_classes")))
     device = torch.device(device)
     model = model.to(device).eval()
     transform = eval_transform(crop_size)
@@ -97,8 +97,8 @@ def predict_video(model: nn.Module, path: str | os.PathLike, *, num_frames: int,
                 clips.append(transform(clip))
             else:
                 store, key = object_maps
-                sample = transform({"rgb": clip, "objects": store.load(key, indices.tolist(),
-                                                                       size=tuple(clip.shape[-2:]))})
+                height, width = clip.shape[-2:]
+                sample = transform({"rgb": clip, "objects": store.load(key, indices.tolist(), size=(height, width))})
                 clips.append(sample["rgb"])
                 object_clips.append(sample["objects"])
             frames_of.append((int(start), int(min(start + span, total) - 1)))
@@ -131,7 +131,7 @@ def _score(model: nn.Module, clips: list[torch.Tensor], object_clips: list[torch
     return (torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)).cpu()
 
 
-def write_timeline(prediction: VideoPrediction, json_path: str | os.PathLike, *,
+def write_timeline(prediction: VideoPrediction, json_path: str | os.PathLike[str], *,
                    top_classes: int = 5) -> tuple[Path, Path]:
     """Per-window scores as JSON and a PNG of the top classes' scores over time (same name, ``.png``)."""
     import matplotlib

@@ -10,11 +10,15 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from assemblenet.fileio import atomic_write_text, save_figure
+
+if TYPE_CHECKING:  # TensorBoard loads only when a run writes to it
+    from torch.utils.tensorboard import SummaryWriter
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -27,7 +31,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The records of a ``metrics.jsonl``; a torn last line (from a killed run) is skipped."""
     path = Path(path)
     if not path.is_file():
@@ -53,12 +57,12 @@ class MetricsLogger:
         resume_step: drop records with a larger ``step`` (see the module docstring).
     """
 
-    def __init__(self, run_dir: str | os.PathLike | None, *, tensorboard: bool = True,
+    def __init__(self, run_dir: str | os.PathLike[str] | None, *, tensorboard: bool = True,
                  resume_step: int | None = None) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.path = self.run_dir / METRICS_FILE if self.run_dir is not None else None
-        self.writer = None
-        if self.path is None:
+        self.writer: SummaryWriter | None = None
+        if self.run_dir is None or self.path is None:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
@@ -100,7 +104,7 @@ class MetricsLogger:
 
 
 # -- plots ---------------------------------------------------------------------------------------------
-def _pyplot():
+def _pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,7 +113,7 @@ def _pyplot():
     return plt
 
 
-def plot_training_curves(records: Iterable[Mapping[str, Any]], path: str | os.PathLike,
+def plot_training_curves(records: Iterable[Mapping[str, Any]], path: str | os.PathLike[str],
                          primary_metric: str | None = None) -> Path:
     """Training loss and learning rate per step, and validation metrics per evaluation, as one PNG."""
     plt = _pyplot()
@@ -140,7 +144,7 @@ def plot_training_curves(records: Iterable[Mapping[str, Any]], path: str | os.Pa
     return path
 
 
-def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: str | os.PathLike) -> Path:
+def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str]) -> Path:
     """Row-normalised confusion matrix (rows: true class) as a PNG; counts are written in the cells when the
     matrix is small."""
     plt = _pyplot()

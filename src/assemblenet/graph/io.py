@@ -29,7 +29,7 @@ import yaml
 
 from assemblenet.errors import GraphError
 from assemblenet.fileio import atomic_write_text
-from assemblenet.graph.spec import AssembleNetGraph, BlockNode, StemNode, StemType, parse_filters
+from assemblenet.graph.spec import AssembleNetGraph, BlockNode, Node, StemNode, StemType, parse_filters
 
 FORMAT_TAG = "assemblenet-graph/v1"
 _STEM_FIELDS = {"id", "stem", "temporal_dilation"}
@@ -89,7 +89,7 @@ def graph_from_dict(data: Any, *, source: str = "graph", allow_dead_nodes: bool 
     raw_nodes = data["nodes"]
     if not isinstance(raw_nodes, list) or not raw_nodes:
         raise GraphError(f"{source}: 'nodes' must be a non-empty list")
-    nodes = []
+    nodes: list[Node] = []
     for position, raw in enumerate(raw_nodes):
         where = f"{source}: node {position}"
         if not isinstance(raw, Mapping):

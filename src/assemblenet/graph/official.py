@@ -13,7 +13,12 @@ import copy
 from assemblenet.errors import UnknownNameError
 from assemblenet.graph.spec import AssembleNetGraph
 
-ASN50_STRUCTURE = [
+# The authors' literal formats: a node is ``[stem_type, dilation]`` or
+# ``[level, inputs, filters, dilation, stride, 0]``; a node's weights are ``[]`` or ``[[w1..wn]]``.
+OfficialStructure = list[list[object]]
+OfficialWeights = list[list[list[float]]]
+
+ASN50_STRUCTURE: OfficialStructure = [
     [-1, 4], [-1, 4], [-2, 1], [-2, 1],
     [0, [1], 32, 1, 1, 0], [0, [0], 32, 4, 1, 0], [0, [0, 1, 2, 3], 32, 1, 1, 0], [0, [2, 3], 32, 2, 1, 0],
     [1, [0, 4, 5, 6, 7], 64, 2, 2, 0], [1, [0, 2, 4, 7], 64, 1, 2, 0], [1, [0, 5, 7], 64, 4, 2, 0],
@@ -22,12 +27,12 @@ ASN50_STRUCTURE = [
     [3, [12, 13], 512, 2, 2, 0],
 ]
 
-ASN101_STRUCTURE = copy.deepcopy(ASN50_STRUCTURE)
+ASN101_STRUCTURE: OfficialStructure = copy.deepcopy(ASN50_STRUCTURE)
 ASN101_STRUCTURE[12][2] = 192
 ASN101_STRUCTURE[13][2] = 192
 ASN101_STRUCTURE[14][2] = 256
 
-ASN_WEIGHTS = [
+ASN_WEIGHTS: OfficialWeights = [
     [], [], [], [], [], [],
     [[0.13810564577579498, 0.8465337157249451, 0.3072969317436218, 0.2867436408996582]],
     [[0.5846117734909058, 0.6066334843635559]],
@@ -40,7 +45,7 @@ ASN_WEIGHTS = [
     [[0.9892204403877258, 0.8454614877700806]],
 ]
 
-ASNP50_STRUCTURE = [
+ASNP50_STRUCTURE: OfficialStructure = [
     [-1, 2], [-1, 4], [-2, 2], [-2, 1], [-3, 4],
     [0, [0, 1, 2, 3, 4], 32, 1, 1, 0], [0, [0, 1, 4], 32, 4, 1, 0], [0, [2, 3, 4], 32, 8, 1, 0],
     [0, [2, 3, 4], 32, 1, 1, 0],
@@ -50,7 +55,7 @@ ASNP50_STRUCTURE = [
     [3, [12, 13], 512, 2, 2, 0],
 ]
 
-ASNP50_WEIGHTS = [
+ASNP50_WEIGHTS: OfficialWeights = [
     [], [], [], [], [],
     [[0.6143830418586731, 0.7111759185791016, 0.19351491332054138, 0.1701001077890396, 0.7178536653518677]],
     [[0.5755624771118164, 0.5644599795341492, 0.7128658294677734]],
@@ -68,7 +73,7 @@ ASNP50_WEIGHTS = [
 
 # AssembleNet++lite (assemblenet_plus_lite.py): inverted-bottleneck blocks with [expand, expand, out] filter
 # triples; RGB and flow stems only.
-ASNP_LITE_STRUCTURE = [
+ASNP_LITE_STRUCTURE: OfficialStructure = [
     [-1, 1], [-2, 1],
     [0, [0, 1], [27, 27, 12], 1, 2, 0], [0, [0, 1], [27, 27, 12], 4, 2, 0],
     [1, [0, 1, 2, 3], [54, 54, 24], 2, 2, 0], [1, [0, 1, 2, 3], [54, 54, 24], 1, 2, 0],
@@ -77,7 +82,7 @@ ASNP_LITE_STRUCTURE = [
     [3, [2, 3, 4, 5, 6, 7, 8, 9], [432, 432, 192], 2, 2, 0],
 ]
 
-ASNP_LITE_WEIGHTS = [
+ASNP_LITE_WEIGHTS: OfficialWeights = [
     [], [],
     [[0.19914183020591736, 0.9278576374053955]],
     [[0.010816320776939392, 0.888792097568512]],
@@ -93,7 +98,7 @@ ASNP_LITE_WEIGHTS = [
       0.052324872463941574, 0.9969874024391174, 0.9987731575965881]],
 ]
 
-_OFFICIAL = {
+_OFFICIAL: dict[str, tuple[OfficialStructure, OfficialWeights]] = {
     "asn50": (ASN50_STRUCTURE, ASN_WEIGHTS),
     "asn101": (ASN101_STRUCTURE, ASN_WEIGHTS),
     "asnp50": (ASNP50_STRUCTURE, ASNP50_WEIGHTS),

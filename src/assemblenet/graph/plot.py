@@ -11,10 +11,21 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from assemblenet.fileio import atomic_path
 from assemblenet.graph.spec import NUM_LEVELS, AssembleNetGraph, BlockNode, StemNode, StemType
+
+if TYPE_CHECKING:  # matplotlib and numpy load only when a graph is drawn
+    import numpy as np
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from numpy.typing import NDArray
+
+Point = tuple[float, float]
+Edge = tuple[int, int]
+# An edge's arc: start, end and the arc's bend (matplotlib's arc3 ``rad``).
+EdgeGeometry = tuple[Point, Point, float]
 
 _MODALITY_COLOURS = {
     frozenset({StemType.RGB}): "#d62728",
@@ -72,7 +83,7 @@ def draw_graph(
     title: str | None = None,
     weights: Mapping[tuple[int, int], float] | None = None,
     attention: Mapping[int, Sequence[int]] | None = None,
-):
+) -> Figure:
     """The matplotlib figure of ``graph`` (the caller closes it).
 
     ``weights`` maps ``(source, target)`` to a post-sigmoid connection strength in [0, 1] and overrides the
@@ -105,7 +116,7 @@ def draw_graph(
     weighted = any(s is not None for s in strengths.values())
 
     geometry = {edge: _edge_geometry(position, *edge) for edge in strengths}
-    attention_geometry = {}
+    attention_geometry: dict[Edge, EdgeGeometry] = {}
     for source, target in attention_edges:
         start, end, rad = _edge_geometry(position, source, target)
         attention_geometry[(source, target)] = (start, end, -rad or 0.18)
@@ -128,7 +139,8 @@ def draw_graph(
     total_height = height + legend_inches + title_inches
 
     labelled: dict[tuple[int, int], tuple[float, float]] = {}
-    order = sorted((edge for edge, s in strengths.items() if s is not None), key=lambda e: (-strengths[e], e))
+    known = {edge: s for edge, s in strengths.items() if s is not None}
+    order = sorted(known, key=lambda e: (-known[e], e))
     figure = plt.figure(figsize=(width, total_height), dpi=110)
     axes = figure.add_axes((0.0, legend_inches / total_height, 1.0, height / total_height))
     axes.set_xlim(*x_range)
@@ -241,19 +253,21 @@ def draw_graph(
     return figure
 
 
-def _place_labels(figure, axes, order, geometry, position) -> dict[tuple[int, int], tuple[float, float]]:
+def _place_labels(
+    figure: Figure, axes: Axes, order: Sequence[Edge], geometry: Mapping[Edge, EdgeGeometry],
+    position: Mapping[int, Point],
+) -> dict[Edge, Point]:
     """Where each weight label goes (data coordinates), strongest edge first: the first point along its own
     arc, middle first, whose label box no other drawn arrow (with its line width), label or node touches and
     which lies inside the axes; edges with no such point are left out (the table lists them)."""
     from matplotlib.patches import FancyArrowPatch
     from matplotlib.transforms import Bbox
 
-    renderer = figure.canvas.get_renderer()
     axes.apply_aspect()
     to_display = axes.transData
     # Every label is "0.xx": one size. Its white box pads the text by 0.12 font sizes; 1.5 px more keeps apart.
     probe = axes.text(0, 0, "0.00", fontsize=_LABEL_FONT_SIZE, ha="center", va="center")
-    text_box = probe.get_window_extent(renderer)
+    text_box = probe.get_window_extent()  # the figure's renderer (the canvas's, on Agg)
     probe.remove()
     pad = 0.12 * _LABEL_FONT_SIZE * figure.dpi / 72.0 + 1.5
     half_w, half_h = text_box.width / 2 + pad, text_box.height / 2 + pad
@@ -337,28 +351,7 @@ def _edge_geometry(
     return start, end, best_rad
 
 
-def _label_point(
-    start: tuple[float, float], end: tuple[float, float], rad: float, *, others: list, taken: list
-) -> tuple[float, float]:
-    """The point along the edge farthest from other edges (``others``: arrays of points) and from labels
-    already placed (``taken``), preferring the middle: crossings make a label ambiguous."""
-    import numpy as np
-
-    other_points = np.concatenate(others) if others else np.empty((0, 2))
-    taken_points = np.asarray(taken, dtype=float).reshape(-1, 2)
-    best, best_score = _point_on_arc(start, end, rad, 0.5), -math.inf
-    for t in (0.5, 0.6, 0.4, 0.7, 0.3, 0.78, 0.22):
-        point = np.asarray(_point_on_arc(start, end, rad, t))
-        edge_gap = np.min(np.linalg.norm(other_points - point, axis=1), initial=math.inf)
-        label_gap = np.min(np.linalg.norm(taken_points - point, axis=1), initial=math.inf)
-        # Labels are about 0.4 units wide: clear of other edges by 0.2 and of other labels by 0.5 is enough.
-        score = min(edge_gap / 0.2, label_gap / 0.5, 1.0) - 0.01 * abs(t - 0.5)
-        if score > best_score:
-            best, best_score = (float(point[0]), float(point[1])), score
-    return best
-
-
-def _arc_points(start: tuple[float, float], end: tuple[float, float], rad: float):
+def _arc_points(start: Point, end: Point, rad: float) -> NDArray[np.float64]:
     import numpy as np
 
     return np.array([_point_on_arc(start, end, rad, k / 40) for k in range(41)])

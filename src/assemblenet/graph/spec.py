@@ -134,7 +134,8 @@ class BlockNode:
     def filters_scaled(self, width_multiplier: float) -> int | tuple[int, int, int]:
         """The filters times ``width_multiplier`` (each at least 1), an int or a triple like the original."""
         if isinstance(self.filters, tuple):
-            return tuple(max(1, int(round(f * width_multiplier))) for f in self.filters)  # type: ignore[return-value]
+            f0, f1, f2 = (max(1, int(round(f * width_multiplier))) for f in self.filters)
+            return f0, f1, f2
         return max(1, int(round(self.filters * width_multiplier)))
 
 
@@ -295,6 +296,7 @@ class AssembleNetGraph:
         budget = {level: 0 for level in range(NUM_LEVELS)}
         for node in self.nodes:
             if isinstance(node, BlockNode):
+                assert isinstance(node.filters, int)  # no filter triples: checked above
                 budget[node.level] += node.filters
         return budget
 
@@ -319,7 +321,8 @@ class AssembleNetGraph:
         """The peers of block node ``index``: its own ``attention_sources``, else every candidate, in the
         candidates' order."""
         candidates = self.attention_candidates(index)
-        chosen = self.nodes[index].attention_sources  # type: ignore[union-attr]
+        node = self.nodes[index]
+        chosen = node.attention_sources if isinstance(node, BlockNode) else None
         return candidates if chosen is None else [i for i in candidates if i in set(chosen)]
 
     @property
@@ -427,6 +430,8 @@ class AssembleNetGraph:
         treats as learned state rather than structure.
         """
         down: list[str] = []
+        label: tuple[object, ...]
+        parts: list[tuple[str, float | None]]
         for node in self.nodes:
             if isinstance(node, StemNode):
                 label = ("stem", int(node.stem_type), node.temporal_dilation)
@@ -515,9 +520,10 @@ def validate_nodes(nodes: Sequence[Node], *, allow_dead_nodes: bool = False) -> 
             if len(set(sources)) != len(sources):
                 raise GraphError(f"{where}: duplicate attention sources in {list(sources)}")
             for source in sources:
-                valid = isinstance(source, int) and not isinstance(source, bool) and 0 <= source < index and (
-                    isinstance(nodes[source], StemNode)
-                    or (isinstance(nodes[source], BlockNode) and nodes[source].level < node.level))
+                in_range = isinstance(source, int) and not isinstance(source, bool) and 0 <= source < index
+                candidate = nodes[source] if in_range else None
+                valid = isinstance(candidate, StemNode) or (
+                    isinstance(candidate, BlockNode) and candidate.level < node.level)
                 if not valid:
                     raise GraphError(
                         f"{where}: attention source {source!r} must be a stem or a node of a level below "
@@ -559,7 +565,8 @@ def parse_filters(value: object, what: str) -> int | tuple[int, int, int]:
     if isinstance(value, (list, tuple)):
         if len(value) != 3:
             raise GraphError(f"{what} must be an integer or a triple [expand, expand, out], got {list(value)!r}")
-        return tuple(_as_int(v, what) for v in value)  # type: ignore[return-value]
+        f0, f1, f2 = (_as_int(v, what) for v in value)
+        return f0, f1, f2
     return _as_int(value, what)
 
 

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from assemblenet.errors import GraphError
 from assemblenet.graph import AssembleNetGraph, BlockNode, StemNode, StemType
 from assemblenet.graph.spec import BLOCKS_PER_DEPTH, DEFAULT_DEPTH, NUM_OBJECT_CLASSES
-from assemblenet.models.attention import ATTENTION_MODES, PeerFeatures
+from assemblenet.models.attention import ATTENTION_MODES, ConnectionAttention, PeerFeatures
 from assemblenet.models.blocks import INTERMEDIATE_CHANNELS, BlockGroup
 from assemblenet.models.fusion import SigmoidFusion
 from assemblenet.models.heads import AssembleNetHead
@@ -41,7 +41,8 @@ class AssembleNode(nn.Module):
         if self.peer_features is not None:
             assert peers is not None
             peer_vectors = self.peer_features(peers)
-        return self.blocks(self.fusion(inputs, peer_vectors))
+        output: Tensor = self.blocks(self.fusion(inputs, peer_vectors))
+        return output
 
 
 class PrunedNode(nn.Module):
@@ -130,8 +131,8 @@ class AssembleNet(nn.Module):
 
         channels: List[int] = []
         is_object: List[bool] = []
-        stems = []
-        nodes = []
+        stems: List[nn.Module] = []
+        nodes: List[nn.Module] = []
         for index, node in enumerate(built_graph.nodes):
             if isinstance(node, StemNode):
                 if node.stem_type == StemType.OBJECT:
@@ -197,8 +198,9 @@ class AssembleNet(nn.Module):
         return None
 
     def _make_block_group(self, node: BlockNode, in_channels: int, intermediate_channels: Sequence[int]) -> nn.Module:
+        assert isinstance(node.filters, int)  # build_assemblenet refuses filter triples (AssembleNet++lite's)
         return BlockGroup(
-            in_channels, int(node.filters), num_blocks=self.num_blocks[node.level],  # type: ignore[arg-type]
+            in_channels, int(node.filters), num_blocks=self.num_blocks[node.level],
             intermediate_channels=int(intermediate_channels[node.level]),
             temporal_dilation=node.temporal_dilation, stride=node.spatial_stride,
         )
@@ -218,7 +220,8 @@ class AssembleNet(nn.Module):
         if not self.has_flow_stem:
             return None
         if self.flow_layer is not None:
-            return self.flow_layer(x)
+            computed: Tensor = self.flow_layer(x)
+            return computed
         if flow is None:
             raise ValueError("this model takes precomputed flow: call model(x, flow) with flow [B, 2, T, H, W]")
         return flow
@@ -260,9 +263,23 @@ class AssembleNet(nn.Module):
 
     def forward(self, x: Tensor, flow: Optional[Tensor] = None, objects: Optional[Tensor] = None) -> Tensor:
         outputs = self.forward_nodes(x, flow, objects)
-        return self.head([outputs[i] for i in self.output_nodes])
+        logits: Tensor = self.head([outputs[i] for i in self.output_nodes])
+        return logits
 
     # ------------------------------------------------------------------ connection weights
+    @torch.jit.unused
+    def built_nodes(self) -> List[Tuple[int, AssembleNode]]:
+        """The block nodes that have layers (every one but the pruned), each with its position ``n`` in
+        :attr:`nodes` (its graph index less the number of stems)."""
+        first_block = len(self.stems)
+        built: List[Tuple[int, AssembleNode]] = []
+        for n, node in enumerate(self.nodes):
+            if first_block + n in self.pruned_nodes:
+                continue
+            assert isinstance(node, AssembleNode), f"node {first_block + n} is {type(node).__name__}"
+            built.append((n, node))
+        return built
+
     @torch.jit.unused
     def connection_weights(self) -> Dict[Tuple[int, int], float]:
         """Current post-sigmoid strength of every edge ``(source, target)``, in graph terms.
@@ -271,10 +288,8 @@ class AssembleNet(nn.Module):
         """
         strengths: Dict[Tuple[int, int], float] = {}
         first_block = len(self.stems)
-        for n, node in enumerate(self.nodes):
+        for n, node in self.built_nodes():
             target = first_block + n
-            if target in self.pruned_nodes:
-                continue
             values = node.fusion.connection_strengths().tolist()
             for source, value in zip(self.node_inputs[n], values):
                 strengths[(source, target)] = float(value)
@@ -296,11 +311,9 @@ class AssembleNet(nn.Module):
         first_block = len(self.stems)
         per_node: List[Tuple[int, Tensor]] = []
         handles = []
-        for n, node in enumerate(self.nodes):
-            if first_block + n in self.pruned_nodes:
-                continue
+        for n, node in self.built_nodes():
 
-            def record(module: nn.Module, args: Any, _output: Any, n: int = n) -> None:
+            def record(module: SigmoidFusion, args: Any, _output: Any, n: int = n) -> None:
                 per_node.append((n, module.input_contributions(*args)))
             handles.append(node.fusion.register_forward_hook(record))
         try:
@@ -324,11 +337,10 @@ class AssembleNet(nn.Module):
         if self.attention_mode != "peer":
             return result
         first_block = len(self.stems)
-        for n, node in enumerate(self.nodes):
-            if first_block + n in self.pruned_nodes:
-                continue
+        for n, node in self.built_nodes():
             peers = self.node_peers[n]
             for source, attention in zip(self.node_inputs[n], node.fusion.attentions):
+                assert isinstance(attention, ConnectionAttention)
                 weights = attention.peer_weights().tolist()
                 result[(source, first_block + n)] = {peer: float(w) for peer, w in zip(peers, weights)}
         return result
@@ -355,9 +367,11 @@ class AssembleNet(nn.Module):
         strengths = self.connection_weights()
         per_node: List[Optional[List[float]]] = []
         for index, node in enumerate(self.graph.nodes):
-            if index in self.pruned_nodes:
-                per_node.append(None if node.edge_weights is None else list(node.edge_weights))  # type: ignore[union-attr]
-            elif isinstance(node, BlockNode) and len(node.inputs) > 1:
+            if not isinstance(node, BlockNode):  # a stem, pruned or not, carries no weights
+                per_node.append(None)
+            elif index in self.pruned_nodes:
+                per_node.append(None if node.edge_weights is None else list(node.edge_weights))
+            elif len(node.inputs) > 1:
                 per_node.append([strengths[(source, index)] for source in node.inputs])
             else:
                 per_node.append(None)

@@ -59,7 +59,9 @@ class PeerFeatures(nn.Module):
         vectors: List[Tensor] = []
         for k, projection in enumerate(self.projections):
             peer = peers[k]
-            vectors.append(projection(frame_average(peer).to(projection.weight.dtype)))
+            weight = projection.weight
+            assert isinstance(weight, Tensor)  # a Linear layer's: for the type checker (and TorchScript) alike
+            vectors.append(projection(frame_average(peer).to(weight.dtype)))
         return torch.stack(vectors)
 
 

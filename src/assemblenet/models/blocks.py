@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from assemblenet.models.layers import batch_norm, spatial_conv, temporal_conv
+from assemblenet.models.layers import SpatialConv, TemporalConv, batch_norm, spatial_conv, temporal_conv
 
 # Width of the 3x3 conv per level: fixed by the level, independent of the node's filters.
 INTERMEDIATE_CHANNELS = (64, 128, 256, 512)
@@ -37,6 +37,7 @@ class BottleneckBlock(nn.Module):
             nn.Sequential(spatial_conv(in_channels, out_channels, 1, stride=stride), batch_norm(out_channels))
             if use_projection else None
         )
+        self.conv_a: SpatialConv | TemporalConv
         if index % 2 == 0:
             self.conv_a = spatial_conv(in_channels, filters, 1)
         else:
@@ -54,7 +55,8 @@ class BottleneckBlock(nn.Module):
         x = self.relu(self.bn_b(self.conv_b(x)))
         x = self.bn_c(self.conv_c(x))
         x += shortcut  # in place: BN's backward does not need its output, and this saves a 4f-wide tensor
-        return self.relu(x)
+        x = self.relu(x)
+        return x
 
 
 class BlockGroup(nn.Sequential):

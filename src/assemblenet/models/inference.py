@@ -39,5 +39,6 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
         if isinstance(module, (BottleneckBlock, InvertedBottleneck3D)) and module.projection is not None:
             conv, bn = module.projection[0], module.projection[1]
             if not isinstance(bn, nn.Identity):
+                assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm3d)  # spatial_conv, batch_norm
                 module.projection = nn.Sequential(fuse_conv_bn_eval(conv, bn), nn.Identity())
     return model

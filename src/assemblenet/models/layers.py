@@ -53,7 +53,8 @@ class TemporalConv(nn.Conv3d):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._conv_forward(x, self.weight, self.bias).contiguous(memory_format=torch.channels_last_3d)
+        y: Tensor = self._conv_forward(x, self.weight, self.bias)
+        return y.contiguous(memory_format=torch.channels_last_3d)
 
 
 def spatial_conv(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1) -> SpatialConv:

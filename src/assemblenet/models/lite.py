@@ -59,7 +59,7 @@ class SameSpatialConv(SpatialConv):
         top, bottom = tf_same_padding(h, self.kernel_size[0], self.stride[0])
         left, right = tf_same_padding(w, self.kernel_size[1], self.stride[1])
         frames = F.pad(x.transpose(1, 2).reshape(b * t, c, h, w), (left, right, top, bottom))
-        y = self._conv_forward(frames, self.weight, self.bias)
+        y: Tensor = self._conv_forward(frames, self.weight, self.bias)
         return y.view(b, t, y.shape[1], y.shape[2], y.shape[3]).transpose(1, 2)
 
 
@@ -74,7 +74,8 @@ class DilatedConv3d(nn.Conv3d):
         super().__init__(in_channels, out_channels, 3, padding=(d, 1, 1), dilation=(d, 1, 1), bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._conv_forward(x, self.weight, self.bias).contiguous(memory_format=torch.channels_last_3d)
+        y: Tensor = self._conv_forward(x, self.weight, self.bias)
+        return y.contiguous(memory_format=torch.channels_last_3d)
 
 
 class LiteStem(nn.Module):
@@ -93,7 +94,8 @@ class LiteStem(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(self.bn1(self.conv(x)))
-        return self.relu(self.bn2(self.temporal(x)))
+        x = self.relu(self.bn2(self.temporal(x)))
+        return x
 
 
 class InvertedBottleneck3D(nn.Module):
@@ -146,7 +148,8 @@ class InvertedBottleneck3D(nn.Module):
             x = self.relu(self.bn_b_temporal(self.conv_b_temporal(x)))
         x = self.bn_c(self.conv_c(x))
         x += shortcut  # in place, as in BottleneckBlock
-        return self.relu(x)
+        x = self.relu(x)
+        return x
 
 
 class LiteBlockGroup(nn.Sequential):
@@ -200,7 +203,8 @@ class LiteHead(nn.Module):
     def forward(self, outputs: List[Tensor]) -> Tensor:
         x = self.relu(self.bn1(self.conv1(outputs[0])))
         x = self.relu(self.bn2(self.conv2(x)))
-        return self.classifier([x])
+        logits: Tensor = self.classifier([x])
+        return logits
 
 
 class AssembleNetLite(AssembleNet):
@@ -279,8 +283,8 @@ class AssembleNetLite(AssembleNet):
 
     def _make_head(self, in_channels: List[int], num_classes: int, *, max_pool_predictions: bool,
                    dropout: float) -> nn.Module:
-        channels = tuple(max(1, int(round(c * self.width_multiplier))) for c in self.head_channels)
-        return LiteHead(in_channels[0], num_classes, channels=channels,  # type: ignore[arg-type]
+        c1, c2 = (max(1, int(round(c * self.width_multiplier))) for c in self.head_channels)
+        return LiteHead(in_channels[0], num_classes, channels=(c1, c2),
                         max_pool_predictions=max_pool_predictions, dropout=dropout)
 
 

@@ -99,7 +99,7 @@ def create_model(
     model = build_from_graph(
         graph, num_classes=num_classes if num_classes is not None else preset.info.num_classes, **kwargs
     )
-    model.model_name = name  # type: ignore[attr-defined]
+    setattr(model, "model_name", name)  # for users; nn.Module's typed __setattr__ only takes tensors and modules
     if checkpoint_path is not None:
         load_weights(model, checkpoint_path)
     return model

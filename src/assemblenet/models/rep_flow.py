@@ -25,7 +25,7 @@ Sign convention: ``flow[:, 0]`` is the horizontal displacement (positive = conte
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 import torch
 from torch import Tensor, nn
@@ -94,11 +94,11 @@ class RepresentationFlow(nn.Module):
         return (f"num_iterations={self.num_iterations}, theta={theta:.3g}, lambda={lambda_:.3g}, tau={tau:.3g}, "
                 f"normalization={self.normalization!r}, trainable={self.trainable}")
 
-    def _apply(self, fn, recurse=True):
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> RepresentationFlow:
         # A model cast to bf16/fp16 keeps the TV-L1 constants in fp32: the layer computes in fp32 anyway, and
         # theta = 0.3 in bf16 would be 0.30078.
         original = self.hyper.detach().clone()
-        super()._apply(fn, recurse)
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]  # torch leaves Module._apply unannotated
         if self.hyper.dtype in (torch.bfloat16, torch.float16):
             self.hyper.data = original.to(device=self.hyper.device, dtype=torch.float32)
         return self
@@ -149,15 +149,19 @@ class RepresentationFlow(nn.Module):
             grad_x, grad_y = central_gradient(second)
             grad_sq = grad_x * grad_x + grad_y * grad_y + 1e-12
             theta = torch.abs(theta) + 1e-12
-            return FusedTVL1.apply(grad_x, grad_y, grad_sq, second - first, theta, lambda_ * theta, tau / theta,
-                                   self.num_iterations)
+            # torch leaves autograd.Function.apply unannotated
+            flow: Tensor = FusedTVL1.apply(  # type: ignore[no-untyped-call]
+                grad_x, grad_y, grad_sq, second - first, theta, lambda_ * theta, tau / theta, self.num_iterations)
+            return flow
         if needs_grad:
             return None
+        constants: tuple[float | Tensor, float | Tensor, float | Tensor] = (theta, lambda_, tau)
         if on_cpu:
-            theta, lambda_, tau = float(theta), float(lambda_), float(tau)  # host values: no device to wait for
+            constants = (float(theta), float(lambda_), float(tau))  # host values: no device to wait for
         # On a GPU the constants stay 0-d device tensors: reading them would make the host wait for the GPU.
-        return tvl1_flow_inplace(first, second, num_iterations=self.num_iterations, theta=theta, lambda_=lambda_,
-                                 tau=tau, chunk_pixels=self.chunk_pixels if on_cpu else first.numel())
+        return tvl1_flow_inplace(first, second, num_iterations=self.num_iterations, theta=constants[0],
+                                 lambda_=constants[1], tau=constants[2],
+                                 chunk_pixels=self.chunk_pixels if on_cpu else first.numel())
 
 
 def _tracing(tensor: Tensor) -> bool:
@@ -227,7 +231,7 @@ def tvl1_flow_inplace(first: Tensor, second: Tensor, *, num_iterations: int, the
     """:func:`tvl1_flow` without autograd, with preallocated buffers and in-place ops, over chunks of frame
     pairs that stay in cache: the PyTorch fallback of the fused kernel. Same ``[N, H, W]`` -> ``[N, 2, H, W]``.
     The constants are floats or 0-d tensors on the frames' device (never read back to the host)."""
-    theta = abs(theta) + 1e-12
+    theta = (theta.abs() if isinstance(theta, Tensor) else abs(theta)) + 1e-12
     threshold, step_scale = lambda_ * theta, tau / theta
     n, height, width = first.shape
     flow = first.new_empty(n, 2, height, width)

@@ -13,6 +13,7 @@ import ctypes
 import importlib.machinery
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -93,7 +94,7 @@ class FusedTVL1(torch.autograd.Function):
     every iteration is kept for it (``6 * iterations`` fields per pair) when a gradient is needed."""
 
     @staticmethod
-    def forward(ctx, grad_x: Tensor, grad_y: Tensor, grad_sq: Tensor, rho_c: Tensor, theta: Tensor,
+    def forward(ctx: Any, grad_x: Tensor, grad_y: Tensor, grad_sq: Tensor, rho_c: Tensor, theta: Tensor,
                 thr: Tensor, a: Tensor, num_iterations: int) -> Tensor:
         library = load_kernel()
         assert library is not None, "FusedTVL1 needs the compiled kernel"
@@ -116,7 +117,7 @@ class FusedTVL1(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_flow: Tensor):
+    def backward(ctx: Any, grad_flow: Tensor) -> tuple[Tensor | None, ...]:
         library = load_kernel()
         grad_x, grad_y, grad_sq, rho_c, saved = ctx.saved_tensors
         n, height, width = grad_x.shape

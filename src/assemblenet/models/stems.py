@@ -28,7 +28,8 @@ class RGBStem(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(self.bn1(self.conv(x)))
         x = self.relu(self.bn2(self.temporal(x)))
-        return self.pool(x)
+        x = self.pool(x)
+        return x
 
 
 class FlowStem(nn.Module):
@@ -45,7 +46,8 @@ class FlowStem(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pool(self.relu(self.bn1(self.conv(x))))
+        x = self.pool(self.relu(self.bn1(self.conv(x))))
+        return x
 
 
 class ObjectStem(nn.Module):
@@ -65,7 +67,8 @@ class ObjectStem(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.is_floating_point():
-            return self.pool(x)
+            pooled: Tensor = self.pool(x)
+            return pooled
         return pooled_one_hot(x, self.num_classes)
 
 

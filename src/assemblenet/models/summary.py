@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import torch
 from torch import nn
@@ -12,6 +13,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from assemblenet.graph import BlockNode, StemNode
 from assemblenet.models.assemblenet import AssembleNet
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
 
 @dataclass(frozen=True)
 class NodeSummary:
@@ -19,7 +22,7 @@ class NodeSummary:
 
     index: int
     kind: str  # 'rgb stem', 'flow stem', 'object stem' or 'L0'..'L3' ('L2 pruned': reaches no output, not built)
-    output_shape: tuple[int, int, int, int]
+    output_shape: tuple[int, ...]  # [C, T, H, W]; () for a pruned node (its output is an empty tensor)
     params: int  # trainable parameters of the stem, or of the node's fusion + block group
     flops: int  # flop_counter FLOPs of those modules
     temporal_dilation: int = 1
@@ -87,7 +90,7 @@ def summarize_model(model: AssembleNet, *, frames: int, size: int, batch: int = 
     # forward hooks record each stem's and node's output shape.
     shapes: dict[str, tuple[int, ...]] = {}
 
-    def remember(name: str):
+    def remember(name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
         def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
             shapes[name] = tuple(output.shape)
         return hook
@@ -129,8 +132,9 @@ def summarize_model(model: AssembleNet, *, frames: int, size: int, batch: int = 
                                      attention_sources=tuple(model.node_peers[index - num_stems]),
                                      strongest_source=strongest.get(index)))
     edges = []
+    fusions = {num_stems + n: node.fusion for n, node in model.built_nodes()}
     for (source, target), weight in model.connection_weights().items():
-        fusion = model.nodes[target - num_stems].fusion
+        fusion = fusions[target]
         edges.append(EdgeSummary(source, target, weight, learnable=fusion.learnable, scaled=fusion.num_inputs > 1))
     flow_params = _trainable_params(model.flow_layer) if model.flow_layer is not None else 0
     head_params = _trainable_params(model.head)
@@ -195,11 +199,11 @@ def _trainable_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def _meta_copy(model: nn.Module) -> nn.Module:
+def _meta_copy(model: ModuleT) -> ModuleT:
     """``copy.deepcopy(model).to('meta')`` without first copying every weight in memory."""
     memo: dict[int, object] = {}
     for tensor in model.parameters():
         memo[id(tensor)] = nn.Parameter(torch.empty_like(tensor, device="meta"), requires_grad=tensor.requires_grad)
-    for tensor in model.buffers():
-        memo[id(tensor)] = torch.empty_like(tensor, device="meta")
+    for buffer in model.buffers():
+        memo[id(buffer)] = torch.empty_like(buffer, device="meta")
     return copy.deepcopy(model, memo).to("meta")

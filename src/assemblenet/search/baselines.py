@@ -71,6 +71,7 @@ def official_baseline(space: SpaceConfig) -> AssembleNetGraph:
     nodes = []
     for node in graph.nodes:
         if isinstance(node, BlockNode):
+            assert isinstance(node.filters, int)  # asn50's; channel_budget() refuses filter triples
             share = node.filters / budget[node.level]
             filters = max(space.filter_quantum,
                           round(share * space.level_filters[node.level] / space.filter_quantum) * space.filter_quantum)

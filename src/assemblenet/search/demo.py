@@ -453,7 +453,7 @@ def _search(out: Path, settings: DemoSettings, data_root: Path, *, seed: int,
         summary = SearchRunner(config, run_dir=run_dir, progress=progress).run()
     finally:
         engine_log.setLevel(level)
-    if summary.chosen is None:
+    if summary.chosen is None or summary.best is None:
         raise SearchError(f"the demo search found no trainable graph; see {run_dir}/evaluations")
     best, chosen = summary.best, summary.chosen
     note = (f"{'resumed; ' if resumed else ''}{summary.evaluations} candidates, best single proxy val mAP "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from assemblenet.errors import GraphError
 from assemblenet.graph.spec import OUTPUT_LEVEL, AssembleNetGraph, BlockNode, StemNode, StemType
 
 STEM_LEVEL = -1  # stems sit below level 0: every block may read them
@@ -52,6 +53,8 @@ class GraphDraft:
             if isinstance(node, StemNode):
                 draft.add(DraftNode(STEM_LEVEL, node.temporal_dilation, stem_type=node.stem_type), node_id=index)
             else:
+                if isinstance(node.filters, tuple):
+                    raise GraphError(f"node {index}: the search needs int filters; this graph has filter triples")
                 attention = None if node.attention_sources is None else set(node.attention_sources)
                 draft.add(DraftNode(node.level, node.temporal_dilation, node.filters, inputs=set(node.inputs),
                                     attention=attention), node_id=index)
@@ -67,7 +70,7 @@ class GraphDraft:
         nodes: list[StemNode | BlockNode] = []
         for node_id in ids:
             node = self.nodes[node_id]
-            if node.is_stem:
+            if node.stem_type is not None:  # node.is_stem
                 nodes.append(StemNode(node.stem_type, node.dilation))
             else:
                 nodes.append(BlockNode(

@@ -338,7 +338,8 @@ class SearchRunner:
         self.strategy.observe(ctx, record)
 
         previous_best = state.history[-1]["best_fitness"] if state.history else None
-        fitnesses = [ctx.records[i].fitness for i in state.population if ctx.records[i].ok]
+        population = [ctx.records[i] for i in state.population]
+        fitnesses = [r.fitness for r in population if r.fitness is not None]  # the ok records'
         best = max([f for f in (previous_best, record.fitness) if f is not None], default=None)
         row = {
             "index": record.index,

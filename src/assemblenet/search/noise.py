@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 from assemblenet.errors import ConfigError
 from assemblenet.fileio import atomic_write_json, atomic_write_text, json_safe
 from assemblenet.graph.spec import AssembleNetGraph
-from assemblenet.search.fitness import FitnessFunction, FitnessResult
+from assemblenet.search.fitness import FitnessFunction, FitnessResult, ProxyTrainingFitness
 
 Edge = tuple[int, int]
 
@@ -182,6 +182,7 @@ def run_grid(config: Any, *, steps: Sequence[int], multipliers: Sequence[float],
         if config.fitness.kind != "proxy-training":
             raise ConfigError("fitness.kind: the noise grid varies proxy training; it needs 'proxy-training'")
         base = build_fitness(config)
+        assert isinstance(base, ProxyTrainingFitness)  # fitness.kind is proxy-training (checked above)
 
         def make_fitness(steps: int, multiplier: float) -> FitnessFunction:
             overrides = {**base.overrides, "optim.connection_lr_multiplier": multiplier,

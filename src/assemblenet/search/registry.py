@@ -42,7 +42,7 @@ def register_strategy(name: str, *, learns_attention: bool = False, mutates: boo
     def register(cls: S) -> S:
         if name in _STRATEGIES:
             raise ValueError(f"strategy {name!r} is already registered")
-        cls.name = name
+        setattr(cls, "name", name)  # S is any class here (see above), so the attribute is set by name
         _STRATEGIES[name] = StrategySpec(name, cls, learns_attention=learns_attention, mutates=mutates)
         return cls
 

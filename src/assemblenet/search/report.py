@@ -113,11 +113,15 @@ def best_curve_stats(runs: list[SearchRun]) -> tuple[list[float], list[float], l
     """Mean, standard deviation, min and max of the best-so-far curves, cut to the shortest run."""
     curves = [run.curve for run in runs if run.history]
     length = min((len(c) for c in curves), default=0)
-    mean, std, low, high = [], [], [], []
+    mean: list[float] = []
+    std: list[float] = []
+    low: list[float] = []
+    high: list[float] = []
     for step in range(length):
         values = [c[step] for c in curves if not math.isnan(c[step])]
         if not values:
-            mean.append(math.nan), std.append(math.nan), low.append(math.nan), high.append(math.nan)
+            for series in (mean, std, low, high):
+                series.append(math.nan)
             continue
         mean.append(statistics.fmean(values))
         std.append(statistics.pstdev(values) if len(values) > 1 else 0.0)
@@ -190,16 +194,15 @@ def _summary(groups: dict[str, list[SearchRun]]) -> dict[str, Any]:
 def _overall_best(runs: list[SearchRun]) -> tuple[SearchRun | None, EvaluationRecord | None]:
     """The report's graph: the re-scored finalist with the highest mean among runs that re-scored (a mean of
     fresh evaluations is not comparable with a single search score); else the single best evaluation."""
-    rescored = [(run, run.finalists) for run in runs]
-    rescored = [(run, f) for run, f in rescored if f and f["finalists"]]
+    rescored = [(run, f) for run in runs if (f := run.finalists) and f["finalists"]]
     if rescored:
         run, _ = max(rescored, key=lambda pair: pair[1]["finalists"][0]["mean"])
         return run, run.chosen_record()
-    best_run, best = None, None
+    best_run, best, best_fitness = None, None, -math.inf
     for run in runs:
         record = run.best
-        if record is not None and record.fitness is not None and (best is None or record.fitness > best.fitness):
-            best_run, best = run, record
+        if record is not None and record.fitness is not None and (best is None or record.fitness > best_fitness):
+            best_run, best, best_fitness = run, record, record.fitness
     return best_run, best
 
 

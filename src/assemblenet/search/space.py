@@ -150,7 +150,9 @@ class SearchSpace:
                 continue
             if node.temporal_dilation not in cfg.dilations:
                 problems.append(f"{where}: dilation {node.temporal_dilation} not in {list(cfg.dilations)}")
-            if node.filters % cfg.filter_quantum:
+            if isinstance(node.filters, tuple):
+                problems.append(f"{where}: filters {list(node.filters)} are a filter triple; the space has int filters")
+            elif node.filters % cfg.filter_quantum:
                 problems.append(f"{where}: {node.filters} filters is not a multiple of {cfg.filter_quantum}")
             if node.spatial_stride != spatial_stride_for_level(node.level):
                 problems.append(f"{where}: stride {node.spatial_stride} at level {node.level}")

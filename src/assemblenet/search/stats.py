@@ -23,7 +23,7 @@ Intervals are estimates, never tests: whether two intervals overlap decides noth
 overlap while the difference is significant at 5%); a difference is judged by a test of that difference.
 
 Other: :func:`evals_to_reach`, :func:`median_evals`, :func:`pearson`, :func:`spearman`, :func:`variance_split`.
-Values are plain sequences of floats; NaN/None entries are the caller's to remove.
+Values are plain sequences of floats or 1-D arrays (:data:`Values`); NaN/None entries are the caller's to remove.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
+# A sample: a sequence of floats or a 1-D array of them.
+Values = Union[Sequence[float], np.ndarray]
 # Relative slack for "reached": a curve value equal to the target up to float rounding counts as reaching it.
 REACH_TOLERANCE = 1e-12
 ALTERNATIVES = ("greater", "less", "two-sided")
@@ -52,7 +54,7 @@ class Interval:
         return [self.low, self.high]
 
 
-def _array(values: Sequence[float], name: str = "values") -> np.ndarray:
+def _array(values: Values, name: str = "values") -> np.ndarray:
     array = np.asarray(list(values), dtype=float)
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"{name}: need at least one value")
@@ -74,7 +76,7 @@ def _mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray
     return np.mean(x, axis=axis) - np.mean(y, axis=axis)
 
 
-def _tie_safe(statistic, scale: float):  # type: ignore[no-untyped-def]
+def _tie_safe(statistic: Callable[..., np.ndarray], scale: float) -> Callable[..., np.ndarray]:
     """``statistic`` rounded to 10 significant digits of ``scale``: relabellings whose statistic equals the observed
     one up to float rounding (0.1 + 0.2 against 0.3 + 0.0) then tie exactly, so they count as "as extreme", as they
     should (scipy's own tolerance is relative to the observed value and misses such ties when it is near 0)."""
@@ -86,7 +88,7 @@ def _tie_safe(statistic, scale: float):  # type: ignore[no-untyped-def]
     return rounded
 
 
-def bootstrap_mean_ci(values: Sequence[float], *, samples: int = 10000, confidence: float = 0.95,
+def bootstrap_mean_ci(values: Values, *, samples: int = 10000, confidence: float = 0.95,
                       seed: int = 0) -> Interval:
     """The mean and its percentile bootstrap interval (``scipy.stats.bootstrap``, ``samples`` resamples of the
     values with replacement). Constant data (or one value) gives the degenerate interval [mean, mean]."""
@@ -102,7 +104,7 @@ def bootstrap_mean_ci(values: Sequence[float], *, samples: int = 10000, confiden
     return Interval(mean, float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
-def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], *, samples: int = 10000, confidence: float = 0.95,
+def paired_bootstrap_ci(a: Values, b: Values, *, samples: int = 10000, confidence: float = 0.95,
                         seed: int = 0) -> Interval:
     """The mean of the paired differences ``a[i] - b[i]`` and its percentile bootstrap interval: the pairs are
     resampled together (the bootstrap of the differences), which keeps what the two members share."""
@@ -164,7 +166,7 @@ def format_interval(interval: Interval, digits: int = 3) -> str:
     return f"{interval.estimate:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
 
 
-def t_interval(values: Sequence[float], *, confidence: float = 0.95) -> Interval | None:
+def t_interval(values: Values, *, confidence: float = 0.95) -> Interval | None:
     """The mean and its Student-t interval ``mean ± t(n-1) s / sqrt(n)`` (``scipy.stats.ttest_1samp``); None for
     fewer than two values."""
     from scipy import stats
@@ -180,7 +182,7 @@ def t_interval(values: Sequence[float], *, confidence: float = 0.95) -> Interval
     return Interval(mean, float(interval.low), float(interval.high))
 
 
-def bootstrap_diff_ci(a: Sequence[float], b: Sequence[float], *, samples: int = 10000, confidence: float = 0.95,
+def bootstrap_diff_ci(a: Values, b: Values, *, samples: int = 10000, confidence: float = 0.95,
                       seed: int = 0) -> Interval:
     """``mean(a) - mean(b)`` of two independent samples and its percentile bootstrap interval
     (``scipy.stats.bootstrap``, each sample resampled on its own). For samples that pair (strategies sharing
@@ -249,14 +251,14 @@ def _check_alternative(alternative: str) -> None:
         raise ValueError(f"alternative must be one of {list(ALTERNATIVES)}, got {alternative!r}")
 
 
-def _differences(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+def _differences(a: Values, b: Values) -> np.ndarray:
     x, y = _array(a, "a"), _array(b, "b")
     if x.shape != y.shape:
         raise ValueError(f"paired samples need equal lengths, got {x.size} and {y.size}")
     return x - y
 
 
-def permutation_test(a: Sequence[float], b: Sequence[float], *, alternative: str = "greater",
+def permutation_test(a: Values, b: Values, *, alternative: str = "greater",
                      max_exact: int = 200_000, samples: int = 100_000, seed: int = 0) -> Significance:
     """Permutation test of ``mean(a) - mean(b)`` for two independent samples (``scipy.stats.permutation_test``,
     ``permutation_type="independent"``).
@@ -277,7 +279,7 @@ def permutation_test(a: Sequence[float], b: Sequence[float], *, alternative: str
     return Significance(float(x.mean() - y.mean()), float(result.pvalue), exact)
 
 
-def mann_whitney(a: Sequence[float], b: Sequence[float], *, alternative: str = "greater",
+def mann_whitney(a: Values, b: Values, *, alternative: str = "greater",
                  max_exact: int = 200_000, samples: int = 100_000, seed: int = 0) -> Significance:
     """Mann-Whitney U test for two independent samples (``scipy.stats.mannwhitneyu``); ``alternative="greater"``:
     values of ``a`` tend to be larger. The statistic is U of ``a``. The p-value is exact from the permutation
@@ -296,7 +298,7 @@ def mann_whitney(a: Sequence[float], b: Sequence[float], *, alternative: str = "
     return Significance(float(result.statistic), float(result.pvalue), exact)
 
 
-def paired_permutation_test(differences: Sequence[float], *, alternative: str = "greater",
+def paired_permutation_test(differences: Values, *, alternative: str = "greater",
                             max_exact: int = 1 << 16, samples: int = 100_000, seed: int = 0) -> Significance:
     """Sign-flip permutation test of the mean of paired ``differences`` (e.g. one per search seed), with
     ``scipy.stats.permutation_test`` (one sample, ``permutation_type="samples"``: the signs are flipped).
@@ -320,7 +322,7 @@ def paired_permutation_test(differences: Sequence[float], *, alternative: str = 
     return Significance(float(d.mean()), float(result.pvalue), exact)
 
 
-def wilcoxon_signed_rank(differences: Sequence[float], *, alternative: str = "greater") -> Significance:
+def wilcoxon_signed_rank(differences: Values, *, alternative: str = "greater") -> Significance:
     """Wilcoxon signed-rank test of paired ``differences`` (``scipy.stats.wilcoxon``): the rank-based second view
     of :func:`paired_permutation_test`. Zero differences are dropped (``zero_method="wilcox"``); all zero: p = 1.
     scipy's ``method="auto"`` decides between its exact and normal-approximation p-values."""
@@ -336,7 +338,7 @@ def wilcoxon_signed_rank(differences: Sequence[float], *, alternative: str = "gr
     return Significance(float(result.statistic), float(result.pvalue), nonzero.size == d.size and d.size <= 50)
 
 
-def t_test(a: Sequence[float], b: Sequence[float], *, paired: bool, alternative: str = "greater") -> Significance:
+def t_test(a: Values, b: Values, *, paired: bool, alternative: str = "greater") -> Significance:
     """Paired t test (``scipy.stats.ttest_rel``) or Welch's t test (``scipy.stats.ttest_ind``,
     ``equal_var=False``) of ``mean(a) - mean(b)``. Constant data: the statistic is 0 and p = 1 when the means
     agree (otherwise the difference is certain and p = 0 in its direction)."""
@@ -345,9 +347,9 @@ def t_test(a: Sequence[float], b: Sequence[float], *, paired: bool, alternative:
     _check_alternative(alternative)
     x, y = _array(a, "a"), _array(b, "b")
     diffs = _differences(x, y) if paired else None
-    spread = np.ptp(diffs) if paired else max(np.ptp(x), np.ptp(y))
+    spread = np.ptp(diffs) if diffs is not None else max(np.ptp(x), np.ptp(y))
     if spread == 0:
-        effect = float(diffs.mean() if paired else x.mean() - y.mean())
+        effect = float(diffs.mean() if diffs is not None else x.mean() - y.mean())
         if effect == 0:
             return Significance(0.0, 1.0, True)
         hit = {"greater": effect > 0, "less": effect < 0, "two-sided": True}[alternative]
@@ -362,7 +364,7 @@ def t_test(a: Sequence[float], b: Sequence[float], *, paired: bool, alternative:
 TESTS = ("permutation", "wilcoxon", "mann_whitney", "t")
 
 
-def difference_test(a: Sequence[float], b: Sequence[float], *, paired: bool, test: str = "permutation",
+def difference_test(a: Values, b: Values, *, paired: bool, test: str = "permutation",
                     alternative: str = "greater", shift: float = 0.0, samples: int = 100_000,
                     seed: int = 0) -> Significance:
     """One test of ``mean(a) - mean(b)`` against ``shift`` (H0: the difference is ``shift``; the default 0 is the
@@ -407,7 +409,7 @@ class Equivalence:
         return max(self.p_lower, self.p_upper)
 
 
-def equivalence_test(a: Sequence[float], b: Sequence[float], *, margin: float, paired: bool,
+def equivalence_test(a: Values, b: Values, *, margin: float, paired: bool,
                      test: str = "permutation", samples: int = 100_000, seed: int = 0) -> Equivalence:
     """TOST with :func:`difference_test` on each side: the difference is above ``-margin`` (one-sided, greater,
     against a shift of ``-margin``) and below ``+margin`` (less, against ``+margin``). scipy has no TOST; it is two
@@ -423,7 +425,7 @@ def equivalence_test(a: Sequence[float], b: Sequence[float], *, margin: float, p
     return Equivalence(estimate, float(margin), lower.p_value, upper.p_value, lower.exact and upper.exact)
 
 
-def holm(p_values: Sequence[float]) -> list[float]:
+def holm(p_values: Values) -> list[float]:
     """Holm's step-down adjusted p-values, in the order given: sort ascending, multiply the k-th smallest (k from 0)
     by ``m - k``, make the sequence non-decreasing (running maximum), cap at 1. Rejecting where the adjusted p is
     at most alpha controls the family-wise error rate at alpha under any dependence.
@@ -443,7 +445,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return [float(v) for v in adjusted]
 
 
-def bonferroni(p_values: Sequence[float]) -> list[float]:
+def bonferroni(p_values: Values) -> list[float]:
     """Bonferroni-adjusted p-values: each times the number of tests, capped at 1."""
     return [min(1.0, float(v) * len(p_values)) for v in p_values]
 
@@ -512,7 +514,7 @@ class Correlation:
     n: int
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> Correlation:
+def pearson(x: Values, y: Values) -> Correlation:
     """Pearson's r and its two-sided p-value; r is None with fewer than 3 pairs or a constant variable."""
     from scipy import stats
 
@@ -523,7 +525,7 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> Correlation:
     return Correlation(float(result.statistic), float(result.pvalue), int(a.size))
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> Correlation:
+def spearman(x: Values, y: Values) -> Correlation:
     """Spearman's rank correlation (Pearson's r of average ranks) and its two-sided p-value."""
     from scipy import stats
 
@@ -534,7 +536,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> Correlation:
     return Correlation(float(result.statistic), float(result.pvalue), int(a.size))
 
 
-def _pairs(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(x: Values, y: Values) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(list(x), dtype=float), np.asarray(list(y), dtype=float)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"need two sequences of equal length, got {a.shape} and {b.shape}")

@@ -243,10 +243,10 @@ class OneShot(Strategy):
                 if ctx.is_new(candidate.graph):
                     out.append(ctx.claim(candidate))
                 continue
-            candidate = ctx.random_candidate("dense", dense=True)
-            if candidate is None:
+            fresh = ctx.random_candidate("dense", dense=True)
+            if fresh is None:
                 break
-            out.append(candidate)
+            out.append(fresh)
         return out
 
     def observe(self, ctx: SearchContext, record: EvaluationRecord) -> None:

@@ -79,7 +79,8 @@ def attention_usefulness(graph: AssembleNetGraph, peer: int, target: int) -> flo
 def attention_preference(graph: AssembleNetGraph, index: int) -> float:
     """Mean usefulness of the node's attention sources minus that of all its candidates (0 without explicit
     sources)."""
-    if graph.nodes[index].attention_sources is None:
+    node = graph.nodes[index]
+    if not isinstance(node, BlockNode) or node.attention_sources is None:
         return 0.0
     chosen = [attention_usefulness(graph, p, index) for p in graph.attention_sources(index)]
     every = [attention_usefulness(graph, p, index) for p in graph.attention_candidates(index)]

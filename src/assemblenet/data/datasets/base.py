@@ -30,7 +30,8 @@ import sys
 import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from types import FrameType
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -133,7 +134,8 @@ def with_hflip_default(kwargs: dict[str, Any], hflip_prob: float) -> dict[str, A
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` naming the first frame outside this package's dataset modules (the user's call,
     however many dataset constructors and ``build_dataset`` stand between)."""
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_globals.get("__name__", "").startswith("assemblenet.data.datasets"):
         frame, level = frame.f_back, level + 1
     return level
@@ -343,6 +345,7 @@ class VideoDataset(torch.utils.data.Dataset):
             if self.target_type == "frame":
                 return target.expand(len(indices), K).clone()
             return target
+        per_frame: Sequence[Sequence[int]]
         if item.frame_labels is not None:
             per_frame = [item.frame_labels[min(int(i), len(item.frame_labels) - 1)] for i in indices]
             if self.target_type == "clip":
@@ -407,8 +410,9 @@ class VideoDataset(torch.utils.data.Dataset):
         self.frame_store = store
         self._frame_cache.clear()
 
-    def _planned_frames(self, source: FrameSource | _DecodedVideo, indices: np.ndarray, transform: Transform,
-                        rng: np.random.Generator, count: int = 1) -> list[np.ndarray]:
+    def _planned_frames(self, source: FrameSource | _DecodedVideo, indices: np.ndarray,
+                        transform: Transform | Callable[..., Any], rng: np.random.Generator,
+                        count: int = 1) -> list[np.ndarray]:
         """``count`` uint8 [T, H, W, 3] clips of the frames at ``indices`` of a reader or a cached video, each
         with its own draw of ``transform``'s crop, resize and flip (its ``spatial_plan``, drawn from ``rng`` once
         the frame size is known). One clip is cropped while a reader converts; several are cut from the frames
@@ -480,11 +484,11 @@ class VideoDataset(torch.utils.data.Dataset):
             fps = source.fps
         if not fast:
             if self.flow_store is not None:
-                sample["flow"] = self.flow_store.load(item.key, indices.tolist(),
-                                                      size=tuple(sample["rgb"].shape[-2:]))
+                height, width = sample["rgb"].shape[-2:]
+                sample["flow"] = self.flow_store.load(item.key, indices.tolist(), size=(height, width))
             if self.object_store is not None:
-                sample["objects"] = self.object_store.load(item.key, indices.tolist(),
-                                                           size=tuple(sample["rgb"].shape[-2:]))
+                height, width = sample["rgb"].shape[-2:]
+                sample["objects"] = self.object_store.load(item.key, indices.tolist(), size=(height, width))
             if "rgb" not in self.modalities:
                 del sample["rgb"]
             samples = [transform.apply(sample, rng) if isinstance(transform, Transform) else transform(sample, rng)

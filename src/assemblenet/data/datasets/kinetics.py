@@ -28,7 +28,7 @@ def _label_key(label: str) -> str:
     return " ".join(re.sub(r"[_\"'()]", " ", label).lower().split())
 
 
-def kinetics_classes(classes: ClassList | str | os.PathLike | Sequence[str] | None, csv_path: Path,
+def kinetics_classes(classes: ClassList | str | os.PathLike[str] | Sequence[str] | None, csv_path: Path,
                      rows: Sequence[KineticsRow]) -> ClassList:
     """A class file (one name per line), an official CSV (its sorted labels: pass the train CSV to the val
     set), a list of names, or None: ``classes.txt`` beside the CSV, else this CSV's sorted labels."""
@@ -44,6 +44,9 @@ def kinetics_classes(classes: ClassList | str | os.PathLike | Sequence[str] | No
         if not labels:
             raise DataError(f"{csv_path}: an unlabelled (test) CSV needs classes= (the train CSV or a class file)")
         return ClassList.from_labels(labels)
+    if not isinstance(classes, (str, os.PathLike)):
+        raise DataError(f"classes: expected a class file, a list of names, a ClassList or None, "
+                        f"got {type(classes).__name__}")
     classes = Path(classes)
     # By its first line, the official CSV (the CVDF Kinetics-600 CSVs end in .txt) or a path,label list: the
     # train list's sorted labels.
@@ -73,6 +76,7 @@ def kinetics_items(csv_path: str | os.PathLike, *, root: str | os.PathLike | Non
     for row in rows:
         labels: tuple[int, ...] = ()
         if row.label is not None:
+            index: int | None
             try:
                 index = class_list.index_of(row.label)
             except KeyError:
