@@ -23,8 +23,9 @@ _ERROR = re.compile(r"^(?P<path>[^:\n]+):(?P<line>\d+): error: .*\[(?P<code>[a-z
 
 @pytest.fixture(scope="module")
 def cache_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if request.config.cache is not None:
-        return request.config.cache.mkdir("mypy")
+    cache = getattr(request.config, "cache", None)  # absent, not None, under -p no:cacheprovider
+    if cache is not None:
+        return cache.mkdir("mypy")
     return tmp_path_factory.mktemp("mypy_cache")  # pytest's cache provider is off (-p no:cacheprovider)
 
 

@@ -111,6 +111,13 @@ def test_region_function_is_called_with_the_frame_size(bframe_video):
     assert seen == [(48, 64)] and frames.shape == (3, 16, 20, 3)
 
 
+def test_region_function_returning_a_region_alone_needs_size(bframe_video):
+    # Such a function leaves the output size to size=(H, W); without it the call used to fail deep in
+    # crop_resize with "'NoneType' object is not subscriptable".
+    with VideoReader(bframe_video) as reader, pytest.raises(ValueError, match=r"region needs size=\(H, W\)"):
+        reader.get_frames([1, 2], region=lambda height, width: (0, 0, height, width))
+
+
 def test_crop_resize_rejects_a_region_outside_the_frame():
     with pytest.raises(ValueError, match="outside"):
         crop_resize(np.zeros((10, 10, 3), np.uint8), (5, 5, 8, 8), (4, 4))

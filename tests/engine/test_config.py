@@ -69,6 +69,18 @@ def test_file_errors_are_one_line_naming_the_file_and_dotted_key(tmp_path, text,
     assert str(info.value) == f"{path}: key '{key}': {message}"
 
 
+def test_a_dataset_section_with_a_non_string_key_is_a_config_error(tmp_path):
+    # data.train/data.val become build_dataset's keyword arguments: a non-string key used to pass the config
+    # and fail at the build with "TypeError: keywords must be strings" (a traceback instead of one line).
+    path = tmp_path / "train.yaml"
+    path.write_text("data: {train: {1: 2}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: key 'data.train.1': expected a string key"
+    assert load_config({"data": {"val": {"root": "videos", "num_frames": 4}}}).data.val == {"root": "videos",
+                                                                                          "num_frames": 4}
+
+
 def test_unknown_key_suggests_the_close_one():
     with pytest.raises(ConfigError, match="did you mean 'lr'"):
         load_config({"optim": {"lrr": 1.0}})

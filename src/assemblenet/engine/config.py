@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Optional, Union
 
 from assemblenet.config_schema import (
     Checker,
@@ -40,6 +40,13 @@ from assemblenet.errors import ConfigError
 from assemblenet.fileio import atomic_write_text
 from assemblenet.graph.spec import NUM_OBJECT_CLASSES, SUPPORTED_DEPTHS
 from assemblenet.input_spec import DEFAULT_INPUT, InputSpec
+
+if TYPE_CHECKING:
+    ModalityList = list[str]
+else:
+    # The schema reads a bare ``list`` as "any list" and leaves the names to _check_values, whose one message
+    # ("a non-empty list of 'rgb'/'flow'") a ``list[str]`` hint would pre-empt with a per-item type error.
+    ModalityList = list
 
 
 def _build_option(default: Any) -> Any:
@@ -94,14 +101,14 @@ class DataConfig:
     them itself."""
 
     dataset: str = "synthetic"
-    train: dict = field(default_factory=dict)
-    val: dict = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    val: dict[str, Any] = field(default_factory=dict)
     # The input (assemblenet.input_spec: defaults typed there; input_spec() groups them).
     num_frames: int = DEFAULT_INPUT.num_frames
     stride: int = DEFAULT_INPUT.stride
     crop_size: int = DEFAULT_INPUT.crop_size
     decode_short_side: Optional[int] = None
-    modalities: list = field(default_factory=lambda: list(DEFAULT_INPUT.modalities))
+    modalities: ModalityList = field(default_factory=lambda: list(DEFAULT_INPUT.modalities))
     # Folder of per-frame object maps beside the videos (assemblenet.data.objects), for graphs with an object
     # stem (AssembleNet++); a split may set its own object_root.
     object_root: Optional[str] = None
@@ -216,14 +223,15 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return to_plain(self)
+        plain: dict[str, Any] = to_plain(self)  # a dataclass becomes a dict of its fields
+        return plain
 
     def to_yaml(self) -> str:
         return dump_yaml(self.to_dict())
 
 
 # -- construction and validation ------------------------------------------------------------------------
-def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
+def _check_values(cfg: Config, source: str | os.PathLike[str] | None) -> None:
     """Range checks the types cannot express."""
     check = Checker(source, cfg)
     check.positive("model.width_multiplier")
@@ -261,7 +269,7 @@ def _check_values(cfg: Config, source: str | os.PathLike | None) -> None:
     _check_names(cfg, source)
 
 
-def _check_names(cfg: Config, source: str | os.PathLike | None) -> None:
+def _check_names(cfg: Config, source: str | os.PathLike[str] | None) -> None:
     """The registry names a config holds (the model preset, the dataset) exist, so that ``check-dataset`` and
     ``train`` refuse the same config the same way, before any work: one line naming the key and the choices."""
     from assemblenet.data.datasets.factory import DATASETS
@@ -275,20 +283,20 @@ def _check_names(cfg: Config, source: str | os.PathLike | None) -> None:
             raise key_error(source, key, f"unknown {what} {name!r}; choices: {', '.join(choices)}")
 
 
-def config_from_dict(raw: Mapping[str, Any] | None, *, source: str | os.PathLike | None = "config") -> Config:
+def config_from_dict(raw: Mapping[str, Any] | None, *, source: str | os.PathLike[str] | None = "config") -> Config:
     """Validate a nested mapping into a :class:`Config` (missing keys take their defaults); errors name
     ``source``."""
-    cfg = parse_dataclass(Config, raw or {}, source=source)
+    cfg: Config = parse_dataclass(Config, raw or {}, source=source)
     _check_values(cfg, source)
     return cfg
 
 
-def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw mapping of a YAML config, with its ``base`` chain merged in."""
     return read_yaml(path, what="config file", base_key="base")
 
 
-def load_config(source: str | os.PathLike | Mapping[str, Any] | Config | None = None,
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None,
                 overrides: Iterable[Override] = ()) -> Config:
     """A validated config from a YAML path, a mapping or a ``Config`` (copied), plus dotted overrides
     (``"optim.lr=0.1"`` strings or ``(key, value)`` pairs)."""
@@ -321,7 +329,7 @@ def run_config(source: str | os.PathLike[str] | Mapping[str, Any] | Config | Non
     return load_config(cfg, extra) if extra else cfg
 
 
-def save_config(cfg: Config, path: str | os.PathLike) -> Path:
+def save_config(cfg: Config, path: str | os.PathLike[str]) -> Path:
     """Write ``cfg`` as YAML, atomically."""
     return atomic_write_text(path, cfg.to_yaml())
 
@@ -342,7 +350,7 @@ SMOKE_OVERRIDES: tuple[tuple[str, Any], ...] = (
 )
 
 
-def smoke_overrides(output_dir: str | os.PathLike | None = None) -> list[tuple[str, Any]]:
+def smoke_overrides(output_dir: str | os.PathLike[str] | None = None) -> list[tuple[str, Any]]:
     """The overrides of a smoke run (:data:`SMOKE_OVERRIDES`: a width-1/8 depth-26 model, 4 frames of 32 px,
     4 steps of 2 clips, 16 videos per split, one view per video), writing to ``output_dir`` or, without one, to
     a new temporary folder."""

@@ -120,7 +120,7 @@ def preflight_splits(cfg: Config, built: Mapping[str, Any], *, progress: bool) -
               workers=max(1, cfg.data.num_workers), progress=progress)
 
 
-def clip_loader(dataset: Any, sampler: torch.utils.data.Sampler[int], *, batch_size: int, num_workers: int,
+def clip_loader(dataset: Any, sampler: torch.utils.data.Sampler[tuple[int, int]], *, batch_size: int, num_workers: int,
                 pin_memory: bool, prefetch_factor: int | None = None,
                 persistent_workers: bool = False) -> torch.utils.data.DataLoader[Any]:
     """A loader of whole batches of ``dataset``'s clips in ``sampler``'s order, each item's augmentation seeded

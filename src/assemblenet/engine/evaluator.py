@@ -154,7 +154,7 @@ def absorb_skipped(dataset: Any, meta: Any) -> None:
 
 
 # -- report files --------------------------------------------------------------------------------------
-def write_charades_submission(path: str | os.PathLike, video_ids: Sequence[str], scores: np.ndarray) -> Path:
+def write_charades_submission(path: str | os.PathLike[str], video_ids: Sequence[str], scores: np.ndarray) -> Path:
     """The official Charades classification submission format: one line per video, ``id score_0 ...
     score_{K-1}``, space-separated."""
     path = Path(path)
@@ -163,7 +163,7 @@ def write_charades_submission(path: str | os.PathLike, video_ids: Sequence[str],
     return path
 
 
-def read_charades_submission(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+def read_charades_submission(path: str | os.PathLike[str]) -> tuple[list[str], np.ndarray]:
     ids, rows = [], []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         parts = line.split()
@@ -173,7 +173,7 @@ def read_charades_submission(path: str | os.PathLike) -> tuple[list[str], np.nda
     return ids, np.asarray(rows)
 
 
-def write_eval_outputs(result: EvalResult, out_dir: str | os.PathLike, *, save_predictions: bool = True,
+def write_eval_outputs(result: EvalResult, out_dir: str | os.PathLike[str], *, save_predictions: bool = True,
                        extra: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write the report: ``eval_metrics.json`` (with ``skipped_videos``, the count of the split's skipped videos,
     and ``skipped``, each one's path and reason), ``per_class_ap.csv``, ``predictions.txt`` (Charades submission
@@ -194,7 +194,7 @@ def write_eval_outputs(result: EvalResult, out_dir: str | os.PathLike, *, save_p
     ap_official = M.charades_average_precision(result.scores, result.targets)
     ap_sklearn = M.sklearn_average_precision(result.scores, result.targets)
     positives = M.to_multi_hot(result.targets, k).sum(axis=0)
-    rows = [["class_index", "class_name", "positives", "ap_charades", "ap_sklearn"]]
+    rows: list[list[Any]] = [["class_index", "class_name", "positives", "ap_charades", "ap_sklearn"]]
     for i in range(k):
         rows.append([i, names[i], int(positives[i]), _fmt(ap_official[i]), _fmt(ap_sklearn[i])])
     written["per_class_ap"] = out / "per_class_ap.csv"

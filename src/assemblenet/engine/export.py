@@ -23,7 +23,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -60,7 +60,7 @@ def example_inputs(model: nn.Module, *, batch_size: int, num_frames: int, size: 
     if "flow" in input_names(model):
         inputs.append(torch.randn(batch_size, 2, num_frames, size, size, generator=generator))
     if "objects" in input_names(model):
-        classes = int(model.num_object_classes)
+        classes = int(getattr(model, "num_object_classes"))  # an int attribute of models with an object stem
         inputs.append(torch.rand(batch_size, classes, num_frames, size, size, generator=generator))
     return tuple(inputs)
 
@@ -81,7 +81,8 @@ def _input_names(inputs: tuple[torch.Tensor, ...]) -> list[str]:
 
 def _call(module: Any, names: list[str], inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """``module(video, flow=..., objects=...)`` from named inputs."""
-    return module(inputs[0], **dict(zip(names[1:], inputs[1:])))
+    output: torch.Tensor = module(inputs[0], **dict(zip(names[1:], inputs[1:])))
+    return output
 
 
 def export_torchscript(model: nn.Module, path: Path) -> None:
@@ -105,7 +106,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _exporter_output_hidden(hidden: bool = True):
+def _exporter_output_hidden(hidden: bool = True) -> Iterator[None]:
     """Send everything written to stdout and stderr (Python's and the C libraries' file descriptors alike) to a
     discarded temporary file: the ONNX exporter prints its passes, diagnostics and a coloured report there
     (some 150 lines). ``hidden=False`` (``assemblenet -v export``) leaves them on the terminal."""
@@ -176,13 +177,14 @@ def run_exported(path: Path, fmt: str, inputs: tuple[torch.Tensor, ...], names: 
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {name: tensor.numpy() for name, tensor in zip(names, inputs)}
-    return session.run(None, feed)[0]
+    outputs: list[np.ndarray] = session.run(None, feed)  # one array per graph output
+    return outputs[0]
 
 
 MIN_FRAMES = 2  # the ONNX graph's time axis is dynamic from 2 (torch.export bakes a size-1 dimension in)
 
 
-def export_model(model: nn.Module, path: str | os.PathLike, *, fmt: str, batch_size: int = 1,
+def export_model(model: nn.Module, path: str | os.PathLike[str], *, fmt: str, batch_size: int = 1,
                  num_frames: int = DEFAULT_INPUT.num_frames, size: int = DEFAULT_INPUT.crop_size,
                  tolerance: float = 1e-4, opset: int = 18, check: bool = True, verbose: bool = False) -> ExportReport:
     """Export ``model`` (moved to CPU, eval mode) and verify the exported outputs against eager ones.

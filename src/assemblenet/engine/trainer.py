@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 import torch
 from torch import nn
@@ -64,6 +64,13 @@ logger = logging.getLogger(__name__)
 
 class Trainer:
     """Builds everything a config describes and runs the loop; see :func:`run_training`."""
+
+    # Built on first use (``getattr(self, name, None)`` tells whether yet): the training loader (dropped after
+    # the last epoch) and its sampler; the (DDP-)wrapped model and the module the steps call (compiled or not).
+    _loader: torch.utils.data.DataLoader[Any] | None
+    _sampler: ResumableSampler
+    _wrapped_module: nn.Module
+    _training_module: nn.Module
 
     def __init__(self, cfg: Config, *, graph: Any = None, train_dataset: Any = None, val_dataset: Any = None,
                  progress: bool | None = None) -> None:
@@ -185,7 +192,7 @@ class Trainer:
         return training_loss(logits, target, kind=self.loss_kind, num_classes=self.num_classes,
                              label_smoothing=self.cfg.optim.label_smoothing)
 
-    def _train_loader(self) -> tuple[torch.utils.data.DataLoader, ResumableSampler]:
+    def _train_loader(self) -> tuple[torch.utils.data.DataLoader[Any], ResumableSampler]:
         """The training loader, built once: its workers persist across epochs, so what they cache (video
         indexes, known-bad files, ``cache_frames``) survives; each epoch only re-seeds the sampler."""
         loader = getattr(self, "_loader", None)
@@ -303,7 +310,7 @@ class Trainer:
         if len(set(resumed_steps)) > 1:
             raise CheckpointError(f"the processes resumed at different steps {resumed_steps}: output.dir "
                                   f"({self.run_dir}) must be on a filesystem every machine shares")
-        if self.writes:
+        if self.writes and self.run_dir is not None:  # writes implies a run_dir; mypy cannot see it
             save_config(cfg, self.run_dir / "config.yaml")
         self._metrics = MetricsLogger(self.run_dir if self.writes else None, tensorboard=cfg.output.tensorboard,
                                     resume_step=self.step if self.resumed_from is not None else None)
@@ -322,6 +329,7 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                    disable=not (self.progress and self.dist.is_main), desc="train")
         window_steps, window_start = 0, time.perf_counter()
+        loader: torch.utils.data.DataLoader[Any] | None
         try:
             while self.step < self.total_steps:
                 loader, _ = self._train_loader()
@@ -377,7 +385,8 @@ class Trainer:
                 model = nn.parallel.DistributedDataParallel(
                     self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             self._wrapped_module = model
-            self._training_module = torch.compile(model) if self.cfg.train.compile else model
+            # torch.compile of a Module returns an OptimizedModule (a Module); its stub says only "a callable".
+            self._training_module = cast(nn.Module, torch.compile(model)) if self.cfg.train.compile else model
             self._loss_window = LossWindow(self.device, self.step)
         return self._wrapped_module
 

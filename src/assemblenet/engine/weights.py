@@ -42,7 +42,7 @@ WEIGHTS_FORMAT = "assemblenet-weights/1"
 SIDECAR_SUFFIX = ".json"
 
 
-def sidecar_path(weights_path: str | os.PathLike) -> Path:
+def sidecar_path(weights_path: str | os.PathLike[str]) -> Path:
     path = Path(weights_path)
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
@@ -52,13 +52,13 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     while True:
         if hasattr(model, "module") and isinstance(model.module, nn.Module):
             model = model.module
-        elif hasattr(model, "_orig_mod"):
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
             model = model._orig_mod
         else:
             return model
 
 
-def save_weights(model: nn.Module, path: str | os.PathLike, *, model_spec: Mapping[str, Any],
+def save_weights(model: nn.Module, path: str | os.PathLike[str], *, model_spec: Mapping[str, Any],
                  class_names: list[str] | None = None, multi_label: bool | None = None,
                  input_spec: InputSpec | None = None, config: Mapping[str, Any] | None = None,
                  metrics: Mapping[str, Any] | None = None) -> Path:
@@ -83,7 +83,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, *, model_spec: Mappi
     return path
 
 
-def read_sidecar(weights_path: str | os.PathLike) -> dict[str, Any]:
+def read_sidecar(weights_path: str | os.PathLike[str]) -> dict[str, Any]:
     """The sidecar of a weights file; a clear error when the weights or the sidecar are missing."""
     weights_path = Path(weights_path)
     if not weights_path.is_file():
@@ -100,7 +100,7 @@ def read_sidecar(weights_path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def load_state_dict_file(weights_path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def load_state_dict_file(weights_path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -113,7 +113,7 @@ def load_state_dict_file(weights_path: str | os.PathLike) -> dict[str, torch.Ten
         raise CheckpointError(f"{weights_path}: not a readable safetensors file ({exc})") from None
 
 
-def load_weights_into(model: nn.Module, weights_path: str | os.PathLike) -> nn.Module:
+def load_weights_into(model: nn.Module, weights_path: str | os.PathLike[str]) -> nn.Module:
     """Load a weights file strictly into ``model``, with one error naming the mismatch."""
     state = load_state_dict_file(weights_path)
     target = unwrap_model(model)
@@ -133,7 +133,7 @@ def load_weights_into(model: nn.Module, weights_path: str | os.PathLike) -> nn.M
     return model
 
 
-def load_model(weights_path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(weights_path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a weights file describes and load its weights. Returns (model in eval mode, sidecar)."""
     sidecar = read_sidecar(weights_path)
     try:
@@ -158,7 +158,7 @@ class TrainedModelInfo:
     model_spec: dict[str, Any]
 
 
-def load_trained_model(path: str | os.PathLike, *, use_ema: bool = True) -> tuple[nn.Module, TrainedModelInfo]:
+def load_trained_model(path: str | os.PathLike[str], *, use_ema: bool = True) -> tuple[nn.Module, TrainedModelInfo]:
     """A trained model from a weights file (``.safetensors`` with sidecar), a training checkpoint (``.pt``)
     or a run folder (its ``model.safetensors``, else its latest checkpoint).
 

@@ -58,9 +58,9 @@ def learned_weights_from_graph(graph: AssembleNetGraph) -> dict[Edge, float]:
     weights: dict[Edge, float] = {}
     for target, node in enumerate(graph.nodes):
         if isinstance(node, BlockNode):
+            edge_weights = node.edge_weights if len(node.inputs) > 1 else None
             for k, source in enumerate(node.inputs):
-                has_weight = node.edge_weights is not None and len(node.inputs) > 1
-                weights[(source, target)] = float(node.edge_weights[k]) if has_weight else 1.0
+                weights[(source, target)] = float(edge_weights[k]) if edge_weights is not None else 1.0
     return weights
 
 

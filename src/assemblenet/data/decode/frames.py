@@ -14,6 +14,7 @@ from assemblenet.data.decode.source import (
     DEFAULT_FPS,
     IMAGE_EXTENSIONS,
     FrameCrop,
+    FrameIndices,
     FrameSource,
     Region,
     checked_indices,
@@ -111,7 +112,7 @@ class FrameFolderReader(FrameSource):
                             f"frame's {self._size[1]}x{self._size[0]}")
         return image
 
-    def get_frames(self, indices: Sequence[int], *, seek: bool | None = None,
+    def get_frames(self, indices: FrameIndices, *, seek: bool | None = None,
                    short_side: int | None = None, region: Region | None = None,
                    size: tuple[int, int] | None = None) -> np.ndarray:
         """uint8 [len(indices), H, W, 3], RGB. ``seek`` is accepted for interface parity and ignored;

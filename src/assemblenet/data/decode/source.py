@@ -32,8 +32,13 @@ def find_videos(root: str | os.PathLike, *, frame_folders: bool = False) -> list
 # Frame rate assumed when a container declares none, and of a frame folder unless given (images record none).
 DEFAULT_FPS = 30.0
 
-# A crop as (top, left, height, width), or a function of the frame's (height, width) drawing one (see get_frames).
-Region = tuple[int, int, int, int] | Callable[[int, int], tuple[int, int, int, int]]
+# A crop as (top, left, height, width); an output size as (height, width).
+CropBox = tuple[int, int, int, int]
+FrameSize = tuple[int, int]
+# A crop, or a function of the frame's (height, width) drawing one, or drawing (crop, output size) (see get_frames).
+Region = CropBox | Callable[[int, int], CropBox | tuple[CropBox, FrameSize]]
+# Frame indices: ints, or an integer array (what the clip samplers draw).
+FrameIndices = Sequence[int] | np.ndarray
 
 
 class FrameSource(Protocol):
@@ -81,7 +86,7 @@ class FrameSource(Protocol):
     @property
     def can_seek(self) -> bool: ...
 
-    def get_frames(self, indices: Sequence[int], *, seek: bool | None = None,
+    def get_frames(self, indices: FrameIndices, *, seek: bool | None = None,
                    short_side: int | None = None, region: Region | None = None,
                    size: tuple[int, int] | None = None) -> np.ndarray:
         """uint8 [len(indices), H, W, 3] RGB frames at ``indices`` (any order, repeats allowed); see
@@ -132,31 +137,36 @@ def crop_resize(image: np.ndarray, region: tuple[int, int, int, int], size: tupl
 class FrameCrop:
     """A crop region (fixed, or drawn once from the frame size) and the output size, for ``get_frames``."""
 
-    def __init__(self, region, size: tuple[int, int] | None) -> None:
+    def __init__(self, region: Region, size: FrameSize | None) -> None:
         if size is None and not callable(region):
             raise ValueError("region needs size=(H, W)")
         self._region = region
-        self._fixed = None if callable(region) else tuple(int(v) for v in region)
+        self._fixed: tuple[int, ...] | None = None if callable(region) else tuple(int(v) for v in region)
         self.size = None if size is None else (int(size[0]), int(size[1]))
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         if self._fixed is None:
+            assert callable(self._region)  # only a function leaves the region to draw
             drawn = self._region(image.shape[0], image.shape[1])
             if len(drawn) == 2:  # (region, size): the function chose the output size too
-                drawn, self.size = drawn[0], (int(drawn[1][0]), int(drawn[1][1]))
+                region, size = drawn
+                drawn, self.size = region, (int(size[0]), int(size[1]))
             self._fixed = tuple(int(v) for v in drawn)
-        return crop_resize(image, self._fixed, self.size)
+        if self.size is None:  # a function that returned a region alone, and no size=(H, W) given
+            raise ValueError("region needs size=(H, W)")
+        top, left, height, width = self._fixed  # a region of other than 4 values fails here as in crop_resize
+        return crop_resize(image, (top, left, height, width), self.size)
 
 
-def checked_indices(path: Path, indices: Sequence[int], num_frames: int) -> list[int]:
+def checked_indices(path: Path, indices: FrameIndices, num_frames: int) -> list[int]:
     """``indices`` as ints; none, or one outside ``[0, num_frames)``, is an error naming ``path``."""
-    indices = [int(i) for i in indices]
-    if not indices:
+    as_ints = [int(i) for i in indices]
+    if not as_ints:
         raise ValueError("indices must not be empty")
-    bad = [i for i in indices if not 0 <= i < num_frames]
+    bad = [i for i in as_ints if not 0 <= i < num_frames]
     if bad:
         raise IndexError(f"{path}: frame indices {bad[:5]} out of range [0, {num_frames})")
-    return indices
+    return as_ints
 
 
 def shrink_to_short_side(height: int, width: int, short_side: int) -> tuple[int, int]:

@@ -19,13 +19,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Literal
 
 import numpy as np
 
 from assemblenet.data.decode.source import (
     DEFAULT_FPS,
     FrameCrop,
+    FrameIndices,
     FrameSource,
     Region,
     checked_indices,
@@ -249,8 +250,8 @@ class VideoReader(FrameSource):
         trusted = (any(name in self._format_name for name in _PTS_TRUSTED_FORMATS)
                    and num_frames > 0 and all(p is not None for p in pts_list)
                    and len(set(pts_list)) == num_frames)
-        if trusted:
-            pts_sorted = sorted(pts_list)  # type: ignore[arg-type]
+        if trusted and stream.time_base is not None:  # pts without a time base are no times: use the rate
+            pts_sorted = sorted(p for p in pts_list if p is not None)  # every one, as trusted checked
             time_base = float(stream.time_base)
             timestamps = (np.asarray(pts_sorted, dtype=np.float64) - pts_sorted[0]) * time_base
             if fps is None and num_frames > 1 and timestamps[-1] > 0:
@@ -344,7 +345,7 @@ class VideoReader(FrameSource):
 
         def before_decode(packet) -> None:
             # Packet pts is the frame's presentation time, so the index tells whether this frame is wanted.
-            mode = "DEFAULT" if position.get(packet.pts) in wanted else "NONREF"
+            mode: Literal["DEFAULT", "NONREF"] = "DEFAULT" if position.get(packet.pts) in wanted else "NONREF"
             if codec.skip_frame != mode:
                 codec.skip_frame = mode
 
@@ -383,7 +384,7 @@ class VideoReader(FrameSource):
                 return False  # a wanted frame was passed without being produced
         return True
 
-    def get_frames(self, indices: Sequence[int], *, seek: bool | None = None,
+    def get_frames(self, indices: FrameIndices, *, seek: bool | None = None,
                    short_side: int | None = None, region: Region | None = None,
                    size: tuple[int, int] | None = None) -> np.ndarray:
         """Decode the frames at ``indices``.
@@ -465,7 +466,7 @@ class VideoReader(FrameSource):
         container = getattr(self, "_container", None)
         if container is not None:
             container.close()
-            self._container = None
+            self._container = None  # type: ignore[assignment]  # closed: no method reads it again but close()
 
     def __enter__(self) -> "VideoReader":
         return self
