@@ -69,6 +69,7 @@ def _copy_of_the_repository(target: Path) -> Path:
     return target
 
 
+@pytest.mark.slow  # about a minute on 2 cores (GPU tests, torchrun and the eager loop, all on the CPU)
 def test_the_documented_device_command_runs_uninstalled_offline_and_writes_under_out(tmp_path):
     """The device recipe as written, with ``--device cpu --tiny``: the check's one full run in the suite."""
     import os

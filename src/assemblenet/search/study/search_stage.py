@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from assemblenet.search.study.runner import RunSpec, Study
 
 # the study's log lines keep one logger name (and so the command's output its wording) whichever module writes them
-logger = logging.getLogger("assemblenet.search.study.runner")
+logger = logging.getLogger(__name__)
 
 
 def run_searches(study: Study) -> list[dict[str, Any]]:

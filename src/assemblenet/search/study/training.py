@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from assemblenet.search.study.runner import Study
 
 # the study's log lines keep one logger name (and so the command's output its wording) whichever module writes them
-logger = logging.getLogger("assemblenet.search.study.runner")
+logger = logging.getLogger(__name__)
 
 
 def settings_for(config: StudyConfig, candidate: RecipeCandidate | None) -> TrainingSettings:
