@@ -79,14 +79,14 @@ class DemoSettings:
     connection_lr_multiplier: float = 10.0
     precise_bn_batches: int = 4
     search_lr: float = 0.1  # the proxy's SGD learning rate (configs/search/compositional.yaml's)
-    train_steps: int = 220
+    train_steps: int = 250
     train_lr: float = 0.05  # the final trainings' learning rate
     training_seeds: int = 3  # per wiring, the same seeds for every wiring (paired), so the verdict sees seed noise
     eval_clips: int = 1  # the one clip is the whole video
     workers: int = 2  # local search processes, then training processes (each with one torch thread)
     train_threads: int = 1
-    finalists_top_k: int = 2  # the search's result: the better of the top 2 graphs re-scored with 1 fresh seed each
-    finalists_seeds: int = 1
+    finalists_top_k: int = 2  # the search's result: the best mean of the top 2 graphs re-scored with 2 fresh seeds
+    finalists_seeds: int = 2
 
 
 FULL = DemoSettings()
