@@ -21,15 +21,16 @@ from scipy import stats  # noqa: E402
 
 from assemblenet import fileio  # noqa: E402
 from assemblenet.runtime import machine_info  # noqa: E402
+from assemblenet.search.stats import Interval, t_interval  # noqa: E402
 
 WIRINGS = ("asn50", "late_fusion", "rgb_only", "flow_only")
 HERE = Path(__file__).resolve().parent
 
 
-def t_interval(values: np.ndarray) -> list[float]:
-    """95% Student-t interval of the mean over training seeds."""
-    low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
-    return [float(low), float(high)]
+def _bounds(interval: Interval | None) -> list[float]:
+    """The 95% Student-t interval of the mean over training seeds, as [low, high]."""
+    assert interval is not None, "a wiring needs at least two training seeds"
+    return [interval.low, interval.high]
 
 
 def main(study: Path) -> None:
@@ -39,7 +40,7 @@ def main(study: Path) -> None:
         scores = np.array([json.loads(p.read_text())["metrics"]["top1"] for p in runs])
         rows[wiring] = {"runs": [p.parent.name for p in runs], "top1": scores.tolist(), "n": len(scores),
                         "mean": float(scores.mean()), "std": float(scores.std(ddof=1)),
-                        "ci95_t": t_interval(scores), "min": float(scores.min()), "max": float(scores.max())}
+                        "ci95_t": _bounds(t_interval(scores)), "min": float(scores.min()), "max": float(scores.max())}
     asn50, late = (np.array(rows[w]["top1"]) for w in ("asn50", "late_fusion"))
     welch = stats.ttest_ind(asn50, late, equal_var=False)
     result = {
