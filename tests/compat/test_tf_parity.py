@@ -10,16 +10,22 @@ import torch
 from assemblenet.compat.tf_reference import ReferenceFormatError, build_model
 from assemblenet.graph import AssembleNetGraph
 from assemblenet.models import build_assemblenet
+from assemblenet.models.layers import set_temporal_conv
 from tests.compat._parity import relative_error, to_tf_layout
 
 REFERENCES = Path(__file__).resolve().parents[1] / "fixtures" / "tf_reference"
 TOLERANCE = 1e-4
 
 
-@pytest.fixture(scope="module", params=["tiny_fixed", "tiny_learnable"])
+# Both ways TemporalConv can compute (models/layers.py) must match TF: "conv2d" is an option that changes the
+# last bits, and the same tolerance holds for it.
+@pytest.fixture(scope="module", params=[(name, implementation) for name in ("tiny_fixed", "tiny_learnable")
+                                        for implementation in ("conv3d", "conv2d")],
+                ids=lambda p: "-".join(p))
 def reference(request):
-    name = request.param
+    name, implementation = request.param
     model = build_model(REFERENCES / f"{name}.npz", REFERENCES / f"{name}_manifest.json")
+    assert set_temporal_conv(model, implementation) > 0
     arrays = np.load(REFERENCES / f"{name}.npz")
     manifest = json.loads((REFERENCES / f"{name}_manifest.json").read_text())
     x = torch.from_numpy(arrays["input"]).permute(0, 4, 1, 2, 3)

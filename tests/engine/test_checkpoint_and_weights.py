@@ -107,6 +107,24 @@ def test_graph_models_keep_their_graph_in_the_sidecar(tmp_path):
         assert torch.equal(rebuilt(x), model.eval()(x))
 
 
+def test_the_temporal_conv_option_is_kept_in_the_sidecar_only_when_it_is_not_the_default(tmp_path):
+    # model.temporal_conv changes the numbers, so a model trained with "conv2d" is rebuilt with it; at the
+    # default the spec leaves the key out, so specs and sidecars written before the option existed read the same.
+    from assemblenet.models.layers import TemporalConv
+
+    default_model, default_spec = build_model(load_config({"model": TINY}).model, num_classes=3)
+    assert "temporal_conv" not in default_spec["overrides"]
+    model, spec = build_model(load_config({"model": {**TINY, "temporal_conv": "conv2d"}}).model, num_classes=3)
+    assert spec["overrides"]["temporal_conv"] == "conv2d"
+    rebuilt, _ = load_model(save_weights(model.eval(), tmp_path / "fast.safetensors", model_spec=spec))
+    implementations = {m.implementation for m in rebuilt.modules() if isinstance(m, TemporalConv)}
+    assert implementations == {"conv2d"}
+    assert {m.implementation for m in default_model.modules() if isinstance(m, TemporalConv)} == {"conv3d"}
+    x = torch.rand(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), model(x))
+
+
 def test_weights_errors_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         read_sidecar(tmp_path / "missing.safetensors")

@@ -2,7 +2,14 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from assemblenet.models.layers import max_pool_same, spatial_conv, temporal_conv, tf_same_padding
+from assemblenet.models.layers import (
+    TemporalConv,
+    max_pool_same,
+    set_temporal_conv,
+    spatial_conv,
+    temporal_conv,
+    tf_same_padding,
+)
 
 
 @pytest.mark.parametrize("size,kernel,stride,expected", [(56, 3, 2, (0, 1)), (57, 3, 2, (1, 1)), (28, 2, 2, (0, 0)),
@@ -39,10 +46,12 @@ def test_spatial_conv_applies_the_same_2d_conv_to_every_frame():
         torch.testing.assert_close(out[:, :, t], F.conv2d(x[:, :, t], conv.weight, stride=2, padding=1))
 
 
+@pytest.mark.parametrize("implementation", ["conv3d", "conv2d"])
 @pytest.mark.parametrize("dilation", [1, 2, 4])
-def test_temporal_conv_is_zero_padded_inside_each_clip(dilation):
+def test_temporal_conv_is_zero_padded_inside_each_clip(dilation, implementation):
     torch.manual_seed(0)
     conv = temporal_conv(3, 2, 3, dilation=dilation)
+    conv.implementation = implementation
     x = torch.randn(2, 3, 6, 2, 2)
     out = conv(x)
     weight = conv.weight[:, :, :, 0, 0]  # [out, in, k]
@@ -53,6 +62,45 @@ def test_temporal_conv_is_zero_padded_inside_each_clip(dilation):
                 expected[:, :, t] += torch.einsum("oi,bihw->bohw", weight[:, :, k], x[:, :, t + offset])
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     assert out.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize(("kernel", "dilation", "shape"), [(3, 1, (4, 16, 8, 8, 8)), (5, 2, (2, 4, 8, 16, 16)),
+                                                          (3, 1, (8, 64, 8, 1, 1))])
+def test_the_conv2d_temporal_conv_computes_the_conv3d_forward_and_gradients(kernel, dilation, shape, channels_last):
+    # The same weight read two ways: outputs and both gradients agree to float32 rounding, not bit for bit.
+    torch.manual_seed(1)
+    reference = temporal_conv(shape[1], 8, kernel, dilation=dilation)
+    fast = temporal_conv(shape[1], 8, kernel, dilation=dilation)
+    fast.load_state_dict(reference.state_dict())
+    assert set_temporal_conv(fast, "conv2d") == 1
+    x = torch.randn(shape)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+        for conv in (reference, fast):
+            conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last_3d)
+    outputs, input_grads = [], []
+    for conv in (reference, fast):
+        x_in = x.clone().requires_grad_(True)
+        y = conv(x_in)
+        (y * torch.linspace(-1, 1, y.numel()).view(y.shape)).sum().backward()
+        assert y.shape == (shape[0], 8) + shape[2:]
+        assert y.is_contiguous(memory_format=torch.channels_last_3d)
+        outputs.append(y.detach())
+        input_grads.append(x_in.grad)
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(input_grads[1], input_grads[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.weight.grad, reference.weight.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_set_temporal_conv_names_the_choices_and_the_default_is_conv3d():
+    model = torch.nn.Sequential(temporal_conv(2, 2, 3), spatial_conv(2, 2, 3), temporal_conv(2, 2, 3))
+    assert all(m.implementation == "conv3d" for m in model.modules() if isinstance(m, TemporalConv))
+    assert "implementation" not in repr(model)
+    assert set_temporal_conv(model, "conv2d") == 2
+    assert repr(model).count("implementation=conv2d") == 2
+    with pytest.raises(ValueError, match=r"temporal_conv 'fast': expected one of \['conv3d', 'conv2d'\]"):
+        set_temporal_conv(model, "fast")
 
 
 def test_a_strided_1x1_spatial_conv_equals_torchs_strided_conv_and_its_backward_runs_on_one_thread():

@@ -101,3 +101,25 @@ def test_build_from_graph_chooses_the_lite_builder_for_filter_triples_only():
     assert not isinstance(plain, AssembleNetLite) and plain.depth == 26
     with pytest.raises(ConfigError, match="no depth option"):
         build_from_graph(official_graph("asnp_lite"), num_classes=3, depth=50)
+
+
+@pytest.mark.parametrize("name", ["assemblenet50", "assemblenet_plus_lite"])
+def test_temporal_conv_option_reaches_every_temporal_conv_and_reads_the_same_weights(tmp_path, name):
+    # Both builders take temporal_conv; a model trained one way loads into the other (same parameters), and
+    # their logits agree to float32 rounding (bit-identity is not promised: the option changes the numbers).
+    from assemblenet.models.layers import TemporalConv
+
+    torch.manual_seed(0)
+    options = {"num_classes": 4, "width_multiplier": 0.125} | ({"depth": 26} if name == "assemblenet50" else {})
+    reference = create_model(name, **options).eval()
+    path = tmp_path / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(path))
+    fast = create_model(name, temporal_conv="conv2d", checkpoint_path=path, **options).eval()
+    temporal = [m for m in fast.modules() if isinstance(m, TemporalConv)]
+    assert temporal and all(m.implementation == "conv2d" for m in temporal)
+    assert all(m.implementation == "conv3d" for m in reference.modules() if isinstance(m, TemporalConv))
+    x = torch.rand(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), reference(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="temporal_conv 'conv1d'"):
+        create_model(name, temporal_conv="conv1d", **options)

@@ -84,6 +84,9 @@ class ModelConfig:
     attention_mode: Optional[Literal["self", "peer"]] = _build_option(None)
     # Channels of the object maps an object stem reads (the Lite builder has no object stem and no such keyword).
     num_object_classes: int = _build_option(NUM_OBJECT_CLASSES)
+    # How the temporal convolutions compute (models/layers.py: TemporalConv): "conv3d", the reference numbers, or
+    # "conv2d", faster on a CPU at the search's small sizes but not bit-identical (relative 1e-7 to 1e-6).
+    temporal_conv: Literal["conv3d", "conv2d"] = _build_option("conv3d")
     pretrained: Optional[str] = None  # safetensors weights to start from (before any resume)
     frozen_bn: bool = False  # BN layers keep their running statistics (eval mode) while training
     sync_bn: bool = False  # SyncBatchNorm under DDP on GPU

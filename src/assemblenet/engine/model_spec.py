@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 # Build keys left out of the spec at these values (the builder's defaults), so specs of plain AssembleNets stay
 # as they were.
-_OMIT_AT = {"num_object_classes": NUM_OBJECT_CLASSES}
+# Options left out of a spec at their default, so that specs (and weights) made before the option existed
+# read the same.
+_OMIT_AT = {"num_object_classes": NUM_OBJECT_CLASSES, "temporal_conv": "conv3d"}
 
 
 def resolve_graph(source: Any) -> AssembleNetGraph | None:

@@ -15,6 +15,7 @@ from assemblenet.models.attention import ATTENTION_MODES, ConnectionAttention, P
 from assemblenet.models.blocks import INTERMEDIATE_CHANNELS, BlockGroup
 from assemblenet.models.fusion import SigmoidFusion
 from assemblenet.models.heads import AssembleNetHead
+from assemblenet.models.layers import TemporalConvImpl, set_temporal_conv
 from assemblenet.models.rep_flow import RepresentationFlow
 from assemblenet.models.stems import FlowStem, ObjectStem, RGBStem
 
@@ -395,6 +396,7 @@ def build_assemblenet(
     flow_trainable: bool = False,
     attention_mode: AttentionMode = None,
     num_object_classes: int = NUM_OBJECT_CLASSES,
+    temporal_conv: TemporalConvImpl = "conv3d",
 ) -> AssembleNet:
     """Build an AssembleNet from a graph.
 
@@ -419,6 +421,9 @@ def build_assemblenet(
             sources: by default every stem and every node of a lower level).
         num_object_classes: channels of the object maps an object stem (``-3``) reads (151: ADE-20k). The
             object stem counts among the stems for the stem width, but never sets a fusion's width.
+        temporal_conv: how the temporal convolutions compute: ``"conv3d"`` (default, the reference numbers) or
+            ``"conv2d"`` (faster on a CPU at small sizes, equal to 1e-6 relative, not bit-identical; see
+            :class:`~assemblenet.models.layers.TemporalConv`).
 
     Shapes: ``model(x [B, 3, T, H, W]) -> [B, num_classes]``; node outputs keep all T frames; a level-L node
     at stride 2 halves H and W (the stems already divide them by 4).
@@ -443,10 +448,12 @@ def build_assemblenet(
         flow_layer = RepresentationFlow(
             num_iterations=flow_iterations, normalization=flow_normalization, trainable=flow_trainable
         )
-    return AssembleNet(
+    model = AssembleNet(
         graph, num_classes=num_classes, num_blocks=BLOCKS_PER_DEPTH[depth], stem_filters=stem_filters,
         intermediate_channels=intermediate_channels, width_multiplier=width_multiplier,
         learnable_weights=learnable_weights,
         max_pool_predictions=max_pool_predictions, dropout=dropout, flow_mode=flow_mode, flow_layer=flow_layer,
         attention_mode=attention_mode, num_object_classes=num_object_classes,
     )
+    set_temporal_conv(model, temporal_conv)
+    return model

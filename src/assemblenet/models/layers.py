@@ -6,6 +6,8 @@ the reference's layout). Convolutions run as 2-D convolutions on zero-copy views
 
 from __future__ import annotations
 
+from typing import Any, Callable, Literal, cast
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -45,16 +47,62 @@ class SpatialConv(nn.Conv2d):
         return y.view(b, t, y.shape[1], y.shape[2], y.shape[3]).transpose(1, 2)
 
 
+# How TemporalConv computes: "conv3d" (the default) or "conv2d"; see its docstring.
+TemporalConvImpl = Literal["conv3d", "conv2d"]
+TEMPORAL_CONV_IMPLS: tuple[str, ...] = ("conv3d", "conv2d")
+
+
 class TemporalConv(nn.Conv3d):
     """A 1-D convolution over T of ``[B, C, T, H, W]`` (a (k, 1, 1) Conv3d), without bias.
 
-    Conv3d is 2-3x faster here than a (k, 1) Conv2d over ``[B, C, T, H*W]``. Small inputs take a path that
-    returns a plain contiguous tensor, so the output is put back into ``channels_last_3d`` (a no-op otherwise).
+    ``implementation`` chooses how it is computed; both read the same ``[O, C, k, 1, 1]`` weight, so weights
+    move freely between them:
+
+    - ``"conv3d"`` (default): the Conv3d. The numbers every reference test, stored output and finished study
+      was made with.
+    - ``"conv2d"``: a (k, 1) Conv2d over the zero-copy view ``[B, C, T, H*W]``. On a CPU at the search's proxy
+      sizes PyTorch sends many of these Conv3d shapes to its slow ``slow_conv3d`` path while the Conv2d runs
+      on oneDNN: forward and backward 1.9-3.7x faster there (docs/search_results/temporal_conv). The sums are
+      taken in another order, so outputs differ in the last bits (relative 1e-7 to 1e-6): an option, off by
+      default, that changes the numbers (set ``model.temporal_conv: conv2d``; :func:`set_temporal_conv`).
+
+    Small inputs take a path that returns a plain contiguous tensor, so the output is put back into
+    ``channels_last_3d`` (a no-op otherwise).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.implementation = "conv3d"
+        # The (k, 1) Conv2d's padding and dilation as plain ints (TorchScript cannot index Conv3d's padding).
+        self.padding_over_time = (int(self.padding[0]), 0)
+        self.dilation_over_time = (int(self.dilation[0]), 1)
+
+    def extra_repr(self) -> str:
+        text = cast(Callable[[], str], super().extra_repr)()  # nn.Conv3d.extra_repr is untyped
+        return text if self.implementation == "conv3d" else f"{text}, implementation={self.implementation}"
+
     def forward(self, x: Tensor) -> Tensor:
-        y: Tensor = self._conv_forward(x, self.weight, self.bias)
+        if self.implementation == "conv2d":
+            b, c, t, h, w = x.shape
+            y = F.conv2d(x.reshape(b, c, t, h * w), self.weight.squeeze(-1), self.bias,
+                         padding=self.padding_over_time, dilation=self.dilation_over_time)
+            y = y.reshape(b, y.shape[1], t, h, w)
+        else:
+            y = self._conv_forward(x, self.weight, self.bias)
         return y.contiguous(memory_format=torch.channels_last_3d)
+
+
+def set_temporal_conv(model: nn.Module, implementation: str) -> int:
+    """Make every :class:`TemporalConv` in ``model`` compute with ``implementation`` (``"conv3d"`` or
+    ``"conv2d"``); returns how many there are. The weights are not touched."""
+    if implementation not in TEMPORAL_CONV_IMPLS:
+        raise ValueError(f"temporal_conv {implementation!r}: expected one of {list(TEMPORAL_CONV_IMPLS)}")
+    count = 0
+    for module in model.modules():
+        if isinstance(module, TemporalConv):
+            module.implementation = implementation
+            count += 1
+    return count
 
 
 def spatial_conv(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1) -> SpatialConv:

@@ -33,7 +33,15 @@ from assemblenet.errors import ConfigError, GraphError
 from assemblenet.graph import AssembleNetGraph, BlockNode, StemNode, StemType
 from assemblenet.models.assemblenet import AssembleNet, AttentionMode, FlowMode
 from assemblenet.models.heads import AssembleNetHead
-from assemblenet.models.layers import SpatialConv, batch_norm, spatial_conv, temporal_conv, tf_same_padding
+from assemblenet.models.layers import (
+    SpatialConv,
+    TemporalConvImpl,
+    batch_norm,
+    set_temporal_conv,
+    spatial_conv,
+    temporal_conv,
+    tf_same_padding,
+)
 from assemblenet.models.rep_flow import RepresentationFlow
 
 # Blocks per level of the published AssembleNet++lite (run_asn.py's num_layers for it).
@@ -335,6 +343,7 @@ def build_assemblenet_lite(
     fusion_width: FusionWidth = "channels",
     input_size: Optional[Tuple[int, int]] = None,
     depth: Optional[int] = None,
+    temporal_conv: TemporalConvImpl = "conv3d",
 ) -> AssembleNetLite:
     """Build an AssembleNet++lite from a graph with filter triples (e.g. ``official_graph("asnp_lite")``).
 
@@ -357,6 +366,7 @@ def build_assemblenet_lite(
             ``input_size`` and is for parity with its references.
         input_size: ``(H, W)`` of the clips, only for ``fusion_width="tf_spatial_width"``.
         depth: not an option of the lite model (its depth follows ``num_blocks``); accepted only to say so.
+        temporal_conv: ``"conv3d"`` (default) or ``"conv2d"``, as :func:`~assemblenet.models.build_assemblenet`.
 
     Shapes: ``model(x [B, 3, T, H, W]) -> [B, num_classes]``. Stems output ``[B, 24, T, H/2, W/2]``; a block node
     with stride 2 halves H and W and outputs ``f2`` channels (rounding up).
@@ -375,9 +385,11 @@ def build_assemblenet_lite(
         flow_layer = RepresentationFlow(
             num_iterations=flow_iterations, normalization=flow_normalization, trainable=flow_trainable
         )
-    return AssembleNetLite(
+    model = AssembleNetLite(
         graph, num_classes=num_classes, num_blocks=num_blocks, stem_filters=stem_filters,
         head_channels=head_channels, width_multiplier=width_multiplier, learnable_weights=learnable_weights,
         max_pool_predictions=max_pool_predictions, dropout=dropout, flow_mode=flow_mode, flow_layer=flow_layer,
         attention_mode=attention_mode, fusion_width=fusion_width, input_size=input_size,
     )
+    set_temporal_conv(model, temporal_conv)
+    return model
