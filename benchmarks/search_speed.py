@@ -69,6 +69,7 @@ def search_config_data(spec: dict[str, Any], evaluations: int) -> dict[str, Any]
     data["executor"]["workers"] = 1
     overrides = data["fitness"]["overrides"]
     overrides.update(_data_sections(spec["data"], spec["tiny"]))
+    overrides.update(spec.get("set", {}))
     if spec["tiny"]:
         overrides.update({"data.batch_size": 4, "eval.batch_size": 8, "model.num_classes": "auto",
                           "train.precise_bn_batches": 1})
@@ -103,6 +104,7 @@ def measure_train(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["tiny"]:
         overrides.update({"data.batch_size": 4, "eval.batch_size": 8, "model.num_classes": "auto",
                           "train.precise_bn_batches": 1})
+    overrides.update(spec.get("set", {}))
     start = time.perf_counter()
     result = run_training(str(TRAIN_CONFIG), output_dir=None, max_steps=spec["steps"], overrides=overrides,
                           progress=False)
@@ -230,10 +232,11 @@ def run_child(tree: Path, kind: str, spec: dict[str, Any], *, profile_top: int =
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def measure_tree(tree: Path, args: argparse.Namespace, scratch: Path, label: str) -> dict[str, Any]:
+def measure_tree(tree: Path, args: argparse.Namespace, scratch: Path, label: str,
+                 overrides: dict[str, Any]) -> dict[str, Any]:
     """One round for one tree: a new search, the same search resumed, and the fixed training."""
     folder = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=scratch))
-    base = {"data": str(args.data), "tiny": args.tiny}
+    base = {"data": str(args.data), "tiny": args.tiny, "set": overrides}
     run_dir = folder / "random-seed0"
     figures: dict[str, Any] = {}
     if args.only != "train":
@@ -280,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-readme", action="store_true", help="put the tables into benchmarks/README.md")
     parser.add_argument("--note", default="", help="recorded with the results (e.g. what ran beside it)")
     parser.add_argument("--only", choices=["proxy", "train"], help="measure only the proxy searches or the training")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a training-config override for A only, in the proxy and the training (e.g. "
+                             "model.temporal_conv=conv2d: an option measured against B without it); repeatable")
     parser.add_argument("--cost-model", action="store_true",
                         help="only measure the cost model's terms at two proxy sizes (docs/search.md)")
     parser.add_argument("--child", choices=sorted(MEASURES), help=argparse.SUPPRESS)
@@ -289,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(args.child, args.spec, args.profile_top or 0)
     if args.profile_top is None:
         args.profile_top = 25
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--set {item!r}: expected KEY=VALUE, e.g. model.temporal_conv=conv2d")
+        overrides[key] = yaml.safe_load(value)
 
     from assemblenet.runtime import machine_info
 
@@ -326,18 +338,19 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"--baseline {args.baseline}: no src/assemblenet there")
             trees["B"] = args.baseline.resolve()
         rounds: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
+        tree_overrides = {label: (overrides if label == "A" else {}) for label in trees}
         start = time.time()
         for k in range(args.repeats):
             order = list(trees) if k % 2 == 0 else list(reversed(trees))  # A B, B A, A B, ...
             for label in order:
                 print(f"round {k + 1}/{args.repeats}: {label} ({trees[label]})", file=sys.stderr, flush=True)
-                rounds[label].append(measure_tree(trees[label], args, scratch, label))
+                rounds[label].append(measure_tree(trees[label], args, scratch, label, tree_overrides[label]))
         profiles = {}
         if args.profile_top:
             for label, tree in trees.items():
                 folder = Path(tempfile.mkdtemp(prefix=f"profile-{label}-", dir=scratch))
                 spec = {"data": str(args.data), "tiny": args.tiny, "run_dir": str(folder / "random-seed0"),
-                        "evaluations": args.evaluations}
+                        "evaluations": args.evaluations, "set": tree_overrides[label]}
                 profiles[label] = run_child(tree, "proxy", spec, profile_top=args.profile_top, cwd=folder)
     result: dict[str, Any] = {
         "benchmark": "search_speed", "machine": machine_info(), "note": args.note, "tiny": args.tiny,
@@ -345,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"search_config": str(SEARCH_CONFIG.relative_to(REPO)),
                      "train_config": str(TRAIN_CONFIG.relative_to(REPO)), "evaluations": args.evaluations,
                      "train_steps": args.train_steps, "repeats": args.repeats, "workers": 1, "torch_threads": 1,
-                     "data": str(args.data)},
+                     "data": str(args.data), "overrides": tree_overrides},
         "results": {label: summarise(r) for label, r in rounds.items()},
         "profiles": profiles, "wall_s": time.time() - start,
     }
@@ -355,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
                             "train_steps_per_s") if k in a]
         result["ratios_A_over_B"] = {key: a[key] / b[key] for key in keys}
         result["same_results"] = {key: a[key] == b[key] for key in ("fitness", "train_metrics") if key in a}
+        if "fitness" in a:  # how far apart, when an option changes the numbers
+            result["fitness_max_abs_difference"] = max(abs(x - y) for x, y in zip(a["fitness"], b["fitness"]))
     text = render(result)
     print(text)
     if args.json:
@@ -375,7 +390,11 @@ def render(result: dict[str, Any]) -> str:
     settings = result["settings"]
     command = "python benchmarks/search_speed.py" + (f" --baseline {result['trees']['B']}" if "B" in result["trees"]
                                                      else "")
-    lines = ["## Search speed", "",
+    a_overrides = settings.get("overrides", {}).get("A", {})
+    shown_overrides = " ".join(f"{key}={value}" for key, value in a_overrides.items())
+    command += "".join(f" --set {key}={value}" for key, value in a_overrides.items())
+    # A measurement of an option gets its own section, beside the plain A/B of two trees.
+    lines = ["## Search speed" + (f" with {shown_overrides} in A" if shown_overrides else ""), "",
              f"Measured by `{command}` "
              f"({settings['repeats']} interleaved rounds per tree, medians) on {_machine_line(machine)}."
              + (f" {result['note']}" if result["note"] else ""), "",
@@ -388,7 +407,9 @@ def render(result: dict[str, Any]) -> str:
         return format(row[key], form) if key in row else "-"
 
     for label, row in result["results"].items():
-        lines.append(f"| {label} `{result['trees'][label]}` | {cell(row, 'proxy_new_evaluations_per_hour', '.0f')} | "
+        marked = "".join(f" {k}={v}" for k, v in settings.get("overrides", {}).get(label, {}).items())
+        lines.append(f"| {label} `{result['trees'][label]}`{marked} | "
+                     f"{cell(row, 'proxy_new_evaluations_per_hour', '.0f')} | "
                      f"{cell(row, 'proxy_resumed_evaluations_per_hour', '.0f')} | "
                      f"{cell(row, 'train_steps_per_s', '.2f')} |")
     if "ratios_A_over_B" in result:
@@ -399,7 +420,8 @@ def render(result: dict[str, Any]) -> str:
         same = result["same_results"]
         shown = {"fitness": "same fitness for every evaluation", "train_metrics": "same final training metrics"}
         lines += ["", "In A and B: " + "; ".join(f"{shown[k]}: {'yes' if v else 'NO'}" for k, v in same.items())
-                  + "."]
+                  + (f" (largest fitness difference {result['fitness_max_abs_difference']:.4f})"
+                     if not same.get("fitness", True) else "") + "."]
     for label, profile in result.get("profiles", {}).items():
         parts = ", ".join(f"{part} {v['share']:.0%}" for part, v in profile["parts"].items())
         lines += ["", f"Profile of {label}'s new search (cProfile, {profile['profiled_wall_s']:.1f} s): {parts}.", "",

@@ -329,9 +329,14 @@ def test_search_speed_compares_two_trees_and_profiles_them_on_a_tiny_set(tmp_pat
     out = tmp_path / "search_speed.json"
     repo = BENCHMARKS.parent
     # This checkout against itself: the interleaved A/B machinery, with every measurement in its own process.
+    # --set reaches A only; this one changes no number (how often the trainer logs).
     assert _load("search_speed").main(["--tiny", "--baseline", str(repo), "--profile-top", "3",
-                                       "--json", str(out)]) == 0
+                                       "--set", "train.log_every_steps=1", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
+    assert result["settings"]["overrides"] == {"A": {"train.log_every_steps": 1}, "B": {}}
+    text = _load("search_speed").render(result)
+    assert text.startswith("## Search speed with train.log_every_steps=1 in A\n")
+    assert "--set train.log_every_steps=1" in text
     assert set(result["results"]) == {"A", "B"} and result["machine"]["logical_cpus"] >= 1
     for row in result["results"].values():
         assert row["proxy_new_evaluations_per_hour"] > 0 and row["proxy_resumed_evaluations_per_hour"] > 0
