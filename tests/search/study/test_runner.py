@@ -182,6 +182,34 @@ def test_a_dirty_tree_is_refused_without_allow_dirty(code_in: Path, tmp_path: Pa
     assert "1 of these code states had uncommitted changes" in text  # the earlier invocation is still reported
 
 
+def test_each_invocation_records_its_machine_and_a_study_over_several_says_so(tmp_path: Path) -> None:
+    from assemblenet.cli.main import main
+    from assemblenet.runtime import machine_info
+
+    out = tmp_path / "study"
+    args = ["search-study", str(CONFIGS / "study_tiny.yaml"), "--output", str(out), "--no-progress",
+            "--set", "max_evaluations=2", "--set", "seeds=[0]", "--set", "strategies=[evolution,random]",
+            "--set", "hypotheses.confirmatory=[]"]
+    assert main(args) == 0
+    log_path = out / "study_log.jsonl"
+    started = [json.loads(line) for line in log_path.read_text().splitlines()]
+    started = [row for row in started if row["event"] == "invocation-started"]
+    signature = machine_info()["signature"]
+    assert [row["machine"] for row in started] == [signature]
+    text = (out / "study.md").read_text()
+    assert f"machine(s): {signature})" in text and "machines (" not in text
+    # An invocation logged elsewhere, and one from before machines were logged: both are reported, and the
+    # study says that it ran on several machines.
+    elsewhere = dict(started[0], machine="Other CPU, 2 CPUs, avx2", time=started[0]["time"] + 1)
+    unrecorded = {k: v for k, v in started[0].items() if k != "machine"}
+    with log_path.open("a") as handle:
+        handle.write(json.dumps(elsewhere) + "\n" + json.dumps(unrecorded) + "\n")
+    assert main(args) == 0
+    text = (out / "study.md").read_text()
+    assert f"machine(s): {signature}; Other CPU, 2 CPUs, avx2; not recorded)" in text
+    assert "**The invocations ran on 3 machines (" in text
+
+
 def test_search_records_store_the_code_provenance(tmp_path: Path) -> None:
     from assemblenet.search.config import load_search_config
     from assemblenet.search.evolution import SearchRunner

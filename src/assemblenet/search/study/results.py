@@ -456,6 +456,7 @@ class CodeState(_Record):
     invocations: int
     stages: tuple[str, ...]
     first: float | None
+    machines: tuple[str, ...] = ()  # machine_info() signatures, "not recorded" before they were logged
 
 
 @dataclass(frozen=True)

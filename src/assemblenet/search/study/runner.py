@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from assemblenet import fileio, provenance
+from assemblenet import fileio, provenance, runtime
 from assemblenet.config_schema import key_error, to_plain
 from assemblenet.errors import ConfigError
 from assemblenet.search.config import SearchConfig, load_search_config
@@ -39,6 +39,10 @@ from assemblenet.search.study.retrain_stage import retrain, retrain_analysis
 from assemblenet.search.study.search_stage import count_records, run_searches
 
 logger = logging.getLogger(__name__)
+
+
+# What an invocation logged before the machine was recorded counts as.
+MACHINE_NOT_RECORDED = "not recorded"
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,11 @@ class Study:
                 "pass --allow-dirty (recorded, and stated in study.md)")
         with fileio.hold_folder(self.output):  # one study per folder
             self._register(code)
+            # The machine too: a study resumed on another CPU computes in other kernels, whose float32 sums differ
+            # in the last bits (docs/search.md), so which machine ran which invocation is part of the provenance.
             self.log({"event": "invocation-started", "time": time.time(), "stage": stage,
-                       "config_hash": config_hash(self.config), "provenance": code, "allow_dirty": self.allow_dirty})
+                      "config_hash": config_hash(self.config), "provenance": code, "allow_dirty": self.allow_dirty,
+                      "machine": runtime.machine_info()["signature"]})
             return self._run(stage)
 
     # ------------------------------------------------------------------ pre-registration and provenance
@@ -181,7 +188,9 @@ class Study:
 
     def invocations(self) -> list[dict[str, Any]]:
         """The distinct (config hash, code, --allow-dirty) states the study's invocations ran with, oldest first,
-        each with the stages run and how many invocations had it (from ``study_log.jsonl``)."""
+        each with the stages run, how many invocations had it and the machines they ran on (``machine_info()``
+        signatures; invocations logged before machines were recorded count as not recorded), from
+        ``study_log.jsonl``."""
         states: dict[tuple[Any, ...], dict[str, Any]] = {}
         for row in self._log_rows():
             if row.get("event") != "invocation-started":
@@ -191,8 +200,11 @@ class Study:
                    bool(row.get("allow_dirty")))
             state = states.setdefault(key, {"config_hash": key[0], "commit": key[1], "dirty": key[2],
                                             "diff_sha256": key[3], "allow_dirty": key[4], "invocations": 0,
-                                            "stages": [], "first": row.get("time")})
+                                            "stages": [], "first": row.get("time"), "machines": []})
             state["invocations"] += 1
+            machine = row.get("machine") or MACHINE_NOT_RECORDED
+            if machine not in state["machines"]:
+                state["machines"].append(machine)
             if row.get("stage") not in state["stages"]:
                 state["stages"].append(row.get("stage"))
         return list(states.values())
