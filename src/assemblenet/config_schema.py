@@ -13,7 +13,8 @@ messages have the same form (``FILE: key 'a.b': must be at least 1, got 0``).
 
 Field annotations understood: ``bool``, ``int``, ``float`` (an integer is accepted; finite values only),
 ``str``, ``Any``, ``list``, ``dict``, ``Literal[...]``, unions such as ``X | None`` or ``int | Literal["auto"]``
-(the first alternative that takes the value wins), ``tuple[X, ...]``, ``Mapping[str, X]``
+(the first alternative that takes the value wins), ``list[X]`` and ``tuple[X, ...]`` (each item checked, an error
+naming ``key[i]``), ``Mapping[str, X]``
 and nested dataclasses. A section given as ``null`` takes its defaults.
 
 This module sits below the packages that own configs (``engine``, ``search``) and imports none of them.
@@ -272,11 +273,12 @@ def convert(value: Any, hint: Any, *, key: str, source: str | os.PathLike | None
     elif hint is str:
         if isinstance(value, str):
             return value
-    elif hint is list or origin is tuple:
+    elif hint is list or origin in (list, tuple):
         if isinstance(value, (list, tuple)):
-            if hint is list:
+            if hint is list:  # any items
                 return list(value)
-            return tuple(convert(v, args[0], key=f"{key}[{i}]", source=source) for i, v in enumerate(value))
+            items = [convert(v, args[0], key=f"{key}[{i}]", source=source) for i, v in enumerate(value)]
+            return items if origin is list else tuple(items)
     elif hint is dict or origin in (collections.abc.Mapping, dict):
         if isinstance(value, Mapping):
             if not args:
@@ -299,7 +301,7 @@ def describe_type(hint: Any) -> str:
         return f"one of {list(typing.get_args(hint))}"
     if origin in (Union, types.UnionType):
         return " or ".join("null" if a is type(None) else describe_type(a) for a in typing.get_args(hint))
-    if hint is list or origin is tuple:
+    if hint is list or origin in (list, tuple):
         return "a list"
     if hint is dict or origin in (collections.abc.Mapping, dict):
         return "a mapping"

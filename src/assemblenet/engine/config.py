@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Optional, Union
+from typing import Any, Iterable, Literal, Mapping, Optional, Union
 
 from assemblenet.config_schema import (
     Checker,
@@ -40,13 +40,6 @@ from assemblenet.errors import ConfigError
 from assemblenet.fileio import atomic_write_text
 from assemblenet.graph.spec import NUM_OBJECT_CLASSES, SUPPORTED_DEPTHS
 from assemblenet.input_spec import DEFAULT_INPUT, InputSpec
-
-if TYPE_CHECKING:
-    ModalityList = list[str]
-else:
-    # The schema reads a bare ``list`` as "any list" and leaves the names to _check_values, whose one message
-    # ("a non-empty list of 'rgb'/'flow'") a ``list[str]`` hint would pre-empt with a per-item type error.
-    ModalityList = list
 
 
 def _build_option(default: Any) -> Any:
@@ -111,7 +104,7 @@ class DataConfig:
     stride: int = DEFAULT_INPUT.stride
     crop_size: int = DEFAULT_INPUT.crop_size
     decode_short_side: Optional[int] = None
-    modalities: ModalityList = field(default_factory=lambda: list(DEFAULT_INPUT.modalities))
+    modalities: list[str] = field(default_factory=lambda: list(DEFAULT_INPUT.modalities))
     # Folder of per-frame object maps beside the videos (assemblenet.data.objects), for graphs with an object
     # stem (AssembleNet++); a split may set its own object_root.
     object_root: Optional[str] = None
