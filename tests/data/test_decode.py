@@ -274,3 +274,43 @@ def test_a_truncated_file_of_a_container_without_a_frame_count_is_refused(tmp_pa
         cut.write_bytes(data[: int(len(data) * share)])
         with pytest.raises(DataError, match=r"truncated video: the container declares no frame count but 4.00 s"):
             VideoReader(cut, use_cache=False)
+
+
+_FORK_AFTER_DECODING = """
+import multiprocessing, sys
+from assemblenet.data.decode import VideoReader
+
+def decode(_):
+    with VideoReader(sys.argv[1]) as reader:
+        return sum(1 for _ in reader.iter_frames(short_side=60))
+
+parent = decode(0)
+with multiprocessing.get_context("fork").Pool(1) as pool:  # as a DataLoader worker or a fork-started pool
+    child = pool.map(decode, [0])[0]
+print(parent, child)
+"""
+
+
+def test_a_process_forked_after_decoding_decodes_without_hanging(tmp_path):
+    # PyAV 17's default slice threads left a cached conversion context that a forked child hung on (precompute_flow
+    # with workers=2 hung the suite); every conversion runs on one thread since (swscale_options). Run in a fresh
+    # interpreter in its own process group, so that a hang is killed and reported instead of stopping the suite.
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    video = VIDEO_DIR / "mpeg4_audio_320x240.avi"
+    script = tmp_path / "fork_after_decoding.py"
+    script.write_text(_FORK_AFTER_DECODING)
+    process = subprocess.Popen([sys.executable, str(script), str(video)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail("a process forked after decoding hung in its first frame conversion")
+    assert process.returncode == 0, err
+    parent, child = map(int, out.split())
+    assert parent == child > 100

@@ -97,7 +97,7 @@ def encode_prepared(source: Path, target: Path, *, short_side: int, gop: int, cr
     Returns the source's frame count and duration. Raises DataError for an unreadable source or output."""
     import av
 
-    from assemblenet.data.decode import VideoReader
+    from assemblenet.data.decode import VideoReader, swscale_options
 
     with VideoReader(source, use_cache=False) as reader:  # indexes the packets: corrupt files fail here
         expected, fps = reader.num_frames, reader.fps
@@ -130,7 +130,7 @@ def encode_prepared(source: Path, target: Path, *, short_side: int, gop: int, cr
                             if rotation:
                                 stream.set_display_rotation(rotation)
                         image = frame.reformat(width=stream.width, height=stream.height, format="yuv420p",
-                                               interpolation="AREA")
+                                               interpolation="AREA", **swscale_options())
                         image.pts, image.time_base = written, 1 / rate
                         for out_packet in stream.encode(image):
                             out.mux(out_packet)

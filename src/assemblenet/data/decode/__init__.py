@@ -23,11 +23,11 @@ from assemblenet.data.decode.source import (
     find_videos,
     shrink_to_short_side,
 )
-from assemblenet.data.decode.video import INDEX_CACHE, VideoIndex, VideoReader, frame_to_rgb
+from assemblenet.data.decode.video import INDEX_CACHE, VideoIndex, VideoReader, frame_to_rgb, swscale_options
 
-__all__ = ["DEFAULT_FPS", "IMAGE_EXTENSIONS", "INDEX_CACHE", "VIDEO_EXTENSIONS", "FrameFolderReader", "FrameSource",
-           "Region", "VideoIndex", "VideoReader", "crop_resize", "find_videos", "frame_to_rgb", "list_frame_files",
-           "open_video", "shrink_to_short_side"]
+__all__ = ["DEFAULT_FPS", "IMAGE_EXTENSIONS", "INDEX_CACHE", "VIDEO_EXTENSIONS", "FrameFolderReader",
+           "FrameSource", "Region", "VideoIndex", "VideoReader", "crop_resize", "find_videos", "frame_to_rgb",
+           "list_frame_files", "open_video", "shrink_to_short_side", "swscale_options"]
 
 
 def open_video(path: str | os.PathLike, *, fps: float | None = None, seek: bool | None = None,

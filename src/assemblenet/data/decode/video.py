@@ -12,6 +12,7 @@ sequentially and frames are numbered in the order the decoder outputs them.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import os
 import threading
@@ -46,6 +47,21 @@ _TRUNCATION_RATIO = 0.9
 _DURATION_TRUNCATION_RATIO = 0.75
 # Decoders whose skip_frame=NONREF drops exactly the frames no other frame references (checked in the tests).
 _SKIP_NONREF_CODECS = ("h264", "hevc")
+# swscale converts on one thread. PyAV 17 made reformatting multithreaded by default (threads=0: a slice thread per
+# CPU), and those threads are left waiting inside a conversion context that PyAV keeps per process: a process forked
+# afterwards (a DataLoader worker, a fork-started pool) inherits the context without its threads and hangs in its
+# first conversion (pthread_cond_destroy in avpriv_slicethread_free; tests/data/test_decode.py reproduces it). One
+# thread is also what the callers want: loader workers and process pools already share out the cores. Older PyAV
+# converts on one thread and has no such keyword. The output is the same either way (checked on the test videos).
+SWSCALE_THREADS = 1
+
+
+@functools.lru_cache(maxsize=None)
+def swscale_options() -> dict[str, int]:
+    """Keywords for PyAV's ``to_ndarray``/``reformat``: one swscale thread where PyAV has the option (see above)."""
+    import av
+
+    return {"threads": SWSCALE_THREADS} if int(av.__version__.split(".")[0]) >= 17 else {}
 # YUV -> RGB with OpenCV (BT.601, limited range) where the frame says nothing else: as swscale's default, faster.
 _BT601_SPACES = (2, 5, 6)  # AVCOL_SPC_UNSPECIFIED, BT470BG, SMPTE170M
 _LIMITED_RANGES = (0, 1)  # AVCOL_RANGE_UNSPECIFIED, MPEG
@@ -58,8 +74,8 @@ def frame_to_rgb(frame) -> np.ndarray:
 
     if (frame.format.name == "yuv420p" and frame.colorspace in _BT601_SPACES
             and frame.color_range in _LIMITED_RANGES and frame.width % 2 == 0 and frame.height % 2 == 0):
-        return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2RGB_I420)
-    return frame.to_ndarray(format="rgb24")
+        return cv2.cvtColor(frame.to_ndarray(format="yuv420p", **swscale_options()), cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24", **swscale_options())
 
 
 @dataclass(frozen=True)
@@ -279,7 +295,8 @@ class VideoReader(FrameSource):
             # Shrinking a whole frame: swscale scales and converts in one pass, cheaper than converting at full
             # size first (2x for 1080p).
             height, width = shrink_to_short_side(frame.height, frame.width, short_side)
-            array = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+            array = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA",
+                                     **swscale_options())
         else:
             array = frame_to_rgb(frame)
         if self._rotation:
