@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from assemblenet import fileio, provenance
+from assemblenet import fileio, provenance, runtime
 from assemblenet.errors import ConfigError
 from assemblenet.graph.io import graph_from_dict, graph_to_dict
 from assemblenet.graph.spec import AssembleNetGraph
@@ -197,7 +197,8 @@ class RunStore:
         self.records_dir.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temporaries()
         existing = self.read_manifest()
-        code = provenance.code_provenance()
+        # The machine as well as the code: a search resumed on another CPU rounds differently from then on.
+        code = {**provenance.code_provenance(), "machine": runtime.machine_info()["signature"]}
         if existing is None:
             _write_json(self.manifest_path, {"format": FORMAT, "created": time.time(), **manifest,
                                              "provenance": code, "provenance_history": [code]})
@@ -209,7 +210,7 @@ class RunStore:
                 "use another --output or the original config"
             )
         # The budget and executor may change between runs; keep the latest for the report. A resume from other code
-        # (another commit, or other uncommitted changes) is added to the history.
+        # (another commit, or other uncommitted changes) or on another machine is added to the history.
         history = list(existing.get("provenance_history") or [])
         if not history or _code_key(history[-1]) != _code_key(code):
             history.append(code)
@@ -306,7 +307,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _code_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    return record.get("commit"), record.get("dirty"), record.get("diff_sha256")
+    return record.get("commit"), record.get("dirty"), record.get("diff_sha256"), record.get("machine")
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:

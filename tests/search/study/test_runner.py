@@ -210,7 +210,9 @@ def test_each_invocation_records_its_machine_and_a_study_over_several_says_so(tm
     assert "**The invocations ran on 3 machines (" in text
 
 
-def test_search_records_store_the_code_provenance(tmp_path: Path) -> None:
+def test_search_records_store_the_code_provenance_and_the_machine(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from assemblenet import runtime
     from assemblenet.search.config import load_search_config
     from assemblenet.search.evolution import SearchRunner
 
@@ -219,3 +221,13 @@ def test_search_records_store_the_code_provenance(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "run" / "search.json").read_text())
     assert manifest["provenance"]["commit"] == CLEAN_CODE["commit"] and manifest["provenance"]["dirty"] is False
     assert [p["commit"] for p in manifest["provenance_history"]] == [CLEAN_CODE["commit"]]
+    here = runtime.machine_info()["signature"]
+    assert manifest["provenance"]["machine"] == here
+    # Resumed on the same machine: no new entry; on another: the history says where the rest ran.
+    SearchRunner(config.replace(**{"search.max_evaluations": 3}), run_dir=tmp_path / "run", fitness=ToyFitness(),
+                 progress=False).run()
+    monkeypatch.setattr(runtime, "machine_info", lambda: {"signature": "Other CPU, 2 CPUs, avx2"})
+    SearchRunner(config.replace(**{"search.max_evaluations": 4}), run_dir=tmp_path / "run", fitness=ToyFitness(),
+                 progress=False).run()
+    manifest = json.loads((tmp_path / "run" / "search.json").read_text())
+    assert [p["machine"] for p in manifest["provenance_history"]] == [here, "Other CPU, 2 CPUs, avx2"]
