@@ -21,7 +21,7 @@ fi
 cd "$STUDY_TREE"
 test "$(git rev-parse --short=7 HEAD)" = "$STUDY_COMMIT" || { echo "$STUDY_TREE is not at $STUDY_COMMIT" >&2; exit 2; }
 python setup.py build_ext --inplace > "$LOGS/build_ext.log" 2>&1
-if [ ! -d runs/study/confirmatory ]; then
+if [ ! -d runs/study/confirmatory ]; then  # the snapshot holds both studies' records (snapshot.sh)
     tar xzf "$MAIN/docs/search_results/study_confirmatory/in_progress_snapshot.tar.gz"
 fi
 export PYTHONPATH=$PWD/src

@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Pack the running confirmatory study's records into in_progress_snapshot.tar.gz beside this script, so that the
-# next machine resumes it (resume.sh). Frame stores are left out (the study writes them again from the task data);
-# a record being written at this moment is written atomically, so the archive holds it whole or not at all.
+# Pack issue 27's running studies (runs/study/confirmatory and, once it has started, runs/study/proxy_validity)
+# into in_progress_snapshot.tar.gz beside this script, so that the next machine resumes them (resume.sh).
+# Only records travel: frame stores (the study writes them again from the task data), training checkpoints and
+# weights (*.pt, *.safetensors: several MB per training; a finished training is known by its result.json or
+# final_metrics.json, and one killed mid-way starts again) and figures are left out, as are temporaries.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 MAIN=$(git -C "$HERE" rev-parse --show-toplevel)
 STUDY_TREE=${STUDY_TREE:-$MAIN/../run-study}
+folders=(runs/study/confirmatory)
+[ -d "$STUDY_TREE/runs/study/proxy_validity" ] && folders+=(runs/study/proxy_validity)
 tmp="$HERE/.in_progress_snapshot.tar.gz.tmp"
 # A file replaced while tar reads it (the study rewrites its logs atomically) makes tar exit 1: the archive then
 # holds the old or the new version, each whole, and both resume.
 status=0
-tar czf "$tmp" -C "$STUDY_TREE" --exclude=frame_store --exclude='.*.tmp*' --warning=no-file-changed \
-    --ignore-failed-read runs/study/confirmatory || status=$?
+tar czf "$tmp" -C "$STUDY_TREE" --exclude=frame_store --exclude='.*.tmp*' --exclude='*.pt' \
+    --exclude='*.safetensors' --exclude='*.png' --exclude=predictions.txt --warning=no-file-changed \
+    --ignore-failed-read "${folders[@]}" || status=$?
 [ "$status" -le 1 ] || { rm -f "$tmp"; echo "tar failed ($status)" >&2; exit "$status"; }
 mv "$tmp" "$HERE/in_progress_snapshot.tar.gz"
-echo "$(tar tzf "$HERE/in_progress_snapshot.tar.gz" | grep -c '/evaluations/.*\.json$') evaluation records," \
-     "$(tar tzf "$HERE/in_progress_snapshot.tar.gz" | grep -c '/best_choice\.json$') finished searches"
+listing=$(tar tzf "$HERE/in_progress_snapshot.tar.gz")
+echo "$(du -h "$HERE/in_progress_snapshot.tar.gz" | cut -f1): ${folders[*]};" \
+     "$(grep -c '/evaluations/.*\.json$' <<< "$listing") evaluation records," \
+     "$(grep -c '/best_choice\.json$' <<< "$listing") finished searches," \
+     "$(grep -E '/(result|final_metrics)\.json$' <<< "$listing" | xargs -r -n1 dirname | sort -u | wc -l)" \
+     "finished trainings"
