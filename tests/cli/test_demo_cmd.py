@@ -67,6 +67,11 @@ def test_demo_quick_runs_end_to_end_and_resumes(tmp_path, capsys):
 
     report = out / "report"
     assert "| searched: " in (report / "report.md").read_text()
+    from assemblenet.runtime import machine_info
+
+    # Which CPU and code made the numbers (another CPU rounds differently; docs/demo.md).
+    assert comparison["machine"]["signature"] == machine_info()["signature"] and "commit" in comparison["code"]
+    assert f"Ran on {machine_info()['signature']} (torch " in (report / "report.md").read_text()
     assert (report / "search" / "report.md").is_file() and list((report / "search" / "plots").glob("*.png"))
     for name in names:
         assert (report / f"training_curves_{name}.png").is_file() and (report / f"graph_{name}.png").is_file()

@@ -34,8 +34,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from assemblenet import provenance
 from assemblenet.errors import ConfigError
 from assemblenet.fileio import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, remove_stale_temporaries
+from assemblenet.runtime import machine_info
 
 logger = logging.getLogger(__name__)
 
@@ -645,6 +647,7 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, models: list[
             logger.warning("report: %s failed: %s", task.__name__, exc)
 
     total = settings.train_videos + settings.val_videos + settings.test_videos
+    machine, code = machine_info(), provenance.code_provenance()
     lines = [
         "# AssembleNet demo", "",
         f"Compositional synthetic task ({total} videos of {settings.video_frames} frames, 16 classes: colour x "
@@ -661,6 +664,9 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, models: list[
         "", table, "", verdict.sentence() + ".", "", learning_line(models) + ".", "", mutation_line(mutations), "",
         "Children by mutation kind: " + ", ".join(f"{k} {v}" for k, v in mutations["by_kind"].items()), "",
         "Settings: `" + json.dumps(asdict(settings)) + "`", "",
+        # The CPU too: another CPU's kernels round differently, and 250-step trainings amplify that into other
+        # scores (docs/demo.md shows the same code on two CPUs).
+        f"Ran on {machine['signature']} (torch {machine['torch']}), {provenance.describe(code)}.", "",
         "## Figures", "",
         *[f"![{Path(f).stem}]({f})" for f in figures],
     ]
@@ -669,7 +675,8 @@ def _write_report(out: Path, settings: DemoSettings, *, seed: int, models: list[
     report = report_dir / "report.md"
     atomic_write_text(report, "\n".join(lines) + "\n")
     atomic_write_json(report_dir / "comparison.json",
-                      {"settings": asdict(settings), "seed": seed, "mutations": mutations,
+                      {"settings": asdict(settings), "seed": seed, "mutations": mutations, "machine": machine,
+                       "code": code,
                        "verdict": {"leader": verdict.leader, "winner": verdict.winner, "seeds": verdict.seeds,
                                    "confidence": verdict.confidence,
                                    "leads": {name: None if lead is None else
