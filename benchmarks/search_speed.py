@@ -206,6 +206,22 @@ def measure_cost(spec: dict[str, Any]) -> dict[str, Any]:
 MEASURES = {"proxy": measure_proxy, "train": measure_train, "cost": measure_cost}
 
 
+def compositional_data(data: Path, frames: int, scratch: Path) -> Path:
+    """``data`` when its videos have ``frames`` frames, else the same task written with that many into ``scratch``:
+    the compositional protocol (issue 27) scores only views that are the whole video, so a proxy of F frames
+    needs videos of F frames."""
+    from assemblenet.data.compositional import make_compositional
+
+    written = json.loads((data / "synthetic.json").read_text())["parameters"]
+    if written["num_frames"] == frames:
+        return data
+    copy = scratch / f"compositional-{frames}f"
+    if not (copy / "synthetic.json").is_file():
+        keep = ("train_videos", "val_videos", "test_videos", "size", "fps", "seed")
+        make_compositional(copy, num_frames=frames, progress=False, **{key: written[key] for key in keep})
+    return copy
+
+
 def child_main(kind: str, spec_json: str, profile_top: int) -> int:
     import logging
 
@@ -321,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
             rows = []
             for steps, frames in sizes:
                 folder = Path(tempfile.mkdtemp(prefix="cost-", dir=scratch))
-                spec = {"data": str(args.data), "tiny": args.tiny, "run_dir": str(folder), "steps": steps,
+                data = args.data if args.tiny else compositional_data(args.data, frames, scratch)
+                spec = {"data": str(data), "tiny": args.tiny, "run_dir": str(folder), "steps": steps,
                         "frames": frames, "repeats": 1 if args.tiny else 2}
                 rows.append(run_child(REPO, "cost", spec, cwd=folder))
             result = {"benchmark": "search_speed --cost-model", "machine": machine_info(), "note": args.note,
