@@ -358,3 +358,18 @@ def test_search_speed_cost_model_measures_two_sizes(tmp_path):
     for size in sizes:
         assert size["seconds_per_step"] > 0 and size["validation_s_per_video"] > 0
         assert size["decode_s_per_video"] > 0 and size["videos"]["train"] > 0
+
+
+def test_the_cost_model_gets_videos_as_long_as_its_clips(tmp_path):
+    # Issue 27's protocol scores only views that are the whole video: the 16-frame size needs 16-frame videos.
+    from assemblenet.data.compositional import make_compositional
+
+    data = tmp_path / "data"
+    make_compositional(data, train_videos=16, val_videos=16, test_videos=16, num_frames=8, seed=3, progress=False)
+    compositional_data = _load("search_speed").compositional_data
+    assert compositional_data(data, 8, tmp_path) == data
+    copy = compositional_data(data, 16, tmp_path)
+    written = json.loads((copy / "synthetic.json").read_text())["parameters"]
+    assert copy != data and written["num_frames"] == 16
+    assert (written["train_videos"], written["val_videos"], written["seed"]) == (16, 16, 3)
+    assert compositional_data(data, 16, tmp_path) == copy  # written once
