@@ -69,12 +69,12 @@ def search_config_data(spec: dict[str, Any], evaluations: int) -> dict[str, Any]
     data["executor"]["workers"] = 1
     overrides = data["fitness"]["overrides"]
     overrides.update(_data_sections(spec["data"], spec["tiny"]))
-    overrides.update(spec.get("set", {}))
     if spec["tiny"]:
         overrides.update({"data.batch_size": 4, "eval.batch_size": 8, "model.num_classes": "auto",
                           "train.precise_bn_batches": 1})
         data["fitness"]["steps"] = 2
         data["search"]["batch_size"] = 1
+    overrides.update(spec.get("set", {}))  # last, as in measure_train
     return data
 
 
@@ -317,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not key:
             parser.error(f"--set {item!r}: expected KEY=VALUE, e.g. model.temporal_conv=conv2d")
         overrides[key] = yaml.safe_load(value)
+    if overrides and args.cost_model:
+        parser.error("--set measures an option against B without it; --cost-model has no B and takes no --set")
 
     from assemblenet.runtime import machine_info
 

@@ -101,6 +101,13 @@ def test_set_temporal_conv_names_the_choices_and_the_default_is_conv3d():
     assert repr(model).count("implementation=conv2d") == 2
     with pytest.raises(ValueError, match=r"temporal_conv 'fast': expected one of \['conv3d', 'conv2d'\]"):
         set_temporal_conv(model, "fast")
+    # A Conv3d the Conv2d form cannot compute exactly is refused, not computed wrongly; it still works as a Conv3d.
+    for odd in (TemporalConv(2, 2, (3, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0)),
+                TemporalConv(2, 2, (3, 1, 1), padding="same"), TemporalConv(2, 2, (3, 3, 1), padding=(1, 1, 0)),
+                TemporalConv(2, 2, (3, 1, 1), padding=(1, 0, 0), groups=2)):
+        with pytest.raises(ValueError, match=r"temporal_conv 'conv2d' cannot compute"):
+            set_temporal_conv(torch.nn.Sequential(odd), "conv2d")
+        assert odd.implementation == "conv3d" and odd(torch.randn(1, 2, 4, 2, 2)).dim() == 5
 
 
 def test_a_strided_1x1_spatial_conv_equals_torchs_strided_conv_and_its_backward_runs_on_one_thread():

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Resume issue 27's long runs on a new machine: the confirmatory study from its committed snapshot, at the commit
 # it was registered and started from (af4a724), then the proxy-validity stage. Both are resumable: run this again
-# after any stop. Logs go to $LOGS (default ../logs); each study runs under nice in the foreground of this script,
-# so start it in the background:
+# after any stop. Logs go to $LOGS (default ../logs beside this checkout). Start it in the background, niced (the
+# studies inherit the priority):
 #
 #   (setsid nice -n 10 bash docs/search_results/study_confirmatory/resume.sh > /dev/null 2>&1 &)
 #
@@ -11,15 +11,20 @@
 set -euo pipefail
 MAIN=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 STUDY_COMMIT=af4a724
+absolute() { mkdir -p "$1" && (cd "$1" && pwd); }  # relative paths mean: from where this was started
+LOGS=$(absolute "${LOGS:-$MAIN/../logs}")
 STUDY_TREE=${STUDY_TREE:-$MAIN/../run-study}
-LOGS=${LOGS:-$MAIN/../logs}
-mkdir -p "$LOGS"
 if [ ! -d "$STUDY_TREE" ]; then
+    STUDY_TREE=$(cd "$(dirname "$STUDY_TREE")" && pwd)/$(basename "$STUDY_TREE")
     git -C "$MAIN" worktree prune
     git -C "$MAIN" worktree add --detach "$STUDY_TREE" "$STUDY_COMMIT"
 fi
+STUDY_TREE=$(cd "$STUDY_TREE" && pwd)
 cd "$STUDY_TREE"
-test "$(git rev-parse --short=7 HEAD)" = "$STUDY_COMMIT" || { echo "$STUDY_TREE is not at $STUDY_COMMIT" >&2; exit 2; }
+if [ "$(git rev-parse HEAD)" != "$(git -C "$MAIN" rev-parse "$STUDY_COMMIT^{commit}")" ]; then
+    echo "$STUDY_TREE is not at $STUDY_COMMIT" >&2
+    exit 2
+fi
 python setup.py build_ext --inplace > "$LOGS/build_ext.log" 2>&1
 if [ ! -d runs/study/confirmatory ]; then  # the snapshot holds both studies' records (snapshot.sh)
     tar xzf "$MAIN/docs/search_results/study_confirmatory/in_progress_snapshot.tar.gz"

@@ -11,8 +11,23 @@ STUDY_TREE=${STUDY_TREE:-$MAIN/../run-study}
 folders=(runs/study/confirmatory)
 [ -d "$STUDY_TREE/runs/study/proxy_validity" ] && folders+=(runs/study/proxy_validity)
 tmp="$HERE/.in_progress_snapshot.tar.gz.tmp"
-# A file replaced while tar reads it (the study rewrites its logs atomically) makes tar exit 1: the archive then
-# holds the old or the new version, each whole, and both resume.
+# A running study is paused (SIGSTOP to its process group, its worker processes included) while tar reads it: tar
+# reads one folder after another, so without the pause a search's state.json could be newer than the evaluation
+# records read before it, which no kill produces and a resume would not notice. Stopped, the study's files are
+# what a kill at that instant would leave. It is continued on any exit.
+groups=()
+for pid in $(pgrep -f "search-study" || true); do
+    if [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$(cd "$STUDY_TREE" && pwd)" ]; then
+        groups+=("$(ps -o pgid= -p "$pid" | tr -d ' ')")
+    fi
+done
+if [ "${#groups[@]}" -gt 0 ]; then
+    mapfile -t groups < <(printf '%s\n' "${groups[@]}" | sort -u)
+    trap 'for g in "${groups[@]}"; do kill -CONT -- "-$g" 2>/dev/null || true; done' EXIT
+    for g in "${groups[@]}"; do kill -STOP -- "-$g"; done
+    echo "paused the running study (process group ${groups[*]}) while packing"
+fi
+# Unpaused (no study running here), tar exits 1 when a file was replaced while it read it: each is still whole.
 status=0
 tar czf "$tmp" -C "$STUDY_TREE" --exclude=frame_store --exclude='.*.tmp*' --exclude='*.pt' \
     --exclude='*.safetensors' --exclude='*.png' --exclude=predictions.txt --warning=no-file-changed \

@@ -19,10 +19,8 @@ from assemblenet.graph.spec import DEFAULT_DEPTH, NUM_OBJECT_CLASSES
 if TYPE_CHECKING:
     from assemblenet.graph import AssembleNetGraph
 
-# Build keys left out of the spec at these values (the builder's defaults), so specs of plain AssembleNets stay
-# as they were.
-# Options left out of a spec at their default, so that specs (and weights) made before the option existed
-# read the same.
+# Build keys left out of the spec at these values (the builders' defaults), so that specs and weights sidecars made
+# before the option existed read the same.
 _OMIT_AT = {"num_object_classes": NUM_OBJECT_CLASSES, "temporal_conv": "conv3d"}
 
 

@@ -73,9 +73,23 @@ class TemporalConv(nn.Conv3d):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.implementation = "conv3d"
-        # The (k, 1) Conv2d's padding and dilation as plain ints (TorchScript cannot index Conv3d's padding).
-        self.padding_over_time = (int(self.padding[0]), 0)
+        # The (k, 1) Conv2d's padding and dilation as plain ints (TorchScript cannot index Conv3d's padding);
+        # None where the Conv2d form cannot compute this convolution (see conv2d_problem).
+        time_padding = self.padding[0] if not isinstance(self.padding, str) else None
+        self.padding_over_time = (int(time_padding), 0) if time_padding is not None else (0, 0)
         self.dilation_over_time = (int(self.dilation[0]), 1)
+
+    def conv2d_problem(self) -> str | None:
+        """Why ``implementation="conv2d"`` cannot compute this convolution, or None: the Conv2d over ``[B, C, T,
+        H*W]`` is exact only for a (k, 1, 1) kernel with stride 1, one group, zero padding over T alone."""
+        if tuple(self.kernel_size[1:]) != (1, 1):
+            return f"its kernel {tuple(self.kernel_size)} is not (k, 1, 1)"
+        if isinstance(self.padding, str) or tuple(self.padding[1:]) != (0, 0):
+            return f"its padding {self.padding!r} is not (p, 0, 0)"
+        if tuple(self.stride) != (1, 1, 1) or self.groups != 1 or self.padding_mode != "zeros":
+            return (f"stride {tuple(self.stride)}, groups {self.groups} and padding mode {self.padding_mode!r} must "
+                    "be (1, 1, 1), 1 and 'zeros'")
+        return None
 
     def extra_repr(self) -> str:
         text = cast(Callable[[], str], super().extra_repr)()  # nn.Conv3d.extra_repr is untyped
@@ -97,12 +111,15 @@ def set_temporal_conv(model: nn.Module, implementation: str) -> int:
     ``"conv2d"``); returns how many there are. The weights are not touched."""
     if implementation not in TEMPORAL_CONV_IMPLS:
         raise ValueError(f"temporal_conv {implementation!r}: expected one of {list(TEMPORAL_CONV_IMPLS)}")
-    count = 0
-    for module in model.modules():
-        if isinstance(module, TemporalConv):
-            module.implementation = implementation
-            count += 1
-    return count
+    convs = [module for module in model.modules() if isinstance(module, TemporalConv)]
+    if implementation == "conv2d":
+        for conv in convs:
+            problem = conv.conv2d_problem()
+            if problem is not None:
+                raise ValueError(f"temporal_conv 'conv2d' cannot compute {conv!r}: {problem}")
+    for conv in convs:
+        conv.implementation = implementation
+    return len(convs)
 
 
 def spatial_conv(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1) -> SpatialConv:

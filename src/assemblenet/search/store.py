@@ -3,8 +3,9 @@
 Layout of a run folder (``<search folder>/<strategy>-seed<seed>/``)::
 
     search.json              what was run: strategy, seed, the config and its fingerprint, and the code that ran
-                             it (``provenance``: git commit, dirty tree, diff hash; ``provenance_history``: one
-                             entry per distinct code state that ran or resumed it)
+                             it (``provenance``: git commit, dirty tree, diff hash and the machine of the search's
+                             main process; ``provenance_history``: one entry per distinct code state or machine
+                             that ran or resumed it)
     evaluations/000012.json  one record per finished evaluation, written atomically the moment it finishes
     state.json               RNG state, population and history, written atomically after each consumed batch
     metrics.jsonl            one line per consumed evaluation (rebuilt from state.json on resume)
@@ -197,7 +198,8 @@ class RunStore:
         self.records_dir.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temporaries()
         existing = self.read_manifest()
-        # The machine as well as the code: a search resumed on another CPU rounds differently from then on.
+        # The machine as well as the code: a search resumed on another CPU rounds differently from then on. It is
+        # the machine of this (the main) process: GPUs and the nodes of a Ray cluster are not described.
         code = {**provenance.code_provenance(), "machine": runtime.machine_info()["signature"]}
         if existing is None:
             _write_json(self.manifest_path, {"format": FORMAT, "created": time.time(), **manifest,

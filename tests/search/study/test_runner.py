@@ -198,6 +198,13 @@ def test_each_invocation_records_its_machine_and_a_study_over_several_says_so(tm
     assert [row["machine"] for row in started] == [signature]
     text = (out / "study.md").read_text()
     assert f"machine(s): {signature})" in text and "machines (" not in text
+    # One that logged no machine beside this one's is not a second machine.
+    unrecorded_only = {k: v for k, v in started[0].items() if k != "machine"}
+    original = log_path.read_text()
+    log_path.write_text(original + json.dumps(unrecorded_only) + "\n")
+    assert main(args) == 0
+    assert "machines (" not in (out / "study.md").read_text()
+    log_path.write_text(original)
     # An invocation logged elsewhere, and one from before machines were logged: both are reported, and the
     # study says that it ran on several machines.
     elsewhere = dict(started[0], machine="Other CPU, 2 CPUs, avx2", time=started[0]["time"] + 1)
@@ -207,7 +214,7 @@ def test_each_invocation_records_its_machine_and_a_study_over_several_says_so(tm
     assert main(args) == 0
     text = (out / "study.md").read_text()
     assert f"machine(s): {signature}; Other CPU, 2 CPUs, avx2; not recorded)" in text
-    assert "**The invocations ran on 3 machines (" in text
+    assert "**The invocations ran on 2 machines (" in text and ", and some logged none.**" in text
 
 
 def test_search_records_store_the_code_provenance_and_the_machine(tmp_path: Path,

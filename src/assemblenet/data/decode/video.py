@@ -47,12 +47,13 @@ _TRUNCATION_RATIO = 0.9
 _DURATION_TRUNCATION_RATIO = 0.75
 # Decoders whose skip_frame=NONREF drops exactly the frames no other frame references (checked in the tests).
 _SKIP_NONREF_CODECS = ("h264", "hevc")
-# swscale converts on one thread. PyAV 17 made reformatting multithreaded by default (threads=0: a slice thread per
-# CPU), and those threads are left waiting inside a conversion context that PyAV keeps per process: a process forked
-# afterwards (a DataLoader worker, a fork-started pool) inherits the context without its threads and hangs in its
-# first conversion (pthread_cond_destroy in avpriv_slicethread_free; tests/data/test_decode.py reproduces it). One
-# thread is also what the callers want: loader workers and process pools already share out the cores. Older PyAV
-# converts on one thread and has no such keyword. The output is the same either way (checked on the test videos).
+# swscale converts on one thread. PyAV 17 made conversion multithreaded by default (threads=0: a slice thread per
+# CPU), and PyAV keeps one conversion context per thread, whose slice threads are left waiting inside it: a process
+# forked afterwards (a DataLoader worker, a fork-started pool) inherits the context without its threads and hangs
+# in its first conversion (pthread_cond_destroy in avpriv_slicethread_free; tests/data/test_decode.py reproduces
+# it). One thread is also what the callers want: loader workers and process pools already share out the cores.
+# PyAV before 17 converts on one thread and has no such keyword. The pixels are the same either way (checked on
+# the test videos).
 SWSCALE_THREADS = 1
 
 

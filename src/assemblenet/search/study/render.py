@@ -12,6 +12,7 @@ from assemblenet.search.plotting import STRATEGY_COLOURS, finish_figure, new_fig
 from assemblenet.search.study.config import ENDPOINTS, RESCORED_CHOICE, SINGLE_BEST_CHOICE
 from assemblenet.search.study.confirmatory import COMPLETE, verdict
 from assemblenet.search.study.results import (
+    MACHINE_NOT_RECORDED,
     Correlation,
     GraphSpread,
     RecipesSection,
@@ -398,18 +399,20 @@ def _provenance_markdown(analysis: StudyAnalysis) -> list[str]:
     lines = []
     if states:
         parts = [f"{_code_line(s.to_dict())}, config {str(s.config_hash)[:12]} ({s.invocations} invocation(s): "
-                 f"{', '.join(map(str, s.stages))}; machine(s): {'; '.join(s.machines) or 'not recorded'})"
+                 f"{', '.join(map(str, s.stages))}; machine(s): {'; '.join(s.machines) or MACHINE_NOT_RECORDED})"
                  for s in states]
         lines.append("Code and config of the invocations: " + "; ".join(parts) + ".")
     analysed = analysis.provenance.analysed_with
     if analysed:
         lines.append(f"Analysed with {_code_line(analysed)}; config hash {str(analysis.config_hash)[:12]}.")
-    machines = sorted({m for s in states for m in s.machines})
+    machines = sorted({m for s in states for m in s.machines if m != MACHINE_NOT_RECORDED})
+    unrecorded = any(MACHINE_NOT_RECORDED in s.machines for s in states)
     if len(machines) > 1:
-        lines.append(f"**The invocations ran on {len(machines)} machines ({'; '.join(machines)}).** Other CPUs run "
-                     "other kernels, whose float32 sums differ in the last bits, and a training amplifies that "
-                     "as another seed would: a run continued on another machine is not the run one machine "
-                     "would have made, though neither is favoured.")
+        lines.append(f"**The invocations ran on {len(machines)} machines ({'; '.join(machines)})"
+                     + (", and some logged none" if unrecorded else "") + ".** Other CPUs run other kernels, whose "
+                     "float32 sums differ in the last bits, and a training amplifies that as another seed would: a "
+                     "run continued on another machine is not the run one machine would have made, though neither "
+                     "is favoured.")
     dirty = [s for s in states if s.dirty is True]
     if dirty:
         lines.append(f"**{len(dirty)} of these code states had uncommitted changes (run with `--allow-dirty`): "

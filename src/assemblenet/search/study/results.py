@@ -445,6 +445,10 @@ class ProxyValiditySection(_Record):
 
 
 # ---------------------------------------------------------------------- provenance and the whole analysis
+# What an invocation logged before machines were recorded counts as, in ``CodeState.machines``.
+MACHINE_NOT_RECORDED = "not recorded"
+
+
 @dataclass(frozen=True)
 class CodeState(_Record):
     """One distinct (config hash, code, ``--allow-dirty``) state the study's invocations ran with."""

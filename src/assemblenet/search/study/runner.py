@@ -34,15 +34,12 @@ from assemblenet.search.study.confirmatory import confirmatory_analysis
 from assemblenet.search.study.proxy_validity import proxy_validity_analysis, run_proxy_validity
 from assemblenet.search.study.recipes_stage import recipes_analysis, retrain_settings, train_recipes
 from assemblenet.search.study.render import plot_choices, plot_proxy_vs_test, plot_study, study_markdown
-from assemblenet.search.study.results import StudyAnalysis
+from assemblenet.search.study.results import MACHINE_NOT_RECORDED, StudyAnalysis
 from assemblenet.search.study.retrain_stage import retrain, retrain_analysis
 from assemblenet.search.study.search_stage import count_records, run_searches
 
 logger = logging.getLogger(__name__)
 
-
-# What an invocation logged before the machine was recorded counts as.
-MACHINE_NOT_RECORDED = "not recorded"
 
 
 @dataclass(frozen=True)
