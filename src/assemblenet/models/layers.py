@@ -6,7 +6,7 @@ the reference's layout). Convolutions run as 2-D convolutions on zero-copy views
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, cast
+from typing import Any, Callable, Literal, cast, get_args
 
 import torch
 from torch import Tensor, nn
@@ -49,7 +49,7 @@ class SpatialConv(nn.Conv2d):
 
 # How TemporalConv computes: "conv3d" (the default) or "conv2d"; see its docstring.
 TemporalConvImpl = Literal["conv3d", "conv2d"]
-TEMPORAL_CONV_IMPLS: tuple[str, ...] = ("conv3d", "conv2d")
+TEMPORAL_CONV_IMPLS: tuple[str, ...] = get_args(TemporalConvImpl)
 
 
 class TemporalConv(nn.Conv3d):
@@ -73,10 +73,9 @@ class TemporalConv(nn.Conv3d):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.implementation = "conv3d"
-        # The (k, 1) Conv2d's padding and dilation as plain ints (TorchScript cannot index Conv3d's padding);
-        # None where the Conv2d form cannot compute this convolution (see conv2d_problem).
-        time_padding = self.padding[0] if not isinstance(self.padding, str) else None
-        self.padding_over_time = (int(time_padding), 0) if time_padding is not None else (0, 0)
+        # The (k, 1) Conv2d's padding and dilation as plain ints (TorchScript cannot index Conv3d's padding). A
+        # string padding ("same") gets a placeholder: conv2d_problem refuses the Conv2d form for it.
+        self.padding_over_time = (0, 0) if isinstance(self.padding, str) else (int(self.padding[0]), 0)
         self.dilation_over_time = (int(self.dilation[0]), 1)
 
     def conv2d_problem(self) -> str | None:

@@ -47,6 +47,9 @@ _TRUNCATION_RATIO = 0.9
 _DURATION_TRUNCATION_RATIO = 0.75
 # Decoders whose skip_frame=NONREF drops exactly the frames no other frame references (checked in the tests).
 _SKIP_NONREF_CODECS = ("h264", "hevc")
+# YUV -> RGB with OpenCV (BT.601, limited range) where the frame says nothing else: as swscale's default, faster.
+_BT601_SPACES = (2, 5, 6)  # AVCOL_SPC_UNSPECIFIED, BT470BG, SMPTE170M
+_LIMITED_RANGES = (0, 1)  # AVCOL_RANGE_UNSPECIFIED, MPEG
 # swscale converts on one thread. PyAV 17 made conversion multithreaded by default (threads=0: a slice thread per
 # CPU), and PyAV keeps one conversion context per thread, whose slice threads are left waiting inside it: a process
 # forked afterwards (a DataLoader worker, a fork-started pool) inherits the context without its threads and hangs
@@ -63,9 +66,6 @@ def swscale_options() -> dict[str, int]:
     import av
 
     return {"threads": SWSCALE_THREADS} if int(av.__version__.split(".")[0]) >= 17 else {}
-# YUV -> RGB with OpenCV (BT.601, limited range) where the frame says nothing else: as swscale's default, faster.
-_BT601_SPACES = (2, 5, 6)  # AVCOL_SPC_UNSPECIFIED, BT470BG, SMPTE170M
-_LIMITED_RANGES = (0, 1)  # AVCOL_RANGE_UNSPECIFIED, MPEG
 
 
 def frame_to_rgb(frame) -> np.ndarray:

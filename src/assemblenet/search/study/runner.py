@@ -41,7 +41,6 @@ from assemblenet.search.study.search_stage import count_records, run_searches
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class RunSpec:
     strategy: str
