@@ -148,6 +148,7 @@ def test_study_across_tasks_pairs_within_task_and_prints_no_p_value_before_every
     assert "no estimate or p-value is shown yet" in text and "p (Holm)" not in text
     assert "| H3 | evolution 0/4 runs | wiring late_fusion 0/4 training seeds |" in text
     assert (out / "a" / "study.md").is_file() and (out / "b" / "evolution-seed1").is_dir()
+    assert not (out / "study.png").exists()  # a figure of the differences would be an interim estimate
 
     fake = FakeTraining()
     outcome = run_study(config, stage="all", output=out, progress=False, run_training=fake)
@@ -169,6 +170,10 @@ def test_study_across_tasks_pairs_within_task_and_prints_no_p_value_before_every
     assert by_name["H1"]["estimate"] == pytest.approx(np.mean(list(expected.values())))
     assert by_name["H3"]["test_used"] == "permutation stratified by task"
     assert set(by_name["H3"]["per_task"]) == {"a", "b"}
+    for row in by_name["H3"]["per_task"].values():  # the raw scores behind each task's means
+        assert len(row["values_a"]) == 2 and len(row["values_b"]) == 2
+        assert row["mean_b"] == pytest.approx(np.mean(row["values_b"]))
+    assert (out / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     raw = [m["p_value"] for m in conf["members"]]
     assert [m["p_adjusted"] for m in conf["members"]] == pytest.approx(stats.holm(raw))
     text = (out / "study.md").read_text()

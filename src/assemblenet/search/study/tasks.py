@@ -249,6 +249,11 @@ class MultiTaskStudy:
         self.output.mkdir(parents=True, exist_ok=True)
         fileio.atomic_write_text(self.output / "study.json", json.dumps(analysis, indent=1, allow_nan=False) + "\n")
         fileio.atomic_write_text(self.output / "study.md", cross_task_markdown(analysis))
+        figure = self.output / "study.png"
+        if analysis["confirmatory"]["complete"]:
+            plot_cross_task(analysis, figure)
+        else:  # a figure of the differences is an interim estimate: none until the family is complete
+            figure.unlink(missing_ok=True)
         return analysis
 
 
@@ -350,7 +355,8 @@ def _stratified_member(h: Any, alternative: str, strata: Mapping[Any, tuple[Sequ
         "ci_method": "percentile bootstrap within task and arm (tasks fixed)",
         "test_used": "permutation stratified by task",
         "per_task": {str(k): {"mean_a": statistics.fmean(a), "mean_b": statistics.fmean(b), "n_a": len(a),
-                              "n_b": len(b)} for k, (a, b) in strata.items()},
+                              "n_b": len(b), "values_a": list(a), "values_b": list(b)}
+                     for k, (a, b) in strata.items()},
     }
     perms = max(2000, samples)
     if alternative == "equivalent":
@@ -590,3 +596,49 @@ def cross_task_markdown(analysis: Mapping[str, Any]) -> str:
             lines.append(f"| {task} | wiring {name} | {row['n']} seeds | - | - | {_f(row['mean'])} |")
     lines += ["", "Each task's study: " + ", ".join(f"[{t['name']}]({t['name']}/study.md)" for t in tasks), ""]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- figure
+def plot_cross_task(analysis: Mapping[str, Any], path: Path) -> None:
+    """The confirmatory results as ``study.png``, drawn only once the family is complete: one column per test
+    (equivalence members are drawn with their directional twin), each task's contribution as coloured points
+    (paired tests: every (task, seed) difference; tests against a wiring: each task's difference of means), the
+    estimate with its 95% interval in black, zero as a line and the equivalence margin as a grey band."""
+    from assemblenet.search.plotting import finish_figure, new_figure
+
+    members = [m for m in analysis["confirmatory"]["members"] if m["alternative"] != "equivalent"]
+    margins = {m["hypothesis"]: m["margin"] for m in analysis["confirmatory"]["members"]
+               if m["alternative"] == "equivalent" and m.get("margin") is not None}
+    tasks = [t["name"] for t in analysis["tasks"]]
+    figure = new_figure(max(4.8, 1.6 * len(members) + 1.6), 4.4)
+    axes = figure.add_subplot()
+    labelled: set[str] = set()
+    for x, m in enumerate(members):
+        margin = margins.get(m["hypothesis"])
+        if margin is not None:
+            axes.fill_between([x - 0.4, x + 0.4], -margin, margin, color="0.85", linewidth=0,
+                              label=None if "margin" in labelled else "equivalence margin")
+            labelled.add("margin")
+        for k, task in enumerate(tasks):
+            if m["paired"]:
+                points = [d for key, d in m.get("differences", {}).items() if key.split("/")[0] == task]
+            else:
+                row = (m.get("per_task") or {}).get(task)
+                points = [row["mean_a"] - row["mean_b"]] if row else []
+            offsets = [0.25 * ((i + 0.5) / len(points) - 0.5) for i in range(len(points))]
+            axes.scatter([x - 0.15 + 0.15 * k / max(1, len(tasks) - 1) + o * 0.5 for o in offsets], points,
+                         color=f"C{k}", s=14, alpha=0.75, label=None if task in labelled else task)
+            labelled.add(task)
+        low, high = m["ci95"]
+        axes.errorbar([x + 0.3], [m["estimate"]], yerr=[[m["estimate"] - low], [high - m["estimate"]]],
+                      color="k", marker="D", markersize=5, capsize=3, linestyle="none",
+                      label=None if "estimate" in labelled else "estimate, 95% interval")
+        labelled.add("estimate")
+    axes.axhline(0.0, color="0.4", linewidth=0.8)
+    axes.set_xticks(range(len(members)))
+    axes.set_xticklabels([f"{m['member']}\n{m['a']} - {m['b']}\np (Holm) {m['p_adjusted']:.3g}" for m in members],
+                         fontsize="x-small")
+    axes.set_ylabel("difference a - b")
+    axes.set_title(f"{analysis['name']}: confirmatory tests (points: per task)", fontsize="small")
+    finish_figure(figure, axes, path, legend_loc="best")
+
