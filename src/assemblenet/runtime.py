@@ -1,4 +1,4 @@
-"""Process-level CPU performance settings.
+"""Process-level settings: CPU performance, the machine a figure was measured on, worker processes.
 
 Video activations are large (a [1, 128, 32, 56, 56] float tensor is 51 MB). glibc serves such blocks with
 mmap and returns them to the OS on free, so every layer's output is page-faulted in again: on a 2-core VM this
@@ -12,13 +12,15 @@ start-up (or preload jemalloc/tcmalloc instead).
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import ctypes.util
 import logging
+import multiprocessing
 import statistics
 import sys
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     import torch
@@ -130,3 +132,16 @@ def time_calls(fn: Callable[[], object], *, repeats: int, warmup: int = 1,
     if threads:
         out["cpu_per_thread_s"] = out["cpu_s"] / threads
     return out
+
+
+def process_pool(max_workers: int, **kwargs: Any) -> concurrent.futures.ProcessPoolExecutor:
+    """The project's one way to start worker processes: a ``ProcessPoolExecutor`` whose workers start by spawn.
+
+    Forking a process that runs threads copies locks that other threads held at that instant, and a child that
+    takes one waits for ever: torch's intra-op pool, OpenCV's and PyAV's frame-conversion threads all qualify (a
+    fork-started pool child once hung in swscale's thread pool, see ``data/decode/video.py``), and Python 3.12
+    warns about it. Spawned workers import what they need afresh, which costs about a second each at start-up.
+    ``kwargs`` go to the executor (``initializer``, ``initargs``, ``max_tasks_per_child``).
+    """
+    return concurrent.futures.ProcessPoolExecutor(max_workers=max_workers,
+                                                  mp_context=multiprocessing.get_context("spawn"), **kwargs)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from assemblenet.errors import DataError
 from assemblenet.fileio import atomic_write_json
+from assemblenet.runtime import process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def check_videos(paths: Iterable[str | os.PathLike], *, workers: int = 1, min_fr
             results.append(_check_job(job))
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with process_pool(workers) as pool:
             for result in pool.map(_check_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
                 results.append(result)
                 bar.update()

@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
@@ -34,6 +34,7 @@ import numpy as np
 
 from assemblenet.errors import DataError
 from assemblenet.fileio import atomic_dir, atomic_path, atomic_write_json, hold_folder
+from assemblenet.runtime import process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -405,7 +406,7 @@ def precompute_flow(videos: Iterable[str | os.PathLike], out_dir: str | os.PathL
                 record(*_flow_job(*threaded_job))
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with process_pool(workers) as pool:
                 futures = [pool.submit(_flow_job, *threaded_job) for threaded_job in threaded_jobs]
                 for future in as_completed(futures):
                     record(*future.result())

@@ -23,13 +23,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 from assemblenet.errors import DataError
 from assemblenet.fileio import atomic_path, atomic_write_json, hold_folder, remove_stale_temporaries
+from assemblenet.runtime import process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def prepare_videos(src: str | os.PathLike, dst: str | os.PathLike, *, short_side
             if workers == 1 or len(jobs) == 1:
                 _collect((_job(job) for job in jobs), report, bar)
             else:
-                with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                with process_pool(min(workers, len(jobs))) as pool:
                     _collect(pool.map(_job, jobs), report, bar)
         finally:
             bar.close()

@@ -501,10 +501,10 @@ def _run_jobs(jobs: Sequence[_Job], settings: DemoSettings, data_root: Path, *, 
             finished(_train_and_test(job, settings, data_root, progress=progress), False)
         return done
     import concurrent.futures
-    import multiprocessing
 
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=settings.workers, mp_context=context) as pool:
+    from assemblenet.runtime import process_pool
+
+    with process_pool(settings.workers) as pool:
         futures = [pool.submit(_train_and_test, job, settings, data_root, progress=False) for job in todo]
         for future in concurrent.futures.as_completed(futures):
             finished(future.result(), False)  # re-raises a training error here

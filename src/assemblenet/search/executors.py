@@ -23,6 +23,7 @@ from typing import Any, Iterator, Protocol, Sequence
 
 from assemblenet.errors import ConfigError, DataError
 from assemblenet.graph.spec import AssembleNetGraph
+from assemblenet.runtime import process_pool
 from assemblenet.search.config import EXECUTOR_KINDS
 from assemblenet.search.fitness import FitnessFunction, FitnessResult, FitnessUnavailableError
 
@@ -182,8 +183,7 @@ class ProcessPoolExecutor:
             initargs = (os.getpid(), context.Value("i", 0), list(gpu_ids))
             logger.info("%d local workers share GPUs %s round-robin", workers, ",".join(gpu_ids))
         # Workers die with this process, even when it is killed (die_with_parent).
-        self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                                            initializer=_init_pool_worker, initargs=initargs)
+        self._pool = process_pool(workers, initializer=_init_pool_worker, initargs=initargs)
 
     def run(self, trials: Sequence[Trial]) -> Iterator[TrialOutcome]:
         futures = [self._pool.submit(run_trial, self.fitness, trial, self.torch_threads) for trial in trials]

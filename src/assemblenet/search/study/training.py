@@ -126,12 +126,11 @@ def train_in_parallel(study: Study, jobs: Sequence[tuple[Any, Path, int, Trainin
     if cfg.workers < 2 or study.run_training is not None or len(todo) < 2:
         return
     import concurrent.futures
-    import multiprocessing
 
     from assemblenet.graph.io import graph_to_dict
+    from assemblenet.runtime import process_pool
 
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=cfg.workers, mp_context=context) as pool:
+    with process_pool(cfg.workers) as pool:
         futures = {pool.submit(engine_training_job, config_file, graph_to_dict(g.without_edge_weights()),
                                str(f), k, s.steps, width, dict(s.overrides)): f for g, f, k, s in todo}
         for future in concurrent.futures.as_completed(futures):
