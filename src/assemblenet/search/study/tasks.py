@@ -636,9 +636,9 @@ def plot_cross_task(analysis: Mapping[str, Any], path: Path) -> None:
         labelled.add("estimate")
     axes.axhline(0.0, color="0.4", linewidth=0.8)
     axes.set_xticks(range(len(members)))
-    axes.set_xticklabels([f"{m['member']}\n{m['a']} - {m['b']}\np (Holm) {m['p_adjusted']:.3g}" for m in members],
-                         fontsize="x-small")
-    axes.set_ylabel("difference a - b")
+    axes.set_xticklabels([f"{m['member']}: {m['endpoint']}\n{m['a']} - {m['b']}\np (Holm) {m['p_adjusted']:.3g}"
+                          for m in members], fontsize="x-small")
+    axes.set_ylabel("difference a - b in the test's endpoint")
     axes.set_title(f"{analysis['name']}: confirmatory tests (points: per task)", fontsize="small")
     finish_figure(figure, axes, path, legend_loc="best")
 
