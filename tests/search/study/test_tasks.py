@@ -14,7 +14,12 @@ import yaml
 from assemblenet.errors import ConfigError
 from assemblenet.search import stats
 from assemblenet.search.study import Study, load_study_config, run_study, study_config_from_dict
-from assemblenet.search.study.power import detectable_difference, paired_power, power_statement
+from assemblenet.search.study.power import (
+    detectable_difference,
+    paired_power,
+    power_statement,
+    stratified_power_statement,
+)
 from assemblenet.search.study.tasks import (
     MultiTaskStudy,
     TasksConfig,
@@ -180,6 +185,8 @@ def test_study_across_tasks_pairs_within_task_and_prints_no_p_value_before_every
     assert "## Confirmatory results" in text and "p (Holm)" in text and "## Exploratory: per task" in text
     assert text.index("## Hypotheses") < text.index("## Confirmatory results") < text.index("## Exploratory")
     assert outcome.analysis["power"][0]["member"] == "H1" and outcome.analysis["power"][0]["n_pairs"] == 4
+    h3_power = outcome.analysis["power"][1]  # against a wiring: the stratified two-sample figure
+    assert (h3_power["member"], h3_power["kind"], h3_power["n_a"], h3_power["n_b"]) == ("H3", "stratified", 4, 4)
     # resumed: nothing trained or searched again
     again = FakeTraining()
     run_study(config, stage="all", output=out, progress=False, run_training=again)
@@ -215,3 +222,36 @@ def test_power_matches_the_issue_planning_figures_and_a_simulation() -> None:
     assert np.mean(t > student_t.ppf(0.95, 23)) == pytest.approx(paired_power(0.015, 0.028, 24), abs=0.03)
     statement = power_statement(list(rng.normal(0, 0.028, 24)), planned_difference=0.015, family_size=4)
     assert statement["detectable_holm_strictest"] > statement["detectable"] > 0
+
+
+def test_stratified_power_matches_a_simulation_of_its_t_statistic() -> None:
+    # three tasks of different difficulty, 8 runs against 4 training seeds each, the wiring's seeds noisier
+    rng = np.random.default_rng(1)
+    offsets, sd_a, sd_b, delta = (0.0, 0.1, -0.2), 0.07, 0.12, 0.08
+
+    def draw() -> dict[int, tuple[list[float], list[float]]]:
+        return {t: (list(rng.normal(o + delta, sd_a, 8)), list(rng.normal(o, sd_b, 4))) for t, o in enumerate(offsets)}
+
+    def exactly_at(sd: float, n: int, centre: float) -> list[float]:  # n values whose sample SD is exactly sd
+        return list(centre + np.resize([sd, -sd], n) * np.sqrt((n - 1) / n))
+
+    at_truth = stratified_power_statement({t: (exactly_at(sd_a, 8, o + delta), exactly_at(sd_b, 4, o))
+                                           for t, o in enumerate(offsets)}, planned_difference=delta, family_size=6)
+    assert at_truth["sd_a"] == pytest.approx(sd_a) and at_truth["sd_b"] == pytest.approx(sd_b)
+    assert at_truth["se"] == pytest.approx(np.sqrt((sd_a ** 2 / 8 + sd_b ** 2 / 4) / 3))  # task offsets cancel
+    assert at_truth["detectable_holm_strictest"] > at_truth["detectable"] > 0
+    # the formula's power is the rejection rate of the Welch-type t statistic it models
+    from scipy.stats import t as student_t
+
+    rejected = []
+    for _ in range(3000):
+        sample = draw()
+        effect = np.mean([np.mean(a) - np.mean(b) for a, b in sample.values()])
+        var_a = np.mean([np.var(a, ddof=1) for a, _ in sample.values()])
+        var_b = np.mean([np.var(b, ddof=1) for _, b in sample.values()])
+        se = np.sqrt((var_a / 8 + var_b / 4) / 3)
+        rejected.append(effect / se > student_t.ppf(0.95, at_truth["df"]))
+    assert np.mean(rejected) == pytest.approx(at_truth["power_at_planned"], abs=0.04)
+    no_noise = stratified_power_statement({t: ([o] * 8, [o] * 4) for t, o in enumerate(offsets)},
+                                          planned_difference=delta)
+    assert no_noise["detectable"] is None  # no spread: no power figure, not a division by zero

@@ -28,7 +28,8 @@ initial population within a task, so the pairing unit is (task, search seed). Th
 - Holm's step-down (:func:`assemblenet.search.stats.holm`) over every member of the family, computed only once
   every member is complete: until every
   run and training a hypothesis needs has finished, its entry holds counts only (no estimate, no p-value);
-- the power reached (:mod:`assemblenet.search.study.power`) at the measured SD of the paired differences.
+- the power reached (:mod:`assemblenet.search.study.power`): at the measured SD of the paired differences, and
+  for a comparison with a wiring at each arm's measured within-task SD.
 
 Tables are stratified by task (per-task means and paired differences). Run the stages as for one study:
 ``assemblenet search-study CONFIG [--stage STAGE]`` runs the stage on every task in turn.
@@ -418,6 +419,7 @@ def cross_task_analysis(config: "StudyConfig", runs_by_task: Mapping[str, Sequen
     family = config.hypotheses.confirmatory
     members: list[dict[str, Any]] = []
     paired_differences: list[tuple[str, list[float]]] = []
+    stratified_samples: list[tuple[str, dict[str, tuple[list[float], list[float]]]]] = []
     gathered = []
     for h in family:
         a_arm, b_arm = h.comparison.a, h.comparison.b
@@ -458,6 +460,8 @@ def cross_task_analysis(config: "StudyConfig", runs_by_task: Mapping[str, Sequen
                               for task in tasks}
                     row.update(_stratified_member(h, alternative, strata, samples=config.bootstrap_samples,
                                                   seed=seed))
+                    if alternative != "equivalent":
+                        stratified_samples.append((member, strata))
                 row["status"] = COMPLETE
             members.append(row)
     complete = bool(members) and all(m["status"] == COMPLETE for m in members)
@@ -472,13 +476,18 @@ def cross_task_analysis(config: "StudyConfig", runs_by_task: Mapping[str, Sequen
             m["p_adjusted"] = p
             m["supported"] = p <= m["alpha"]
     power = None
-    if paired_differences:
-        alpha = family[0].alpha if family else 0.05
-        from assemblenet.search.study.power import power_statement
+    if paired_differences or stratified_samples:
+        from assemblenet.search.study.power import power_statement, stratified_power_statement
 
-        power = [{"member": member, **power_statement(d, planned_difference=PLANNED_DIFFERENCE, alpha=alpha,
-                                                      family_size=len(members) if correction != "none" else 1)}
+        alpha = family[0].alpha if family else 0.05
+        family_size = len(members) if correction != "none" else 1
+        power = [{"member": member, "kind": "paired",
+                  **power_statement(d, planned_difference=PLANNED_DIFFERENCE, alpha=alpha, family_size=family_size)}
                  for member, d in paired_differences]
+        power += [{"member": member, "kind": "stratified",
+                   **stratified_power_statement(strata, planned_difference=PLANNED_DIFFERENCE, alpha=alpha,
+                                                family_size=family_size)}
+                  for member, strata in stratified_samples]
     return {
         "name": config.name, "tasks": [{"name": t.name, "data_seed": t.data_seed, "root": config.tasks.root(t)}
                                        for t in config.tasks.items],
@@ -575,6 +584,9 @@ def cross_task_markdown(analysis: Mapping[str, Any]) -> str:
     if analysis.get("power"):
         lines += ["## Power reached", ""]
         for p in analysis["power"]:
+            if p.get("kind") == "stratified":
+                lines.append(_stratified_power_line(p))
+                continue
             if p.get("sd") is None or p.get("detectable") is None:
                 lines.append(f"- {p['member']}: {p['n_pairs']} pairs whose differences have no spread (SD "
                              f"{_f(p.get('sd'))}): no power figure.")
@@ -596,6 +608,17 @@ def cross_task_markdown(analysis: Mapping[str, Any]) -> str:
             lines.append(f"| {task} | wiring {name} | {row['n']} seeds | - | - | {_f(row['mean'])} |")
     lines += ["", "Each task's study: " + ", ".join(f"[{t['name']}]({t['name']}/study.md)" for t in tasks), ""]
     return "\n".join(lines)
+
+
+def _stratified_power_line(p: Mapping[str, Any]) -> str:
+    counts = f"{p['n_a']} runs against {p['n_b']} training seeds over {p['tasks']} tasks"
+    if p.get("detectable") is None:
+        return f"- {p['member']}: {counts}: too few values per task for a power figure."
+    return (f"- {p['member']}: {counts}, pooled within-task SDs {p['sd_a']:.4f} and {p['sd_b']:.4f} (standard error "
+            f"of the effect {p['se']:.4f}): 80% power at a difference of {p['detectable']:.4f} (one-sided alpha "
+            f"{p['alpha']}; {p['detectable_holm_strictest']:.4f} at the strictest Holm level "
+            f"{p['alpha'] / p['family_size']:.4g}; Welch t approximation of the stratified permutation test); "
+            f"power at {p['planned_difference']}: {p['power_at_planned']:.2f}.")
 
 
 # ---------------------------------------------------------------------- figure
