@@ -22,6 +22,7 @@ the stratified permutation test the study runs, which has no closed form.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, Mapping, Sequence
 
@@ -93,8 +94,8 @@ def stratified_power_statement(strata: Mapping[Any, tuple[Sequence[float], Seque
     out["df"] = df
     for suffix, level in (("", alpha), ("_holm_strictest", alpha / max(1, family_size))):
         out[f"power_at_planned{suffix}"] = _noncentral_t_power(planned_difference, se, df, level)
-        out[f"detectable{suffix}"] = _root(lambda d, level=level: _noncentral_t_power(d, se, df, level), power,
-                                           se * 40.0)
+        out[f"detectable{suffix}"] = _root(functools.partial(_noncentral_t_power, se=se, df=df, alpha=level),
+                                           power, se * 40.0)
     return out
 
 
