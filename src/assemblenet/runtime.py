@@ -135,13 +135,16 @@ def time_calls(fn: Callable[[], object], *, repeats: int, warmup: int = 1,
 
 
 def process_pool(max_workers: int, **kwargs: Any) -> concurrent.futures.ProcessPoolExecutor:
-    """The project's one way to start worker processes: a ``ProcessPoolExecutor`` whose workers start by spawn.
+    """The project's one way to start a process pool: a ``ProcessPoolExecutor`` whose workers start by spawn (torch
+    DataLoader workers still fork, by design: they share the dataset with the main process, docs/data.md).
 
     Forking a process that runs threads copies locks that other threads held at that instant, and a child that
     takes one waits for ever: torch's intra-op pool, OpenCV's and PyAV's frame-conversion threads all qualify (a
     fork-started pool child once hung in swscale's thread pool, see ``data/decode/video.py``), and Python 3.12
     warns about it. Spawned workers import what they need afresh, which costs about a second each at start-up.
-    ``kwargs`` go to the executor (``initializer``, ``initargs``, ``max_tasks_per_child``).
+    A script that calls a function using it needs the usual ``if __name__ == "__main__":`` guard, since spawned
+    workers import the main module. ``kwargs`` go to the executor (``initializer``, ``initargs``,
+    ``max_tasks_per_child``).
     """
     return concurrent.futures.ProcessPoolExecutor(max_workers=max_workers,
                                                   mp_context=multiprocessing.get_context("spawn"), **kwargs)

@@ -25,6 +25,7 @@ from assemblenet.search.study.tasks import (
     TasksConfig,
     TaskSpec,
     ensure_task_data,
+    figure_columns,
     make_synthetic_command,
     stratified_permutation_test,
 )
@@ -239,6 +240,17 @@ def test_stratified_power_matches_a_simulation_of_its_t_statistic() -> None:
                                            for t, o in enumerate(offsets)}, planned_difference=delta, family_size=6)
     assert at_truth["sd_a"] == pytest.approx(sd_a) and at_truth["sd_b"] == pytest.approx(sd_b)
     assert at_truth["se"] == pytest.approx(np.sqrt((sd_a ** 2 / 8 + sd_b ** 2 / 4) / 3))  # task offsets cancel
+    # Welch-Satterthwaite with each pooled SD's own degrees of freedom (3 x 7 and 3 x 3), by hand
+    part_a, part_b = sd_a ** 2 * (3 / 8) / 9, sd_b ** 2 * (3 / 4) / 9
+    hand_df = (part_a + part_b) ** 2 / (part_a ** 2 / 21 + part_b ** 2 / 9)
+    assert at_truth["df"] == pytest.approx(hand_df) and 9 < hand_df < 21
+    # unbalanced: the pooled SDs' degrees of freedom, not one Welch term per (arm, task)
+    sizes = ((8, 4), (6, 3), (10, 5))
+    unbalanced = stratified_power_statement({t: (exactly_at(sd_a, na, 0.0), exactly_at(sd_b, nb, 0.0))
+                                             for t, (na, nb) in enumerate(sizes)}, planned_difference=delta)
+    part_a = unbalanced["sd_a"] ** 2 * sum(1 / na for na, _ in sizes) / 9
+    part_b = unbalanced["sd_b"] ** 2 * sum(1 / nb for _, nb in sizes) / 9
+    assert unbalanced["df"] == pytest.approx((part_a + part_b) ** 2 / (part_a ** 2 / 21 + part_b ** 2 / 9))
     assert at_truth["detectable_holm_strictest"] > at_truth["detectable"] > 0
     # the formula's power is the rejection rate of the Welch-type t statistic it models
     from scipy.stats import t as student_t
@@ -250,8 +262,27 @@ def test_stratified_power_matches_a_simulation_of_its_t_statistic() -> None:
         var_a = np.mean([np.var(a, ddof=1) for a, _ in sample.values()])
         var_b = np.mean([np.var(b, ddof=1) for _, b in sample.values()])
         se = np.sqrt((var_a / 8 + var_b / 4) / 3)
-        rejected.append(effect / se > student_t.ppf(0.95, at_truth["df"]))
+        rejected.append(effect / se > student_t.ppf(0.95, hand_df))
     assert np.mean(rejected) == pytest.approx(at_truth["power_at_planned"], abs=0.04)
     no_noise = stratified_power_statement({t: ([o] * 8, [o] * 4) for t, o in enumerate(offsets)},
                                           planned_difference=delta)
     assert no_noise["detectable"] is None  # no spread: no power figure, not a division by zero
+    one_task = stratified_power_statement({0: ([0.5, 0.6] * 8, [0.2, 0.9])}, planned_difference=0.02, family_size=6)
+    assert one_task["detectable_holm_strictest"] > one_task["detectable"] > 0.5  # 1 df: found, however large
+    two_sided = stratified_power_statement(pooled_at_truth := {t: (exactly_at(sd_a, 8, o), exactly_at(sd_b, 4, o))
+                                                               for t, o in enumerate(offsets)},
+                                           planned_difference=delta, alternative="two-sided")
+    assert two_sided["detectable"] > stratified_power_statement(pooled_at_truth, planned_difference=delta)["detectable"]
+
+
+def test_the_figure_has_a_column_for_every_hypothesis_equivalence_only_ones_included() -> None:
+    def member(hypothesis: str, alternative: str) -> dict[str, Any]:
+        return {"hypothesis": hypothesis, "member": hypothesis + ("" if alternative != "equivalent" else " (eq)"),
+                "alternative": alternative}
+
+    members = [member("H1", "greater"), member("H3", "greater"), member("H3", "equivalent"),
+               member("H4", "equivalent")]
+    columns = figure_columns(members)
+    assert [(m["member"], twin and twin["member"]) for m, twin in columns] == [
+        ("H1", None), ("H3", "H3 (eq)"), ("H4 (eq)", None)]
+

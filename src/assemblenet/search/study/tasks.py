@@ -418,8 +418,8 @@ def cross_task_analysis(config: "StudyConfig", runs_by_task: Mapping[str, Sequen
     n_seeds = len(config.seeds)
     family = config.hypotheses.confirmatory
     members: list[dict[str, Any]] = []
-    paired_differences: list[tuple[str, list[float]]] = []
-    stratified_samples: list[tuple[str, dict[str, tuple[list[float], list[float]]]]] = []
+    paired_differences: list[tuple[str, Any, str, list[float]]] = []  # member, hypothesis, alternative, values
+    stratified_samples: list[tuple[str, Any, str, dict[str, tuple[list[float], list[float]]]]] = []
     gathered = []
     for h in family:
         a_arm, b_arm = h.comparison.a, h.comparison.b
@@ -454,14 +454,14 @@ def cross_task_analysis(config: "StudyConfig", runs_by_task: Mapping[str, Sequen
                     pairs = {k: (a_values[k], b_values[k]) for k in a_values if k in b_values}
                     row.update(_paired_member(h, alternative, pairs, samples=config.bootstrap_samples, seed=seed))
                     if alternative != "equivalent":
-                        paired_differences.append((member, [a - b for a, b in pairs.values()]))
+                        paired_differences.append((member, h, alternative, [a - b for a, b in pairs.values()]))
                 else:
                     strata = {task: ([v for (t, _), v in a_values.items() if t == task], wiring[task])
                               for task in tasks}
                     row.update(_stratified_member(h, alternative, strata, samples=config.bootstrap_samples,
                                                   seed=seed))
                     if alternative != "equivalent":
-                        stratified_samples.append((member, strata))
+                        stratified_samples.append((member, h, alternative, strata))
                 row["status"] = COMPLETE
             members.append(row)
     complete = bool(members) and all(m["status"] == COMPLETE for m in members)
@@ -479,15 +479,17 @@ def cross_task_analysis(config: "StudyConfig", runs_by_task: Mapping[str, Sequen
     if paired_differences or stratified_samples:
         from assemblenet.search.study.power import power_statement, stratified_power_statement
 
-        alpha = family[0].alpha if family else 0.05
         family_size = len(members) if correction != "none" else 1
+        # The reference difference: the hypothesis's equivalence margin where it has one (the smallest difference
+        # it calls practical), else the issue's planning figure.
         power = [{"member": member, "kind": "paired",
-                  **power_statement(d, planned_difference=PLANNED_DIFFERENCE, alpha=alpha, family_size=family_size)}
-                 for member, d in paired_differences]
+                  **power_statement(d, planned_difference=h.margin or PLANNED_DIFFERENCE, alpha=h.alpha,
+                                    alternative=alternative, family_size=family_size)}
+                 for member, h, alternative, d in paired_differences]
         power += [{"member": member, "kind": "stratified",
-                   **stratified_power_statement(strata, planned_difference=PLANNED_DIFFERENCE, alpha=alpha,
-                                                family_size=family_size)}
-                  for member, strata in stratified_samples]
+                   **stratified_power_statement(strata, planned_difference=h.margin or PLANNED_DIFFERENCE,
+                                                alpha=h.alpha, alternative=alternative, family_size=family_size)}
+                  for member, h, alternative, strata in stratified_samples]
     return {
         "name": config.name, "tasks": [{"name": t.name, "data_seed": t.data_seed, "root": config.tasks.root(t)}
                                        for t in config.tasks.items],
@@ -592,8 +594,8 @@ def cross_task_markdown(analysis: Mapping[str, Any]) -> str:
                              f"{_f(p.get('sd'))}): no power figure.")
                 continue
             lines.append(f"- {p['member']}: {p['n_pairs']} pairs, measured paired SD {p['sd']:.4f}: 80% power at a "
-                         f"difference of {p['detectable']:.4f} (one-sided alpha {p['alpha']}; "
-                         f"{p['detectable_holm_strictest']:.4f} at the strictest Holm level "
+                         f"difference of {p['detectable']:.4f} ({_sides(p)} alpha {p['alpha']}; "
+                         f"{p['detectable_holm_strictest']:.4f} at the strictest corrected level "
                          f"{p['alpha'] / p['family_size']:.4g}); power at {p['planned_difference']}: "
                          f"{p['power_at_planned']:.2f}.")
         lines.append("")
@@ -613,32 +615,56 @@ def cross_task_markdown(analysis: Mapping[str, Any]) -> str:
 def _stratified_power_line(p: Mapping[str, Any]) -> str:
     counts = f"{p['n_a']} runs against {p['n_b']} training seeds over {p['tasks']} tasks"
     if p.get("detectable") is None:
-        return f"- {p['member']}: {counts}: too few values per task for a power figure."
-    return (f"- {p['member']}: {counts}, pooled within-task SDs {p['sd_a']:.4f} and {p['sd_b']:.4f} (standard error "
-            f"of the effect {p['se']:.4f}): 80% power at a difference of {p['detectable']:.4f} (one-sided alpha "
-            f"{p['alpha']}; {p['detectable_holm_strictest']:.4f} at the strictest Holm level "
-            f"{p['alpha'] / p['family_size']:.4g}; Welch t approximation of the stratified permutation test); "
-            f"power at {p['planned_difference']}: {p['power_at_planned']:.2f}.")
+        return f"- {p['member']}: {counts}: no power figure ({p.get('reason', 'no spread')})."
+    per_task = "; ".join(f"{task} {a:.3f} and {b:.3f}" for task, (a, b) in p["sd_per_task"].items())
+    return (f"- {p['member']}: {counts}, pooled within-task SDs {p['sd_a']:.4f} and {p['sd_b']:.4f} (per task: "
+            f"{per_task}; standard error of the effect {p['se']:.4f}): 80% power at a difference of "
+            f"{p['detectable']:.4f} ({_sides(p)} alpha {p['alpha']}; {p['detectable_holm_strictest']:.4f} at the "
+            f"strictest corrected level {p['alpha'] / p['family_size']:.4g}; Welch t approximation of the "
+            f"stratified permutation test); power at {p['planned_difference']}: {p['power_at_planned']:.2f}.")
+
+
+def _sides(p: Mapping[str, Any]) -> str:
+    return "two-sided" if p.get("alternative") == "two-sided" else "one-sided"
 
 
 # ---------------------------------------------------------------------- figure
+def figure_columns(members: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Mapping[str, Any] | None]]:
+    """One column per hypothesis: its directional member with its equivalence twin (or None), or, for a hypothesis
+    that is only an equivalence test, that member alone."""
+    by_hypothesis: dict[str, list[Mapping[str, Any]]] = {}
+    for m in members:
+        by_hypothesis.setdefault(m["hypothesis"], []).append(m)
+    columns: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = []
+    for group in by_hypothesis.values():
+        directional = [m for m in group if m["alternative"] != "equivalent"]
+        equivalence = [m for m in group if m["alternative"] == "equivalent"]
+        if directional:
+            columns.append((directional[0], equivalence[0] if equivalence else None))
+        else:
+            columns.append((equivalence[0], None))
+    return columns
+
+
 def plot_cross_task(analysis: Mapping[str, Any], path: Path) -> None:
-    """The confirmatory results as ``study.png``, drawn only once the family is complete: one column per test
-    (equivalence members are drawn with their directional twin), each task's contribution as coloured points
-    (paired tests: every (task, seed) difference; tests against a wiring: each task's difference of means), the
-    estimate with its 95% interval in black, zero as a line and the equivalence margin as a grey band."""
+    """The confirmatory results as ``study.png``, drawn only once the family is complete: one column per hypothesis
+    (:func:`figure_columns`), each task's contribution as coloured points (paired tests: every (task, seed)
+    difference; tests against a wiring: each task's difference of means), the estimate with its 95% interval in
+    black, zero as a line, the equivalence margin as a grey band, and the corrected p-values under each column."""
     from assemblenet.search.plotting import finish_figure, new_figure
 
-    members = [m for m in analysis["confirmatory"]["members"] if m["alternative"] != "equivalent"]
-    margins = {m["hypothesis"]: m["margin"] for m in analysis["confirmatory"]["members"]
-               if m["alternative"] == "equivalent" and m.get("margin") is not None}
+    conf = analysis["confirmatory"]
+    columns = figure_columns(conf["members"])
     tasks = [t["name"] for t in analysis["tasks"]]
-    figure = new_figure(max(4.8, 1.6 * len(members) + 1.6), 4.4)
+    correction = conf.get("correction", "holm")
+    figure = new_figure(max(4.8, 1.7 * len(columns) + 1.6), 4.6)
     axes = figure.add_subplot()
     labelled: set[str] = set()
-    for x, m in enumerate(members):
-        margin = margins.get(m["hypothesis"])
-        if margin is not None:
+    labels = []
+    for x, (m, twin) in enumerate(columns):
+        equivalence = twin if twin is not None else (m if m["alternative"] == "equivalent" else None)
+        if equivalence is not None and equivalence.get("margin") is not None:
+            margin = equivalence["margin"]
             axes.fill_between([x - 0.4, x + 0.4], -margin, margin, color="0.85", linewidth=0,
                               label=None if "margin" in labelled else "equivalence margin")
             labelled.add("margin")
@@ -657,11 +683,14 @@ def plot_cross_task(analysis: Mapping[str, Any], path: Path) -> None:
                       color="k", marker="D", markersize=5, capsize=3, linestyle="none",
                       label=None if "estimate" in labelled else "estimate, 95% interval")
         labelled.add("estimate")
+        label = f"{m['hypothesis']}: {m['endpoint']}\n{m['a']} - {m['b']}"
+        label += f"\n{'equivalence ' if m is equivalence else ''}p ({correction}) {m['p_adjusted']:.3g}"
+        if twin is not None:
+            label += f"\nequivalence p ({correction}) {twin['p_adjusted']:.3g}"
+        labels.append(label)
     axes.axhline(0.0, color="0.4", linewidth=0.8)
-    axes.set_xticks(range(len(members)))
-    axes.set_xticklabels([f"{m['member']}: {m['endpoint']}\n{m['a']} - {m['b']}\np (Holm) {m['p_adjusted']:.3g}"
-                          for m in members], fontsize="x-small")
+    axes.set_xticks(range(len(columns)))
+    axes.set_xticklabels(labels, fontsize="x-small")
     axes.set_ylabel("difference a - b in the test's endpoint")
     axes.set_title(f"{analysis['name']}: confirmatory tests (points: per task)", fontsize="small")
     finish_figure(figure, axes, path, legend_loc="best")
-
