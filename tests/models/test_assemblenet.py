@@ -97,6 +97,7 @@ def test_max_pool_predictions_head_is_softmax_weighted_over_time():
         torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:graph asnp50.*reach no output:UserWarning")  # asnp50's node 9: expected here
 def test_object_stem_graph_runs_and_object_width_does_not_set_fusion_width():
     graph = official_graph("asnp50", with_weights=False)
     model = build_assemblenet(graph=graph, num_classes=3, **TINY).eval()

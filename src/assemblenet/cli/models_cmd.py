@@ -91,7 +91,8 @@ def run_describe(args: argparse.Namespace) -> int:
           + (f", object stem ({model.num_object_classes} classes)" if model.has_object_stem else ""))
     print(format_summary(summary))
     if model.graph.dead_nodes:
-        print(f"\nnodes whose output nothing reads (computed, then dropped): {model.graph.dead_nodes}")
+        # The official TF code computes such a node and drops its output; this model prunes it (no layers).
+        print(f"\nnodes whose output nothing reads (pruned: no layers, not computed): {model.graph.dead_nodes}")
     if args.plot is not None:
         from assemblenet.graph.plot import plot_graph
 
