@@ -17,7 +17,7 @@ from pathlib import Path
 
 from assemblenet.fileio import atomic_write_json
 from assemblenet.search.study import load_study_config
-from assemblenet.search.study.tasks import stratified_permutation_test
+from assemblenet.search.study.tasks import stratified_p_value
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,11 +41,10 @@ def main() -> None:
         else:
             strata = {t: (r["values_a"], r["values_b"]) for t, r in m["per_task"].items()}
             seed = zlib.crc32(f"cross-task-{m['member']}".encode())  # the study's own seed for this member
-            up = stratified_permutation_test(strata, alternative="greater", samples=samples, seed=seed)
-            down = stratified_permutation_test(strata, alternative="less", samples=samples, seed=seed)
             row["per_task_mean_difference"] = {t: r["mean_a"] - r["mean_b"] for t, r in m["per_task"].items()}
-            row["two_sided_p"] = min(1.0, 2 * min(up, down))
-            row["one_sided_p"] = {"greater": up, "less": down}
+            row["two_sided_p"] = stratified_p_value(strata, "two-sided", samples=samples, seed=seed)
+            row["one_sided_p"] = {side: stratified_p_value(strata, side, samples=samples, seed=seed)
+                                  for side in ("greater", "less")}
             row["range_b"] = {t: [min(r["values_b"]), max(r["values_b"])] for t, r in m["per_task"].items()}
         out[m["member"]] = row
     atomic_write_json(HERE / "exploratory.json", out, indent=1)

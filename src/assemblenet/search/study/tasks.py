@@ -364,13 +364,20 @@ def _stratified_member(h: Any, alternative: str, strata: Mapping[Any, tuple[Sequ
         low = stratified_permutation_test(strata, alternative="greater", shift=-h.margin, samples=perms, seed=seed)
         high = stratified_permutation_test(strata, alternative="less", shift=h.margin, samples=perms, seed=seed)
         row.update({"p_value": max(low, high), "p_lower": low, "p_upper": high})
-    elif alternative == "two-sided":
-        up = stratified_permutation_test(strata, alternative="greater", samples=perms, seed=seed)
-        down = stratified_permutation_test(strata, alternative="less", samples=perms, seed=seed)
-        row["p_value"] = min(1.0, 2 * min(up, down))
     else:
-        row["p_value"] = stratified_permutation_test(strata, alternative=alternative, samples=perms, seed=seed)
+        row["p_value"] = stratified_p_value(strata, alternative, samples=perms, seed=seed)
     return row
+
+
+def stratified_p_value(strata: Mapping[Any, tuple[Sequence[float], Sequence[float]]], alternative: str, *,
+                       samples: int, seed: int) -> float:
+    """The stratified permutation test's p-value for ``greater``, ``less`` or ``two-sided`` (twice the smaller
+    one-sided p, at most 1)."""
+    if alternative != "two-sided":
+        return stratified_permutation_test(strata, alternative=alternative, samples=samples, seed=seed)
+    up = stratified_permutation_test(strata, alternative="greater", samples=samples, seed=seed)
+    down = stratified_permutation_test(strata, alternative="less", samples=samples, seed=seed)
+    return min(1.0, 2 * min(up, down))
 
 
 def _members(h: Any) -> list[tuple[str, str]]:
@@ -593,11 +600,8 @@ def cross_task_markdown(analysis: Mapping[str, Any]) -> str:
                 lines.append(f"- {p['member']}: {p['n_pairs']} pairs whose differences have no spread (SD "
                              f"{_f(p.get('sd'))}): no power figure.")
                 continue
-            lines.append(f"- {p['member']}: {p['n_pairs']} pairs, measured paired SD {p['sd']:.4f}: 80% power at a "
-                         f"difference of {p['detectable']:.4f} ({_sides(p)} alpha {p['alpha']}; "
-                         f"{p['detectable_holm_strictest']:.4f} at the strictest corrected level "
-                         f"{p['alpha'] / p['family_size']:.4g}); power at {p['planned_difference']}: "
-                         f"{p['power_at_planned']:.2f}.")
+            lines.append(f"- {p['member']}: {p['n_pairs']} pairs, measured paired SD {p['sd']:.4f}: "
+                         f"{_power_reached(p)}.")
         lines.append("")
     lines += ["## Exploratory: per task", "",
               "Means over each task's finished runs (no tests; the confirmatory tests above are the ones declared).",
@@ -618,14 +622,18 @@ def _stratified_power_line(p: Mapping[str, Any]) -> str:
         return f"- {p['member']}: {counts}: no power figure ({p.get('reason', 'no spread')})."
     per_task = "; ".join(f"{task} {a:.3f} and {b:.3f}" for task, (a, b) in p["sd_per_task"].items())
     return (f"- {p['member']}: {counts}, pooled within-task SDs {p['sd_a']:.4f} and {p['sd_b']:.4f} (per task: "
-            f"{per_task}; standard error of the effect {p['se']:.4f}): 80% power at a difference of "
-            f"{p['detectable']:.4f} ({_sides(p)} alpha {p['alpha']}; {p['detectable_holm_strictest']:.4f} at the "
-            f"strictest corrected level {p['alpha'] / p['family_size']:.4g}; Welch t approximation of the "
-            f"stratified permutation test); power at {p['planned_difference']}: {p['power_at_planned']:.2f}.")
+            f"{per_task}; standard error of the effect {p['se']:.4f}): "
+            f"{_power_reached(p, method='Welch t approximation of the stratified permutation test')}.")
 
 
-def _sides(p: Mapping[str, Any]) -> str:
-    return "two-sided" if p.get("alternative") == "two-sided" else "one-sided"
+def _power_reached(p: Mapping[str, Any], method: str | None = None) -> str:
+    """The sentence both kinds of power statement end with: the detectable difference at alpha and at the strictest
+    corrected level, and the power at the reference difference."""
+    sides = "two-sided" if p.get("alternative") == "two-sided" else "one-sided"
+    return (f"80% power at a difference of {p['detectable']:.4f} ({sides} alpha {p['alpha']}; "
+            f"{p['detectable_holm_strictest']:.4f} at the strictest corrected level "
+            f"{p['alpha'] / p['family_size']:.4g}{'; ' + method if method else ''}); power at "
+            f"{p['planned_difference']}: {p['power_at_planned']:.2f}")
 
 
 # ---------------------------------------------------------------------- figure
