@@ -193,14 +193,36 @@ def test_an_uninformative_proxy_has_an_interval_around_zero() -> None:
 def test_reliability_is_spearman_brown_of_the_single_seed_icc() -> None:
     table = np.array([[1.0, 1.2, 0.9], [2.0, 2.3, 1.8], [0.5, 0.2, 0.4], [1.5, 1.1, 1.6]])
     rel = reliability(table)
-    k = 3
-    assert rel["mean_k"] == pytest.approx(k * rel["icc1"] / (1 + (k - 1) * rel["icc1"]))
-    means = table.mean(axis=1)
-    msb = k * np.var(means, ddof=1)
+    n, k = table.shape
+    for single, of_mean in (("single", "mean_k"), ("one_way_single", "one_way_mean_k")):
+        assert rel[of_mean] == pytest.approx(k * rel[single] / (1 + (k - 1) * rel[single]))
+    # the two ANOVA decompositions, written out independently of the module
+    rows, cols, grand = table.mean(axis=1), table.mean(axis=0), table.mean()
+    msr = k * np.var(rows, ddof=1)
+    mse = ((table - rows[:, None] - cols[None, :] + grand) ** 2).sum() / ((n - 1) * (k - 1))
     msw = np.mean(np.var(table, axis=1, ddof=1))
-    assert rel["mean_k"] == pytest.approx((msb - msw) / msb)
+    assert rel["mean_k"] == pytest.approx((msr - mse) / msr)
+    assert rel["one_way_mean_k"] == pytest.approx((msr - msw) / msr)
+    assert rel["seed_means"] == pytest.approx(cols.tolist())
     assert disattenuate(0.5, 0.25, 1.0) == pytest.approx(1.0)
     assert math.isnan(disattenuate(0.5, -0.1, 1.0))
+
+
+def test_a_shift_shared_by_every_graph_is_not_noise() -> None:
+    # Every graph is scored with the same seeds; seed 2 is harder for all of them alike (as the proxy's trial
+    # seeds were in issue 27's run). The graphs' order by their seed means is exactly their true order, so the
+    # reliability of the mean is 1 up to the small noise; the one-way ICC counts the shift as noise.
+    rng = np.random.default_rng(5)
+    true = rng.normal(0, 0.05, size=30)
+    shift = np.array([0.0, -0.03, -0.10])
+    table = true[:, None] + shift[None, :] + rng.normal(0, 0.002, size=(30, 3))
+    rel = reliability(table)
+    assert rel["mean_k"] > 0.99
+    assert rel["one_way_mean_k"] < 0.8
+    # and the corrected correlation of a proxy that ranks perfectly is then not inflated far above 1
+    final = true[:, None] + np.array([0.02, -0.02])[None, :] + rng.normal(0, 0.002, size=(30, 2))
+    out = validity_statistics(table, final, samples=300)
+    assert out["pearson_r_corrected"]["estimate"] == pytest.approx(1.0, abs=0.02)
 
 
 def test_shipped_config_is_the_issue_size() -> None:

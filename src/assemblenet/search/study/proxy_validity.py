@@ -28,12 +28,22 @@ Statistics (:func:`validity_statistics`), over the graphs with every proxy and f
 - Kendall tau-b and Spearman rho of (x, y) (:func:`scipy.stats.kendalltau`, :func:`scipy.stats.spearmanr`),
   each with a percentile bootstrap interval over graphs (:func:`scipy.stats.bootstrap` resampling graph
   indices, so a graph's proxy and final scores stay together);
-- reliabilities from the seeds, one-way random effects (graphs random, seeds nested in graphs), with the
-  mean squares MSB = k * sum_i (x_i - x..)^2 / (n - 1) and MSW = sum_ij (x_ij - x_i)^2 / (n (k - 1)):
+- reliabilities from the seeds. Every graph is scored with the same seeds (the same k proxy trial seeds, the
+  same m engine seeds), so seeds are crossed with graphs, and a seed that shifts every graph's score alike (a
+  kinder data order, an easier trial) moves every graph's mean by the same amount and cannot change their order.
+  The reliability is therefore the two-way *consistency* intraclass correlation (McGraw and Wong's ICC(C,1) and
+  ICC(C,k)), which leaves the seeds' common shifts out of the noise. With the table's two-way ANOVA mean squares
+  MSR = k * sum_i (x_i. - x..)^2 / (n - 1) (graphs), MSC = n * sum_j (x_.j - x..)^2 / (k - 1) (seeds) and
+  MSE = sum_ij (x_ij - x_i. - x_.j + x..)^2 / ((n - 1)(k - 1)) (residual):
 
-  * single-seed reliability (intraclass correlation ICC(1)) rho_1 = (MSB - MSW) / (MSB + (k - 1) MSW);
+  * single-seed reliability rho_1 = (MSR - MSE) / (MSR + (k - 1) MSE);
   * reliability of the k-seed mean by Spearman-Brown, rel_k = k rho_1 / (1 + (k - 1) rho_1), which equals
-    (MSB - MSW) / MSB; likewise rel_m for the final side with its m seeds;
+    (MSR - MSE) / MSR; likewise rel_m for the final side with its m seeds.
+
+  The one-way ICC(1) (seeds nested in graphs, MSW = sum_ij (x_ij - x_i.)^2 / (n (k - 1)) in place of MSE, so
+  the seeds' common shifts count as noise) is reported beside it: it is the right reliability only where each
+  graph had seeds of its own, and here it would understate the reliability and over-correct the correlation.
+  scipy has no intraclass correlation, hence the few lines of :func:`reliability`;
 
 - the correlation corrected for attenuation (Spearman's disattenuation) r_c = r / sqrt(rel_k * rel_m), for
   Pearson r (where the classical formula holds) and for Spearman rho (the usual approximation); it estimates the
@@ -286,24 +296,35 @@ def _read_score(path: Path, key: str) -> float | None:
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
-def reliability(scores: Sequence[Sequence[float]] | np.ndarray) -> dict[str, float]:
-    """One-way random-effects reliability of an n x k table (rows: graphs, columns: seeds; k >= 2): the
-    single-seed intraclass correlation ``icc1`` = (MSB - MSW) / (MSB + (k - 1) MSW) and the reliability of the
-    k-seed mean ``mean_k`` = Spearman-Brown(icc1, k) = (MSB - MSW) / MSB (both may be negative when seeds vary
-    more than graphs). Also the mean squares and the between-graph SD of the row means."""
+def reliability(scores: Sequence[Sequence[float]] | np.ndarray) -> dict[str, Any]:
+    """Reliability of an n x k table (rows: graphs, columns: seeds shared by every graph; k >= 2), see the module
+    docstring: the two-way consistency single-seed ICC(C,1) ``single`` = (MSR - MSE) / (MSR + (k - 1) MSE) and
+    the reliability of the k-seed mean ``mean_k`` = ICC(C,k) = (MSR - MSE) / MSR (both may be negative when the
+    seeds reorder graphs more than graphs differ); for comparison the one-way ``one_way_single`` (ICC(1)) and
+    ``one_way_mean_k``, which count the seeds' common shifts as noise. Also the mean squares, each seed's mean
+    over graphs (``seed_means``: the common shifts) and the between-graph SD of the row means."""
     import numpy as np
 
     table = np.asarray(scores, dtype=float)
     n, k = table.shape
     if n < 2 or k < 2:
         raise ValueError(f"reliability: need at least 2 graphs and 2 seeds, got {n} x {k}")
-    means = table.mean(axis=1)
-    msb = k * float(((means - means.mean()) ** 2).sum()) / (n - 1)
-    msw = float(((table - means[:, None]) ** 2).sum()) / (n * (k - 1))
-    icc1 = (msb - msw) / (msb + (k - 1) * msw) if msb + (k - 1) * msw > 0 else math.nan
-    mean_k = (msb - msw) / msb if msb > 0 else math.nan
-    return {"icc1": icc1, "mean_k": mean_k, "seeds": k, "msb": msb, "msw": msw,
-            "between_graph_sd_of_means": float(means.std(ddof=1))}
+    row_means, seed_means, grand = table.mean(axis=1), table.mean(axis=0), float(table.mean())
+    msr = k * float(((row_means - grand) ** 2).sum()) / (n - 1)
+    msc = n * float(((seed_means - grand) ** 2).sum()) / (k - 1)
+    mse = float(((table - row_means[:, None] - seed_means[None, :] + grand) ** 2).sum()) / ((n - 1) * (k - 1))
+    msw = float(((table - row_means[:, None]) ** 2).sum()) / (n * (k - 1))
+
+    def single(within: float) -> float:
+        return (msr - within) / (msr + (k - 1) * within) if msr + (k - 1) * within > 0 else math.nan
+
+    def of_mean(within: float) -> float:
+        return (msr - within) / msr if msr > 0 else math.nan
+
+    return {"single": single(mse), "mean_k": of_mean(mse), "one_way_single": single(msw),
+            "one_way_mean_k": of_mean(msw), "seeds": k, "msr": msr, "msc": msc, "mse": mse, "msw": msw,
+            "seed_means": [float(v) for v in seed_means],
+            "between_graph_sd_of_means": float(row_means.std(ddof=1))}
 
 
 def disattenuate(r: float, reliability_x: float, reliability_y: float) -> float:
@@ -457,10 +478,15 @@ def proxy_validity_markdown(analysis: ProxyValiditySection) -> list[str]:
     lines += ["", f"Kendall tau within the top {top.graphs} graphs by final test mean: {_num(top.kendall_tau)}"
               + ("" if top.p is None else f" (p {top.p:.3g})") + ".",
               "",
-              f"Reliabilities (one-way ICC; Spearman-Brown for the mean): proxy single seed "
-              f"{_num(rel.proxy.icc1)}, mean of {rel.proxy.seeds} {_num(rel.proxy.mean_k)}; "
-              f"final single seed {_num(rel.final.icc1)}, mean of {rel.final.seeds} "
-              f"{_num(rel.final.mean_k)}. Between-graph SD of the final means: "
+              f"Reliabilities (two-way consistency ICC: every graph is scored with the same seeds, so a seed's "
+              f"shift common to all graphs cannot change their order; Spearman-Brown for the mean): proxy single "
+              f"seed {_num(rel.proxy.single)}, mean of {rel.proxy.seeds} {_num(rel.proxy.mean_k)}; final single "
+              f"seed {_num(rel.final.single)}, mean of {rel.final.seeds} {_num(rel.final.mean_k)}. The one-way ICC, "
+              f"which counts those shifts as noise, for comparison: proxy {_num(rel.proxy.one_way_single)} and "
+              f"{_num(rel.proxy.one_way_mean_k)}, final {_num(rel.final.one_way_single)} and "
+              f"{_num(rel.final.one_way_mean_k)}. Seed means over the graphs: proxy "
+              f"{', '.join(_num(v, 4) for v in rel.proxy.seed_means)}; final "
+              f"{', '.join(_num(v, 4) for v in rel.final.seed_means)}. Between-graph SD of the final means: "
               f"{_num(rel.final.between_graph_sd_of_means, 4)}. The corrected correlation estimates the "
               "correlation of the graphs' true (infinitely many seeds) proxy and final scores; it is undefined where "
               "a reliability is not positive and can exceed 1 by sampling error.",

@@ -391,12 +391,18 @@ class RankStatistic(ValidityStatistic):
 
 @dataclass(frozen=True)
 class Reliability(_Record):
-    """One side's one-way random-effects reliability over its seeds."""
-    icc1: float | None
+    """One side's reliability over its seeds (proxy_validity.reliability): two-way consistency ICC, the seeds
+    being shared by every graph (``single``, ``mean_k``), and the one-way ICC for comparison."""
+    single: float | None
     mean_k: float | None
+    one_way_single: float | None
+    one_way_mean_k: float | None
     seeds: int
-    msb: float
+    msr: float
+    msc: float
+    mse: float
     msw: float
+    seed_means: tuple[float, ...]
     between_graph_sd_of_means: float
 
 
