@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Resume issue 27's long runs on a new machine: the confirmatory study from its committed snapshot, at the commit
 # it was registered and started from (af4a724), then the proxy-validity stage. Both are resumable: run this again
-# after any stop. Logs go to $LOGS (default ../logs beside this checkout). Start it in the background, niced (the
-# studies inherit the priority):
+# after any stop. Both have finished (2026-12-08 02:02 UTC): run now, it unpacks their final records and each
+# study only rewrites its analysis. Logs go to $LOGS (default ../logs beside this checkout). Start it in the
+# background, niced (the studies inherit the priority):
 #
 #   (setsid nice -n 10 bash docs/search_results/study_confirmatory/resume.sh > /dev/null 2>&1 &)
 #
@@ -27,7 +28,7 @@ if [ "$(git rev-parse HEAD)" != "$(git -C "$MAIN" rev-parse "$STUDY_COMMIT^{comm
 fi
 python setup.py build_ext --inplace > "$LOGS/build_ext.log" 2>&1
 if [ ! -d runs/study/confirmatory ]; then  # the snapshot holds both studies' records (snapshot.sh)
-    tar xzf "$MAIN/docs/search_results/study_confirmatory/in_progress_snapshot.tar.gz"
+    tar xzf "$MAIN/docs/search_results/study_confirmatory/records.tar.gz"
 fi
 export PYTHONPATH=$PWD/src
 assemblenet search-study configs/search/study_confirmatory.yaml --no-progress >> "$LOGS/confirmatory.log" 2>&1
