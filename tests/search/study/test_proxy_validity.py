@@ -4,6 +4,7 @@ resumes without redoing work), and the statistics on synthetic data with a known
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,8 @@ def test_sampled_graphs_are_distinct_members_of_the_space_and_fixed_by_the_seed(
 
 
 # ---------------------------------------------------------------------- the stage
-def test_stage_runs_resumes_without_redoing_work_and_reports(tmp_path: Path) -> None:
+def test_stage_runs_resumes_without_redoing_work_and_reports(tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
     config = study_config_from_dict(study_dict(tmp_path), source="study.yaml")
     fitness, training = CountingFitness(), ToyTraining()
     study = Study(config, output=tmp_path / "out", progress=False, fitness=fitness, run_training=training)
@@ -128,6 +130,11 @@ def test_stage_runs_resumes_without_redoing_work_and_reports(tmp_path: Path) -> 
     assert json.loads((root / "proxy_validity.json").read_text())["graphs_complete"] == graphs
     text = (tmp_path / "out" / "study.md").read_text()
     assert "## Does the proxy rank graphs?" in text and "Kendall tau" in text
+    # no search ran: no empty search sections, no curve figure, no run called missing
+    assert "No search run of this study has started" in text
+    assert "### Final best fitness" not in text and "### Runs" not in text and "Incomplete or missing" not in text
+    assert not (tmp_path / "out" / "study.png").exists()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "missing" in r.getMessage()]
 
     # a kill mid-stage: one proxy record and one training never finished
     lost_proxy, lost_final = proxy_files[3], final_files[5]

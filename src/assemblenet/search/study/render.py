@@ -127,14 +127,56 @@ def study_markdown(analysis: StudyAnalysis) -> str:
               f"{', '.join(map(str, cfg['seeds']))}; {budget} evaluations per run; "
               f"{analysis.bootstrap_samples} bootstrap resamples. Intervals are 95%.", ""]
     lines += _provenance_markdown(analysis)
+    searched = any(r.exists for r in analysis.runs)  # a study may run only other stages (proxy validity)
     incomplete = [r.run for r in analysis.runs if not r.complete]
-    if incomplete:
+    if incomplete and searched:
         lines += [f"**Incomplete or missing runs** (analysed as far as they go): {', '.join(incomplete)}.", ""]
     lines += _confirmatory_markdown(analysis)
 
     lines += ["## Exploratory", "",
               "Everything below was not declared before the study ran: descriptive statistics and uncorrected tests "
               "that suggest, never confirm. A p-value here is shown only once every run it covers has finished.", ""]
+    if searched:
+        lines += _search_markdown(analysis)
+    else:
+        lines += [f"No search run of this study has started ({len(analysis.runs)} (strategy, seed) runs configured): "
+                  "the search sections (best fitness, comparisons, mutations, cost, runs) are left out; the stages "
+                  "that ran are below.", ""]
+    lines += _wall_time_markdown(analysis)
+
+    if analysis.recipes is not None:
+        lines += _recipes_markdown(analysis.recipes)
+    if analysis.retrain is not None:
+        lines += _retrain_markdown(analysis.retrain)
+
+    baselines = analysis.baselines
+    if baselines is not None and baselines.baselines:
+        steps = "the config's epochs" if baselines.steps is None else f"{baselines.steps} steps"
+        seeds = baselines.training_seeds
+        seeds_text = f", training seeds {', '.join(map(str, seeds))} (none of them a recipe seed)" if seeds else ""
+        lines += ["### Fixed wirings (modality table)", "",
+                  f"Trained exactly as the retrained graphs ({steps}{seeds_text}); score `{baselines.metric}` on "
+                  "the same split.", "", "| wiring | seeds | score (mean ± std) | 95% CI (t) | per seed |",
+                  "|---|---|---|---|---|"]
+        for name, wiring in baselines.baselines.items():
+            lines.append(f"| {name} | {wiring.n} | {_f(wiring.mean)} ± {_f(wiring.std)} | {_ci(wiring.ci95_t)} "
+                         f"| {', '.join(_f(v) for v in wiring.scores)} |")
+        lines += [""]
+
+    if analysis.proxy_validity:
+        from assemblenet.search.study.proxy_validity import proxy_validity_markdown
+
+        lines += proxy_validity_markdown(analysis.proxy_validity)
+
+    if searched:
+        lines += _runs_markdown(analysis)
+    return "\n".join(lines) + "\n"
+
+
+def _search_markdown(analysis: StudyAnalysis) -> list[str]:
+    """The exploratory sections about the searches themselves: curves, final bests, comparisons, mutations, cost."""
+    budget = analysis.budget
+    lines: list[str] = []
     lines += ["### Best fitness against evaluations", "",
               "Mean over seeds of the best fitness found so far; the band is the 95% percentile bootstrap band of "
               "that mean (seeds resampled). An exhausted run keeps its final best to the end of the budget.", "",
@@ -220,6 +262,11 @@ def study_markdown(analysis: StudyAnalysis) -> str:
         lines += ["The winner's curse: each run's single best graph, evaluated again with the fresh finalist seeds, "
                   "scored below its search score by " + ", ".join(f"{_f(v)} ({s})" for s, v in drops.items())
                   + " on average.", ""]
+    return lines
+
+
+def _wall_time_markdown(analysis: StudyAnalysis) -> list[str]:
+    lines: list[str] = []
     stages = analysis.stage_wall_time_s
     if stages:
         lines.append("Wall time per stage, summed over every invocation of the command (one killed mid-stage counts "
@@ -233,30 +280,12 @@ def study_markdown(analysis: StudyAnalysis) -> str:
                          "own output has its timestamps).")
         lines.append("")
 
-    if analysis.recipes is not None:
-        lines += _recipes_markdown(analysis.recipes)
-    if analysis.retrain is not None:
-        lines += _retrain_markdown(analysis.retrain)
+    return lines
 
-    baselines = analysis.baselines
-    if baselines is not None and baselines.baselines:
-        steps = "the config's epochs" if baselines.steps is None else f"{baselines.steps} steps"
-        seeds = baselines.training_seeds
-        seeds_text = f", training seeds {', '.join(map(str, seeds))} (none of them a recipe seed)" if seeds else ""
-        lines += ["### Fixed wirings (modality table)", "",
-                  f"Trained exactly as the retrained graphs ({steps}{seeds_text}); score `{baselines.metric}` on "
-                  "the same split.", "", "| wiring | seeds | score (mean ± std) | 95% CI (t) | per seed |",
-                  "|---|---|---|---|---|"]
-        for name, wiring in baselines.baselines.items():
-            lines.append(f"| {name} | {wiring.n} | {_f(wiring.mean)} ± {_f(wiring.std)} | {_ci(wiring.ci95_t)} "
-                         f"| {', '.join(_f(v) for v in wiring.scores)} |")
-        lines += [""]
 
-    if analysis.proxy_validity:
-        from assemblenet.search.study.proxy_validity import proxy_validity_markdown
-
-        lines += proxy_validity_markdown(analysis.proxy_validity)
-
+def _runs_markdown(analysis: StudyAnalysis) -> list[str]:
+    budget = analysis.budget
+    lines: list[str] = []
     rescoring = any(r.rescored_index is not None for r in analysis.runs)
     head = "| run | evaluations | complete | final best | found at |"
     lines += ["### Runs", ""]
@@ -272,7 +301,7 @@ def study_markdown(analysis: StudyAnalysis) -> str:
             index = r.rescored_index
             row += " - |" if index is None else f" {index} ({_f(r.rescored_mean)}) |"
         lines.append(row)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _retrain_markdown(retrain: RetrainSection) -> list[str]:

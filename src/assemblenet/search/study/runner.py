@@ -308,10 +308,14 @@ class Study:
                                budget=self.budget, finalists_expected=self.rescoring) for spec in self.specs()]
 
     def analyse(self) -> dict[str, Any]:
-        """Write ``study.json``, ``study.png`` and ``study.md`` from the run folders (and the retrain folder);
-        return the ``study.json`` content."""
+        """Write ``study.json``, ``study.png`` (once a search run has started) and ``study.md`` from the run folders
+        (and the other stages' folders); return the ``study.json`` content."""
         runs = self.collect()
-        for run in runs:
+        searched = any(run.exists for run in runs)  # none: the study ran only other stages (proxy validity)
+        if not searched:
+            logger.info("study %s: no search run has started; the analysis covers the other stages",
+                        self.config.name)
+        for run in runs if searched else ():
             if not run.complete:
                 logger.warning("study %s: %s is %s; the analysis covers what is there", self.config.name, run.label,
                             "missing" if not run.exists else f"incomplete ({run.evaluations}/{self.budget}"
@@ -332,7 +336,8 @@ class Study:
         analysis = fileio.json_safe(analysis)  # NaN (no value yet) as None, as written
         typed = StudyAnalysis.from_dict(analysis)  # what the figures and study.md read: study.json, typed
         self.output.mkdir(parents=True, exist_ok=True)
-        plot_study(runs, typed, self.output / "study.png")
+        if searched:
+            plot_study(runs, typed, self.output / "study.png")
         if typed.retrain is not None and typed.retrain.graphs:
             plot_proxy_vs_test(typed.retrain, self.output / "proxy_vs_test.png")
         if typed.retrain is not None and typed.retrain.choice_comparison:
