@@ -25,3 +25,17 @@ def test_process_pool_workers_start_fresh_instead_of_forking_the_parent() -> Non
         SET_BY_THE_PARENT = "as imported"
     assert pid != os.getpid()
     assert seen == "as imported"
+
+
+def test_cpu_identity_keeps_family_and_model_of_the_first_processor() -> None:
+    from assemblenet.runtime import cpu_identity, machine_info
+
+    text = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n"
+            "flags\t\t: fpu avx2 avx512f\n\nprocessor\t: 1\ncpu family\t: 25\nmodel\t\t: 17\n"
+            "model name\t: Other\nflags\t\t: fpu\n")
+    identity = cpu_identity(text)
+    assert (identity["model_name"], identity["family"], identity["model"]) == ("AMD EPYC", 26, 2)
+    assert identity["flags"] == {"fpu", "avx2", "avx512f"}
+    assert cpu_identity("")["family"] is None
+    info = machine_info()
+    assert info["signature"].startswith(info["cpu"])
