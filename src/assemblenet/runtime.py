@@ -74,8 +74,9 @@ _ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_
 
 def cpu_identity(cpuinfo: str) -> dict:
     """The first processor's model name, family, model number and flags from ``/proc/cpuinfo`` text. The family
-    and model number are kept because a VM may show only a generic name: two machines both called "AMD EPYC",
-    one Zen 4 (family 25) and one Zen 5 (family 26), ran the same demo in 146 s and 91 s."""
+    and model number are kept because a VM may show only a generic name: two machines both called "AMD EPYC" with
+    the same flags ran the same demo in 146 s and 91 s (the second was family 26, Zen 5; the first's family was
+    not recorded)."""
     out: dict = {"model_name": "", "family": None, "model": None, "flags": set()}
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
